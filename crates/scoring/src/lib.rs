@@ -1,0 +1,1 @@
+//! Pure outcome computations over domain types: instruments, IMACS DOI, 2016 TIS, CDASI, cohort statistics.
