@@ -1,0 +1,1 @@
+//! Cohort statistics: responder proportions with exact confidence intervals, paired tests, summaries.
