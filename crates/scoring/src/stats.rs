@@ -1,1 +1,0 @@
-//! Cohort statistics: responder proportions with exact confidence intervals, paired tests, summaries.
