@@ -165,7 +165,12 @@ fn datasets() -> Vec<Paired> {
             &[3.0, 4.0, 5.0],
             Some("wilcoxon-normal"),
         ),
-        fixed("n4_all_zero", &[1.0, 2.0, 3.0, 4.0], &[1.0, 2.0, 3.0, 4.0], None),
+        fixed(
+            "n4_all_zero",
+            &[1.0, 2.0, 3.0, 4.0],
+            &[1.0, 2.0, 3.0, 4.0],
+            None,
+        ),
         // STIR-like CDASI activity (all ten fall): the exact p is the floor 2/1024.
         fixed(
             "n10_all_improve",
@@ -189,8 +194,12 @@ fn datasets() -> Vec<Paired> {
         ),
         fixed(
             "n12_zeros_no_ties",
-            &[10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0, 21.0],
-            &[9.0, 13.0, 12.0, 9.0, 19.0, 15.0, 10.0, 24.0, 26.0, 10.0, 20.0, 31.0],
+            &[
+                10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0, 21.0,
+            ],
+            &[
+                9.0, 13.0, 12.0, 9.0, 19.0, 15.0, 10.0, 24.0, 26.0, 10.0, 20.0, 31.0,
+            ],
             Some("wilcoxon-exact"),
         ),
         continuous("n10_continuous", 10, 1, "wilcoxon-exact"),
@@ -287,7 +296,11 @@ fn check_summary(what: &str, values: &[f64], expected: &Value) {
         (ours, theirs) => panic!("{what} sd: ours {ours:?}, numpy {theirs:?}"),
     }
     close(&format!("{what} median"), s.median, f(expected, "median"));
-    close(&format!("{what} median=p50"), s.median, f(expected, "median_pct"));
+    close(
+        &format!("{what} median=p50"),
+        s.median,
+        f(expected, "median_pct"),
+    );
     close(&format!("{what} q1"), s.q1, f(expected, "q1"));
     close(&format!("{what} q3"), s.q3, f(expected, "q3"));
 }
@@ -340,7 +353,11 @@ fn check_paired(case: &Paired, expected: &Value) {
         .unwrap_or_else(|err| panic!("{name} {key}: {err}"));
         assert_eq!(w.method, "wilcoxon-normal");
         close(&format!("{name} {key} p"), w.p_value, f(e, "p"));
-        close(&format!("{name} {key} statistic"), w.statistic, f(e, "statistic"));
+        close(
+            &format!("{name} {key} statistic"),
+            w.statistic,
+            f(e, "statistic"),
+        );
         // scipy reports -|z| for the two-sided test; ours is signed.
         let z = w.z.expect("normal method has z");
         close(&format!("{name} {key} |z|"), z.abs(), f(e, "z").abs());
@@ -358,7 +375,11 @@ fn check_paired(case: &Paired, expected: &Value) {
             let e = &expected["exact"];
             assert_eq!(w.method, "wilcoxon-exact");
             close(&format!("{name} exact p"), w.p_value, f(e, "p"));
-            close(&format!("{name} exact statistic"), w.statistic, f(e, "statistic"));
+            close(
+                &format!("{name} exact statistic"),
+                w.statistic,
+                f(e, "statistic"),
+            );
         }
         (Err(StatsError::ExactNotApplicable { .. }), true) => {}
         (ours, _) => panic!("{name} exact: ours {ours:?} with ties={ties}"),
