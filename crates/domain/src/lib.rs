@@ -1,1 +1,23 @@
 //! Trial facts as validated types: studies, subjects, visits, assessments and events. No IO.
+//!
+//! Parse, don't validate: every type here can only hold a value the spec allows
+//! (`../shared/spec/outcomes.md`, sections 1-2), and every rejection names the field path and the
+//! allowed range ([`error::InvalidInput`]). Numbers are exact decimals ([`rust_decimal::Decimal`]).
+
+pub mod biopsy;
+pub mod case;
+pub mod cdasi;
+pub mod conventions;
+pub mod enzyme;
+pub mod error;
+pub mod global;
+pub mod glucocorticoid;
+pub mod haq;
+pub mod json;
+pub mod lab;
+pub mod mmt8;
+pub mod quantity;
+pub mod score;
+pub mod visit;
+
+pub use rust_decimal::Decimal;
