@@ -93,6 +93,16 @@ fn stats_paired_t_sign_follows_after_minus_before() {
     assert!(t.t < 0.0 && t.mean_difference == -2.125 && t.ci_lower < -2.125);
 }
 
+/// One row of the Wilcoxon table: name, differences, options, method, statistic, p.
+type WilcoxonRow = (
+    &'static str,
+    Vec<f64>,
+    WilcoxonOptions,
+    &'static str,
+    f64,
+    f64,
+);
+
 fn check_wilcoxon(what: &str, d: &[f64], options: WilcoxonOptions, method: &str, w: f64, p: f64) {
     let r = wilcoxon_with(d, options).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(r.method, method, "{what}");
@@ -109,7 +119,7 @@ fn stats_wilcoxon_published_and_exact_values() {
     };
     let ten: Vec<f64> = (1..=10).map(|i| -f64::from(i) * 1.5).collect();
     // (name, differences, options, method, statistic, p)
-    let table: Vec<(&str, Vec<f64>, WilcoxonOptions, &str, f64, f64)> = vec![
+    let table: Vec<WilcoxonRow> = vec![
         // Spec section 6: n = 10 all one sign is the smallest exact two-sided p, 2/1024.
         (
             "n10 all fall",
@@ -209,7 +219,7 @@ fn stats_wilcoxon_reports_its_conventions() {
 }
 
 fn check_summary(values: &[f64], n: usize, mean: f64, sd: Option<f64>, q: [f64; 3], text: &str) {
-    let s = summarize(values).unwrap();
+    let s = summarize(values).expect("summarizable");
     assert_eq!(s.n, n);
     near("mean", s.mean, mean, 1e-12);
     match (s.sd, sd) {
@@ -272,7 +282,11 @@ fn check_error<T: std::fmt::Debug>(
                 e.to_string().contains(text),
                 "{what}: message {e:?} lacks {text:?}"
             );
-            assert_eq!(serde_json::to_value(&e).unwrap()["reason"], code, "{what}");
+            assert_eq!(
+                serde_json::to_value(&e).expect("serialisable")["reason"],
+                code,
+                "{what}"
+            );
         }
         Ok(v) => panic!("{what}: expected {code}, got {v:?}"),
     }
