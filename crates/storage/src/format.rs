@@ -1,0 +1,376 @@
+//! The on-disk format, version 1: key layout of the single sled tree, the canonical event encoding
+//! that is both the stored value and the input of the chain hash, and the index entries.
+//!
+//! # One tree, prefixed keys
+//!
+//! Everything lives in one sled tree named [`TREE_NAME`], because sled applies a `Batch` atomically
+//! only within one tree: one `apply_batch` then writes a whole group of batches — events, indexes and
+//! the new head — or nothing of it, without the cost of a cross-tree transaction.
+//!
+//! | key                                                  | value                                            |
+//! |------------------------------------------------------|--------------------------------------------------|
+//! | `e` ‖ seq (u64 BE)                                   | canonical event bytes ‖ event hash (32 bytes)    |
+//! | `i` ‖ event id (UTF-8)                               | seq ‖ stream version (u64 BE each) ‖ event hash ‖ content digest |
+//! | `s` ‖ len(stream key) (u32 BE) ‖ stream key ‖ version (u64 BE) | seq (u64 BE)                           |
+//! | `m` ‖ `magic`                                        | `myolog-log`                                     |
+//! | `m` ‖ `format`                                       | format version (u32 BE)                          |
+//! | `m` ‖ `head`                                         | head seq (u64 BE) ‖ head hash                    |
+//!
+//! Big-endian sequence numbers make sled's byte order the log order, so a range scan is the replay.
+//! The stream key is length-prefixed so that stream `a` never shares a key prefix with stream `ab`.
+//! A stream's current version is its last `s` key, so no separate per-stream head is written.
+//!
+//! # Canonical event encoding (the hash input)
+//!
+//! Fields in this fixed order; integers big-endian; strings UTF-8; every variable-length field is
+//! preceded by its length as a u32 BE:
+//!
+//! ```text
+//! "MYOLOGEV"            8 bytes, domain separation: these bytes hash nothing but Myolog events
+//! record version        u16   (1)
+//! seq                   u64
+//! stream key            u32 length ‖ bytes
+//! stream version        u64
+//! event id              u32 length ‖ bytes
+//! event type            u32 length ‖ bytes
+//! schema version        u32
+//! payload               u32 length ‖ bytes
+//! recorded at           i64   nanoseconds since 1970-01-01T00:00:00Z, UTC
+//! recorded by           u32 length ‖ bytes
+//! previous hash         32 bytes (zeros for seq 1)
+//! ```
+//!
+//! The event hash is SHA-256 (FIPS 180-4) of exactly these bytes. SHA-256 rather than BLAKE3 because
+//! it is the FIPS-approved hash that regulators' and auditors' tools (`sha256sum`, `openssl dgst`,
+//! validated crypto modules) verify without Myolog code, and with SHA-NI it is not the bottleneck.
+//! The stored value is the canonical bytes followed by the hash, so verifying an event is one hash of
+//! the stored prefix, and the decoder rejects anything that is not exactly this layout, which makes
+//! the encoding of a decoded event unique.
+//!
+//! The content digest used for idempotency is SHA-256 of `"MYOLOGCD"`, u16 1, then stream key, event
+//! type, schema version and payload encoded as above: the client-provided content only, never the
+//! server-assigned fields, so a retry of the same event matches however late it comes.
+
+use sha2::{Digest, Sha256};
+
+use crate::error::DecodeError;
+use crate::event::{Hash, RecordedEvent};
+
+/// The sled tree holding the whole log.
+pub const TREE_NAME: &[u8] = b"myolog";
+/// The value of the `magic` meta key: what makes a sled database a Myolog log.
+pub const MAGIC: &[u8] = b"myolog-log";
+/// The newest on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Key prefix of event records.
+pub const EVENT_PREFIX: u8 = b'e';
+/// Key prefix of the event-id index.
+pub const EVENT_ID_PREFIX: u8 = b'i';
+/// Key prefix of metadata.
+pub const META_PREFIX: u8 = b'm';
+/// Key prefix of the (stream key, stream version) index.
+pub const STREAM_PREFIX: u8 = b's';
+
+/// Meta key of the magic value.
+pub const META_MAGIC_KEY: &[u8] = b"mmagic";
+/// Meta key of the format version.
+pub const META_FORMAT_KEY: &[u8] = b"mformat";
+/// Meta key of the head (seq and hash of the last event).
+pub const META_HEAD_KEY: &[u8] = b"mhead";
+
+const EVENT_TAG: &[u8; 8] = b"MYOLOGEV";
+const CONTENT_TAG: &[u8; 8] = b"MYOLOGCD";
+const RECORD_VERSION: u16 = 1;
+const HASH_LEN: usize = 32;
+
+/// The key of event `seq`.
+pub fn event_key(seq: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = EVENT_PREFIX;
+    key[1..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// The sequence number in an event key; `None` if the key is not one.
+pub fn seq_from_event_key(key: &[u8]) -> Option<u64> {
+    match key {
+        [EVENT_PREFIX, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// The key of the event-id index entry for `event_id`.
+pub fn event_id_key(event_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + event_id.len());
+    key.push(EVENT_ID_PREFIX);
+    key.extend_from_slice(event_id.as_bytes());
+    key
+}
+
+/// The common prefix of all stream-index keys of `stream_key`.
+pub fn stream_prefix(stream_key: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + 4 + stream_key.len() + 8);
+    key.push(STREAM_PREFIX);
+    key.extend_from_slice(&length_prefix(stream_key.len()));
+    key.extend_from_slice(stream_key.as_bytes());
+    key
+}
+
+/// The stream-index key of version `stream_version` of `stream_key`.
+pub fn stream_key(stream_key: &str, stream_version: u64) -> Vec<u8> {
+    let mut key = stream_prefix(stream_key);
+    key.extend_from_slice(&stream_version.to_be_bytes());
+    key
+}
+
+/// The stream version at the end of a stream-index key.
+pub fn version_from_stream_key(key: &[u8]) -> Option<u64> {
+    let start = key.len().checked_sub(8)?;
+    Some(u64::from_be_bytes(key[start..].try_into().ok()?))
+}
+
+/// An event-id index entry: where the event is and what it was, so that a retry is answered without
+/// reading the event itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventIdEntry {
+    pub seq: u64,
+    pub stream_version: u64,
+    pub hash: Hash,
+    pub content_digest: Hash,
+}
+
+impl EventIdEntry {
+    const ENCODED_LEN: usize = 8 + 8 + HASH_LEN + HASH_LEN;
+
+    pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut out = [0u8; Self::ENCODED_LEN];
+        out[0..8].copy_from_slice(&self.seq.to_be_bytes());
+        out[8..16].copy_from_slice(&self.stream_version.to_be_bytes());
+        out[16..48].copy_from_slice(&self.hash.0);
+        out[48..80].copy_from_slice(&self.content_digest.0);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<EventIdEntry, DecodeError> {
+        let mut reader = Reader::new(bytes);
+        let entry = EventIdEntry {
+            seq: reader.u64("index seq")?,
+            stream_version: reader.u64("index stream version")?,
+            hash: reader.hash("index hash")?,
+            content_digest: reader.hash("index content digest")?,
+        };
+        reader.finish()?;
+        Ok(entry)
+    }
+}
+
+/// The head meta value: seq ‖ hash.
+pub fn encode_head(seq: u64, hash: Hash) -> [u8; 40] {
+    let mut out = [0u8; 40];
+    out[..8].copy_from_slice(&seq.to_be_bytes());
+    out[8..].copy_from_slice(&hash.0);
+    out
+}
+
+/// Decodes the head meta value.
+pub fn decode_head(bytes: &[u8]) -> Result<(u64, Hash), DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let seq = reader.u64("head seq")?;
+    let hash = reader.hash("head hash")?;
+    reader.finish()?;
+    Ok((seq, hash))
+}
+
+/// Decodes a big-endian u64 value (the stream index's seq).
+pub fn decode_seq_value(bytes: &[u8]) -> Result<u64, DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let seq = reader.u64("stream index seq")?;
+    reader.finish()?;
+    Ok(seq)
+}
+
+/// The content digest of the client-provided fields of an event (see the module docs).
+pub fn content_digest(
+    stream_key: &str,
+    event_type: &str,
+    schema_version: u32,
+    payload: &[u8],
+) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update(CONTENT_TAG);
+    hasher.update(RECORD_VERSION.to_be_bytes());
+    hasher.update(length_prefix(stream_key.len()));
+    hasher.update(stream_key.as_bytes());
+    hasher.update(length_prefix(event_type.len()));
+    hasher.update(event_type.as_bytes());
+    hasher.update(schema_version.to_be_bytes());
+    hasher.update(length_prefix(payload.len()));
+    hasher.update(payload);
+    Hash(hasher.finalize().into())
+}
+
+/// The fields of an event, borrowed, in canonical order: what [`encode_event`] writes.
+#[derive(Clone, Copy, Debug)]
+pub struct EventFields<'a> {
+    pub seq: u64,
+    pub stream_key: &'a str,
+    pub stream_version: u64,
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub schema_version: u32,
+    pub payload: &'a [u8],
+    pub recorded_at_unix_nanos: i64,
+    pub recorded_by: &'a str,
+    pub prev_hash: Hash,
+}
+
+/// Encodes an event as stored: canonical bytes followed by their SHA-256. Returns the value and the
+/// event hash.
+pub fn encode_event(fields: &EventFields<'_>) -> (Vec<u8>, Hash) {
+    let variable = fields.stream_key.len()
+        + fields.event_id.len()
+        + fields.event_type.len()
+        + fields.payload.len()
+        + fields.recorded_by.len();
+    let mut out =
+        Vec::with_capacity(8 + 2 + 8 + 8 + 4 + 8 + 4 + 8 + 5 * 4 + variable + 2 * HASH_LEN);
+    out.extend_from_slice(EVENT_TAG);
+    out.extend_from_slice(&RECORD_VERSION.to_be_bytes());
+    out.extend_from_slice(&fields.seq.to_be_bytes());
+    put_bytes(&mut out, fields.stream_key.as_bytes());
+    out.extend_from_slice(&fields.stream_version.to_be_bytes());
+    put_bytes(&mut out, fields.event_id.as_bytes());
+    put_bytes(&mut out, fields.event_type.as_bytes());
+    out.extend_from_slice(&fields.schema_version.to_be_bytes());
+    put_bytes(&mut out, fields.payload);
+    out.extend_from_slice(&fields.recorded_at_unix_nanos.to_be_bytes());
+    put_bytes(&mut out, fields.recorded_by.as_bytes());
+    out.extend_from_slice(&fields.prev_hash.0);
+    let hash = Hash(Sha256::digest(&out).into());
+    out.extend_from_slice(&hash.0);
+    (out, hash)
+}
+
+/// Decodes a stored event value, checking its layout strictly but not its hash.
+pub fn decode_event(bytes: &[u8]) -> Result<RecordedEvent, DecodeError> {
+    let mut reader = Reader::new(bytes);
+    if reader.take(EVENT_TAG.len(), "record tag")? != EVENT_TAG {
+        return Err(DecodeError::BadTag);
+    }
+    let record_version = reader.u16("record version")?;
+    if record_version != RECORD_VERSION {
+        return Err(DecodeError::UnsupportedRecordVersion(record_version));
+    }
+    let event = RecordedEvent {
+        seq: reader.u64("seq")?,
+        stream_key: reader.string("stream key")?,
+        stream_version: reader.u64("stream version")?,
+        event_id: reader.string("event id")?,
+        event_type: reader.string("event type")?,
+        schema_version: reader.u32("schema version")?,
+        payload: reader.bytes("payload")?.to_vec(),
+        recorded_at_unix_nanos: i64::from_be_bytes(reader.array("recorded at")?),
+        recorded_by: reader.string("recorded by")?,
+        prev_hash: reader.hash("previous hash")?,
+        hash: reader.hash("event hash")?,
+    };
+    reader.finish()?;
+    Ok(event)
+}
+
+/// Decodes a stored event and checks that its stored hash is the SHA-256 of its canonical bytes.
+pub fn decode_and_check_event(bytes: &[u8]) -> Result<RecordedEvent, CheckError> {
+    let event = decode_event(bytes).map_err(CheckError::Undecodable)?;
+    // decode_event succeeded, so the value ends with the 32-byte hash.
+    let canonical = &bytes[..bytes.len() - HASH_LEN];
+    let recomputed = Hash(Sha256::digest(canonical).into());
+    if recomputed != event.hash {
+        return Err(CheckError::HashMismatch {
+            stored: event.hash,
+            recomputed,
+        });
+    }
+    Ok(event)
+}
+
+/// Why one stored event failed its own check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckError {
+    Undecodable(DecodeError),
+    HashMismatch { stored: Hash, recomputed: Hash },
+}
+
+fn length_prefix(len: usize) -> [u8; 4] {
+    // Every variable field is bounded far below 4 GiB by the append validation (MAX_* constants).
+    u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes()
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&length_prefix(bytes.len()));
+    out.extend_from_slice(bytes);
+}
+
+/// A cursor over untrusted bytes: every read is bounds-checked and names the field it was reading.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes }
+    }
+
+    fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        if self.bytes.len() < len {
+            return Err(DecodeError::Truncated { field });
+        }
+        let (head, rest) = self.bytes.split_at(len);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+        let slice = self.take(N, field)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(slice);
+        Ok(out)
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        Ok(u16::from_be_bytes(self.array(field)?))
+    }
+
+    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        Ok(u32::from_be_bytes(self.array(field)?))
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    fn hash(&mut self, field: &'static str) -> Result<Hash, DecodeError> {
+        Ok(Hash(self.array(field)?))
+    }
+
+    fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32(field)?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::Truncated { field })?;
+        self.take(len, field)
+    }
+
+    fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
+        let bytes = self.bytes(field)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8 { field })
+    }
+
+    fn finish(self) -> Result<(), DecodeError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes {
+                count: self.bytes.len(),
+            })
+        }
+    }
+}

@@ -1,0 +1,571 @@
+//! [`EventLog`]: opening a log directory, appending through the group-committing writer, and the
+//! read paths (replay by sequence, by stream, by event id, the head).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::durability::{self, DurableFiles};
+use crate::error::{AppendError, InvalidEvent, StorageError};
+use crate::event::{
+    Appended, Clock, Head, MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, NewEvent, RecordedEvent, SystemClock,
+};
+use crate::format::{self, EventIdEntry};
+use crate::verify::{self, VerifyReport};
+use crate::writer::{AppendRequest, HeadWatch, PreparedEvent, Writer};
+
+/// How to open a log.
+#[derive(Clone, Debug)]
+pub struct LogOptions {
+    /// Create the log if the path does not exist or is an empty directory. Default: true.
+    pub create_if_missing: bool,
+    /// The source of recorded-at. Default: [`SystemClock`].
+    pub clock: Arc<dyn Clock>,
+    /// sled's page cache size in bytes. Default: 256 MiB.
+    pub cache_capacity_bytes: u64,
+    /// Largest accepted batch. Default: 10,000 events.
+    pub max_batch_events: usize,
+    /// Most events the writer commits with one fsync. Default: 20,000.
+    pub max_group_events: usize,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            create_if_missing: true,
+            clock: Arc::new(SystemClock),
+            cache_capacity_bytes: 256 * 1024 * 1024,
+            max_batch_events: 10_000,
+            max_group_events: 20_000,
+        }
+    }
+}
+
+impl LogOptions {
+    /// The sled configuration of a log directory. The benchmark configures raw sled identically.
+    pub(crate) fn sled_config(&self, path: &Path) -> sled::Config {
+        sled::Config::new()
+            .path(path)
+            .cache_capacity(self.cache_capacity_bytes)
+            // Every commit flushes explicitly; sled's periodic background flush would only contend.
+            .flush_every_ms(None)
+    }
+}
+
+/// The append-only event log. Cheap to clone (an `Arc`); every method blocks the calling thread,
+/// so async callers use `spawn_blocking`. Appends from all clones and threads are group-committed by
+/// one writer thread.
+#[derive(Clone)]
+pub struct EventLog {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventLog")
+            .field("path", &self.inner.path)
+            .field("head", &self.head())
+            .finish()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    tree: sled::Tree,
+    db: sled::Db,
+    requests: Option<mpsc::Sender<AppendRequest>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    head_watch: Arc<HeadWatch>,
+    max_batch_events: usize,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer once it has answered every queued append.
+        self.requests = None;
+        let writer = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+        let _ = self.db.flush();
+    }
+}
+
+impl EventLog {
+    /// Opens (or creates, per `options`) the log in directory `path`.
+    ///
+    /// Fails with [`StorageError::InUse`] if another process or handle has it open,
+    /// [`StorageError::NotAMyologLog`] if the path holds something else,
+    /// [`StorageError::UnsupportedFormat`] if a newer Myolog wrote it.
+    pub fn open(path: impl AsRef<Path>, options: LogOptions) -> Result<EventLog, StorageError> {
+        let path = path.as_ref().to_path_buf();
+        let creating = check_directory(&path, options.create_if_missing)?;
+        let db = options
+            .sled_config(&path)
+            .open()
+            .map_err(|error| map_open_error(&path, error))?;
+        let tree = open_myolog_tree(&path, &db)?;
+        let head = recover_head(&tree)?;
+        if creating {
+            db.flush()?;
+            durability::sync_new_log(&path)?;
+        }
+        let files = DurableFiles::open(&path)?;
+        let head_watch = Arc::new(HeadWatch::default());
+        *head_watch
+            .head
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = head;
+        let writer = Writer {
+            tree: tree.clone(),
+            db: db.clone(),
+            files,
+            clock: options.clock.clone(),
+            head_watch: head_watch.clone(),
+            head,
+            stream_versions: Default::default(),
+            max_group_events: options.max_group_events.max(1),
+            poisoned: None,
+        };
+        let (requests, received) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("myolog-log-writer".into())
+            .spawn(move || writer.run(received))
+            .map_err(durability::io_error("starting the log writer thread"))?;
+        Ok(EventLog {
+            inner: Arc::new(Inner {
+                path,
+                tree,
+                db,
+                requests: Some(requests),
+                writer: Mutex::new(Some(writer)),
+                head_watch,
+                max_batch_events: options.max_batch_events.max(1),
+            }),
+        })
+    }
+
+    /// The directory of the log.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Appends a batch atomically and durably: when this returns `Ok`, every event of the batch is
+    /// on disk (flushed and fdatasync'd) and chained; on `Err`, nothing of the batch was written.
+    /// `principal` is recorded as recorded-by of every event. Answers one [`Appended`] per event, in
+    /// order; events whose id was recorded before with the same content are answered with the
+    /// original (`duplicate: true`) and not written again.
+    pub fn append(
+        &self,
+        batch: Vec<NewEvent>,
+        principal: &str,
+    ) -> Result<Vec<Appended>, AppendError> {
+        if batch.is_empty() {
+            return Err(AppendError::EmptyBatch);
+        }
+        if batch.len() > self.inner.max_batch_events {
+            return Err(AppendError::BatchTooLarge {
+                len: batch.len(),
+                max: self.inner.max_batch_events,
+            });
+        }
+        check_name("principal", principal).map_err(AppendError::InvalidPrincipal)?;
+        let mut events = Vec::with_capacity(batch.len());
+        for (index, event) in batch.into_iter().enumerate() {
+            check_event(&event).map_err(|reason| AppendError::InvalidEvent { index, reason })?;
+            let content_digest = format::content_digest(
+                &event.stream_key,
+                &event.event_type,
+                event.schema_version,
+                &event.payload,
+            );
+            events.push(PreparedEvent {
+                event,
+                content_digest,
+            });
+        }
+        let (reply, answer) = mpsc::channel();
+        let request = AppendRequest {
+            events,
+            principal: principal.to_owned(),
+            reply,
+        };
+        let requests = self.inner.requests.as_ref().ok_or(StorageError::Closed)?;
+        requests.send(request).map_err(|_| StorageError::Closed)?;
+        answer.recv().map_err(|_| StorageError::Closed)?
+    }
+
+    /// The last committed event's sequence and hash.
+    pub fn head(&self) -> Head {
+        self.inner.head_watch.get()
+    }
+
+    /// Blocks until the head passes `seq` or `timeout` elapses; returns the head then. For tailing
+    /// readers (subscriptions) that have replayed up to `seq`.
+    pub fn wait_for_head_after(&self, seq: u64, timeout: Duration) -> Head {
+        let deadline = Instant::now() + timeout;
+        let watch = &self.inner.head_watch;
+        let mut head = watch
+            .head
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while head.seq <= seq {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            head = match watch.advanced.wait_timeout(head, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        *head
+    }
+
+    /// Streams events with sequence numbers in `range`, in order, without loading them all. Events
+    /// committed while iterating may or may not be included; bound the range by [`EventLog::head`]
+    /// for a fixed snapshot.
+    pub fn read_range(&self, range: impl RangeBounds<u64>) -> EventIter {
+        let start = match range.start_bound() {
+            Bound::Included(seq) => Bound::Included(format::event_key(*seq)),
+            Bound::Excluded(seq) => Bound::Excluded(format::event_key(*seq)),
+            Bound::Unbounded => Bound::Included(format::event_key(0)),
+        };
+        let end = match range.end_bound() {
+            Bound::Included(seq) => Bound::Included(format::event_key(*seq)),
+            Bound::Excluded(seq) => Bound::Excluded(format::event_key(*seq)),
+            Bound::Unbounded => Bound::Included(format::event_key(u64::MAX)),
+        };
+        EventIter {
+            inner: self.inner.tree.range::<[u8; 9], _>((start, end)),
+        }
+    }
+
+    /// Streams the events of one stream from `from_version` (1 for all), in stream order.
+    pub fn read_stream(&self, stream_key: &str, from_version: u64) -> StreamIter {
+        let prefix = format::stream_prefix(stream_key);
+        let start = format::stream_key(stream_key, from_version);
+        let mut end = prefix.clone();
+        end.extend_from_slice(&u64::MAX.to_be_bytes());
+        StreamIter {
+            tree: self.inner.tree.clone(),
+            index: self.inner.tree.range(start..=end),
+        }
+    }
+
+    /// The current version of a stream (0 if it has no events).
+    pub fn stream_version(&self, stream_key: &str) -> Result<u64, StorageError> {
+        crate::writer::committed_stream_version(&self.inner.tree, stream_key)
+    }
+
+    /// The event with sequence `seq`, if recorded.
+    pub fn get(&self, seq: u64) -> Result<Option<RecordedEvent>, StorageError> {
+        read_event(&self.inner.tree, seq)
+    }
+
+    /// The event recorded under client event id `event_id`, if any.
+    pub fn get_by_event_id(&self, event_id: &str) -> Result<Option<RecordedEvent>, StorageError> {
+        let Some(bytes) = self.inner.tree.get(format::event_id_key(event_id))? else {
+            return Ok(None);
+        };
+        let entry = EventIdEntry::decode(&bytes).map_err(|reason| StorageError::Corrupt {
+            location: format!("event-id index entry {event_id:?}"),
+            reason,
+        })?;
+        read_event(&self.inner.tree, entry.seq)
+    }
+
+    /// Walks the whole chain and the indexes and reports the first bad sequence and why.
+    pub fn verify(&self) -> Result<VerifyReport, StorageError> {
+        verify::verify(&self.inner.tree)
+    }
+}
+
+/// Iterator over events by sequence; see [`EventLog::read_range`].
+pub struct EventIter {
+    inner: sled::Iter,
+}
+
+impl fmt::Debug for EventIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EventIter")
+    }
+}
+
+impl Iterator for EventIter {
+    type Item = Result<RecordedEvent, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = self.inner.next()?;
+        Some(
+            entry
+                .map_err(StorageError::from)
+                .and_then(|(key, value)| decode_stored(&key, &value)),
+        )
+    }
+}
+
+impl DoubleEndedIterator for EventIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let entry = self.inner.next_back()?;
+        Some(
+            entry
+                .map_err(StorageError::from)
+                .and_then(|(key, value)| decode_stored(&key, &value)),
+        )
+    }
+}
+
+/// Iterator over one stream's events; see [`EventLog::read_stream`].
+pub struct StreamIter {
+    tree: sled::Tree,
+    index: sled::Iter,
+}
+
+impl fmt::Debug for StreamIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StreamIter")
+    }
+}
+
+impl Iterator for StreamIter {
+    type Item = Result<RecordedEvent, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = self.index.next()?;
+        Some((|| {
+            let (key, value) = entry?;
+            let seq = format::decode_seq_value(&value).map_err(|reason| StorageError::Corrupt {
+                location: format!("stream index key {key:?}"),
+                reason,
+            })?;
+            read_event(&self.tree, seq)?.ok_or_else(|| StorageError::Corrupt {
+                location: format!("stream index key {key:?}"),
+                reason: crate::error::DecodeError::Truncated {
+                    field: "indexed event (missing)",
+                },
+            })
+        })())
+    }
+}
+
+fn read_event(tree: &sled::Tree, seq: u64) -> Result<Option<RecordedEvent>, StorageError> {
+    let key = format::event_key(seq);
+    match tree.get(key)? {
+        None => Ok(None),
+        Some(value) => decode_stored(&key, &value).map(Some),
+    }
+}
+
+fn decode_stored(key: &[u8], value: &[u8]) -> Result<RecordedEvent, StorageError> {
+    format::decode_event(value).map_err(|reason| StorageError::Corrupt {
+        location: match format::seq_from_event_key(key) {
+            Some(seq) => format!("event seq {seq}"),
+            None => format!("event key {key:?}"),
+        },
+        reason,
+    })
+}
+
+fn check_name(field: &'static str, value: &str) -> Result<(), InvalidEvent> {
+    if value.is_empty() {
+        return Err(InvalidEvent::Empty { field });
+    }
+    if value.len() > MAX_NAME_BYTES {
+        return Err(InvalidEvent::TooLong {
+            field,
+            len: value.len(),
+            max: MAX_NAME_BYTES,
+        });
+    }
+    Ok(())
+}
+
+fn check_event(event: &NewEvent) -> Result<(), InvalidEvent> {
+    check_name("event id", &event.event_id)?;
+    check_name("stream key", &event.stream_key)?;
+    check_name("event type", &event.event_type)?;
+    if event.payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(InvalidEvent::TooLong {
+            field: "payload",
+            len: event.payload.len(),
+            max: MAX_PAYLOAD_BYTES,
+        });
+    }
+    Ok(())
+}
+
+/// Decides whether `path` is a log to open, a place to create one, or something else. Returns
+/// whether a new log is being created.
+fn check_directory(path: &Path, create_if_missing: bool) -> Result<bool, StorageError> {
+    let not_a_log = |reason: &str| StorageError::NotAMyologLog {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    match std::fs::metadata(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if !create_if_missing {
+                return Err(StorageError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            std::fs::create_dir_all(path)
+                .map_err(durability::io_error("creating the log directory"))?;
+            Ok(true)
+        }
+        Err(error) => Err(StorageError::Io {
+            action: "inspecting the log path",
+            source: error,
+        }),
+        Ok(metadata) if !metadata.is_dir() => Err(not_a_log("it is not a directory")),
+        Ok(_) => {
+            let names: HashSet<String> = std::fs::read_dir(path)
+                .map_err(durability::io_error("listing the log directory"))?
+                .filter_map(|entry| {
+                    entry
+                        .ok()
+                        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                })
+                .collect();
+            if names.is_empty() {
+                if !create_if_missing {
+                    return Err(StorageError::Missing {
+                        path: path.to_path_buf(),
+                    });
+                }
+                return Ok(true);
+            }
+            if !names.contains("db") || !names.contains("conf") {
+                return Err(not_a_log(
+                    "the directory holds other files and no sled database",
+                ));
+            }
+            Ok(false)
+        }
+    }
+}
+
+fn map_open_error(path: &Path, error: sled::Error) -> StorageError {
+    // sled 0.34 reports a failed `flock` on `<dir>/db` as an `Other` I/O error with this text.
+    if let sled::Error::Io(io) = &error
+        && io.to_string().contains("could not acquire lock")
+    {
+        return StorageError::InUse {
+            path: path.to_path_buf(),
+        };
+    }
+    StorageError::from(error)
+}
+
+/// Opens the log's tree, initialising a pristine database, refusing foreign or newer ones.
+fn open_myolog_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, StorageError> {
+    let not_a_log = |reason: &str| StorageError::NotAMyologLog {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    };
+    let has_tree = db
+        .tree_names()
+        .iter()
+        .any(|name| name.as_ref() == format::TREE_NAME);
+    if !has_tree {
+        // Only a database nobody has written to becomes a log; never adopt someone else's data.
+        let pristine = db.tree_names().len() == 1 && db.is_empty();
+        if !pristine {
+            return Err(not_a_log("a sled database without the Myolog magic"));
+        }
+        let tree = db.open_tree(format::TREE_NAME)?;
+        let mut init = sled::Batch::default();
+        init.insert(format::META_MAGIC_KEY, format::MAGIC);
+        init.insert(
+            format::META_FORMAT_KEY,
+            &format::FORMAT_VERSION.to_be_bytes()[..],
+        );
+        init.insert(
+            format::META_HEAD_KEY,
+            &format::encode_head(0, crate::event::Hash::ZERO)[..],
+        );
+        tree.apply_batch(init)?;
+        return Ok(tree);
+    }
+    let tree = db.open_tree(format::TREE_NAME)?;
+    let Some(magic) = tree.get(format::META_MAGIC_KEY)? else {
+        // Creation writes the magic in the same atomic batch as everything else of the meta, so a
+        // crash during creation leaves either the magic or an empty tree.
+        if tree.is_empty() {
+            let mut init = sled::Batch::default();
+            init.insert(format::META_MAGIC_KEY, format::MAGIC);
+            init.insert(
+                format::META_FORMAT_KEY,
+                &format::FORMAT_VERSION.to_be_bytes()[..],
+            );
+            init.insert(
+                format::META_HEAD_KEY,
+                &format::encode_head(0, crate::event::Hash::ZERO)[..],
+            );
+            tree.apply_batch(init)?;
+            return Ok(tree);
+        }
+        return Err(not_a_log("the log tree has no Myolog magic"));
+    };
+    if magic.as_ref() != format::MAGIC {
+        return Err(not_a_log("the magic value is not Myolog's"));
+    }
+    let format_version = tree
+        .get(format::META_FORMAT_KEY)?
+        .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_ref()).ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(|| not_a_log("the format version is missing or malformed"))?;
+    if format_version > format::FORMAT_VERSION {
+        return Err(StorageError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: format_version,
+            supported: format::FORMAT_VERSION,
+        });
+    }
+    Ok(tree)
+}
+
+/// The head to continue from: the meta head, or the last stored event if it is further (the two
+/// agree unless the log was altered underneath; `verify` reports that, and continuing past the
+/// higher one never overwrites evidence).
+fn recover_head(tree: &sled::Tree) -> Result<Head, StorageError> {
+    let meta = match tree.get(format::META_HEAD_KEY)? {
+        Some(bytes) => {
+            let (seq, hash) =
+                format::decode_head(&bytes).map_err(|reason| StorageError::Corrupt {
+                    location: "meta head".into(),
+                    reason,
+                })?;
+            Head { seq, hash }
+        }
+        None => Head::default(),
+    };
+    let last_event = tree
+        .range(format::event_key(0)..=format::event_key(u64::MAX))
+        .next_back();
+    let Some(entry) = last_event else {
+        return Ok(meta);
+    };
+    let (key, value) = entry?;
+    let last_seq = format::seq_from_event_key(&key).unwrap_or(0);
+    if last_seq <= meta.seq {
+        // The normal case; the event itself is not decoded so that an altered last event does not
+        // keep the log from opening (and `verify` from reporting it).
+        return Ok(meta);
+    }
+    let event = decode_stored(&key, &value)?;
+    let last = Head {
+        seq: last_seq,
+        hash: event.hash,
+    };
+    Ok(if last.seq > meta.seq { last } else { meta })
+}

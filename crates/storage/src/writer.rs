@@ -1,0 +1,369 @@
+//! The single writer thread and its group commit.
+//!
+//! sled does not merge concurrent flushes (16 threads appending one event each reach the same rate as
+//! one thread), so the log merges them itself: appenders send their batch over a channel and block on
+//! a reply channel; the writer takes every pending batch at once, validates them in arrival order —
+//! each against the state left by the earlier accepted batches of the same group — writes all accepted
+//! batches and the new head with ONE `apply_batch`, makes them durable with ONE flush and fdatasync,
+//! and only then answers every appender. A batch that fails validation is answered with its error and
+//! contributes nothing; the other batches of the group are unaffected.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::durability::DurableFiles;
+use crate::error::{AppendError, StorageError};
+use crate::event::{Appended, Clock, ExpectedVersion, Hash, Head, NewEvent};
+use crate::format::{self, EventFields, EventIdEntry};
+
+/// One event checked for shape in the caller's thread, with its content digest already computed
+/// there, so that the writer thread only does what must be serial.
+#[derive(Debug)]
+pub(crate) struct PreparedEvent {
+    pub event: NewEvent,
+    pub content_digest: Hash,
+}
+
+/// An append waiting for the writer.
+#[derive(Debug)]
+pub(crate) struct AppendRequest {
+    pub events: Vec<PreparedEvent>,
+    pub principal: String,
+    pub reply: Sender<Result<Vec<Appended>, AppendError>>,
+}
+
+/// The committed head, shared with readers; the condition variable wakes tailing readers.
+#[derive(Debug, Default)]
+pub(crate) struct HeadWatch {
+    pub head: Mutex<Head>,
+    pub advanced: Condvar,
+}
+
+impl HeadWatch {
+    pub fn get(&self) -> Head {
+        *self
+            .head
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set(&self, head: Head) {
+        *self
+            .head
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = head;
+        self.advanced.notify_all();
+    }
+}
+
+/// Everything the writer thread owns.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub tree: sled::Tree,
+    pub db: sled::Db,
+    pub files: DurableFiles,
+    pub clock: Arc<dyn Clock>,
+    pub head_watch: Arc<HeadWatch>,
+    /// Seq and hash of the last committed event.
+    pub head: Head,
+    /// Committed stream versions seen so far (loaded lazily from the stream index).
+    pub stream_versions: HashMap<String, u64>,
+    /// At most this many events go into one group commit (bounds the writer's memory and latency).
+    pub max_group_events: usize,
+    /// Set once a commit failed: what is on disk is then unknown, so no further append is accepted.
+    pub poisoned: Option<String>,
+}
+
+/// Uncommitted effects of accepted batches: stream versions and event ids they introduce.
+#[derive(Debug, Default)]
+struct Overlay {
+    stream_versions: HashMap<String, u64>,
+    event_ids: HashMap<String, EventIdEntry>,
+}
+
+impl Overlay {
+    fn absorb(&mut self, other: Overlay) {
+        self.stream_versions.extend(other.stream_versions);
+        self.event_ids.extend(other.event_ids);
+    }
+}
+
+/// The staged writes and answers of one accepted batch.
+struct AcceptedBatch {
+    writes: Vec<(Vec<u8>, Vec<u8>)>,
+    appended: Vec<Appended>,
+    overlay: Overlay,
+}
+
+impl Writer {
+    /// Runs until every sender is gone (the log was dropped).
+    pub fn run(mut self, requests: Receiver<AppendRequest>) {
+        while let Ok(first) = requests.recv() {
+            let mut events_in_group = first.events.len();
+            let mut group = vec![first];
+            while events_in_group < self.max_group_events {
+                match requests.try_recv() {
+                    Ok(next) => {
+                        events_in_group += next.events.len();
+                        group.push(next);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_group(group);
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<AppendRequest>) {
+        if let Some(cause) = &self.poisoned {
+            for request in group {
+                let _ = request.reply.send(Err(StorageError::Poisoned {
+                    cause: cause.clone(),
+                }
+                .into()));
+            }
+            return;
+        }
+        // One timestamp per group: every event of a commit became durable at the same moment.
+        let recorded_at = self.clock.now_unix_nanos();
+        let group_start = self.head;
+        let mut group_overlay = Overlay::default();
+        let mut sled_batch = sled::Batch::default();
+        let mut answers = Vec::with_capacity(group.len());
+        let mut anything_written = false;
+        for request in group {
+            let outcome = self.stage_batch(&request, recorded_at, &group_overlay);
+            match outcome {
+                Ok(accepted) => {
+                    anything_written |= !accepted.writes.is_empty();
+                    for (key, value) in accepted.writes {
+                        sled_batch.insert(key, value);
+                    }
+                    group_overlay.absorb(accepted.overlay);
+                    answers.push((request.reply, Ok(accepted.appended)));
+                }
+                Err(error) => answers.push((request.reply, Err(error))),
+            }
+        }
+        if anything_written {
+            sled_batch.insert(
+                format::META_HEAD_KEY,
+                &format::encode_head(self.head.seq, self.head.hash)[..],
+            );
+            if let Err(error) = self.persist(sled_batch) {
+                // What reached the disk is unknown; answer the failure and refuse further appends
+                // until a reopen recovers the state from disk.
+                let cause = error.to_string();
+                self.poisoned = Some(cause.clone());
+                self.head = group_start;
+                for (reply, outcome) in answers {
+                    let outcome = match outcome {
+                        Ok(_) => Err(StorageError::Poisoned {
+                            cause: cause.clone(),
+                        }
+                        .into()),
+                        Err(rejected) => Err(rejected),
+                    };
+                    let _ = reply.send(outcome);
+                }
+                return;
+            }
+            self.stream_versions.extend(group_overlay.stream_versions);
+            self.head_watch.set(self.head);
+        }
+        for (reply, outcome) in answers {
+            // An appender that gave up waiting is not an error of the log.
+            let _ = reply.send(outcome);
+        }
+    }
+
+    fn persist(&mut self, batch: sled::Batch) -> Result<(), StorageError> {
+        self.tree.apply_batch(batch)?;
+        self.db.flush()?;
+        self.files.sync()
+    }
+
+    /// Validates one batch against committed state plus the group's earlier accepted batches and
+    /// stages its writes. On error, `self.head` is left as it was.
+    fn stage_batch(
+        &mut self,
+        request: &AppendRequest,
+        recorded_at: i64,
+        group_overlay: &Overlay,
+    ) -> Result<AcceptedBatch, AppendError> {
+        let batch_start = self.head;
+        let result = self.stage_batch_inner(request, recorded_at, group_overlay);
+        if result.is_err() {
+            self.head = batch_start;
+        }
+        result
+    }
+
+    fn stage_batch_inner(
+        &mut self,
+        request: &AppendRequest,
+        recorded_at: i64,
+        group_overlay: &Overlay,
+    ) -> Result<AcceptedBatch, AppendError> {
+        let mut accepted = AcceptedBatch {
+            writes: Vec::with_capacity(request.events.len() * 3),
+            appended: Vec::with_capacity(request.events.len()),
+            overlay: Overlay::default(),
+        };
+        for (index, prepared) in request.events.iter().enumerate() {
+            let event = &prepared.event;
+            if let Some(earlier) =
+                self.lookup_event_id(&event.event_id, group_overlay, &accepted.overlay)?
+            {
+                if earlier.content_digest != prepared.content_digest {
+                    let original_seq = (!accepted.overlay.event_ids.contains_key(&event.event_id))
+                        .then_some(earlier.seq);
+                    return Err(AppendError::EventIdConflict {
+                        index,
+                        event_id: event.event_id.clone(),
+                        original_seq,
+                    });
+                }
+                accepted.appended.push(Appended {
+                    seq: earlier.seq,
+                    hash: earlier.hash,
+                    stream_version: earlier.stream_version,
+                    duplicate: true,
+                });
+                continue;
+            }
+            let current_version =
+                self.stream_version(&event.stream_key, group_overlay, &accepted.overlay)?;
+            if let ExpectedVersion::Exactly(expected) = event.expected_version
+                && expected != current_version
+            {
+                return Err(AppendError::WrongExpectedVersion {
+                    index,
+                    event_id: event.event_id.clone(),
+                    stream_key: event.stream_key.clone(),
+                    expected,
+                    actual: current_version,
+                });
+            }
+            let seq = self.head.seq + 1;
+            let stream_version = current_version + 1;
+            let (value, hash) = format::encode_event(&EventFields {
+                seq,
+                stream_key: &event.stream_key,
+                stream_version,
+                event_id: &event.event_id,
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                payload: &event.payload,
+                recorded_at_unix_nanos: recorded_at,
+                recorded_by: &request.principal,
+                prev_hash: self.head.hash,
+            });
+            let id_entry = EventIdEntry {
+                seq,
+                stream_version,
+                hash,
+                content_digest: prepared.content_digest,
+            };
+            accepted
+                .writes
+                .push((format::event_key(seq).to_vec(), value));
+            accepted.writes.push((
+                format::event_id_key(&event.event_id),
+                id_entry.encode().to_vec(),
+            ));
+            accepted.writes.push((
+                format::stream_key(&event.stream_key, stream_version),
+                seq.to_be_bytes().to_vec(),
+            ));
+            accepted
+                .overlay
+                .event_ids
+                .insert(event.event_id.clone(), id_entry);
+            accepted
+                .overlay
+                .stream_versions
+                .insert(event.stream_key.clone(), stream_version);
+            accepted.appended.push(Appended {
+                seq,
+                hash,
+                stream_version,
+                duplicate: false,
+            });
+            self.head = Head { seq, hash };
+        }
+        Ok(accepted)
+    }
+
+    fn lookup_event_id(
+        &self,
+        event_id: &str,
+        group_overlay: &Overlay,
+        batch_overlay: &Overlay,
+    ) -> Result<Option<EventIdEntry>, StorageError> {
+        if let Some(entry) = batch_overlay
+            .event_ids
+            .get(event_id)
+            .or_else(|| group_overlay.event_ids.get(event_id))
+        {
+            return Ok(Some(*entry));
+        }
+        match self.tree.get(format::event_id_key(event_id))? {
+            None => Ok(None),
+            Some(bytes) => {
+                EventIdEntry::decode(&bytes)
+                    .map(Some)
+                    .map_err(|reason| StorageError::Corrupt {
+                        location: format!("event-id index entry {event_id:?}"),
+                        reason,
+                    })
+            }
+        }
+    }
+
+    fn stream_version(
+        &mut self,
+        stream_key: &str,
+        group_overlay: &Overlay,
+        batch_overlay: &Overlay,
+    ) -> Result<u64, StorageError> {
+        if let Some(version) = batch_overlay
+            .stream_versions
+            .get(stream_key)
+            .or_else(|| group_overlay.stream_versions.get(stream_key))
+        {
+            return Ok(*version);
+        }
+        match self.stream_versions.entry(stream_key.to_owned()) {
+            Entry::Occupied(known) => Ok(*known.get()),
+            Entry::Vacant(unknown) => {
+                let version = committed_stream_version(&self.tree, stream_key)?;
+                Ok(*unknown.insert(version))
+            }
+        }
+    }
+}
+
+/// A stream's committed version: the version in its last stream-index key, 0 if it has none.
+pub(crate) fn committed_stream_version(
+    tree: &sled::Tree,
+    stream_key: &str,
+) -> Result<u64, StorageError> {
+    match tree
+        .scan_prefix(format::stream_prefix(stream_key))
+        .next_back()
+    {
+        None => Ok(0),
+        Some(entry) => {
+            let (key, _) = entry?;
+            format::version_from_stream_key(&key).ok_or_else(|| StorageError::Corrupt {
+                location: format!("stream index of {stream_key:?}"),
+                reason: crate::error::DecodeError::Truncated {
+                    field: "stream version",
+                },
+            })
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Helpers shared by the storage integration tests: temp logs and event builders.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use myolog_storage::{Clock, EventLog, ExpectedVersion, LogOptions, NewEvent};
+
+/// A clock that ticks one millisecond per reading, starting 2026-01-01T00:00:00Z.
+#[derive(Debug, Default)]
+pub struct TickingClock {
+    ticks: AtomicI64,
+}
+
+impl Clock for TickingClock {
+    fn now_unix_nanos(&self) -> i64 {
+        1_767_225_600_000_000_000 + self.ticks.fetch_add(1, Ordering::SeqCst) * 1_000_000
+    }
+}
+
+pub fn options() -> LogOptions {
+    LogOptions {
+        clock: Arc::new(TickingClock::default()),
+        cache_capacity_bytes: 16 * 1024 * 1024,
+        ..LogOptions::default()
+    }
+}
+
+pub fn open(path: &Path) -> EventLog {
+    EventLog::open(path, options()).expect("open log")
+}
+
+/// Reopens a log right after its last handle was dropped, in this process.
+pub fn reopen(path: &Path) -> EventLog {
+    open(path)
+}
+
+pub fn event(event_id: &str, stream_key: &str, expected: ExpectedVersion) -> NewEvent {
+    NewEvent {
+        event_id: event_id.to_owned(),
+        stream_key: stream_key.to_owned(),
+        expected_version: expected,
+        event_type: "test.v1.Thing".to_owned(),
+        schema_version: 1,
+        payload: payload_for(event_id),
+    }
+}
+
+/// A deterministic payload per event id, so any reader can check an event is intact.
+pub fn payload_for(event_id: &str) -> Vec<u8> {
+    let mut payload = format!("payload of {event_id}:").into_bytes();
+    let mut state = event_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
+    for _ in 0..64 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        payload.push(state as u8);
+    }
+    payload
+}
