@@ -8,8 +8,9 @@
 //! 2/1024).
 
 use myolog_scoring::stats::{
-    self, CONFIDENCE_LEVEL, StatsError, WilcoxonMethod, WilcoxonOptions, clopper_pearson,
-    paired_differences, paired_t_test, responder_proportion, summarize, wilcoxon, wilcoxon_with,
+    self, CONFIDENCE_LEVEL, Outcome, StatsError, WilcoxonMethod, WilcoxonOptions, clopper_pearson,
+    paired_comparison, paired_differences, paired_t_test, responder_proportion, summarize,
+    wilcoxon, wilcoxon_with,
 };
 
 /// Published values are printed to 7 significant digits; compare to half a unit in the last one.
@@ -433,4 +434,52 @@ fn stats_forced_exact_beyond_auto_limit() {
         auto.p_value,
         exact.p_value
     );
+}
+
+#[test]
+fn stats_table_cells_and_json_shapes() {
+    let cells = [
+        (
+            responder_proportion(3, 10).unwrap(),
+            1,
+            "3/10 (30.0%; 95% CI 6.7% to 65.2%)",
+        ),
+        (
+            clopper_pearson(10, 10, 0.9).unwrap(),
+            0,
+            "10/10 (100%; 90% CI 74% to 100%)",
+        ),
+        (
+            clopper_pearson(0, 4, 0.975).unwrap(),
+            1,
+            "0/4 (0.0%; 97.5% CI 0.0% to 66.6%)",
+        ),
+    ];
+    for (p, decimals, text) in cells {
+        assert_eq!(p.display(decimals), text);
+    }
+
+    let c = paired_comparison(
+        &[28.0, 45.0, 12.0, 30.0],
+        &[9.5, 10.0, 3.0, 9.0],
+        WilcoxonOptions::default(),
+    )
+    .unwrap();
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(json["n_pairs"], 4);
+    assert_eq!(json["t_test"]["status"], "evaluable");
+    assert_eq!(json["t_test"]["method"], "paired-t");
+    assert_eq!(json["wilcoxon"]["method"], "wilcoxon-exact");
+    assert_eq!(json["wilcoxon"]["p_value"], 0.125);
+    assert_eq!(json["change"]["mean"], -20.875);
+
+    let not: Outcome<stats::PairedTTest> = paired_t_test(&[1.0]).into();
+    let json = serde_json::to_value(&not).unwrap();
+    assert_eq!(json["status"], "not_evaluable");
+    assert_eq!(json["reason"], "too_few");
+    assert_eq!(
+        json["message"],
+        "not evaluable: paired t-test needs at least 2 observations, got 1"
+    );
+    assert!(paired_comparison(&[1.0], &[], WilcoxonOptions::default()).is_err());
 }

@@ -21,11 +21,13 @@
 //!   continuity correction by default (scipy's `correction=False`); see [`wilcoxon`] for when the exact
 //!   distribution is used.
 
+mod cohort;
 mod descriptive;
 mod proportion;
 mod ttest;
 mod wilcoxon;
 
+pub use cohort::{Outcome, PairedComparison, paired_comparison};
 pub use descriptive::{Summary, summarize};
 pub use proportion::{Proportion, clopper_pearson, responder_proportion};
 pub use ttest::{PairedTTest, paired_t_test, paired_t_test_with_level};

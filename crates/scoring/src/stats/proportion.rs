@@ -19,6 +19,23 @@ pub struct Proportion {
     pub ci_upper: f64,
 }
 
+impl Proportion {
+    /// The usual table cell, `"3/10 (30.0%; 95% CI 6.7% to 65.2%)"`, percentages to `decimals`.
+    pub fn display(&self, decimals: usize) -> String {
+        format!(
+            "{}/{} ({:.d$}%; {}% CI {:.d$}% to {:.d$}%)",
+            self.responders,
+            self.n,
+            100.0 * self.estimate,
+            // Rounded to 0.1 so that 0.9 prints as 90, not 90.00000000000001.
+            (1000.0 * self.confidence_level).round() / 10.0,
+            100.0 * self.ci_lower,
+            100.0 * self.ci_upper,
+            d = decimals
+        )
+    }
+}
+
 /// `responders / n` with the exact Clopper-Pearson 95% interval; see [`clopper_pearson`].
 pub fn responder_proportion(responders: u64, n: u64) -> Result<Proportion, StatsError> {
     clopper_pearson(responders, n, CONFIDENCE_LEVEL)
