@@ -13,7 +13,7 @@ use crate::format::{self, CheckError, EventIdEntry};
 pub struct VerifyReport {
     /// The head recorded in the log's metadata when the walk started; the walk covers 1..=head.seq.
     pub head: Head,
-    /// Events that passed every check before the first bad one (all of them when the log is intact).
+    /// Events before the first bad one, all of which passed every check (all events when intact).
     pub events_checked: u64,
     /// The first bad sequence and why; `None` when the log is intact.
     pub first_bad: Option<VerifyFailure>,
@@ -170,6 +170,8 @@ pub(crate) fn verify(tree: &sled::Tree) -> Result<VerifyReport, StorageError> {
         );
     }
     if previous_hash != head.hash {
+        // The last event is the bad one: it is not counted as checked.
+        report.events_checked = head.seq - 1;
         return fail(
             report,
             head.seq,
