@@ -10,6 +10,7 @@ pub mod cdasi;
 pub mod conventions;
 pub mod enzyme;
 pub mod error;
+pub mod event;
 pub mod global;
 pub mod glucocorticoid;
 pub mod haq;

@@ -1,0 +1,525 @@
+//! Domain events and their identifiers: what an EDC system reports (a study registered, a subject
+//! enrolled, an assessment recorded or corrected, a withdrawal, a dose), validated. Built from the
+//! assessment types of this crate; the wire form lives in `myolog.v1` (crates/proto) and the server
+//! maps between the two. Events are facts: never updated, never deleted; a correction is a new event
+//! naming the one it supersedes, with a reason.
+
+use crate::biopsy::Stat1;
+use crate::cdasi::CdasiV2;
+use crate::enzyme::EnzymePanel;
+use crate::error::Problem;
+use crate::global::GlobalAssessment;
+use crate::glucocorticoid::PrednisoneEquivalentDose;
+use crate::haq::Haq;
+use crate::lab::LabMeasurement;
+use crate::mmt8::Mmt8;
+use crate::visit::{Population, VisitAssessments};
+use rust_decimal::Decimal;
+use std::fmt;
+
+/// Longest identifier, in characters.
+pub const MAX_ID_LEN: usize = 64;
+/// Longest free-text reason (corrections, withdrawals), in characters.
+pub const MAX_REASON_LEN: usize = 1000;
+
+fn check_identifier(text: &str) -> Result<(), Problem> {
+    let allowed = || format!("1 to {MAX_ID_LEN} characters from A-Z a-z 0-9 . _ : -");
+    if text.is_empty() {
+        return Err(Problem::Missing {
+            expected: allowed(),
+        });
+    }
+    let ok_chars = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+    if text.chars().count() > MAX_ID_LEN || !ok_chars {
+        return Err(Problem::UnknownValue {
+            value: text.to_string(),
+            allowed: allowed(),
+        });
+    }
+    Ok(())
+}
+
+macro_rules! identifier {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates 1-64 characters from `[A-Za-z0-9._:-]`.
+            pub fn new(text: impl Into<String>) -> Result<Self, Problem> {
+                let text = text.into();
+                check_identifier(&text)?;
+                Ok(Self(text))
+            }
+
+            /// The identifier's text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+identifier!(
+    /// A study, e.g. `STIR`.
+    StudyId
+);
+identifier!(
+    /// A subject within a study, e.g. `STIR-001`.
+    SubjectId
+);
+identifier!(
+    /// A visit of the schedule, e.g. `baseline`, `week12`.
+    VisitId
+);
+identifier!(
+    /// The client's event id: the idempotency key of the log.
+    EventId
+);
+
+/// A calendar date (the clinical date of a fact, not the entry date), 1900-01-01 to 2200-12-31.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClinicalDate {
+    year: u16,
+    month: u8,
+    day: u8,
+}
+
+impl ClinicalDate {
+    /// Validates a date.
+    pub fn new(year: u16, month: u8, day: u8) -> Result<Self, Problem> {
+        let out_of_range = || Problem::OutOfRange {
+            value: format!("{year:04}-{month:02}-{day:02}"),
+            allowed: "a calendar date from 1900-01-01 to 2200-12-31".to_string(),
+        };
+        if !(1900..=2200).contains(&year) || !(1..=12).contains(&month) {
+            return Err(out_of_range());
+        }
+        if day == 0 || day > days_in_month(year, month) {
+            return Err(out_of_range());
+        }
+        Ok(Self { year, month, day })
+    }
+
+    /// Parses ISO 8601 `YYYY-MM-DD` exactly (no time, no zone).
+    pub fn parse(text: &str) -> Result<Self, Problem> {
+        let wrong = || Problem::WrongType {
+            expected: "a date as YYYY-MM-DD".to_string(),
+            found: format!("{text:?}"),
+        };
+        let bytes = text.as_bytes();
+        if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
+            return Err(wrong());
+        }
+        let digits = |range: std::ops::Range<usize>| -> Option<u16> {
+            let part = text.get(range)?;
+            if !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            part.parse().ok()
+        };
+        let (Some(year), Some(month), Some(day)) = (digits(0..4), digits(5..7), digits(8..10))
+        else {
+            return Err(wrong());
+        };
+        Self::new(
+            year,
+            u8::try_from(month).map_err(|_| wrong())?,
+            u8::try_from(day).map_err(|_| wrong())?,
+        )
+    }
+
+    pub const fn year(self) -> u16 {
+        self.year
+    }
+
+    pub const fn month(self) -> u8 {
+        self.month
+    }
+
+    pub const fn day(self) -> u8 {
+        self.day
+    }
+}
+
+fn days_in_month(year: u16, month: u8) -> u8 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+impl fmt::Display for ClinicalDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// Free text that must be present (a correction's or a withdrawal's reason), 1-1000 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reason(String);
+
+impl Reason {
+    /// Validates non-blank text of at most 1000 characters.
+    pub fn new(text: impl Into<String>) -> Result<Self, Problem> {
+        let text = text.into();
+        if text.trim().is_empty() {
+            return Err(Problem::Missing {
+                expected: format!("a reason, 1 to {MAX_REASON_LEN} characters"),
+            });
+        }
+        if text.chars().count() > MAX_REASON_LEN {
+            return Err(Problem::OutOfRange {
+                value: format!("{} characters", text.chars().count()),
+                allowed: format!("1 to {MAX_REASON_LEN} characters"),
+            });
+        }
+        Ok(Self(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The instrument an assessment event carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AssessmentKind {
+    Globals,
+    Mmt8,
+    Haq,
+    Enzymes,
+    Cdasi,
+    Lab,
+    Stat1,
+}
+
+impl AssessmentKind {
+    /// The instrument's name in outputs.
+    pub const fn key(self) -> &'static str {
+        match self {
+            AssessmentKind::Globals => "globals",
+            AssessmentKind::Mmt8 => "mmt8",
+            AssessmentKind::Haq => "haq",
+            AssessmentKind::Enzymes => "enzymes",
+            AssessmentKind::Cdasi => "cdasi",
+            AssessmentKind::Lab => "lab",
+            AssessmentKind::Stat1 => "stat1",
+        }
+    }
+}
+
+/// One assessment form: one instrument of one visit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assessment {
+    /// Global activity assessments; at least one present.
+    Globals {
+        physician: Option<GlobalAssessment>,
+        patient: Option<GlobalAssessment>,
+        extramuscular: Option<GlobalAssessment>,
+    },
+    Mmt8(Mmt8),
+    /// HAQ items (HAQ-DI computed) or a HAQ-DI score.
+    Haq(Haq),
+    /// One or more enzymes.
+    Enzymes(EnzymePanel),
+    Cdasi(CdasiV2),
+    Lab(LabMeasurement),
+    Stat1(Stat1),
+}
+
+impl Assessment {
+    /// Which instrument this is.
+    pub const fn kind(&self) -> AssessmentKind {
+        match self {
+            Assessment::Globals { .. } => AssessmentKind::Globals,
+            Assessment::Mmt8(_) => AssessmentKind::Mmt8,
+            Assessment::Haq(_) => AssessmentKind::Haq,
+            Assessment::Enzymes(_) => AssessmentKind::Enzymes,
+            Assessment::Cdasi(_) => AssessmentKind::Cdasi,
+            Assessment::Lab(_) => AssessmentKind::Lab,
+            Assessment::Stat1(_) => AssessmentKind::Stat1,
+        }
+    }
+
+    /// Writes the measures this form carries into a visit, replacing earlier values of the same measures.
+    pub fn apply_to(&self, visit: &mut VisitAssessments) {
+        match self {
+            Assessment::Globals {
+                physician,
+                patient,
+                extramuscular,
+            } => {
+                if physician.is_some() {
+                    visit.physician_global = *physician;
+                }
+                if patient.is_some() {
+                    visit.patient_global = *patient;
+                }
+                if extramuscular.is_some() {
+                    visit.extramuscular_global = *extramuscular;
+                }
+            }
+            Assessment::Mmt8(mmt8) => visit.mmt8 = Some(*mmt8),
+            Assessment::Haq(haq) => visit.haq = Some(haq.clone()),
+            Assessment::Enzymes(panel) => {
+                for (enzyme, measurement) in panel {
+                    visit.enzymes.insert(*enzyme, *measurement);
+                }
+            }
+            Assessment::Cdasi(cdasi) => visit.cdasi = Some(cdasi.clone()),
+            Assessment::Lab(lab) => {
+                visit.labs.insert(lab.code(), *lab);
+            }
+            Assessment::Stat1(stat1) => visit.stat1 = Some(*stat1),
+        }
+    }
+}
+
+/// A dose record: the daily dose in effect from the clinical date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dose {
+    /// Investigational product, mg/day (0 to 2000, at most 2 decimals; 0 = stopped).
+    StudyDrug {
+        drug: String,
+        mg_per_day: PrednisoneEquivalentDose,
+    },
+    /// Systemic glucocorticoid, mg/day prednisone-equivalent.
+    Glucocorticoid {
+        drug: String,
+        mg_per_day: PrednisoneEquivalentDose,
+    },
+}
+
+impl Dose {
+    /// The daily dose in mg.
+    pub fn mg_per_day(&self) -> Decimal {
+        match self {
+            Dose::StudyDrug { mg_per_day, .. } | Dose::Glucocorticoid { mg_per_day, .. } => {
+                mg_per_day.mg_per_day()
+            }
+        }
+    }
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventBody {
+    StudyRegistered {
+        title: String,
+        population: Population,
+        baseline_visit: VisitId,
+    },
+    SubjectEnrolled {
+        arm: String,
+        population: Option<Population>,
+    },
+    AssessmentRecorded(Assessment),
+    AssessmentCorrected {
+        supersedes: EventId,
+        reason: Reason,
+        corrected: Assessment,
+    },
+    SubjectWithdrawn {
+        reason: Reason,
+    },
+    DoseRecorded(Dose),
+}
+
+impl EventBody {
+    /// The event's type name, as stored in the log envelope (the protobuf message name).
+    pub const fn type_name(&self) -> &'static str {
+        match self {
+            EventBody::StudyRegistered { .. } => "myolog.v1.StudyRegistered",
+            EventBody::SubjectEnrolled { .. } => "myolog.v1.SubjectEnrolled",
+            EventBody::AssessmentRecorded(_) => "myolog.v1.AssessmentRecorded",
+            EventBody::AssessmentCorrected { .. } => "myolog.v1.AssessmentCorrected",
+            EventBody::SubjectWithdrawn { .. } => "myolog.v1.SubjectWithdrawn",
+            EventBody::DoseRecorded(_) => "myolog.v1.DoseRecorded",
+        }
+    }
+
+    /// Whether the event must name a subject (all but StudyRegistered).
+    pub const fn needs_subject(&self) -> bool {
+        !matches!(self, EventBody::StudyRegistered { .. })
+    }
+
+    /// Whether the event must name a visit (assessments, corrections, doses).
+    pub const fn needs_visit(&self) -> bool {
+        matches!(
+            self,
+            EventBody::AssessmentRecorded(_)
+                | EventBody::AssessmentCorrected { .. }
+                | EventBody::DoseRecorded(_)
+        )
+    }
+
+    /// The assessment the event contributes to its visit, if any (the corrected one for corrections).
+    pub const fn assessment(&self) -> Option<&Assessment> {
+        match self {
+            EventBody::AssessmentRecorded(assessment)
+            | EventBody::AssessmentCorrected {
+                corrected: assessment,
+                ..
+            } => Some(assessment),
+            _ => None,
+        }
+    }
+}
+
+/// A validated event: who and when (clinically) and what. Recorded-at and recorded-by are not here:
+/// the log adds them from the server clock and the caller's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub event_id: EventId,
+    pub study: StudyId,
+    /// Absent only for StudyRegistered.
+    pub subject: Option<SubjectId>,
+    /// Present for assessments, corrections and doses.
+    pub visit: Option<VisitId>,
+    pub clinical_date: ClinicalDate,
+    pub body: EventBody,
+}
+
+/// Which header field an [`Event::new`] check refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderField {
+    SubjectId,
+    VisitId,
+}
+
+impl HeaderField {
+    pub const fn key(self) -> &'static str {
+        match self {
+            HeaderField::SubjectId => "subject_id",
+            HeaderField::VisitId => "visit_id",
+        }
+    }
+}
+
+impl Event {
+    /// Checks that the header names exactly the subject and visit the body needs.
+    pub fn new(
+        event_id: EventId,
+        study: StudyId,
+        subject: Option<SubjectId>,
+        visit: Option<VisitId>,
+        clinical_date: ClinicalDate,
+        body: EventBody,
+    ) -> Result<Self, (HeaderField, Problem)> {
+        match (body.needs_subject(), &subject) {
+            (true, None) => {
+                return Err((
+                    HeaderField::SubjectId,
+                    Problem::Missing {
+                        expected: "a subject id".to_string(),
+                    },
+                ));
+            }
+            (false, Some(_)) => {
+                return Err((
+                    HeaderField::SubjectId,
+                    Problem::NotAllowed(format!(
+                        "{} names no subject; leave subject_id empty",
+                        body.type_name()
+                    )),
+                ));
+            }
+            _ => {}
+        }
+        match (body.needs_visit(), &visit) {
+            (true, None) => {
+                return Err((
+                    HeaderField::VisitId,
+                    Problem::Missing {
+                        expected: "a visit id".to_string(),
+                    },
+                ));
+            }
+            (false, Some(_)) => {
+                return Err((
+                    HeaderField::VisitId,
+                    Problem::NotAllowed(format!(
+                        "{} names no visit; leave visit_id empty",
+                        body.type_name()
+                    )),
+                ));
+            }
+            _ => {}
+        }
+        Ok(Self {
+            event_id,
+            study,
+            subject,
+            visit,
+            clinical_date,
+            body,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_parse_exactly() {
+        let cases: &[(&str, Option<(u16, u8, u8)>)] = &[
+            ("2024-02-29", Some((2024, 2, 29))),
+            ("2023-02-29", None),
+            ("1900-02-29", None),
+            ("2000-02-29", Some((2000, 2, 29))),
+            ("2024-04-31", None),
+            ("2024-12-31", Some((2024, 12, 31))),
+            ("2024-13-01", None),
+            ("2024-00-10", None),
+            ("1899-12-31", None),
+            ("2024-1-01", None),
+            ("2024-01-01T00:00", None),
+            ("+024-01-01", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            let parsed = ClinicalDate::parse(text)
+                .ok()
+                .map(|d| (d.year(), d.month(), d.day()));
+            assert_eq!(parsed, *expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn identifiers_are_checked() {
+        let cases: &[(&str, bool)] = &[
+            ("STIR", true),
+            ("STIR-001", true),
+            ("week.12:a_b", true),
+            ("", false),
+            ("has space", false),
+            ("slash/no", false),
+            ("é", false),
+        ];
+        for (text, ok) in cases {
+            assert_eq!(StudyId::new(*text).is_ok(), *ok, "{text:?}");
+        }
+        assert!(EventId::new("x".repeat(MAX_ID_LEN)).is_ok());
+        assert!(EventId::new("x".repeat(MAX_ID_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn reasons_must_be_present() {
+        assert!(Reason::new("transcription error").is_ok());
+        assert!(Reason::new("  ").is_err());
+        assert!(Reason::new("x".repeat(MAX_REASON_LEN + 1)).is_err());
+    }
+}
