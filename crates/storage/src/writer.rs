@@ -367,3 +367,135 @@ pub(crate) fn committed_stream_version(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Group commit semantics that need a deterministic group: several batches handed to the
+    //! writer at once, as concurrent appenders would.
+
+    use super::*;
+    use crate::event::SystemClock;
+    use crate::format::content_digest;
+    use std::collections::HashSet;
+    use std::sync::mpsc;
+
+    fn writer_for(dir: &std::path::Path) -> Writer {
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .open()
+            .unwrap();
+        let tree = db.open_tree(format::TREE_NAME).unwrap();
+        Writer {
+            tree,
+            db,
+            files: DurableFiles::open(dir).unwrap(),
+            clock: Arc::new(SystemClock),
+            head_watch: Arc::new(HeadWatch::default()),
+            head: Head::default(),
+            stream_versions: HashMap::new(),
+            max_group_events: 1000,
+            poisoned: None,
+        }
+    }
+
+    type Reply = mpsc::Receiver<Result<Vec<Appended>, AppendError>>;
+
+    fn request(events: &[(&str, &str, ExpectedVersion, &str)]) -> (AppendRequest, Reply) {
+        let events = events
+            .iter()
+            .map(|(id, stream, expected, payload)| {
+                let event = NewEvent {
+                    event_id: (*id).into(),
+                    stream_key: (*stream).into(),
+                    expected_version: *expected,
+                    event_type: "t".into(),
+                    schema_version: 1,
+                    payload: payload.as_bytes().to_vec(),
+                };
+                let content_digest = content_digest(stream, "t", 1, payload.as_bytes());
+                PreparedEvent {
+                    event,
+                    content_digest,
+                }
+            })
+            .collect();
+        let (reply, answer) = mpsc::channel();
+        (
+            AppendRequest {
+                events,
+                principal: "p".into(),
+                reply,
+            },
+            answer,
+        )
+    }
+
+    #[test]
+    fn a_failing_batch_fails_alone_and_later_batches_see_earlier_ones_of_the_same_group() {
+        use ExpectedVersion::*;
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = writer_for(dir.path());
+        let requests = [
+            request(&[("a", "s", Exactly(0), "x"), ("b", "s", Exactly(1), "y")]),
+            // Expects the state before the first batch: rejected.
+            request(&[("c", "t", Exactly(0), "z"), ("d", "s", Exactly(0), "w")]),
+            // Expects the state after the first batch, and retries its event "a".
+            request(&[("a", "s", Exactly(0), "x"), ("e", "s", Exactly(2), "v")]),
+            // Reuses "b" with other content: rejected, citing the seq "b" got in this group.
+            request(&[("b", "s", Any, "changed")]),
+            // Uses "c", which only the rejected batch had: accepted.
+            request(&[("c", "t", Exactly(0), "z")]),
+        ];
+        let (group, answers): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
+        writer.commit_group(group);
+        let answers: Vec<_> = answers
+            .iter()
+            .map(|answer| answer.recv().unwrap())
+            .collect();
+        let seqs = |i: usize| -> Vec<(u64, bool)> {
+            answers[i]
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|a| (a.seq, a.duplicate))
+                .collect()
+        };
+        assert_eq!(seqs(0), [(1, false), (2, false)]);
+        assert!(matches!(
+            answers[1],
+            Err(AppendError::WrongExpectedVersion {
+                index: 1,
+                actual: 2,
+                ..
+            })
+        ));
+        assert_eq!(seqs(2), [(1, true), (3, false)]);
+        assert!(matches!(
+            answers[3],
+            Err(AppendError::EventIdConflict {
+                original_seq: Some(2),
+                ..
+            })
+        ));
+        assert_eq!(seqs(4), [(4, false)]);
+        assert_eq!(writer.head.seq, 4);
+        assert_eq!(writer.head_watch.get(), writer.head);
+        let report = crate::verify::verify(&writer.tree).unwrap();
+        assert!(
+            report.is_intact() && report.events_checked == 4,
+            "{report:?}"
+        );
+        // The whole group was one commit: one recorded-at for all of its events.
+        let stamps: HashSet<i64> = writer
+            .tree
+            .scan_prefix([format::EVENT_PREFIX])
+            .map(|entry| {
+                format::decode_event(&entry.unwrap().1)
+                    .unwrap()
+                    .recorded_at_unix_nanos
+            })
+            .collect();
+        assert_eq!(stamps.len(), 1);
+    }
+}

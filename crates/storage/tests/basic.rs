@@ -1,4 +1,5 @@
 //! Appends, reads and reopening: the everyday paths of the log.
+#![allow(clippy::unwrap_used)] // A test should fail loudly at the failing call; helpers included.
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Opening things that are not (usable) Myolog logs fails with a clear, typed error.
+#![allow(clippy::unwrap_used)] // A test should fail loudly at the failing call; helpers included.
 
 mod common;
 

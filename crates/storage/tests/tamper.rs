@@ -1,4 +1,5 @@
 //! Tampering through raw sled underneath the log: verify must name the first bad sequence and why.
+#![allow(clippy::unwrap_used)] // A test should fail loudly at the failing call; helpers included.
 
 mod common;
 
@@ -74,11 +75,13 @@ fn flip(tree: &sled::Tree, seq: u64, offset_from_end: usize) {
 }
 
 type Tamper = fn(&sled::Tree);
+type ReasonCheck = fn(&FailureReason) -> bool;
+/// (what was done, the tampering, the first bad seq verify must name, the reason it must give)
+type TamperCase = (&'static str, Tamper, u64, ReasonCheck);
 
 #[test]
 fn verify_names_the_first_bad_sequence_for_each_kind_of_tampering() {
-    // (what was done, tampering, expected first bad seq, reason check)
-    let cases: &[(&str, Tamper, u64, fn(&FailureReason) -> bool)] = &[
+    let cases: &[TamperCase] = &[
         (
             "flip a payload byte of event 3",
             |t| flip(t, 3, 32 + 32 + 8 + 4 + 6 + 10),
