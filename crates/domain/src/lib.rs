@@ -17,6 +17,7 @@ pub mod haq;
 pub mod json;
 pub mod lab;
 pub mod mmt8;
+pub mod protocol;
 pub mod quantity;
 pub mod score;
 pub mod visit;

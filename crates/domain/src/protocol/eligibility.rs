@@ -1,0 +1,403 @@
+//! Eligibility from baseline data, criterion by criterion, with the value each rule saw. A missing
+//! measure makes a rule "not evaluable", never "not met": a screening form with a blank field is a
+//! query to the site, not an ineligible subject. Combinations use three-valued logic, so a decision
+//! that the known values already settle (e.g. two of five abnormal measures) is still made.
+
+use super::model::{CompareOp, Criterion, CriterionCategory, Flag, Measure, Protocol, Rule};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use std::fmt;
+
+/// The baseline values eligibility rules read. `None` = not recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BaselineMeasures {
+    /// Completed years.
+    pub age_years: Option<Decimal>,
+    pub cdasi_activity: Option<Decimal>,
+    pub cdasi_damage: Option<Decimal>,
+    pub mmt8: Option<Mmt8Total>,
+    /// On the protocol's global scale (cm for `vas_cm`).
+    pub physician_global: Option<Decimal>,
+    pub patient_global: Option<Decimal>,
+    pub extramuscular_global: Option<Decimal>,
+    pub haq_di: Option<Decimal>,
+    pub prednisone_mg_per_day: Option<Decimal>,
+    pub prednisone_stable_weeks: Option<Decimal>,
+    /// Muscle enzymes with their lab's upper limit of normal; empty = none recorded.
+    pub enzymes: Vec<EnzymeResult>,
+    pub muscle_active: Option<bool>,
+}
+
+/// An MMT-8 total with the scale it was recorded on, so a 0-80 total is never read as 0-150.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Mmt8Total {
+    pub total: Decimal,
+    /// 80 (unilateral) or 150 (bilateral).
+    pub max: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnzymeResult {
+    /// E.g. `CK`, `aldolase`.
+    pub name: String,
+    pub value: Decimal,
+    pub upper_limit_of_normal: Decimal,
+}
+
+/// The outcome of one rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Verdict {
+    Met,
+    NotMet,
+    /// A conditional rule whose condition is not met (e.g. MMT-8 rule when muscle is not active).
+    NotApplicable,
+    /// A value the rule needs is missing.
+    NotEvaluable,
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            Verdict::Met => "met",
+            Verdict::NotMet => "not met",
+            Verdict::NotApplicable => "not applicable",
+            Verdict::NotEvaluable => "not evaluable",
+        })
+    }
+}
+
+/// What a leaf rule saw in the baseline data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Seen {
+    Value(Decimal),
+    Flag(bool),
+    Missing,
+    /// An MMT-8 total on another scale than the protocol's.
+    Mmt8OtherScale {
+        total: Decimal,
+        max: u16,
+        protocol_max: u16,
+    },
+    /// The most abnormal enzyme (highest value / ULN).
+    Enzyme {
+        name: String,
+        value: Decimal,
+        upper_limit_of_normal: Decimal,
+    },
+    /// A combination: see its parts.
+    Parts,
+}
+
+impl fmt::Display for Seen {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Seen::Value(value) => write!(formatter, "{value}"),
+            Seen::Flag(value) => write!(formatter, "{value}"),
+            Seen::Missing => formatter.write_str("nothing"),
+            Seen::Mmt8OtherScale {
+                total,
+                max,
+                protocol_max,
+            } => {
+                write!(formatter, "{total} of {max}, not of {protocol_max}")
+            }
+            Seen::Enzyme {
+                name,
+                value,
+                upper_limit_of_normal,
+            } => {
+                write!(formatter, "{name} {value} (ULN {upper_limit_of_normal})")
+            }
+            Seen::Parts => formatter.write_str("its parts"),
+        }
+    }
+}
+
+/// A rule's verdict with what it saw; combinations carry their parts' results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleResult {
+    /// A leaf rule as text (`cdasi_activity >= 5`); for a combination its head only (`at least 2 of`,
+    /// `if`), its parts being listed in `parts`.
+    pub rule: String,
+    pub verdict: Verdict,
+    pub seen: Seen,
+    pub parts: Vec<RuleResult>,
+}
+
+impl fmt::Display for RuleResult {
+    /// `cdasi_activity >= 5 saw 4: not met`; combinations list their parts in brackets.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.parts.is_empty() {
+            return write!(
+                formatter,
+                "{} saw {}: {}",
+                self.rule, self.seen, self.verdict
+            );
+        }
+        let parts = self
+            .parts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
+        match parts.as_slice() {
+            [condition, then] if self.rule == "if" => {
+                write!(
+                    formatter,
+                    "if [{condition}] then [{then}]: {}",
+                    self.verdict
+                )
+            }
+            _ => write!(
+                formatter,
+                "{} [{}]: {}",
+                self.rule,
+                parts.join("; "),
+                self.verdict
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CriterionResult {
+    pub id: String,
+    pub category: CriterionCategory,
+    pub text: String,
+    /// Whether the criterion's rule holds (for an exclusion, `Met` means the subject is excluded).
+    pub verdict: Verdict,
+    pub result: RuleResult,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EligibilityVerdict {
+    Eligible,
+    /// At least one inclusion not met or one exclusion met.
+    NotEligible,
+    /// Nothing rules the subject out, but a criterion could not be evaluated.
+    NotEvaluable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EligibilityReport {
+    pub verdict: EligibilityVerdict,
+    pub criteria: Vec<CriterionResult>,
+}
+
+impl Protocol {
+    /// Checks every eligibility criterion against a subject's baseline values.
+    pub fn check_eligibility(&self, measures: &BaselineMeasures) -> EligibilityReport {
+        let reader = Reader {
+            measures,
+            mmt8_max: self.conventions.mmt8_max,
+        };
+        let criteria: Vec<CriterionResult> = self
+            .eligibility
+            .iter()
+            .map(|criterion| reader.criterion(criterion))
+            .collect();
+        let blocks = |result: &CriterionResult| match result.category {
+            CriterionCategory::Inclusion => result.verdict == Verdict::NotMet,
+            CriterionCategory::Exclusion => result.verdict == Verdict::Met,
+        };
+        let verdict = if criteria.iter().any(blocks) {
+            EligibilityVerdict::NotEligible
+        } else if criteria
+            .iter()
+            .any(|result| result.verdict == Verdict::NotEvaluable)
+        {
+            EligibilityVerdict::NotEvaluable
+        } else {
+            EligibilityVerdict::Eligible
+        };
+        EligibilityReport { verdict, criteria }
+    }
+}
+
+struct Reader<'m> {
+    measures: &'m BaselineMeasures,
+    mmt8_max: u16,
+}
+
+impl Reader<'_> {
+    fn criterion(&self, criterion: &Criterion) -> CriterionResult {
+        let result = self.rule(&criterion.rule);
+        CriterionResult {
+            id: criterion.id.clone(),
+            category: criterion.category,
+            text: criterion.text.clone(),
+            verdict: result.verdict,
+            result,
+        }
+    }
+
+    fn rule(&self, rule: &Rule) -> RuleResult {
+        let leaf = |verdict, seen| RuleResult {
+            rule: rule.to_string(),
+            verdict,
+            seen,
+            parts: Vec::new(),
+        };
+        let combination = |verdict, parts| RuleResult {
+            rule: combination_head(rule),
+            verdict,
+            seen: Seen::Parts,
+            parts,
+        };
+        match rule {
+            Rule::Compare {
+                measure,
+                op,
+                threshold,
+            } => {
+                let (verdict, seen) = self.compare(*measure, *op, *threshold);
+                leaf(verdict, seen)
+            }
+            Rule::Flag { flag, is } => {
+                let observed = match flag {
+                    Flag::MuscleActive => self.measures.muscle_active,
+                };
+                match observed {
+                    Some(value) => leaf(met_if(value == *is), Seen::Flag(value)),
+                    None => leaf(Verdict::NotEvaluable, Seen::Missing),
+                }
+            }
+            Rule::AnyEnzymeAboveUln => self.enzymes(leaf),
+            Rule::AllOf(rules) => {
+                let parts: Vec<RuleResult> = rules.iter().map(|rule| self.rule(rule)).collect();
+                let counts = Counts::of(&parts);
+                let verdict = if counts.not_met > 0 {
+                    Verdict::NotMet
+                } else if counts.not_evaluable > 0 {
+                    Verdict::NotEvaluable
+                } else {
+                    Verdict::Met
+                };
+                combination(verdict, parts)
+            }
+            Rule::AnyOf(rules) => {
+                let parts: Vec<RuleResult> = rules.iter().map(|rule| self.rule(rule)).collect();
+                combination(at_least(1, Counts::of(&parts)), parts)
+            }
+            Rule::AtLeast { count, rules } => {
+                let parts: Vec<RuleResult> = rules.iter().map(|rule| self.rule(rule)).collect();
+                combination(at_least(*count as usize, Counts::of(&parts)), parts)
+            }
+            Rule::When { condition, then } => {
+                let condition_result = self.rule(condition);
+                let then_result = self.rule(then);
+                let verdict = match condition_result.verdict {
+                    Verdict::Met => then_result.verdict,
+                    Verdict::NotMet | Verdict::NotApplicable => Verdict::NotApplicable,
+                    Verdict::NotEvaluable => Verdict::NotEvaluable,
+                };
+                combination(verdict, vec![condition_result, then_result])
+            }
+        }
+    }
+
+    fn compare(&self, measure: Measure, op: CompareOp, threshold: Decimal) -> (Verdict, Seen) {
+        let measures = self.measures;
+        let observed = match measure {
+            Measure::AgeYears => measures.age_years,
+            Measure::CdasiActivity => measures.cdasi_activity,
+            Measure::CdasiDamage => measures.cdasi_damage,
+            Measure::Mmt8Total => match measures.mmt8 {
+                Some(mmt8) if mmt8.max != self.mmt8_max => {
+                    let seen = Seen::Mmt8OtherScale {
+                        total: mmt8.total,
+                        max: mmt8.max,
+                        protocol_max: self.mmt8_max,
+                    };
+                    return (Verdict::NotEvaluable, seen);
+                }
+                Some(mmt8) => Some(mmt8.total),
+                None => None,
+            },
+            Measure::PhysicianGlobal => measures.physician_global,
+            Measure::PatientGlobal => measures.patient_global,
+            Measure::ExtramuscularGlobal => measures.extramuscular_global,
+            Measure::HaqDi => measures.haq_di,
+            Measure::PrednisoneMgPerDay => measures.prednisone_mg_per_day,
+            Measure::PrednisoneStableWeeks => measures.prednisone_stable_weeks,
+        };
+        match observed {
+            Some(value) => (met_if(op.holds(value, threshold)), Seen::Value(value)),
+            None => (Verdict::NotEvaluable, Seen::Missing),
+        }
+    }
+
+    /// Met when any enzyme exceeds its ULN; shows the most abnormal one (highest value / ULN).
+    fn enzymes(&self, leaf: impl Fn(Verdict, Seen) -> RuleResult) -> RuleResult {
+        let usable = self
+            .measures
+            .enzymes
+            .iter()
+            .filter(|enzyme| enzyme.upper_limit_of_normal > Decimal::ZERO);
+        let most_abnormal = usable.max_by(|a, b| {
+            // a.value / a.uln vs b.value / b.uln, cross-multiplied so no rounding decides it.
+            let left = a.value.checked_mul(b.upper_limit_of_normal);
+            let right = b.value.checked_mul(a.upper_limit_of_normal);
+            left.cmp(&right)
+        });
+        match most_abnormal {
+            Some(enzyme) => leaf(
+                met_if(enzyme.value > enzyme.upper_limit_of_normal),
+                Seen::Enzyme {
+                    name: enzyme.name.clone(),
+                    value: enzyme.value,
+                    upper_limit_of_normal: enzyme.upper_limit_of_normal,
+                },
+            ),
+            None => leaf(Verdict::NotEvaluable, Seen::Missing),
+        }
+    }
+}
+
+fn combination_head(rule: &Rule) -> String {
+    match rule {
+        Rule::AllOf(_) => "all of".to_string(),
+        Rule::AnyOf(_) => "any of".to_string(),
+        Rule::AtLeast { count, .. } => format!("at least {count} of"),
+        Rule::When { .. } => "if".to_string(),
+        leaf => leaf.to_string(),
+    }
+}
+
+fn met_if(holds: bool) -> Verdict {
+    if holds { Verdict::Met } else { Verdict::NotMet }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    met: usize,
+    not_met: usize,
+    not_evaluable: usize,
+}
+
+impl Counts {
+    /// A part that is not applicable counts as met: its condition released the subject from it.
+    fn of(parts: &[RuleResult]) -> Counts {
+        let count = |wanted: &[Verdict]| {
+            parts
+                .iter()
+                .filter(|part| wanted.contains(&part.verdict))
+                .count()
+        };
+        Counts {
+            met: count(&[Verdict::Met, Verdict::NotApplicable]),
+            not_met: count(&[Verdict::NotMet]),
+            not_evaluable: count(&[Verdict::NotEvaluable]),
+        }
+    }
+}
+
+/// At least `needed` parts met: decided as soon as the known values settle it either way.
+fn at_least(needed: usize, counts: Counts) -> Verdict {
+    if counts.met >= needed {
+        Verdict::Met
+    } else if counts.met + counts.not_evaluable < needed {
+        Verdict::NotMet
+    } else {
+        Verdict::NotEvaluable
+    }
+}

@@ -1,0 +1,243 @@
+//! The protocol file as written: serde structs mirroring the TOML keys one to one, every table with
+//! `deny_unknown_fields` so a misspelt key is an error rather than a silently ignored setting.
+//! Cross-references and value ranges are checked afterwards, in `validate`.
+
+use super::model::{
+    ArmType, BaselineRule, Blinding, CompareOp, CriterionCategory, EndpointBaseline, EpochType,
+    Flag, GlobalScale, Level, Measure, MissingDataRule, OutcomeName, PercentChangeRule, Phase,
+    Population, TisCategory,
+};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use std::collections::BTreeMap;
+use std::fmt;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ProtocolFile {
+    pub protocol: VersionFile,
+    pub study: StudyFile,
+    pub conventions: ConventionsFile,
+    pub epochs: Vec<EpochFile>,
+    pub elements: Vec<ElementFile>,
+    pub arms: Vec<ArmFile>,
+    pub encounters: Vec<EncounterFile>,
+    #[serde(default)]
+    pub eligibility: Vec<CriterionFile>,
+    pub objectives: Vec<ObjectiveFile>,
+    pub endpoints: Vec<EndpointFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VersionFile {
+    pub version: u32,
+    pub amendment: Option<AmendmentFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AmendmentFile {
+    pub summary: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StudyFile {
+    pub id: String,
+    pub registry_id: Option<String>,
+    pub title: String,
+    pub phase: Phase,
+    pub blinding: Blinding,
+    pub randomised: bool,
+    pub population: Population,
+    pub planned_subjects: Option<u32>,
+    pub treatments: Vec<String>,
+    pub baseline_encounter: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConventionsFile {
+    pub mmt8_max: u16,
+    pub global_scale: Option<GlobalScale>,
+    pub haq_min_answered_categories: Option<u8>,
+    pub cdasi_mcid: Option<u8>,
+    pub doi_percent_change: Option<PercentChangeRule>,
+    pub tis_percent_change: Option<PercentChangeRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EpochFile {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub epoch_type: EpochType,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ElementFile {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ArmFile {
+    pub code: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub arm_type: ArmType,
+    pub baseline: BaselineRule,
+    pub first_dose_day: Option<i32>,
+    pub cells: Vec<CellFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CellFile {
+    pub epoch: String,
+    pub element: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EncounterFile {
+    pub id: String,
+    pub name: String,
+    pub visit_number: u32,
+    pub epoch: String,
+    pub target_day: i32,
+    pub window: [i32; 2],
+    pub arms: Option<Vec<String>>,
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CriterionFile {
+    pub id: String,
+    pub category: CriterionCategory,
+    pub text: String,
+    pub rule: RuleFile,
+}
+
+/// One eligibility rule; `kind` selects the variant.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub(super) enum RuleFile {
+    Compare {
+        measure: Measure,
+        op: CompareOp,
+        value: ExactDecimal,
+    },
+    Flag {
+        flag: Flag,
+        #[serde(default = "always_true")]
+        is: bool,
+    },
+    AnyEnzymeAboveUln {},
+    AllOf {
+        rules: Vec<RuleFile>,
+    },
+    AnyOf {
+        rules: Vec<RuleFile>,
+    },
+    AtLeast {
+        count: u32,
+        rules: Vec<RuleFile>,
+    },
+    When {
+        condition: Box<RuleFile>,
+        then: Box<RuleFile>,
+    },
+}
+
+fn always_true() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ObjectiveFile {
+    pub id: String,
+    pub level: Level,
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EndpointFile {
+    pub id: String,
+    pub objective: String,
+    pub level: Level,
+    pub text: String,
+    pub outcome: OutcomeName,
+    pub encounter: String,
+    pub encounter_by_arm: Option<BTreeMap<String, String>>,
+    pub baseline: Option<EndpointBaseline>,
+    pub analyte: Option<String>,
+    pub threshold: Option<ExactDecimal>,
+    pub glucocorticoid_window: Option<[i32; 2]>,
+    pub min_dose_records_in_window: Option<u32>,
+    pub responder: Option<ResponderFile>,
+    pub missing_data: Option<MissingDataRule>,
+}
+
+/// A responder rule: a bare name (`"doi_met"`) or a one-key table (`{ tis_at_least = 40 }`).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum ResponderFile {
+    DoiMet,
+    CdasiMcidReached,
+    TisAtLeast(ExactDecimal),
+    TisCategoryAtLeast(TisCategory),
+}
+
+/// A threshold read exactly: a TOML integer (`5`) or a decimal written as a string (`"0.25"`).
+/// TOML floats are refused because they pass through binary floating point (spec section 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ExactDecimal(pub Decimal);
+
+impl<'de> Deserialize<'de> for ExactDecimal {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ExactDecimalVisitor)
+    }
+}
+
+struct ExactDecimalVisitor;
+
+const EXACT_DECIMAL_EXPECTED: &str =
+    "an exact decimal: an integer (5) or a decimal in quotes (\"0.25\"), never a TOML float";
+
+impl Visitor<'_> for ExactDecimalVisitor {
+    type Value = ExactDecimal;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(EXACT_DECIMAL_EXPECTED)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<ExactDecimal, E> {
+        Ok(ExactDecimal(Decimal::from(value)))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<ExactDecimal, E> {
+        Ok(ExactDecimal(Decimal::from(value)))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<ExactDecimal, E> {
+        Err(E::custom(format!(
+            "the float {value} is not allowed here; expected {EXACT_DECIMAL_EXPECTED}"
+        )))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<ExactDecimal, E> {
+        Decimal::from_str_exact(text.trim())
+            .map(|value| ExactDecimal(value.normalize()))
+            .map_err(|_| E::custom(format!("`{text}` is not {EXACT_DECIMAL_EXPECTED}")))
+    }
+}

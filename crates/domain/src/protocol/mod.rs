@@ -1,0 +1,62 @@
+//! Study protocols as data: a trial's arms, epochs, visits with windows, conventions, eligibility and
+//! endpoints, read from a TOML file and validated into a `Protocol`, plus the pure evaluations a
+//! protocol drives: eligibility per criterion, visit-window deviations and SDTM trial design datasets.
+//! The domain reads no files: callers pass the text and the file name to quote in errors.
+
+mod eligibility;
+mod error;
+mod file;
+mod model;
+mod schedule;
+mod tdm;
+mod validate;
+
+pub use eligibility::{
+    BaselineMeasures, CriterionResult, EligibilityReport, EligibilityVerdict, EnzymeResult,
+    Mmt8Total, RuleResult, Seen, Verdict,
+};
+pub use error::{ProtocolError, ProtocolErrors, ProtocolProblem};
+pub use model::{
+    Amendment, Arm, ArmType, BaselineRule, Blinding, Cell, CompareOp, Conventions, Criterion,
+    CriterionCategory, DayWindow, Element, Encounter, Endpoint, EndpointBaseline, Epoch, EpochType,
+    Flag, GlobalScale, Level, Measure, MissingDataRule, Objective, Outcome, OutcomeName,
+    PercentChangeRule, Phase, Population, Protocol, ResponderRule, Rule, Study, TisCategory,
+};
+pub use schedule::{VisitScheduleError, VisitTiming};
+pub use tdm::{TaRow, TdmDatasets, TiRow, TsRow, TvRow, sdtm_study_day};
+pub use validate::DEFAULT_GLUCOCORTICOID_WINDOW;
+
+impl Protocol {
+    /// Reads and validates a protocol from its TOML text. `file_name` is only quoted in errors.
+    pub fn from_toml(file_name: &str, text: &str) -> Result<Protocol, ProtocolErrors> {
+        validate::parse_protocol(file_name, text)
+    }
+
+    /// Checks that `self` may follow `previous` as its amendment: same study, next version.
+    pub fn check_amends(&self, previous: &Protocol) -> Result<(), AmendmentError> {
+        if self.study.id != previous.study.id {
+            return Err(AmendmentError::OtherStudy {
+                registered: previous.study.id.clone(),
+                found: self.study.id.clone(),
+            });
+        }
+        if self.version != previous.version + 1 {
+            return Err(AmendmentError::NotNextVersion {
+                expected: previous.version + 1,
+                found: self.version,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a protocol cannot be registered as an amendment of the current version.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmendmentError {
+    #[error(
+        "the amendment is for study {found}, but the registered protocol is for study {registered}"
+    )]
+    OtherStudy { registered: String, found: String },
+    #[error("expected protocol version {expected} (the next one), found version {found}")]
+    NotNextVersion { expected: u32, found: u32 },
+}
