@@ -32,6 +32,12 @@ pub struct LogOptions {
     pub max_batch_events: usize,
     /// Most events the writer commits with one fsync. Default: 20,000.
     pub max_group_events: usize,
+    /// How long `open` keeps retrying while the directory's lock is held by something other than a
+    /// live [`EventLog`] of this process. sled 0.34 releases its file lock only when its epoch-based
+    /// garbage collector frees the last reference, which can happen shortly after the database was
+    /// dropped, so an immediate reopen in the same process may briefly find it locked. A second
+    /// process gets [`StorageError::InUse`] after this wait. Default: 2 s.
+    pub lock_wait: Duration,
 }
 
 impl Default for LogOptions {
@@ -42,6 +48,7 @@ impl Default for LogOptions {
             cache_capacity_bytes: 256 * 1024 * 1024,
             max_batch_events: 10_000,
             max_group_events: 20_000,
+            lock_wait: Duration::from_secs(2),
         }
     }
 }
@@ -82,6 +89,8 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
     head_watch: Arc<HeadWatch>,
     max_batch_events: usize,
+    /// Dropped after the fields above (declaration order), i.e. after the database handle.
+    _registration: OpenLogRegistration,
 }
 
 impl Drop for Inner {
@@ -109,10 +118,8 @@ impl EventLog {
     pub fn open(path: impl AsRef<Path>, options: LogOptions) -> Result<EventLog, StorageError> {
         let path = path.as_ref().to_path_buf();
         let creating = check_directory(&path, options.create_if_missing)?;
-        let db = options
-            .sled_config(&path)
-            .open()
-            .map_err(|error| map_open_error(&path, error))?;
+        let registration = OpenLogRegistration::register(&path)?;
+        let db = open_sled_waiting_for_lock(&path, &options)?;
         let tree = open_myolog_tree(&path, &db)?;
         let head = recover_head(&tree)?;
         if creating {
@@ -150,6 +157,7 @@ impl EventLog {
                 writer: Mutex::new(Some(writer)),
                 head_watch,
                 max_batch_events: options.max_batch_events.max(1),
+                _registration: registration,
             }),
         })
     }
@@ -450,6 +458,58 @@ fn check_directory(path: &Path, create_if_missing: bool) -> Result<bool, Storage
                 ));
             }
             Ok(false)
+        }
+    }
+}
+
+/// Canonical paths of the logs this process has open, so that a second open in the same process
+/// fails at once instead of waiting out `lock_wait`.
+static OPEN_LOGS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Membership of a path in [`OPEN_LOGS`] for the lifetime of an [`EventLog`].
+struct OpenLogRegistration {
+    canonical: PathBuf,
+}
+
+impl OpenLogRegistration {
+    fn register(path: &Path) -> Result<OpenLogRegistration, StorageError> {
+        let canonical = path
+            .canonicalize()
+            .map_err(durability::io_error("resolving the log path"))?;
+        let mut open_logs = OPEN_LOGS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if open_logs.contains(&canonical) {
+            return Err(StorageError::InUse {
+                path: path.to_path_buf(),
+            });
+        }
+        open_logs.push(canonical.clone());
+        Ok(OpenLogRegistration { canonical })
+    }
+}
+
+impl Drop for OpenLogRegistration {
+    fn drop(&mut self) {
+        let mut open_logs = OPEN_LOGS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        open_logs.retain(|path| path != &self.canonical);
+    }
+}
+
+fn open_sled_waiting_for_lock(path: &Path, options: &LogOptions) -> Result<sled::Db, StorageError> {
+    let deadline = Instant::now() + options.lock_wait;
+    loop {
+        match options
+            .sled_config(path)
+            .open()
+            .map_err(|error| map_open_error(path, error))
+        {
+            Err(StorageError::InUse { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
         }
     }
 }

@@ -47,7 +47,7 @@ fn paths_that_are_not_myolog_logs_are_refused_and_left_untouched() {
             "a sled database with someone else's data",
             |dir| {
                 let path = dir.join("other-db");
-                let db = sled::open(&path).unwrap();
+                let db = common::raw_sled(&path);
                 db.insert(b"key", b"value").unwrap();
                 db.flush().unwrap();
                 path
@@ -58,7 +58,7 @@ fn paths_that_are_not_myolog_logs_are_refused_and_left_untouched() {
             "a sled database with the log tree but another magic",
             |dir| {
                 let path = dir.join("other-magic");
-                let db = sled::open(&path).unwrap();
+                let db = common::raw_sled(&path);
                 let tree = db.open_tree(format::TREE_NAME).unwrap();
                 tree.insert(format::META_MAGIC_KEY, b"other-log").unwrap();
                 db.flush().unwrap();
@@ -95,7 +95,7 @@ fn tree_names(path: &std::path::Path) -> Vec<Vec<u8>> {
     if !path.join("db").exists() {
         return Vec::new();
     }
-    let db = sled::open(path).unwrap();
+    let db = common::raw_sled(path);
     let mut names: Vec<_> = db.tree_names().iter().map(|name| name.to_vec()).collect();
     names.sort();
     names
@@ -122,7 +122,7 @@ fn a_log_of_a_newer_format_is_refused_with_both_versions_named() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_with_one_event(&dir);
     {
-        let db = sled::open(&path).unwrap();
+        let db = common::raw_sled(&path);
         let tree = db.open_tree(format::TREE_NAME).unwrap();
         tree.insert(
             format::META_FORMAT_KEY,
@@ -193,7 +193,11 @@ fn second_process_helper() {
     let Some(path) = std::env::var_os(CHILD_PATH_VAR) else {
         return;
     };
-    match EventLog::open(&path, options()) {
+    let options = LogOptions {
+        lock_wait: std::time::Duration::from_millis(100),
+        ..options()
+    };
+    match EventLog::open(&path, options) {
         Ok(_) => println!("OPEN RESULT: opened"),
         Err(StorageError::InUse { .. }) => println!("OPEN RESULT: in use"),
         Err(other) => println!("OPEN RESULT: other error: {other}"),

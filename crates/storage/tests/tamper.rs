@@ -30,7 +30,7 @@ fn intact_log(dir: &tempfile::TempDir) -> std::path::PathBuf {
 }
 
 fn with_raw_tree(path: &std::path::Path, tamper: impl FnOnce(&sled::Tree)) {
-    let db = sled::open(path).unwrap();
+    let db = common::raw_sled(path);
     let tree = db.open_tree(format::TREE_NAME).unwrap();
     tamper(&tree);
     db.flush().unwrap();

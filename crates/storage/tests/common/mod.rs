@@ -61,3 +61,21 @@ pub fn payload_for(event_id: &str) -> Vec<u8> {
     }
     payload
 }
+
+/// Opens a log directory with raw sled, as a tamperer would. Retries briefly: sled 0.34 releases
+/// its file lock only when its epoch-based garbage collector drops the last reference of an
+/// earlier handle in this process.
+pub fn raw_sled(path: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(error)
+                if std::time::Instant::now() < deadline && error.to_string().contains("lock") =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => panic!("raw sled open of {}: {error}", path.display()),
+        }
+    }
+}
