@@ -1,3 +1,5 @@
-//! The `myolog` binary: a thin entry point over the server crate's commands.
+//! The `myolog` binary: a thin entry point over the server crate's commands (`myolog --help`).
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    myolog_server::cli::main()
+}

@@ -1,0 +1,272 @@
+//! The service core shared by the gRPC handlers: the event log, the projection and the outcome
+//! broadcast. [`App::submit`] is the one ingest path (validate, check against the projection, append
+//! durably, apply, recompute outcomes); `Submit` and `Append` both call it.
+//!
+//! Batches are atomic: an invalid event rejects the whole batch and nothing of it is stored.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use myolog_domain::event::Event;
+use myolog_proto::v1 as pb;
+use myolog_storage::{EventLog, LogOptions, NewEvent, RecordedEvent};
+use prost::Message;
+use tokio::sync::{broadcast, watch};
+
+use crate::error::{ServiceError, Violation};
+use crate::outcomes;
+use crate::projection::{Projection, Touched};
+use crate::wire;
+
+/// The payload schema version of every event this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+/// Default recorded-by principal until authentication exists.
+pub const DEFAULT_PRINCIPAL: &str = "edc-default";
+
+/// Settings of a service instance.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Directory of the event log (created if missing).
+    pub data_dir: PathBuf,
+    /// Recorded-by of every event appended through this instance.
+    pub principal: String,
+}
+
+impl AppConfig {
+    /// A configuration with the default principal.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            principal: DEFAULT_PRINCIPAL.to_string(),
+        }
+    }
+}
+
+/// Errors while starting the service.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("opening the event log: {0}")]
+    Open(#[from] myolog_storage::StorageError),
+    #[error("replaying the event log: event {seq}: {reason}")]
+    Replay { seq: u64, reason: String },
+    #[error("start-up task failed: {0}")]
+    Task(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The shared state of one running service.
+#[derive(Debug)]
+pub struct App {
+    log: EventLog,
+    projection: RwLock<Projection>,
+    outcomes_tx: broadcast::Sender<pb::VisitOutcome>,
+    principal: String,
+    draining: watch::Sender<bool>,
+}
+
+impl App {
+    /// Opens the log and rebuilds the projection by replaying it (blocking: call from a blocking
+    /// context, e.g. `spawn_blocking`).
+    pub fn open_blocking(config: &AppConfig) -> Result<App, StartError> {
+        let log = EventLog::open(&config.data_dir, LogOptions::default())?;
+        let mut projection = Projection::default();
+        let head = log.head();
+        for stored in log.read_range(1..=head.seq) {
+            let stored = stored?;
+            let event = decode_stored(&stored).map_err(|reason| StartError::Replay {
+                seq: stored.seq,
+                reason,
+            })?;
+            projection.apply(stored.seq, &event);
+        }
+        projection.head_seq = head.seq;
+        let (outcomes_tx, _) = broadcast::channel(4096);
+        let (draining, _) = watch::channel(false);
+        Ok(App {
+            log,
+            projection: RwLock::new(projection),
+            outcomes_tx,
+            principal: config.principal.clone(),
+            draining,
+        })
+    }
+
+    /// [`App::open_blocking`] on the blocking pool.
+    pub async fn open(config: AppConfig) -> Result<Arc<App>, StartError> {
+        tokio::task::spawn_blocking(move || App::open_blocking(&config).map(Arc::new))
+            .await
+            .map_err(|e| StartError::Task(e.to_string()))?
+    }
+
+    /// The log (for audit reads).
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// The log's directory.
+    pub fn data_dir(&self) -> &Path {
+        self.log.path()
+    }
+
+    /// Read access to the projection.
+    pub fn projection(&self) -> RwLockReadGuard<'_, Projection> {
+        self.projection
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn projection_mut(&self) -> RwLockWriteGuard<'_, Projection> {
+        self.projection
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A receiver of every outcome change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<pb::VisitOutcome> {
+        self.outcomes_tx.subscribe()
+    }
+
+    /// Tells long-lived streams to finish (graceful shutdown).
+    pub fn start_draining(&self) {
+        self.draining.send_replace(true);
+    }
+
+    /// A receiver that changes to `true` when the service starts draining.
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.draining.subscribe()
+    }
+
+    /// Ingests one batch: the whole path from wire events to durable acks and recomputed outcomes.
+    pub async fn submit(
+        self: &Arc<Self>,
+        request: pb::SubmitRequest,
+    ) -> Result<pb::SubmitResponse, ServiceError> {
+        if request.batch_id.chars().count() > 64 {
+            return Err(ServiceError::invalid(vec![Violation::new(
+                "batch_id",
+                "at most 64 characters",
+            )]));
+        }
+        let events = wire::batch_from_proto(&request.events).map_err(ServiceError::invalid)?;
+        {
+            let violations = self.projection().check_batch(&events);
+            if !violations.is_empty() {
+                return Err(ServiceError::precondition(violations));
+            }
+        }
+        let batch: Vec<NewEvent> = request
+            .events
+            .iter()
+            .zip(&events)
+            .map(|(wire_event, event)| NewEvent {
+                event_id: event.event_id.to_string(),
+                stream_key: wire::stream_key(event),
+                expected_version: myolog_storage::ExpectedVersion::Any,
+                event_type: event.body.type_name().to_string(),
+                schema_version: SCHEMA_VERSION,
+                // Re-encoded from the decoded message: canonical bytes (unknown fields dropped), so
+                // a retry with the same content is recognised as a duplicate.
+                payload: wire_event.encode_to_vec(),
+            })
+            .collect();
+        let app = Arc::clone(self);
+        let appended = tokio::task::spawn_blocking(move || app.log.append(batch, &app.principal))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("append task: {e}")))??;
+
+        let mut touched = BTreeSet::new();
+        {
+            let mut projection = self.projection_mut();
+            for (event, ack) in events.iter().zip(&appended) {
+                if ack.duplicate {
+                    continue;
+                }
+                if let Some(t) = projection.apply(ack.seq, event) {
+                    touched.insert(t);
+                }
+            }
+        }
+        let outcomes = self.outcomes_for(&touched);
+        for outcome in &outcomes {
+            // No receiver is not an error: nobody is watching.
+            let _ = self.outcomes_tx.send(outcome.clone());
+        }
+        let acks = events
+            .iter()
+            .zip(&appended)
+            .enumerate()
+            .map(|(index, (event, ack))| pb::Ack {
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                event_id: event.event_id.to_string(),
+                sequence: ack.seq,
+                hash: ack.hash.0.to_vec(),
+                duplicate: ack.duplicate,
+            })
+            .collect();
+        Ok(pb::SubmitResponse {
+            batch_id: request.batch_id,
+            acks,
+            rejection: None,
+            outcomes,
+        })
+    }
+
+    /// Outcomes of the touched subjects x visits, computed from the current projection.
+    fn outcomes_for(&self, touched: &BTreeSet<Touched>) -> Vec<pb::VisitOutcome> {
+        let projection = self.projection();
+        let mut out = Vec::new();
+        for t in touched {
+            let Some(study) = projection.study(&t.study) else {
+                continue;
+            };
+            let Some(subject) = study.subjects.get(&t.subject) else {
+                continue;
+            };
+            for outcome in outcomes::subject_outcomes(
+                &t.study,
+                study,
+                &t.subject,
+                subject,
+                projection.head_seq,
+            ) {
+                if t.visit
+                    .as_ref()
+                    .is_none_or(|v| v.as_str() == outcome.visit_id)
+                {
+                    out.push(outcome);
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads the log from `from` (inclusive) up to the head at call time, at most `limit` events (0 = all).
+    pub fn head_seq(&self) -> u64 {
+        self.log.head().seq
+    }
+}
+
+/// Decodes a stored payload back to a validated domain event.
+pub fn decode_stored(stored: &RecordedEvent) -> Result<Event, String> {
+    if stored.schema_version != SCHEMA_VERSION {
+        return Err(format!(
+            "unsupported payload schema version {}",
+            stored.schema_version
+        ));
+    }
+    let wire_event = pb::Event::decode(stored.payload.as_slice()).map_err(|e| e.to_string())?;
+    wire::event_from_proto(&wire_event, "event").map_err(|violations| {
+        violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.description))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}

@@ -1,0 +1,250 @@
+//! The `myolog` command line: `serve`, `healthcheck`, `score`, `verify` and `demo`. Every flag of
+//! `serve` also reads a `MYOLOG_*` environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{App, AppConfig, DEFAULT_PRINCIPAL};
+use crate::telemetry::{self, LogFormat};
+
+/// Myolog: dermatomyositis trial outcomes from a tamper-evident event log.
+#[derive(Debug, Parser)]
+#[command(name = "myolog", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gRPC service (Ingest, Outcomes, Audit, health, reflection).
+    Serve(ServeArgs),
+    /// Exit 0 only if the server at --addr reports SERVING (grpc.health.v1).
+    Healthcheck(HealthcheckArgs),
+    /// Score JSON cases from stdin (one object, or JSON Lines); one JSON result per case on stdout.
+    Score,
+    /// Walk the log's hash chain; non-zero exit naming the first bad sequence on any damage.
+    Verify(VerifyArgs),
+    /// Stream a synthetic STIR-like cohort through a real gRPC server and print the outcomes.
+    Demo(DemoArgs),
+}
+
+/// `myolog serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MYOLOG_ADDR", default_value = "127.0.0.1:50051")]
+    pub addr: SocketAddr,
+    /// Directory of the event log (created if missing).
+    #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
+    pub data: PathBuf,
+    /// Log line format on stderr.
+    #[arg(long, env = "MYOLOG_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Recorded-by of every appended event (until authentication exists).
+    #[arg(long, env = "MYOLOG_PRINCIPAL", default_value = DEFAULT_PRINCIPAL)]
+    pub principal: String,
+}
+
+/// `myolog healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// Server URL (`http://host:port`) or `host:port`.
+    #[arg(
+        long,
+        env = "MYOLOG_HEALTHCHECK_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub addr: String,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 3)]
+    pub timeout_secs: u64,
+}
+
+/// `myolog verify`.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Directory of the event log.
+    #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
+    pub data: PathBuf,
+}
+
+/// `myolog demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Keep the log in this directory instead of a temporary one.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Stream to an already running server at this URL instead of starting one.
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Seed of the synthetic cohort.
+    #[arg(long, default_value_t = crate::synth::DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Score => score(),
+        Command::Verify(args) => verify(&args),
+        command => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("myolog: cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(run_async(command))
+        }
+    }
+}
+
+async fn run_async(command: Command) -> ExitCode {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Healthcheck(args) => {
+            match crate::healthcheck::check(&args.addr, Duration::from_secs(args.timeout_secs))
+                .await
+            {
+                Ok(()) => {
+                    println!("SERVING");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("myolog healthcheck: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Demo(args) => {
+            telemetry::init(LogFormat::Text, "warn");
+            match crate::demo::run(&args, &mut std::io::stdout()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("myolog demo: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Score | Command::Verify(_) => ExitCode::FAILURE,
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    telemetry::init(args.log_format, "info");
+    let config = AppConfig {
+        data_dir: args.data.clone(),
+        principal: args.principal.clone(),
+    };
+    let listener = match tokio::net::TcpListener::bind(args.addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(addr = %args.addr, %error, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = match App::open(config).await {
+        Ok(app) => app,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = crate::server::serve(listener, app.clone(), shutdown_signal()).await;
+    // Let stream tasks let go of the app, then close the log (joins the writer, flushes).
+    for _ in 0..200 {
+        if std::sync::Arc::strong_count(&app) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || drop(app)).await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn score() -> ExitCode {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    match crate::score_cli::run(stdin.lock(), stdout.lock()) {
+        Ok(summary) => ExitCode::from(u8::try_from(summary.exit_code()).unwrap_or(1)),
+        Err(error) => {
+            eprintln!("myolog score: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(args: &VerifyArgs) -> ExitCode {
+    let options = myolog_storage::LogOptions {
+        create_if_missing: false,
+        ..Default::default()
+    };
+    let log = match myolog_storage::EventLog::open(&args.data, options) {
+        Ok(log) => log,
+        Err(error) => {
+            eprintln!("myolog verify: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match log.verify() {
+        Ok(report) => match &report.first_bad {
+            None => {
+                println!(
+                    "ok: {} events verified; head sequence {} hash {}",
+                    report.events_checked, report.head.seq, report.head.hash
+                );
+                ExitCode::SUCCESS
+            }
+            Some(failure) => {
+                println!(
+                    "DAMAGED: first bad sequence {}: {} ({} events before it verified)",
+                    failure.seq, failure.reason, report.events_checked
+                );
+                ExitCode::from(3)
+            }
+        },
+        Err(error) => {
+            eprintln!("myolog verify: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! `myolog demo`: starts the service on an embedded log (a temporary directory, or `--data DIR`) on
+//! 127.0.0.1:0 — or uses the server at `--addr` — streams the synthetic STIR-like cohort
+//! ([`crate::synth`]) through a real tonic client over `Ingest.Submit`, and prints the rejected form,
+//! the correction, the per-subject week-12 outcomes and the cohort summary.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use myolog_proto::v1 as pb;
+use myolog_proto::v1::ingest_client::IngestClient;
+use myolog_proto::v1::outcomes_client::OutcomesClient;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+
+use crate::app::AppConfig;
+use crate::cli::DemoArgs;
+use crate::healthcheck::endpoint_url;
+use crate::synth::{self, Cohort, PRIMARY_VISIT, STUDY, VISITS};
+
+/// Why the demo failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("starting the server: {0}")]
+    Start(#[from] crate::app::StartError),
+    #[error("temporary directory: {0}")]
+    TempDir(std::io::Error),
+    #[error("connecting to {url}: {source}")]
+    Connect {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("gRPC call failed: {0}")]
+    Call(#[from] tonic::Status),
+    #[error("the Submit stream ended early")]
+    StreamEnded,
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
+}
+
+/// Runs the demo, writing its report to `out`.
+pub async fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), DemoError> {
+    let started = Instant::now();
+    let cohort = Cohort::new(args.seed, 10);
+    let mut temp = None;
+    let mut running = None;
+    let url = match &args.addr {
+        Some(addr) => endpoint_url(addr),
+        None => {
+            let dir = match &args.data {
+                Some(dir) => dir.clone(),
+                None => {
+                    let t = tempfile::Builder::new()
+                        .prefix("myolog-demo-")
+                        .tempdir()
+                        .map_err(DemoError::TempDir)?;
+                    let path = t.path().to_path_buf();
+                    temp = Some(t);
+                    path
+                }
+            };
+            let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+            let server = crate::server::start(AppConfig::new(&dir), addr).await?;
+            writeln!(
+                out,
+                "Myolog demo: synthetic STIR-like cohort (10 adults, seed {}), fictional data",
+                args.seed
+            )?;
+            writeln!(
+                out,
+                "server  {} (event log in {})",
+                server.url(),
+                dir.display()
+            )?;
+            let url = server.url();
+            running = Some(server);
+            url
+        }
+    };
+    if args.addr.is_some() {
+        writeln!(
+            out,
+            "Myolog demo: synthetic STIR-like cohort (10 adults, seed {}) -> {url}",
+            args.seed
+        )?;
+    }
+    let channel = Channel::from_shared(url.clone())
+        .map_err(|e| DemoError::Unexpected(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|source| DemoError::Connect {
+            url: url.clone(),
+            source,
+        })?;
+
+    let result = stream_and_report(&cohort, channel, out).await;
+    if let Some(server) = running {
+        server.stop().await?;
+    }
+    drop(temp);
+    result?;
+    writeln!(out, "\ndone in {:.1} s", started.elapsed().as_secs_f64())?;
+    Ok(())
+}
+
+/// One lock-step Submit conversation: send a batch, wait for its answer.
+struct Conversation {
+    tx: mpsc::Sender<pb::SubmitRequest>,
+    rx: tonic::Streaming<pb::SubmitResponse>,
+}
+
+impl Conversation {
+    async fn send(&mut self, request: pb::SubmitRequest) -> Result<pb::SubmitResponse, DemoError> {
+        self.tx
+            .send(request)
+            .await
+            .map_err(|_| DemoError::StreamEnded)?;
+        self.rx.message().await?.ok_or(DemoError::StreamEnded)
+    }
+}
+
+async fn stream_and_report(
+    cohort: &Cohort,
+    channel: Channel,
+    out: &mut impl Write,
+) -> Result<(), DemoError> {
+    let mut ingest = IngestClient::new(channel.clone());
+    let (tx, rx) = mpsc::channel(4);
+    let responses = ingest.submit(ReceiverStream::new(rx)).await?.into_inner();
+    let mut conversation = Conversation { tx, rx: responses };
+
+    writeln!(
+        out,
+        "\nStreaming the cohort through Ingest.Submit (one batch per subject and visit) ..."
+    )?;
+    let mut acked = 0usize;
+    let mut duplicates = 0usize;
+    let mut last_ack: Option<pb::Ack> = None;
+    let mut count = |response: &pb::SubmitResponse, acked: &mut usize, duplicates: &mut usize| {
+        *acked += response.acks.len();
+        *duplicates += response.acks.iter().filter(|a| a.duplicate).count();
+        if let Some(ack) = response.acks.iter().max_by_key(|a| a.sequence) {
+            if last_ack.as_ref().is_none_or(|l| l.sequence < ack.sequence) {
+                last_ack = Some(ack.clone());
+            }
+        }
+    };
+    let response = conversation.send(cohort.enrollment()).await?;
+    expect_accepted(&response)?;
+    count(&response, &mut acked, &mut duplicates);
+    for (visit, _) in VISITS {
+        for index in 0..cohort.len() {
+            if (index, visit) == synth::REJECTED {
+                let rejected = conversation.send(cohort.rejected_batch()).await?;
+                print_rejection(out, &rejected)?;
+            }
+            let response = conversation.send(cohort.visit_batch(index, visit)).await?;
+            expect_accepted(&response)?;
+            if (index, visit) == synth::REJECTED {
+                writeln!(
+                    out,
+                    "  -> the site fixed the form and resent batch {}: {} events acked",
+                    response.batch_id,
+                    response.acks.len()
+                )?;
+            }
+            count(&response, &mut acked, &mut duplicates);
+        }
+        if visit == PRIMARY_VISIT {
+            let correction = conversation.send(cohort.correction()).await?;
+            expect_accepted(&correction)?;
+            count(&correction, &mut acked, &mut duplicates);
+            print_correction(out, cohort, &correction)?;
+        }
+    }
+    drop(conversation);
+    let head = last_ack
+        .map(|a| (a.sequence, hex(&a.hash)))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "  {acked} events acknowledged after fdatasync ({duplicates} of them already in the log); head sequence {}, hash {}",
+        head.0,
+        short(&head.1)
+    )?;
+
+    let mut outcomes = OutcomesClient::new(channel);
+    writeln!(out, "\nWeek-12 outcomes per subject (against baseline)")?;
+    writeln!(
+        out,
+        "  subject  DOI (improved core set measures)                      TIS   category   CDASI activity  change  MCID"
+    )?;
+    for index in 0..cohort.len() {
+        let subject = outcomes
+            .get_subject(pb::GetSubjectRequest {
+                study_id: STUDY.into(),
+                subject_id: synth::subject_id(index),
+            })
+            .await?
+            .into_inner();
+        let Some(visit) = subject.visits.iter().find(|v| v.visit_id == PRIMARY_VISIT) else {
+            writeln!(out, "  {}     no week-12 data", subject.subject_id)?;
+            continue;
+        };
+        writeln!(out, "  {}", subject_line(visit))?;
+    }
+    let cohort_outcomes = outcomes
+        .get_cohort(pb::GetCohortRequest {
+            study_id: STUDY.into(),
+            visit_id: PRIMARY_VISIT.into(),
+        })
+        .await?
+        .into_inner();
+    let Some(summary) = cohort_outcomes.visits.first() else {
+        return Err(DemoError::Unexpected("no cohort summary at week 12".into()));
+    };
+    print_cohort(out, summary)?;
+    Ok(())
+}
+
+fn expect_accepted(response: &pb::SubmitResponse) -> Result<(), DemoError> {
+    match &response.rejection {
+        None => Ok(()),
+        Some(rejection) => Err(DemoError::Unexpected(format!(
+            "batch {} rejected: {} {}",
+            response.batch_id, rejection.code, rejection.message
+        ))),
+    }
+}
+
+fn print_rejection(out: &mut impl Write, response: &pb::SubmitResponse) -> Result<(), DemoError> {
+    let Some(rejection) = &response.rejection else {
+        return Err(DemoError::Unexpected(format!(
+            "batch {} should have been rejected",
+            response.batch_id
+        )));
+    };
+    writeln!(
+        out,
+        "  batch {} REJECTED ({}), nothing of it stored:",
+        response.batch_id, rejection.code
+    )?;
+    for violation in rejection
+        .bad_request
+        .iter()
+        .flat_map(|b| &b.field_violations)
+    {
+        writeln!(out, "    {}: {}", violation.field, violation.description)?;
+    }
+    Ok(())
+}
+
+fn print_correction(
+    out: &mut impl Write,
+    cohort: &Cohort,
+    response: &pb::SubmitResponse,
+) -> Result<(), DemoError> {
+    let request = cohort.correction();
+    let Some(event) = request.events.first() else {
+        return Ok(());
+    };
+    let Some(pb::event::Body::AssessmentCorrected(c)) = &event.body else {
+        return Ok(());
+    };
+    let sequence = response
+        .acks
+        .first()
+        .map(|a| a.sequence)
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "  correction of {} (sequence {sequence}): \"{}\"; the original stays in the log",
+        c.supersedes_event_id, c.reason
+    )?;
+    for outcome in &response.outcomes {
+        writeln!(out, "    recomputed {}", subject_line(outcome))?;
+    }
+    Ok(())
+}
+
+fn doi_text(doi: Option<&pb::Doi>) -> String {
+    let Some(doi) = doi else { return "-".into() };
+    let status = match pb::DoiStatus::try_from(doi.status).unwrap_or(pb::DoiStatus::Unspecified) {
+        pb::DoiStatus::Met => "met",
+        pb::DoiStatus::NotMet => "not met",
+        pb::DoiStatus::NotEvaluable => "not evaluable",
+        pb::DoiStatus::Unspecified => "?",
+    };
+    format!("{status} ({})", doi.improved.join(", "))
+}
+
+fn category_text(category: i32) -> &'static str {
+    match pb::TisCategory::try_from(category).unwrap_or(pb::TisCategory::Unspecified) {
+        pb::TisCategory::None => "none",
+        pb::TisCategory::Minimal => "minimal",
+        pb::TisCategory::Moderate => "moderate",
+        pb::TisCategory::Major => "major",
+        pb::TisCategory::Unspecified => "-",
+    }
+}
+
+/// One row of the per-subject table.
+pub fn subject_line(visit: &pb::VisitOutcome) -> String {
+    let tis = visit.tis.as_ref();
+    let (score, category) = match tis {
+        Some(t) if t.evaluable => (t.score.clone(), category_text(t.category)),
+        _ => ("n/e".into(), "-"),
+    };
+    let cdasi = match &visit.cdasi {
+        Some(c) => format!(
+            "{:>3} -> {:<3}      {:>+4}    {}",
+            c.baseline_activity.map_or("-".into(), |v| v.to_string()),
+            c.followup_activity.map_or("-".into(), |v| v.to_string()),
+            c.activity_change.unwrap_or_default(),
+            if c.mcid_reached { "yes" } else { "no" }
+        ),
+        None => "-".into(),
+    };
+    format!(
+        "{:<8} {:<55} {:>5} {:<10} {}",
+        visit.subject_id,
+        doi_text(visit.doi.as_ref()),
+        score,
+        category,
+        cdasi
+    )
+}
+
+fn proportion_text(p: Option<&pb::Proportion>) -> String {
+    let Some(p) = p else { return "-".into() };
+    if p.total == 0 {
+        return "0/0".into();
+    }
+    format!(
+        "{}/{} ({:.1}%; 95% CI {:.1}% to {:.1}%, Clopper-Pearson)",
+        p.responders,
+        p.total,
+        100.0 * f64::from(p.responders) / f64::from(p.total),
+        100.0 * p.ci_low,
+        100.0 * p.ci_high
+    )
+}
+
+fn summary_text(s: Option<&pb::Summary>) -> String {
+    let Some(s) = s else { return "-".into() };
+    format!(
+        "{:.1} ± {:.1}, median {:.1} [IQR {:.1} to {:.1}]",
+        s.mean, s.sd, s.median, s.q1, s.q3
+    )
+}
+
+fn p_text(p: Option<f64>) -> String {
+    match p {
+        Some(p) if p < 0.0001 => "< 0.0001".into(),
+        Some(p) => format!("{p:.4}"),
+        None => "not evaluable".into(),
+    }
+}
+
+fn print_cohort(out: &mut impl Write, summary: &pb::CohortVisit) -> Result<(), DemoError> {
+    writeln!(
+        out,
+        "\nCohort at {} (n = {})",
+        summary.visit_id, summary.subjects
+    )?;
+    writeln!(
+        out,
+        "  IMACS DOI responders   {}",
+        proportion_text(summary.doi_responders.as_ref())
+    )?;
+    if let Some(tis) = &summary.tis {
+        writeln!(
+            out,
+            "  2016 TIS categories    none {}, minimal {}, moderate {}, major {} (of {} evaluable)",
+            tis.none, tis.minimal, tis.moderate, tis.major, tis.evaluable
+        )?;
+        writeln!(
+            out,
+            "  TIS >= minimal         {}",
+            proportion_text(tis.at_least_minimal.as_ref())
+        )?;
+    }
+    if let Some(c) = &summary.cdasi_activity {
+        writeln!(out, "  CDASI activity (n = {} pairs)", c.n)?;
+        writeln!(
+            out,
+            "    baseline             {}",
+            summary_text(c.baseline.as_ref())
+        )?;
+        writeln!(
+            out,
+            "    {:<20} {}",
+            summary.visit_id,
+            summary_text(c.visit.as_ref())
+        )?;
+        writeln!(
+            out,
+            "    change               {}",
+            summary_text(c.change.as_ref())
+        )?;
+        writeln!(out, "    paired t-test        p = {}", p_text(c.paired_t_p))?;
+        writeln!(
+            out,
+            "    Wilcoxon signed-rank p = {} ({})",
+            p_text(c.wilcoxon_p),
+            c.wilcoxon_method
+        )?;
+    }
+    writeln!(
+        out,
+        "  CDASI MCID (>= 4)      {}",
+        proportion_text(summary.cdasi_mcid.as_ref())
+    )?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn short(hex: &str) -> &str {
+    hex.get(..16).unwrap_or(hex)
+}

@@ -1,0 +1,25 @@
+//! The Myolog service: tonic services over the event log and the scoring engine, proto <-> domain
+//! mapping, projections rebuilt from the log, and the `myolog` command line.
+//!
+//! - [`wire`]: proto <-> domain mapping with field-path violations.
+//! - [`error`]: service errors and the one mapping to `tonic::Status`.
+//! - [`projection`], [`outcomes`], [`scored`]: per-visit assessments, per-subject and cohort outcomes.
+//! - [`app`]: the ingest path (validate, check, durable append, apply, recompute, broadcast).
+//! - [`services`], [`server`]: the gRPC services, health, reflection, graceful shutdown.
+//! - [`cli`], [`demo`], [`synth`], [`healthcheck`]: the binary's commands.
+
+pub mod app;
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod healthcheck;
+pub mod outcomes;
+pub mod prng;
+pub mod projection;
+pub mod score_cli;
+pub mod scored;
+pub mod server;
+pub mod services;
+pub mod synth;
+pub mod telemetry;
+pub mod wire;

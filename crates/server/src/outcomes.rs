@@ -1,0 +1,235 @@
+//! Outcomes from the projection: per subject x visit with the scoring crate against the subject's
+//! baseline visit, and per cohort x visit with the statistics module (DOI responders with
+//! Clopper-Pearson CI, TIS categories, CDASI activity baseline vs visit with paired t and Wilcoxon).
+
+use std::collections::BTreeMap;
+
+use myolog_domain::event::{StudyId, SubjectId, VisitId};
+use myolog_domain::visit::{Population, VisitAssessments};
+use myolog_proto::v1 as pb;
+use myolog_scoring::stats::{self, Outcome, WilcoxonOptions};
+
+use crate::projection::{Study, Subject, baseline_of, followups};
+use crate::scored::{Scored, score};
+
+/// The population whose thresholds apply to a subject.
+pub fn population_of(study: &Study, subject: &Subject) -> Population {
+    subject.population.unwrap_or(study.population)
+}
+
+/// The outcomes of every follow-up visit of one subject, in visit order.
+pub fn subject_outcomes(
+    study_id: &StudyId,
+    study: &Study,
+    subject_id: &SubjectId,
+    subject: &Subject,
+    as_of: u64,
+) -> Vec<pb::VisitOutcome> {
+    let Some((baseline_id, baseline)) = baseline_of(study, subject) else {
+        return Vec::new();
+    };
+    let baseline_assessments = baseline.assessments();
+    let population = population_of(study, subject);
+    followups(study, subject)
+        .into_iter()
+        .map(|(visit_id, visit)| {
+            let scored = score(population, &baseline_assessments, &visit.assessments());
+            visit_outcome(
+                study_id,
+                subject_id,
+                visit_id,
+                baseline_id,
+                visit.last_date,
+                scored,
+                as_of,
+            )
+        })
+        .collect()
+}
+
+fn visit_outcome(
+    study_id: &StudyId,
+    subject_id: &SubjectId,
+    visit_id: &VisitId,
+    baseline_id: &VisitId,
+    date: Option<myolog_domain::event::ClinicalDate>,
+    scored: Scored,
+    as_of: u64,
+) -> pb::VisitOutcome {
+    pb::VisitOutcome {
+        study_id: study_id.to_string(),
+        subject_id: subject_id.to_string(),
+        visit_id: visit_id.to_string(),
+        baseline_visit_id: baseline_id.to_string(),
+        clinical_date: date.map(|d| d.to_string()).unwrap_or_default(),
+        doi: Some(scored.doi),
+        tis: Some(scored.tis),
+        cdasi: scored.cdasi,
+        result_json: scored.json,
+        as_of_sequence: as_of,
+    }
+}
+
+/// Scores one subject at one visit directly (what the service reports), for tests and tools.
+pub fn score_visit(
+    population: Population,
+    baseline: &VisitAssessments,
+    followup: &VisitAssessments,
+) -> Scored {
+    score(population, baseline, followup)
+}
+
+fn proportion(responders: u64, total: u64) -> pb::Proportion {
+    let (ci_low, ci_high) = stats::responder_proportion(responders, total)
+        .map(|p| (p.ci_lower, p.ci_upper))
+        .unwrap_or((0.0, 0.0));
+    pb::Proportion {
+        responders: u32::try_from(responders).unwrap_or(u32::MAX),
+        total: u32::try_from(total).unwrap_or(u32::MAX),
+        ci_low,
+        ci_high,
+    }
+}
+
+fn summary(outcome: &Outcome<stats::Summary>) -> pb::Summary {
+    match outcome.value() {
+        Some(s) => pb::Summary {
+            n: u32::try_from(s.n).unwrap_or(u32::MAX),
+            mean: s.mean,
+            sd: s.sd.unwrap_or(0.0),
+            median: s.median,
+            q1: s.q1,
+            q3: s.q3,
+        },
+        None => pb::Summary::default(),
+    }
+}
+
+fn paired(before: &[f64], after: &[f64]) -> pb::PairedComparison {
+    let n = u32::try_from(before.len()).unwrap_or(u32::MAX);
+    match stats::paired_comparison(before, after, WilcoxonOptions::default()) {
+        Ok(c) => pb::PairedComparison {
+            n,
+            baseline: Some(summary(&c.baseline)),
+            visit: Some(summary(&c.followup)),
+            change: Some(summary(&c.change)),
+            paired_t_p: c.t_test.value().map(|t| t.p_value),
+            wilcoxon_p: c.wilcoxon.value().map(|w| w.p_value),
+            wilcoxon_method: c
+                .wilcoxon
+                .value()
+                .map(|w| w.method.to_string())
+                .unwrap_or_default(),
+        },
+        Err(_) => pb::PairedComparison {
+            n,
+            ..Default::default()
+        },
+    }
+}
+
+/// Cohort statistics of a study per follow-up visit (or of one visit).
+pub fn cohort(
+    study_id: &StudyId,
+    study: &Study,
+    only_visit: Option<&str>,
+    as_of: u64,
+) -> pb::CohortOutcomes {
+    // Visit id -> (earliest date, per-subject scored results).
+    let mut per_visit: BTreeMap<
+        VisitId,
+        (Option<myolog_domain::event::ClinicalDate>, Vec<Scored>),
+    > = BTreeMap::new();
+    for subject in study.subjects.values() {
+        let Some((_, baseline)) = baseline_of(study, subject) else {
+            continue;
+        };
+        let baseline_assessments = baseline.assessments();
+        let population = population_of(study, subject);
+        for (visit_id, visit) in followups(study, subject) {
+            if only_visit.is_some_and(|only| only != visit_id.as_str()) {
+                continue;
+            }
+            let entry = per_visit
+                .entry(visit_id.clone())
+                .or_insert((visit.first_date, Vec::new()));
+            entry.0 = match (entry.0, visit.first_date) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            entry.1.push(score(
+                population,
+                &baseline_assessments,
+                &visit.assessments(),
+            ));
+        }
+    }
+    let mut visits: Vec<(
+        VisitId,
+        Option<myolog_domain::event::ClinicalDate>,
+        Vec<Scored>,
+    )> = per_visit
+        .into_iter()
+        .map(|(id, (date, scored))| (id, date, scored))
+        .collect();
+    visits.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    pb::CohortOutcomes {
+        study_id: study_id.to_string(),
+        enrolled: u32::try_from(study.subjects.len()).unwrap_or(u32::MAX),
+        visits: visits
+            .into_iter()
+            .map(|(id, _, scored)| cohort_visit(&id, &scored))
+            .collect(),
+        as_of_sequence: as_of,
+    }
+}
+
+fn cohort_visit(visit_id: &VisitId, scored: &[Scored]) -> pb::CohortVisit {
+    let doi_met = scored
+        .iter()
+        .filter(|s| s.doi.status == pb::DoiStatus::Met as i32)
+        .count() as u64;
+    let doi_evaluable = scored
+        .iter()
+        .filter(|s| {
+            s.doi.status == pb::DoiStatus::Met as i32
+                || s.doi.status == pb::DoiStatus::NotMet as i32
+        })
+        .count() as u64;
+    let mut tis = pb::TisCategories::default();
+    for s in scored.iter().filter(|s| s.tis.evaluable) {
+        tis.evaluable += 1;
+        match pb::TisCategory::try_from(s.tis.category).unwrap_or(pb::TisCategory::Unspecified) {
+            pb::TisCategory::None | pb::TisCategory::Unspecified => tis.none += 1,
+            pb::TisCategory::Minimal => tis.minimal += 1,
+            pb::TisCategory::Moderate => tis.moderate += 1,
+            pb::TisCategory::Major => tis.major += 1,
+        }
+    }
+    tis.at_least_minimal = Some(proportion(
+        u64::from(tis.minimal + tis.moderate + tis.major),
+        u64::from(tis.evaluable),
+    ));
+    let pairs: Vec<(f64, f64, bool)> = scored
+        .iter()
+        .filter_map(|s| {
+            let c = s.cdasi.as_ref()?;
+            Some((
+                f64::from(c.baseline_activity?),
+                f64::from(c.followup_activity?),
+                c.mcid_reached,
+            ))
+        })
+        .collect();
+    let before: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let after: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    let mcid = pairs.iter().filter(|p| p.2).count() as u64;
+    pb::CohortVisit {
+        visit_id: visit_id.to_string(),
+        subjects: u32::try_from(scored.len()).unwrap_or(u32::MAX),
+        doi_responders: Some(proportion(doi_met, doi_evaluable)),
+        tis: Some(tis),
+        cdasi_activity: Some(paired(&before, &after)),
+        cdasi_mcid: Some(proportion(mcid, pairs.len() as u64)),
+    }
+}

@@ -1,0 +1,396 @@
+//! In-memory projection of the log: studies, subjects and, per visit, the live assessment forms.
+//! Rebuilt from the log at start-up by replay and updated after each durable append.
+//!
+//! A visit's assessments are its live forms applied in sequence order, so the latest value of each
+//! measure wins (for globals and enzymes: per measure; for labs: per code). A correction removes the
+//! form it supersedes from the live set and adds its own; both events stay in the log.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use myolog_domain::event::{
+    Assessment, AssessmentKind, ClinicalDate, Dose, Event, EventBody, EventId, StudyId, SubjectId,
+    VisitId,
+};
+use myolog_domain::visit::{Population, VisitAssessments};
+
+use crate::error::Violation;
+
+/// A study as registered.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub title: String,
+    pub population: Population,
+    pub baseline_visit: VisitId,
+    pub subjects: BTreeMap<SubjectId, Subject>,
+}
+
+/// One subject.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub arm: String,
+    pub population: Option<Population>,
+    pub withdrawn: bool,
+    pub visits: BTreeMap<VisitId, Visit>,
+    /// Dose records in sequence order: (clinical date, dose).
+    pub doses: Vec<(ClinicalDate, Dose)>,
+}
+
+/// One visit: its live forms by sequence number.
+#[derive(Debug, Clone, Default)]
+pub struct Visit {
+    /// Earliest clinical date recorded for the visit (orders visits).
+    pub first_date: Option<ClinicalDate>,
+    /// Latest clinical date recorded for the visit.
+    pub last_date: Option<ClinicalDate>,
+    /// Live assessment forms: sequence -> form.
+    pub live: BTreeMap<u64, Assessment>,
+}
+
+impl Visit {
+    /// The visit's assessments: live forms applied in sequence order (latest value wins).
+    pub fn assessments(&self) -> VisitAssessments {
+        let mut visit = VisitAssessments::default();
+        for form in self.live.values() {
+            form.apply_to(&mut visit);
+        }
+        visit
+    }
+
+    fn note_date(&mut self, date: ClinicalDate) {
+        self.first_date = Some(self.first_date.map_or(date, |d| d.min(date)));
+        self.last_date = Some(self.last_date.map_or(date, |d| d.max(date)));
+    }
+}
+
+/// Where an assessment event lives, for corrections.
+#[derive(Debug, Clone)]
+struct FormRef {
+    seq: u64,
+    study: StudyId,
+    subject: SubjectId,
+    visit: VisitId,
+    kind: AssessmentKind,
+    superseded_by: Option<EventId>,
+}
+
+/// A subject x visit whose outcome may have changed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Touched {
+    pub study: StudyId,
+    pub subject: SubjectId,
+    /// `None`: every visit of the subject (baseline or population changed).
+    pub visit: Option<VisitId>,
+}
+
+/// The whole projection.
+#[derive(Debug, Default)]
+pub struct Projection {
+    /// Highest sequence applied.
+    pub head_seq: u64,
+    pub studies: BTreeMap<StudyId, Study>,
+    /// Every event id applied -> its sequence (idempotency pre-check).
+    event_seqs: HashMap<EventId, u64>,
+    forms: HashMap<EventId, FormRef>,
+}
+
+impl Projection {
+    /// The sequence of an event id already in the projection.
+    pub fn seq_of(&self, event_id: &EventId) -> Option<u64> {
+        self.event_seqs.get(event_id).copied()
+    }
+
+    /// The study, if registered.
+    pub fn study(&self, study: &StudyId) -> Option<&Study> {
+        self.studies.get(study)
+    }
+
+    /// Checks a valid batch against the projection (and the batch's own earlier events): studies
+    /// registered once and before use, subjects enrolled once and before use, corrections naming a
+    /// live form of the same subject, visit and instrument. Events whose id is already in the log are
+    /// not checked (the log answers them as duplicates or conflicts).
+    pub fn check_batch(&self, batch: &[Event]) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        let mut new_studies: BTreeSet<&StudyId> = BTreeSet::new();
+        let mut new_subjects: BTreeSet<(&StudyId, &SubjectId)> = BTreeSet::new();
+        let mut new_forms: HashMap<&EventId, (&StudyId, &SubjectId, &VisitId, AssessmentKind)> =
+            HashMap::new();
+        let mut superseded_in_batch: BTreeSet<&EventId> = BTreeSet::new();
+        let mut ids_in_batch: BTreeSet<&EventId> = BTreeSet::new();
+        for (index, event) in batch.iter().enumerate() {
+            let path = format!("events[{index}]");
+            if !ids_in_batch.insert(&event.event_id) {
+                violations.push(Violation::new(
+                    format!("{path}.event_id"),
+                    format!("event id {} appears twice in the batch", event.event_id),
+                ));
+                continue;
+            }
+            if self.event_seqs.contains_key(&event.event_id) {
+                continue;
+            }
+            let study_known =
+                self.studies.contains_key(&event.study) || new_studies.contains(&event.study);
+            match &event.body {
+                EventBody::StudyRegistered { .. } => {
+                    if study_known {
+                        violations.push(Violation::new(
+                            format!("{path}.study_id"),
+                            format!("study {} is already registered", event.study),
+                        ));
+                    }
+                    new_studies.insert(&event.study);
+                    continue;
+                }
+                _ if !study_known => {
+                    violations.push(Violation::new(
+                        format!("{path}.study_id"),
+                        format!(
+                            "study {} is not registered (send StudyRegistered first)",
+                            event.study
+                        ),
+                    ));
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(subject) = &event.subject else {
+                continue;
+            };
+            let subject_known = self
+                .studies
+                .get(&event.study)
+                .is_some_and(|s| s.subjects.contains_key(subject))
+                || new_subjects.contains(&(&event.study, subject));
+            if let EventBody::SubjectEnrolled { .. } = &event.body {
+                if subject_known {
+                    violations.push(Violation::new(
+                        format!("{path}.subject_id"),
+                        format!("subject {subject} is already enrolled in {}", event.study),
+                    ));
+                }
+                new_subjects.insert((&event.study, subject));
+                continue;
+            }
+            if !subject_known {
+                violations.push(Violation::new(
+                    format!("{path}.subject_id"),
+                    format!(
+                        "subject {subject} is not enrolled in {} (send SubjectEnrolled first)",
+                        event.study
+                    ),
+                ));
+                continue;
+            }
+            let Some(visit) = &event.visit else { continue };
+            if let EventBody::AssessmentCorrected {
+                supersedes,
+                corrected,
+                ..
+            } = &event.body
+            {
+                let target = self
+                    .forms
+                    .get(supersedes)
+                    .map(|f| {
+                        (
+                            &f.study,
+                            &f.subject,
+                            &f.visit,
+                            f.kind,
+                            f.superseded_by.is_some(),
+                        )
+                    })
+                    .or_else(|| {
+                        new_forms
+                            .get(supersedes)
+                            .map(|(st, su, vi, k)| (*st, *su, *vi, *k, false))
+                    });
+                let field = format!("{path}.assessment_corrected.supersedes_event_id");
+                match target {
+                    None => violations.push(Violation::new(
+                        field,
+                        format!("no assessment with event id {supersedes} is recorded"),
+                    )),
+                    Some((st, su, vi, kind, superseded)) => {
+                        if (st, su, vi) != (&event.study, subject, visit) {
+                            violations.push(Violation::new(
+                                field,
+                                format!("{supersedes} is an assessment of {st}/{su} at {vi}, not of this subject and visit"),
+                            ));
+                        } else if kind != corrected.kind() {
+                            violations.push(Violation::new(
+                                format!("{path}.assessment_corrected.corrected"),
+                                format!(
+                                    "{supersedes} recorded {}; a correction must carry the same instrument, not {}",
+                                    kind.key(),
+                                    corrected.kind().key()
+                                ),
+                            ));
+                        } else if superseded || !superseded_in_batch.insert(supersedes) {
+                            violations.push(Violation::new(
+                                field,
+                                format!("{supersedes} was already superseded; correct the latest correction instead"),
+                            ));
+                        }
+                    }
+                }
+            }
+            if let Some(assessment) = event.body.assessment() {
+                new_forms.insert(
+                    &event.event_id,
+                    (&event.study, subject, visit, assessment.kind()),
+                );
+            }
+        }
+        violations
+    }
+
+    /// Applies one stored event. Events already applied (same id) are ignored. Returns what changed.
+    pub fn apply(&mut self, seq: u64, event: &Event) -> Option<Touched> {
+        if self.event_seqs.contains_key(&event.event_id) {
+            return None;
+        }
+        self.event_seqs.insert(event.event_id.clone(), seq);
+        self.head_seq = self.head_seq.max(seq);
+        match &event.body {
+            EventBody::StudyRegistered {
+                title,
+                population,
+                baseline_visit,
+            } => {
+                self.studies
+                    .entry(event.study.clone())
+                    .or_insert_with(|| Study {
+                        title: title.clone(),
+                        population: *population,
+                        baseline_visit: baseline_visit.clone(),
+                        subjects: BTreeMap::new(),
+                    });
+                None
+            }
+            EventBody::SubjectEnrolled { arm, population } => {
+                let subject_id = event.subject.clone()?;
+                let study = self.studies.get_mut(&event.study)?;
+                study
+                    .subjects
+                    .entry(subject_id.clone())
+                    .or_insert_with(|| Subject {
+                        arm: arm.clone(),
+                        population: *population,
+                        withdrawn: false,
+                        visits: BTreeMap::new(),
+                        doses: Vec::new(),
+                    });
+                Some(Touched {
+                    study: event.study.clone(),
+                    subject: subject_id,
+                    visit: None,
+                })
+            }
+            EventBody::SubjectWithdrawn { .. } => {
+                let subject_id = event.subject.clone()?;
+                let subject = self
+                    .studies
+                    .get_mut(&event.study)?
+                    .subjects
+                    .get_mut(&subject_id)?;
+                subject.withdrawn = true;
+                None
+            }
+            EventBody::DoseRecorded(dose) => {
+                let subject_id = event.subject.clone()?;
+                let subject = self
+                    .studies
+                    .get_mut(&event.study)?
+                    .subjects
+                    .get_mut(&subject_id)?;
+                subject.doses.push((event.clinical_date, dose.clone()));
+                None
+            }
+            EventBody::AssessmentRecorded(assessment) => {
+                self.add_form(seq, event, assessment, None)
+            }
+            EventBody::AssessmentCorrected {
+                supersedes,
+                corrected,
+                ..
+            } => self.add_form(seq, event, corrected, Some(supersedes)),
+        }
+    }
+
+    fn add_form(
+        &mut self,
+        seq: u64,
+        event: &Event,
+        assessment: &Assessment,
+        supersedes: Option<&EventId>,
+    ) -> Option<Touched> {
+        let subject_id = event.subject.clone()?;
+        let visit_id = event.visit.clone()?;
+        if let Some(old) = supersedes.and_then(|id| self.forms.get_mut(id)) {
+            old.superseded_by = Some(event.event_id.clone());
+            let (old_seq, old_study, old_subject, old_visit) = (
+                old.seq,
+                old.study.clone(),
+                old.subject.clone(),
+                old.visit.clone(),
+            );
+            if let Some(visit) = self
+                .studies
+                .get_mut(&old_study)
+                .and_then(|s| s.subjects.get_mut(&old_subject))
+                .and_then(|s| s.visits.get_mut(&old_visit))
+            {
+                visit.live.remove(&old_seq);
+            }
+        }
+        let study = self.studies.get_mut(&event.study)?;
+        let baseline = study.baseline_visit.clone();
+        let subject = study.subjects.get_mut(&subject_id)?;
+        let visit = subject.visits.entry(visit_id.clone()).or_default();
+        visit.note_date(event.clinical_date);
+        visit.live.insert(seq, assessment.clone());
+        self.forms.insert(
+            event.event_id.clone(),
+            FormRef {
+                seq,
+                study: event.study.clone(),
+                subject: subject_id.clone(),
+                visit: visit_id.clone(),
+                kind: assessment.kind(),
+                superseded_by: None,
+            },
+        );
+        // A change at the baseline visit (or of which visit is first) can change every outcome.
+        let every_visit = visit_id == baseline || subject.visits.len() <= 2;
+        Some(Touched {
+            study: event.study.clone(),
+            subject: subject_id,
+            visit: if every_visit { None } else { Some(visit_id) },
+        })
+    }
+}
+
+/// The baseline visit of a subject: the study's baseline visit id if the subject has it, otherwise
+/// the subject's earliest visit (by first clinical date, then id).
+pub fn baseline_of<'a>(study: &'a Study, subject: &'a Subject) -> Option<(&'a VisitId, &'a Visit)> {
+    if let Some(visit) = subject.visits.get(&study.baseline_visit) {
+        return Some((&study.baseline_visit, visit));
+    }
+    subject
+        .visits
+        .iter()
+        .min_by(|a, b| (a.1.first_date, a.0).cmp(&(b.1.first_date, b.0)))
+}
+
+/// The subject's visits other than the baseline, ordered by first clinical date then id.
+pub fn followups<'a>(study: &'a Study, subject: &'a Subject) -> Vec<(&'a VisitId, &'a Visit)> {
+    let baseline = baseline_of(study, subject).map(|(id, _)| id.clone());
+    let mut visits: Vec<(&VisitId, &Visit)> = subject
+        .visits
+        .iter()
+        .filter(|(id, _)| Some(*id) != baseline.as_ref())
+        .collect();
+    visits.sort_by(|a, b| (a.1.first_date, a.0).cmp(&(b.1.first_date, b.0)));
+    visits
+}

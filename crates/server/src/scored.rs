@@ -1,0 +1,105 @@
+//! The adapter to the scoring crate: one subject x visit scored with `score_case` against its
+//! baseline (default conventions), projected onto the wire's outcome messages plus the full result in
+//! the `myolog score` JSON contract.
+
+use myolog_domain::case::ScoreCase;
+use myolog_domain::conventions::ScoringConventions;
+use myolog_domain::visit::{Population, VisitAssessments};
+use myolog_proto::v1 as pb;
+use myolog_scoring::doi::DoiStatus;
+use myolog_scoring::tis::{TisCategory, TisStatus};
+use myolog_scoring::{CaseOutcome, score_case};
+
+/// One scored subject x visit.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub doi: pb::Doi,
+    pub tis: pb::Tis,
+    pub cdasi: Option<pb::CdasiChange>,
+    /// The result in the `myolog score` JSON contract.
+    pub json: String,
+    /// The scoring crate's result itself.
+    pub outcome: CaseOutcome,
+}
+
+/// Scores `followup` against `baseline` for `population`.
+pub fn score(
+    population: Population,
+    baseline: &VisitAssessments,
+    followup: &VisitAssessments,
+) -> Scored {
+    let case = ScoreCase {
+        id: None,
+        population,
+        baseline: baseline.clone(),
+        followup: followup.clone(),
+        conventions: ScoringConventions::default(),
+    };
+    let outcome = score_case(&case);
+    from_outcome(outcome)
+}
+
+/// Projects a scoring result onto the wire.
+pub fn from_outcome(outcome: CaseOutcome) -> Scored {
+    let doi = pb::Doi {
+        status: match outcome.doi.status {
+            DoiStatus::Met => pb::DoiStatus::Met,
+            DoiStatus::NotMet => pb::DoiStatus::NotMet,
+            DoiStatus::NotEvaluable => pb::DoiStatus::NotEvaluable,
+        } as i32,
+        improved: outcome
+            .doi
+            .improved
+            .iter()
+            .map(|m| m.key().to_string())
+            .collect(),
+        worsened: outcome
+            .doi
+            .worsened
+            .iter()
+            .map(|m| m.key().to_string())
+            .collect(),
+        algorithm: outcome.doi.algorithm.to_string(),
+    };
+    let tis = pb::Tis {
+        evaluable: outcome.tis.status == TisStatus::Evaluable,
+        score: outcome
+            .tis
+            .score
+            .map(|s| s.0.normalize().to_string())
+            .unwrap_or_default(),
+        category: match outcome.tis.category {
+            None => pb::TisCategory::Unspecified,
+            Some(TisCategory::None) => pb::TisCategory::None,
+            Some(TisCategory::Minimal) => pb::TisCategory::Minimal,
+            Some(TisCategory::Moderate) => pb::TisCategory::Moderate,
+            Some(TisCategory::Major) => pb::TisCategory::Major,
+        } as i32,
+        missing: outcome
+            .tis
+            .missing
+            .iter()
+            .map(|m| m.key().to_string())
+            .collect(),
+        algorithm: outcome.tis.algorithm.to_string(),
+    };
+    let cdasi = outcome.cdasi.as_ref().and_then(|c| {
+        if c.baseline.is_none() && c.followup.is_none() {
+            return None;
+        }
+        Some(pb::CdasiChange {
+            baseline_activity: c.baseline.map(|s| u32::from(s.activity)),
+            followup_activity: c.followup.map(|s| u32::from(s.activity)),
+            activity_change: c.activity_change,
+            mcid_reached: c.mcid_reached.unwrap_or(false),
+        })
+    });
+    let json = serde_json::to_string(&outcome).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    Scored {
+        doi,
+        tis,
+        cdasi,
+        json,
+        outcome,
+    }
+}

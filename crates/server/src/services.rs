@@ -1,0 +1,314 @@
+//! The tonic service implementations: `Ingest` (Submit, Append), `Outcomes` (GetSubject, GetCohort,
+//! Watch) and `Audit` (ReadEvents, Verify). Thin: each call maps the wire to [`App`] and every error
+//! through [`crate::error::to_status`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use myolog_domain::event::{StudyId, SubjectId};
+use myolog_proto::v1 as pb;
+use myolog_proto::v1::audit_server::Audit;
+use myolog_proto::v1::ingest_server::Ingest;
+use myolog_proto::v1::outcomes_server::Outcomes;
+use prost::Message;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tonic_types::StatusExt;
+
+use crate::app::App;
+use crate::error::{ServiceError, to_status};
+use crate::outcomes;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// All three services over one [`App`].
+#[derive(Debug, Clone)]
+pub struct Services {
+    app: Arc<App>,
+}
+
+impl Services {
+    /// Services over a started app.
+    pub fn new(app: Arc<App>) -> Self {
+        Self { app }
+    }
+}
+
+/// The in-band rejection of a batch, derived from the one status mapping.
+fn rejection(error: &ServiceError) -> pb::Rejection {
+    let status = to_status(error);
+    pb::Rejection {
+        code: format!("{:?}", status.code()).to_uppercase_snake(),
+        message: status.message().to_string(),
+        bad_request: status.get_details_bad_request().map(Into::into),
+    }
+}
+
+trait UpperSnake {
+    fn to_uppercase_snake(&self) -> String;
+}
+
+impl UpperSnake for String {
+    /// `InvalidArgument` -> `INVALID_ARGUMENT`.
+    fn to_uppercase_snake(&self) -> String {
+        let mut out = String::with_capacity(self.len() + 4);
+        for (i, c) in self.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_uppercase());
+        }
+        out
+    }
+}
+
+#[tonic::async_trait]
+impl Ingest for Services {
+    type SubmitStream = BoxStream<pb::SubmitResponse>;
+
+    async fn submit(
+        &self,
+        request: Request<Streaming<pb::SubmitRequest>>,
+    ) -> Result<Response<Self::SubmitStream>, Status> {
+        let mut inbound = request.into_inner();
+        let app = Arc::clone(&self.app);
+        let mut draining = app.draining();
+        let (tx, rx) = mpsc::channel::<Result<pb::SubmitResponse, Status>>(16);
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = inbound.next() => next,
+                    _ = draining.wait_for(|d| *d) => {
+                        tracing::debug!("Submit stream closed by shutdown");
+                        break;
+                    }
+                };
+                let request = match next {
+                    None => break,
+                    Some(Err(status)) => {
+                        tracing::debug!(%status, "Submit stream ended by the client");
+                        break;
+                    }
+                    Some(Ok(request)) => request,
+                };
+                let batch_id = request.batch_id.clone();
+                let answer = match app.submit(request).await {
+                    Ok(response) => Ok(response),
+                    Err(error) if error.is_rejection() => {
+                        tracing::info!(batch_id, %error, "batch rejected");
+                        Ok(pb::SubmitResponse {
+                            batch_id,
+                            acks: Vec::new(),
+                            rejection: Some(rejection(&error)),
+                            outcomes: Vec::new(),
+                        })
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "Submit failed");
+                        Err(to_status(&error))
+                    }
+                };
+                let fatal = answer.is_err();
+                if tx.send(answer).await.is_err() || fatal {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn append(
+        &self,
+        request: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        self.app
+            .submit(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(|error| to_status(&error))
+    }
+}
+
+fn study_id(text: &str) -> Result<StudyId, Status> {
+    StudyId::new(text).map_err(|p| {
+        to_status(&ServiceError::invalid(vec![crate::error::Violation::new(
+            "study_id",
+            p.to_string(),
+        )]))
+    })
+}
+
+#[tonic::async_trait]
+impl Outcomes for Services {
+    async fn get_subject(
+        &self,
+        request: Request<pb::GetSubjectRequest>,
+    ) -> Result<Response<pb::SubjectOutcomes>, Status> {
+        let request = request.into_inner();
+        let study_id = study_id(&request.study_id)?;
+        let subject_id = SubjectId::new(request.subject_id.clone()).map_err(|p| {
+            to_status(&ServiceError::invalid(vec![crate::error::Violation::new(
+                "subject_id",
+                p.to_string(),
+            )]))
+        })?;
+        let projection = self.app.projection();
+        let study = projection.study(&study_id).ok_or_else(|| {
+            to_status(&ServiceError::NotFound(format!(
+                "study {study_id} is not registered"
+            )))
+        })?;
+        let subject = study.subjects.get(&subject_id).ok_or_else(|| {
+            to_status(&ServiceError::NotFound(format!(
+                "subject {subject_id} is not enrolled in {study_id}"
+            )))
+        })?;
+        let visits =
+            outcomes::subject_outcomes(&study_id, study, &subject_id, subject, projection.head_seq);
+        Ok(Response::new(pb::SubjectOutcomes {
+            study_id: request.study_id,
+            subject_id: request.subject_id,
+            withdrawn: subject.withdrawn,
+            visits,
+        }))
+    }
+
+    async fn get_cohort(
+        &self,
+        request: Request<pb::GetCohortRequest>,
+    ) -> Result<Response<pb::CohortOutcomes>, Status> {
+        let request = request.into_inner();
+        let study_id = study_id(&request.study_id)?;
+        let projection = self.app.projection();
+        let study = projection.study(&study_id).ok_or_else(|| {
+            to_status(&ServiceError::NotFound(format!(
+                "study {study_id} is not registered"
+            )))
+        })?;
+        let only = (!request.visit_id.is_empty()).then_some(request.visit_id.as_str());
+        Ok(Response::new(outcomes::cohort(
+            &study_id,
+            study,
+            only,
+            projection.head_seq,
+        )))
+    }
+
+    type WatchStream = BoxStream<pb::VisitOutcome>;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let filter = request.into_inner().study_id;
+        let mut receiver = self.app.subscribe();
+        let mut draining = self.app.draining();
+        let (tx, rx) = mpsc::channel::<Result<pb::VisitOutcome, Status>>(64);
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = receiver.recv() => next,
+                    _ = draining.wait_for(|d| *d) => break,
+                    () = tx.closed() => break,
+                };
+                match next {
+                    Ok(outcome) => {
+                        if (filter.is_empty() || outcome.study_id == filter)
+                            && tx.send(Ok(outcome)).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "Watch subscriber lagged; outcomes skipped");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+fn timestamp(nanos: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: nanos.div_euclid(1_000_000_000),
+        nanos: i32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0),
+    }
+}
+
+#[tonic::async_trait]
+impl Audit for Services {
+    type ReadEventsStream = BoxStream<pb::LoggedEvent>;
+
+    async fn read_events(
+        &self,
+        request: Request<pb::ReadEventsRequest>,
+    ) -> Result<Response<Self::ReadEventsStream>, Status> {
+        let request = request.into_inner();
+        let log = self.app.log().clone();
+        let from = request.from_sequence.max(1);
+        let head = log.head().seq;
+        let last = if request.limit == 0 {
+            head
+        } else {
+            head.min(from.saturating_add(request.limit - 1))
+        };
+        let (tx, rx) = mpsc::channel::<Result<pb::LoggedEvent, Status>>(256);
+        tokio::task::spawn_blocking(move || {
+            for stored in log.read_range(from..=last) {
+                let item = stored
+                    .map(|e| pb::LoggedEvent {
+                        sequence: e.seq,
+                        event_id: e.event_id.clone(),
+                        event_type: e.event_type.clone(),
+                        schema_version: e.schema_version,
+                        stream: e.stream_key.clone(),
+                        stream_version: e.stream_version,
+                        recorded_at: Some(timestamp(e.recorded_at_unix_nanos)),
+                        recorded_by: e.recorded_by.clone(),
+                        prev_hash: e.prev_hash.0.to_vec(),
+                        hash: e.hash.0.to_vec(),
+                        event: pb::Event::decode(e.payload.as_slice()).ok(),
+                    })
+                    .map_err(|error| to_status(&ServiceError::Storage(error)));
+                let fatal = item.is_err();
+                if tx.blocking_send(item).is_err() || fatal {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn verify(
+        &self,
+        _request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let log = self.app.log().clone();
+        let report = tokio::task::spawn_blocking(move || log.verify())
+            .await
+            .map_err(|e| to_status(&ServiceError::Internal(format!("verify task: {e}"))))?
+            .map_err(|e| to_status(&ServiceError::Storage(e)))?;
+        let (first_bad_sequence, reason) = report
+            .first_bad
+            .as_ref()
+            .map(|f| (f.seq, f.reason.to_string()))
+            .unwrap_or((0, String::new()));
+        Ok(Response::new(pb::VerifyResponse {
+            ok: report.first_bad.is_none(),
+            checked: report.events_checked,
+            first_bad_sequence,
+            reason,
+            head_sequence: report.head.seq,
+            head_hash: if report.head.seq == 0 {
+                Vec::new()
+            } else {
+                report.head.hash.0.to_vec()
+            },
+        }))
+    }
+}

@@ -1,0 +1,475 @@
+//! A synthetic STIR-like cohort from a seeded deterministic generator ([`SplitMix64`]): 10 adults with
+//! dermatomyositis, visits at baseline, weeks 4, 8 and 12 and an extension visit (week 16), item-level
+//! globals, MMT-8, HAQ, enzymes, CDASI v2, serum CXCL9/CXCL10, skin-biopsy STAT1 and doses. Each
+//! subject improves towards week 12 by a subject-specific fraction, with noise. Used by `myolog demo`,
+//! the end-to-end tests and the benchmark. Fictional data: no real person.
+
+use myolog_proto::v1 as pb;
+use pb::assessment_recorded::Instrument;
+
+use crate::prng::SplitMix64;
+
+/// The study id of the synthetic cohort.
+pub const STUDY: &str = "STIR-DEMO";
+/// Visits with their study day.
+pub const VISITS: [(&str, i64); 5] = [
+    ("baseline", 0),
+    ("week4", 28),
+    ("week8", 56),
+    ("week12", 84),
+    ("week16-ext", 112),
+];
+/// The primary visit.
+pub const PRIMARY_VISIT: &str = "week12";
+/// Default seed of `myolog demo`.
+pub const DEFAULT_SEED: u64 = 2017;
+
+/// The subject and visit whose MMT-8 is first entered wrongly and then corrected.
+pub const CORRECTED: (usize, &str) = (2, "week12");
+/// The subject and visit whose batch first carries an out-of-range grade and is rejected.
+pub const REJECTED: (usize, &str) = (6, "week8");
+
+/// Subject id of subject `index` (0-based).
+pub fn subject_id(index: usize) -> String {
+    format!("S{:03}", index + 1)
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm), as `YYYY-MM-DD`.
+pub fn date_from_days(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// 2024-01-08 as days since the epoch: the first baseline visit.
+const FIRST_BASELINE_DAYS: i64 = 19_730;
+
+/// One subject's latent profile.
+#[derive(Debug, Clone)]
+struct Profile {
+    /// Fraction of baseline disease activity gone by week 12, in percent.
+    response_pct: i64,
+    physician_mm: i64,
+    patient_mm: i64,
+    extramuscular_mm: i64,
+    /// Unilateral MMT-8 grades at baseline.
+    mmt: [i64; 8],
+    /// 20 HAQ items at baseline.
+    haq: [i64; 20],
+    ck: i64,
+    aldolase_tenths: i64,
+    /// Per CDASI location: erythema, scale, erosion.
+    cdasi: [[i64; 3]; 15],
+    gottron_erythema: i64,
+    periungual: i64,
+    cxcl9: i64,
+    cxcl10: i64,
+    stat1_tenths: i64,
+}
+
+/// The cohort: deterministic for a seed.
+#[derive(Debug, Clone)]
+pub struct Cohort {
+    seed: u64,
+    profiles: Vec<Profile>,
+}
+
+impl Cohort {
+    /// `n` subjects from `seed`.
+    pub fn new(seed: u64, n: usize) -> Self {
+        let mut rng = SplitMix64::new(seed);
+        let profiles = (0..n).map(|_| profile(&mut rng)).collect();
+        Self { seed, profiles }
+    }
+
+    /// Number of subjects.
+    pub fn len(&self) -> usize {
+        self.profiles.len()
+    }
+
+    /// True when the cohort has no subjects.
+    pub fn is_empty(&self) -> bool {
+        self.profiles.is_empty()
+    }
+
+    /// The batch that registers the study and enrolls every subject.
+    pub fn enrollment(&self) -> pb::SubmitRequest {
+        let mut events = vec![pb::Event {
+            event_id: format!("{STUDY}.registered"),
+            study_id: STUDY.into(),
+            subject_id: String::new(),
+            visit_id: String::new(),
+            clinical_date: date_from_days(FIRST_BASELINE_DAYS - 30),
+            body: Some(pb::event::Body::StudyRegistered(pb::StudyRegistered {
+                title: "Synthetic STIR-like open-label JAK inhibitor study (demo data)".into(),
+                population: pb::Population::Adult as i32,
+                baseline_visit_id: "baseline".into(),
+            })),
+        }];
+        for index in 0..self.len() {
+            events.push(pb::Event {
+                event_id: format!("{STUDY}.{}.enrolled", subject_id(index)),
+                study_id: STUDY.into(),
+                subject_id: subject_id(index),
+                visit_id: String::new(),
+                clinical_date: date_from_days(baseline_day(index) - 7),
+                body: Some(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+                    arm: "tofacitinib XR 11 mg".into(),
+                    population: pb::Population::Unspecified as i32,
+                })),
+            });
+        }
+        pb::SubmitRequest {
+            batch_id: "enrollment".into(),
+            events,
+        }
+    }
+
+    /// The batch of one subject's visit: every form recorded at that visit, as first entered (the
+    /// MMT-8 of [`CORRECTED`] with its transcription error).
+    pub fn visit_batch(&self, index: usize, visit: &str) -> pb::SubmitRequest {
+        self.generate_visit(index, visit, true)
+    }
+
+    fn generate_visit(&self, index: usize, visit: &str, entry_errors: bool) -> pb::SubmitRequest {
+        let Some(&(_, day)) = VISITS.iter().find(|(name, _)| *name == visit) else {
+            return pb::SubmitRequest::default();
+        };
+        let p = &self.profiles[index];
+        let subject = subject_id(index);
+        let date = date_from_days(baseline_day(index) + day);
+        // Fraction of improvement reached at this visit, percent (noise per visit and subject).
+        let mut rng = SplitMix64::new(
+            self.seed ^ (index as u64 + 1).wrapping_mul(0x9E37) ^ day.unsigned_abs(),
+        );
+        let schedule = match visit {
+            "baseline" => 0,
+            "week4" => 35,
+            "week8" => 65,
+            "week12" => 100,
+            _ => 105,
+        };
+        let f = p.response_pct * schedule / 100;
+        let mut improve = |value: i64, lower_is_better: bool, max: i64| -> i64 {
+            if schedule == 0 {
+                return value;
+            }
+            let noise = rng.range(-8, 8);
+            let pct = (f + noise).clamp(0, 100);
+            if lower_is_better {
+                (value * (100 - pct) + 50) / 100
+            } else {
+                (value + (max - value) * pct / 100).min(max)
+            }
+        };
+        let event = |suffix: &str, instrument: Instrument| pb::Event {
+            event_id: format!("{STUDY}.{subject}.{visit}.{suffix}"),
+            study_id: STUDY.into(),
+            subject_id: subject.clone(),
+            visit_id: visit.into(),
+            clinical_date: date.clone(),
+            body: Some(pb::event::Body::AssessmentRecorded(
+                pb::AssessmentRecorded {
+                    instrument: Some(instrument),
+                },
+            )),
+        };
+        let cm = |mm: i64| {
+            Some(pb::Vas {
+                value: Some(pb::vas::Value::Cm(format!("{}.{}", mm / 10, mm % 10))),
+            })
+        };
+        let mut events = vec![event(
+            "globals",
+            Instrument::Globals(pb::Globals {
+                physician_global: cm(improve(p.physician_mm, true, 100)),
+                patient_global: cm(improve(p.patient_mm, true, 100)),
+                extramuscular_global: cm(improve(p.extramuscular_mm, true, 100)),
+            }),
+        )];
+        let mut grades: Vec<u32> = p
+            .mmt
+            .iter()
+            .map(|g| u32::try_from(improve(*g, false, 10)).unwrap_or(0))
+            .collect();
+        if entry_errors && (index, visit) == CORRECTED {
+            grades[1] = 2;
+        }
+        events.push(event("mmt8", Instrument::Mmt8(mmt8(&grades))));
+        let items: Vec<Option<u32>> = p
+            .haq
+            .iter()
+            .map(|v| Some(u32::try_from(improve(*v, true, 3)).unwrap_or(0)))
+            .collect();
+        events.push(event("haq", Instrument::Haq(haq(&items))));
+        let ck = improve(p.ck, true, 0).max(40);
+        let aldolase = improve(p.aldolase_tenths, true, 0).max(20);
+        events.push(event(
+            "enzymes",
+            Instrument::Enzymes(pb::Enzymes {
+                ck: Some(pb::EnzymeResult {
+                    value: ck.to_string(),
+                    uln: "200".into(),
+                    unit: "U/L".into(),
+                }),
+                aldolase: Some(pb::EnzymeResult {
+                    value: format!("{}.{}", aldolase / 10, aldolase % 10),
+                    uln: "7.6".into(),
+                    unit: String::new(),
+                }),
+                ..Default::default()
+            }),
+        ));
+        let mut locations = pb::CdasiLocations::default();
+        for (slot, items) in location_slots(&mut locations).into_iter().zip(p.cdasi) {
+            if items == [0, 0, 0] {
+                continue;
+            }
+            *slot = Some(pb::CdasiLocation {
+                erythema: u32::try_from(improve(items[0], true, 3)).unwrap_or(0),
+                scale: u32::try_from(improve(items[1], true, 2)).unwrap_or(0),
+                erosion: u32::try_from(improve(items[2], true, 1)).unwrap_or(0),
+                poikiloderma: u32::from(index % 3 == 0),
+                calcinosis: 0,
+            });
+        }
+        let gottron = improve(p.gottron_erythema, true, 3);
+        events.push(event(
+            "cdasi",
+            Instrument::Cdasi(pb::Cdasi {
+                locations: Some(locations),
+                gottron_hands: Some(pb::GottronHands {
+                    erythema: u32::try_from(gottron).unwrap_or(0),
+                    papules: gottron >= 2,
+                    ulceration: 0,
+                    damage: u32::from(index % 4 == 0),
+                }),
+                periungual: u32::try_from(improve(p.periungual, true, 2)).unwrap_or(0),
+                alopecia: u32::from(schedule < 65 && index % 2 == 0),
+            }),
+        ));
+        if visit == "baseline" || visit == PRIMARY_VISIT {
+            for (code, value) in [("CXCL9", p.cxcl9), ("CXCL10", p.cxcl10)] {
+                events.push(event(
+                    &code.to_ascii_lowercase(),
+                    Instrument::Lab(pb::LabMeasurement {
+                        code: code.into(),
+                        value: improve(value, true, 0).max(30).to_string(),
+                        unit: "pg/mL".into(),
+                    }),
+                ));
+            }
+            let stat1 = improve(p.stat1_tenths, true, 40).max(5);
+            events.push(event(
+                "stat1",
+                Instrument::Stat1(pb::SkinBiopsyStat1 {
+                    value: Some(pb::skin_biopsy_stat1::Value::IhcScore(format!(
+                        "{}.{}",
+                        stat1 / 10,
+                        stat1 % 10
+                    ))),
+                }),
+            ));
+        }
+        let dose = |suffix: &str, kind: pb::DoseKind, drug: &str, mg: &str| pb::Event {
+            event_id: format!("{STUDY}.{subject}.{visit}.{suffix}"),
+            study_id: STUDY.into(),
+            subject_id: subject.clone(),
+            visit_id: visit.into(),
+            clinical_date: date.clone(),
+            body: Some(pb::event::Body::DoseRecorded(pb::DoseRecorded {
+                kind: kind as i32,
+                drug: drug.into(),
+                mg_per_day: mg.into(),
+            })),
+        };
+        if visit == "baseline" {
+            events.push(dose(
+                "drug",
+                pb::DoseKind::StudyDrug,
+                "tofacitinib XR",
+                "11",
+            ));
+        }
+        let prednisone = if index % 2 == 0 { "10" } else { "5" };
+        events.push(dose(
+            "prednisone",
+            pb::DoseKind::Glucocorticoid,
+            "prednisone",
+            prednisone,
+        ));
+        pb::SubmitRequest {
+            batch_id: format!("{subject}/{visit}"),
+            events,
+        }
+    }
+
+    /// The batch of [`REJECTED`] as first sent: its MMT-8 carries deltoid grade 12 (out of 0-10).
+    pub fn rejected_batch(&self) -> pb::SubmitRequest {
+        let (index, visit) = REJECTED;
+        let mut batch = self.visit_batch(index, visit);
+        for event in &mut batch.events {
+            if let Some(pb::event::Body::AssessmentRecorded(pb::AssessmentRecorded {
+                instrument: Some(Instrument::Mmt8(mmt8)),
+            })) = &mut event.body
+                && let Some(grades) = &mut mmt8.grades
+            {
+                grades.deltoid = Some(pb::MmtGrade {
+                    grade: Some(12),
+                    right: None,
+                    left: None,
+                });
+            }
+        }
+        batch
+    }
+
+    /// The correction of [`CORRECTED`]'s MMT-8: the deltoid grade from the source document.
+    pub fn correction(&self) -> pb::SubmitRequest {
+        let (index, visit) = CORRECTED;
+        let original = self.generate_visit(index, visit, false);
+        let mut corrected = None;
+        let mut date = String::new();
+        let mut superseded = String::new();
+        for event in original.events {
+            if let Some(pb::event::Body::AssessmentRecorded(form)) = event.body
+                && let Some(Instrument::Mmt8(mmt8)) = form.instrument
+            {
+                corrected = Some(mmt8);
+                date = event.clinical_date;
+                superseded = event.event_id;
+            }
+        }
+        let subject = subject_id(index);
+        pb::SubmitRequest {
+            batch_id: format!("{subject}/{visit}/correction"),
+            events: vec![pb::Event {
+                event_id: format!("{superseded}.corrected"),
+                study_id: STUDY.into(),
+                subject_id: subject,
+                visit_id: visit.into(),
+                clinical_date: date,
+                body: Some(pb::event::Body::AssessmentCorrected(pb::AssessmentCorrected {
+                    supersedes_event_id: superseded,
+                    reason: "transcription error: deltoid grade entered as 2; source document says otherwise".into(),
+                    corrected: Some(pb::AssessmentRecorded { instrument: corrected.map(Instrument::Mmt8) }),
+                })),
+            }],
+        }
+    }
+}
+
+fn baseline_day(index: usize) -> i64 {
+    FIRST_BASELINE_DAYS + 7 * i64::try_from(index).unwrap_or(0)
+}
+
+fn profile(rng: &mut SplitMix64) -> Profile {
+    let mut cdasi = [[0i64; 3]; 15];
+    // 7 to 10 involved locations, STIR-like skin-predominant disease.
+    let involved = rng.range(7, 10);
+    for _ in 0..involved {
+        let slot = usize::try_from(rng.range(0, 14)).unwrap_or(0);
+        cdasi[slot] = [rng.range(1, 3), rng.range(0, 2), rng.range(0, 1)];
+    }
+    let mut mmt = [0i64; 8];
+    for grade in &mut mmt {
+        *grade = rng.range(6, 10);
+    }
+    let mut haq = [0i64; 20];
+    for item in &mut haq {
+        *item = rng.range(0, 2);
+    }
+    Profile {
+        response_pct: rng.range(45, 90),
+        physician_mm: rng.range(40, 75),
+        patient_mm: rng.range(40, 80),
+        extramuscular_mm: rng.range(30, 65),
+        mmt,
+        haq,
+        ck: rng.range(90, 1800),
+        aldolase_tenths: rng.range(50, 160),
+        cdasi,
+        gottron_erythema: rng.range(1, 3),
+        periungual: rng.range(0, 2),
+        cxcl9: rng.range(300, 2500),
+        cxcl10: rng.range(150, 1200),
+        stat1_tenths: rng.range(20, 40),
+    }
+}
+
+fn mmt8(grades: &[u32]) -> pb::Mmt8 {
+    let g = |i: usize| {
+        Some(pb::MmtGrade {
+            grade: grades.get(i).copied(),
+            right: None,
+            left: None,
+        })
+    };
+    pb::Mmt8 {
+        max: 80,
+        total: None,
+        grades: Some(pb::Mmt8Grades {
+            neck_flexors: g(0),
+            deltoid: g(1),
+            biceps: g(2),
+            wrist_extensors: g(3),
+            gluteus_maximus: g(4),
+            gluteus_medius: g(5),
+            quadriceps: g(6),
+            ankle_dorsiflexors: g(7),
+        }),
+    }
+}
+
+fn haq(items: &[Option<u32>]) -> pb::Haq {
+    let take = |range: std::ops::Range<usize>| -> Vec<pb::HaqItem> {
+        items
+            .get(range)
+            .unwrap_or(&[])
+            .iter()
+            .map(|score| pb::HaqItem { score: *score })
+            .collect()
+    };
+    pb::Haq {
+        items: Some(pb::HaqItems {
+            dressing: take(0..2),
+            arising: take(2..4),
+            eating: take(4..7),
+            walking: take(7..9),
+            hygiene: take(9..12),
+            reach: take(12..14),
+            grip: take(14..17),
+            activities: take(17..20),
+        }),
+        aids: Vec::new(),
+        help: Vec::new(),
+    }
+}
+
+fn location_slots(l: &mut pb::CdasiLocations) -> [&mut Option<pb::CdasiLocation>; 15] {
+    [
+        &mut l.scalp,
+        &mut l.malar,
+        &mut l.periorbital,
+        &mut l.rest_of_face,
+        &mut l.v_neck,
+        &mut l.posterior_neck,
+        &mut l.upper_back_shoulders,
+        &mut l.rest_of_back_buttocks,
+        &mut l.abdomen,
+        &mut l.lateral_upper_thigh,
+        &mut l.rest_of_leg_feet,
+        &mut l.arm,
+        &mut l.mechanics_hand,
+        &mut l.dorsum_hands,
+        &mut l.gottron_not_hands,
+    ]
+}

@@ -1,0 +1,1059 @@
+//! proto <-> domain mapping, in one place. Inbound: `myolog.v1.Event` to a validated
+//! [`domain::event::Event`], every problem a [`Violation`] with its field path relative to the request
+//! (`events[3].assessment_recorded.mmt8.grades.deltoid.grade`). Nothing here panics on any input.
+
+use std::collections::BTreeSet;
+
+use myolog_domain::Decimal;
+use myolog_domain::cdasi::{CdasiLocation, CdasiLocationScores, CdasiV2, GottronHands};
+use myolog_domain::enzyme::{Enzyme, EnzymeField, EnzymeMeasurement, EnzymePanel, EnzymeUnit};
+use myolog_domain::error::Problem;
+use myolog_domain::event::{
+    Assessment, ClinicalDate, Dose, Event, EventBody, EventId, Reason, StudyId, SubjectId, VisitId,
+};
+use myolog_domain::global::{GlobalAssessment, VasCm};
+use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
+use myolog_domain::haq::{Haq, HaqAid, HaqCategory, HaqDiScore, HaqItemScore, HaqItems};
+use myolog_domain::lab::{LabCode, LabField, LabMeasurement};
+use myolog_domain::mmt8::{
+    BilateralGrades, KendallGrade, Mmt8, MmtScale, MmtTotal, MuscleGroup, UnilateralGrades,
+};
+use myolog_domain::quantity::parse_exact_decimal;
+use myolog_domain::score::BoundedScore;
+use myolog_domain::visit::Population;
+use myolog_proto::v1 as pb;
+
+use crate::error::Violation;
+
+/// The baseline visit id when a study does not name one.
+pub const DEFAULT_BASELINE_VISIT: &str = "baseline";
+/// Largest accepted batch.
+pub const MAX_BATCH_EVENTS: usize = 1000;
+
+/// Collects violations under a path prefix.
+#[derive(Debug, Default)]
+struct Checker {
+    violations: Vec<Violation>,
+}
+
+impl Checker {
+    fn problem(&mut self, path: &str, problem: Problem) {
+        self.violations
+            .push(Violation::new(path, problem.to_string()));
+    }
+
+    fn text(&mut self, path: &str, text: impl Into<String>) {
+        self.violations.push(Violation::new(path, text.into()));
+    }
+
+    fn check<T>(&mut self, path: &str, result: Result<T, Problem>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                self.problem(path, problem);
+                None
+            }
+        }
+    }
+
+    fn decimal(&mut self, path: &str, text: &str) -> Option<Decimal> {
+        if text.is_empty() {
+            self.problem(
+                path,
+                Problem::Missing {
+                    expected: "exact decimal text, e.g. \"6.5\"".into(),
+                },
+            );
+            return None;
+        }
+        if !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+        {
+            self.problem(
+                path,
+                Problem::WrongType {
+                    expected: "exact decimal text, e.g. \"6.5\"".into(),
+                    found: format!("{text:?}"),
+                },
+            );
+            return None;
+        }
+        self.check(path, parse_exact_decimal(text))
+    }
+
+    fn score<const MAX: u8>(&mut self, path: &str, value: u32) -> Option<BoundedScore<MAX>> {
+        let as_u8 = u8::try_from(value).map_err(|_| Problem::OutOfRange {
+            value: value.to_string(),
+            allowed: BoundedScore::<MAX>::allowed(),
+        });
+        let result = as_u8.and_then(BoundedScore::<MAX>::try_from);
+        self.check(path, result)
+    }
+}
+
+/// Maps a whole batch. Either every event is valid, or the violations of all of them.
+pub fn batch_from_proto(events: &[pb::Event]) -> Result<Vec<Event>, Vec<Violation>> {
+    if events.is_empty() {
+        return Err(vec![Violation::new(
+            "events",
+            "a batch needs at least one event",
+        )]);
+    }
+    if events.len() > MAX_BATCH_EVENTS {
+        return Err(vec![Violation::new(
+            "events",
+            format!(
+                "{} events; at most {MAX_BATCH_EVENTS} per batch",
+                events.len()
+            ),
+        )]);
+    }
+    let mut out = Vec::with_capacity(events.len());
+    let mut violations = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        match event_from_proto(event, &format!("events[{index}]")) {
+            Ok(event) => out.push(event),
+            Err(mut v) => violations.append(&mut v),
+        }
+    }
+    if violations.is_empty() {
+        Ok(out)
+    } else {
+        Err(violations)
+    }
+}
+
+/// Maps one event; `path` is its position in the request (e.g. `events[3]`).
+pub fn event_from_proto(event: &pb::Event, path: &str) -> Result<Event, Vec<Violation>> {
+    let mut c = Checker::default();
+    let event_id = c.check(
+        &format!("{path}.event_id"),
+        EventId::new(event.event_id.clone()),
+    );
+    let study = c.check(
+        &format!("{path}.study_id"),
+        StudyId::new(event.study_id.clone()),
+    );
+    let subject = optional_id(
+        &mut c,
+        &format!("{path}.subject_id"),
+        &event.subject_id,
+        SubjectId::new,
+    );
+    let visit = optional_id(
+        &mut c,
+        &format!("{path}.visit_id"),
+        &event.visit_id,
+        VisitId::new,
+    );
+    let date_path = format!("{path}.clinical_date");
+    let clinical_date = if event.clinical_date.is_empty() {
+        c.problem(
+            &date_path,
+            Problem::Missing {
+                expected: "a date as YYYY-MM-DD".into(),
+            },
+        );
+        None
+    } else {
+        c.check(&date_path, ClinicalDate::parse(&event.clinical_date))
+    };
+    let body = match &event.body {
+        None => {
+            c.text(
+                &format!("{path}.body"),
+                "exactly one of study_registered, subject_enrolled, assessment_recorded, \
+                 assessment_corrected, subject_withdrawn, dose_recorded is required",
+            );
+            None
+        }
+        Some(body) => body_from_proto(&mut c, body, path),
+    };
+    let (Some(event_id), Some(study), Some(subject), Some(visit), Some(clinical_date), Some(body)) =
+        (event_id, study, subject, visit, clinical_date, body)
+    else {
+        return Err(c.violations);
+    };
+    if !c.violations.is_empty() {
+        return Err(c.violations);
+    }
+    Event::new(event_id, study, subject, visit, clinical_date, body).map_err(|(field, problem)| {
+        vec![Violation::new(
+            format!("{path}.{}", field.key()),
+            problem.to_string(),
+        )]
+    })
+}
+
+/// Empty text is "absent"; anything else must be a valid identifier. `Some(None)` = absent, `None` = invalid.
+fn optional_id<T>(
+    c: &mut Checker,
+    path: &str,
+    text: &str,
+    make: impl Fn(String) -> Result<T, Problem>,
+) -> Option<Option<T>> {
+    if text.is_empty() {
+        return Some(None);
+    }
+    c.check(path, make(text.to_string())).map(Some)
+}
+
+fn population(value: i32) -> Option<Population> {
+    match pb::Population::try_from(value).ok()? {
+        pb::Population::Adult => Some(Population::Adult),
+        pb::Population::Juvenile => Some(Population::Juvenile),
+        pb::Population::Unspecified => None,
+    }
+}
+
+fn limited_text(c: &mut Checker, path: &str, text: &str, min: usize, max: usize) -> Option<String> {
+    let len = text.chars().count();
+    if len < min || len > max {
+        c.problem(
+            path,
+            Problem::OutOfRange {
+                value: format!("{len} characters"),
+                allowed: format!("{min} to {max} characters"),
+            },
+        );
+        return None;
+    }
+    Some(text.to_string())
+}
+
+fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Option<EventBody> {
+    use pb::event::Body;
+    match body {
+        Body::StudyRegistered(study) => {
+            let base = format!("{path}.study_registered");
+            let title = limited_text(c, &format!("{base}.title"), &study.title, 0, 500);
+            let population = population(study.population);
+            if population.is_none() {
+                c.problem(
+                    &format!("{base}.population"),
+                    Problem::Missing {
+                        expected: "POPULATION_ADULT or POPULATION_JUVENILE".into(),
+                    },
+                );
+            }
+            let baseline_text = if study.baseline_visit_id.is_empty() {
+                DEFAULT_BASELINE_VISIT.to_string()
+            } else {
+                study.baseline_visit_id.clone()
+            };
+            let baseline = c.check(
+                &format!("{base}.baseline_visit_id"),
+                VisitId::new(baseline_text),
+            );
+            Some(EventBody::StudyRegistered {
+                title: title?,
+                population: population?,
+                baseline_visit: baseline?,
+            })
+        }
+        Body::SubjectEnrolled(subject) => {
+            let base = format!("{path}.subject_enrolled");
+            let arm = limited_text(c, &format!("{base}.arm"), &subject.arm, 0, 64)?;
+            let population = match pb::Population::try_from(subject.population) {
+                Ok(pb::Population::Unspecified) => None,
+                Ok(_) => population(subject.population),
+                Err(_) => {
+                    c.text(
+                        &format!("{base}.population"),
+                        format!("unknown population {}", subject.population),
+                    );
+                    return None;
+                }
+            };
+            Some(EventBody::SubjectEnrolled { arm, population })
+        }
+        Body::AssessmentRecorded(recorded) => {
+            let assessment =
+                assessment_from_proto(c, recorded, &format!("{path}.assessment_recorded"))?;
+            Some(EventBody::AssessmentRecorded(assessment))
+        }
+        Body::AssessmentCorrected(corrected) => {
+            let base = format!("{path}.assessment_corrected");
+            let supersedes = c.check(
+                &format!("{base}.supersedes_event_id"),
+                EventId::new(corrected.supersedes_event_id.clone()),
+            );
+            let reason = c.check(
+                &format!("{base}.reason"),
+                Reason::new(corrected.reason.clone()),
+            );
+            let assessment = match &corrected.corrected {
+                Some(form) => assessment_from_proto(c, form, &format!("{base}.corrected")),
+                None => {
+                    c.problem(
+                        &format!("{base}.corrected"),
+                        Problem::Missing {
+                            expected: "the corrected assessment".into(),
+                        },
+                    );
+                    None
+                }
+            };
+            Some(EventBody::AssessmentCorrected {
+                supersedes: supersedes?,
+                reason: reason?,
+                corrected: assessment?,
+            })
+        }
+        Body::SubjectWithdrawn(withdrawn) => {
+            let reason = c.check(
+                &format!("{path}.subject_withdrawn.reason"),
+                Reason::new(withdrawn.reason.clone()),
+            )?;
+            Some(EventBody::SubjectWithdrawn { reason })
+        }
+        Body::DoseRecorded(dose) => {
+            let base = format!("{path}.dose_recorded");
+            let drug = limited_text(c, &format!("{base}.drug"), &dose.drug, 1, 100);
+            let mg = c
+                .decimal(&format!("{base}.mg_per_day"), &dose.mg_per_day)
+                .and_then(|mg| {
+                    c.check(
+                        &format!("{base}.mg_per_day"),
+                        PrednisoneEquivalentDose::try_from(mg),
+                    )
+                });
+            let kind = pb::DoseKind::try_from(dose.kind).unwrap_or(pb::DoseKind::Unspecified);
+            let (drug, mg_per_day) = (drug?, mg?);
+            match kind {
+                pb::DoseKind::StudyDrug => Some(EventBody::DoseRecorded(Dose::StudyDrug {
+                    drug,
+                    mg_per_day,
+                })),
+                pb::DoseKind::Glucocorticoid => {
+                    Some(EventBody::DoseRecorded(Dose::Glucocorticoid {
+                        drug,
+                        mg_per_day,
+                    }))
+                }
+                pb::DoseKind::Unspecified => {
+                    c.problem(
+                        &format!("{base}.kind"),
+                        Problem::Missing {
+                            expected: "DOSE_KIND_STUDY_DRUG or DOSE_KIND_GLUCOCORTICOID".into(),
+                        },
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Maps one assessment form.
+fn assessment_from_proto(
+    c: &mut Checker,
+    form: &pb::AssessmentRecorded,
+    path: &str,
+) -> Option<Assessment> {
+    use pb::assessment_recorded::Instrument;
+    let Some(instrument) = &form.instrument else {
+        c.text(
+            &format!("{path}.instrument"),
+            "exactly one of globals, mmt8, haq, haq_di, enzymes, cdasi, lab, stat1 is required",
+        );
+        return None;
+    };
+    match instrument {
+        Instrument::Globals(globals) => {
+            let base = format!("{path}.globals");
+            let physician = vas(
+                c,
+                &format!("{base}.physician_global"),
+                globals.physician_global.as_ref(),
+            );
+            let patient = vas(
+                c,
+                &format!("{base}.patient_global"),
+                globals.patient_global.as_ref(),
+            );
+            let extramuscular = vas(
+                c,
+                &format!("{base}.extramuscular_global"),
+                globals.extramuscular_global.as_ref(),
+            );
+            let (physician, patient, extramuscular) = (physician?, patient?, extramuscular?);
+            if physician.is_none() && patient.is_none() && extramuscular.is_none() {
+                c.problem(
+                    &base,
+                    Problem::Missing {
+                        expected:
+                            "at least one of physician_global, patient_global, extramuscular_global"
+                                .into(),
+                    },
+                );
+                return None;
+            }
+            Some(Assessment::Globals {
+                physician,
+                patient,
+                extramuscular,
+            })
+        }
+        Instrument::Mmt8(mmt8) => {
+            mmt8_from_proto(c, mmt8, &format!("{path}.mmt8")).map(Assessment::Mmt8)
+        }
+        Instrument::Haq(haq) => haq_from_proto(c, haq, &format!("{path}.haq"))
+            .map(|items| Assessment::Haq(Haq::Items(Box::new(items)))),
+        Instrument::HaqDi(haq_di) => {
+            let value_path = format!("{path}.haq_di.value");
+            let value = c.decimal(&value_path, &haq_di.value)?;
+            c.check(&value_path, HaqDiScore::try_from(value))
+                .map(|score| Assessment::Haq(Haq::Score(score)))
+        }
+        Instrument::Enzymes(enzymes) => {
+            enzymes_from_proto(c, enzymes, &format!("{path}.enzymes")).map(Assessment::Enzymes)
+        }
+        Instrument::Cdasi(cdasi) => {
+            cdasi_from_proto(c, cdasi, &format!("{path}.cdasi")).map(Assessment::Cdasi)
+        }
+        Instrument::Lab(lab) => {
+            let base = format!("{path}.lab");
+            let code = LabCode::from_key(&lab.code.to_ascii_lowercase());
+            let Some(code) = code else {
+                let allowed: Vec<&str> = LabCode::ALL.iter().map(|code| code.key()).collect();
+                c.problem(
+                    &format!("{base}.code"),
+                    Problem::UnknownValue {
+                        value: lab.code.clone(),
+                        allowed: allowed.join(", "),
+                    },
+                );
+                return None;
+            };
+            let value = c.decimal(&format!("{base}.value"), &lab.value)?;
+            match LabMeasurement::new(code, value, &lab.unit) {
+                Ok(measurement) => Some(Assessment::Lab(measurement)),
+                Err((field, problem)) => {
+                    let key = match field {
+                        LabField::Value => "value",
+                        LabField::Unit => "unit",
+                    };
+                    c.problem(&format!("{base}.{key}"), problem);
+                    None
+                }
+            }
+        }
+        Instrument::Stat1(stat1) => {
+            use pb::skin_biopsy_stat1::Value;
+            let base = format!("{path}.stat1");
+            match &stat1.value {
+                Some(Value::IhcScore(text)) => {
+                    let p = format!("{base}.ihc_score");
+                    let value = c.decimal(&p, text)?;
+                    c.check(&p, myolog_domain::biopsy::Stat1::ihc_score(value))
+                        .map(Assessment::Stat1)
+                }
+                Some(Value::PercentPositive(text)) => {
+                    let p = format!("{base}.percent_positive");
+                    let value = c.decimal(&p, text)?;
+                    c.check(&p, myolog_domain::biopsy::Stat1::percent_positive(value))
+                        .map(Assessment::Stat1)
+                }
+                None => {
+                    c.problem(
+                        &format!("{base}.value"),
+                        Problem::Missing {
+                            expected: "ihc_score or percent_positive".into(),
+                        },
+                    );
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// `Some(None)`: absent; `Some(Some(_))`: valid; `None`: invalid.
+fn vas(c: &mut Checker, path: &str, value: Option<&pb::Vas>) -> Option<Option<GlobalAssessment>> {
+    use pb::vas::Value;
+    let Some(value) = value else {
+        return Some(None);
+    };
+    match &value.value {
+        Some(Value::Cm(text)) => {
+            let p = format!("{path}.cm");
+            let cm = c.decimal(&p, text)?;
+            c.check(&p, VasCm::from_cm(cm))
+                .map(|v| Some(GlobalAssessment::Vas(v)))
+        }
+        Some(Value::Mm(mm)) => c
+            .check(&format!("{path}.mm"), VasCm::from_mm(Decimal::from(*mm)))
+            .map(|v| Some(GlobalAssessment::Vas(v))),
+        None => {
+            c.problem(
+                &format!("{path}.value"),
+                Problem::Missing {
+                    expected: "cm or mm".into(),
+                },
+            );
+            None
+        }
+    }
+}
+
+fn mmt_group(grades: &pb::Mmt8Grades, group: MuscleGroup) -> Option<&pb::MmtGrade> {
+    match group {
+        MuscleGroup::NeckFlexors => grades.neck_flexors.as_ref(),
+        MuscleGroup::Deltoid => grades.deltoid.as_ref(),
+        MuscleGroup::Biceps => grades.biceps.as_ref(),
+        MuscleGroup::WristExtensors => grades.wrist_extensors.as_ref(),
+        MuscleGroup::GluteusMaximus => grades.gluteus_maximus.as_ref(),
+        MuscleGroup::GluteusMedius => grades.gluteus_medius.as_ref(),
+        MuscleGroup::Quadriceps => grades.quadriceps.as_ref(),
+        MuscleGroup::AnkleDorsiflexors => grades.ankle_dorsiflexors.as_ref(),
+    }
+}
+
+fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &str) -> Option<Mmt8> {
+    let max = u16::try_from(mmt8.max).unwrap_or(u16::MAX);
+    let scale = c.check(&format!("{path}.max"), MmtScale::from_max_total(max))?;
+    match (mmt8.total, &mmt8.grades) {
+        (Some(_), Some(_)) => {
+            c.problem(
+                path,
+                Problem::NotAllowed("give either total or grades, not both".into()),
+            );
+            None
+        }
+        (None, None) => {
+            c.problem(
+                path,
+                Problem::Missing {
+                    expected: "total or grades".into(),
+                },
+            );
+            None
+        }
+        (Some(total), None) => {
+            let total = u16::try_from(total).unwrap_or(u16::MAX);
+            c.check(&format!("{path}.total"), MmtTotal::new(total, scale))
+                .map(Mmt8::Total)
+        }
+        (None, Some(grades)) => {
+            let before = c.violations.len();
+            let grade = |c: &mut Checker, p: &str, value: Option<u32>| -> Option<KendallGrade> {
+                value.and_then(|v| c.score::<10>(p, v))
+            };
+            match scale {
+                MmtScale::Unilateral => {
+                    let mut out = UnilateralGrades::default();
+                    for group in MuscleGroup::ALL {
+                        let Some(g) = mmt_group(grades, group) else {
+                            continue;
+                        };
+                        let p = format!("{path}.grades.{}", group.key());
+                        if g.right.is_some() || g.left.is_some() {
+                            c.problem(
+                                &p,
+                                Problem::NotAllowed(
+                                    "right/left are for bilateral MMT-8 (max 150); use grade"
+                                        .into(),
+                                ),
+                            );
+                            continue;
+                        }
+                        out.grades[group.index()] = grade(c, &format!("{p}.grade"), g.grade);
+                    }
+                    (c.violations.len() == before).then_some(Mmt8::Unilateral(out))
+                }
+                MmtScale::Bilateral => {
+                    let mut out = BilateralGrades::default();
+                    for group in MuscleGroup::ALL {
+                        let Some(g) = mmt_group(grades, group) else {
+                            continue;
+                        };
+                        let p = format!("{path}.grades.{}", group.key());
+                        if group == MuscleGroup::NeckFlexors {
+                            if g.right.is_some() || g.left.is_some() {
+                                c.problem(
+                                    &p,
+                                    Problem::NotAllowed(
+                                        "neck flexors have no side; use grade".into(),
+                                    ),
+                                );
+                                continue;
+                            }
+                            out.neck_flexors = grade(c, &format!("{p}.grade"), g.grade);
+                            continue;
+                        }
+                        if g.grade.is_some() {
+                            c.problem(
+                                &p,
+                                Problem::NotAllowed("bilateral MMT-8 (max 150) grades limb groups by right and left".into()),
+                            );
+                            continue;
+                        }
+                        let Some(position) =
+                            MuscleGroup::LIMB.iter().position(|limb| *limb == group)
+                        else {
+                            continue;
+                        };
+                        out.limbs[position] = [
+                            grade(c, &format!("{p}.right"), g.right),
+                            grade(c, &format!("{p}.left"), g.left),
+                        ];
+                    }
+                    (c.violations.len() == before).then_some(Mmt8::Bilateral(out))
+                }
+            }
+        }
+    }
+}
+
+fn haq_category_items(items: &pb::HaqItems, category: HaqCategory) -> &[pb::HaqItem] {
+    match category {
+        HaqCategory::Dressing => &items.dressing,
+        HaqCategory::Arising => &items.arising,
+        HaqCategory::Eating => &items.eating,
+        HaqCategory::Walking => &items.walking,
+        HaqCategory::Hygiene => &items.hygiene,
+        HaqCategory::Reach => &items.reach,
+        HaqCategory::Grip => &items.grip,
+        HaqCategory::Activities => &items.activities,
+    }
+}
+
+/// Strips the protobuf enum prefix (`HAQ_AID_`) and lower-cases the rest: the domain's key.
+fn enum_key(name: &str, prefix: &str) -> Option<String> {
+    name.strip_prefix(prefix).map(str::to_ascii_lowercase)
+}
+
+fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &str) -> Option<HaqItems> {
+    let Some(items) = &haq.items else {
+        c.problem(
+            &format!("{path}.items"),
+            Problem::Missing {
+                expected: "the 20 HAQ items".into(),
+            },
+        );
+        return None;
+    };
+    let before = c.violations.len();
+    let mut answers: [Vec<Option<HaqItemScore>>; 8] = Default::default();
+    for category in HaqCategory::ALL {
+        let list = haq_category_items(items, category);
+        let p = format!("{path}.items.{}", category.key());
+        if list.len() != category.item_count() {
+            c.problem(
+                &p,
+                Problem::WrongLength {
+                    expected: category.item_count(),
+                    found: list.len(),
+                },
+            );
+            continue;
+        }
+        answers[category.index()] = list
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                item.score
+                    .and_then(|score| c.score::<3>(&format!("{p}[{i}].score"), score))
+            })
+            .collect();
+    }
+    let mut aids = BTreeSet::new();
+    for (i, raw) in haq.aids.iter().enumerate() {
+        let p = format!("{path}.aids[{i}]");
+        let aid = pb::HaqAid::try_from(*raw)
+            .ok()
+            .and_then(|aid| enum_key(aid.as_str_name(), "HAQ_AID_"))
+            .and_then(|key| HaqAid::from_key(&key));
+        match aid {
+            Some(aid) if !aids.insert(aid) => c.problem(
+                &p,
+                Problem::DuplicateKey {
+                    key: aid.key().to_string(),
+                },
+            ),
+            Some(_) => {}
+            None => c.text(&p, format!("unknown or unspecified aid {raw}")),
+        }
+    }
+    let mut help = BTreeSet::new();
+    for (i, raw) in haq.help.iter().enumerate() {
+        let p = format!("{path}.help[{i}]");
+        let category = pb::HaqCategory::try_from(*raw)
+            .ok()
+            .and_then(|cat| enum_key(cat.as_str_name(), "HAQ_CATEGORY_"))
+            .and_then(|key| HaqCategory::from_key(&key));
+        match category {
+            Some(category) if !help.insert(category) => {
+                c.problem(
+                    &p,
+                    Problem::DuplicateKey {
+                        key: category.key().to_string(),
+                    },
+                );
+            }
+            Some(_) => {}
+            None => c.text(&p, format!("unknown or unspecified category {raw}")),
+        }
+    }
+    if c.violations.len() != before {
+        return None;
+    }
+    match HaqItems::new(answers, aids, help) {
+        Ok(items) => Some(items),
+        Err((category, problem)) => {
+            c.problem(&format!("{path}.items.{}", category.key()), problem);
+            None
+        }
+    }
+}
+
+fn enzymes_from_proto(c: &mut Checker, enzymes: &pb::Enzymes, path: &str) -> Option<EnzymePanel> {
+    let mut panel = EnzymePanel::new();
+    let before = c.violations.len();
+    for (enzyme, result) in [
+        (Enzyme::Ck, &enzymes.ck),
+        (Enzyme::Aldolase, &enzymes.aldolase),
+        (Enzyme::Ldh, &enzymes.ldh),
+        (Enzyme::Ast, &enzymes.ast),
+        (Enzyme::Alt, &enzymes.alt),
+    ] {
+        let Some(result) = result else { continue };
+        let p = format!("{path}.{}", enzyme.key());
+        let unit_text = if result.unit.is_empty() {
+            "U/L"
+        } else {
+            result.unit.as_str()
+        };
+        let Some(unit) = EnzymeUnit::from_key(unit_text) else {
+            c.problem(
+                &format!("{p}.unit"),
+                Problem::UnknownValue {
+                    value: result.unit.clone(),
+                    allowed: "U/L, ukat/L".into(),
+                },
+            );
+            continue;
+        };
+        let value = c.decimal(&format!("{p}.value"), &result.value);
+        let uln = c.decimal(&format!("{p}.uln"), &result.uln);
+        let (Some(value), Some(uln)) = (value, uln) else {
+            continue;
+        };
+        match EnzymeMeasurement::new(value, uln, unit) {
+            Ok(measurement) => {
+                panel.insert(enzyme, measurement);
+            }
+            Err((field, problem)) => {
+                let key = match field {
+                    EnzymeField::Value => "value",
+                    EnzymeField::Uln => "uln",
+                };
+                c.problem(&format!("{p}.{key}"), problem);
+            }
+        }
+    }
+    if c.violations.len() != before {
+        return None;
+    }
+    if panel.is_empty() {
+        c.problem(
+            path,
+            Problem::Missing {
+                expected: "at least one of ck, aldolase, ldh, ast, alt".into(),
+            },
+        );
+        return None;
+    }
+    Some(panel)
+}
+
+fn cdasi_location(
+    locations: &pb::CdasiLocations,
+    location: CdasiLocation,
+) -> Option<&pb::CdasiLocation> {
+    match location {
+        CdasiLocation::Scalp => locations.scalp.as_ref(),
+        CdasiLocation::Malar => locations.malar.as_ref(),
+        CdasiLocation::Periorbital => locations.periorbital.as_ref(),
+        CdasiLocation::RestOfFace => locations.rest_of_face.as_ref(),
+        CdasiLocation::VNeck => locations.v_neck.as_ref(),
+        CdasiLocation::PosteriorNeck => locations.posterior_neck.as_ref(),
+        CdasiLocation::UpperBackShoulders => locations.upper_back_shoulders.as_ref(),
+        CdasiLocation::RestOfBackButtocks => locations.rest_of_back_buttocks.as_ref(),
+        CdasiLocation::Abdomen => locations.abdomen.as_ref(),
+        CdasiLocation::LateralUpperThigh => locations.lateral_upper_thigh.as_ref(),
+        CdasiLocation::RestOfLegFeet => locations.rest_of_leg_feet.as_ref(),
+        CdasiLocation::Arm => locations.arm.as_ref(),
+        CdasiLocation::MechanicsHand => locations.mechanics_hand.as_ref(),
+        CdasiLocation::DorsumHands => locations.dorsum_hands.as_ref(),
+        CdasiLocation::GottronNotHands => locations.gottron_not_hands.as_ref(),
+    }
+}
+
+fn cdasi_from_proto(c: &mut Checker, cdasi: &pb::Cdasi, path: &str) -> Option<CdasiV2> {
+    let before = c.violations.len();
+    let mut out = CdasiV2::default();
+    if let Some(locations) = &cdasi.locations {
+        for location in CdasiLocation::ALL {
+            let Some(item) = cdasi_location(locations, location) else {
+                continue;
+            };
+            let p = format!("{path}.locations.{}", location.key());
+            let scores = (
+                c.score::<3>(&format!("{p}.erythema"), item.erythema),
+                c.score::<2>(&format!("{p}.scale"), item.scale),
+                c.score::<1>(&format!("{p}.erosion"), item.erosion),
+                c.score::<1>(&format!("{p}.poikiloderma"), item.poikiloderma),
+                c.score::<1>(&format!("{p}.calcinosis"), item.calcinosis),
+            );
+            if let (
+                Some(erythema),
+                Some(scale),
+                Some(erosion),
+                Some(poikiloderma),
+                Some(calcinosis),
+            ) = scores
+            {
+                out.locations.insert(
+                    location,
+                    CdasiLocationScores {
+                        erythema,
+                        scale,
+                        erosion,
+                        poikiloderma,
+                        calcinosis,
+                    },
+                );
+            }
+        }
+    }
+    if let Some(gottron) = &cdasi.gottron_hands {
+        let p = format!("{path}.gottron_hands");
+        let scores = (
+            c.score::<3>(&format!("{p}.erythema"), gottron.erythema),
+            c.score::<1>(&format!("{p}.ulceration"), gottron.ulceration),
+            c.score::<2>(&format!("{p}.damage"), gottron.damage),
+        );
+        if let (Some(erythema), Some(ulceration), Some(damage)) = scores {
+            out.gottron_hands = GottronHands {
+                erythema,
+                papules: gottron.papules,
+                ulceration,
+                damage,
+            };
+        }
+    }
+    if let Some(periungual) = c.score::<2>(&format!("{path}.periungual"), cdasi.periungual) {
+        out.periungual = periungual;
+    }
+    if let Some(alopecia) = c.score::<1>(&format!("{path}.alopecia"), cdasi.alopecia) {
+        out.alopecia = alopecia;
+    }
+    (c.violations.len() == before).then_some(out)
+}
+
+/// The log's stream key of an event: `study/subject`, or `study` for study-level events.
+pub fn stream_key(event: &Event) -> String {
+    match &event.subject {
+        Some(subject) => format!("{}/{}", event.study, subject),
+        None => event.study.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(body: pb::event::Body) -> pb::Event {
+        pb::Event {
+            event_id: "e1".into(),
+            study_id: "STIR".into(),
+            subject_id: "S1".into(),
+            visit_id: "week12".into(),
+            clinical_date: "2024-03-01".into(),
+            body: Some(body),
+        }
+    }
+
+    fn recorded(instrument: pb::assessment_recorded::Instrument) -> pb::Event {
+        event(pb::event::Body::AssessmentRecorded(
+            pb::AssessmentRecorded {
+                instrument: Some(instrument),
+            },
+        ))
+    }
+
+    fn grade(g: u32) -> Option<pb::MmtGrade> {
+        Some(pb::MmtGrade {
+            grade: Some(g),
+            right: None,
+            left: None,
+        })
+    }
+
+    fn unilateral(deltoid: u32) -> pb::Mmt8 {
+        pb::Mmt8 {
+            max: 80,
+            total: None,
+            grades: Some(pb::Mmt8Grades {
+                neck_flexors: grade(8),
+                deltoid: grade(deltoid),
+                biceps: grade(9),
+                wrist_extensors: grade(9),
+                gluteus_maximus: grade(7),
+                gluteus_medius: grade(7),
+                quadriceps: grade(8),
+                ankle_dorsiflexors: grade(10),
+            }),
+        }
+    }
+
+    fn vas_cm(text: &str) -> Option<pb::Vas> {
+        Some(pb::Vas {
+            value: Some(pb::vas::Value::Cm(text.into())),
+        })
+    }
+
+    fn first_field(e: &pb::Event) -> Option<String> {
+        batch_from_proto(std::slice::from_ref(e))
+            .err()
+            .and_then(|v| v.first().map(|v| v.field.clone()))
+    }
+
+    #[test]
+    fn violations_name_the_field_path() {
+        use pb::assessment_recorded::Instrument;
+        let globals = |cm: &str| {
+            Instrument::Globals(pb::Globals {
+                physician_global: vas_cm(cm),
+                patient_global: None,
+                extramuscular_global: None,
+            })
+        };
+        let mut no_date = recorded(globals("5"));
+        no_date.clinical_date = String::new();
+        let mut bad_id = recorded(globals("5"));
+        bad_id.event_id = "has space".into();
+        let mut study_with_subject = event(pb::event::Body::StudyRegistered(pb::StudyRegistered {
+            title: "t".into(),
+            population: pb::Population::Adult as i32,
+            baseline_visit_id: String::new(),
+        }));
+        study_with_subject.visit_id = String::new();
+        let cases: Vec<(&str, pb::Event, Option<&str>)> = vec![
+            ("valid mmt", recorded(Instrument::Mmt8(unilateral(9))), None),
+            (
+                "grade 11",
+                recorded(Instrument::Mmt8(unilateral(11))),
+                Some("events[0].assessment_recorded.mmt8.grades.deltoid.grade"),
+            ),
+            (
+                "vas 10.5",
+                recorded(globals("10.5")),
+                Some("events[0].assessment_recorded.globals.physician_global.cm"),
+            ),
+            (
+                "vas 6.55",
+                recorded(globals("6.55")),
+                Some("events[0].assessment_recorded.globals.physician_global.cm"),
+            ),
+            (
+                "vas text",
+                recorded(globals("six")),
+                Some("events[0].assessment_recorded.globals.physician_global.cm"),
+            ),
+            ("vas ok", recorded(globals("0.6")), None),
+            ("no date", no_date, Some("events[0].clinical_date")),
+            ("bad id", bad_id, Some("events[0].event_id")),
+            (
+                "study names subject",
+                study_with_subject,
+                Some("events[0].subject_id"),
+            ),
+            (
+                "haq di 3.5",
+                recorded(Instrument::HaqDi(pb::HaqDi {
+                    value: "3.5".into(),
+                })),
+                Some("events[0].assessment_recorded.haq_di.value"),
+            ),
+            (
+                "uln zero",
+                recorded(Instrument::Enzymes(pb::Enzymes {
+                    ck: Some(pb::EnzymeResult {
+                        value: "100".into(),
+                        uln: "0".into(),
+                        unit: String::new(),
+                    }),
+                    ..Default::default()
+                })),
+                Some("events[0].assessment_recorded.enzymes.ck.uln"),
+            ),
+            (
+                "cdasi erythema 4",
+                recorded(Instrument::Cdasi(pb::Cdasi {
+                    locations: Some(pb::CdasiLocations {
+                        scalp: Some(pb::CdasiLocation {
+                            erythema: 4,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })),
+                Some("events[0].assessment_recorded.cdasi.locations.scalp.erythema"),
+            ),
+            (
+                "lab unknown",
+                recorded(Instrument::Lab(pb::LabMeasurement {
+                    code: "XYZ".into(),
+                    value: "1".into(),
+                    unit: "pg/mL".into(),
+                })),
+                Some("events[0].assessment_recorded.lab.code"),
+            ),
+            (
+                "correction without reason",
+                event(pb::event::Body::AssessmentCorrected(
+                    pb::AssessmentCorrected {
+                        supersedes_event_id: "e0".into(),
+                        reason: " ".into(),
+                        corrected: Some(pb::AssessmentRecorded {
+                            instrument: Some(Instrument::Mmt8(unilateral(9))),
+                        }),
+                    },
+                )),
+                Some("events[0].assessment_corrected.reason"),
+            ),
+            (
+                "no body",
+                pb::Event {
+                    body: None,
+                    ..recorded(globals("1"))
+                },
+                Some("events[0].body"),
+            ),
+        ];
+        for (name, e, expected) in cases {
+            assert_eq!(first_field(&e).as_deref(), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn every_event_of_a_batch_is_checked() {
+        let mut bad = recorded(pb::assessment_recorded::Instrument::Mmt8(unilateral(12)));
+        bad.clinical_date = "2024-02-30".into();
+        let good = recorded(pb::assessment_recorded::Instrument::Mmt8(unilateral(9)));
+        let violations = batch_from_proto(&[good, bad]).err().unwrap_or_default();
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "events[1].clinical_date",
+                "events[1].assessment_recorded.mmt8.grades.deltoid.grade"
+            ]
+        );
+    }
+}
