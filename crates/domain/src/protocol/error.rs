@@ -10,7 +10,7 @@ use thiserror::Error;
 pub struct ProtocolError {
     /// The name the caller gave the file (the domain does no IO; it only quotes the name).
     pub file: String,
-    /// Dotted key path, array positions as `[i]`, e.g. `encounters[2].window`; `.` for the whole file.
+    /// Dotted key path, array positions as `[i]`, e.g. `encounters[2].window`; `(document)` for a TOML syntax error.
     pub key_path: String,
     /// What is wrong there.
     pub problem: ProtocolProblem,

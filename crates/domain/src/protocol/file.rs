@@ -231,7 +231,7 @@ impl Visitor<'_> for ExactDecimalVisitor {
 
     fn visit_f64<E: de::Error>(self, value: f64) -> Result<ExactDecimal, E> {
         Err(E::custom(format!(
-            "the float {value} is not allowed here; expected {EXACT_DECIMAL_EXPECTED}"
+            "the float {value:?} is not allowed here; expected {EXACT_DECIMAL_EXPECTED}"
         )))
     }
 

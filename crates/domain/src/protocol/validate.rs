@@ -25,6 +25,8 @@ const ELEMENT_CODE_MAX: usize = 8;
 const ARM_CODE_MAX: usize = 20;
 const TEST_CODE_MAX: usize = 8;
 const SDTM_TEXT_MAX: usize = 200;
+/// The key path of an error that belongs to no key (TOML syntax).
+const WHOLE_DOCUMENT: &str = "(document)";
 
 pub(super) fn parse_protocol(file: &str, text: &str) -> Result<Protocol, ProtocolErrors> {
     let raw = read_toml(file, text)?;
@@ -58,10 +60,13 @@ fn read_toml(file: &str, text: &str) -> Result<ProtocolFile, ProtocolErrors> {
             }],
         }
     };
-    let deserializer =
-        toml::Deserializer::parse(text).map_err(|error| toml_error(".".into(), error))?;
+    let deserializer = toml::Deserializer::parse(text)
+        .map_err(|error| toml_error(WHOLE_DOCUMENT.into(), error))?;
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
-        let key_path = error.path().to_string();
+        let key_path = match error.path().to_string() {
+            root if root == "." => WHOLE_DOCUMENT.to_string(),
+            path => path,
+        };
         toml_error(key_path, error.into_inner())
     })
 }
@@ -272,6 +277,10 @@ impl Checker<'_> {
             })
             .collect();
 
+        // Counted on the file, so an endpoint rejected for another reason does not also cause this error.
+        let has_primary_endpoint = endpoints
+            .iter()
+            .any(|endpoint| endpoint.level == Level::Primary);
         self.ids(
             "endpoint",
             "endpoints",
@@ -294,10 +303,7 @@ impl Checker<'_> {
                 )
             })
             .collect();
-        if !endpoints
-            .iter()
-            .any(|endpoint| endpoint.level == Level::Primary)
-        {
+        if !has_primary_endpoint {
             self.invalid(
                 "endpoints",
                 "at least one endpoint with level = \"primary\"",
@@ -340,7 +346,10 @@ impl Checker<'_> {
             if let Some(first) = first_seen.get(id) {
                 self.invalid(
                     &key_path,
-                    format!("a {kind} {id_key} not used before ({list_key}[{first}].{id_key} already is {})", quoted(id)),
+                    format!(
+                        "a unique {kind} {id_key} ({list_key}[{first}].{id_key} is already {})",
+                        quoted(id)
+                    ),
                     quoted(id),
                 );
             } else {
@@ -628,7 +637,7 @@ impl Checker<'_> {
                 self.invalid(
                     format!("encounters[{index}].visit_number"),
                     format!(
-                        "a visit number not used before (encounters[{first}] already has {})",
+                        "a unique visit number (encounters[{first}].visit_number is already {})",
                         encounter.visit_number
                     ),
                     encounter.visit_number.to_string(),
@@ -789,7 +798,7 @@ impl Checker<'_> {
                 checker.invalid(
                     format!("{path}.{key}"),
                     format!("no {key} for outcome {outcome_name}"),
-                    format!("a {key}"),
+                    "a value",
                 );
             }
         };
@@ -889,6 +898,7 @@ impl Checker<'_> {
             }
         }
         let mut resolved = Vec::new();
+        let mut reported: BTreeSet<String> = BTreeSet::new();
         for arm in arms {
             let (encounter_id, key_path) = match overrides.get(&arm.code) {
                 Some(_) if !override_ok.contains(&arm.code) => continue,
@@ -904,31 +914,45 @@ impl Checker<'_> {
             else {
                 continue;
             };
-            if !encounter.applies_to(&arm.code) {
-                self.invalid(
-                    key_path,
+            let baseline_day = arm_baseline_day(arm, raw);
+            let problem = if !encounter.applies_to(&arm.code) {
+                Some((
                     format!(
                         "an encounter scheduled for arm {} (or an entry for it in encounter_by_arm)",
                         quoted(&arm.code)
                     ),
-                    format!("{} (arms {})", quoted(&encounter.id), listing(&encounter.arms)),
-                );
-            } else if encounter.id == study.baseline_encounter
-                || encounter.target_day <= arm_baseline_day(arm, raw)
-            {
-                self.invalid(
-                    key_path,
                     format!(
-                        "an encounter after the baseline of arm {} (day {})",
-                        quoted(&arm.code),
-                        arm_baseline_day(arm, raw)
+                        "{} (arms {})",
+                        quoted(&encounter.id),
+                        listing(&encounter.arms)
+                    ),
+                ))
+            } else if encounter.id == study.baseline_encounter {
+                Some((
+                    "an encounter after the baseline encounter (a change needs a follow-up visit)"
+                        .to_string(),
+                    format!("the baseline encounter {}", quoted(&encounter.id)),
+                ))
+            } else if encounter.target_day <= baseline_day {
+                Some((
+                    format!(
+                        "an encounter after the first dose of arm {} (day {baseline_day})",
+                        quoted(&arm.code)
                     ),
                     format!(
                         "{} (target day {})",
                         quoted(&encounter.id),
                         encounter.target_day
                     ),
-                );
+                ))
+            } else {
+                None
+            };
+            // One error per key path: with an encounter common to all arms, each arm would repeat it.
+            if let Some((expected, found)) = problem
+                && reported.insert(key_path.clone())
+            {
+                self.invalid(key_path, expected, found);
             }
             resolved.push((arm.code.clone(), encounter_id));
         }
