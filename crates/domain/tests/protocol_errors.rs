@@ -111,6 +111,9 @@ baseline = "randomisation"
 cells = [{ epoch = "SCREENING", element = "SCRN" }, { epoch = "TREATMENT", element = "PBO" }]
 "#;
 
+/// (case name, (find, replace) edits, expected error messages)
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+
 /// Applies each (find, replace) edit once to the valid protocol and compares every error message;
 /// returns a description of the difference, if any.
 fn check(case: &str, edits: &[(&str, &str)], expected: &[&str]) -> Option<String> {
@@ -136,7 +139,7 @@ fn the_valid_protocol_is_valid() {
 
 #[test]
 fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
-    let cases: &[(&str, &[(&str, &str)], &[&str])] = &[
+    let cases: &[Case] = &[
         (
             "unknown key",
             &[(
