@@ -70,7 +70,9 @@ fn check_endpoints(protocol: &Protocol, expected: &[EndpointRow<'_>]) {
 }
 
 /// (encounter id, visit number, target day, window, arms, optional)
-fn check_encounters(protocol: &Protocol, expected: &[(&str, u32, i32, [i32; 2], &[&str], bool)]) {
+type EncounterRow<'a> = (&'a str, u32, i32, [i32; 2], &'a [&'a str], bool);
+
+fn check_encounters(protocol: &Protocol, expected: &[EncounterRow<'_>]) {
     let actual: Vec<_> = protocol
         .encounters()
         .iter()
