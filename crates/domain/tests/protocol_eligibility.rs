@@ -15,7 +15,7 @@ fn load(name: &str, text: &str) -> Protocol {
 }
 
 fn dec(text: &str) -> Decimal {
-    Decimal::from_str_exact(text).unwrap()
+    Decimal::from_str_exact(text).expect("test decimals are written exactly")
 }
 
 fn mmt8_of_150(total: &str) -> Option<Mmt8Total> {
