@@ -139,13 +139,14 @@ async fn stream_and_report(
     let mut acked = 0usize;
     let mut duplicates = 0usize;
     let mut last_ack: Option<pb::Ack> = None;
+    let mut before_correction: Option<pb::VisitOutcome> = None;
     let mut count = |response: &pb::SubmitResponse, acked: &mut usize, duplicates: &mut usize| {
         *acked += response.acks.len();
         *duplicates += response.acks.iter().filter(|a| a.duplicate).count();
-        if let Some(ack) = response.acks.iter().max_by_key(|a| a.sequence) {
-            if last_ack.as_ref().is_none_or(|l| l.sequence < ack.sequence) {
-                last_ack = Some(ack.clone());
-            }
+        if let Some(ack) = response.acks.iter().max_by_key(|a| a.sequence)
+            && last_ack.as_ref().is_none_or(|l| l.sequence < ack.sequence)
+        {
+            last_ack = Some(ack.clone());
         }
     };
     let response = conversation.send(cohort.enrollment()).await?;
@@ -167,13 +168,20 @@ async fn stream_and_report(
                     response.acks.len()
                 )?;
             }
+            if (index, visit) == synth::CORRECTED {
+                before_correction = response
+                    .outcomes
+                    .iter()
+                    .find(|o| o.visit_id == visit)
+                    .cloned();
+            }
             count(&response, &mut acked, &mut duplicates);
         }
         if visit == PRIMARY_VISIT {
             let correction = conversation.send(cohort.correction()).await?;
             expect_accepted(&correction)?;
             count(&correction, &mut acked, &mut duplicates);
-            print_correction(out, cohort, &correction)?;
+            print_correction(out, cohort, before_correction.as_ref(), &correction)?;
         }
     }
     drop(conversation);
@@ -191,7 +199,7 @@ async fn stream_and_report(
     writeln!(out, "\nWeek-12 outcomes per subject (against baseline)")?;
     writeln!(
         out,
-        "  subject  DOI (improved core set measures)                      TIS   category   CDASI activity  change  MCID"
+        "  subject  DOI (measures improved >= 20%)              TIS   category   CDASI activity  change  MCID"
     )?;
     for index in 0..cohort.len() {
         let subject = outcomes
@@ -256,6 +264,7 @@ fn print_rejection(out: &mut impl Write, response: &pb::SubmitResponse) -> Resul
 fn print_correction(
     out: &mut impl Write,
     cohort: &Cohort,
+    before: Option<&pb::VisitOutcome>,
     response: &pb::SubmitResponse,
 ) -> Result<(), DemoError> {
     let request = cohort.correction();
@@ -275,8 +284,11 @@ fn print_correction(
         "  correction of {} (sequence {sequence}): \"{}\"; the original stays in the log",
         c.supersedes_event_id, c.reason
     )?;
+    if let Some(before) = before {
+        writeln!(out, "    as entered  {}", subject_line(before))?;
+    }
     for outcome in &response.outcomes {
-        writeln!(out, "    recomputed {}", subject_line(outcome))?;
+        writeln!(out, "    corrected   {}", subject_line(outcome))?;
     }
     Ok(())
 }
@@ -289,7 +301,20 @@ fn doi_text(doi: Option<&pb::Doi>) -> String {
         pb::DoiStatus::NotEvaluable => "not evaluable",
         pb::DoiStatus::Unspecified => "?",
     };
-    format!("{status} ({})", doi.improved.join(", "))
+    let short: Vec<&str> = doi
+        .improved
+        .iter()
+        .map(|m| match m.as_str() {
+            "physician_global" => "PhGA",
+            "patient_global" => "PtGA",
+            "extramuscular_global" => "ExtraM",
+            "mmt" => "MMT",
+            "haq" => "HAQ",
+            "enzyme" => "enzyme",
+            other => other,
+        })
+        .collect();
+    format!("{status} ({})", short.join(" "))
 }
 
 fn category_text(category: i32) -> &'static str {
@@ -320,7 +345,7 @@ pub fn subject_line(visit: &pb::VisitOutcome) -> String {
         None => "-".into(),
     };
     format!(
-        "{:<8} {:<55} {:>5} {:<10} {}",
+        "{:<8} {:<43} {:>5} {:<10} {}",
         visit.subject_id,
         doi_text(visit.doi.as_ref()),
         score,

@@ -24,8 +24,9 @@ pub const PRIMARY_VISIT: &str = "week12";
 /// Default seed of `myolog demo`.
 pub const DEFAULT_SEED: u64 = 2017;
 
-/// The subject and visit whose MMT-8 is first entered wrongly and then corrected.
-pub const CORRECTED: (usize, &str) = (2, "week12");
+/// The subject and visit whose globals form is first entered wrongly (physician global digits
+/// swapped) and then corrected.
+pub const CORRECTED: (usize, &str) = (1, "week12");
 /// The subject and visit whose batch first carries an out-of-range grade and is rejected.
 pub const REJECTED: (usize, &str) = (6, "week8");
 
@@ -158,12 +159,12 @@ impl Cohort {
             _ => 105,
         };
         let f = p.response_pct * schedule / 100;
-        let mut improve = |value: i64, lower_is_better: bool, max: i64| -> i64 {
+        let mut improve_by = |value: i64, lower_is_better: bool, max: i64, boost: i64| -> i64 {
             if schedule == 0 {
                 return value;
             }
             let noise = rng.range(-8, 8);
-            let pct = (f + noise).clamp(0, 100);
+            let pct = (f + boost * schedule / 100 + noise).clamp(0, 100);
             if lower_is_better {
                 (value * (100 - pct) + 50) / 100
             } else {
@@ -182,6 +183,18 @@ impl Cohort {
                 },
             )),
         };
+        // The transcription error of CORRECTED: the physician global's two digits swapped (1.9 -> 9.1).
+        let entry_error = |mm: i64| -> i64 {
+            if !(entry_errors && (index, visit) == CORRECTED) {
+                return mm;
+            }
+            let swapped = (mm % 10) * 10 + mm / 10;
+            if swapped == mm {
+                (mm + 50).min(100)
+            } else {
+                swapped
+            }
+        };
         let cm = |mm: i64| {
             Some(pb::Vas {
                 value: Some(pb::vas::Value::Cm(format!("{}.{}", mm / 10, mm % 10))),
@@ -190,28 +203,25 @@ impl Cohort {
         let mut events = vec![event(
             "globals",
             Instrument::Globals(pb::Globals {
-                physician_global: cm(improve(p.physician_mm, true, 100)),
-                patient_global: cm(improve(p.patient_mm, true, 100)),
-                extramuscular_global: cm(improve(p.extramuscular_mm, true, 100)),
+                physician_global: cm(entry_error(improve_by(p.physician_mm, true, 100, 0))),
+                patient_global: cm(improve_by(p.patient_mm, true, 100, 0)),
+                extramuscular_global: cm(improve_by(p.extramuscular_mm, true, 100, 0)),
             }),
         )];
-        let mut grades: Vec<u32> = p
+        let grades: Vec<u32> = p
             .mmt
             .iter()
-            .map(|g| u32::try_from(improve(*g, false, 10)).unwrap_or(0))
+            .map(|g| u32::try_from(improve_by(*g, false, 10, 0)).unwrap_or(0))
             .collect();
-        if entry_errors && (index, visit) == CORRECTED {
-            grades[1] = 2;
-        }
         events.push(event("mmt8", Instrument::Mmt8(mmt8(&grades))));
         let items: Vec<Option<u32>> = p
             .haq
             .iter()
-            .map(|v| Some(u32::try_from(improve(*v, true, 3)).unwrap_or(0)))
+            .map(|v| Some(u32::try_from(improve_by(*v, true, 3, 0)).unwrap_or(0)))
             .collect();
         events.push(event("haq", Instrument::Haq(haq(&items))));
-        let ck = improve(p.ck, true, 0).max(40);
-        let aldolase = improve(p.aldolase_tenths, true, 0).max(20);
+        let ck = improve_by(p.ck, true, 0, 0).max(40);
+        let aldolase = improve_by(p.aldolase_tenths, true, 0, 0).max(20);
         events.push(event(
             "enzymes",
             Instrument::Enzymes(pb::Enzymes {
@@ -234,14 +244,14 @@ impl Cohort {
                 continue;
             }
             *slot = Some(pb::CdasiLocation {
-                erythema: u32::try_from(improve(items[0], true, 3)).unwrap_or(0),
-                scale: u32::try_from(improve(items[1], true, 2)).unwrap_or(0),
-                erosion: u32::try_from(improve(items[2], true, 1)).unwrap_or(0),
-                poikiloderma: u32::from(index % 3 == 0),
+                erythema: u32::try_from(improve_by(items[0], true, 3, 30)).unwrap_or(0),
+                scale: u32::try_from(improve_by(items[1], true, 2, 30)).unwrap_or(0),
+                erosion: u32::try_from(improve_by(items[2], true, 1, 30)).unwrap_or(0),
+                poikiloderma: u32::from(index.is_multiple_of(3)),
                 calcinosis: 0,
             });
         }
-        let gottron = improve(p.gottron_erythema, true, 3);
+        let gottron = improve_by(p.gottron_erythema, true, 3, 30);
         events.push(event(
             "cdasi",
             Instrument::Cdasi(pb::Cdasi {
@@ -250,10 +260,10 @@ impl Cohort {
                     erythema: u32::try_from(gottron).unwrap_or(0),
                     papules: gottron >= 2,
                     ulceration: 0,
-                    damage: u32::from(index % 4 == 0),
+                    damage: u32::from(index.is_multiple_of(4)),
                 }),
-                periungual: u32::try_from(improve(p.periungual, true, 2)).unwrap_or(0),
-                alopecia: u32::from(schedule < 65 && index % 2 == 0),
+                periungual: u32::try_from(improve_by(p.periungual, true, 2, 30)).unwrap_or(0),
+                alopecia: u32::from(schedule < 65 && index.is_multiple_of(2)),
             }),
         ));
         if visit == "baseline" || visit == PRIMARY_VISIT {
@@ -262,12 +272,12 @@ impl Cohort {
                     &code.to_ascii_lowercase(),
                     Instrument::Lab(pb::LabMeasurement {
                         code: code.into(),
-                        value: improve(value, true, 0).max(30).to_string(),
+                        value: improve_by(value, true, 0, 0).max(30).to_string(),
                         unit: "pg/mL".into(),
                     }),
                 ));
             }
-            let stat1 = improve(p.stat1_tenths, true, 40).max(5);
+            let stat1 = improve_by(p.stat1_tenths, true, 40, 0).max(5);
             events.push(event(
                 "stat1",
                 Instrument::Stat1(pb::SkinBiopsyStat1 {
@@ -299,7 +309,7 @@ impl Cohort {
                 "11",
             ));
         }
-        let prednisone = if index % 2 == 0 { "10" } else { "5" };
+        let prednisone = if index.is_multiple_of(2) { "10" } else { "5" };
         events.push(dose(
             "prednisone",
             pb::DoseKind::Glucocorticoid,
@@ -332,7 +342,7 @@ impl Cohort {
         batch
     }
 
-    /// The correction of [`CORRECTED`]'s MMT-8: the deltoid grade from the source document.
+    /// The correction of [`CORRECTED`]'s globals form: the physician global from the source document.
     pub fn correction(&self) -> pb::SubmitRequest {
         let (index, visit) = CORRECTED;
         let original = self.generate_visit(index, visit, false);
@@ -341,9 +351,9 @@ impl Cohort {
         let mut superseded = String::new();
         for event in original.events {
             if let Some(pb::event::Body::AssessmentRecorded(form)) = event.body
-                && let Some(Instrument::Mmt8(mmt8)) = form.instrument
+                && let Some(Instrument::Globals(globals)) = form.instrument
             {
-                corrected = Some(mmt8);
+                corrected = Some(globals);
                 date = event.clinical_date;
                 superseded = event.event_id;
             }
@@ -359,8 +369,9 @@ impl Cohort {
                 clinical_date: date,
                 body: Some(pb::event::Body::AssessmentCorrected(pb::AssessmentCorrected {
                     supersedes_event_id: superseded,
-                    reason: "transcription error: deltoid grade entered as 2; source document says otherwise".into(),
-                    corrected: Some(pb::AssessmentRecorded { instrument: corrected.map(Instrument::Mmt8) }),
+                    reason: "transcription error: physician global digits swapped; value from the source document"
+                        .into(),
+                    corrected: Some(pb::AssessmentRecorded { instrument: corrected.map(Instrument::Globals) }),
                 })),
             }],
         }
@@ -373,22 +384,22 @@ fn baseline_day(index: usize) -> i64 {
 
 fn profile(rng: &mut SplitMix64) -> Profile {
     let mut cdasi = [[0i64; 3]; 15];
-    // 7 to 10 involved locations, STIR-like skin-predominant disease.
-    let involved = rng.range(7, 10);
+    // 3 to 13 involved locations: STIR-like skin-predominant disease of varying extent.
+    let involved = rng.range(3, 13);
     for _ in 0..involved {
         let slot = usize::try_from(rng.range(0, 14)).unwrap_or(0);
         cdasi[slot] = [rng.range(1, 3), rng.range(0, 2), rng.range(0, 1)];
     }
     let mut mmt = [0i64; 8];
     for grade in &mut mmt {
-        *grade = rng.range(6, 10);
+        *grade = rng.range(7, 10);
     }
     let mut haq = [0i64; 20];
     for item in &mut haq {
         *item = rng.range(0, 2);
     }
     Profile {
-        response_pct: rng.range(45, 90),
+        response_pct: rng.range(15, 55),
         physician_mm: rng.range(40, 75),
         patient_mm: rng.range(40, 80),
         extramuscular_mm: rng.range(30, 65),
