@@ -233,4 +233,40 @@ mod tests {
             "{message}"
         );
     }
+
+    /// The fenced block that follows `marker` in the README.
+    fn readme_block(marker: &str) -> String {
+        let readme = include_str!("../../../README.md");
+        let after = readme
+            .split_once(marker)
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        let body = after
+            .split_once("```json\n")
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
+        body.split_once("```")
+            .map(|(block, _)| block.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn readme_example_is_the_real_output() {
+        let input = readme_block("<!-- score-example-input -->");
+        let expected = readme_block("<!-- score-example-output -->");
+        assert!(
+            !input.is_empty() && !expected.is_empty(),
+            "README example blocks not found"
+        );
+        let mut output = Vec::new();
+        let summary = run(input.as_bytes(), &mut output).expect("in-memory IO cannot fail");
+        assert_eq!(String::from_utf8(output).expect("utf-8"), expected);
+        assert_eq!(
+            summary,
+            ScoreRunSummary {
+                cases: 2,
+                invalid: 1
+            }
+        );
+    }
 }
