@@ -236,3 +236,76 @@ pub fn tis(core: &CoreSet, population: Population) -> TisOutcome {
         change_pct,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Points at `percent` (given as numerator/denominator) for a measure.
+    fn check(measure: CoreMeasure, numerator: i128, denominator: i128, expected: &str) {
+        let percent = Ratio::new(numerator, denominator).expect("ratio");
+        let expected: Decimal = expected.parse().expect("decimal");
+        assert_eq!(
+            tis_points(measure, percent),
+            expected,
+            "{measure:?} at {numerator}/{denominator}%"
+        );
+    }
+
+    #[test]
+    fn every_band_edge_of_every_measure_belongs_to_the_lower_band() {
+        let tables: [(CoreMeasure, [i128; 4], [&str; 5]); 6] = [
+            (
+                CoreMeasure::PhysicianGlobal,
+                [5, 15, 25, 40],
+                ["0", "7.5", "15", "17.5", "20"],
+            ),
+            (
+                CoreMeasure::PatientGlobal,
+                [5, 15, 25, 40],
+                ["0", "2.5", "5", "7.5", "10"],
+            ),
+            (
+                CoreMeasure::Haq,
+                [5, 15, 25, 40],
+                ["0", "5", "7.5", "7.5", "10"],
+            ),
+            (
+                CoreMeasure::Enzyme,
+                [5, 15, 25, 40],
+                ["0", "2.5", "5", "7.5", "7.5"],
+            ),
+            (
+                CoreMeasure::ExtramuscularGlobal,
+                [5, 15, 25, 40],
+                ["0", "7.5", "12.5", "15", "20"],
+            ),
+            (
+                CoreMeasure::Mmt,
+                [2, 10, 20, 30],
+                ["0", "10", "20", "27.5", "32.5"],
+            ),
+        ];
+        for (measure, edges, points) in tables {
+            // Worsening and no change score 0.
+            check(measure, -100, 1, points[0]);
+            check(measure, 0, 1, points[0]);
+            for (band, edge) in edges.into_iter().enumerate() {
+                // Exactly on the edge: the lower band; one millionth above: the next band.
+                check(measure, edge, 1, points[band]);
+                check(measure, edge * 1_000_000 - 1, 1_000_000, points[band]);
+                check(measure, edge * 1_000_000 + 1, 1_000_000, points[band + 1]);
+            }
+            check(measure, 100, 1, points[4]);
+        }
+    }
+
+    #[test]
+    fn maximum_total_is_100() {
+        let total: Decimal = CoreMeasure::ALL
+            .into_iter()
+            .map(|measure| tis_points(measure, Ratio::integer(100)))
+            .sum();
+        assert_eq!(total, Decimal::ONE_HUNDRED);
+    }
+}

@@ -1061,3 +1061,69 @@ fn biomarkers_stat1_and_prednisone() {
             .contains("never compared")
     );
 }
+
+#[test]
+fn likert_globals_compare_only_with_likert() {
+    /// `expected`: (DOI status, improved, missing).
+    fn check(baseline: &str, followup: &str, expected: (&str, &[&str], &[&str])) {
+        let allow = r#", "conventions": {"allow_likert_globals": true}"#;
+        let base = visit(&[
+            ("physician_global", baseline),
+            ("patient_global", "5"),
+            ("haq_di", "1"),
+        ]);
+        let follow = visit(&[
+            ("physician_global", followup),
+            ("patient_global", "3"),
+            ("haq_di", "0.5"),
+        ]);
+        let result = score("adult", &base, &follow, allow);
+        let doi = &result["doi"];
+        let actual = (
+            doi["status"].as_str().unwrap_or("?").to_string(),
+            names(&doi["improved"]),
+            names(&doi["missing"]),
+        );
+        let wanted = (
+            expected.0.to_string(),
+            expected
+                .1
+                .iter()
+                .map(|name| name.to_string())
+                .collect::<Vec<_>>(),
+            expected
+                .2
+                .iter()
+                .map(|name| name.to_string())
+                .collect::<Vec<_>>(),
+        );
+        assert_eq!(actual, wanted, "{baseline} -> {followup}\n{doi:#}");
+    }
+    // Likert 4 -> 3 is 25% better relative to baseline.
+    check(
+        r#"{"likert": 4}"#,
+        r#"{"likert": 3}"#,
+        ("met", &["physician_global", "patient_global", "haq"], &[]),
+    );
+    check(
+        r#"{"likert": 4}"#,
+        r#"{"likert": 4}"#,
+        ("not_met", &["patient_global", "haq"], &[]),
+    );
+    // VAS at one visit and Likert at the other: never compared.
+    check(
+        "8",
+        r#"{"likert": 1}"#,
+        ("not_met", &["patient_global", "haq"], &["physician_global"]),
+    );
+    let result = score(
+        "adult",
+        &visit(&[("physician_global", "8")]),
+        &visit(&[("physician_global", r#"{"likert": 1}"#)]),
+        r#", "conventions": {"allow_likert_globals": true}"#,
+    );
+    assert_eq!(
+        result["doi"]["missing_reasons"]["physician_global"],
+        "recorded on different scales (vas_cm at baseline, likert_0_4 at follow-up); scales are never mixed"
+    );
+}
