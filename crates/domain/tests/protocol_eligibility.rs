@@ -3,7 +3,8 @@
 //! abnormal measures counted with VAS exactly 3.0 and HAQ-DI exactly 0.25 not abnormal).
 
 use myolog_domain::protocol::{
-    BaselineMeasures, EligibilityVerdict, EnzymeResult, Mmt8Total, Protocol,
+    BaselineMeasures, EligibilityVerdict, EnzymeResult, GlobalScale, GlobalValue, Mmt8Total,
+    Protocol,
 };
 use rust_decimal::Decimal;
 
@@ -16,6 +17,10 @@ fn load(name: &str, text: &str) -> Protocol {
 
 fn dec(text: &str) -> Decimal {
     Decimal::from_str_exact(text).expect("test decimals are written exactly")
+}
+
+fn vas(cm: &str) -> GlobalValue {
+    GlobalValue::vas_cm(dec(cm))
 }
 
 fn mmt8_of_150(total: &str) -> Option<Mmt8Total> {
@@ -190,7 +195,7 @@ fn stir_eligibility() {
                 &[
                     AGE,
                     CDASI_28,
-                    "IN03: if [muscle_active is true saw true: met] then [mmt8_total < 142 saw 70 of 80, not of 150: not evaluable]: not evaluable",
+                    "IN03: if [muscle_active is true saw true: met] then [mmt8_total < 142 saw 70 on 0-80, not on 0-150: not evaluable]: not evaluable",
                     PREDNISONE,
                 ],
             ),
@@ -229,9 +234,9 @@ fn typical_bird_subject() -> BaselineMeasures {
         age_years: Some(dec("50")),
         cdasi_activity: Some(dec("10")),
         mmt8: mmt8_of_150("130"),
-        physician_global: Some(dec("5.0")),
-        patient_global: Some(dec("2.0")),
-        extramuscular_global: Some(dec("1.0")),
+        physician_global: Some(vas("5.0")),
+        patient_global: Some(vas("2.0")),
+        extramuscular_global: Some(vas("1.0")),
         haq_di: Some(dec("0.125")),
         enzymes: vec![enzyme("CK", "400", "200")],
         prednisone_mg_per_day: Some(dec("20")),
@@ -316,7 +321,7 @@ fn bird_eligibility() {
             ),
             (
                 "PhGA exactly 3.0 cm is not above 3: one abnormal measure",
-                |m| m.physician_global = Some(dec("3.0")),
+                |m| m.physician_global = Some(vas("3.0")),
                 NotEligible,
                 &[
                     AGE,
@@ -327,7 +332,7 @@ fn bird_eligibility() {
             ),
             (
                 "PhGA 3.1 cm is above 3",
-                |m| m.physician_global = Some(dec("3.1")),
+                |m| m.physician_global = Some(vas("3.1")),
                 Eligible,
                 &[
                     AGE,
@@ -339,7 +344,7 @@ fn bird_eligibility() {
             (
                 "HAQ-DI exactly 0.25 is not above 0.25",
                 |m| {
-                    m.physician_global = Some(dec("3.0"));
+                    m.physician_global = Some(vas("3.0"));
                     m.haq_di = Some(dec("0.25"));
                 },
                 NotEligible,
@@ -353,7 +358,7 @@ fn bird_eligibility() {
             (
                 "HAQ-DI 0.375 is above 0.25",
                 |m| {
-                    m.physician_global = Some(dec("3.0"));
+                    m.physician_global = Some(vas("3.0"));
                     m.haq_di = Some(dec("0.375"));
                 },
                 Eligible,
@@ -405,7 +410,7 @@ fn bird_eligibility() {
             (
                 "none abnormal, one unknown: cannot reach two",
                 |m| {
-                    m.physician_global = Some(dec("1.0"));
+                    m.physician_global = Some(vas("1.0"));
                     m.enzymes = Vec::new();
                 },
                 NotEligible,
@@ -413,6 +418,22 @@ fn bird_eligibility() {
                     AGE,
                     ACTIVE,
                     "IN03: at least 2 of [physician_global > 3 saw 1.0: not met; patient_global > 3 saw 2.0: not met; extramuscular_global > 3 saw 1.0: not met; haq_di > 0.25 saw 0.125: not met; any enzyme > ULN saw nothing: not evaluable]: not met",
+                    PREDNISONE,
+                ],
+            ),
+            (
+                "a Likert physician global is never read as cm",
+                |m| {
+                    m.physician_global = Some(GlobalValue {
+                        value: dec("4"),
+                        scale: GlobalScale::Likert,
+                    })
+                },
+                NotEvaluable,
+                &[
+                    AGE,
+                    ACTIVE,
+                    "IN03: at least 2 of [physician_global > 3 saw 4 on likert, not on vas_cm: not evaluable; patient_global > 3 saw 2.0: not met; extramuscular_global > 3 saw 1.0: not met; haq_di > 0.25 saw 0.125: not met; any enzyme > ULN saw CK 400 (ULN 200): met]: not evaluable",
                     PREDNISONE,
                 ],
             ),

@@ -462,6 +462,29 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 "protocols/demo.toml: study.randomised: expected false for a study with a single arm, found true",
             ],
         ),
+        (
+            "HAQ-DI threshold finer than the score",
+            &[(
+                "op = \">=\", value = 5 }",
+                "op = \">=\", value = 5 }\n[[eligibility]]\nid = \"IN02\"\ncategory = \"inclusion\"\ntext = \"HAQ\"\nrule = { kind = \"compare\", measure = \"haq_di\", op = \">\", value = \"0.2501\" }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[1].rule.value: expected a haq_di threshold with at most 3 decimal place(s), found 0.2501",
+            ],
+        ),
+        (
+            "unknown conventions",
+            &[(
+                "mmt8_max = 150",
+                "mmt8_max = 150\ncdasi_severity_cutoff = 15\nmmt8_trace_grade = 11\nhaq_min_answered_categories = 5\ncdasi_mcid = 3",
+            )],
+            &[
+                "protocols/demo.toml: conventions.haq_min_answered_categories: expected 6 (Stanford) or 7, found 5",
+                "protocols/demo.toml: conventions.cdasi_mcid: expected 4 (UPenn) or 5 (Stanford), found 3",
+                "protocols/demo.toml: conventions.cdasi_severity_cutoff: expected 14 (Stanford) or 19 (UPenn), found 15",
+                "protocols/demo.toml: conventions.mmt8_trace_grade: expected a Kendall grade from 0 to 10 for \"T\" (trace), or no value to reject trace, found 11",
+            ],
+        ),
     ];
     let differences: Vec<String> = cases
         .iter()

@@ -581,3 +581,26 @@ fn an_amendment_is_the_next_version_of_the_same_study() {
         )
     );
 }
+
+#[test]
+fn protocol_conventions_configure_the_scoring_types() {
+    use myolog_domain::conventions::{InputConventions, ScoringConventions};
+    use myolog_domain::mmt8::MmtScale;
+    let stir = load("protocols/stir.toml", STIR);
+    assert_eq!(stir.conventions().scoring(), ScoringConventions::default());
+    assert_eq!(stir.conventions().input(), InputConventions::default());
+    assert_eq!(stir.conventions().mmt_scale(), MmtScale::Bilateral);
+    let stanford_text = STIR
+        .replace("cdasi_mcid = 4 ", "cdasi_mcid = 5 ")
+        .replace(
+            "haq_min_answered_categories = 6",
+            "haq_min_answered_categories = 7",
+        )
+        .replace("mmt8_max = 150", "mmt8_max = 80")
+        .replace("value = 142", "value = 75");
+    let stanford = load("stir with other conventions", &stanford_text);
+    let scoring = stanford.conventions().scoring();
+    assert_eq!(scoring.cdasi_mcid.points(), 5);
+    assert_eq!(scoring.haq_min_categories.count(), 7);
+    assert_eq!(stanford.conventions().mmt_scale(), MmtScale::Unilateral);
+}

@@ -3,7 +3,9 @@
 //! query to the site, not an ineligible subject. Combinations use three-valued logic, so a decision
 //! that the known values already settle (e.g. two of five abnormal measures) is still made.
 
-use super::model::{CompareOp, Criterion, CriterionCategory, Flag, Measure, Protocol, Rule};
+use super::model::{
+    CompareOp, Criterion, CriterionCategory, Flag, GlobalScale, Measure, Protocol, Rule,
+};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use std::fmt;
@@ -16,10 +18,9 @@ pub struct BaselineMeasures {
     pub cdasi_activity: Option<Decimal>,
     pub cdasi_damage: Option<Decimal>,
     pub mmt8: Option<Mmt8Total>,
-    /// On the protocol's global scale (cm for `vas_cm`).
-    pub physician_global: Option<Decimal>,
-    pub patient_global: Option<Decimal>,
-    pub extramuscular_global: Option<Decimal>,
+    pub physician_global: Option<GlobalValue>,
+    pub patient_global: Option<GlobalValue>,
+    pub extramuscular_global: Option<GlobalValue>,
     pub haq_di: Option<Decimal>,
     pub prednisone_mg_per_day: Option<Decimal>,
     pub prednisone_stable_weeks: Option<Decimal>,
@@ -34,6 +35,23 @@ pub struct Mmt8Total {
     pub total: Decimal,
     /// 80 (unilateral) or 150 (bilateral).
     pub max: u16,
+}
+
+/// A global assessment with the scale it was recorded on, so a Likert 3 is never read as 3 cm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct GlobalValue {
+    /// cm for `vas_cm`, 0-4 for `likert`.
+    pub value: Decimal,
+    pub scale: GlobalScale,
+}
+
+impl GlobalValue {
+    pub fn vas_cm(value: Decimal) -> Self {
+        GlobalValue {
+            value,
+            scale: GlobalScale::VasCm,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,11 +90,11 @@ pub enum Seen {
     Value(Decimal),
     Flag(bool),
     Missing,
-    /// An MMT-8 total on another scale than the protocol's.
-    Mmt8OtherScale {
-        total: Decimal,
-        max: u16,
-        protocol_max: u16,
+    /// A value recorded on another scale than the protocol's (MMT-8 of 80 vs 150, Likert vs VAS).
+    OtherScale {
+        value: Decimal,
+        scale: String,
+        protocol_scale: String,
     },
     /// The most abnormal enzyme (highest value / ULN).
     Enzyme {
@@ -94,13 +112,11 @@ impl fmt::Display for Seen {
             Seen::Value(value) => write!(formatter, "{value}"),
             Seen::Flag(value) => write!(formatter, "{value}"),
             Seen::Missing => formatter.write_str("nothing"),
-            Seen::Mmt8OtherScale {
-                total,
-                max,
-                protocol_max,
-            } => {
-                write!(formatter, "{total} of {max}, not of {protocol_max}")
-            }
+            Seen::OtherScale {
+                value,
+                scale,
+                protocol_scale,
+            } => write!(formatter, "{value} on {scale}, not on {protocol_scale}"),
             Seen::Enzyme {
                 name,
                 value,
@@ -189,6 +205,7 @@ impl Protocol {
         let reader = Reader {
             measures,
             mmt8_max: self.conventions.mmt8_max,
+            global_scale: self.conventions.global_scale,
         };
         let criteria: Vec<CriterionResult> = self
             .eligibility
@@ -216,6 +233,7 @@ impl Protocol {
 struct Reader<'m> {
     measures: &'m BaselineMeasures,
     mmt8_max: u16,
+    global_scale: GlobalScale,
 }
 
 impl Reader<'_> {
@@ -297,28 +315,37 @@ impl Reader<'_> {
 
     fn compare(&self, measure: Measure, op: CompareOp, threshold: Decimal) -> (Verdict, Seen) {
         let measures = self.measures;
+        let global = |value: Option<GlobalValue>| match value {
+            Some(global) if global.scale != self.global_scale => Err(Seen::OtherScale {
+                value: global.value,
+                scale: global.scale.name().to_string(),
+                protocol_scale: self.global_scale.name().to_string(),
+            }),
+            other => Ok(other.map(|global| global.value)),
+        };
         let observed = match measure {
-            Measure::AgeYears => measures.age_years,
-            Measure::CdasiActivity => measures.cdasi_activity,
-            Measure::CdasiDamage => measures.cdasi_damage,
+            Measure::AgeYears => Ok(measures.age_years),
+            Measure::CdasiActivity => Ok(measures.cdasi_activity),
+            Measure::CdasiDamage => Ok(measures.cdasi_damage),
             Measure::Mmt8Total => match measures.mmt8 {
-                Some(mmt8) if mmt8.max != self.mmt8_max => {
-                    let seen = Seen::Mmt8OtherScale {
-                        total: mmt8.total,
-                        max: mmt8.max,
-                        protocol_max: self.mmt8_max,
-                    };
-                    return (Verdict::NotEvaluable, seen);
-                }
-                Some(mmt8) => Some(mmt8.total),
-                None => None,
+                Some(mmt8) if mmt8.max != self.mmt8_max => Err(Seen::OtherScale {
+                    value: mmt8.total,
+                    scale: format!("0-{}", mmt8.max),
+                    protocol_scale: format!("0-{}", self.mmt8_max),
+                }),
+                other => Ok(other.map(|mmt8| mmt8.total)),
             },
-            Measure::PhysicianGlobal => measures.physician_global,
-            Measure::PatientGlobal => measures.patient_global,
-            Measure::ExtramuscularGlobal => measures.extramuscular_global,
-            Measure::HaqDi => measures.haq_di,
-            Measure::PrednisoneMgPerDay => measures.prednisone_mg_per_day,
-            Measure::PrednisoneStableWeeks => measures.prednisone_stable_weeks,
+            Measure::PhysicianGlobal => global(measures.physician_global),
+            Measure::PatientGlobal => global(measures.patient_global),
+            Measure::ExtramuscularGlobal => global(measures.extramuscular_global),
+            Measure::HaqDi => Ok(measures.haq_di),
+            Measure::PrednisoneMgPerDay => Ok(measures.prednisone_mg_per_day),
+            Measure::PrednisoneStableWeeks => Ok(measures.prednisone_stable_weeks),
+        };
+        let observed = match observed {
+            Ok(observed) => observed,
+            // A value on another scale is known but not comparable: not evaluable, and shown as seen.
+            Err(other_scale) => return (Verdict::NotEvaluable, other_scale),
         };
         match observed {
             Some(value) => (met_if(op.holds(value, threshold)), Seen::Value(value)),

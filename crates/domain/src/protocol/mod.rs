@@ -13,7 +13,7 @@ mod validate;
 
 pub use eligibility::{
     BaselineMeasures, CriterionResult, EligibilityReport, EligibilityVerdict, EnzymeResult,
-    Mmt8Total, RuleResult, Seen, Verdict,
+    GlobalValue, Mmt8Total, RuleResult, Seen, Verdict,
 };
 pub use error::{ProtocolError, ProtocolErrors, ProtocolProblem};
 pub use model::{

@@ -174,12 +174,16 @@ pub enum Population {
 pub struct Conventions {
     /// MMT-8 maximum: 80 (unilateral) or 150 (bilateral). No default: both are in use.
     pub mmt8_max: u16,
+    /// The Kendall grade "T" (trace) counts as; `None` (default) rejects trace (spec section 1).
+    pub mmt8_trace_grade: Option<u8>,
     /// Global activity scale; default `vas_cm` (Likert only where a study says so).
     pub global_scale: GlobalScale,
     /// HAQ-DI needs at least this many answered categories: 6 (Stanford, default) or 7.
     pub haq_min_answered_categories: u8,
     /// CDASI activity minimal clinically important improvement: 4 (UPenn, default) or 5 (Stanford).
     pub cdasi_mcid: u8,
+    /// CDASI activity cut-off between mild and moderate/severe: 14 (Stanford, default) or 19 (UPenn).
+    pub cdasi_severity_cutoff: u8,
     /// DOI percent change denominator; default relative to baseline [D].
     pub doi_percent_change: PercentChangeRule,
     /// TIS percent change for the globals, HAQ-DI and MMT; default the range of the scale [D].
@@ -197,6 +201,13 @@ pub enum GlobalScale {
 }
 
 impl GlobalScale {
+    pub fn name(self) -> &'static str {
+        match self {
+            GlobalScale::VasCm => "vas_cm",
+            GlobalScale::Likert => "likert",
+        }
+    }
+
     pub fn max(self) -> Decimal {
         match self {
             GlobalScale::VasCm => Decimal::from(10),
@@ -651,4 +662,61 @@ pub enum MissingDataRule {
     Missing,
     /// Counted as a non-responder (only for endpoints with a responder rule).
     NonResponderImputation,
+}
+
+/// Bridges to the scoring engineer's convention and scale types, so a protocol configures scoring.
+impl Conventions {
+    pub fn scoring(&self) -> crate::conventions::ScoringConventions {
+        use crate::conventions::{CdasiMcid, CdasiSeverityCutoff, HaqMinimumCategories};
+        crate::conventions::ScoringConventions {
+            haq_min_categories: if self.haq_min_answered_categories == 7 {
+                HaqMinimumCategories::Seven
+            } else {
+                HaqMinimumCategories::Six
+            },
+            cdasi_mcid: if self.cdasi_mcid == 5 {
+                CdasiMcid::Stanford5
+            } else {
+                CdasiMcid::UPenn4
+            },
+            cdasi_severity_cutoff: if self.cdasi_severity_cutoff == 19 {
+                CdasiSeverityCutoff::UPenn19
+            } else {
+                CdasiSeverityCutoff::Stanford14
+            },
+        }
+    }
+
+    pub fn input(&self) -> crate::conventions::InputConventions {
+        crate::conventions::InputConventions {
+            allow_likert_globals: self.global_scale == GlobalScale::Likert,
+            mmt_trace_grade: self.mmt8_trace_grade.and_then(|grade| {
+                crate::mmt8::KendallGrade::from_decimal(Decimal::from(grade)).ok()
+            }),
+        }
+    }
+
+    pub fn mmt_scale(&self) -> crate::mmt8::MmtScale {
+        if self.mmt8_max == 80 {
+            crate::mmt8::MmtScale::Unilateral
+        } else {
+            crate::mmt8::MmtScale::Bilateral
+        }
+    }
+
+    pub fn global_scale_of_inputs(&self) -> crate::global::GlobalScale {
+        match self.global_scale {
+            GlobalScale::VasCm => crate::global::GlobalScale::VasCm,
+            GlobalScale::Likert => crate::global::GlobalScale::Likert,
+        }
+    }
+}
+
+impl Population {
+    pub fn for_scoring(self) -> crate::visit::Population {
+        match self {
+            Population::Adult => crate::visit::Population::Adult,
+            Population::Juvenile => crate::visit::Population::Juvenile,
+        }
+    }
 }

@@ -443,8 +443,27 @@ impl Checker<'_> {
                 cdasi_mcid.to_string(),
             );
         }
+        let cdasi_severity_cutoff = raw.cdasi_severity_cutoff.unwrap_or(14);
+        if cdasi_severity_cutoff != 14 && cdasi_severity_cutoff != 19 {
+            self.invalid(
+                "conventions.cdasi_severity_cutoff",
+                "14 (Stanford) or 19 (UPenn)",
+                cdasi_severity_cutoff.to_string(),
+            );
+        }
+        if let Some(grade) = raw.mmt8_trace_grade
+            && grade > 10
+        {
+            self.invalid(
+                "conventions.mmt8_trace_grade",
+                "a Kendall grade from 0 to 10 for \"T\" (trace), or no value to reject trace",
+                grade.to_string(),
+            );
+        }
         Conventions {
             mmt8_max: raw.mmt8_max,
+            mmt8_trace_grade: raw.mmt8_trace_grade,
+            cdasi_severity_cutoff,
             global_scale: raw.global_scale.unwrap_or(GlobalScale::VasCm),
             haq_min_answered_categories,
             cdasi_mcid,
@@ -719,6 +738,15 @@ impl Checker<'_> {
                     self.invalid(
                         format!("{path}.value"),
                         format!("a {measure} threshold from {low} to {high}{unit}"),
+                        threshold.to_string(),
+                    );
+                    return None;
+                }
+                let decimals = measure_decimals(measure, conventions);
+                if threshold.normalize().scale() > decimals {
+                    self.invalid(
+                        format!("{path}.value"),
+                        format!("a {measure} threshold with at most {decimals} decimal place(s)"),
                         threshold.to_string(),
                     );
                     return None;
@@ -1076,6 +1104,27 @@ fn responder_name(rule: &ResponderFile) -> String {
         ResponderFile::TisCategoryAtLeast(category) => {
             format!("{{ tis_category_at_least = {category:?} }}").to_lowercase()
         }
+    }
+}
+
+/// Decimal places a threshold may have: the measure's own precision. HAQ-DI with 6 or 7 answered
+/// categories (k/6, k/7) has no finite decimal; against a threshold of at most 3 decimals its
+/// 28-digit quotient orders exactly as the true value does.
+fn measure_decimals(measure: Measure, conventions: &Conventions) -> u32 {
+    match measure {
+        Measure::PhysicianGlobal | Measure::PatientGlobal | Measure::ExtramuscularGlobal => {
+            match conventions.global_scale {
+                GlobalScale::VasCm => 1,
+                GlobalScale::Likert => 0,
+            }
+        }
+        Measure::HaqDi => 3,
+        Measure::PrednisoneMgPerDay => 2,
+        Measure::AgeYears
+        | Measure::CdasiActivity
+        | Measure::CdasiDamage
+        | Measure::Mmt8Total
+        | Measure::PrednisoneStableWeeks => 0,
     }
 }
 
