@@ -8,6 +8,7 @@ pub mod exact;
 pub mod haq_di;
 pub mod mmt;
 pub mod outcome;
+pub mod protocol_eval;
 pub mod stats;
 pub mod tis;
 
