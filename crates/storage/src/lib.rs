@@ -16,6 +16,7 @@ mod durability;
 mod error;
 mod event;
 pub mod format;
+mod index;
 mod log;
 mod verify;
 mod writer;

@@ -6,7 +6,7 @@ use std::fmt;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,8 @@ use crate::error::{AppendError, InvalidEvent, StorageError};
 use crate::event::{
     Appended, Clock, Head, MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, NewEvent, RecordedEvent, SystemClock,
 };
-use crate::format::{self, EventIdEntry};
+use crate::format::{self, CommitRecord};
+use crate::index::Index;
 use crate::verify::{self, VerifyReport};
 use crate::writer::{AppendRequest, HeadWatch, PreparedEvent, Writer};
 
@@ -88,6 +89,7 @@ struct Inner {
     requests: Option<mpsc::Sender<AppendRequest>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     head_watch: Arc<HeadWatch>,
+    index: Arc<RwLock<Index>>,
     max_batch_events: usize,
     /// Dropped after the fields above (declaration order), i.e. after the database handle.
     _registration: OpenLogRegistration,
@@ -121,7 +123,8 @@ impl EventLog {
         let registration = OpenLogRegistration::register(&path)?;
         let db = open_sled_waiting_for_lock(&path, &options)?;
         let tree = open_myolog_tree(&path, &db)?;
-        let head = recover_head(&tree)?;
+        let (head, index, damage) = recover(&tree)?;
+        let index = Arc::new(RwLock::new(index));
         if creating {
             db.flush()?;
             durability::sync_new_log(&path)?;
@@ -139,9 +142,9 @@ impl EventLog {
             clock: options.clock.clone(),
             head_watch: head_watch.clone(),
             head,
-            stream_versions: Default::default(),
+            index: index.clone(),
             max_group_events: options.max_group_events.max(1),
-            poisoned: None,
+            poisoned: damage,
         };
         let (requests, received) = mpsc::channel();
         let writer = std::thread::Builder::new()
@@ -156,6 +159,7 @@ impl EventLog {
                 requests: Some(requests),
                 writer: Mutex::new(Some(writer)),
                 head_watch,
+                index,
                 max_batch_events: options.max_batch_events.max(1),
                 _registration: registration,
             }),
@@ -258,21 +262,21 @@ impl EventLog {
         }
     }
 
-    /// Streams the events of one stream from `from_version` (1 for all), in stream order.
+    /// Streams the events of one stream from `from_version` (1 for all), in stream order, as of
+    /// the call.
     pub fn read_stream(&self, stream_key: &str, from_version: u64) -> StreamIter {
-        let prefix = format::stream_prefix(stream_key);
-        let start = format::stream_key(stream_key, from_version);
-        let mut end = prefix.clone();
-        end.extend_from_slice(&u64::MAX.to_be_bytes());
+        let seqs = self.index().stream_seqs(stream_key, from_version.max(1));
         StreamIter {
             tree: self.inner.tree.clone(),
-            index: self.inner.tree.range(start..=end),
+            seqs: seqs.into_iter(),
         }
     }
 
     /// The current version of a stream (0 if it has no events).
     pub fn stream_version(&self, stream_key: &str) -> Result<u64, StorageError> {
-        crate::writer::committed_stream_version(&self.inner.tree, stream_key)
+        // Infallible since the indexes moved to memory; kept a `Result` so callers need not change
+        // if they ever move back to disk.
+        Ok(self.index().stream_version(stream_key))
     }
 
     /// The event with sequence `seq`, if recorded.
@@ -282,14 +286,22 @@ impl EventLog {
 
     /// The event recorded under client event id `event_id`, if any.
     pub fn get_by_event_id(&self, event_id: &str) -> Result<Option<RecordedEvent>, StorageError> {
-        let Some(bytes) = self.inner.tree.get(format::event_id_key(event_id))? else {
-            return Ok(None);
-        };
-        let entry = EventIdEntry::decode(&bytes).map_err(|reason| StorageError::Corrupt {
-            location: format!("event-id index entry {event_id:?}"),
-            reason,
-        })?;
-        read_event(&self.inner.tree, entry.seq)
+        let candidates = self.index().candidates(event_id);
+        for seq in candidates {
+            if let Some(event) = read_event(&self.inner.tree, seq)?
+                && event.event_id == event_id
+            {
+                return Ok(Some(event));
+            }
+        }
+        Ok(None)
+    }
+
+    fn index(&self) -> std::sync::RwLockReadGuard<'_, Index> {
+        self.inner
+            .index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Walks the whole chain and the indexes and reports the first bad sequence and why.
@@ -336,7 +348,7 @@ impl DoubleEndedIterator for EventIter {
 /// Iterator over one stream's events; see [`EventLog::read_stream`].
 pub struct StreamIter {
     tree: sled::Tree,
-    index: sled::Iter,
+    seqs: std::vec::IntoIter<u64>,
 }
 
 impl fmt::Debug for StreamIter {
@@ -349,24 +361,22 @@ impl Iterator for StreamIter {
     type Item = Result<RecordedEvent, StorageError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let entry = self.index.next()?;
-        Some((|| {
-            let (key, value) = entry?;
-            let seq = format::decode_seq_value(&value).map_err(|reason| StorageError::Corrupt {
-                location: format!("stream index key {key:?}"),
-                reason,
-            })?;
-            read_event(&self.tree, seq)?.ok_or_else(|| StorageError::Corrupt {
-                location: format!("stream index key {key:?}"),
+        let seq = self.seqs.next()?;
+        Some(read_event(&self.tree, seq).and_then(|event| {
+            event.ok_or_else(|| StorageError::Corrupt {
+                location: format!("event seq {seq}"),
                 reason: crate::error::DecodeError::Truncated {
                     field: "indexed event (missing)",
                 },
             })
-        })())
+        }))
     }
 }
 
-fn read_event(tree: &sled::Tree, seq: u64) -> Result<Option<RecordedEvent>, StorageError> {
+pub(crate) fn read_event(
+    tree: &sled::Tree,
+    seq: u64,
+) -> Result<Option<RecordedEvent>, StorageError> {
     let key = format::event_key(seq);
     match tree.get(key)? {
         None => Ok(None),
@@ -549,10 +559,6 @@ fn open_myolog_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, StorageErr
             format::META_FORMAT_KEY,
             &format::FORMAT_VERSION.to_be_bytes()[..],
         );
-        init.insert(
-            format::META_HEAD_KEY,
-            &format::encode_head(0, crate::event::Hash::ZERO)[..],
-        );
         tree.apply_batch(init)?;
         return Ok(tree);
     }
@@ -566,10 +572,6 @@ fn open_myolog_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, StorageErr
             init.insert(
                 format::META_FORMAT_KEY,
                 &format::FORMAT_VERSION.to_be_bytes()[..],
-            );
-            init.insert(
-                format::META_HEAD_KEY,
-                &format::encode_head(0, crate::event::Hash::ZERO)[..],
             );
             tree.apply_batch(init)?;
             return Ok(tree);
@@ -594,38 +596,41 @@ fn open_myolog_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, StorageErr
     Ok(tree)
 }
 
-/// The head to continue from: the meta head, or the last stored event if it is further (the two
-/// agree unless the log was altered underneath; `verify` reports that, and continuing past the
-/// higher one never overwrites evidence).
-fn recover_head(tree: &sled::Tree) -> Result<Head, StorageError> {
-    let meta = match tree.get(format::META_HEAD_KEY)? {
-        Some(bytes) => {
-            let (seq, hash) =
-                format::decode_head(&bytes).map_err(|reason| StorageError::Corrupt {
-                    location: "meta head".into(),
-                    reason,
-                })?;
-            Head { seq, hash }
+/// Rebuilds the head and the in-memory indexes from the commit records. A damaged or
+/// discontinuous commit record does not stop the log from opening — reads and `verify` must still
+/// work on a damaged log — but it is returned as the reason to refuse appends.
+fn recover(tree: &sled::Tree) -> Result<(Head, Index, Option<String>), StorageError> {
+    let mut index = Index::default();
+    let mut head = Head::default();
+    for entry in tree.range(format::commit_key(0)..=format::commit_key(u64::MAX)) {
+        let (key, value) = entry?;
+        let record = match CommitRecord::decode(&value) {
+            Ok(record) => record,
+            Err(error) => {
+                let at = format::seq_from_commit_key(&key).unwrap_or(head.seq + 1);
+                return Ok((
+                    head,
+                    index,
+                    Some(format!(
+                        "the commit record at seq {at} is damaged ({error}); run verify"
+                    )),
+                ));
+            }
+        };
+        if record.first_seq != head.seq + 1 {
+            let problem = format!(
+                "the commit record at seq {} does not follow seq {}; run verify",
+                record.first_seq, head.seq
+            );
+            return Ok((head, index, Some(problem)));
         }
-        None => Head::default(),
-    };
-    let last_event = tree
-        .range(format::event_key(0)..=format::event_key(u64::MAX))
-        .next_back();
-    let Some(entry) = last_event else {
-        return Ok(meta);
-    };
-    let (key, value) = entry?;
-    let last_seq = format::seq_from_event_key(&key).unwrap_or(0);
-    if last_seq <= meta.seq {
-        // The normal case; the event itself is not decoded so that an altered last event does not
-        // keep the log from opening (and `verify` from reporting it).
-        return Ok(meta);
+        for (offset, (event_id, stream_key)) in record.entries.iter().enumerate() {
+            index.insert(event_id, stream_key, record.first_seq + offset as u64);
+        }
+        head = Head {
+            seq: record.last_seq(),
+            hash: record.last_hash,
+        };
     }
-    let event = decode_stored(&key, &value)?;
-    let last = Head {
-        seq: last_seq,
-        hash: event.hash,
-    };
-    Ok(if last.seq > meta.seq { last } else { meta })
+    Ok((head, index, None))
 }

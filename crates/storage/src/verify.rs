@@ -1,17 +1,19 @@
 //! The audit walk: re-derives every event's hash from its stored bytes, follows the chain from
-//! sequence 1 to the recorded head, and cross-checks the indexes, stopping at the first bad sequence.
+//! sequence 1 to the head, and checks every event against the commit record that recorded it,
+//! stopping at the first bad sequence.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::error::{DecodeError, StorageError};
 use crate::event::{Hash, Head};
-use crate::format::{self, CheckError, EventIdEntry};
+use crate::format::{self, CheckError, CommitRecord};
 
 /// The outcome of [`crate::EventLog::verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyReport {
-    /// The head recorded in the log's metadata when the walk started; the walk covers 1..=head.seq.
+    /// The head recorded by the last commit record when the walk started; the walk covers
+    /// 1..=head.seq.
     pub head: Head,
     /// Events before the first bad one, all of which passed every check (all events when intact).
     pub events_checked: u64,
@@ -57,28 +59,79 @@ pub enum FailureReason {
         previous: u64,
         found: u64,
     },
-    #[error("index inconsistent with the event: {detail}")]
-    IndexMismatch { detail: String },
-    #[error("recorded head hash {recorded} differs from the last event's hash {actual}")]
-    HeadMismatch { recorded: Hash, actual: Hash },
+    #[error("the commit record disagrees with the event: {detail}")]
+    CommitRecordMismatch { detail: String },
+    #[error("the commit record covering this event cannot be decoded: {0}")]
+    CommitRecordUndecodable(DecodeError),
     #[error("malformed key in the event range")]
     MalformedKey,
 }
 
 pub(crate) fn verify(tree: &sled::Tree) -> Result<VerifyReport, StorageError> {
-    let head = match tree.get(format::META_HEAD_KEY)? {
-        Some(bytes) => {
-            let (seq, hash) =
-                format::decode_head(&bytes).map_err(|reason| StorageError::Corrupt {
-                    location: "meta head".into(),
-                    reason,
-                })?;
-            Head { seq, hash }
-        }
+    // The last commit record fixes the head, so appends racing with the walk are ignored.
+    let last_commit = tree
+        .range(format::commit_key(0)..=format::commit_key(u64::MAX))
+        .next_back();
+    let head = match last_commit {
         None => Head::default(),
+        Some(entry) => {
+            let (key, value) = entry?;
+            match CommitRecord::decode(&value) {
+                Ok(record) => Head {
+                    seq: record.last_seq(),
+                    hash: record.last_hash,
+                },
+                Err(reason) => {
+                    let seq = format::seq_from_commit_key(&key).unwrap_or(0);
+                    return Ok(VerifyReport {
+                        head: Head {
+                            seq,
+                            hash: Hash::ZERO,
+                        },
+                        events_checked: 0,
+                        first_bad: Some(VerifyFailure {
+                            seq,
+                            reason: FailureReason::CommitRecordUndecodable(reason),
+                        }),
+                    })
+                    .map(|report| rewalk_until(tree, report));
+                }
+            }
+        }
     };
+    walk(tree, head)
+}
+
+/// When the last commit record is unreadable, the events before it may still hold an earlier
+/// failure; report whichever comes first.
+fn rewalk_until(tree: &sled::Tree, report: VerifyReport) -> VerifyReport {
+    let limit = report.first_bad.as_ref().map_or(0, |failure| failure.seq);
+    match walk_events(tree, limit.saturating_sub(1), false) {
+        Ok(earlier) if earlier.first_bad.is_some() => earlier,
+        Ok(earlier) => VerifyReport {
+            events_checked: earlier.events_checked,
+            ..report
+        },
+        Err(_) => report,
+    }
+}
+
+fn walk(tree: &sled::Tree, head: Head) -> Result<VerifyReport, StorageError> {
+    // Every event is compared with its commit record, including each commit's last hash, so the
+    // walk also proves the head.
+    let report = walk_events(tree, head.seq, true)?;
+    Ok(VerifyReport { head, ..report })
+}
+
+/// Walks events 1..=last_seq. With `check_commits`, each event is also compared with the commit
+/// record that recorded it, and every commit record must be covered.
+fn walk_events(
+    tree: &sled::Tree,
+    last_seq: u64,
+    check_commits: bool,
+) -> Result<VerifyReport, StorageError> {
     let mut report = VerifyReport {
-        head,
+        head: Head::default(),
         events_checked: 0,
         first_bad: None,
     };
@@ -89,10 +142,12 @@ pub(crate) fn verify(tree: &sled::Tree) -> Result<VerifyReport, StorageError> {
     let mut previous_hash = Hash::ZERO;
     let mut stream_versions: HashMap<String, u64> = HashMap::new();
     let mut expected_seq = 1u64;
-    if head.seq == 0 {
+    if last_seq == 0 {
         return Ok(report);
     }
-    for entry in tree.range(format::event_key(1)..=format::event_key(head.seq)) {
+    let mut commits = tree.range(format::commit_key(1)..=format::commit_key(last_seq));
+    let mut current_commit: Option<CommitRecord> = None;
+    for entry in tree.range(format::event_key(1)..=format::event_key(last_seq)) {
         let (key, value) = entry?;
         let Some(key_seq) = format::seq_from_event_key(&key) else {
             return fail(report, expected_seq, FailureReason::MalformedKey);
@@ -150,75 +205,78 @@ pub(crate) fn verify(tree: &sled::Tree) -> Result<VerifyReport, StorageError> {
                 },
             );
         }
-        if let Some(detail) = index_mismatch(tree, &event)? {
-            return fail(
-                report,
-                expected_seq,
-                FailureReason::IndexMismatch { detail },
-            );
+        if check_commits {
+            if current_commit
+                .as_ref()
+                .is_none_or(|record| record.last_seq() < expected_seq)
+            {
+                current_commit = match commits.next() {
+                    None => None,
+                    Some(entry) => {
+                        let (_, value) = entry?;
+                        match CommitRecord::decode(&value) {
+                            Ok(record) => Some(record),
+                            Err(reason) => {
+                                return fail(
+                                    report,
+                                    expected_seq,
+                                    FailureReason::CommitRecordUndecodable(reason),
+                                );
+                            }
+                        }
+                    }
+                };
+            }
+            if let Some(detail) = commit_mismatch(current_commit.as_ref(), &event) {
+                return fail(
+                    report,
+                    expected_seq,
+                    FailureReason::CommitRecordMismatch { detail },
+                );
+            }
         }
         stream_versions.insert(event.stream_key, event.stream_version);
         previous_hash = event.hash;
         report.events_checked += 1;
         expected_seq += 1;
     }
-    if expected_seq <= head.seq {
+    if expected_seq <= last_seq {
         return fail(
             report,
             expected_seq,
             FailureReason::Missing { next_present: None },
         );
     }
-    if previous_hash != head.hash {
-        // The last event is the bad one: it is not counted as checked.
-        report.events_checked = head.seq - 1;
-        return fail(
-            report,
-            head.seq,
-            FailureReason::HeadMismatch {
-                recorded: head.hash,
-                actual: previous_hash,
-            },
-        );
-    }
     Ok(report)
 }
 
-/// Checks that both indexes point at this event; the description of the first disagreement.
-fn index_mismatch(
-    tree: &sled::Tree,
-    event: &crate::RecordedEvent,
-) -> Result<Option<String>, StorageError> {
-    match tree.get(format::event_id_key(&event.event_id))? {
-        None => {
-            return Ok(Some(format!(
-                "event id {:?} is not indexed",
-                event.event_id
-            )));
-        }
-        Some(bytes) => match EventIdEntry::decode(&bytes) {
-            Err(error) => return Ok(Some(format!("event-id index entry undecodable: {error}"))),
-            Ok(entry) if entry.seq != event.seq || entry.hash != event.hash => {
-                return Ok(Some(format!(
-                    "event id {:?} is indexed at seq {} with another hash",
-                    event.event_id, entry.seq
-                )));
-            }
-            Ok(_) => {}
-        },
+/// How `event` disagrees with the commit record that should cover it, if it does.
+fn commit_mismatch(record: Option<&CommitRecord>, event: &crate::RecordedEvent) -> Option<String> {
+    let Some(record) = record else {
+        return Some("no commit record covers this event".into());
+    };
+    if record.first_seq > event.seq {
+        return Some(format!(
+            "no commit record covers this event (the next one starts at {})",
+            record.first_seq
+        ));
     }
-    match tree.get(format::stream_key(&event.stream_key, event.stream_version))? {
-        None => Ok(Some(format!(
-            "stream {:?} version {} is not indexed",
-            event.stream_key, event.stream_version
-        ))),
-        Some(bytes) => match format::decode_seq_value(&bytes) {
-            Ok(seq) if seq == event.seq => Ok(None),
-            Ok(seq) => Ok(Some(format!(
-                "stream {:?} version {} is indexed at seq {seq}",
-                event.stream_key, event.stream_version
-            ))),
-            Err(error) => Ok(Some(format!("stream index entry undecodable: {error}"))),
-        },
+    let offset = usize::try_from(event.seq - record.first_seq).ok()?;
+    let (event_id, stream_key) = &record.entries[offset];
+    if event_id != &event.event_id || stream_key != &event.stream_key {
+        return Some(format!(
+            "recorded as event {event_id:?} of stream {stream_key:?}, stored as {:?} of {:?}",
+            event.event_id, event.stream_key
+        ));
     }
+    if event.recorded_at_unix_nanos != record.recorded_at_unix_nanos {
+        return Some("recorded-at differs from its commit's".into());
+    }
+    if event.seq == record.last_seq() && event.hash != record.last_hash {
+        return Some(format!(
+            "the commit ends on hash {}, the event's hash is {}",
+            record.last_hash, event.hash
+        ));
+    }
+    None
 }

@@ -9,14 +9,14 @@
 //! contributes nothing; the other batches of the group are unaffected.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use crate::durability::DurableFiles;
 use crate::error::{AppendError, StorageError};
 use crate::event::{Appended, Clock, ExpectedVersion, Hash, Head, NewEvent};
-use crate::format::{self, EventFields, EventIdEntry};
+use crate::format::{self, CommitRecord, EventFields};
+use crate::index::Index;
 
 /// One event checked for shape in the caller's thread, with its content digest already computed
 /// there, so that the writer thread only does what must be serial.
@@ -68,19 +68,28 @@ pub(crate) struct Writer {
     pub head_watch: Arc<HeadWatch>,
     /// Seq and hash of the last committed event.
     pub head: Head,
-    /// Committed stream versions seen so far (loaded lazily from the stream index).
-    pub stream_versions: HashMap<String, u64>,
+    /// Event ids and streams of committed events, shared with readers.
+    pub index: Arc<RwLock<Index>>,
     /// At most this many events go into one group commit (bounds the writer's memory and latency).
     pub max_group_events: usize,
     /// Set once a commit failed: what is on disk is then unknown, so no further append is accepted.
     pub poisoned: Option<String>,
 }
 
+/// What is known of an earlier event with the same id: enough to answer a retry or detect a conflict.
+#[derive(Clone, Copy, Debug)]
+struct EarlierEvent {
+    seq: u64,
+    stream_version: u64,
+    hash: Hash,
+    content_digest: Hash,
+}
+
 /// Uncommitted effects of accepted batches: stream versions and event ids they introduce.
 #[derive(Debug, Default)]
 struct Overlay {
     stream_versions: HashMap<String, u64>,
-    event_ids: HashMap<String, EventIdEntry>,
+    event_ids: HashMap<String, EarlierEvent>,
 }
 
 impl Overlay {
@@ -92,7 +101,10 @@ impl Overlay {
 
 /// The staged writes and answers of one accepted batch.
 struct AcceptedBatch {
-    writes: Vec<(Vec<u8>, Vec<u8>)>,
+    /// (seq, stored event) of each new event.
+    events: Vec<(u64, Vec<u8>)>,
+    /// (event id, stream key) of each new event, for the commit record and the index.
+    entries: Vec<(String, String)>,
     appended: Vec<Appended>,
     overlay: Overlay,
 }
@@ -131,27 +143,29 @@ impl Writer {
         let group_start = self.head;
         let mut group_overlay = Overlay::default();
         let mut sled_batch = sled::Batch::default();
+        let mut entries = Vec::new();
         let mut answers = Vec::with_capacity(group.len());
-        let mut anything_written = false;
         for request in group {
-            let outcome = self.stage_batch(&request, recorded_at, &group_overlay);
-            match outcome {
+            match self.stage_batch(&request, recorded_at, &group_overlay) {
                 Ok(accepted) => {
-                    anything_written |= !accepted.writes.is_empty();
-                    for (key, value) in accepted.writes {
-                        sled_batch.insert(key, value);
+                    for (seq, value) in accepted.events {
+                        sled_batch.insert(&format::event_key(seq)[..], value);
                     }
+                    entries.extend(accepted.entries);
                     group_overlay.absorb(accepted.overlay);
                     answers.push((request.reply, Ok(accepted.appended)));
                 }
                 Err(error) => answers.push((request.reply, Err(error))),
             }
         }
-        if anything_written {
-            sled_batch.insert(
-                format::META_HEAD_KEY,
-                &format::encode_head(self.head.seq, self.head.hash)[..],
-            );
+        if !entries.is_empty() {
+            let record = CommitRecord {
+                first_seq: group_start.seq + 1,
+                recorded_at_unix_nanos: recorded_at,
+                last_hash: self.head.hash,
+                entries,
+            };
+            sled_batch.insert(&format::commit_key(record.first_seq)[..], record.encode());
             if let Err(error) = self.persist(sled_batch) {
                 // What reached the disk is unknown; answer the failure and refuse further appends
                 // until a reopen recovers the state from disk.
@@ -170,7 +184,15 @@ impl Writer {
                 }
                 return;
             }
-            self.stream_versions.extend(group_overlay.stream_versions);
+            {
+                let mut index = self
+                    .index
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                for (offset, (event_id, stream_key)) in record.entries.iter().enumerate() {
+                    index.insert(event_id, stream_key, record.first_seq + offset as u64);
+                }
+            }
             self.head_watch.set(self.head);
         }
         for (reply, outcome) in answers {
@@ -208,7 +230,8 @@ impl Writer {
         group_overlay: &Overlay,
     ) -> Result<AcceptedBatch, AppendError> {
         let mut accepted = AcceptedBatch {
-            writes: Vec::with_capacity(request.events.len() * 3),
+            events: Vec::with_capacity(request.events.len()),
+            entries: Vec::with_capacity(request.events.len()),
             appended: Vec::with_capacity(request.events.len()),
             overlay: Overlay::default(),
         };
@@ -235,7 +258,7 @@ impl Writer {
                 continue;
             }
             let current_version =
-                self.stream_version(&event.stream_key, group_overlay, &accepted.overlay)?;
+                self.stream_version(&event.stream_key, group_overlay, &accepted.overlay);
             if let ExpectedVersion::Exactly(expected) = event.expected_version
                 && expected != current_version
             {
@@ -261,27 +284,20 @@ impl Writer {
                 recorded_by: &request.principal,
                 prev_hash: self.head.hash,
             });
-            let id_entry = EventIdEntry {
+            let earlier = EarlierEvent {
                 seq,
                 stream_version,
                 hash,
                 content_digest: prepared.content_digest,
             };
+            accepted.events.push((seq, value));
             accepted
-                .writes
-                .push((format::event_key(seq).to_vec(), value));
-            accepted.writes.push((
-                format::event_id_key(&event.event_id),
-                id_entry.encode().to_vec(),
-            ));
-            accepted.writes.push((
-                format::stream_key(&event.stream_key, stream_version),
-                seq.to_be_bytes().to_vec(),
-            ));
+                .entries
+                .push((event.event_id.clone(), event.stream_key.clone()));
             accepted
                 .overlay
                 .event_ids
-                .insert(event.event_id.clone(), id_entry);
+                .insert(event.event_id.clone(), earlier);
             accepted
                 .overlay
                 .stream_versions
@@ -302,69 +318,62 @@ impl Writer {
         event_id: &str,
         group_overlay: &Overlay,
         batch_overlay: &Overlay,
-    ) -> Result<Option<EventIdEntry>, StorageError> {
-        if let Some(entry) = batch_overlay
+    ) -> Result<Option<EarlierEvent>, StorageError> {
+        if let Some(earlier) = batch_overlay
             .event_ids
             .get(event_id)
             .or_else(|| group_overlay.event_ids.get(event_id))
         {
-            return Ok(Some(*entry));
+            return Ok(Some(*earlier));
         }
-        match self.tree.get(format::event_id_key(event_id))? {
-            None => Ok(None),
-            Some(bytes) => {
-                EventIdEntry::decode(&bytes)
-                    .map(Some)
-                    .map_err(|reason| StorageError::Corrupt {
-                        location: format!("event-id index entry {event_id:?}"),
-                        reason,
-                    })
+        let candidates = self
+            .index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .candidates(event_id);
+        for seq in candidates {
+            let event =
+                crate::log::read_event(&self.tree, seq)?.ok_or_else(|| StorageError::Corrupt {
+                    location: format!("event seq {seq}"),
+                    reason: crate::error::DecodeError::Truncated {
+                        field: "indexed event (missing)",
+                    },
+                })?;
+            if event.event_id == event_id {
+                let content_digest = format::content_digest(
+                    &event.stream_key,
+                    &event.event_type,
+                    event.schema_version,
+                    &event.payload,
+                );
+                return Ok(Some(EarlierEvent {
+                    seq,
+                    stream_version: event.stream_version,
+                    hash: event.hash,
+                    content_digest,
+                }));
             }
         }
+        Ok(None)
     }
 
     fn stream_version(
-        &mut self,
+        &self,
         stream_key: &str,
         group_overlay: &Overlay,
         batch_overlay: &Overlay,
-    ) -> Result<u64, StorageError> {
+    ) -> u64 {
         if let Some(version) = batch_overlay
             .stream_versions
             .get(stream_key)
             .or_else(|| group_overlay.stream_versions.get(stream_key))
         {
-            return Ok(*version);
+            return *version;
         }
-        match self.stream_versions.entry(stream_key.to_owned()) {
-            Entry::Occupied(known) => Ok(*known.get()),
-            Entry::Vacant(unknown) => {
-                let version = committed_stream_version(&self.tree, stream_key)?;
-                Ok(*unknown.insert(version))
-            }
-        }
-    }
-}
-
-/// A stream's committed version: the version in its last stream-index key, 0 if it has none.
-pub(crate) fn committed_stream_version(
-    tree: &sled::Tree,
-    stream_key: &str,
-) -> Result<u64, StorageError> {
-    match tree
-        .scan_prefix(format::stream_prefix(stream_key))
-        .next_back()
-    {
-        None => Ok(0),
-        Some(entry) => {
-            let (key, _) = entry?;
-            format::version_from_stream_key(&key).ok_or_else(|| StorageError::Corrupt {
-                location: format!("stream index of {stream_key:?}"),
-                reason: crate::error::DecodeError::Truncated {
-                    field: "stream version",
-                },
-            })
-        }
+        self.index
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .stream_version(stream_key)
     }
 }
 
@@ -393,7 +402,7 @@ mod tests {
             clock: Arc::new(SystemClock),
             head_watch: Arc::new(HeadWatch::default()),
             head: Head::default(),
-            stream_versions: HashMap::new(),
+            index: Arc::new(RwLock::new(Index::default())),
             max_group_events: 1000,
             poisoned: None,
         }

@@ -4,26 +4,29 @@
 mod common;
 
 use common::{event, open};
-use myolog_storage::format::{self, EventFields};
-use myolog_storage::{ExpectedVersion, FailureReason, VerifyReport};
+use myolog_storage::format::{self, CommitRecord, EventFields};
+use myolog_storage::{AppendError, ExpectedVersion, FailureReason, StorageError, VerifyReport};
 
 const EVENTS: u64 = 6;
 
-/// Writes events 1..=6 alternating over two streams, closes the log and returns its path.
+/// Writes events 1..=6 over two streams in four commits — [1], [2], [3, 4, 5], [6] — so that some
+/// commit records cover one event and one covers three; closes the log and returns its path.
 fn intact_log(dir: &tempfile::TempDir) -> std::path::PathBuf {
     let path = dir.path().join("log");
     let log = open(&path);
-    for seq in 1..=EVENTS {
-        let stream = if seq % 2 == 0 {
+    let stream = |seq: u64| {
+        if seq.is_multiple_of(2) {
             "study/even"
         } else {
             "study/odd"
-        };
-        log.append(
-            vec![event(&format!("ev-{seq}"), stream, ExpectedVersion::Any)],
-            "tester",
-        )
-        .unwrap();
+        }
+    };
+    for batch in [&[1u64][..], &[2], &[3, 4, 5], &[6]] {
+        let events = batch
+            .iter()
+            .map(|&seq| event(&format!("ev-{seq}"), stream(seq), ExpectedVersion::Any))
+            .collect();
+        log.append(events, "tester").unwrap();
     }
     assert!(log.verify().unwrap().is_intact());
     path
@@ -40,9 +43,22 @@ fn stored(tree: &sled::Tree, seq: u64) -> Vec<u8> {
     tree.get(format::event_key(seq)).unwrap().unwrap().to_vec()
 }
 
-/// Re-encodes event `seq` with `alter` applied and a freshly computed hash, and (if `fix_index`)
-/// points the event-id index at the new hash: a forger who knows the format.
-fn forge(tree: &sled::Tree, seq: u64, fix_index: bool, alter: impl FnOnce(&mut Vec<u8>)) {
+fn rewrite_commit(tree: &sled::Tree, first_seq: u64, change: impl FnOnce(&mut CommitRecord)) {
+    let key = format::commit_key(first_seq);
+    let mut record = CommitRecord::decode(&tree.get(key).unwrap().unwrap()).unwrap();
+    change(&mut record);
+    tree.insert(key, record.encode()).unwrap();
+}
+
+/// Re-encodes event `seq` with `alter` applied to its payload and a freshly computed hash: a forger
+/// who knows the format. With `fix_commit_of`, the commit record starting there is made to end on
+/// the new hash too.
+fn forge(
+    tree: &sled::Tree,
+    seq: u64,
+    fix_commit_of: Option<u64>,
+    alter: impl FnOnce(&mut Vec<u8>),
+) {
     let mut event = format::decode_event(&stored(tree, seq)).unwrap();
     alter(&mut event.payload);
     let (value, hash) = format::encode_event(&EventFields {
@@ -57,14 +73,10 @@ fn forge(tree: &sled::Tree, seq: u64, fix_index: bool, alter: impl FnOnce(&mut V
         recorded_by: &event.recorded_by,
         prev_hash: event.prev_hash,
     });
-    if fix_index {
-        let index_key = format::event_id_key(&event.event_id);
-        let mut entry =
-            format::EventIdEntry::decode(&tree.get(&index_key).unwrap().unwrap()).unwrap();
-        entry.hash = hash;
-        tree.insert(index_key, &entry.encode()[..]).unwrap();
-    }
     tree.insert(format::event_key(seq), value).unwrap();
+    if let Some(first_seq) = fix_commit_of {
+        rewrite_commit(tree, first_seq, |record| record.last_hash = hash);
+    }
 }
 
 fn flip(tree: &sled::Tree, seq: u64, offset_from_end: usize) {
@@ -79,12 +91,16 @@ type ReasonCheck = fn(&FailureReason) -> bool;
 /// (what was done, the tampering, the first bad seq verify must name, the reason it must give)
 type TamperCase = (&'static str, Tamper, u64, ReasonCheck);
 
+/// Bytes from the end of a stored event to inside its payload: past the hash, previous hash,
+/// recorded-by ("tester" with its length), recorded-at, and into the payload's last bytes.
+const INTO_PAYLOAD: usize = 32 + 32 + (4 + 6) + 8 + 10;
+
 #[test]
 fn verify_names_the_first_bad_sequence_for_each_kind_of_tampering() {
     let cases: &[TamperCase] = &[
         (
             "flip a payload byte of event 3",
-            |t| flip(t, 3, 32 + 32 + 8 + 4 + 6 + 10),
+            |t| flip(t, 3, INTO_PAYLOAD),
             3,
             |r| matches!(r, FailureReason::ContentAltered { .. }),
         ),
@@ -148,38 +164,55 @@ fn verify_names_the_first_bad_sequence_for_each_kind_of_tampering() {
             |r| matches!(r, FailureReason::OutOfPlace { claimed_seq: 5 }),
         ),
         (
-            "rewrite event 3's payload, re-hash it, leave the index",
-            |t| forge(t, 3, false, |p| p[0] ^= 1),
-            3,
-            |r| matches!(r, FailureReason::IndexMismatch { .. }),
-        ),
-        (
-            "rewrite event 3's payload, re-hash it and its index",
-            |t| forge(t, 3, true, |p| p[0] ^= 1),
-            4,
+            "rewrite event 4 (mid-commit) and re-hash it",
+            |t| forge(t, 4, None, |p| p[0] ^= 1),
+            5,
             |r| matches!(r, FailureReason::LinkBroken { .. }),
         ),
         (
-            "rewrite the last event's payload and re-hash it",
-            |t| forge(t, EVENTS, true, |p| p.push(0)),
-            EVENTS,
-            |r| matches!(r, FailureReason::HeadMismatch { .. }),
+            "rewrite event 5 (ends a commit) and re-hash it",
+            |t| forge(t, 5, None, |p| p[0] ^= 1),
+            5,
+            |r| matches!(r, FailureReason::CommitRecordMismatch { .. }),
         ),
         (
-            "delete event 3's event-id index entry",
-            |t| {
-                t.remove(format::event_id_key("ev-3")).unwrap();
-            },
+            "rewrite event 2, re-hash it and its commit record",
+            |t| forge(t, 2, Some(2), |p| p[0] ^= 1),
             3,
-            |r| matches!(r, FailureReason::IndexMismatch { .. }),
+            |r| matches!(r, FailureReason::LinkBroken { .. }),
         ),
         (
-            "delete event 4's stream index entry",
+            "rewrite the last event and re-hash it",
+            |t| forge(t, EVENTS, None, |p| p.push(0)),
+            EVENTS,
+            |r| matches!(r, FailureReason::CommitRecordMismatch { .. }),
+        ),
+        (
+            "rename event 4 in its commit record",
             |t| {
-                t.remove(format::stream_key("study/even", 2)).unwrap();
+                rewrite_commit(t, 3, |record| record.entries[1].0 = "someone-else".into());
             },
             4,
-            |r| matches!(r, FailureReason::IndexMismatch { .. }),
+            |r| matches!(r, FailureReason::CommitRecordMismatch { .. }),
+        ),
+        (
+            "flip the tag of the commit record of events 3..5",
+            |t| {
+                let key = format::commit_key(3);
+                let mut value = t.get(key).unwrap().unwrap().to_vec();
+                value[0] ^= 0xff;
+                t.insert(key, value).unwrap();
+            },
+            3,
+            |r| matches!(r, FailureReason::CommitRecordUndecodable(_)),
+        ),
+        (
+            "delete the commit record of events 3..5",
+            |t| {
+                t.remove(format::commit_key(3)).unwrap();
+            },
+            3,
+            |r| matches!(r, FailureReason::CommitRecordMismatch { .. }),
         ),
     ];
     for (what, tamper, expected_seq, reason_is_right) in cases {
@@ -215,11 +248,36 @@ fn reads_of_a_corrupted_event_return_a_typed_error_instead_of_panicking() {
     let error = results[1].as_ref().unwrap_err();
     assert!(error.to_string().contains("event seq 2"), "{error}");
     assert!(log.get(2).is_err());
-    // Appends continue past the damage; the chain still names seq 2 as the first bad one.
+    assert!(log.read_stream("study/even", 1).next().unwrap().is_err());
+    // Appends continue past damage to an event; the chain still names seq 2 as the first bad one.
     log.append(
         vec![event("after", "study/odd", ExpectedVersion::Any)],
         "tester",
     )
     .unwrap();
     assert_eq!(log.verify().unwrap().first_bad.unwrap().seq, 2);
+}
+
+#[test]
+fn a_damaged_commit_record_refuses_appends_but_keeps_reads_and_verify_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = intact_log(&dir);
+    with_raw_tree(&path, |t| {
+        t.insert(format::commit_key(3), &b"MYOLOGCR garbage"[..])
+            .unwrap();
+    });
+    let log = open(&path);
+    let error = log
+        .append(
+            vec![event("new", "study/odd", ExpectedVersion::Any)],
+            "tester",
+        )
+        .unwrap_err();
+    assert!(
+        matches!(error, AppendError::Storage(StorageError::Poisoned { .. })),
+        "{error}"
+    );
+    assert!(error.to_string().contains("seq 3"), "{error}");
+    assert_eq!(log.read_range(..).count() as u64, EVENTS);
+    assert_eq!(log.verify().unwrap().first_bad.unwrap().seq, 3);
 }
