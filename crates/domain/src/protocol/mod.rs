@@ -7,6 +7,7 @@ mod eligibility;
 mod error;
 mod file;
 mod model;
+mod prednisone_free;
 mod schedule;
 mod tdm;
 mod validate;
@@ -22,6 +23,7 @@ pub use model::{
     Flag, GlobalScale, Level, Measure, MissingDataRule, Objective, Outcome, OutcomeName,
     PercentChangeRule, Phase, Population, Protocol, ResponderRule, Rule, Study, TisCategory,
 };
+pub use prednisone_free::{GlucocorticoidRecord, PrednisoneFreeResult};
 pub use schedule::{VisitScheduleError, VisitTiming};
 pub use tdm::{TaRow, TdmDatasets, TiRow, TsRow, TvRow, sdtm_study_day};
 pub use validate::DEFAULT_GLUCOCORTICOID_WINDOW;
