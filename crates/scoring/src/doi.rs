@@ -56,6 +56,8 @@ pub struct DoiConventions {
     /// Measures whose baseline was 0.
     pub baseline_zero_measures: Vec<CoreMeasure>,
     pub haq_min_categories: usize,
+    /// Which definition was applied: spec section 3 defines the adult DOI only.
+    pub definition: &'static str,
 }
 
 /// The DOI result of a case.
@@ -194,6 +196,7 @@ pub fn doi(core: &CoreSet, conventions: &ScoringConventions) -> DoiOutcome {
                 .map(|(measure, _)| *measure)
                 .collect(),
             haq_min_categories: conventions.haq_min_categories.count(),
+            definition: DOI_DEFINITION,
         },
         per_measure,
     }
@@ -202,3 +205,7 @@ pub fn doi(core: &CoreSet, conventions: &ScoringConventions) -> DoiOutcome {
 /// How the enzyme is chosen, as reported in conventions.
 pub const ENZYME_SELECTION: &str =
     "most abnormal at baseline: highest value/ULN; ties in the order ck, aldolase, ldh, ast, alt";
+
+/// The definition applied, as reported in conventions.
+pub const DOI_DEFINITION: &str = "adult IMACS DOI (spec section 3), also for juvenile cases; the juvenile \
+                                  variant is not applied";

@@ -101,6 +101,13 @@ pub struct Mmt8Summary {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub missing_grades: BTreeMap<&'static str, Vec<String>>,
     pub algorithm: &'static str,
+    pub conventions: Mmt8Conventions,
+}
+
+/// The MMT-8 conventions used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mmt8Conventions {
+    pub missing_grade: &'static str,
 }
 
 /// CDASI totals, change, MCID and severity band.
@@ -354,6 +361,9 @@ fn mmt_summary(case: &ScoreCase) -> Option<Mmt8Summary> {
             .map(|mmt| mmt.scale().max_total()),
         missing_grades,
         algorithm: MMT8_ALGORITHM,
+        conventions: Mmt8Conventions {
+            missing_grade: "total not computable (no imputation)",
+        },
     })
 }
 
