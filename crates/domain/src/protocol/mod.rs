@@ -4,6 +4,7 @@
 //! The domain reads no files: callers pass the text and the file name to quote in errors.
 
 mod eligibility;
+mod endpoint_visits;
 mod error;
 mod file;
 mod model;
@@ -15,6 +16,10 @@ mod validate;
 pub use eligibility::{
     BaselineMeasures, CriterionResult, EligibilityReport, EligibilityVerdict, EnzymeResult,
     GlobalValue, Mmt8Total, RuleResult, Seen, Verdict,
+};
+pub use endpoint_visits::{
+    AttendedVisit, BaselineVisit, EndpointVisits, EndpointVisitsError, FollowupVisit,
+    ResponderStatus,
 };
 pub use error::{ProtocolError, ProtocolErrors, ProtocolProblem};
 pub use model::{
