@@ -476,13 +476,37 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
             "unknown conventions",
             &[(
                 "mmt8_max = 150",
-                "mmt8_max = 150\ncdasi_severity_cutoff = 15\nmmt8_trace_grade = 11\nhaq_min_answered_categories = 5\ncdasi_mcid = 3",
+                "mmt8_max = 150\ncdasi_severity_cutoff = 15\nmmt_trace_grade = 11\nhaq_min_categories = 5\ncdasi_mcid = 3",
             )],
             &[
-                "protocols/demo.toml: conventions.haq_min_answered_categories: expected 6 (Stanford) or 7, found 5",
+                "protocols/demo.toml: conventions.haq_min_categories: expected 6 (Stanford) or 7, found 5",
                 "protocols/demo.toml: conventions.cdasi_mcid: expected 4 (UPenn) or 5 (Stanford), found 3",
                 "protocols/demo.toml: conventions.cdasi_severity_cutoff: expected 14 (Stanford) or 19 (UPenn), found 15",
-                "protocols/demo.toml: conventions.mmt8_trace_grade: expected a Kendall grade from 0 to 10 for \"T\" (trace), or no value to reject trace, found 11",
+                "protocols/demo.toml: conventions.mmt_trace_grade: expected a Kendall grade from 0 to 10 for \"T\" (trace), or no value to reject trace, found 11",
+            ],
+        ),
+        (
+            "conventions scoring does not implement",
+            &[(
+                "mmt8_max = 150",
+                "mmt8_max = 150\ndoi_percent_change = \"range_of_scale\"\ntis_percent_change = \"relative_to_baseline\"",
+            )],
+            &[
+                "protocols/demo.toml: conventions.doi_percent_change: expected \"relative_to_baseline\" (the DOI formula scoring implements), found \"range_of_scale\"",
+                "protocols/demo.toml: conventions.tis_percent_change: expected \"range_of_scale\" (the TIS formula scoring implements; the enzyme is always relative to baseline), found \"relative_to_baseline\"",
+            ],
+        ),
+        (
+            "TIS with Likert globals",
+            &[
+                (
+                    "mmt8_max = 150",
+                    "mmt8_max = 150\nglobal_scale = \"likert\"",
+                ),
+                ("outcome = \"doi\"", "outcome = \"tis_score\""),
+            ],
+            &[
+                "protocols/demo.toml: endpoints[0].outcome: expected an outcome other than tis_score with conventions.global_scale = \"likert\" (the TIS has no Likert formula), found `tis_score`",
             ],
         ),
     ];

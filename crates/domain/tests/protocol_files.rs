@@ -592,10 +592,7 @@ fn protocol_conventions_configure_the_scoring_types() {
     assert_eq!(stir.conventions().mmt_scale(), MmtScale::Bilateral);
     let stanford_text = STIR
         .replace("cdasi_mcid = 4 ", "cdasi_mcid = 5 ")
-        .replace(
-            "haq_min_answered_categories = 6",
-            "haq_min_answered_categories = 7",
-        )
+        .replace("haq_min_categories = 6", "haq_min_categories = 7")
         .replace("mmt8_max = 150", "mmt8_max = 80")
         .replace("value = 142", "value = 75");
     let stanford = load("stir with other conventions", &stanford_text);

@@ -62,10 +62,10 @@ pub(super) struct StudyFile {
 pub(super) struct ConventionsFile {
     pub mmt8_max: u16,
     pub global_scale: Option<GlobalScale>,
-    pub haq_min_answered_categories: Option<u8>,
+    pub haq_min_categories: Option<u8>,
     pub cdasi_mcid: Option<u8>,
     pub cdasi_severity_cutoff: Option<u8>,
-    pub mmt8_trace_grade: Option<u8>,
+    pub mmt_trace_grade: Option<u8>,
     pub doi_percent_change: Option<PercentChangeRule>,
     pub tis_percent_change: Option<PercentChangeRule>,
 }

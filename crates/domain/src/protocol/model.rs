@@ -175,11 +175,11 @@ pub struct Conventions {
     /// MMT-8 maximum: 80 (unilateral) or 150 (bilateral). No default: both are in use.
     pub mmt8_max: u16,
     /// The Kendall grade "T" (trace) counts as; `None` (default) rejects trace (spec section 1).
-    pub mmt8_trace_grade: Option<u8>,
+    pub mmt_trace_grade: Option<u8>,
     /// Global activity scale; default `vas_cm` (Likert only where a study says so).
     pub global_scale: GlobalScale,
     /// HAQ-DI needs at least this many answered categories: 6 (Stanford, default) or 7.
-    pub haq_min_answered_categories: u8,
+    pub haq_min_categories: u8,
     /// CDASI activity minimal clinically important improvement: 4 (UPenn, default) or 5 (Stanford).
     pub cdasi_mcid: u8,
     /// CDASI activity cut-off between mild and moderate/severe: 14 (Stanford, default) or 19 (UPenn).
@@ -669,7 +669,7 @@ impl Conventions {
     pub fn scoring(&self) -> crate::conventions::ScoringConventions {
         use crate::conventions::{CdasiMcid, CdasiSeverityCutoff, HaqMinimumCategories};
         crate::conventions::ScoringConventions {
-            haq_min_categories: if self.haq_min_answered_categories == 7 {
+            haq_min_categories: if self.haq_min_categories == 7 {
                 HaqMinimumCategories::Seven
             } else {
                 HaqMinimumCategories::Six
@@ -690,7 +690,7 @@ impl Conventions {
     pub fn input(&self) -> crate::conventions::InputConventions {
         crate::conventions::InputConventions {
             allow_likert_globals: self.global_scale == GlobalScale::Likert,
-            mmt_trace_grade: self.mmt8_trace_grade.and_then(|grade| {
+            mmt_trace_grade: self.mmt_trace_grade.and_then(|grade| {
                 crate::mmt8::KendallGrade::from_decimal(Decimal::from(grade)).ok()
             }),
         }

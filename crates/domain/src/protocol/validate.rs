@@ -427,12 +427,12 @@ impl Checker<'_> {
                 raw.mmt8_max.to_string(),
             );
         }
-        let haq_min_answered_categories = raw.haq_min_answered_categories.unwrap_or(6);
-        if haq_min_answered_categories != 6 && haq_min_answered_categories != 7 {
+        let haq_min_categories = raw.haq_min_categories.unwrap_or(6);
+        if haq_min_categories != 6 && haq_min_categories != 7 {
             self.invalid(
-                "conventions.haq_min_answered_categories",
+                "conventions.haq_min_categories",
                 "6 (Stanford) or 7",
-                haq_min_answered_categories.to_string(),
+                haq_min_categories.to_string(),
             );
         }
         let cdasi_mcid = raw.cdasi_mcid.unwrap_or(4);
@@ -451,21 +451,37 @@ impl Checker<'_> {
                 cdasi_severity_cutoff.to_string(),
             );
         }
-        if let Some(grade) = raw.mmt8_trace_grade
+        if let Some(grade) = raw.mmt_trace_grade
             && grade > 10
         {
             self.invalid(
-                "conventions.mmt8_trace_grade",
+                "conventions.mmt_trace_grade",
                 "a Kendall grade from 0 to 10 for \"T\" (trace), or no value to reject trace",
                 grade.to_string(),
             );
         }
+        // Both formulas are named so a protocol records its choice (spec section 9), but only the
+        // spec's defaults are implemented by scoring: refuse a protocol that could not be computed.
+        if raw.doi_percent_change == Some(PercentChangeRule::RangeOfScale) {
+            self.invalid(
+                "conventions.doi_percent_change",
+                "\"relative_to_baseline\" (the DOI formula scoring implements)",
+                "\"range_of_scale\"",
+            );
+        }
+        if raw.tis_percent_change == Some(PercentChangeRule::RelativeToBaseline) {
+            self.invalid(
+                "conventions.tis_percent_change",
+                "\"range_of_scale\" (the TIS formula scoring implements; the enzyme is always relative to baseline)",
+                "\"relative_to_baseline\"",
+            );
+        }
         Conventions {
             mmt8_max: raw.mmt8_max,
-            mmt8_trace_grade: raw.mmt8_trace_grade,
+            mmt_trace_grade: raw.mmt_trace_grade,
             cdasi_severity_cutoff,
             global_scale: raw.global_scale.unwrap_or(GlobalScale::VasCm),
-            haq_min_answered_categories,
+            haq_min_categories,
             cdasi_mcid,
             doi_percent_change: raw
                 .doi_percent_change
@@ -872,6 +888,17 @@ impl Checker<'_> {
             OutcomeName::PrednisoneFreeTis => self.prednisone_free(&path, &raw)?,
         };
 
+        let needs_vas = matches!(
+            outcome_name,
+            OutcomeName::TisScore | OutcomeName::TisCategory | OutcomeName::PrednisoneFreeTis
+        );
+        if needs_vas && conventions.global_scale == GlobalScale::Likert {
+            self.invalid(
+                format!("{path}.outcome"),
+                format!("an outcome other than {outcome_name} with conventions.global_scale = \"likert\" (the TIS has no Likert formula)"),
+                quoted(outcome_name),
+            );
+        }
         let responder = self.responder(&path, raw.responder, &outcome, conventions);
         let missing_data = raw.missing_data.unwrap_or(MissingDataRule::Missing);
         if missing_data == MissingDataRule::NonResponderImputation && responder.is_none() {
