@@ -121,6 +121,33 @@ pub fn paired_differences(before: &[f64], after: &[f64]) -> Result<Vec<f64>, Sta
     Ok(after.iter().zip(before).map(|(a, b)| a - b).collect())
 }
 
+/// Solves `f(x) = target` for a continuous monotone `f` on `[lo, hi]` by bisection down to adjacent
+/// floating-point numbers (at most 2100 halvings, enough to cross every finite f64 gap). Used instead
+/// of statrs' `inverse_cdf` for the beta and Student t quantiles, which lose accuracy silently for
+/// extreme parameters (e.g. a beta quantile off by 1e-3 relative at n = 10^6, a t quantile off by 1e-6
+/// at 10^5 degrees of freedom); bisection is only as accurate as `f` itself, which statrs computes well.
+fn bisect(
+    mut lo: f64,
+    mut hi: f64,
+    target: f64,
+    increasing: bool,
+    f: impl Fn(f64) -> Result<f64, StatsError>,
+) -> Result<f64, StatsError> {
+    for _ in 0..2100 {
+        let mid = lo + (hi - lo) / 2.0;
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        let below = f(mid)? < target;
+        if below == increasing {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo + (hi - lo) / 2.0)
+}
+
 /// Rejects NaN and infinities, naming the first offending index.
 fn check_finite(values: &[f64]) -> Result<(), StatsError> {
     match values.iter().position(|v| !v.is_finite()) {

@@ -1,9 +1,9 @@
 //! Responder proportions with the exact (Clopper-Pearson) confidence interval.
 
 use serde::Serialize;
-use statrs::distribution::{Beta, ContinuousCDF};
+use statrs::function::beta::checked_beta_reg;
 
-use super::{CONFIDENCE_LEVEL, StatsError, check_level};
+use super::{CONFIDENCE_LEVEL, StatsError, bisect, check_level};
 
 /// A responder proportion `responders / n` with its two-sided exact confidence interval.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -85,10 +85,12 @@ pub fn clopper_pearson(responders: u64, n: u64, level: f64) -> Result<Proportion
     })
 }
 
-/// The `q` quantile of Beta(a, b).
+/// The `q` quantile of the Beta(a, b) distribution: the `x` with `I_x(a, b) = q`, by bisection on statrs' regularised
+/// incomplete beta (see `bisect` for why not `Beta::inverse_cdf`).
 fn beta_quantile(a: f64, b: f64, q: f64) -> Result<f64, StatsError> {
-    let dist = Beta::new(a, b).map_err(|e| StatsError::Numerical {
-        what: format!("Beta({a}, {b}): {e}"),
-    })?;
-    Ok(dist.inverse_cdf(q))
+    bisect(0.0, 1.0, q, true, |x| {
+        checked_beta_reg(a, b, x).map_err(|e| StatsError::Numerical {
+            what: format!("I_{x}({a}, {b}): {e}"),
+        })
+    })
 }
