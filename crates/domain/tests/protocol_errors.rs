@@ -509,6 +509,22 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 "protocols/demo.toml: endpoints[0].outcome: expected an outcome other than tis_score with conventions.global_scale = \"likert\" (the TIS has no Likert formula), found `tis_score`",
             ],
         ),
+        (
+            "visit in an epoch its arm never enters",
+            &[
+                (
+                    "[[epochs]]\nid = \"TREATMENT\"",
+                    "[[epochs]]\nid = \"FOLLOWUP\"\nname = \"FOLLOW-UP\"\ntype = \"follow_up\"\n\n[[epochs]]\nid = \"TREATMENT\"",
+                ),
+                (
+                    "epoch = \"TREATMENT\"\ntarget_day = 168",
+                    "epoch = \"FOLLOWUP\"\ntarget_day = 168",
+                ),
+            ],
+            &[
+                "protocols/demo.toml: encounters[2].epoch: expected an epoch of arm `DRUG` (one of SCREENING, TREATMENT), or `arms` leaving that arm out, found `FOLLOWUP`",
+            ],
+        ),
     ];
     let differences: Vec<String> = cases
         .iter()

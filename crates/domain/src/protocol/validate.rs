@@ -221,6 +221,7 @@ impl Checker<'_> {
             .collect();
         self.visit_numbers(&encounters);
         self.overlapping_windows(&encounters, &known.arms);
+        self.encounter_epochs(&encounters, &arms, &known.epochs);
 
         let study = self.study(study, &arms, &known);
         let baseline_encounter = encounters
@@ -679,6 +680,43 @@ impl Checker<'_> {
                 );
             } else {
                 seen.insert(encounter.visit_number, index);
+            }
+        }
+    }
+
+    /// A visit happens in an epoch its arms pass through: MYOJAK's week 36 is in the delayed arm's
+    /// third period, which the immediate arm never enters.
+    fn encounter_epochs(&mut self, encounters: &[Encounter], arms: &[Arm], epoch_ids: &[String]) {
+        // An unknown epoch is reported where it is named; checking against it would only repeat that.
+        let known = |epoch: &String| epoch_ids.contains(epoch);
+        let checkable_arms: Vec<&Arm> = arms
+            .iter()
+            .filter(|arm| arm.cells.iter().all(|cell| known(&cell.epoch)))
+            .collect();
+        for (index, encounter) in encounters
+            .iter()
+            .enumerate()
+            .filter(|(_, encounter)| known(&encounter.epoch))
+        {
+            let missing_epoch = checkable_arms.iter().find(|arm| {
+                encounter.applies_to(&arm.code)
+                    && !arm.cells.iter().any(|cell| cell.epoch == encounter.epoch)
+            });
+            if let Some(arm) = missing_epoch {
+                self.invalid(
+                    format!("encounters[{index}].epoch"),
+                    format!(
+                        "an epoch of arm {} (one of {}), or `arms` leaving that arm out",
+                        quoted(&arm.code),
+                        listing(
+                            &arm.cells
+                                .iter()
+                                .map(|cell| cell.epoch.clone())
+                                .collect::<Vec<_>>()
+                        )
+                    ),
+                    quoted(&encounter.epoch),
+                );
             }
         }
     }
