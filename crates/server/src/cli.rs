@@ -1,4 +1,5 @@
-//! The `myolog` command line: `serve`, `healthcheck`, `score`, `verify` and `demo`. Every flag of
+//! The `myolog` command line: `serve`, `healthcheck`, `score`, `verify`, `demo` and the audit
+//! commands `replay`, `export` and `report` ([`crate::audit::commands`]). Every flag of
 //! `serve` also reads a `MYOLOG_*` environment variable.
 
 use std::net::SocketAddr;
@@ -32,6 +33,12 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Stream a synthetic STIR-like cohort through a real gRPC server and print the outcomes.
     Demo(DemoArgs),
+    /// Recompute every outcome from the log alone, as of a sequence or a time, with provenance.
+    Replay(crate::audit::commands::ReplayArgs),
+    /// Export the audit trail or the ADaM-style analysis dataset as CSV or JSON Lines.
+    Export(crate::audit::commands::ExportArgs),
+    /// Write a self-contained HTML report with SVG charts and the cohort tables.
+    Report(crate::audit::commands::ReportArgs),
 }
 
 /// `myolog serve`.
@@ -94,6 +101,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Score => score(),
         Command::Verify(args) => verify(&args),
+        Command::Replay(args) => crate::audit::commands::run_replay(&args),
+        Command::Export(args) => crate::audit::commands::run_export(&args),
+        Command::Report(args) => crate::audit::commands::run_report(&args),
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -137,7 +147,11 @@ async fn run_async(command: Command) -> ExitCode {
                 }
             }
         }
-        Command::Score | Command::Verify(_) => ExitCode::FAILURE,
+        Command::Score
+        | Command::Verify(_)
+        | Command::Replay(_)
+        | Command::Export(_)
+        | Command::Report(_) => ExitCode::FAILURE,
     }
 }
 

@@ -6,9 +6,11 @@
 //! - [`projection`], [`outcomes`], [`scored`]: per-visit assessments, per-subject and cohort outcomes.
 //! - [`app`]: the ingest path (validate, check, durable append, apply, recompute, broadcast).
 //! - [`services`], [`server`]: the gRPC services, health, reflection, graceful shutdown.
+//! - [`audit`]: replay as of any point, verify, audit-trail and ADaM exports, the HTML report.
 //! - [`cli`], [`demo`], [`synth`], [`healthcheck`]: the binary's commands.
 
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod demo;
 pub mod error;

@@ -1,0 +1,191 @@
+//! The audit commands of the `myolog` binary: `replay`, `export` and `report`. Each opens the log
+//! read-only in spirit (it never appends), does its work through [`super::replay`] and friends, and
+//! turns every [`AuditError`] into a message on stderr and a non-zero exit code.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use myolog_storage::{EventLog, LogOptions};
+
+use super::progress::Progress;
+use super::replay::{self, AsOf, Format};
+use super::table::parse_rfc3339;
+use super::{AuditError, adam, export, report};
+
+/// Exit code of a failed audit command (a damaged log from `verify` exits 3).
+const FAILURE: u8 = 1;
+
+/// The point of the log to look at; the head by default.
+#[derive(Debug, Clone, Args)]
+pub struct AsOfArgs {
+    /// Only the events with sequence <= N.
+    #[arg(long, value_name = "N", conflicts_with = "as_of_time")]
+    pub as_of_seq: Option<u64>,
+    /// Only the events recorded at or before this RFC 3339 time, e.g. 2026-11-25T14:30:00Z.
+    #[arg(long, value_name = "T")]
+    pub as_of_time: Option<String>,
+}
+
+impl AsOfArgs {
+    /// The parsed point.
+    pub fn as_of(&self) -> Result<AsOf, AuditError> {
+        match (&self.as_of_seq, &self.as_of_time) {
+            (Some(seq), _) => Ok(AsOf::Sequence(*seq)),
+            (None, Some(text)) => parse_rfc3339(text)
+                .map(AsOf::Time)
+                .ok_or_else(|| AuditError::BadTime(text.clone())),
+            (None, None) => Ok(AsOf::Head),
+        }
+    }
+}
+
+/// `myolog replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// Directory of the event log.
+    #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: Format,
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// What `myolog export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum What {
+    /// Every event: who, when, what, why, what it supersedes.
+    Audit,
+    /// The ADaM-style analysis dataset: one row per subject x visit x parameter.
+    Adam,
+}
+
+/// `myolog export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Directory of the event log.
+    #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
+    pub data: PathBuf,
+    /// The audit trail or the analysis dataset.
+    #[arg(long, value_enum)]
+    pub what: What,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: Format,
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
+}
+
+/// `myolog report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Directory of the event log.
+    #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
+    pub data: PathBuf,
+    /// Directory to write `report.html` into (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub as_of: AsOfArgs,
+}
+
+/// Opens an existing log (never creates one: a typo in `--data` is an error, not an empty log).
+pub fn open_log(data: &Path) -> Result<EventLog, AuditError> {
+    let options = LogOptions {
+        create_if_missing: false,
+        ..Default::default()
+    };
+    EventLog::open(data, options).map_err(AuditError::Open)
+}
+
+fn output(out: Option<&Path>) -> Result<Box<dyn Write>, AuditError> {
+    Ok(match out {
+        Some(path) => Box::new(BufWriter::new(File::create(path).map_err(|source| {
+            AuditError::Write {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?)),
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+fn exit(command: &str, result: Result<(), AuditError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // `myolog replay | head`: the reader has what it wanted; not an error worth a message.
+        Err(error) if error.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("myolog {command}: {error}");
+            ExitCode::from(FAILURE)
+        }
+    }
+}
+
+fn replay_log(data: &Path, as_of: &AsOfArgs, label: &str) -> Result<replay::Replay, AuditError> {
+    let as_of = as_of.as_of()?;
+    let log = open_log(data)?;
+    let mut progress = Progress::for_terminal(log.head().seq, label);
+    let replayed = replay::project(&log, as_of, &mut progress)?;
+    progress.finish();
+    Ok(replayed)
+}
+
+/// `myolog replay`.
+pub fn run_replay(args: &ReplayArgs) -> ExitCode {
+    let result = (|| {
+        let replayed = replay_log(&args.data, &args.as_of, "replay")?;
+        let mut out = output(args.out.as_deref())?;
+        replay::write_outcomes(&replayed.outcomes(), args.format, &mut out)
+    })();
+    exit("replay", result)
+}
+
+/// `myolog export`.
+pub fn run_export(args: &ExportArgs) -> ExitCode {
+    let result = (|| match args.what {
+        What::Audit => {
+            let log = open_log(&args.data)?;
+            let mut progress = Progress::for_terminal(log.head().seq, "export");
+            let mut out = output(args.out.as_deref())?;
+            export::write_audit_trail(&log, args.format, &mut out, &mut progress)?;
+            Ok(())
+        }
+        What::Adam => {
+            let replayed = replay_log(&args.data, &args.as_of, "export")?;
+            let mut out = output(args.out.as_deref())?;
+            adam::write_dataset(&adam::rows(&replayed), args.format, &mut out)
+        }
+    })();
+    exit("export", result)
+}
+
+/// `myolog report`.
+pub fn run_report(args: &ReportArgs) -> ExitCode {
+    let result = (|| {
+        let replayed = replay_log(&args.data, &args.as_of, "report")?;
+        std::fs::create_dir_all(&args.out).map_err(|source| AuditError::Write {
+            path: args.out.clone(),
+            source,
+        })?;
+        let path = args.out.join("report.html");
+        let html = report::render(&replayed);
+        std::fs::write(&path, html).map_err(|source| AuditError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        eprintln!("wrote {}", path.display());
+        Ok(())
+    })();
+    exit("report", result)
+}

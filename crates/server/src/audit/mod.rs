@@ -1,0 +1,65 @@
+//! Audit tools over the event log alone: replay every outcome as of any point with its provenance,
+//! export the audit trail and an ADaM-style analysis dataset, and draw a self-contained HTML report.
+//!
+//! Everything here is recomputed from the stored events through the same projection and outcome code
+//! the service runs ([`crate::projection`], [`crate::outcomes`]), so an inspector's replay and the
+//! service's live answer cannot drift apart.
+//!
+//! - [`replay`]: the log up to a sequence or a time, projected and scored; provenance per outcome.
+//! - [`export`]: the audit trail (who, when, what, why, what it supersedes).
+//! - [`adam`]: one row per subject x visit x parameter with the columns ADaM statisticians expect.
+//! - [`report`], [`svg`]: the HTML page and its hand-written SVG charts.
+//! - [`table`]: RFC 4180 CSV and timestamps; [`progress`]: the terminal-only progress bar.
+//! - [`commands`]: `myolog replay`, `export`, `report`; [`grpc`]: `Audit.Replay`.
+
+pub mod adam;
+pub mod commands;
+pub mod export;
+pub mod grpc;
+pub mod progress;
+pub mod replay;
+pub mod report;
+pub mod svg;
+pub mod table;
+
+use std::path::PathBuf;
+
+/// Why an audit command failed. Every failure is a value: the commands map it to an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("opening the event log: {0}")]
+    Open(myolog_storage::StorageError),
+    #[error("reading the event log: {0}")]
+    Read(#[from] myolog_storage::StorageError),
+    #[error("event {seq} cannot be decoded: {reason}")]
+    Decode { seq: u64, reason: String },
+    #[error("as-of sequence {requested} is beyond the log's head {head}")]
+    BeyondHead { requested: u64, head: u64 },
+    #[error("as-of time {0:?} is not an RFC 3339 UTC time such as 2026-11-25T14:30:00Z")]
+    BadTime(String),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("serialising JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The engine version every replayed outcome names: this build of the `myolog` crates.
+pub const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl AuditError {
+    /// Whether the error is stdout's reader going away (e.g. `| head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            AuditError::Output(error) => error.kind() == std::io::ErrorKind::BrokenPipe,
+            AuditError::Json(error) => {
+                error.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe)
+            }
+            _ => false,
+        }
+    }
+}

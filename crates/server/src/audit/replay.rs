@@ -1,0 +1,370 @@
+//! Replay: the log read from sequence 1 up to a point (a sequence or a recorded-at time), applied to
+//! a fresh [`Projection`] exactly as the service does at start-up ([`crate::app::decode_stored`] then
+//! [`Projection::apply`]), then every outcome computed with [`crate::outcomes`]. Each outcome carries
+//! its provenance: the last sequence included, the chain hash at that sequence, the algorithm ids and
+//! versions it used and the engine version.
+//!
+//! Output order is fixed (study, subject, then the service's visit order) and every JSON object is
+//! built with sorted keys, so replaying the same log twice gives byte-identical output.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+
+use myolog_proto::v1 as pb;
+use myolog_storage::{EventLog, Hash};
+use serde_json::{Value, json};
+
+use super::progress::Progress;
+use super::table::write_csv_row;
+use super::{AuditError, ENGINE_VERSION};
+use crate::app::decode_stored;
+use crate::outcomes;
+use crate::projection::Projection;
+
+/// The point of the log to replay up to (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    /// Everything stored when the replay starts.
+    Head,
+    /// Events 1..=N. N = 0 replays nothing.
+    Sequence(u64),
+    /// The events recorded at or before this instant (Unix nanoseconds, server clock): the log is read
+    /// in sequence order and stops at the first event recorded later.
+    Time(i64),
+}
+
+/// Where an outcome came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// Last log sequence applied (0 for an empty replay).
+    pub last_sequence: u64,
+    /// SHA-256 chain hash of that event, hex (64 zeros for an empty replay): with `verify`, it pins
+    /// every event up to `last_sequence`.
+    pub chain_hash: String,
+    /// Algorithm ids with versions, e.g. `doi-2004@1`, sorted.
+    pub algorithms: Vec<String>,
+    /// The engine (crate) version that computed the outcome.
+    pub engine_version: &'static str,
+}
+
+/// One recomputed outcome and its provenance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplayedOutcome {
+    pub outcome: pb::VisitOutcome,
+    pub provenance: Provenance,
+}
+
+/// The log up to a point, projected.
+#[derive(Debug)]
+pub struct Replay {
+    /// The projection built from the events 1..=`last_sequence`.
+    pub projection: Projection,
+    /// Last sequence applied.
+    pub last_sequence: u64,
+    /// Chain hash of that event.
+    pub chain_hash: Hash,
+    /// Recorded-at of that event (Unix nanoseconds), if any event was applied.
+    pub last_recorded_at: Option<i64>,
+    /// The log's head when the replay started.
+    pub head_sequence: u64,
+}
+
+/// Reads the log up to `as_of` into a fresh projection.
+pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<Replay, AuditError> {
+    let head = log.head();
+    let last = match as_of {
+        AsOf::Head | AsOf::Time(_) => head.seq,
+        AsOf::Sequence(seq) if seq > head.seq => {
+            return Err(AuditError::BeyondHead {
+                requested: seq,
+                head: head.seq,
+            });
+        }
+        AsOf::Sequence(seq) => seq,
+    };
+    let mut replay = Replay {
+        projection: Projection::default(),
+        last_sequence: 0,
+        chain_hash: Hash::default(),
+        last_recorded_at: None,
+        head_sequence: head.seq,
+    };
+    if last == 0 {
+        return Ok(replay);
+    }
+    for stored in log.read_range(1..=last) {
+        let stored = stored?;
+        if let AsOf::Time(until) = as_of
+            && stored.recorded_at_unix_nanos > until
+        {
+            break;
+        }
+        let event = decode_stored(&stored).map_err(|reason| AuditError::Decode {
+            seq: stored.seq,
+            reason,
+        })?;
+        replay.projection.apply(stored.seq, &event);
+        replay.last_sequence = stored.seq;
+        replay.chain_hash = stored.hash;
+        replay.last_recorded_at = Some(stored.recorded_at_unix_nanos);
+        progress.tick();
+    }
+    // The service reports its head as "as of"; the replay reports the last event it applied.
+    replay.projection.head_seq = replay.last_sequence;
+    Ok(replay)
+}
+
+impl Replay {
+    /// Every subject x follow-up visit outcome, ordered by study, subject, then visit (date, id) —
+    /// the service's own order — each with its provenance.
+    pub fn outcomes(&self) -> Vec<ReplayedOutcome> {
+        let mut out = Vec::new();
+        for (study_id, study) in &self.projection.studies {
+            for (subject_id, subject) in &study.subjects {
+                for outcome in outcomes::subject_outcomes(
+                    study_id,
+                    study,
+                    subject_id,
+                    subject,
+                    self.last_sequence,
+                ) {
+                    let provenance = self.provenance(&outcome);
+                    out.push(ReplayedOutcome {
+                        outcome,
+                        provenance,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Cohort statistics per study, in study order.
+    pub fn cohorts(&self) -> Vec<pb::CohortOutcomes> {
+        self.projection
+            .studies
+            .iter()
+            .map(|(id, study)| outcomes::cohort(id, study, None, self.last_sequence))
+            .collect()
+    }
+
+    fn provenance(&self, outcome: &pb::VisitOutcome) -> Provenance {
+        Provenance {
+            last_sequence: self.last_sequence,
+            chain_hash: self.chain_hash.to_hex(),
+            algorithms: algorithms(outcome),
+            engine_version: ENGINE_VERSION,
+        }
+    }
+}
+
+/// Every `algorithm` id named anywhere in an outcome (DOI, TIS, and the full scoring result), sorted.
+pub fn algorithms(outcome: &pb::VisitOutcome) -> Vec<String> {
+    fn collect(value: &Value, into: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map {
+                    match (key.as_str(), child) {
+                        ("algorithm", Value::String(id)) => {
+                            into.insert(id.clone());
+                        }
+                        _ => collect(child, into),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| collect(item, into)),
+            _ => {}
+        }
+    }
+    let mut ids = BTreeSet::new();
+    for id in [
+        outcome.doi.as_ref().map(|d| d.algorithm.as_str()),
+        outcome.tis.as_ref().map(|t| t.algorithm.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|id| !id.is_empty())
+    {
+        ids.insert(id.to_string());
+    }
+    if let Ok(result) = serde_json::from_str::<Value>(&outcome.result_json) {
+        collect(&result, &mut ids);
+    }
+    ids.into_iter().collect()
+}
+
+/// `met`, `not_met`, `not_evaluable` (empty when absent).
+pub fn doi_status(outcome: &pb::VisitOutcome) -> &'static str {
+    match outcome
+        .doi
+        .as_ref()
+        .and_then(|d| pb::DoiStatus::try_from(d.status).ok())
+    {
+        Some(pb::DoiStatus::Met) => "met",
+        Some(pb::DoiStatus::NotMet) => "not_met",
+        Some(pb::DoiStatus::NotEvaluable) => "not_evaluable",
+        Some(pb::DoiStatus::Unspecified) | None => "",
+    }
+}
+
+/// `none`, `minimal`, `moderate`, `major` (empty when not evaluable).
+pub fn tis_category(outcome: &pb::VisitOutcome) -> &'static str {
+    match outcome
+        .tis
+        .as_ref()
+        .and_then(|t| pb::TisCategory::try_from(t.category).ok())
+    {
+        Some(pb::TisCategory::None) => "none",
+        Some(pb::TisCategory::Minimal) => "minimal",
+        Some(pb::TisCategory::Moderate) => "moderate",
+        Some(pb::TisCategory::Major) => "major",
+        Some(pb::TisCategory::Unspecified) | None => "",
+    }
+}
+
+/// One outcome as a JSON object (sorted keys): the service's summary fields, the full scoring result
+/// and the provenance.
+pub fn to_json(replayed: &ReplayedOutcome) -> Value {
+    let o = &replayed.outcome;
+    let p = &replayed.provenance;
+    let result = serde_json::from_str::<Value>(&o.result_json).unwrap_or(Value::Null);
+    json!({
+        "study_id": o.study_id,
+        "subject_id": o.subject_id,
+        "visit_id": o.visit_id,
+        "baseline_visit_id": o.baseline_visit_id,
+        "clinical_date": o.clinical_date,
+        "doi": o.doi.as_ref().map(|d| json!({
+            "status": doi_status(o),
+            "improved": d.improved,
+            "worsened": d.worsened,
+            "algorithm": d.algorithm,
+        })),
+        "tis": o.tis.as_ref().map(|t| json!({
+            "evaluable": t.evaluable,
+            "score": (!t.score.is_empty()).then_some(&t.score),
+            "category": (!tis_category(o).is_empty()).then_some(tis_category(o)),
+            "missing": t.missing,
+            "algorithm": t.algorithm,
+        })),
+        "cdasi": o.cdasi.as_ref().map(|c| json!({
+            "baseline_activity": c.baseline_activity,
+            "followup_activity": c.followup_activity,
+            "activity_change": c.activity_change,
+            "mcid_reached": c.mcid_reached,
+        })),
+        "result": result,
+        "provenance": {
+            "last_sequence": p.last_sequence,
+            "chain_hash": p.chain_hash,
+            "algorithms": p.algorithms,
+            "engine_version": p.engine_version,
+        },
+    })
+}
+
+/// Output formats of `replay` and `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// JSON Lines: one object per line.
+    Jsonl,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+}
+
+/// The CSV columns of a replay.
+pub const CSV_COLUMNS: [&str; 22] = [
+    "study_id",
+    "subject_id",
+    "visit_id",
+    "baseline_visit_id",
+    "clinical_date",
+    "doi_status",
+    "doi_improved",
+    "doi_worsened",
+    "doi_algorithm",
+    "tis_evaluable",
+    "tis_score",
+    "tis_category",
+    "tis_missing",
+    "tis_algorithm",
+    "cdasi_baseline_activity",
+    "cdasi_followup_activity",
+    "cdasi_activity_change",
+    "cdasi_mcid_reached",
+    "last_sequence",
+    "chain_hash",
+    "algorithms",
+    "engine_version",
+];
+
+fn csv_record(replayed: &ReplayedOutcome) -> Vec<String> {
+    let o = &replayed.outcome;
+    let p = &replayed.provenance;
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let doi = o.doi.clone().unwrap_or_default();
+    let tis = o.tis.clone().unwrap_or_default();
+    vec![
+        o.study_id.clone(),
+        o.subject_id.clone(),
+        o.visit_id.clone(),
+        o.baseline_visit_id.clone(),
+        o.clinical_date.clone(),
+        doi_status(o).to_string(),
+        doi.improved.join(";"),
+        doi.worsened.join(";"),
+        doi.algorithm,
+        o.tis
+            .as_ref()
+            .map(|t| t.evaluable.to_string())
+            .unwrap_or_default(),
+        tis.score,
+        tis_category(o).to_string(),
+        tis.missing.join(";"),
+        tis.algorithm,
+        opt(o
+            .cdasi
+            .as_ref()
+            .and_then(|c| c.baseline_activity)
+            .map(|v| v.to_string())),
+        opt(o
+            .cdasi
+            .as_ref()
+            .and_then(|c| c.followup_activity)
+            .map(|v| v.to_string())),
+        opt(o
+            .cdasi
+            .as_ref()
+            .and_then(|c| c.activity_change)
+            .map(|v| v.to_string())),
+        opt(o.cdasi.as_ref().map(|c| c.mcid_reached.to_string())),
+        p.last_sequence.to_string(),
+        p.chain_hash.clone(),
+        p.algorithms.join(";"),
+        p.engine_version.to_string(),
+    ]
+}
+
+/// Writes replayed outcomes in `format`.
+pub fn write_outcomes(
+    outcomes: &[ReplayedOutcome],
+    format: Format,
+    out: &mut impl Write,
+) -> Result<(), AuditError> {
+    match format {
+        Format::Jsonl => {
+            for replayed in outcomes {
+                serde_json::to_writer(&mut *out, &to_json(replayed))?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Csv => {
+            write_csv_row(out, &CSV_COLUMNS)?;
+            for replayed in outcomes {
+                write_csv_row(out, &csv_record(replayed))?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

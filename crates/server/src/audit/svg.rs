@@ -1,0 +1,1 @@
+//! svg (in progress).
