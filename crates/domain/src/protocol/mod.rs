@@ -7,6 +7,7 @@ mod eligibility;
 mod endpoint_visits;
 mod error;
 mod file;
+mod history;
 mod model;
 mod prednisone_free;
 mod schedule;
@@ -22,6 +23,7 @@ pub use endpoint_visits::{
     ResponderStatus,
 };
 pub use error::{ProtocolError, ProtocolErrors, ProtocolProblem};
+pub use history::{ProtocolHistory, ProtocolRef};
 pub use model::{
     Amendment, Arm, ArmType, BaselineRule, Blinding, Cell, CompareOp, Conventions, Criterion,
     CriterionCategory, DayWindow, Element, Encounter, Endpoint, EndpointBaseline, Epoch, EpochType,
