@@ -12,6 +12,10 @@ use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;
 
+/// Deepest nesting accepted. A case is about 6 levels deep; serde_json does not bound the depth of
+/// a captured `RawValue`, and this parser recurses once per level, so the bound keeps the stack safe.
+pub const MAX_DEPTH: usize = 64;
+
 /// A JSON value whose numbers are kept as their exact source text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Json {
@@ -29,10 +33,13 @@ impl Json {
     /// Parses one JSON document. The error text is serde_json's (line and column included).
     pub fn parse(text: &str) -> Result<Json, String> {
         let raw: &RawValue = serde_json::from_str(text).map_err(|error| error.to_string())?;
-        Self::from_raw(raw)
+        Self::from_raw(raw, 0)
     }
 
-    fn from_raw(raw: &RawValue) -> Result<Json, String> {
+    fn from_raw(raw: &RawValue, depth: usize) -> Result<Json, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
         let text = raw.get().trim_start();
         let parsed = match text.as_bytes().first() {
             Some(b'{') => {
@@ -42,7 +49,7 @@ impl Json {
                     entries
                         .0
                         .into_iter()
-                        .map(|(key, value)| Ok((key, Self::from_raw(value)?)))
+                        .map(|(key, value)| Ok((key, Self::from_raw(value, depth + 1)?)))
                         .collect::<Result<_, String>>()?,
                 )
             }
@@ -52,7 +59,7 @@ impl Json {
                 Json::Array(
                     items
                         .into_iter()
-                        .map(Self::from_raw)
+                        .map(|item| Self::from_raw(item, depth + 1))
                         .collect::<Result<_, String>>()?,
                 )
             }

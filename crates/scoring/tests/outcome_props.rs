@@ -184,3 +184,69 @@ proptest! {
         prop_assert_eq!(actual.conventions.enzyme, expected.conventions.enzyme);
     }
 }
+
+/// A full case (items, grades, CDASI, labs) whose numbers come from `numbers`, in and out of range.
+fn case_text(numbers: &[String]) -> String {
+    let n = |index: usize| numbers[index % numbers.len()].as_str();
+    format!(
+        r#"{{"population": "juvenile", "baseline": {{"physician_global": {}, "patient_global": {}, "extramuscular_global": {}, "mmt8": {{"max": 80, "grades": {{"neck_flexors": {}, "deltoid": {}, "biceps": {}, "wrist_extensors": {}, "gluteus_maximus": {}, "gluteus_medius": {}, "quadriceps": {}, "ankle_dorsiflexors": {}}}}}, "haq": {{"items": {{"dressing": [{}, {}], "arising": [{}, null], "eating": [{}, 0, 1], "walking": [0, {}], "hygiene": [1, 1, {}], "reach": [{}, 0], "grip": [0, 0, 0]}}, "aids": ["jar_opener"]}}, "enzymes": {{"ck": {{"value": {}, "uln": {}}}, "ldh": {{"value": {}, "uln": 250}}}}, "labs": {{"cxcl10": {{"value": {}, "unit": "pg/mL"}}}}}}, "followup": {{"physician_global": {}, "patient_global": {}, "extramuscular_global": {}, "mmt8": {{"total": {}, "max": 80}}, "haq_di": {}, "enzymes": {{"ck": {{"value": {}, "uln": 200}}, "ldh": {{"value": {}, "uln": 250}}}}, "labs": {{"cxcl10": {{"value": {}, "unit": "pg/mL"}}}}}}}}"#,
+        n(0),
+        n(1),
+        n(2),
+        n(3),
+        n(4),
+        n(5),
+        n(6),
+        n(7),
+        n(8),
+        n(9),
+        n(10),
+        n(11),
+        n(12),
+        n(13),
+        n(14),
+        n(15),
+        n(16),
+        n(17),
+        n(18),
+        n(19),
+        n(20),
+        n(21),
+        n(22),
+        n(23),
+        n(24),
+        n(25),
+        n(26),
+        n(27),
+        n(28),
+        n(29)
+    )
+}
+
+proptest! {
+    #[test]
+    fn every_accepted_case_scores_without_panicking_and_within_range(
+        // Mostly valid everywhere (1-3 fits every slot), sometimes out of range or over-precise.
+        numbers in prop::collection::vec(
+            prop_oneof![
+                95 => (1i64..=3).prop_map(|value| value.to_string()),
+                3 => (0i64..=12).prop_map(|value| value.to_string()),
+                2 => (0i64..=100, 0u32..=2).prop_map(|(mantissa, scale)| Decimal::new(mantissa, scale).to_string()),
+            ],
+            30,
+        ),
+    ) {
+        let Ok(case) = ScoreCase::from_json(&case_text(&numbers)) else { return Ok(()) };
+        let outcome = score_case(&case);
+        let json = serde_json::to_value(&outcome).expect("serialises");
+        if let Some(score) = json["tis"]["score"].as_f64() {
+            prop_assert!((0.0..=100.0).contains(&score), "{score}");
+        }
+        for visit in ["baseline", "followup"] {
+            if let Some(haq) = json["haq_di"][visit].as_f64() {
+                prop_assert!((0.0..=3.0).contains(&haq), "{haq}");
+            }
+        }
+        prop_assert!(json["doi"]["status"].is_string());
+    }
+}
