@@ -7,9 +7,12 @@
 //! against another package. Inputs that make a statistic meaningless (no participants, NaN, all
 //! differences equal, ...) are [`StatsError`] values that say why; nothing here panics on data.
 //!
-//! Distribution functions come from `statrs` 0.18 (`StudentsT`, `Normal`, `Beta`). The reference
-//! implementation for every convention is scipy.stats (1.17): the test suite runs scipy on the same
-//! data and compares (`crates/scoring/tests/stats_scipy.rs`).
+//! Distribution functions come from `statrs` 0.18: `StudentsT::sf`, `Normal::sf` and the regularised
+//! incomplete beta function. Quantiles (Clopper-Pearson limits, the t critical value) are found by
+//! bisection on those CDFs rather than with statrs' `inverse_cdf`, which loses accuracy silently for
+//! large parameters. The reference implementation for every convention is scipy.stats (1.17): the
+//! test suite runs scipy on the same data and compares to 1e-9 relative
+//! (`crates/scoring/tests/stats_scipy.rs`).
 //!
 //! Conventions, in one place:
 //! - Paired differences are `after - before` (follow-up minus baseline), see [`paired_differences`];
