@@ -192,6 +192,9 @@ mod tests {
             &[Err(("extra", 1))],
             2,
         );
+        // Deep nesting is an error, not a stack overflow.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        check(&deep, &[Err(("", 1))], 2);
         // Nothing to score.
         check("", &[], 0);
         check("\n \n", &[], 0);
