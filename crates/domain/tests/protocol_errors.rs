@@ -103,6 +103,14 @@ outcome = "doi"
 encounter = "W12"
 "#;
 
+const DRUG_ARM: &str = r#"[[arms]]
+code = "DRUG"
+name = "Drug"
+type = "experimental"
+baseline = "randomisation"
+cells = [{ epoch = "SCREENING", element = "SCRN" }, { epoch = "TREATMENT", element = "DRUG" }]
+"#;
+
 const PLACEBO_ARM: &str = r#"[[arms]]
 code = "PBO"
 name = "Placebo"
@@ -524,6 +532,15 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
             &[
                 "protocols/demo.toml: encounters[2].epoch: expected an epoch of arm `DRUG` (one of SCREENING, TREATMENT), or `arms` leaving that arm out, found `FOLLOWUP`",
             ],
+        ),
+        (
+            "empty lists",
+            &[
+                ("[protocol]\n", "arms = []\n\n[protocol]\n"),
+                (DRUG_ARM, ""),
+                (PLACEBO_ARM, ""),
+            ],
+            &["protocols/demo.toml: arms: expected at least one entry in [[arms]], found none"],
         ),
     ];
     let differences: Vec<String> = cases

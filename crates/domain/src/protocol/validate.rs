@@ -37,9 +37,15 @@ pub(super) fn parse_protocol(file: &str, text: &str) -> Result<Protocol, Protoco
     let protocol = checker.protocol(raw);
     match protocol {
         Some(protocol) if checker.errors.is_empty() => Ok(protocol),
-        _ => Err(ProtocolErrors {
-            errors: checker.errors,
-        }),
+        _ => {
+            if checker.errors.is_empty() {
+                // Unreachable by construction (every early return records why); never an empty list.
+                checker.invalid(WHOLE_DOCUMENT, "a complete protocol", "an incomplete one");
+            }
+            Err(ProtocolErrors {
+                errors: checker.errors,
+            })
+        }
     }
 }
 
@@ -47,7 +53,8 @@ fn read_toml(file: &str, text: &str) -> Result<ProtocolFile, ProtocolErrors> {
     let toml_error = |key_path: String, error: toml::de::Error| {
         let line = error
             .span()
-            .map(|span| 1 + text[..span.start.min(text.len())].matches('\n').count());
+            .and_then(|span| text.get(..span.start))
+            .map(|before| 1 + before.matches('\n').count());
         let message = match line {
             Some(line) => format!("line {line}: {}", error.message().trim_end()),
             None => error.message().trim_end().to_string(),
@@ -125,6 +132,16 @@ impl Checker<'_> {
             endpoints,
         } = raw;
 
+        for (key, count) in [
+            ("epochs", epochs.len()),
+            ("elements", elements.len()),
+            ("arms", arms.len()),
+            ("objectives", objectives.len()),
+        ] {
+            if count == 0 {
+                self.invalid(key, format!("at least one entry in [[{key}]]"), "none");
+            }
+        }
         if version_file.version == 0 {
             self.invalid(
                 "protocol.version",
@@ -516,7 +533,7 @@ impl Checker<'_> {
                 SDTM_TEXT_MAX,
             );
         }
-        if raw.randomised && arms.len() < 2 {
+        if raw.randomised && arms.len() == 1 {
             self.invalid(
                 "study.randomised",
                 "false for a study with a single arm",
