@@ -253,13 +253,15 @@ pub fn core_set(
             enzyme,
             baseline,
             followup: Some(after),
-        }) => (|| {
-            Ok(MeasurePair {
-                baseline: times_uln(baseline)?,
-                followup: times_uln(after)?,
-                scale: MeasureScale::EnzymeTimesUln(enzyme),
+        }) => times_uln(baseline)
+            .and_then(|before| {
+                Ok(MeasurePair {
+                    baseline: before,
+                    followup: times_uln(after)?,
+                    scale: MeasureScale::EnzymeTimesUln(enzyme),
+                })
             })
-        })(),
+            .map_err(Unavailable::from),
     };
     measures.insert(CoreMeasure::Enzyme, enzyme);
     CoreSet {
