@@ -59,6 +59,13 @@ fn describe(resolved: &EndpointVisits) -> String {
                 "follow-up {visit_id} day {day} outside window {window} by {days_outside:+} days"
             )
         }
+        FollowupVisit::NotAfterBaseline {
+            visit_id,
+            day,
+            baseline_day,
+        } => {
+            format!("follow-up {visit_id} day {day} is not after the baseline day {baseline_day}")
+        }
         FollowupVisit::Missing { visit_id, optional } => {
             format!(
                 "follow-up {visit_id} missing{}",
@@ -180,6 +187,15 @@ fn myojak_outcomes_from_randomisation_and_from_the_own_first_dose() {
                 None,
                 Ok(
                     "TIS_24W_DRUG: baseline: first dose not recorded; follow-up W36 day 250 in window (-2 from target)",
+                ),
+            ),
+            (
+                "TIS_12W_DRUG",
+                "DELAYED",
+                delayed(),
+                Some(170),
+                Ok(
+                    "TIS_12W_DRUG: baseline W24 day 168 (anchor day 170); follow-up W24 day 168 is not after the baseline day 168",
                 ),
             ),
             (

@@ -45,6 +45,13 @@ pub enum FollowupVisit {
     },
     /// Not attended: missing in the cohort table (`optional` visits are not expected of everyone).
     Missing { visit_id: String, optional: bool },
+    /// Attended, but not after the baseline visit (a delayed first dose after this visit): there
+    /// is no follow-up to compare, so the outcome is not evaluable.
+    NotAfterBaseline {
+        visit_id: String,
+        day: i32,
+        baseline_day: i32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -160,6 +167,19 @@ impl Protocol {
                     timing,
                 },
             );
+        let followup = match (&baseline, followup) {
+            (
+                BaselineVisit::Found {
+                    day: baseline_day, ..
+                },
+                FollowupVisit::Found { visit_id, day, .. },
+            ) if day <= *baseline_day => FollowupVisit::NotAfterBaseline {
+                visit_id,
+                day,
+                baseline_day: *baseline_day,
+            },
+            (_, followup) => followup,
+        };
         Ok(EndpointVisits {
             endpoint: endpoint.id.clone(),
             baseline,
