@@ -1,6 +1,6 @@
 //! The tonic service implementations: `Ingest` (Submit, Append), `Outcomes` (GetSubject, GetCohort,
-//! Watch) and `Audit` (ReadEvents, Verify). Thin: each call maps the wire to [`App`] and every error
-//! through [`crate::error::to_status`].
+//! Watch) and `Audit` (ReadEvents, Verify, and Replay from [`crate::audit::grpc`]). Thin: each call
+//! maps the wire to [`App`] and every error through [`crate::error::to_status`].
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -281,6 +281,16 @@ impl Audit for Services {
                 }
             }
         });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type ReplayStream = BoxStream<pb::ReplayedOutcome>;
+
+    async fn replay(
+        &self,
+        request: Request<pb::ReplayRequest>,
+    ) -> Result<Response<Self::ReplayStream>, Status> {
+        let rx = crate::audit::grpc::replay_stream(self.app.log().clone(), &request.into_inner());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

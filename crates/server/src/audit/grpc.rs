@@ -1,1 +1,78 @@
-//! grpc (in progress).
+//! `Audit.Replay` over gRPC: the same [`super::replay`] the command line runs, on the service's open
+//! log, streamed. The replay runs on the blocking pool (it reads the whole prefix of the log) and
+//! builds its own projection, so it never holds the live projection's lock.
+
+use myolog_proto::v1 as pb;
+use myolog_storage::{EventLog, Hash};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::AuditError;
+use super::progress::Progress;
+use super::replay::{self, AsOf, ReplayedOutcome};
+
+/// The replay point a request names.
+pub fn as_of(request: &pb::ReplayRequest) -> AsOf {
+    match &request.as_of {
+        None => AsOf::Head,
+        Some(pb::replay_request::AsOf::Sequence(seq)) => AsOf::Sequence(*seq),
+        Some(pb::replay_request::AsOf::Time(time)) => AsOf::Time(
+            time.seconds
+                .saturating_mul(1_000_000_000)
+                .saturating_add(i64::from(time.nanos)),
+        ),
+    }
+}
+
+/// The status of a failed replay.
+pub fn status(error: &AuditError) -> Status {
+    match error {
+        AuditError::BeyondHead { .. } => Status::out_of_range(error.to_string()),
+        AuditError::BadTime(_) => Status::invalid_argument(error.to_string()),
+        _ => Status::internal(error.to_string()),
+    }
+}
+
+/// One replayed outcome on the wire.
+pub fn to_proto(replayed: ReplayedOutcome) -> pb::ReplayedOutcome {
+    let chain_hash = Hash::from_hex(&replayed.provenance.chain_hash)
+        .map(|h| h.0.to_vec())
+        .unwrap_or_default();
+    pb::ReplayedOutcome {
+        outcome: Some(replayed.outcome),
+        provenance: Some(pb::Provenance {
+            last_sequence: replayed.provenance.last_sequence,
+            chain_hash,
+            algorithms: replayed.provenance.algorithms,
+            engine_version: replayed.provenance.engine_version.to_string(),
+        }),
+    }
+}
+
+/// Replays `log` as the request asks and returns the receiving end of the outcome stream. Errors
+/// before the first outcome (e.g. a sequence beyond the head) end the stream with their status.
+pub fn replay_stream(
+    log: EventLog,
+    request: &pb::ReplayRequest,
+) -> mpsc::Receiver<Result<pb::ReplayedOutcome, Status>> {
+    let as_of = as_of(request);
+    let (tx, rx) = mpsc::channel(256);
+    tokio::task::spawn_blocking(move || {
+        let outcomes = replay::project(&log, as_of, &mut Progress::hidden())
+            .map(|replayed| replayed.outcomes());
+        match outcomes {
+            Ok(outcomes) => {
+                for replayed in outcomes {
+                    if tx.blocking_send(Ok(to_proto(replayed))).is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Audit.Replay failed");
+                let _ = tx.blocking_send(Err(status(&error)));
+            }
+        }
+    });
+    rx
+}
