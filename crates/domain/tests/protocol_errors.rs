@@ -155,7 +155,7 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 "title = \"Demo trial\"\ncolour = \"blue\"",
             )],
             &[
-                "protocols/demo.toml: study.colour: line 7: unknown field `colour`, expected one of `id`, `registry_id`, `title`, `phase`, `blinding`, `randomised`, `population`, `planned_subjects`, `treatments`, `baseline_encounter`",
+                "protocols/demo.toml: study.colour: line 7: unknown field `colour`, expected one of `id`, `registry_id`, `title`, `phase`, `blinding`, `randomised`, `population`, `planned_subjects`, `add_on`, `treatments`, `baseline_encounter`",
             ],
         ),
         (

@@ -521,6 +521,7 @@ fn randomised_designs_branch_at_randomisation_and_list_arm_specific_visits_per_a
         ("RANDOM", "Y"),
         ("NARMS", "2"),
         ("PLANSUB", "62"),
+        ("ADDON", "Y"),
         ("AGEMIN", "P18Y"),
         ("AGEMAX", "P64Y"),
     ] {

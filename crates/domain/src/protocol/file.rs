@@ -53,6 +53,7 @@ pub(super) struct StudyFile {
     pub randomised: bool,
     pub population: Population,
     pub planned_subjects: Option<u32>,
+    pub add_on: Option<bool>,
     pub treatments: Vec<String>,
     pub baseline_encounter: String,
 }

@@ -106,6 +106,8 @@ pub struct Study {
     /// Adult or juvenile: selects the TIS category cut-offs.
     pub population: Population,
     pub planned_subjects: Option<u32>,
+    /// Added on to existing (usual-care) treatment (SDTM TS ADDON); `None` when the protocol is silent.
+    pub add_on: Option<bool>,
     /// Investigational treatments in words (SDTM TS TRT).
     pub treatments: Vec<String>,
     /// Id of the encounter at day 0 whose assessments are the randomisation baseline.

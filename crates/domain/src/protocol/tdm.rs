@@ -215,6 +215,13 @@ impl Protocol {
                 &planned.to_string(),
             );
         }
+        if let Some(add_on) = study.add_on {
+            summary.add(
+                "ADDON",
+                "Added on to Existing Treatments",
+                if add_on { "Y" } else { "N" },
+            );
+        }
         for treatment in &study.treatments {
             summary.add("TRT", "Investigational Therapy or Treatment", treatment);
         }

@@ -554,6 +554,7 @@ impl Checker<'_> {
             blinding: raw.blinding,
             randomised: raw.randomised,
             population: raw.population,
+            add_on: raw.add_on,
             planned_subjects: raw.planned_subjects,
             treatments: raw.treatments,
             baseline_encounter: raw.baseline_encounter,
