@@ -9,13 +9,13 @@ use crate::change::{BIOMARKER_ALGORITHM, biomarker_change};
 use crate::core_set::{CoreMeasure, CoreSet, core_set, times_uln, visit_haq_di};
 use crate::doi::{DoiOutcome, doi};
 use crate::exact::{JsonNumber, Ratio};
-use crate::haq_di::HAQ_DI_ALGORITHM;
+use crate::haq_di::{HAQ_DI_ALGORITHM, category_score};
 use crate::mmt::{MMT8_ALGORITHM, mmt8_total};
 use crate::tis::{TisOutcome, tis};
 use myolog_domain::case::ScoreCase;
 use myolog_domain::conventions::ScoringConventions;
 use myolog_domain::global::GlobalKind;
-use myolog_domain::haq::Haq;
+use myolog_domain::haq::{Haq, HaqCategory};
 use myolog_domain::mmt8::Mmt8;
 use myolog_domain::visit::VisitAssessments;
 use serde::Serialize;
@@ -78,6 +78,8 @@ pub struct HaqDiSummary {
     /// Why a visit's HAQ-DI could not be computed.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub not_computable: BTreeMap<&'static str, String>,
+    /// Per visit given as items: each category's score (null = unanswered), for auditing the mean.
+    pub category_scores: BTreeMap<&'static str, BTreeMap<&'static str, Option<u8>>>,
     pub algorithm: &'static str,
     pub conventions: HaqDiConventions,
 }
@@ -313,10 +315,21 @@ fn haq_summary(case: &ScoreCase) -> Option<HaqDiSummary> {
     };
     let baseline = value("baseline", &case.baseline);
     let followup = value("followup", &case.followup);
+    let mut category_scores = BTreeMap::new();
+    for (name, visit) in [("baseline", &case.baseline), ("followup", &case.followup)] {
+        if let Some(Haq::Items(items)) = &visit.haq {
+            let scores = HaqCategory::ALL
+                .into_iter()
+                .map(|category| (category.key(), category_score(items, category)))
+                .collect();
+            category_scores.insert(name, scores);
+        }
+    }
     Some(HaqDiSummary {
         baseline,
         followup,
         not_computable,
+        category_scores,
         algorithm: HAQ_DI_ALGORITHM,
         conventions: HaqDiConventions {
             min_answered_categories: case.conventions.haq_min_categories.count(),

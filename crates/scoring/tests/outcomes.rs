@@ -977,6 +977,11 @@ fn haq_di_and_mmt8_from_items() {
         "HAQ-DI not computable: 6 of 8 categories answered, at least 7 needed"
     );
     assert_eq!(
+        result["haq_di"]["category_scores"]["baseline"],
+        serde_json::json!({"dressing": 1, "arising": 1, "eating": 1, "walking": 1, "hygiene": 1, "reach": 1, "grip": null, "activities": null})
+    );
+    assert_eq!(result["haq_di"]["category_scores"].get("followup"), None);
+    assert_eq!(
         result["doi"]["missing_reasons"]["haq"],
         "not computable at baseline: HAQ-DI not computable: 6 of 8 categories answered, at least 7 needed"
     );
