@@ -79,10 +79,14 @@ fn split_cases(input: &str) -> Vec<CaseText<'_>> {
 
 /// Scores every case of `input` and writes one JSON line per case to `output`.
 pub fn run(mut input: impl BufRead, mut output: impl Write) -> io::Result<ScoreRunSummary> {
-    let mut text = String::new();
-    input.read_to_string(&mut text)?;
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes)?;
+    // Bytes that are not UTF-8 become U+FFFD and fail only the case they are in; a byte-order mark
+    // (some spreadsheet exports write one) is not part of the first case.
+    let text = String::from_utf8_lossy(&bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut summary = ScoreRunSummary::default();
-    for case in split_cases(&text) {
+    for case in split_cases(text) {
         summary.cases += 1;
         let parsed = Json::parse(case.text)
             .map_err(|message| InvalidInput::at("", Problem::Syntax(message)))
@@ -195,6 +199,29 @@ mod tests {
         // Deep nesting is an error, not a stack overflow.
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         check(&deep, &[Err(("", 1))], 2);
+        // A byte-order mark is skipped; bytes that are not UTF-8 fail only their own case.
+        check(&format!("\u{feff}{STIR_LIKE}"), &[Ok("met")], 0);
+        let mut bytes = format!("{STIR_LIKE}\n").into_bytes();
+        bytes.extend_from_slice(
+            b"{\"population\": \"adult\xff\", \"baseline\": {}, \"followup\": {}}\n",
+        );
+        bytes.extend_from_slice(STIR_LIKE.as_bytes());
+        let mut output = Vec::new();
+        let summary = run(bytes.as_slice(), &mut output).expect("in-memory IO cannot fail");
+        assert_eq!(
+            summary,
+            ScoreRunSummary {
+                cases: 3,
+                invalid: 1
+            }
+        );
+        let lines: Vec<Value> = String::from_utf8(output)
+            .expect("utf-8")
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("json"))
+            .collect();
+        assert_eq!(lines[1]["error"]["field"], "population");
+        assert_eq!(lines[2]["doi"]["status"], "met");
         // Nothing to score.
         check("", &[], 0);
         check("\n \n", &[], 0);
