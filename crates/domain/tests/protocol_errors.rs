@@ -218,7 +218,7 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
             "float threshold",
             &[("op = \">=\", value = 5", "op = \">=\", value = 5.0")],
             &[
-                "protocols/demo.toml: eligibility[0].rule: line 82: the float 5.0 is not allowed here; expected an exact decimal: an integer (5) or a decimal in quotes (\"0.25\"), never a TOML float",
+                "protocols/demo.toml: eligibility[0].rule.value: line 82: the float 5.0 is not allowed here; expected an exact decimal: an integer (5) or a decimal in quotes (\"0.25\"), never a TOML float",
             ],
         ),
         (
@@ -453,7 +453,7 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 "op = \">=\", value = 5, unit = \"points\"",
             )],
             &[
-                "protocols/demo.toml: eligibility[0].rule: line 82: unknown field `unit`, expected one of `measure`, `op`, `value`",
+                "protocols/demo.toml: eligibility[0].rule.unit: line 82: unknown field `unit`, expected one of `kind`, `measure`, `op`, `value`, `flag`, `is`, `count`, `rules`, `condition`, `then`",
             ],
         ),
         (
@@ -541,6 +541,37 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 (PLACEBO_ARM, ""),
             ],
             &["protocols/demo.toml: arms: expected at least one entry in [[arms]], found none"],
+        ),
+        (
+            "rule keys by kind, nested",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"any_of\", rules = [{ kind = \"flag\", flag = \"muscle_active\" }, { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", count = 2 }] }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.rules[1].value: expected a `value` for a rule of kind compare, found none",
+                "protocols/demo.toml: eligibility[0].rule.rules[1].count: expected no `count` in a rule of kind compare, found a value",
+            ],
+        ),
+        (
+            "unknown key in a nested rule",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"any_of\", rules = [{ kind = \"flag\", flag = \"muscle_active\", valeu = 1 }] }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.rules[0].valeu: line 82: unknown field `valeu`, expected one of `kind`, `measure`, `op`, `value`, `flag`, `is`, `count`, `rules`, `condition`, `then`",
+            ],
+        ),
+        (
+            "unknown rule kind",
+            &[(
+                "kind = \"compare\", measure = \"cdasi_activity\"",
+                "kind = \"compares\", measure = \"cdasi_activity\"",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.kind: line 82: unknown variant `compares`, expected one of `compare`, `flag`, `any_enzyme_above_uln`, `all_of`, `any_of`, `at_least`, `when`",
+            ],
         ),
     ];
     let differences: Vec<String> = cases

@@ -129,39 +129,60 @@ pub(super) struct CriterionFile {
     pub rule: RuleFile,
 }
 
-/// One eligibility rule; `kind` selects the variant.
+/// One eligibility rule as written: `kind` says which of the other keys it takes. A flat struct
+/// rather than a tagged enum, so serde keeps the key path into nested rules
+/// (`eligibility[2].rule.rules[3].value`) and every table still denies unknown keys.
 #[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-pub(super) enum RuleFile {
-    Compare {
-        measure: Measure,
-        op: CompareOp,
-        value: ExactDecimal,
-    },
-    Flag {
-        flag: Flag,
-        #[serde(default = "always_true")]
-        is: bool,
-    },
-    AnyEnzymeAboveUln {},
-    AllOf {
-        rules: Vec<RuleFile>,
-    },
-    AnyOf {
-        rules: Vec<RuleFile>,
-    },
-    AtLeast {
-        count: u32,
-        rules: Vec<RuleFile>,
-    },
-    When {
-        condition: Box<RuleFile>,
-        then: Box<RuleFile>,
-    },
+#[serde(deny_unknown_fields)]
+pub(super) struct RuleFile {
+    pub kind: RuleKind,
+    pub measure: Option<Measure>,
+    pub op: Option<CompareOp>,
+    pub value: Option<ExactDecimal>,
+    pub flag: Option<Flag>,
+    pub is: Option<bool>,
+    pub count: Option<u32>,
+    pub rules: Option<Vec<RuleFile>>,
+    pub condition: Option<Box<RuleFile>>,
+    pub then: Option<Box<RuleFile>>,
 }
 
-fn always_true() -> bool {
-    true
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RuleKind {
+    Compare,
+    Flag,
+    AnyEnzymeAboveUln,
+    AllOf,
+    AnyOf,
+    AtLeast,
+    When,
+}
+
+impl RuleKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleKind::Compare => "compare",
+            RuleKind::Flag => "flag",
+            RuleKind::AnyEnzymeAboveUln => "any_enzyme_above_uln",
+            RuleKind::AllOf => "all_of",
+            RuleKind::AnyOf => "any_of",
+            RuleKind::AtLeast => "at_least",
+            RuleKind::When => "when",
+        }
+    }
+
+    /// The keys besides `kind` that this kind takes; all of them are required except `is`.
+    pub fn keys(self) -> &'static [&'static str] {
+        match self {
+            RuleKind::Compare => &["measure", "op", "value"],
+            RuleKind::Flag => &["flag", "is"],
+            RuleKind::AnyEnzymeAboveUln => &[],
+            RuleKind::AllOf | RuleKind::AnyOf => &["rules"],
+            RuleKind::AtLeast => &["count", "rules"],
+            RuleKind::When => &["condition", "then"],
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

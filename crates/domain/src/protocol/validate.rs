@@ -5,7 +5,7 @@
 use super::error::{ProtocolError, ProtocolErrors, ProtocolProblem};
 use super::file::{
     ArmFile, ConventionsFile, CriterionFile, EncounterFile, EndpointFile, ExactDecimal,
-    ProtocolFile, ResponderFile, RuleFile, StudyFile,
+    ProtocolFile, ResponderFile, RuleFile, RuleKind, StudyFile,
 };
 use super::model::{
     Amendment, Arm, BaselineRule, Cell, Conventions, Criterion, DayWindow, Element, Encounter,
@@ -786,25 +786,63 @@ impl Checker<'_> {
     }
 
     fn rule(&mut self, path: &str, raw: RuleFile, conventions: &Conventions) -> Option<Rule> {
-        let nested = |checker: &mut Self, key: &str, rules: Vec<RuleFile>| -> Option<Vec<Rule>> {
+        let kind = raw.kind;
+        let present: [(&str, bool); 9] = [
+            ("measure", raw.measure.is_some()),
+            ("op", raw.op.is_some()),
+            ("value", raw.value.is_some()),
+            ("flag", raw.flag.is_some()),
+            ("is", raw.is.is_some()),
+            ("count", raw.count.is_some()),
+            ("rules", raw.rules.is_some()),
+            ("condition", raw.condition.is_some()),
+            ("then", raw.then.is_some()),
+        ];
+        let mut complete = true;
+        for (key, is_present) in present {
+            let belongs = kind.keys().contains(&key);
+            if is_present && !belongs {
+                self.invalid(
+                    format!("{path}.{key}"),
+                    format!("no `{key}` in a rule of kind {}", kind.name()),
+                    "a value",
+                );
+                complete = false;
+            } else if !is_present && belongs && key != "is" {
+                self.invalid(
+                    format!("{path}.{key}"),
+                    format!("a `{key}` for a rule of kind {}", kind.name()),
+                    "none",
+                );
+                complete = false;
+            }
+        }
+        if !complete {
+            return None;
+        }
+        let nested = |checker: &mut Self, rules: Vec<RuleFile>| -> Option<Vec<Rule>> {
             if rules.is_empty() {
-                checker.invalid(format!("{path}.{key}"), "at least one rule", "none");
+                checker.invalid(format!("{path}.rules"), "at least one rule", "none");
             }
             let checked: Vec<Option<Rule>> = rules
                 .into_iter()
                 .enumerate()
                 .map(|(index, rule)| {
-                    checker.rule(&format!("{path}.{key}[{index}]"), rule, conventions)
+                    checker.rule(&format!("{path}.rules[{index}]"), rule, conventions)
                 })
                 .collect();
             checked.into_iter().collect()
         };
-        match raw {
-            RuleFile::Compare {
-                measure,
-                op,
-                value: ExactDecimal(threshold),
-            } => {
+        match (kind, raw) {
+            (
+                RuleKind::Compare,
+                RuleFile {
+                    measure: Some(measure),
+                    op: Some(op),
+                    value: Some(ExactDecimal(threshold)),
+                    ..
+                },
+            ) => {
                 let (low, high, unit) = measure_range(measure, conventions);
                 if threshold < low || threshold > high {
                     self.invalid(
@@ -829,11 +867,38 @@ impl Checker<'_> {
                     threshold,
                 })
             }
-            RuleFile::Flag { flag, is } => Some(Rule::Flag { flag, is }),
-            RuleFile::AnyEnzymeAboveUln {} => Some(Rule::AnyEnzymeAboveUln),
-            RuleFile::AllOf { rules } => nested(self, "rules", rules).map(Rule::AllOf),
-            RuleFile::AnyOf { rules } => nested(self, "rules", rules).map(Rule::AnyOf),
-            RuleFile::AtLeast { count, rules } => {
+            (
+                RuleKind::Flag,
+                RuleFile {
+                    flag: Some(flag),
+                    is,
+                    ..
+                },
+            ) => Some(Rule::Flag {
+                flag,
+                is: is.unwrap_or(true),
+            }),
+            (RuleKind::AnyEnzymeAboveUln, _) => Some(Rule::AnyEnzymeAboveUln),
+            (
+                RuleKind::AllOf,
+                RuleFile {
+                    rules: Some(rules), ..
+                },
+            ) => nested(self, rules).map(Rule::AllOf),
+            (
+                RuleKind::AnyOf,
+                RuleFile {
+                    rules: Some(rules), ..
+                },
+            ) => nested(self, rules).map(Rule::AnyOf),
+            (
+                RuleKind::AtLeast,
+                RuleFile {
+                    count: Some(count),
+                    rules: Some(rules),
+                    ..
+                },
+            ) => {
                 let available = rules.len();
                 if count == 0 || count as usize > available {
                     self.invalid(
@@ -842,10 +907,17 @@ impl Checker<'_> {
                         count.to_string(),
                     );
                 }
-                let rules = nested(self, "rules", rules)?;
+                let rules = nested(self, rules)?;
                 Some(Rule::AtLeast { count, rules })
             }
-            RuleFile::When { condition, then } => {
+            (
+                RuleKind::When,
+                RuleFile {
+                    condition: Some(condition),
+                    then: Some(then),
+                    ..
+                },
+            ) => {
                 let condition = self.rule(&format!("{path}.condition"), *condition, conventions);
                 let then = self.rule(&format!("{path}.then"), *then, conventions);
                 Some(Rule::When {
@@ -853,6 +925,8 @@ impl Checker<'_> {
                     then: Box::new(then?),
                 })
             }
+            // Every required key was checked present above.
+            _ => None,
         }
     }
 
