@@ -1,6 +1,357 @@
-//! report (in progress).
-use super::replay::Replay;
-/// Renders the report.
-pub fn render(_replay: &Replay) -> String {
-    String::new()
+//! `myolog report`: one self-contained HTML page (inline CSS and SVG, no scripts, no external files)
+//! per replay: CDASI activity per subject over visits, a waterfall of the TIS at the primary visit,
+//! the improvement of each core set measure at the primary visit, and the cohort tables.
+//!
+//! Everything shown comes from [`Replay::outcomes`] and [`Replay::cohorts`] — the numbers the service
+//! reports — and the page names its provenance (last sequence, chain hash, algorithms, engine). The
+//! page holds no wall-clock time, so the same log gives the same bytes.
+
+use std::fmt::Write;
+
+use myolog_proto::v1 as pb;
+use serde_json::Value;
+
+use super::ENGINE_VERSION;
+use super::replay::{Replay, ReplayedOutcome, doi_status, tis_category};
+use super::svg::{self, Bar, DotRow, Series, escape};
+
+/// The visit the report treats as primary when the study has it (STIR's primary endpoint visit);
+/// otherwise the last follow-up visit.
+pub const PRIMARY_VISIT: &str = "week12";
+
+/// The core set measures in display order: result key and label.
+const CORE: [(&str, &str); 6] = [
+    ("physician_global", "Physician global"),
+    ("patient_global", "Patient global"),
+    ("extramuscular_global", "Extramuscular global"),
+    ("mmt", "MMT-8"),
+    ("haq", "HAQ-DI"),
+    ("enzyme", "Muscle enzyme"),
+];
+
+/// TIS categories and their colours, in legend order.
+const TIS_COLOURS: [(&str, &str); 4] = [
+    ("major", "#1a7f37"),
+    ("moderate", "#59a14f"),
+    ("minimal", "#a0cf8b"),
+    ("none", "#bab0ac"),
+];
+
+/// The charts and tables of one study.
+#[derive(Debug, Clone)]
+pub struct StudyCharts {
+    pub study_id: String,
+    pub primary_visit: String,
+    /// Baseline then follow-up visits in the service's order.
+    pub visits: Vec<String>,
+    /// CDASI activity per subject over `visits`.
+    pub cdasi: Vec<Series>,
+    /// TIS at the primary visit, one bar per evaluable subject.
+    pub tis: Vec<Bar>,
+    /// The TIS category thresholds used (minimal, moderate, major).
+    pub tis_thresholds: Vec<f64>,
+    /// Improvement (%) of each core set measure at the primary visit, one dot per subject.
+    pub core: Vec<DotRow>,
+    /// The DOI's improvement threshold (%).
+    pub doi_threshold: f64,
+    pub cohort: pb::CohortOutcomes,
+    pub primary: Vec<ReplayedOutcome>,
+}
+
+fn result_of(outcome: &pb::VisitOutcome) -> Value {
+    serde_json::from_str(&outcome.result_json).unwrap_or(Value::Null)
+}
+
+fn float(value: &Value) -> Option<f64> {
+    value.as_f64()
+}
+
+/// The data of every study's charts, in study order.
+pub fn study_charts(replay: &Replay) -> Vec<StudyCharts> {
+    let outcomes = replay.outcomes();
+    let cohorts = replay.cohorts();
+    let mut studies = Vec::new();
+    for (study_id, study) in &replay.projection.studies {
+        let of_study: Vec<&ReplayedOutcome> = outcomes
+            .iter()
+            .filter(|r| r.outcome.study_id == study_id.as_str())
+            .collect();
+        let cohort = cohorts
+            .iter()
+            .find(|c| c.study_id == study_id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        let followups: Vec<String> = cohort.visits.iter().map(|v| v.visit_id.clone()).collect();
+        let primary_visit = if followups.iter().any(|v| v == PRIMARY_VISIT) {
+            PRIMARY_VISIT.to_string()
+        } else {
+            followups.last().cloned().unwrap_or_default()
+        };
+        let mut visits = vec![study.baseline_visit.to_string()];
+        visits.extend(followups.iter().cloned());
+
+        let mut cdasi = Vec::new();
+        for subject_id in study.subjects.keys() {
+            let mine: Vec<&&ReplayedOutcome> = of_study
+                .iter()
+                .filter(|r| r.outcome.subject_id == subject_id.as_str())
+                .collect();
+            let mut values = vec![None; visits.len()];
+            for r in &mine {
+                let Some(c) = &r.outcome.cdasi else { continue };
+                if let Some(base) = c.baseline_activity {
+                    values[0] = Some(f64::from(base));
+                }
+                if let (Some(i), Some(v)) = (
+                    followups.iter().position(|f| *f == r.outcome.visit_id),
+                    c.followup_activity,
+                ) {
+                    values[i + 1] = Some(f64::from(v));
+                }
+            }
+            if values.iter().any(Option::is_some) {
+                cdasi.push(Series {
+                    name: subject_id.to_string(),
+                    values,
+                });
+            }
+        }
+
+        let primary: Vec<ReplayedOutcome> = of_study
+            .iter()
+            .filter(|r| r.outcome.visit_id == primary_visit)
+            .map(|r| (*r).clone())
+            .collect();
+        let mut tis = Vec::new();
+        let mut tis_thresholds = Vec::new();
+        let mut doi_threshold = 20.0;
+        let mut core: Vec<DotRow> = CORE
+            .iter()
+            .map(|(_, label)| DotRow {
+                name: (*label).to_string(),
+                values: Vec::new(),
+            })
+            .collect();
+        for r in &primary {
+            let o = &r.outcome;
+            let result = result_of(o);
+            if let Some(t) = o.tis.as_ref().filter(|t| t.evaluable)
+                && let Ok(score) = t.score.parse::<f64>()
+            {
+                tis.push(Bar {
+                    label: o.subject_id.clone(),
+                    value: score,
+                    category: tis_category(o).to_string(),
+                });
+            }
+            if tis_thresholds.is_empty()
+                && let Some(thresholds) =
+                    result["tis"]["conventions"]["category_thresholds"].as_array()
+            {
+                tis_thresholds = thresholds.iter().filter_map(float).collect();
+            }
+            if let Some(t) =
+                float(&result["doi"]["conventions"]["improved_if_improvement_pct_at_least"])
+            {
+                doi_threshold = t;
+            }
+            for (row, (key, _)) in core.iter_mut().zip(CORE) {
+                if let Some(pct) = float(&result["measures"][key]["improvement_pct"]) {
+                    row.values.push((o.subject_id.clone(), pct));
+                }
+            }
+        }
+        studies.push(StudyCharts {
+            study_id: study_id.to_string(),
+            primary_visit,
+            visits,
+            cdasi,
+            tis,
+            tis_thresholds,
+            core,
+            doi_threshold,
+            cohort,
+            primary,
+        });
+    }
+    studies
+}
+
+impl StudyCharts {
+    /// The three charts as SVG documents: CDASI lines, TIS waterfall, core set dot plot.
+    pub fn svgs(&self) -> [String; 3] {
+        let id = |name: &str| format!("{}-{name}", self.study_id);
+        let names = ["minimal", "moderate", "major"];
+        let references: Vec<(f64, &str)> = self.tis_thresholds.iter().copied().zip(names).collect();
+        [
+            svg::line_chart(
+                &id("cdasi"),
+                &format!("{}: CDASI activity per subject", self.study_id),
+                &self.visits,
+                &self.cdasi,
+                "CDASI activity (0-100)",
+            ),
+            svg::waterfall(
+                &id("tis"),
+                &format!(
+                    "{}: Total Improvement Score at {}, best first",
+                    self.study_id, self.primary_visit
+                ),
+                &self.tis,
+                &references,
+                &TIS_COLOURS,
+                "TIS (0-100)",
+            ),
+            svg::dot_plot(
+                &id("core"),
+                &format!(
+                    "{}: improvement of each core set measure at {} (%)",
+                    self.study_id, self.primary_visit
+                ),
+                &self.core,
+                &[(0.0, "0"), (self.doi_threshold, "DOI improved")],
+                "improvement from baseline, % (positive = better; bar = mean)",
+            ),
+        ]
+    }
+}
+
+fn pct(p: Option<&pb::Proportion>) -> String {
+    match p {
+        Some(p) if p.total > 0 => format!(
+            "{}/{} ({:.0}%; 95% CI {:.0}–{:.0}%)",
+            p.responders,
+            p.total,
+            100.0 * f64::from(p.responders) / f64::from(p.total),
+            100.0 * p.ci_low,
+            100.0 * p.ci_high
+        ),
+        Some(p) => format!("{}/{}", p.responders, p.total),
+        None => String::new(),
+    }
+}
+
+fn mean_sd(s: Option<&pb::Summary>) -> String {
+    match s {
+        Some(s) if s.n > 0 => format!("{:.1} ± {:.1}", s.mean, s.sd),
+        _ => "–".to_string(),
+    }
+}
+
+fn p_value(p: Option<f64>) -> String {
+    match p {
+        Some(p) if p < 0.0001 => "< 0.0001".to_string(),
+        Some(p) => format!("{p:.4}"),
+        None => "–".to_string(),
+    }
+}
+
+fn cohort_table(html: &mut String, cohort: &pb::CohortOutcomes) {
+    html.push_str("<table class=\"cohort\"><thead><tr><th>Visit</th><th>n</th><th>IMACS DOI responders</th><th>TIS none / minimal / moderate / major</th><th>TIS ≥ minimal</th><th>CDASI activity baseline</th><th>at visit</th><th>change</th><th>paired t p</th><th>Wilcoxon p</th><th>CDASI MCID</th></tr></thead><tbody>");
+    for v in &cohort.visits {
+        let tis = v.tis.clone().unwrap_or_default();
+        let c = v.cdasi_activity.clone().unwrap_or_default();
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&v.visit_id),
+            v.subjects,
+            pct(v.doi_responders.as_ref()),
+            tis.none,
+            tis.minimal,
+            tis.moderate,
+            tis.major,
+            pct(tis.at_least_minimal.as_ref()),
+            mean_sd(c.baseline.as_ref()),
+            mean_sd(c.visit.as_ref()),
+            mean_sd(c.change.as_ref()),
+            p_value(c.paired_t_p),
+            p_value(c.wilcoxon_p),
+            pct(v.cdasi_mcid.as_ref()),
+        );
+    }
+    html.push_str("</tbody></table>");
+}
+
+fn subject_table(html: &mut String, primary: &[ReplayedOutcome]) {
+    html.push_str("<table class=\"subjects\"><thead><tr><th>Subject</th><th>Date</th><th>DOI</th><th>Improved (≥ 20%)</th><th>Worsened (≥ 25%)</th><th>TIS</th><th>Category</th><th>CDASI activity</th><th>Change</th><th>MCID</th></tr></thead><tbody>");
+    for r in primary {
+        let o = &r.outcome;
+        let doi = o.doi.clone().unwrap_or_default();
+        let tis = o.tis.clone().unwrap_or_default();
+        let cdasi = o.cdasi.as_ref();
+        let activity = cdasi
+            .map(|c| {
+                format!(
+                    "{} → {}",
+                    c.baseline_activity.map_or("–".into(), |v| v.to_string()),
+                    c.followup_activity.map_or("–".into(), |v| v.to_string())
+                )
+            })
+            .unwrap_or_default();
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&o.subject_id),
+            escape(&o.clinical_date),
+            doi_status(o),
+            doi_status(o).replace('_', " "),
+            escape(&doi.improved.join(", ")),
+            escape(&doi.worsened.join(", ")),
+            escape(&tis.score),
+            tis_category(o),
+            activity,
+            cdasi
+                .and_then(|c| c.activity_change)
+                .map_or(String::new(), |c| c.to_string()),
+            cdasi.map_or("", |c| if c.mcid_reached { "yes" } else { "no" }),
+        );
+    }
+    html.push_str("</tbody></table>");
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1140px}h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}p.prov{font-size:12px;color:#555;word-break:break-all}table{border-collapse:collapse;font-size:12px;margin:10px 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}td.met{color:#1a7f37;font-weight:bold}td.not_met{color:#b42318}svg.chart{display:block;margin:12px 0;border:1px solid #eee}";
+
+/// The whole page.
+pub fn render(replay: &Replay) -> String {
+    let studies = study_charts(replay);
+    let outcomes = replay.outcomes();
+    let mut algorithms: Vec<String> = outcomes
+        .iter()
+        .flat_map(|r| r.provenance.algorithms.iter().cloned())
+        .collect();
+    algorithms.sort();
+    algorithms.dedup();
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Myolog report</title><style>{STYLE}</style></head><body><h1>Myolog report</h1><p class=\"prov\">Recomputed from the event log alone. As of sequence <b>{}</b> (head {}), chain hash <code>{}</code>; engine {}; algorithms {}.</p>",
+        replay.last_sequence,
+        replay.head_sequence,
+        replay.chain_hash.to_hex(),
+        ENGINE_VERSION,
+        escape(&algorithms.join(", ")),
+    );
+    if studies.is_empty() {
+        html.push_str("<p>No study in the log up to this point.</p>");
+    }
+    for study in &studies {
+        let [cdasi, tis, core] = study.svgs();
+        let _ = write!(
+            html,
+            "<h2>{} — {} subjects enrolled; primary visit {}</h2>{cdasi}{tis}{core}<h3>Cohort per visit</h3>",
+            escape(&study.study_id),
+            study.cohort.enrolled,
+            escape(&study.primary_visit),
+        );
+        cohort_table(&mut html, &study.cohort);
+        let _ = write!(
+            html,
+            "<h3>Subjects at {}</h3>",
+            escape(&study.primary_visit)
+        );
+        subject_table(&mut html, &study.primary);
+    }
+    html.push_str("</body></html>\n");
+    html
 }
