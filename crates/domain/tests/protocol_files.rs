@@ -602,3 +602,23 @@ fn protocol_conventions_configure_the_scoring_types() {
     assert_eq!(scoring.haq_min_categories.count(), 7);
     assert_eq!(stanford.conventions().mmt_scale(), MmtScale::Unilateral);
 }
+
+#[test]
+fn each_protocol_summarises_itself_and_keeps_its_source() {
+    let summaries: Vec<String> = [("stir", STIR), ("myojak", MYOJAK), ("bird", BIRD)]
+        .iter()
+        .map(|(name, text)| {
+            let protocol = load(name, text);
+            assert_eq!(protocol.source_toml(), *text);
+            protocol.summary()
+        })
+        .collect();
+    assert_eq!(
+        summaries,
+        [
+            "STIR v1 (NCT03002649): 1 arm, 3 epochs, 6 visits, 4 eligibility criteria, 9 endpoints; primary DOI_W12 (doi at W12)",
+            "MYOJAK v1 (NCT04208464): 2 arms, 4 epochs, 11 visits, 2 eligibility criteria, 10 endpoints; primary TIS_W12 (tis_score at W12)",
+            "BIRD v1 (NCT04972760): 2 arms, 2 epochs, 8 visits, 4 eligibility criteria, 6 endpoints; primary PFTIS_W24 (prednisone_free_tis at W24)",
+        ]
+    );
+}

@@ -26,6 +26,10 @@ pub struct Protocol {
     pub(super) endpoints: Vec<Endpoint>,
     /// A copy of the encounter `study.baseline_encounter` names, so reading it cannot fail.
     pub(super) baseline_encounter: Encounter,
+    /// The TOML text this protocol was read from: what a StudyRegistered or ProtocolAmended event
+    /// should carry, so a replay re-validates exactly what was registered.
+    #[serde(skip)]
+    pub(super) source: String,
 }
 
 impl Protocol {
@@ -66,6 +70,55 @@ impl Protocol {
     pub fn endpoints(&self) -> &[Endpoint] {
         &self.endpoints
     }
+    /// The TOML text the protocol was read from.
+    pub fn source_toml(&self) -> &str {
+        &self.source
+    }
+
+    /// One line for `myolog study validate`: what was understood, e.g.
+    /// `STIR v1 (NCT03002649): 1 arm, 3 epochs, 6 visits, 4 eligibility criteria, 9 endpoints; primary DOI_W12 (doi at W12)`.
+    pub fn summary(&self) -> String {
+        let plural = |count: usize, word: &str| {
+            format!("{count} {word}{}", if count == 1 { "" } else { "s" })
+        };
+        let registry = self
+            .study
+            .registry_id
+            .as_ref()
+            .map(|id| format!(" ({id})"))
+            .unwrap_or_default();
+        let primary: Vec<String> = self
+            .endpoints
+            .iter()
+            .filter(|endpoint| endpoint.level == Level::Primary)
+            .map(|endpoint| {
+                let mut encounters: Vec<&str> = endpoint
+                    .encounter_by_arm
+                    .iter()
+                    .map(|(_, encounter)| encounter.as_str())
+                    .collect();
+                encounters.dedup();
+                format!(
+                    "{} ({} at {})",
+                    endpoint.id,
+                    endpoint.outcome.name(),
+                    encounters.join("/")
+                )
+            })
+            .collect();
+        format!(
+            "{} v{}{registry}: {}, {}, {}, {} eligibility criteria, {}; primary {}",
+            self.study.id,
+            self.version,
+            plural(self.arms.len(), "arm"),
+            plural(self.epochs.len(), "epoch"),
+            plural(self.encounters.len(), "visit"),
+            self.eligibility.len(),
+            plural(self.endpoints.len(), "endpoint"),
+            primary.join(", ")
+        )
+    }
+
     pub fn arm(&self, code: &str) -> Option<&Arm> {
         self.arms.iter().find(|arm| arm.code == code)
     }

@@ -34,7 +34,10 @@ pub(super) fn parse_protocol(file: &str, text: &str) -> Result<Protocol, Protoco
         file,
         errors: Vec::new(),
     };
-    let protocol = checker.protocol(raw);
+    let protocol = checker.protocol(raw).map(|protocol| Protocol {
+        source: text.to_string(),
+        ..protocol
+    });
     match protocol {
         Some(protocol) if checker.errors.is_empty() => Ok(protocol),
         _ => {
@@ -344,6 +347,7 @@ impl Checker<'_> {
             objectives,
             endpoints,
             baseline_encounter: baseline_encounter?,
+            source: String::new(),
         })
     }
 
