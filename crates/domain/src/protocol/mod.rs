@@ -3,6 +3,7 @@
 //! protocol drives: eligibility per criterion, visit-window deviations and SDTM trial design datasets.
 //! The domain reads no files: callers pass the text and the file name to quote in errors.
 
+mod days;
 mod eligibility;
 mod endpoint_visits;
 mod error;
@@ -14,6 +15,7 @@ mod schedule;
 mod tdm;
 mod validate;
 
+pub use days::protocol_day;
 pub use eligibility::{
     BaselineMeasures, CriterionResult, EligibilityReport, EligibilityVerdict, EnzymeResult,
     GlobalValue, Mmt8Total, RuleResult, Seen, Verdict,
