@@ -7,7 +7,12 @@
 //! a log on top. Replay: a full scan of 1,000,000 ~1 KB events through `read_range(..)` (decoded into
 //! owned events) against a raw sled `iter()` over the same number of same-size values.
 //!
-//! Environment (defaults in brackets): `MYOLOG_BENCH_SECONDS` per append measurement [3],
+//! The machine is shared and noisy (fsync latency varies several-fold from minute to minute), so
+//! the two sides are measured interleaved: each append scenario alternates Myolog and raw sled in
+//! `MYOLOG_BENCH_SLICES` slices, and replay alternates full scans, so both see the same conditions.
+//!
+//! Environment (defaults in brackets): `MYOLOG_BENCH_SECONDS` per side per append scenario [3],
+//! `MYOLOG_BENCH_SLICES` [6], `MYOLOG_BENCH_SCANS` replay passes per side [3],
 //! `MYOLOG_BENCH_REPLAY_EVENTS` [1000000], `MYOLOG_BENCH_VALUE_BYTES` [1024],
 //! `MYOLOG_BENCH_BATCHES` [1,10,100,1000], `MYOLOG_BENCH_THREADS` [1,4,16]. A CI smoke run:
 //! `MYOLOG_BENCH_SECONDS=0.2 MYOLOG_BENCH_REPLAY_EVENTS=20000 cargo bench -p myolog-storage`.
@@ -23,6 +28,8 @@ use myolog_storage::{EventLog, ExpectedVersion, LogOptions, NewEvent};
 
 struct Settings {
     seconds: f64,
+    slices: usize,
+    scans: usize,
     replay_events: u64,
     value_bytes: usize,
     batches: Vec<usize>,
@@ -72,6 +79,8 @@ fn value_of(size: usize, salt: u64) -> Vec<u8> {
 fn main() {
     let settings = Settings {
         seconds: env_or("MYOLOG_BENCH_SECONDS", 3.0),
+        slices: env_or("MYOLOG_BENCH_SLICES", 6usize).max(1),
+        scans: env_or("MYOLOG_BENCH_SCANS", 3usize).max(1),
         replay_events: env_or("MYOLOG_BENCH_REPLAY_EVENTS", 1_000_000),
         value_bytes: env_or("MYOLOG_BENCH_VALUE_BYTES", 1024),
         batches: env_list("MYOLOG_BENCH_BATCHES", &[1, 10, 100, 1000]),
@@ -84,8 +93,7 @@ fn main() {
     println!("|---:|---:|---:|---:|---:|");
     for &threads in &settings.threads {
         for &batch in &settings.batches {
-            let myolog = myolog_appends(&settings, threads, batch);
-            let raw = raw_appends(&settings, threads, batch);
+            let (myolog, raw) = append_scenario(&settings, threads, batch);
             println!(
                 "| {threads} | {batch} | {myolog:.0} | {raw:.0} | {:.2} |",
                 myolog / raw
@@ -93,21 +101,51 @@ fn main() {
         }
     }
     println!();
-    let (myolog_cold, myolog_warm) = myolog_replay(&settings);
-    let (raw_cold, raw_warm) = raw_replay(&settings);
+    let replay = replay_scenario(&settings);
     println!(
         "| replay of {} events of {} B | Myolog events/s | raw sled events/s | Myolog / raw |",
         settings.replay_events, settings.value_bytes
     );
     println!("|---|---:|---:|---:|");
-    println!(
-        "| first scan after reopen | {myolog_cold:.0} | {raw_cold:.0} | {:.2} |",
-        myolog_cold / raw_cold
-    );
-    println!(
-        "| second scan | {myolog_warm:.0} | {raw_warm:.0} | {:.2} |",
-        myolog_warm / raw_warm
-    );
+    for (label, myolog, raw) in replay {
+        println!("| {label} | {myolog:.0} | {raw:.0} | {:.2} |", myolog / raw);
+    }
+}
+
+/// Distinguishes the event ids of successive measurement slices.
+static ROUND_BASE: AtomicU64 = AtomicU64::new(0);
+
+type Work = Arc<dyn Fn(usize, u64) + Send + Sync>;
+
+/// Alternates Myolog and raw sled slice by slice; returns each side's events per second over all
+/// of its slices.
+fn append_scenario(settings: &Settings, threads: usize, batch: usize) -> (f64, f64) {
+    let myolog_dir = tempfile::tempdir().unwrap();
+    let raw_dir = tempfile::tempdir().unwrap();
+    let myolog = myolog_appends(myolog_dir.path(), settings, batch);
+    let raw = raw_appends(raw_dir.path(), settings, batch);
+    let slice_seconds = settings.seconds / settings.slices as f64;
+    let (mut myolog_events, mut myolog_seconds, mut raw_events, mut raw_seconds) =
+        (0.0, 0.0, 0.0, 0.0);
+    for slice in 0..settings.slices {
+        let mut run_myolog = || {
+            let (events, seconds) = measure(threads, slice_seconds, batch, myolog.clone());
+            myolog_events += events;
+            myolog_seconds += seconds;
+        };
+        if slice % 2 == 0 {
+            run_myolog();
+        }
+        let (events, seconds) = measure(threads, slice_seconds, batch, raw.clone());
+        raw_events += events;
+        raw_seconds += seconds;
+        if slice % 2 == 1 {
+            let (events, seconds) = measure(threads, slice_seconds, batch, myolog.clone());
+            myolog_events += events;
+            myolog_seconds += seconds;
+        }
+    }
+    (myolog_events / myolog_seconds, raw_events / raw_seconds)
 }
 
 fn print_machine() {
@@ -129,14 +167,9 @@ fn print_machine() {
     );
 }
 
-/// Runs `work(thread, round)` on `threads` threads until `seconds` elapse; returns events per second
-/// given `events_per_call`.
-fn measure(
-    threads: usize,
-    seconds: f64,
-    events_per_call: usize,
-    work: Arc<dyn Fn(usize, u64) + Send + Sync>,
-) -> f64 {
+/// Runs `work(thread, round)` on `threads` threads until `seconds` elapse; returns the events done
+/// (calls x `events_per_call`) and the seconds taken.
+fn measure(threads: usize, seconds: f64, events_per_call: usize, work: Work) -> (f64, f64) {
     let start = Arc::new(Barrier::new(threads + 1));
     let calls = Arc::new(AtomicU64::new(0));
     let deadline_nanos = Duration::from_secs_f64(seconds);
@@ -146,7 +179,8 @@ fn measure(
             std::thread::spawn(move || {
                 start.wait();
                 let began = Instant::now();
-                let mut round = 0;
+                // Rounds continue across slices, so event ids stay unique.
+                let mut round = ROUND_BASE.fetch_add(1 << 32, Ordering::Relaxed);
                 while began.elapsed() < deadline_nanos {
                     work(thread, round);
                     round += 1;
@@ -161,18 +195,23 @@ fn measure(
         worker.join().unwrap();
     }
     let elapsed = began.elapsed().as_secs_f64();
-    calls.load(Ordering::Relaxed) as f64 * events_per_call as f64 / elapsed
+    (
+        calls.load(Ordering::Relaxed) as f64 * events_per_call as f64,
+        elapsed,
+    )
 }
 
-fn myolog_appends(settings: &Settings, threads: usize, batch: usize) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EventLog::open(dir.path().join("log"), LogOptions::default()).unwrap();
+fn myolog_appends(dir: &Path, settings: &Settings, batch: usize) -> Work {
+    let log = EventLog::open(dir.join("log"), LogOptions::default()).unwrap();
     let payload = value_of(settings.value_bytes, 1);
-    let work = Arc::new(move |thread: usize, round: u64| {
+    Arc::new(move |thread: usize, round: u64| {
         let events = (0..batch)
             .map(|i| NewEvent {
                 event_id: format!("t{thread}-r{round}-e{i}"),
-                stream_key: format!("study/subject-{}", (round as usize * batch + i) % 64),
+                stream_key: format!(
+                    "study/subject-{}",
+                    (round as usize).wrapping_mul(batch).wrapping_add(i) % 64
+                ),
                 expected_version: ExpectedVersion::Any,
                 event_type: "bench.v1.Measured".into(),
                 schema_version: 1,
@@ -180,19 +219,15 @@ fn myolog_appends(settings: &Settings, threads: usize, batch: usize) -> f64 {
             })
             .collect();
         log.append(events, "bench").unwrap();
-    });
-    measure(threads, settings.seconds, batch, work)
+    })
 }
 
-fn raw_appends(settings: &Settings, threads: usize, batch: usize) -> f64 {
-    let dir = tempfile::tempdir().unwrap();
-    let db = raw_sled_config(dir.path(), &LogOptions::default())
-        .open()
-        .unwrap();
-    let db_file = Arc::new(File::open(dir.path().join("db")).unwrap());
-    let next_key = Arc::new(AtomicU64::new(0));
+fn raw_appends(dir: &Path, settings: &Settings, batch: usize) -> Work {
+    let db = raw_sled_config(dir, &LogOptions::default()).open().unwrap();
+    let db_file = File::open(dir.join("db")).unwrap();
+    let next_key = AtomicU64::new(0);
     let value = value_of(settings.value_bytes, 1);
-    let work = Arc::new(move |_thread: usize, _round: u64| {
+    Arc::new(move |_thread: usize, _round: u64| {
         let first = next_key.fetch_add(batch as u64, Ordering::Relaxed);
         let mut sled_batch = sled::Batch::default();
         for key in first..first + batch as u64 {
@@ -201,14 +236,49 @@ fn raw_appends(settings: &Settings, threads: usize, batch: usize) -> f64 {
         db.apply_batch(sled_batch).unwrap();
         db.flush().unwrap();
         db_file.sync_data().unwrap();
-    });
-    measure(threads, settings.seconds, batch, work)
+    })
 }
 
-/// Writes the replay data set, reopens, and times two full scans. Returns events/s of each.
-fn myolog_replay(settings: &Settings) -> (f64, f64) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log");
+type Scan = Box<dyn Fn() -> f64>;
+
+/// Writes both replay data sets, reopens both, then alternates full scans. Returns (label, Myolog
+/// events/s, raw events/s) rows: the first pass after reopening, and the median pass.
+fn replay_scenario(settings: &Settings) -> Vec<(String, f64, f64)> {
+    let myolog_dir = tempfile::tempdir().unwrap();
+    let raw_dir = tempfile::tempdir().unwrap();
+    let myolog = myolog_replay(myolog_dir.path(), settings);
+    let raw = raw_replay(raw_dir.path(), settings);
+    let (mut myolog_rates, mut raw_rates) = (Vec::new(), Vec::new());
+    for pass in 0..settings.scans {
+        if pass % 2 == 0 {
+            myolog_rates.push(myolog());
+            raw_rates.push(raw());
+        } else {
+            raw_rates.push(raw());
+            myolog_rates.push(myolog());
+        }
+    }
+    let median = |rates: &[f64]| {
+        let mut sorted = rates.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    vec![
+        (
+            "first scan after reopen".into(),
+            myolog_rates[0],
+            raw_rates[0],
+        ),
+        (
+            format!("median of {} scans", settings.scans),
+            median(&myolog_rates),
+            median(&raw_rates),
+        ),
+    ]
+}
+
+fn myolog_replay(dir: &Path, settings: &Settings) -> Scan {
+    let path = dir.join("log");
     let payload = value_of(settings.value_bytes, 2);
     {
         let log = EventLog::open(&path, LogOptions::default()).unwrap();
@@ -229,8 +299,16 @@ fn myolog_replay(settings: &Settings) -> (f64, f64) {
             written += size;
         }
     }
-    let log = open_retrying(&path);
-    let scan = || {
+    let log = EventLog::open(
+        &path,
+        LogOptions {
+            lock_wait: Duration::from_secs(30),
+            ..LogOptions::default()
+        },
+    )
+    .unwrap();
+    let expected = settings.replay_events;
+    Box::new(move || {
         let began = Instant::now();
         let mut count = 0u64;
         let mut bytes = 0usize;
@@ -238,31 +316,16 @@ fn myolog_replay(settings: &Settings) -> (f64, f64) {
             bytes += event.unwrap().payload.len();
             count += 1;
         }
-        assert_eq!(count, settings.replay_events);
+        assert_eq!(count, expected);
         assert!(bytes > 0);
         count as f64 / began.elapsed().as_secs_f64()
-    };
-    (scan(), scan())
+    })
 }
 
-fn open_retrying(path: &Path) -> EventLog {
-    EventLog::open(
-        path,
-        LogOptions {
-            lock_wait: Duration::from_secs(30),
-            ..LogOptions::default()
-        },
-    )
-    .unwrap()
-}
-
-fn raw_replay(settings: &Settings) -> (f64, f64) {
-    let dir = tempfile::tempdir().unwrap();
+fn raw_replay(dir: &Path, settings: &Settings) -> Scan {
     let value = value_of(settings.value_bytes, 2);
     {
-        let db = raw_sled_config(dir.path(), &LogOptions::default())
-            .open()
-            .unwrap();
+        let db = raw_sled_config(dir, &LogOptions::default()).open().unwrap();
         let mut written = 0u64;
         while written < settings.replay_events {
             let size = (settings.replay_events - written).min(1000);
@@ -275,13 +338,15 @@ fn raw_replay(settings: &Settings) -> (f64, f64) {
         }
         db.flush().unwrap();
     }
+    // sled releases its lock lazily after a drop (see `LogOptions::lock_wait`).
     let db = loop {
-        match raw_sled_config(dir.path(), &LogOptions::default()).open() {
+        match raw_sled_config(dir, &LogOptions::default()).open() {
             Ok(db) => break db,
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     };
-    let scan = || {
+    let expected = settings.replay_events;
+    Box::new(move || {
         let began = Instant::now();
         let mut count = 0u64;
         let mut bytes = 0usize;
@@ -289,9 +354,8 @@ fn raw_replay(settings: &Settings) -> (f64, f64) {
             bytes += entry.unwrap().1.len();
             count += 1;
         }
-        assert_eq!(count, settings.replay_events);
+        assert_eq!(count, expected);
         assert!(bytes > 0);
         count as f64 / began.elapsed().as_secs_f64()
-    };
-    (scan(), scan())
+    })
 }

@@ -16,11 +16,12 @@
 //!
 //! Big-endian sequence numbers make sled's byte order the log order, so a range scan is the replay.
 //!
-//! # Commit records: one per group commit, instead of per-event index entries
+//! # Commit records: one per group commit (per 64 events), instead of per-event index entries
 //!
 //! Every sled insert costs about as much as the fsync it shares at large batches, so per-event index
 //! keys (event id -> seq, stream/version -> seq) would cost three inserts per event, a third of raw
-//! sled's throughput (measured). Instead each group commit writes ONE commit record naming, in
+//! sled's throughput (measured). Instead each group commit writes one commit record per up to
+//! [`MAX_EVENTS_PER_COMMIT_RECORD`] events naming, in
 //! sequence order, each event's id and stream key, plus the group's recorded-at and the hash of its
 //! last event. At open, the log rebuilds its in-memory indexes (event-id fingerprint -> seq, stream ->
 //! seqs; stream versions are positions in the stream) from the commit records alone, which are a
@@ -79,6 +80,11 @@ pub const TREE_NAME: &[u8] = b"myolog";
 pub const MAGIC: &[u8] = b"myolog-log";
 /// The newest on-disk format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// Most events one commit record names. A group commit writes one record per this many events:
+/// sled 0.34 keeps up to 16 entries per leaf and copies the whole leaf on every insert into it, so
+/// records of a few KB (not one record of 20,000 events) keep commit-record leaves cheap.
+pub const MAX_EVENTS_PER_COMMIT_RECORD: usize = 64;
 
 /// Key prefix of event records.
 pub const EVENT_PREFIX: u8 = b'e';

@@ -6,8 +6,7 @@ use std::fmt;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::durability::{self, DurableFiles};
@@ -67,7 +66,7 @@ impl LogOptions {
 
 /// The append-only event log. Cheap to clone (an `Arc`); every method blocks the calling thread,
 /// so async callers use `spawn_blocking`. Appends from all clones and threads are group-committed by
-/// one writer thread.
+/// whichever appender leads the next commit.
 #[derive(Clone)]
 pub struct EventLog {
     inner: Arc<Inner>,
@@ -82,12 +81,22 @@ impl fmt::Debug for EventLog {
     }
 }
 
+#[derive(Default)]
+struct CommitQueue {
+    waiting: Vec<AppendRequest>,
+    leader_active: bool,
+}
+
 struct Inner {
     path: PathBuf,
     tree: sled::Tree,
     db: sled::Db,
-    requests: Option<mpsc::Sender<AppendRequest>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Appends waiting for the next group commit, and whether a leader is committing.
+    queue: Mutex<CommitQueue>,
+    /// Signalled whenever a leader finishes a group commit.
+    leader_done: Condvar,
+    /// Used only by the appender that currently leads a group commit (see [`EventLog::append`]).
+    writer: Mutex<Writer>,
     head_watch: Arc<HeadWatch>,
     index: Arc<RwLock<Index>>,
     max_batch_events: usize,
@@ -97,18 +106,31 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // Closing the channel ends the writer once it has answered every queued append.
-        self.requests = None;
-        let writer = self
-            .writer
-            .get_mut()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(writer) = writer {
-            let _ = writer.join();
-        }
+        // Every acknowledged append is already durable; this only spares sled some recovery work.
         let _ = self.db.flush();
     }
+}
+
+/// The oldest queued requests holding at most `max_events` events (at least one request).
+fn take_group(waiting: &mut Vec<AppendRequest>, max_events: usize) -> Vec<AppendRequest> {
+    let mut events = 0;
+    let take = waiting
+        .iter()
+        .enumerate()
+        .take_while(|(position, request)| {
+            events += request.events.len();
+            *position == 0 || events <= max_events
+        })
+        .count();
+    waiting.drain(..take).collect()
+}
+
+/// Locks a mutex, also after a panic elsewhere: the data it guards stays consistent because every
+/// critical section here either completes or leaves the log poisoned explicitly.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl EventLog {
@@ -146,18 +168,14 @@ impl EventLog {
             max_group_events: options.max_group_events.max(1),
             poisoned: damage,
         };
-        let (requests, received) = mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("myolog-log-writer".into())
-            .spawn(move || writer.run(received))
-            .map_err(durability::io_error("starting the log writer thread"))?;
         Ok(EventLog {
             inner: Arc::new(Inner {
                 path,
                 tree,
                 db,
-                requests: Some(requests),
-                writer: Mutex::new(Some(writer)),
+                queue: Mutex::new(CommitQueue::default()),
+                leader_done: Condvar::new(),
+                writer: Mutex::new(writer),
                 head_watch,
                 index,
                 max_batch_events: options.max_batch_events.max(1),
@@ -211,9 +229,35 @@ impl EventLog {
             principal: principal.to_owned(),
             reply,
         };
-        let requests = self.inner.requests.as_ref().ok_or(StorageError::Closed)?;
-        requests.send(request).map_err(|_| StorageError::Closed)?;
-        answer.recv().map_err(|_| StorageError::Closed)?
+        // Leader/follower group commit. If no appender is committing, this one becomes the leader:
+        // it takes everything queued (its own request included), commits it with one fsync,
+        // answers every request, and signals. Otherwise it waits for the signal, and then either
+        // finds its answer or leads the next group. A lone appender thus commits on its own thread
+        // without a hand-off; concurrent appenders share fsyncs.
+        let mut queue = lock(&self.inner.queue);
+        queue.waiting.push(request);
+        loop {
+            if let Ok(answer) = answer.try_recv() {
+                return answer;
+            }
+            if queue.leader_active {
+                queue = self
+                    .inner
+                    .leader_done
+                    .wait(queue)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                continue;
+            }
+            queue.leader_active = true;
+            let mut writer = lock(&self.inner.writer);
+            let group = take_group(&mut queue.waiting, writer.max_group_events);
+            drop(queue);
+            writer.commit_group(group);
+            drop(writer);
+            queue = lock(&self.inner.queue);
+            queue.leader_active = false;
+            self.inner.leader_done.notify_all();
+        }
     }
 
     /// The last committed event's sequence and hash.

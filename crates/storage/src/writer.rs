@@ -1,15 +1,15 @@
-//! The single writer thread and its group commit.
+//! The writer state and its group commit.
 //!
 //! sled does not merge concurrent flushes (16 threads appending one event each reach the same rate as
-//! one thread), so the log merges them itself: appenders send their batch over a channel and block on
-//! a reply channel; the writer takes every pending batch at once, validates them in arrival order —
-//! each against the state left by the earlier accepted batches of the same group — writes all accepted
-//! batches and the new head with ONE `apply_batch`, makes them durable with ONE flush and fdatasync,
-//! and only then answers every appender. A batch that fails validation is answered with its error and
+//! one thread), so the log merges them itself: appenders queue their batch and the appender holding
+//! the writer (the leader, see `EventLog::append`) takes every queued batch at once, validates them
+//! in arrival order — each against the state left by the earlier accepted batches of the same group
+//! — writes all accepted batches and their commit records with ONE `apply_batch`, makes them durable
+//! with ONE flush and fdatasync, and only then answers every appender. A batch that fails validation is answered with its error and
 //! contributes nothing; the other batches of the group are unaffected.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use crate::durability::DurableFiles;
@@ -58,7 +58,7 @@ impl HeadWatch {
     }
 }
 
-/// Everything the writer thread owns.
+/// Everything the group-commit leader works with; behind a mutex in `EventLog`.
 #[derive(Debug)]
 pub(crate) struct Writer {
     pub tree: sled::Tree,
@@ -103,32 +103,20 @@ impl Overlay {
 struct AcceptedBatch {
     /// (seq, stored event) of each new event.
     events: Vec<(u64, Vec<u8>)>,
-    /// (event id, stream key) of each new event, for the commit record and the index.
-    entries: Vec<(String, String)>,
+    /// (event id, stream key, hash) of each new event, for the commit records and the index.
+    entries: Vec<(String, String, Hash)>,
     appended: Vec<Appended>,
     overlay: Overlay,
 }
 
 impl Writer {
-    /// Runs until every sender is gone (the log was dropped).
-    pub fn run(mut self, requests: Receiver<AppendRequest>) {
-        while let Ok(first) = requests.recv() {
-            let mut events_in_group = first.events.len();
-            let mut group = vec![first];
-            while events_in_group < self.max_group_events {
-                match requests.try_recv() {
-                    Ok(next) => {
-                        events_in_group += next.events.len();
-                        group.push(next);
-                    }
-                    Err(_) => break,
-                }
-            }
-            self.commit_group(group);
+    /// Commits a group: validates each request against committed state and the group's earlier
+    /// accepted requests, writes all accepted ones with one `apply_batch`, makes them durable with
+    /// one flush + fdatasync, then answers every request.
+    pub fn commit_group(&mut self, group: Vec<AppendRequest>) {
+        if group.is_empty() {
+            return;
         }
-    }
-
-    fn commit_group(&mut self, group: Vec<AppendRequest>) {
         if let Some(cause) = &self.poisoned {
             for request in group {
                 let _ = request.reply.send(Err(StorageError::Poisoned {
@@ -159,13 +147,10 @@ impl Writer {
             }
         }
         if !entries.is_empty() {
-            let record = CommitRecord {
-                first_seq: group_start.seq + 1,
-                recorded_at_unix_nanos: recorded_at,
-                last_hash: self.head.hash,
-                entries,
-            };
-            sled_batch.insert(&format::commit_key(record.first_seq)[..], record.encode());
+            let records = commit_records(group_start.seq + 1, recorded_at, entries);
+            for record in &records {
+                sled_batch.insert(&format::commit_key(record.first_seq)[..], record.encode());
+            }
             if let Err(error) = self.persist(sled_batch) {
                 // What reached the disk is unknown; answer the failure and refuse further appends
                 // until a reopen recovers the state from disk.
@@ -189,8 +174,10 @@ impl Writer {
                     .index
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                for (offset, (event_id, stream_key)) in record.entries.iter().enumerate() {
-                    index.insert(event_id, stream_key, record.first_seq + offset as u64);
+                for record in &records {
+                    for (offset, (event_id, stream_key)) in record.entries.iter().enumerate() {
+                        index.insert(event_id, stream_key, record.first_seq + offset as u64);
+                    }
                 }
             }
             self.head_watch.set(self.head);
@@ -293,7 +280,7 @@ impl Writer {
             accepted.events.push((seq, value));
             accepted
                 .entries
-                .push((event.event_id.clone(), event.stream_key.clone()));
+                .push((event.event_id.clone(), event.stream_key.clone(), hash));
             accepted
                 .overlay
                 .event_ids
@@ -375,6 +362,31 @@ impl Writer {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .stream_version(stream_key)
     }
+}
+
+/// Splits a group's new events (from `first_seq` on) into commit records of at most
+/// [`format::MAX_EVENTS_PER_COMMIT_RECORD`] events, each ending on its last event's hash.
+fn commit_records(
+    first_seq: u64,
+    recorded_at: i64,
+    entries: Vec<(String, String, Hash)>,
+) -> Vec<CommitRecord> {
+    let mut records: Vec<CommitRecord> = Vec::new();
+    for (seq, (event_id, stream_key, hash)) in (first_seq..).zip(entries) {
+        match records.last_mut() {
+            Some(record) if record.entries.len() < format::MAX_EVENTS_PER_COMMIT_RECORD => {
+                record.entries.push((event_id, stream_key));
+                record.last_hash = hash;
+            }
+            _ => records.push(CommitRecord {
+                first_seq: seq,
+                recorded_at_unix_nanos: recorded_at,
+                last_hash: hash,
+                entries: vec![(event_id, stream_key)],
+            }),
+        }
+    }
+    records
 }
 
 #[cfg(test)]
