@@ -573,6 +573,16 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 "protocols/demo.toml: eligibility[0].rule.kind: line 82: unknown variant `compares`, expected one of `compare`, `flag`, `any_enzyme_above_uln`, `all_of`, `any_of`, `at_least`, `when`",
             ],
         ),
+        (
+            "unknown analyte",
+            &[(
+                "outcome = \"doi\"",
+                "outcome = \"biomarker_fold_change\"\nanalyte = \"CXCL11\"",
+            )],
+            &[
+                "protocols/demo.toml: endpoints[0].analyte: expected one of the lab analytes cxcl9, cxcl10, ifn_beta, ifn_gene_score, crp (any letter case), found `CXCL11`",
+            ],
+        ),
     ];
     let differences: Vec<String> = cases
         .iter()

@@ -1,18 +1,27 @@
 //! Eligibility from a subject's recorded baseline visit: the instruments are scored here (HAQ-DI from
 //! items, MMT-8 from grades, CDASI from the form, the globals on their scale) and the values handed to
-//! the protocol's criterion-by-criterion evaluator in `myolog_domain::protocol`.
+//! the protocol's criterion-by-criterion evaluator in `myolog_domain::protocol`; and each endpoint
+//! computed for one subject as the protocol defines it (visits, baseline rule, conventions, responder
+//! rule, missing-data rule).
 
-use crate::cdasi::cdasi_scores;
-use crate::core_set::visit_haq_di;
+use crate::cdasi::{CdasiChange, cdasi_change, cdasi_scores};
+use crate::change::{BiomarkerChange, biomarker_change};
+use crate::core_set::{core_set, visit_haq_di};
+use crate::doi::{DoiOutcome, DoiStatus, doi};
 use crate::mmt::mmt8_total;
+use crate::tis::{TisCategory as ScoringTisCategory, TisOutcome, tis, tis_category};
 use myolog_domain::conventions::ScoringConventions;
 use myolog_domain::global::{GlobalAssessment, GlobalScale as InputGlobalScale};
+use myolog_domain::lab::LabCode;
 use myolog_domain::protocol::{
-    BaselineMeasures, EligibilityReport, EnzymeResult, GlobalScale, GlobalValue, Mmt8Total,
-    Protocol,
+    AttendedVisit, BaselineMeasures, BaselineVisit, EligibilityReport, Endpoint, EndpointVisits,
+    EndpointVisitsError, EnzymeResult, FollowupVisit, GlobalScale, GlobalValue,
+    GlucocorticoidRecord, Mmt8Total, Outcome, Population, PrednisoneFreeResult, Protocol,
+    ProtocolRef, ResponderRule, ResponderStatus, TisCategory,
 };
 use myolog_domain::visit::VisitAssessments;
 use rust_decimal::Decimal;
+use serde::Serialize;
 
 /// Baseline facts eligibility needs that are not visit assessments.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -88,5 +97,270 @@ fn global_value(assessment: GlobalAssessment) -> GlobalValue {
             InputGlobalScale::VasCm => GlobalScale::VasCm,
             InputGlobalScale::Likert => GlobalScale::Likert,
         },
+    }
+}
+
+/// A visit a subject attended with what was recorded at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedVisit {
+    pub visit: AttendedVisit,
+    pub assessments: VisitAssessments,
+}
+
+/// Everything about one subject an endpoint can read.
+#[derive(Debug, Clone, Copy)]
+pub struct SubjectRecord<'a> {
+    pub arm: &'a str,
+    pub visits: &'a [RecordedVisit],
+    /// The actual first dose, days since day 0 (for own-first-dose baselines).
+    pub first_dose_day: Option<i32>,
+    pub glucocorticoid: &'a [GlucocorticoidRecord],
+}
+
+/// The computed value of an endpoint for one subject.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum EndpointValue {
+    Doi(DoiOutcome),
+    Tis(TisOutcome),
+    Cdasi(CdasiChange),
+    Biomarker {
+        analyte: String,
+        change: BiomarkerChange,
+    },
+    Stat1 {
+        kind: &'static str,
+        change: Decimal,
+    },
+    PrednisoneFree {
+        tis: TisOutcome,
+        result: PrednisoneFreeResult,
+    },
+    /// Both visits are there but the instrument cannot be compared; says why.
+    NotEvaluable(String),
+}
+
+/// One subject's result on one endpoint, naming the protocol version it used.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointResult {
+    pub protocol: ProtocolRef,
+    pub endpoint: String,
+    pub visits: EndpointVisits,
+    /// `None` when a visit the endpoint needs is missing.
+    pub value: Option<EndpointValue>,
+    /// `None` for an endpoint without a responder rule (a continuous outcome).
+    pub responder: Option<ResponderStatus>,
+    /// How the subject counts in n/N under the endpoint's missing-data rule (`None`: left out).
+    pub counts_as_responder: Option<bool>,
+}
+
+/// Computes one endpoint for one subject: finds the baseline and follow-up visits by the protocol's
+/// rules, scores the outcome with the protocol's conventions and applies the responder rule.
+pub fn evaluate_endpoint(
+    protocol: &Protocol,
+    endpoint_id: &str,
+    subject: &SubjectRecord<'_>,
+) -> Result<EndpointResult, EndpointVisitsError> {
+    let attended: Vec<AttendedVisit> = subject
+        .visits
+        .iter()
+        .map(|recorded| recorded.visit.clone())
+        .collect();
+    let visits =
+        protocol.endpoint_visits(endpoint_id, subject.arm, &attended, subject.first_dose_day)?;
+    let Some(endpoint) = protocol.endpoint(endpoint_id) else {
+        return Err(EndpointVisitsError::UnknownEndpoint {
+            endpoint: endpoint_id.to_string(),
+            known: protocol
+                .endpoints()
+                .iter()
+                .map(|endpoint| endpoint.id.clone())
+                .collect(),
+        });
+    };
+    let assessments_of = |visit_id: &str| {
+        subject
+            .visits
+            .iter()
+            .find(|recorded| recorded.visit.visit_id == visit_id)
+            .map(|recorded| &recorded.assessments)
+    };
+    let pair = match (&visits.baseline, &visits.followup) {
+        (
+            BaselineVisit::Found {
+                visit_id: baseline, ..
+            },
+            FollowupVisit::Found {
+                visit_id: followup, ..
+            },
+        ) => assessments_of(baseline).zip(assessments_of(followup)),
+        _ => None,
+    };
+    let not_after_baseline = matches!(visits.followup, FollowupVisit::NotAfterBaseline { .. });
+    let value = match pair {
+        Some((baseline, followup)) => Some(endpoint_value(
+            protocol,
+            endpoint,
+            baseline,
+            followup,
+            subject.glucocorticoid,
+        )),
+        None if not_after_baseline => Some(EndpointValue::NotEvaluable(
+            "the follow-up visit is not after the baseline visit".to_string(),
+        )),
+        None => None,
+    };
+    let responder = endpoint.responder.map(|rule| match &value {
+        None => ResponderStatus::Missing,
+        Some(value) => responder_status(rule, value, protocol.study().population),
+    });
+    let counts_as_responder = responder.and_then(|status| endpoint.missing_data.counts_as(status));
+    Ok(EndpointResult {
+        protocol: protocol.reference(),
+        endpoint: endpoint.id.clone(),
+        visits,
+        value,
+        responder,
+        counts_as_responder,
+    })
+}
+
+fn endpoint_value(
+    protocol: &Protocol,
+    endpoint: &Endpoint,
+    baseline: &VisitAssessments,
+    followup: &VisitAssessments,
+    glucocorticoid: &[GlucocorticoidRecord],
+) -> EndpointValue {
+    let conventions = protocol.conventions().scoring();
+    let population = protocol.study().population.for_scoring();
+    match &endpoint.outcome {
+        Outcome::Doi => EndpointValue::Doi(doi(
+            &core_set(baseline, followup, &conventions),
+            &conventions,
+        )),
+        Outcome::TisScore | Outcome::TisCategory => {
+            EndpointValue::Tis(tis(&core_set(baseline, followup, &conventions), population))
+        }
+        Outcome::CdasiActivityChange | Outcome::CdasiMcid => {
+            match (&baseline.cdasi, &followup.cdasi) {
+                (Some(before), Some(after)) => EndpointValue::Cdasi(cdasi_change(
+                    cdasi_scores(before),
+                    cdasi_scores(after),
+                    conventions.cdasi_mcid,
+                )),
+                _ => EndpointValue::NotEvaluable(missing_at(
+                    "CDASI",
+                    baseline.cdasi.is_none(),
+                    followup.cdasi.is_none(),
+                )),
+            }
+        }
+        Outcome::BiomarkerFoldChange { analyte } => {
+            let code = LabCode::ALL
+                .into_iter()
+                .find(|code| code.key().eq_ignore_ascii_case(analyte));
+            let value_at = |visit: &VisitAssessments| {
+                code.and_then(|code| visit.labs.get(&code))
+                    .map(|lab| lab.value())
+            };
+            match (value_at(baseline), value_at(followup)) {
+                (Some(before), Some(after)) => EndpointValue::Biomarker {
+                    analyte: analyte.clone(),
+                    change: biomarker_change(before, after),
+                },
+                (before, after) => EndpointValue::NotEvaluable(missing_at(
+                    analyte,
+                    before.is_none(),
+                    after.is_none(),
+                )),
+            }
+        }
+        Outcome::Stat1Change => match (baseline.stat1, followup.stat1) {
+            (Some(before), Some(after)) if before.kind() == after.kind() => EndpointValue::Stat1 {
+                kind: before.kind(),
+                change: after.value() - before.value(),
+            },
+            (Some(before), Some(after)) => EndpointValue::NotEvaluable(format!(
+                "STAT1 recorded as {} at baseline and {} at follow-up",
+                before.kind(),
+                after.kind()
+            )),
+            (before, after) => {
+                EndpointValue::NotEvaluable(missing_at("STAT1", before.is_none(), after.is_none()))
+            }
+        },
+        Outcome::PrednisoneFreeTis { .. } => {
+            let tis_outcome = tis(&core_set(baseline, followup, &conventions), population);
+            let score = tis_outcome.score.map(|score| score.0);
+            match endpoint.outcome.prednisone_free(score, glucocorticoid) {
+                Some(result) => EndpointValue::PrednisoneFree {
+                    tis: tis_outcome,
+                    result,
+                },
+                None => EndpointValue::NotEvaluable("not a prednisone-free outcome".to_string()),
+            }
+        }
+    }
+}
+
+fn missing_at(what: &str, at_baseline: bool, at_followup: bool) -> String {
+    let visits = match (at_baseline, at_followup) {
+        (true, true) => "baseline and follow-up",
+        (true, false) => "baseline",
+        _ => "follow-up",
+    };
+    format!("{what} not recorded at {visits}")
+}
+
+fn responder_status(
+    rule: ResponderRule,
+    value: &EndpointValue,
+    population: Population,
+) -> ResponderStatus {
+    let from = |met: Option<bool>| match met {
+        Some(true) => ResponderStatus::Responder,
+        Some(false) => ResponderStatus::NonResponder,
+        None => ResponderStatus::NotEvaluable,
+    };
+    match (rule, value) {
+        (ResponderRule::DoiMet, EndpointValue::Doi(outcome)) => from(match outcome.status {
+            DoiStatus::Met => Some(true),
+            DoiStatus::NotMet => Some(false),
+            DoiStatus::NotEvaluable => None,
+        }),
+        (ResponderRule::TisAtLeast(points), EndpointValue::Tis(outcome)) => {
+            from(outcome.score.map(|score| score.0 >= points))
+        }
+        (ResponderRule::TisCategoryAtLeast(category), EndpointValue::Tis(outcome)) => {
+            from(outcome.score.map(|score| {
+                category_rank(tis_category(score.0, population.for_scoring()))
+                    >= category_rank_of(category)
+            }))
+        }
+        (ResponderRule::CdasiMcidReached { .. }, EndpointValue::Cdasi(change)) => {
+            from(Some(change.mcid_reached))
+        }
+        (ResponderRule::PrednisoneFreeTisMet, EndpointValue::PrednisoneFree { result, .. }) => {
+            from(result.is_met())
+        }
+        _ => ResponderStatus::NotEvaluable,
+    }
+}
+
+fn category_rank(category: ScoringTisCategory) -> u8 {
+    match category {
+        ScoringTisCategory::None => 0,
+        ScoringTisCategory::Minimal => 1,
+        ScoringTisCategory::Moderate => 2,
+        ScoringTisCategory::Major => 3,
+    }
+}
+
+fn category_rank_of(category: TisCategory) -> u8 {
+    match category {
+        TisCategory::None => 0,
+        TisCategory::Minimal => 1,
+        TisCategory::Moderate => 2,
+        TisCategory::Major => 3,
     }
 }

@@ -12,6 +12,7 @@ use super::model::{
     Endpoint, EndpointBaseline, Epoch, GlobalScale, Level, Measure, MissingDataRule, Objective,
     Outcome, OutcomeName, PercentChangeRule, Protocol, ResponderRule, Rule, Study,
 };
+use crate::lab::LabCode;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -1007,7 +1008,24 @@ impl Checker<'_> {
             OutcomeName::Stat1Change => Outcome::Stat1Change,
             OutcomeName::BiomarkerFoldChange => match raw.analyte {
                 Some(analyte) => {
-                    self.code(&format!("{path}.analyte"), &analyte, usize::MAX, false);
+                    // The analytes visits can carry (myolog score's "labs"); any letter case.
+                    let known = LabCode::ALL
+                        .iter()
+                        .any(|code| code.key().eq_ignore_ascii_case(&analyte));
+                    if !known {
+                        let keys: Vec<String> = LabCode::ALL
+                            .iter()
+                            .map(|code| code.key().to_string())
+                            .collect();
+                        self.invalid(
+                            format!("{path}.analyte"),
+                            format!(
+                                "one of the lab analytes {} (any letter case)",
+                                listing(&keys)
+                            ),
+                            quoted(&analyte),
+                        );
+                    }
                     Outcome::BiomarkerFoldChange { analyte }
                 }
                 None => {
