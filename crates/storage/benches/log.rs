@@ -1,10 +1,12 @@
 //! Myolog's event log against raw sled doing the same work, in the same run, on the same disk.
 //!
 //! Appends: durable events per second at batch sizes 1, 10, 100, 1000 with 1, 4 and 16 concurrent
-//! appenders. Myolog appends ~1 KB events through `EventLog::append` (group commit, hash chain, three
-//! index entries per event). Raw sled, per batch and per appender thread: one `apply_batch` of the same
-//! number of same-size values, `flush`, and `fdatasync` of `<dir>/db` — what "durable" costs without
-//! a log on top. Replay: a full scan of 1,000,000 ~1 KB events through `read_range(..)` (decoded into
+//! appenders. Myolog appends events with ~1 KB payloads through `EventLog::append` (validation,
+//! idempotency check, hash chain, commit records, group commit). Raw sled, per batch and per appender
+//! thread: one `apply_batch` of the same number of values, `flush`, and `fdatasync` of `<dir>/db` —
+//! what "durable" costs without a log on top — twice: with values of the payload size, and with
+//! values of Myolog's stored event size (payload + envelope), which separates the cost of the bytes
+//! the envelope adds from the cost of the log's logic. Replay: a full scan of 1,000,000 ~1 KB events through `read_range(..)` (decoded into
 //! owned events) against a raw sled `iter()` over the same number of same-size values.
 //!
 //! The machine is shared and noisy (fsync latency varies several-fold from minute to minute), so
@@ -89,14 +91,20 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument is not supported, so ignore arguments.
     print_machine();
     println!();
-    println!("| appenders | batch | Myolog events/s | raw sled events/s | Myolog / raw |");
-    println!("|---:|---:|---:|---:|---:|");
+    let stored_bytes = stored_event_bytes(settings.value_bytes);
+    println!(
+        "| appenders | batch | Myolog events/s | raw sled, {} B values | Myolog / raw | raw sled, {stored_bytes} B values (Myolog's stored event size) | Myolog / raw |",
+        settings.value_bytes
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for &threads in &settings.threads {
         for &batch in &settings.batches {
-            let (myolog, raw) = append_scenario(&settings, threads, batch);
+            let rates = append_scenario(&settings, threads, batch, stored_bytes);
+            let (myolog, raw, raw_same_bytes) = (rates[0], rates[1], rates[2]);
             println!(
-                "| {threads} | {batch} | {myolog:.0} | {raw:.0} | {:.2} |",
-                myolog / raw
+                "| {threads} | {batch} | {myolog:.0} | {raw:.0} | {:.2} | {raw_same_bytes:.0} | {:.2} |",
+                myolog / raw,
+                myolog / raw_same_bytes
             );
         }
     }
@@ -117,35 +125,52 @@ static ROUND_BASE: AtomicU64 = AtomicU64::new(0);
 
 type Work = Arc<dyn Fn(usize, u64) + Send + Sync>;
 
-/// Alternates Myolog and raw sled slice by slice; returns each side's events per second over all
-/// of its slices.
-fn append_scenario(settings: &Settings, threads: usize, batch: usize) -> (f64, f64) {
-    let myolog_dir = tempfile::tempdir().unwrap();
-    let raw_dir = tempfile::tempdir().unwrap();
-    let myolog = myolog_appends(myolog_dir.path(), settings, batch);
-    let raw = raw_appends(raw_dir.path(), settings, batch);
+/// The stored size of a benchmark event: payload plus Myolog's envelope.
+fn stored_event_bytes(payload_bytes: usize) -> usize {
+    let payload = value_of(payload_bytes, 1);
+    let (value, _) = myolog_storage::format::encode_event(&myolog_storage::format::EventFields {
+        seq: 1,
+        stream_key: "study/subject-17",
+        stream_version: 1,
+        event_id: "t0-r4294967296-e0",
+        event_type: "bench.v1.Measured",
+        schema_version: 1,
+        payload: &payload,
+        recorded_at_unix_nanos: 0,
+        recorded_by: "bench",
+        prev_hash: myolog_storage::Hash::ZERO,
+    });
+    value.len()
+}
+
+/// Runs Myolog, raw sled with payload-size values and raw sled with stored-size values, rotating
+/// which goes first in each slice; returns each side's events per second over all its slices.
+fn append_scenario(
+    settings: &Settings,
+    threads: usize,
+    batch: usize,
+    stored_bytes: usize,
+) -> Vec<f64> {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let sides = [
+        myolog_appends(dirs[0].path(), settings, batch),
+        raw_appends(dirs[1].path(), settings.value_bytes, batch),
+        raw_appends(dirs[2].path(), stored_bytes, batch),
+    ];
     let slice_seconds = settings.seconds / settings.slices as f64;
-    let (mut myolog_events, mut myolog_seconds, mut raw_events, mut raw_seconds) =
-        (0.0, 0.0, 0.0, 0.0);
+    let mut totals = [(0.0, 0.0); 3];
     for slice in 0..settings.slices {
-        let mut run_myolog = || {
-            let (events, seconds) = measure(threads, slice_seconds, batch, myolog.clone());
-            myolog_events += events;
-            myolog_seconds += seconds;
-        };
-        if slice % 2 == 0 {
-            run_myolog();
-        }
-        let (events, seconds) = measure(threads, slice_seconds, batch, raw.clone());
-        raw_events += events;
-        raw_seconds += seconds;
-        if slice % 2 == 1 {
-            let (events, seconds) = measure(threads, slice_seconds, batch, myolog.clone());
-            myolog_events += events;
-            myolog_seconds += seconds;
+        for turn in 0..sides.len() {
+            let side = (slice + turn) % sides.len();
+            let (events, seconds) = measure(threads, slice_seconds, batch, sides[side].clone());
+            totals[side].0 += events;
+            totals[side].1 += seconds;
         }
     }
-    (myolog_events / myolog_seconds, raw_events / raw_seconds)
+    totals
+        .iter()
+        .map(|(events, seconds)| events / seconds)
+        .collect()
 }
 
 fn print_machine() {
@@ -222,11 +247,11 @@ fn myolog_appends(dir: &Path, settings: &Settings, batch: usize) -> Work {
     })
 }
 
-fn raw_appends(dir: &Path, settings: &Settings, batch: usize) -> Work {
+fn raw_appends(dir: &Path, value_bytes: usize, batch: usize) -> Work {
     let db = raw_sled_config(dir, &LogOptions::default()).open().unwrap();
     let db_file = File::open(dir.join("db")).unwrap();
     let next_key = AtomicU64::new(0);
-    let value = value_of(settings.value_bytes, 1);
+    let value = value_of(value_bytes, 1);
     Arc::new(move |_thread: usize, _round: u64| {
         let first = next_key.fetch_add(batch as u64, Ordering::Relaxed);
         let mut sled_batch = sled::Batch::default();
