@@ -112,6 +112,8 @@ impl Outcome {
             return None;
         };
         let (threshold, window, needed) = (*threshold, *window, *min_dose_records_in_window);
+        // Normalised so a result reads `TIS 65`, not `TIS 65.0`: the value is the same.
+        let tis = tis.map(|tis| tis.normalize());
         if let Some(tis) = tis
             && tis < threshold
         {
