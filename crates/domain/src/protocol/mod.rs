@@ -1,6 +1,8 @@
 //! Study protocols as data: a trial's arms, epochs, visits with windows, conventions, eligibility and
 //! endpoints, read from a TOML file and validated into a `Protocol`, plus the pure evaluations a
-//! protocol drives: eligibility per criterion, visit-window deviations and SDTM trial design datasets.
+//! protocol drives: eligibility per criterion, visit-window deviations, which visits an endpoint
+//! compares (including a delayed start's own-first-dose baseline), the prednisone-free decision over
+//! a glucocorticoid window, amendments in order, and SDTM trial design datasets (TA, TV, TI, TS).
 //! The domain reads no files: callers pass the text and the file name to quote in errors.
 
 mod days;
@@ -51,9 +53,10 @@ impl Protocol {
                 found: self.study.id.clone(),
             });
         }
-        if self.version != previous.version + 1 {
+        let next = previous.version.saturating_add(1);
+        if self.version != next {
             return Err(AmendmentError::NotNextVersion {
-                expected: previous.version + 1,
+                expected: next,
                 found: self.version,
             });
         }
