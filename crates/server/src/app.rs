@@ -15,6 +15,7 @@ use prost::Message;
 use tokio::sync::{broadcast, watch};
 
 use crate::error::{ServiceError, Violation};
+use crate::metrics::Metrics;
 use crate::outcomes;
 use crate::projection::{Projection, Touched};
 use crate::wire;
@@ -69,6 +70,7 @@ pub struct App {
     outcomes_tx: broadcast::Sender<pb::VisitOutcome>,
     principal: String,
     draining: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
 }
 
 impl App {
@@ -95,6 +97,7 @@ impl App {
             outcomes_tx,
             principal: config.principal.clone(),
             draining,
+            metrics: Arc::new(Metrics::new()),
         })
     }
 
@@ -128,6 +131,11 @@ impl App {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// The service's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// A receiver of every outcome change from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<pb::VisitOutcome> {
         self.outcomes_tx.subscribe()
@@ -145,6 +153,33 @@ impl App {
 
     /// Ingests one batch: the whole path from wire events to durable acks and recomputed outcomes.
     pub async fn submit(
+        self: &Arc<Self>,
+        request: pb::SubmitRequest,
+    ) -> Result<pb::SubmitResponse, ServiceError> {
+        let received = std::time::Instant::now();
+        let events = request.events.len();
+        let result = self.submit_inner(request).await;
+        match &result {
+            Ok(response) => {
+                let written = response.acks.iter().filter(|a| !a.duplicate).count();
+                self.metrics
+                    .events_appended(u64::try_from(written).unwrap_or(u64::MAX));
+                self.metrics.observe_append(received.elapsed());
+                for _ in &response.outcomes {
+                    self.metrics.outcome_computed("visit");
+                }
+            }
+            Err(error) if error.is_rejection() => {
+                for _ in 0..events.max(1) {
+                    self.metrics.event_rejected(error.reason_code());
+                }
+            }
+            Err(error) => self.metrics.event_rejected(error.reason_code()),
+        }
+        result
+    }
+
+    async fn submit_inner(
         self: &Arc<Self>,
         request: pb::SubmitRequest,
     ) -> Result<pb::SubmitResponse, ServiceError> {
@@ -229,19 +264,22 @@ impl App {
             let Some(subject) = study.subjects.get(&t.subject) else {
                 continue;
             };
-            for outcome in outcomes::subject_outcomes(
-                &t.study,
-                study,
-                &t.subject,
-                subject,
-                projection.head_seq,
-            ) {
-                if t.visit
-                    .as_ref()
-                    .is_none_or(|v| v.as_str() == outcome.visit_id)
-                {
-                    out.push(outcome);
-                }
+            match &t.visit {
+                Some(visit) => out.extend(outcomes::one_visit_outcome(
+                    &t.study,
+                    study,
+                    &t.subject,
+                    subject,
+                    visit,
+                    projection.head_seq,
+                )),
+                None => out.extend(outcomes::subject_outcomes(
+                    &t.study,
+                    study,
+                    &t.subject,
+                    subject,
+                    projection.head_seq,
+                )),
             }
         }
         out

@@ -33,12 +33,32 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Stream a synthetic STIR-like cohort through a real gRPC server and print the outcomes.
     Demo(DemoArgs),
+    /// Print a study's outcomes at one visit (per subject and cohort) from a running server.
+    Outcomes(OutcomesArgs),
     /// Recompute every outcome from the log alone, as of a sequence or a time, with provenance.
     Replay(crate::audit::commands::ReplayArgs),
     /// Export the audit trail or the ADaM-style analysis dataset as CSV or JSON Lines.
     Export(crate::audit::commands::ExportArgs),
     /// Write a self-contained HTML report with SVG charts and the cohort tables.
     Report(crate::audit::commands::ReportArgs),
+}
+
+/// `myolog outcomes`.
+#[derive(Debug, Clone, Args)]
+pub struct OutcomesArgs {
+    /// Server URL (`http://host:port`) or `host:port`.
+    #[arg(
+        long,
+        env = "MYOLOG_HEALTHCHECK_ADDR",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub addr: String,
+    /// Study id.
+    #[arg(long, default_value = crate::synth::STUDY)]
+    pub study: String,
+    /// Visit id.
+    #[arg(long, default_value = crate::synth::PRIMARY_VISIT)]
+    pub visit: String,
 }
 
 /// `myolog serve`.
@@ -56,6 +76,9 @@ pub struct ServeArgs {
     /// Recorded-by of every appended event (until authentication exists).
     #[arg(long, env = "MYOLOG_PRINCIPAL", default_value = DEFAULT_PRINCIPAL)]
     pub principal: String,
+    /// The Prometheus metrics endpoint.
+    #[command(flatten)]
+    pub metrics: crate::metrics::MetricsArgs,
 }
 
 /// `myolog healthcheck`.
@@ -147,6 +170,18 @@ async fn run_async(command: Command) -> ExitCode {
                 }
             }
         }
+        Command::Outcomes(args) => {
+            telemetry::init(LogFormat::Text, "warn");
+            let url = crate::healthcheck::endpoint_url(&args.addr);
+            let mut stdout = std::io::stdout();
+            match crate::demo::print_outcomes(&url, &args.study, &args.visit, &mut stdout).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("myolog outcomes: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Score
         | Command::Verify(_)
         | Command::Replay(_)
@@ -168,6 +203,13 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let metrics_listener = match crate::metrics::bind(args.metrics.metrics_addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::error!(addr = %args.metrics.metrics_addr, %error, "cannot listen for metrics");
+            return ExitCode::FAILURE;
+        }
+    };
     let app = match App::open(config).await {
         Ok(app) => app,
         Err(error) => {
@@ -175,7 +217,17 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let mut draining = app.draining();
+    tracing::info!(addr = %args.metrics.metrics_addr, "metrics on GET /metrics");
+    let metrics_task = tokio::spawn(crate::metrics::serve(
+        metrics_listener,
+        std::sync::Arc::clone(app.metrics()),
+        async move {
+            let _ = draining.wait_for(|d| *d).await;
+        },
+    ));
     let result = crate::server::serve(listener, app.clone(), shutdown_signal()).await;
+    let _ = metrics_task.await;
     // Let stream tasks let go of the app, then close the log (joins the writer, flushes).
     for _ in 0..200 {
         if std::sync::Arc::strong_count(&app) == 1 {

@@ -229,6 +229,74 @@ async fn stream_and_report(
     Ok(())
 }
 
+/// `myolog outcomes`: a study's outcomes at one visit, per subject (enrolled subjects found through
+/// `Audit.ReadEvents`) and for the cohort, from a running server.
+pub async fn print_outcomes(
+    url: &str,
+    study: &str,
+    visit: &str,
+    out: &mut impl Write,
+) -> Result<(), DemoError> {
+    let channel = Channel::from_shared(url.to_string())
+        .map_err(|e| DemoError::Unexpected(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|source| DemoError::Connect {
+            url: url.to_string(),
+            source,
+        })?;
+    let mut audit = myolog_proto::v1::audit_client::AuditClient::new(channel.clone());
+    let mut events = audit
+        .read_events(pb::ReadEventsRequest {
+            from_sequence: 1,
+            limit: 0,
+        })
+        .await?
+        .into_inner();
+    let mut subjects = Vec::new();
+    while let Some(logged) = events.message().await? {
+        if let Some(event) = logged.event
+            && event.study_id == study
+            && matches!(event.body, Some(pb::event::Body::SubjectEnrolled(_)))
+        {
+            subjects.push(event.subject_id);
+        }
+    }
+    let mut outcomes = OutcomesClient::new(channel);
+    let cohort = outcomes
+        .get_cohort(pb::GetCohortRequest {
+            study_id: study.into(),
+            visit_id: visit.into(),
+        })
+        .await?
+        .into_inner();
+    writeln!(
+        out,
+        "Study {study}: {} enrolled, as of log sequence {}",
+        cohort.enrolled, cohort.as_of_sequence
+    )?;
+    writeln!(out, "\n{visit} outcomes per subject (against baseline)")?;
+    for subject_id in subjects {
+        let subject = outcomes
+            .get_subject(pb::GetSubjectRequest {
+                study_id: study.into(),
+                subject_id: subject_id.clone(),
+            })
+            .await?
+            .into_inner();
+        match subject.visits.iter().find(|v| v.visit_id == visit) {
+            Some(outcome) => writeln!(out, "  {}", subject_line(outcome))?,
+            None => writeln!(out, "  {subject_id:<8} no data at {visit}")?,
+        }
+    }
+    let Some(summary) = cohort.visits.first() else {
+        return Err(DemoError::Unexpected(format!(
+            "no outcomes at {visit} in study {study}"
+        )));
+    };
+    print_cohort(out, summary)
+}
+
 fn expect_accepted(response: &pb::SubmitResponse) -> Result<(), DemoError> {
     match &response.rejection {
         None => Ok(()),

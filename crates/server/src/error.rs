@@ -78,6 +78,19 @@ impl ServiceError {
         }
     }
 
+    /// A short, stable code of the error's kind (metrics label).
+    pub fn reason_code(&self) -> &'static str {
+        match self {
+            ServiceError::InvalidArgument { .. } => "invalid_argument",
+            ServiceError::FailedPrecondition { .. } => "failed_precondition",
+            ServiceError::AlreadyExists { .. } => "already_exists",
+            ServiceError::NotFound(_) => "not_found",
+            ServiceError::Unavailable(_) => "unavailable",
+            ServiceError::Storage(_) => "storage",
+            ServiceError::Internal(_) => "internal",
+        }
+    }
+
     /// True for errors caused by the request (a rejected batch), false for server-side failures.
     pub fn is_rejection(&self) -> bool {
         matches!(

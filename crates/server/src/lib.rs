@@ -7,6 +7,7 @@
 //! - [`app`]: the ingest path (validate, check, durable append, apply, recompute, broadcast).
 //! - [`services`], [`server`]: the gRPC services, health, reflection, graceful shutdown.
 //! - [`audit`]: replay as of any point, verify, audit-trail and ADaM exports, the HTML report.
+//! - [`metrics`]: Prometheus metrics of the ingest path on a port of their own.
 //! - [`cli`], [`demo`], [`synth`], [`healthcheck`]: the binary's commands.
 
 pub mod app;
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod healthcheck;
+pub mod metrics;
 pub mod outcomes;
 pub mod prng;
 pub mod projection;

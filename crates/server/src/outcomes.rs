@@ -47,6 +47,36 @@ pub fn subject_outcomes(
         .collect()
 }
 
+/// The outcome of one follow-up visit of one subject (`None` for the baseline visit or an unknown visit).
+pub fn one_visit_outcome(
+    study_id: &StudyId,
+    study: &Study,
+    subject_id: &SubjectId,
+    subject: &Subject,
+    visit_id: &VisitId,
+    as_of: u64,
+) -> Option<pb::VisitOutcome> {
+    let (baseline_id, baseline) = baseline_of(study, subject)?;
+    if baseline_id == visit_id {
+        return None;
+    }
+    let visit = subject.visits.get(visit_id)?;
+    let scored = score(
+        population_of(study, subject),
+        &baseline.assessments(),
+        &visit.assessments(),
+    );
+    Some(visit_outcome(
+        study_id,
+        subject_id,
+        visit_id,
+        baseline_id,
+        visit.last_date,
+        scored,
+        as_of,
+    ))
+}
+
 fn visit_outcome(
     study_id: &StudyId,
     subject_id: &SubjectId,

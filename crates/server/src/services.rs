@@ -78,6 +78,7 @@ impl Ingest for Services {
         let mut draining = app.draining();
         let (tx, rx) = mpsc::channel::<Result<pb::SubmitResponse, Status>>(16);
         tokio::spawn(async move {
+            let _open = app.metrics().stream_opened();
             loop {
                 let next = tokio::select! {
                     next = inbound.next() => next,
@@ -207,7 +208,9 @@ impl Outcomes for Services {
         let mut receiver = self.app.subscribe();
         let mut draining = self.app.draining();
         let (tx, rx) = mpsc::channel::<Result<pb::VisitOutcome, Status>>(64);
+        let open = self.app.metrics().stream_opened();
         tokio::spawn(async move {
+            let _open = open;
             loop {
                 let next = tokio::select! {
                     next = receiver.recv() => next,
