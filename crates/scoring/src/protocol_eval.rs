@@ -4,11 +4,15 @@
 //! computed for one subject as the protocol defines it (visits, baseline rule, conventions, responder
 //! rule, missing-data rule).
 
-use crate::cdasi::{CdasiChange, cdasi_change, cdasi_scores};
+use crate::cdasi::{CdasiChange, CdasiScores, cdasi_change, cdasi_scores};
 use crate::change::{BiomarkerChange, biomarker_change};
 use crate::core_set::{core_set, visit_haq_di};
 use crate::doi::{DoiOutcome, DoiStatus, doi};
 use crate::mmt::mmt8_total;
+use crate::stats::{
+    Outcome as StatsOutcome, PairedComparison, Proportion, Summary, WilcoxonOptions,
+    paired_comparison, responder_proportion, summarize,
+};
 use crate::tis::{TisCategory as ScoringTisCategory, TisOutcome, tis, tis_category};
 use myolog_domain::conventions::ScoringConventions;
 use myolog_domain::global::{GlobalAssessment, GlobalScale as InputGlobalScale};
@@ -16,11 +20,12 @@ use myolog_domain::lab::LabCode;
 use myolog_domain::protocol::{
     AttendedVisit, BaselineMeasures, BaselineVisit, EligibilityReport, Endpoint, EndpointVisits,
     EndpointVisitsError, EnzymeResult, FollowupVisit, GlobalScale, GlobalValue,
-    GlucocorticoidRecord, Mmt8Total, Outcome, Population, PrednisoneFreeResult, Protocol,
-    ProtocolRef, ResponderRule, ResponderStatus, TisCategory,
+    GlucocorticoidRecord, MissingDataRule, Mmt8Total, Outcome, Population, PrednisoneFreeResult,
+    Protocol, ProtocolRef, ResponderRule, ResponderStatus, TisCategory, VisitTiming,
 };
 use myolog_domain::visit::VisitAssessments;
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
 /// Baseline facts eligibility needs that are not visit assessments.
@@ -122,13 +127,19 @@ pub struct SubjectRecord<'a> {
 pub enum EndpointValue {
     Doi(DoiOutcome),
     Tis(TisOutcome),
-    Cdasi(CdasiChange),
+    Cdasi {
+        baseline: CdasiScores,
+        followup: CdasiScores,
+        change: CdasiChange,
+    },
     Biomarker {
         analyte: String,
         change: BiomarkerChange,
     },
     Stat1 {
         kind: &'static str,
+        baseline: Decimal,
+        followup: Decimal,
         change: Decimal,
     },
     PrednisoneFree {
@@ -137,6 +148,22 @@ pub enum EndpointValue {
     },
     /// Both visits are there but the instrument cannot be compared; says why.
     NotEvaluable(String),
+}
+
+impl EndpointValue {
+    /// Both visits were there, but the outcome could not be computed (a measure missing, too few
+    /// dose records in the glucocorticoid window, a scale changed between visits).
+    pub fn is_not_evaluable(&self) -> bool {
+        match self {
+            EndpointValue::NotEvaluable(_) => true,
+            EndpointValue::Doi(outcome) => outcome.status == DoiStatus::NotEvaluable,
+            EndpointValue::Tis(outcome) => outcome.score.is_none(),
+            EndpointValue::PrednisoneFree { result, .. } => result.is_met().is_none(),
+            EndpointValue::Cdasi { .. }
+            | EndpointValue::Biomarker { .. }
+            | EndpointValue::Stat1 { .. } => false,
+        }
+    }
 }
 
 /// One subject's result on one endpoint, naming the protocol version it used.
@@ -243,11 +270,14 @@ fn endpoint_value(
         }
         Outcome::CdasiActivityChange | Outcome::CdasiMcid => {
             match (&baseline.cdasi, &followup.cdasi) {
-                (Some(before), Some(after)) => EndpointValue::Cdasi(cdasi_change(
-                    cdasi_scores(before),
-                    cdasi_scores(after),
-                    conventions.cdasi_mcid,
-                )),
+                (Some(before), Some(after)) => {
+                    let (baseline, followup) = (cdasi_scores(before), cdasi_scores(after));
+                    EndpointValue::Cdasi {
+                        baseline,
+                        followup,
+                        change: cdasi_change(baseline, followup, conventions.cdasi_mcid),
+                    }
+                }
                 _ => EndpointValue::NotEvaluable(missing_at(
                     "CDASI",
                     baseline.cdasi.is_none(),
@@ -278,6 +308,8 @@ fn endpoint_value(
         Outcome::Stat1Change => match (baseline.stat1, followup.stat1) {
             (Some(before), Some(after)) if before.kind() == after.kind() => EndpointValue::Stat1 {
                 kind: before.kind(),
+                baseline: before.value(),
+                followup: after.value(),
                 change: after.value() - before.value(),
             },
             (Some(before), Some(after)) => EndpointValue::NotEvaluable(format!(
@@ -337,7 +369,7 @@ fn responder_status(
                     >= category_rank_of(category)
             }))
         }
-        (ResponderRule::CdasiMcidReached { .. }, EndpointValue::Cdasi(change)) => {
+        (ResponderRule::CdasiMcidReached { .. }, EndpointValue::Cdasi { change, .. }) => {
             from(Some(change.mcid_reached))
         }
         (ResponderRule::PrednisoneFreeTisMet, EndpointValue::PrednisoneFree { result, .. }) => {
@@ -363,4 +395,150 @@ fn category_rank_of(category: TisCategory) -> u8 {
         TisCategory::Moderate => 2,
         TisCategory::Major => 3,
     }
+}
+
+/// One endpoint over a cohort, as a trial paper tabulates it (spec section 6): how many subjects,
+/// how many missing, not evaluable or seen outside the visit window; responders n/N with the exact
+/// 95% CI under the endpoint's missing-data rule; TIS categories with counts; and for continuous
+/// outcomes the paired baseline/visit comparison (mean +/- SD, median [IQR], paired t and Wilcoxon).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EndpointCohort {
+    pub protocol: ProtocolRef,
+    pub endpoint: String,
+    pub missing_data: MissingDataRule,
+    pub subjects: usize,
+    pub missing: usize,
+    pub not_evaluable: usize,
+    /// Follow-up visits outside their window (protocol deviations; still scored).
+    pub deviations: usize,
+    pub responders: Option<StatsOutcome<Proportion>>,
+    /// Every category with its count, `none` to `major`.
+    pub categories: Option<Vec<(TisCategory, usize)>>,
+    /// The TIS values of the evaluable subjects.
+    pub scores: Option<StatsOutcome<Summary>>,
+    /// Baseline vs visit values (CDASI activity, the analyte, STAT1).
+    pub paired: Option<StatsOutcome<PairedComparison>>,
+}
+
+/// Tabulates one endpoint over the results of a cohort (results of other endpoints are ignored).
+/// `None` for an endpoint the protocol does not have.
+pub fn endpoint_cohort(
+    protocol: &Protocol,
+    endpoint_id: &str,
+    results: &[EndpointResult],
+) -> Option<EndpointCohort> {
+    let endpoint = protocol.endpoint(endpoint_id)?;
+    let results: Vec<&EndpointResult> = results
+        .iter()
+        .filter(|result| result.endpoint == endpoint.id)
+        .collect();
+    let count = |wanted: &dyn Fn(&EndpointResult) -> bool| {
+        results.iter().filter(|result| wanted(result)).count()
+    };
+    let missing = count(&|result| result.value.is_none());
+    let not_evaluable = count(&|result| {
+        result
+            .value
+            .as_ref()
+            .is_some_and(EndpointValue::is_not_evaluable)
+    });
+    let deviations = count(&|result| {
+        matches!(
+            result.visits.followup,
+            FollowupVisit::Found {
+                timing: VisitTiming::OutsideWindow { .. },
+                ..
+            }
+        )
+    });
+    let responders = endpoint.responder.map(|_| {
+        let counted: Vec<bool> = results
+            .iter()
+            .filter_map(|result| result.counts_as_responder)
+            .collect();
+        let yes = counted.iter().filter(|responder| **responder).count();
+        responder_proportion(yes as u64, counted.len() as u64).into()
+    });
+    let tis_scores: Vec<Decimal> = results
+        .iter()
+        .filter_map(|result| match &result.value {
+            Some(EndpointValue::Tis(outcome)) => outcome.score.map(|score| score.0),
+            _ => None,
+        })
+        .collect();
+    let population = protocol.study().population.for_scoring();
+    let categories = matches!(endpoint.outcome, Outcome::TisCategory).then(|| {
+        [
+            TisCategory::None,
+            TisCategory::Minimal,
+            TisCategory::Moderate,
+            TisCategory::Major,
+        ]
+        .into_iter()
+        .map(|category| {
+            let in_category = tis_scores
+                .iter()
+                .filter(|score| {
+                    category_rank(tis_category(**score, population)) == category_rank_of(category)
+                })
+                .count();
+            (category, in_category)
+        })
+        .collect()
+    });
+    let scores = matches!(endpoint.outcome, Outcome::TisScore)
+        .then(|| summarize(&to_floats(&tis_scores)).into());
+    let pairs: Vec<(Decimal, Decimal)> = results
+        .iter()
+        .filter_map(|result| match &result.value {
+            Some(EndpointValue::Cdasi {
+                baseline, followup, ..
+            }) => Some((
+                Decimal::from(baseline.activity),
+                Decimal::from(followup.activity),
+            )),
+            Some(EndpointValue::Biomarker { change, .. }) => {
+                Some((change.baseline.0, change.followup.0))
+            }
+            Some(EndpointValue::Stat1 {
+                baseline, followup, ..
+            }) => Some((*baseline, *followup)),
+            _ => None,
+        })
+        .collect();
+    let continuous = matches!(
+        endpoint.outcome,
+        Outcome::CdasiActivityChange | Outcome::BiomarkerFoldChange { .. } | Outcome::Stat1Change
+    );
+    let paired = continuous.then(|| {
+        let before: Vec<Decimal> = pairs.iter().map(|(before, _)| *before).collect();
+        let after: Vec<Decimal> = pairs.iter().map(|(_, after)| *after).collect();
+        paired_comparison(
+            &to_floats(&before),
+            &to_floats(&after),
+            WilcoxonOptions::default(),
+        )
+        .into()
+    });
+    Some(EndpointCohort {
+        protocol: protocol.reference(),
+        endpoint: endpoint.id.clone(),
+        missing_data: endpoint.missing_data,
+        subjects: results.len(),
+        missing,
+        not_evaluable,
+        deviations,
+        responders,
+        categories,
+        scores,
+        paired,
+    })
+}
+
+/// Cohort statistics are estimates and use floating point (ARCHITECTURE.md); decisions above do not.
+fn to_floats(values: &[Decimal]) -> Vec<f64> {
+    values
+        .iter()
+        .map(|value| value.to_f64().unwrap_or(f64::NAN))
+        .collect()
 }

@@ -14,7 +14,7 @@ use myolog_domain::protocol::{AttendedVisit, GlucocorticoidRecord, Protocol};
 use myolog_domain::score::BoundedScore;
 use myolog_domain::visit::VisitAssessments;
 use myolog_scoring::protocol_eval::{
-    EndpointResult, EndpointValue, RecordedVisit, SubjectRecord, evaluate_endpoint,
+    EndpointResult, EndpointValue, RecordedVisit, SubjectRecord, endpoint_cohort, evaluate_endpoint,
 };
 use rust_decimal::Decimal;
 
@@ -117,7 +117,7 @@ fn describe(result: &EndpointResult) -> String {
                 outcome.category
             )
         }
-        Some(EndpointValue::Cdasi(change)) => {
+        Some(EndpointValue::Cdasi { change, .. }) => {
             format!(
                 "CDASI activity {:+}, MCID reached {}",
                 change.activity_change, change.mcid_reached
@@ -130,7 +130,7 @@ fn describe(result: &EndpointResult) -> String {
                 .and_then(|fold| fold.to_display_decimal())
                 .map_or("-".to_string(), |fold| fold.to_string())
         ),
-        Some(EndpointValue::Stat1 { kind, change }) => format!("STAT1 {kind} change {change}"),
+        Some(EndpointValue::Stat1 { kind, change, .. }) => format!("STAT1 {kind} change {change}"),
         Some(EndpointValue::PrednisoneFree { result, .. }) => result.to_string(),
         Some(EndpointValue::NotEvaluable(reason)) => format!("not evaluable: {reason}"),
     };
@@ -354,5 +354,184 @@ fn myojak_delayed_arm_from_randomisation_and_from_its_own_first_dose() {
         &first_dose_unknown,
         &["TISCAT_24W_DRUG"],
         &["TISCAT_24W_DRUG [MYOJAK v1]: missing; responder Some(Missing); counts None"],
+    );
+}
+
+/// The cohort table lines of one endpoint: counts, responders n/N with the exact CI, categories,
+/// TIS summary and the paired comparison's size and mean change.
+fn describe_cohort(protocol: &Protocol, endpoint: &str, results: &[EndpointResult]) -> String {
+    let Some(cohort) = endpoint_cohort(protocol, endpoint, results) else {
+        return format!("{endpoint}: not in the protocol");
+    };
+    let mut parts = vec![format!(
+        "{} [{}] {:?}: {} subjects, {} missing, {} not evaluable, {} deviations",
+        cohort.endpoint,
+        cohort.protocol,
+        cohort.missing_data,
+        cohort.subjects,
+        cohort.missing,
+        cohort.not_evaluable,
+        cohort.deviations
+    )];
+    if let Some(responders) = &cohort.responders {
+        parts.push(
+            responders
+                .value()
+                .map_or("responders not evaluable".to_string(), |proportion| {
+                    proportion.display(1)
+                }),
+        );
+    }
+    if let Some(categories) = &cohort.categories {
+        parts.push(format!("categories {categories:?}"));
+    }
+    if let Some(scores) = cohort.scores.as_ref().and_then(|scores| scores.value()) {
+        parts.push(format!(
+            "TIS n {} mean {} median {}",
+            scores.n, scores.mean, scores.median
+        ));
+    }
+    if let Some(paired) = cohort.paired.as_ref().and_then(|paired| paired.value()) {
+        let change = paired
+            .change
+            .value()
+            .map_or("-".to_string(), |change| change.mean.to_string());
+        parts.push(format!("{} pairs, mean change {change}", paired.n_pairs));
+    }
+    parts.join("; ")
+}
+
+#[test]
+fn stir_cohort_tables_follow_the_missing_data_rule() {
+    let stir = load(
+        "protocols/stir.toml",
+        include_str!("../../../protocols/stir.toml"),
+    );
+    let baseline = || {
+        with_skin_and_labs(
+            core("6.0", "7.0", "5.0", 120, "1.5", "1000"),
+            8,
+            "800",
+            "400",
+            "3",
+        )
+    };
+    // S1: TIS 65, DOI met, CDASI 24 -> 6. S2: nothing improves by more than 5-8%: DOI not met, TIS 0,
+    // CDASI 24 -> 21, week 12 on day 95 (4 days late). S3: no week 12. S4: week 12 with only the two
+    // patient-reported globals: DOI, TIS and CDASI not evaluable.
+    let s1 = [
+        recorded("BL", 0, baseline()),
+        recorded(
+            "W12",
+            86,
+            with_skin_and_labs(
+                core("2.0", "3.0", "1.0", 135, "1.0", "300"),
+                2,
+                "200",
+                "300",
+                "1",
+            ),
+        ),
+    ];
+    let s2 = [
+        recorded("BL", 0, baseline()),
+        recorded(
+            "W12",
+            95,
+            with_skin_and_labs(
+                core("5.5", "6.5", "5.0", 121, "1.5", "950"),
+                7,
+                "700",
+                "400",
+                "3",
+            ),
+        ),
+    ];
+    let s3 = [recorded("BL", 0, baseline())];
+    let mut sparse = core("2.0", "3.0", "1.0", 135, "1.0", "300");
+    sparse.extramuscular_global = None;
+    sparse.mmt8 = None;
+    sparse.haq = None;
+    sparse.enzymes.clear();
+    sparse.physician_global = None;
+    let s4 = [recorded("BL", 0, baseline()), recorded("W12", 84, sparse)];
+    let endpoints = ["DOI_W12", "TISCAT_W12", "TIS_W12", "CDASI_W12"];
+    let mut results = Vec::new();
+    for visits in [&s1[..], &s2[..], &s3[..], &s4[..]] {
+        let subject = SubjectRecord {
+            arm: "TOFA",
+            visits,
+            first_dose_day: Some(0),
+            glucocorticoid: &[],
+        };
+        for endpoint in endpoints {
+            results.push(
+                evaluate_endpoint(&stir, endpoint, &subject).expect("known endpoint and visits"),
+            );
+        }
+    }
+    let tables: Vec<String> = endpoints
+        .iter()
+        .map(|endpoint| describe_cohort(&stir, endpoint, &results))
+        .collect();
+    assert_eq!(
+        tables,
+        [
+            "DOI_W12 [STIR v1] Missing: 4 subjects, 1 missing, 1 not evaluable, 1 deviations; 1/2 (50.0%; 95% CI 1.3% to 98.7%)",
+            "TISCAT_W12 [STIR v1] Missing: 4 subjects, 1 missing, 1 not evaluable, 1 deviations; 1/2 (50.0%; 95% CI 1.3% to 98.7%); categories [(None, 1), (Minimal, 0), (Moderate, 0), (Major, 1)]",
+            "TIS_W12 [STIR v1] Missing: 4 subjects, 1 missing, 1 not evaluable, 1 deviations; TIS n 2 mean 32.5 median 32.5",
+            "CDASI_W12 [STIR v1] Missing: 4 subjects, 1 missing, 1 not evaluable, 1 deviations; 2 pairs, mean change -10.5",
+        ]
+    );
+}
+
+#[test]
+fn bird_primary_cohort_counts_dropouts_as_non_responders() {
+    let bird = load(
+        "protocols/bird.toml",
+        include_str!("../../../protocols/bird.toml"),
+    );
+    let completed = [
+        recorded("BL", 0, core("6.0", "7.0", "5.0", 120, "1.5", "1000")),
+        recorded("W24", 170, core("2.0", "3.0", "1.0", 135, "1.0", "300")),
+    ];
+    let dropped_out = [recorded(
+        "BL",
+        0,
+        core("6.0", "7.0", "5.0", 120, "1.5", "1000"),
+    )];
+    let prednisone_free = [
+        GlucocorticoidRecord {
+            day: 0,
+            mg_per_day: dec("20"),
+        },
+        GlucocorticoidRecord {
+            day: 140,
+            mg_per_day: dec("0"),
+        },
+    ];
+    let results: Vec<EndpointResult> = [&completed[..], &dropped_out[..]]
+        .into_iter()
+        .flat_map(|visits| {
+            let subject = SubjectRecord {
+                arm: "BARI",
+                visits,
+                first_dose_day: Some(0),
+                glucocorticoid: &prednisone_free,
+            };
+            ["PFTIS_W24", "TIS_W24"].map(|endpoint| {
+                evaluate_endpoint(&bird, endpoint, &subject).expect("known endpoint and visits")
+            })
+        })
+        .collect();
+    assert_eq!(
+        [
+            describe_cohort(&bird, "PFTIS_W24", &results),
+            describe_cohort(&bird, "TIS_W24", &results)
+        ],
+        [
+            "PFTIS_W24 [BIRD v1] NonResponderImputation: 2 subjects, 1 missing, 0 not evaluable, 0 deviations; 1/2 (50.0%; 95% CI 1.3% to 98.7%)",
+            "TIS_W24 [BIRD v1] Missing: 2 subjects, 1 missing, 0 not evaluable, 0 deviations; 1/1 (100.0%; 95% CI 2.5% to 100.0%); TIS n 1 mean 65 median 65",
+        ]
     );
 }
