@@ -58,8 +58,9 @@ pub enum StorageError {
         "an earlier commit failed ({cause}); the log refuses further appends until it is reopened"
     )]
     Poisoned { cause: String },
-    #[error("the event log is shut down")]
-    Closed,
+    /// A bug guard: every queued append is answered by the commit that takes it.
+    #[error("internal error: an append was dropped without an answer")]
+    AnswerLost,
 }
 
 impl From<sled::Error> for StorageError {

@@ -1,5 +1,5 @@
 //! The on-disk format, version 1: key layout of the single sled tree, the canonical event encoding
-//! that is both the stored value and the input of the chain hash, and the index entries.
+//! that is both the stored value and the input of the chain hash, and the commit records.
 //!
 //! # One tree, prefixed keys
 //!

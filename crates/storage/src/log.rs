@@ -111,6 +111,19 @@ impl Drop for Inner {
     }
 }
 
+/// Ends a leader's term when dropped — also if the commit panicked, so followers never wait for a
+/// leader that is gone.
+struct Leadership<'a> {
+    inner: &'a Inner,
+}
+
+impl Drop for Leadership<'_> {
+    fn drop(&mut self) {
+        lock(&self.inner.queue).leader_active = false;
+        self.inner.leader_done.notify_all();
+    }
+}
+
 /// The oldest queued requests holding at most `max_events` events (at least one request).
 fn take_group(waiting: &mut Vec<AppendRequest>, max_events: usize) -> Vec<AppendRequest> {
     let mut events = 0;
@@ -237,8 +250,12 @@ impl EventLog {
         let mut queue = lock(&self.inner.queue);
         queue.waiting.push(request);
         loop {
-            if let Ok(answer) = answer.try_recv() {
-                return answer;
+            match answer.try_recv() {
+                Ok(answer) => return answer,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    return Err(StorageError::AnswerLost.into());
+                }
+                Err(mpsc::TryRecvError::Empty) => {}
             }
             if queue.leader_active {
                 queue = self
@@ -249,14 +266,14 @@ impl EventLog {
                 continue;
             }
             queue.leader_active = true;
+            let leadership = Leadership { inner: &self.inner };
             let mut writer = lock(&self.inner.writer);
             let group = take_group(&mut queue.waiting, writer.max_group_events);
             drop(queue);
             writer.commit_group(group);
             drop(writer);
+            drop(leadership);
             queue = lock(&self.inner.queue);
-            queue.leader_active = false;
-            self.inner.leader_done.notify_all();
         }
     }
 

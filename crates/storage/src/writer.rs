@@ -19,7 +19,7 @@ use crate::format::{self, CommitRecord, EventFields};
 use crate::index::Index;
 
 /// One event checked for shape in the caller's thread, with its content digest already computed
-/// there, so that the writer thread only does what must be serial.
+/// there, so that the group-commit leader only does what must be serial.
 #[derive(Debug)]
 pub(crate) struct PreparedEvent {
     pub event: NewEvent,
