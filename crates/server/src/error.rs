@@ -187,7 +187,7 @@ pub fn to_status(error: &ServiceError) -> Status {
         } => with_violations(Code::AlreadyExists, message, violations),
         ServiceError::NotFound(message) => Status::not_found(message.clone()),
         ServiceError::Unavailable(message) => Status::unavailable(message.clone()),
-        ServiceError::Storage(StorageError::Poisoned { .. } | StorageError::Closed) => {
+        ServiceError::Storage(StorageError::Poisoned { .. }) => {
             Status::unavailable(error.to_string())
         }
         ServiceError::Storage(_) | ServiceError::Internal(_) => Status::internal(error.to_string()),
@@ -245,7 +245,9 @@ mod tests {
                 None,
             ),
             (
-                ServiceError::Storage(StorageError::Closed),
+                ServiceError::Storage(StorageError::Poisoned {
+                    cause: "disk full".into(),
+                }),
                 Code::Unavailable,
                 None,
             ),

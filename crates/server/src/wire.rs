@@ -3,6 +3,7 @@
 //! (`events[3].assessment_recorded.mmt8.grades.deltoid.grade`). Nothing here panics on any input.
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use myolog_domain::Decimal;
 use myolog_domain::cdasi::{CdasiLocation, CdasiLocationScores, CdasiV2, GottronHands};
@@ -37,16 +38,17 @@ struct Checker {
 }
 
 impl Checker {
-    fn problem(&mut self, path: &str, problem: Problem) {
+    fn problem(&mut self, path: impl fmt::Display, problem: Problem) {
         self.violations
-            .push(Violation::new(path, problem.to_string()));
+            .push(Violation::new(path.to_string(), problem.to_string()));
     }
 
-    fn text(&mut self, path: &str, text: impl Into<String>) {
-        self.violations.push(Violation::new(path, text.into()));
+    fn text(&mut self, path: impl fmt::Display, text: impl Into<String>) {
+        self.violations
+            .push(Violation::new(path.to_string(), text.into()));
     }
 
-    fn check<T>(&mut self, path: &str, result: Result<T, Problem>) -> Option<T> {
+    fn check<T>(&mut self, path: impl fmt::Display, result: Result<T, Problem>) -> Option<T> {
         match result {
             Ok(value) => Some(value),
             Err(problem) => {
@@ -56,10 +58,10 @@ impl Checker {
         }
     }
 
-    fn decimal(&mut self, path: &str, text: &str) -> Option<Decimal> {
+    fn decimal(&mut self, path: impl fmt::Display, text: &str) -> Option<Decimal> {
         if text.is_empty() {
             self.problem(
-                path,
+                &path,
                 Problem::Missing {
                     expected: "exact decimal text, e.g. \"6.5\"".into(),
                 },
@@ -71,7 +73,7 @@ impl Checker {
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
         {
             self.problem(
-                path,
+                &path,
                 Problem::WrongType {
                     expected: "exact decimal text, e.g. \"6.5\"".into(),
                     found: format!("{text:?}"),
@@ -79,10 +81,14 @@ impl Checker {
             );
             return None;
         }
-        self.check(path, parse_exact_decimal(text))
+        self.check(&path, parse_exact_decimal(text))
     }
 
-    fn score<const MAX: u8>(&mut self, path: &str, value: u32) -> Option<BoundedScore<MAX>> {
+    fn score<const MAX: u8>(
+        &mut self,
+        path: impl fmt::Display,
+        value: u32,
+    ) -> Option<BoundedScore<MAX>> {
         let as_u8 = u8::try_from(value).map_err(|_| Problem::OutOfRange {
             value: value.to_string(),
             allowed: BoundedScore::<MAX>::allowed(),
@@ -128,11 +134,11 @@ pub fn batch_from_proto(events: &[pb::Event]) -> Result<Vec<Event>, Vec<Violatio
 pub fn event_from_proto(event: &pb::Event, path: &str) -> Result<Event, Vec<Violation>> {
     let mut c = Checker::default();
     let event_id = c.check(
-        &format!("{path}.event_id"),
+        format_args!("{path}.event_id"),
         EventId::new(event.event_id.clone()),
     );
     let study = c.check(
-        &format!("{path}.study_id"),
+        format_args!("{path}.study_id"),
         StudyId::new(event.study_id.clone()),
     );
     let subject = optional_id(
@@ -162,7 +168,7 @@ pub fn event_from_proto(event: &pb::Event, path: &str) -> Result<Event, Vec<Viol
     let body = match &event.body {
         None => {
             c.text(
-                &format!("{path}.body"),
+                format_args!("{path}.body"),
                 "exactly one of study_registered, subject_enrolled, assessment_recorded, \
                  assessment_corrected, subject_withdrawn, dose_recorded is required",
             );
@@ -231,7 +237,7 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
             let population = population(study.population);
             if population.is_none() {
                 c.problem(
-                    &format!("{base}.population"),
+                    format_args!("{base}.population"),
                     Problem::Missing {
                         expected: "POPULATION_ADULT or POPULATION_JUVENILE".into(),
                     },
@@ -243,7 +249,7 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
                 study.baseline_visit_id.clone()
             };
             let baseline = c.check(
-                &format!("{base}.baseline_visit_id"),
+                format_args!("{base}.baseline_visit_id"),
                 VisitId::new(baseline_text),
             );
             Some(EventBody::StudyRegistered {
@@ -260,7 +266,7 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
                 Ok(_) => population(subject.population),
                 Err(_) => {
                     c.text(
-                        &format!("{base}.population"),
+                        format_args!("{base}.population"),
                         format!("unknown population {}", subject.population),
                     );
                     return None;
@@ -276,18 +282,18 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
         Body::AssessmentCorrected(corrected) => {
             let base = format!("{path}.assessment_corrected");
             let supersedes = c.check(
-                &format!("{base}.supersedes_event_id"),
+                format_args!("{base}.supersedes_event_id"),
                 EventId::new(corrected.supersedes_event_id.clone()),
             );
             let reason = c.check(
-                &format!("{base}.reason"),
+                format_args!("{base}.reason"),
                 Reason::new(corrected.reason.clone()),
             );
             let assessment = match &corrected.corrected {
                 Some(form) => assessment_from_proto(c, form, &format!("{base}.corrected")),
                 None => {
                     c.problem(
-                        &format!("{base}.corrected"),
+                        format_args!("{base}.corrected"),
                         Problem::Missing {
                             expected: "the corrected assessment".into(),
                         },
@@ -303,7 +309,7 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
         }
         Body::SubjectWithdrawn(withdrawn) => {
             let reason = c.check(
-                &format!("{path}.subject_withdrawn.reason"),
+                format_args!("{path}.subject_withdrawn.reason"),
                 Reason::new(withdrawn.reason.clone()),
             )?;
             Some(EventBody::SubjectWithdrawn { reason })
@@ -315,7 +321,7 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
                 .decimal(&format!("{base}.mg_per_day"), &dose.mg_per_day)
                 .and_then(|mg| {
                     c.check(
-                        &format!("{base}.mg_per_day"),
+                        format_args!("{base}.mg_per_day"),
                         PrednisoneEquivalentDose::try_from(mg),
                     )
                 });
@@ -334,7 +340,7 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
                 }
                 pb::DoseKind::Unspecified => {
                     c.problem(
-                        &format!("{base}.kind"),
+                        format_args!("{base}.kind"),
                         Problem::Missing {
                             expected: "DOSE_KIND_STUDY_DRUG or DOSE_KIND_GLUCOCORTICOID".into(),
                         },
@@ -355,7 +361,7 @@ fn assessment_from_proto(
     use pb::assessment_recorded::Instrument;
     let Some(instrument) = &form.instrument else {
         c.text(
-            &format!("{path}.instrument"),
+            format_args!("{path}.instrument"),
             "exactly one of globals, mmt8, haq, haq_di, enzymes, cdasi, lab, stat1 is required",
         );
         return None;
@@ -419,7 +425,7 @@ fn assessment_from_proto(
             let Some(code) = code else {
                 let allowed: Vec<&str> = LabCode::ALL.iter().map(|code| code.key()).collect();
                 c.problem(
-                    &format!("{base}.code"),
+                    format_args!("{base}.code"),
                     Problem::UnknownValue {
                         value: lab.code.clone(),
                         allowed: allowed.join(", "),
@@ -427,7 +433,7 @@ fn assessment_from_proto(
                 );
                 return None;
             };
-            let value = c.decimal(&format!("{base}.value"), &lab.value)?;
+            let value = c.decimal(format_args!("{base}.value"), &lab.value)?;
             match LabMeasurement::new(code, value, &lab.unit) {
                 Ok(measurement) => Some(Assessment::Lab(measurement)),
                 Err((field, problem)) => {
@@ -435,7 +441,7 @@ fn assessment_from_proto(
                         LabField::Value => "value",
                         LabField::Unit => "unit",
                     };
-                    c.problem(&format!("{base}.{key}"), problem);
+                    c.problem(format_args!("{base}.{key}"), problem);
                     None
                 }
             }
@@ -458,7 +464,7 @@ fn assessment_from_proto(
                 }
                 None => {
                     c.problem(
-                        &format!("{base}.value"),
+                        format_args!("{base}.value"),
                         Problem::Missing {
                             expected: "ihc_score or percent_positive".into(),
                         },
@@ -488,7 +494,7 @@ fn vas(c: &mut Checker, path: &str, value: Option<&pb::Vas>) -> Option<Option<Gl
             .map(|v| Some(GlobalAssessment::Vas(v))),
         None => {
             c.problem(
-                &format!("{path}.value"),
+                format_args!("{path}.value"),
                 Problem::Missing {
                     expected: "cm or mm".into(),
                 },
@@ -513,7 +519,7 @@ fn mmt_group(grades: &pb::Mmt8Grades, group: MuscleGroup) -> Option<&pb::MmtGrad
 
 fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &str) -> Option<Mmt8> {
     let max = u16::try_from(mmt8.max).unwrap_or(u16::MAX);
-    let scale = c.check(&format!("{path}.max"), MmtScale::from_max_total(max))?;
+    let scale = c.check(format_args!("{path}.max"), MmtScale::from_max_total(max))?;
     match (mmt8.total, &mmt8.grades) {
         (Some(_), Some(_)) => {
             c.problem(
@@ -533,7 +539,7 @@ fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &str) -> Option<Mmt8>
         }
         (Some(total), None) => {
             let total = u16::try_from(total).unwrap_or(u16::MAX);
-            c.check(&format!("{path}.total"), MmtTotal::new(total, scale))
+            c.check(format_args!("{path}.total"), MmtTotal::new(total, scale))
                 .map(Mmt8::Total)
         }
         (None, Some(grades)) => {
@@ -628,7 +634,7 @@ fn enum_key(name: &str, prefix: &str) -> Option<String> {
 fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &str) -> Option<HaqItems> {
     let Some(items) = &haq.items else {
         c.problem(
-            &format!("{path}.items"),
+            format_args!("{path}.items"),
             Problem::Missing {
                 expected: "the 20 HAQ items".into(),
             },
@@ -655,7 +661,7 @@ fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &str) -> Option<HaqItems
             .enumerate()
             .map(|(i, item)| {
                 item.score
-                    .and_then(|score| c.score::<3>(&format!("{p}[{i}].score"), score))
+                    .and_then(|score| c.score::<3>(format_args!("{p}[{i}].score"), score))
             })
             .collect();
     }
@@ -703,7 +709,7 @@ fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &str) -> Option<HaqItems
     match HaqItems::new(answers, aids, help) {
         Ok(items) => Some(items),
         Err((category, problem)) => {
-            c.problem(&format!("{path}.items.{}", category.key()), problem);
+            c.problem(format_args!("{path}.items.{}", category.key()), problem);
             None
         }
     }
@@ -728,7 +734,7 @@ fn enzymes_from_proto(c: &mut Checker, enzymes: &pb::Enzymes, path: &str) -> Opt
         };
         let Some(unit) = EnzymeUnit::from_key(unit_text) else {
             c.problem(
-                &format!("{p}.unit"),
+                format_args!("{p}.unit"),
                 Problem::UnknownValue {
                     value: result.unit.clone(),
                     allowed: "U/L, ukat/L".into(),
@@ -736,8 +742,8 @@ fn enzymes_from_proto(c: &mut Checker, enzymes: &pb::Enzymes, path: &str) -> Opt
             );
             continue;
         };
-        let value = c.decimal(&format!("{p}.value"), &result.value);
-        let uln = c.decimal(&format!("{p}.uln"), &result.uln);
+        let value = c.decimal(format_args!("{p}.value"), &result.value);
+        let uln = c.decimal(format_args!("{p}.uln"), &result.uln);
         let (Some(value), Some(uln)) = (value, uln) else {
             continue;
         };
@@ -750,7 +756,7 @@ fn enzymes_from_proto(c: &mut Checker, enzymes: &pb::Enzymes, path: &str) -> Opt
                     EnzymeField::Value => "value",
                     EnzymeField::Uln => "uln",
                 };
-                c.problem(&format!("{p}.{key}"), problem);
+                c.problem(format_args!("{p}.{key}"), problem);
             }
         }
     }
@@ -802,11 +808,11 @@ fn cdasi_from_proto(c: &mut Checker, cdasi: &pb::Cdasi, path: &str) -> Option<Cd
             };
             let p = format!("{path}.locations.{}", location.key());
             let scores = (
-                c.score::<3>(&format!("{p}.erythema"), item.erythema),
-                c.score::<2>(&format!("{p}.scale"), item.scale),
-                c.score::<1>(&format!("{p}.erosion"), item.erosion),
-                c.score::<1>(&format!("{p}.poikiloderma"), item.poikiloderma),
-                c.score::<1>(&format!("{p}.calcinosis"), item.calcinosis),
+                c.score::<3>(format_args!("{p}.erythema"), item.erythema),
+                c.score::<2>(format_args!("{p}.scale"), item.scale),
+                c.score::<1>(format_args!("{p}.erosion"), item.erosion),
+                c.score::<1>(format_args!("{p}.poikiloderma"), item.poikiloderma),
+                c.score::<1>(format_args!("{p}.calcinosis"), item.calcinosis),
             );
             if let (
                 Some(erythema),
@@ -832,9 +838,9 @@ fn cdasi_from_proto(c: &mut Checker, cdasi: &pb::Cdasi, path: &str) -> Option<Cd
     if let Some(gottron) = &cdasi.gottron_hands {
         let p = format!("{path}.gottron_hands");
         let scores = (
-            c.score::<3>(&format!("{p}.erythema"), gottron.erythema),
-            c.score::<1>(&format!("{p}.ulceration"), gottron.ulceration),
-            c.score::<2>(&format!("{p}.damage"), gottron.damage),
+            c.score::<3>(format_args!("{p}.erythema"), gottron.erythema),
+            c.score::<1>(format_args!("{p}.ulceration"), gottron.ulceration),
+            c.score::<2>(format_args!("{p}.damage"), gottron.damage),
         );
         if let (Some(erythema), Some(ulceration), Some(damage)) = scores {
             out.gottron_hands = GottronHands {
@@ -845,10 +851,10 @@ fn cdasi_from_proto(c: &mut Checker, cdasi: &pb::Cdasi, path: &str) -> Option<Cd
             };
         }
     }
-    if let Some(periungual) = c.score::<2>(&format!("{path}.periungual"), cdasi.periungual) {
+    if let Some(periungual) = c.score::<2>(format_args!("{path}.periungual"), cdasi.periungual) {
         out.periungual = periungual;
     }
-    if let Some(alopecia) = c.score::<1>(&format!("{path}.alopecia"), cdasi.alopecia) {
+    if let Some(alopecia) = c.score::<1>(format_args!("{path}.alopecia"), cdasi.alopecia) {
         out.alopecia = alopecia;
     }
     (c.violations.len() == before).then_some(out)
