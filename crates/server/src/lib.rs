@@ -6,12 +6,14 @@
 //! - [`projection`], [`outcomes`], [`scored`]: per-visit assessments, per-subject and cohort outcomes.
 //! - [`app`]: the ingest path (validate, check, durable append, apply, recompute, broadcast).
 //! - [`services`], [`server`]: the gRPC services, health, reflection, graceful shutdown.
+//! - [`auth`]: principals, bearer tokens, the permission table and the guard before every service.
 //! - [`audit`]: replay as of any point, verify, audit-trail and ADaM exports, the HTML report.
 //! - [`metrics`]: Prometheus metrics of the ingest path on a port of their own.
 //! - [`cli`], [`demo`], [`synth`], [`healthcheck`]: the binary's commands.
 
 pub mod app;
 pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod demo;
 pub mod error;

@@ -1,0 +1,294 @@
+//! The command-line side of authentication: the `serve` flags ([`SecurityArgs`]) and
+//! `myolog token issue`, which prints a new token once and appends only its hash to the principals
+//! file (created with mode 0600 if missing; an existing file must parse before anything is added).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use super::permissions::Role;
+use super::principals::{PrincipalsFile, valid_id, valid_name};
+use super::{Auth, SecurityError, check_listen, tokens};
+use crate::audit::table::{parse_rfc3339, rfc3339_nanos};
+
+/// Security flags of `myolog serve`.
+#[derive(Debug, Clone, Args)]
+pub struct SecurityArgs {
+    /// Principals file (TOML, token hashes only). Without one the server listens on loopback only
+    /// and every call acts as --principal.
+    #[arg(long, env = "MYOLOG_PRINCIPALS")]
+    pub principals: Option<PathBuf>,
+    /// Serve plaintext gRPC on a non-loopback address (only behind a proxy that terminates TLS).
+    #[arg(long, env = "MYOLOG_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
+}
+
+impl SecurityArgs {
+    /// The authenticator for `serve` on `addr`, or why the server must not start. Logs the mode.
+    pub fn authenticator(
+        &self,
+        addr: SocketAddr,
+        local_principal: &str,
+    ) -> Result<Arc<Auth>, SecurityError> {
+        // TLS is not configurable yet, so off loopback only --allow-plaintext starts.
+        check_listen(addr, self.principals.is_some(), false, self.allow_plaintext)?;
+        match &self.principals {
+            None => {
+                tracing::warn!(
+                    principal = local_principal,
+                    "no principals file: loopback only, every call acts as the local principal"
+                );
+                Ok(Auth::local(local_principal))
+            }
+            Some(path) => {
+                let auth = Auth::from_file(path)?;
+                tracing::info!(file = %path.display(), "bearer tokens required; SIGHUP reloads the principals file");
+                Ok(auth)
+            }
+        }
+    }
+}
+
+/// `myolog token`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+/// Token subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Issue a token: print it once on stdout and append its SHA-256 to the principals file.
+    Issue(IssueArgs),
+}
+
+/// `myolog token issue`.
+#[derive(Debug, Clone, Args)]
+pub struct IssueArgs {
+    /// Principal name, e.g. `edc-stir` (1-64 characters from [A-Za-z0-9._:@-]).
+    #[arg(long)]
+    pub principal: String,
+    /// writer, reader, auditor or admin.
+    #[arg(long)]
+    pub role: String,
+    /// A study the principal is scoped to (repeat for several; writers and readers need one).
+    #[arg(long = "study")]
+    pub studies: Vec<String>,
+    /// A site the writer is scoped to (repeatable).
+    #[arg(long = "site")]
+    pub sites: Vec<String>,
+    /// The principals file to append to (created if missing).
+    #[arg(long, env = "MYOLOG_PRINCIPALS", default_value = "./principals.toml")]
+    pub file: PathBuf,
+    /// Expiry as an RFC 3339 time, e.g. 2027-05-25T00:00:00Z (default: none).
+    #[arg(long)]
+    pub expires: Option<String>,
+}
+
+/// Why a token was not issued.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Principals(#[from] super::PrincipalsError),
+    #[error(transparent)]
+    Random(#[from] tokens::RandomError),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Runs `myolog token ...`.
+pub fn run(args: &TokenArgs) -> ExitCode {
+    match &args.command {
+        TokenCommand::Issue(issue_args) => match issue(issue_args, super::now_unix_nanos()) {
+            Ok(token) => {
+                println!("{token}");
+                eprintln!(
+                    "token for {} written to {} (hash only): shown once, store it now; \
+                     send SIGHUP to a running server to load it",
+                    issue_args.principal,
+                    issue_args.file.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("myolog token issue: {error}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// The `[[token]]` entry text for a hash (every value checked against a charset without quotes or
+/// backslashes, so no TOML escaping is needed).
+fn entry_text(args: &IssueArgs, role: Role, sha256: &str, issued: &str) -> String {
+    let list = |items: &[String]| {
+        let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    let mut text = format!(
+        "\n[[token]]\nprincipal = \"{}\"\nrole = \"{role}\"\nstudies = {}\nsites = {}\n\
+         sha256 = \"{sha256}\"\nissued = \"{issued}\"\n",
+        args.principal,
+        list(&args.studies),
+        list(&args.sites),
+    );
+    if let Some(expires) = &args.expires {
+        text.push_str(&format!("expires = \"{expires}\"\n"));
+    }
+    text.push_str("revoked = false\n");
+    text
+}
+
+/// Issues a token: checks the arguments and the existing file, appends the hash and returns the
+/// token (the only time it exists outside the caller's hands).
+pub fn issue(args: &IssueArgs, now_unix_nanos: i64) -> Result<String, IssueError> {
+    if !valid_name(&args.principal) {
+        return Err(IssueError::Invalid(
+            "--principal must be 1-64 characters from [A-Za-z0-9._:@-]".into(),
+        ));
+    }
+    let role = Role::parse_issuable(&args.role).ok_or_else(|| {
+        IssueError::Invalid(format!(
+            "--role {:?} is not writer, reader, auditor or admin",
+            args.role
+        ))
+    })?;
+    if let Some(bad) = args
+        .studies
+        .iter()
+        .chain(&args.sites)
+        .find(|s| !valid_id(s))
+    {
+        return Err(IssueError::Invalid(format!(
+            "{bad:?} is not a study or site id (1-64 characters from [A-Za-z0-9._:-])"
+        )));
+    }
+    if let Some(expires) = &args.expires {
+        match parse_rfc3339(expires) {
+            None => {
+                return Err(IssueError::Invalid(format!(
+                    "--expires {expires:?} is not an RFC 3339 time"
+                )));
+            }
+            Some(at) if at <= now_unix_nanos => {
+                return Err(IssueError::Invalid(format!(
+                    "--expires {expires} is in the past"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let existing = match std::fs::read_to_string(&args.file) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(IssueError::Write {
+                path: args.file.clone(),
+                source,
+            });
+        }
+    };
+    PrincipalsFile::parse(&existing, &args.file)?;
+    let token = tokens::generate()?;
+    let sha256 = tokens::hex(&tokens::hash(&token));
+    let issued = rfc3339_nanos(now_unix_nanos);
+    let entry = entry_text(args, role, &sha256, &issued);
+    // The combined text must parse (e.g. a writer without a study) before anything is written.
+    PrincipalsFile::parse(&format!("{existing}{entry}"), &args.file)?;
+    let write_error = |source| IssueError::Write {
+        path: args.file.clone(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&args.file).map_err(write_error)?;
+    file.write_all(entry.as_bytes()).map_err(write_error)?;
+    file.sync_all().map_err(write_error)?;
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(file: &std::path::Path, principal: &str, role: &str, studies: &[&str]) -> IssueArgs {
+        IssueArgs {
+            principal: principal.into(),
+            role: role.into(),
+            studies: studies.iter().map(|s| s.to_string()).collect(),
+            sites: vec!["S01".into()],
+            file: file.to_path_buf(),
+            expires: None,
+        }
+    }
+
+    #[test]
+    fn issued_tokens_authenticate_and_only_hashes_are_stored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("principals.toml");
+        let now = parse_rfc3339("2026-11-25T15:00:00Z").expect("time");
+        let writer = issue(&args(&path, "edc", "writer", &["STIR"]), now).expect("issued");
+        let mut expiring = args(&path, "stat", "reader", &["STIR", "BIRD"]);
+        expiring.expires = Some("2026-12-01T00:00:00Z".into());
+        let reader = issue(&expiring, now).expect("issued");
+        let text = std::fs::read_to_string(&path).expect("file");
+        assert!(!text.contains(&writer) && !text.contains(&reader[4..]));
+        let file = PrincipalsFile::load(&path).expect("parses");
+        assert_eq!(file.len(), 2);
+        let edc = file
+            .authenticate(&tokens::hash(&writer), now)
+            .expect("writer");
+        assert_eq!(edc.recorded_by(), "edc (writer)");
+        assert!(edc.sites.contains("S01"));
+        let stat = file
+            .authenticate(&tokens::hash(&reader), now)
+            .expect("reader");
+        assert_eq!(stat.studies.len(), 2);
+        let later = parse_rfc3339("2026-12-01T00:00:00Z").expect("time");
+        assert!(file.authenticate(&tokens::hash(&reader), later).is_err());
+    }
+
+    #[test]
+    fn refuses_bad_requests_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("principals.toml");
+        let now = parse_rfc3339("2026-11-25T15:00:00Z").expect("time");
+        let mut past = args(&path, "a", "reader", &["S"]);
+        past.expires = Some("2026-11-25T14:59:59Z".into());
+        let mut garbled = args(&path, "a", "reader", &["S"]);
+        garbled.expires = Some("soon".into());
+        // (arguments, part of the message)
+        let cases = [
+            (args(&path, "a b", "writer", &["S"]), "--principal"),
+            (args(&path, "a\"", "writer", &["S"]), "--principal"),
+            (args(&path, "a", "local", &["S"]), "--role"),
+            (args(&path, "a", "writer", &[]), "at least one study"),
+            (
+                args(&path, "a", "writer", &["S\"]"]),
+                "not a study or site id",
+            ),
+            (past, "in the past"),
+            (garbled, "not an RFC 3339 time"),
+        ];
+        for (bad, expected) in cases {
+            let error = issue(&bad, now).expect_err(expected).to_string();
+            assert!(error.contains(expected), "{bad:?} -> {error}");
+            assert!(!path.exists(), "nothing written for {bad:?}");
+        }
+        std::fs::write(&path, "not toml [").expect("write");
+        assert!(issue(&args(&path, "a", "admin", &[]), now).is_err());
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "not toml [");
+    }
+}

@@ -1,0 +1,107 @@
+//! The guard in front of every service: a tower service wrapping a generated tonic server. It sees
+//! the HTTP/2 request before tonic decodes anything, so it can (1) look the gRPC path up in the
+//! permission table, (2) authenticate the caller from the `authorization` metadata, and (3) refuse
+//! with UNAUTHENTICATED / PERMISSION_DENIED without the handler ever running. An admitted call
+//! carries its [`Principal`] in the request extensions, where handlers find it ([`super::caller`]).
+//!
+//! A wrapper rather than a tonic `Interceptor`: interceptors do not see the method path, and a
+//! per-method table is the point.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::Status;
+use tonic::body::Body;
+use tonic::codegen::http;
+use tonic::codegen::{BoxFuture, Service};
+use tonic::server::NamedService;
+
+use super::permissions::{self, Grant, Permission};
+use super::{Auth, Principal};
+
+/// `inner` behind the authenticator.
+#[derive(Debug, Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    auth: Arc<Auth>,
+}
+
+impl<S> Guarded<S> {
+    /// Guards `inner` with `auth`.
+    pub fn new(inner: S, auth: Arc<Auth>) -> Self {
+        Self { inner, auth }
+    }
+}
+
+impl<S: NamedService> NamedService for Guarded<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+/// Admits or refuses one call by its path and metadata.
+pub fn admit(
+    auth: &Auth,
+    path: &str,
+    headers: &http::HeaderMap,
+    now_unix_nanos: i64,
+) -> Result<Option<Arc<Principal>>, Status> {
+    let Some(permission) = permissions::required(path) else {
+        return Err(Status::permission_denied(format!(
+            "{path} is not in the permission table"
+        )));
+    };
+    if permission == Permission::Public {
+        return Ok(None);
+    }
+    let header = headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let principal = auth.authenticate(header, now_unix_nanos)?;
+    if principal.role.grants(permission) == Grant::Denied {
+        return Err(Status::permission_denied(format!(
+            "{} ({}) may not call {path}: it needs {}",
+            principal.name,
+            principal.role,
+            permission.name()
+        )));
+    }
+    Ok(Some(principal))
+}
+
+impl<S> Service<http::Request<Body>> for Guarded<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        let decision = admit(
+            &self.auth,
+            request.uri().path(),
+            request.headers(),
+            super::now_unix_nanos(),
+        );
+        match decision {
+            Ok(principal) => {
+                if let Some(principal) = principal {
+                    request.extensions_mut().insert(principal);
+                }
+                Box::pin(self.inner.call(request))
+            }
+            Err(status) => {
+                tracing::info!(path = request.uri().path(), code = ?status.code(), message = status.message(), "call refused");
+                Box::pin(async move { Ok(status.into_http()) })
+            }
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! Roles and the ONE permission table: every RPC the server answers names the permission it needs
+//! ([`RPC_PERMISSIONS`]); each role grants a set of permissions ([`Role::grants`]). Anything not in
+//! the table is denied. The README's permission table is rendered from these two by
+//! [`markdown_table`] (a test keeps them equal), and the end-to-end test walks every RPC x role.
+
+use std::fmt;
+
+/// What a caller may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// An EDC system: appends clinical events for its studies (and sites), reads nothing else.
+    Writer,
+    /// A statistician: reads outcomes of its studies.
+    Reader,
+    /// Reads everything, including the raw log and replays; never writes.
+    Auditor,
+    /// Registers studies (StudyRegistered); does not enter clinical data.
+    Admin,
+    /// The single principal of a server without a principals file (loopback only): everything.
+    Local,
+}
+
+impl Role {
+    /// Every role, in table order.
+    pub const ALL: [Role; 5] = [
+        Role::Writer,
+        Role::Reader,
+        Role::Auditor,
+        Role::Admin,
+        Role::Local,
+    ];
+
+    /// The role's name in the principals file and in recorded-by.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Writer => "writer",
+            Role::Reader => "reader",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+            Role::Local => "local",
+        }
+    }
+
+    /// Parses a role that may be given to a token (`local` may not: it exists only without a file).
+    pub fn parse_issuable(text: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name() == text && *r != Role::Local)
+    }
+
+    /// What this role may do with `permission`.
+    pub const fn grants(self, permission: Permission) -> Grant {
+        use Grant::{All, Denied, OwnStudies};
+        use Permission::*;
+        match (self, permission) {
+            (_, Public) => All,
+            (_, Authenticated) => All,
+            (Role::Local, _) => All,
+            (Role::Writer, WriteEvents) => OwnStudies,
+            (Role::Admin, WriteEvents) => All,
+            (Role::Reader, ReadStudy) => OwnStudies,
+            (Role::Auditor, ReadStudy | ReadAudit) => All,
+            _ => Denied,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What an RPC needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    /// Anyone, even unauthenticated (health probes of orchestrators).
+    Public,
+    /// Any authenticated principal (reflection: the schema only, no data).
+    Authenticated,
+    /// Append events. Per event: StudyRegistered only by admin; every other event only by a writer
+    /// whose studies include the event's study.
+    WriteEvents,
+    /// Read one study's subjects and outcomes (the request names the study).
+    ReadStudy,
+    /// Read the whole log: raw events, verification, replays (all studies at once).
+    ReadAudit,
+}
+
+impl Permission {
+    /// Name in the README table.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Permission::Public => "public",
+            Permission::Authenticated => "authenticated",
+            Permission::WriteEvents => "write events",
+            Permission::ReadStudy => "read study",
+            Permission::ReadAudit => "read audit",
+        }
+    }
+}
+
+/// How far a role's permission reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// Not at all: PERMISSION_DENIED before the handler runs.
+    Denied,
+    /// Only for the studies in the principal's scope (checked in the handler on the request).
+    OwnStudies,
+    /// Everywhere.
+    All,
+}
+
+/// Every RPC by its gRPC path (`/package.Service/Method`) and the permission it needs.
+pub const RPC_PERMISSIONS: &[(&str, Permission)] = &[
+    ("/myolog.v1.Ingest/Submit", Permission::WriteEvents),
+    ("/myolog.v1.Ingest/Append", Permission::WriteEvents),
+    ("/myolog.v1.Outcomes/GetSubject", Permission::ReadStudy),
+    ("/myolog.v1.Outcomes/GetCohort", Permission::ReadStudy),
+    ("/myolog.v1.Outcomes/Watch", Permission::ReadStudy),
+    ("/myolog.v1.Audit/ReadEvents", Permission::ReadAudit),
+    ("/myolog.v1.Audit/Verify", Permission::ReadAudit),
+    ("/myolog.v1.Audit/Replay", Permission::ReadAudit),
+    ("/grpc.health.v1.Health/Check", Permission::Public),
+    ("/grpc.health.v1.Health/Watch", Permission::Public),
+    (
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        Permission::Authenticated,
+    ),
+    (
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        Permission::Authenticated,
+    ),
+];
+
+/// The permission an RPC path needs; `None` (deny) for anything not in the table.
+pub fn required(path: &str) -> Option<Permission> {
+    RPC_PERMISSIONS
+        .iter()
+        .find(|(rpc, _)| *rpc == path)
+        .map(|(_, permission)| *permission)
+}
+
+/// The README's permission table: one row per RPC, one column per role.
+pub fn markdown_table() -> String {
+    let mut out = String::from("| RPC | permission |");
+    for role in Role::ALL {
+        out.push_str(&format!(" {role} |"));
+    }
+    out.push_str("\n| --- | --- |");
+    for _ in Role::ALL {
+        out.push_str(" --- |");
+    }
+    out.push('\n');
+    for (rpc, permission) in RPC_PERMISSIONS {
+        out.push_str(&format!("| `{rpc}` | {} |", permission.name()));
+        for role in Role::ALL {
+            let cell = match role.grants(*permission) {
+                Grant::Denied => "denied",
+                Grant::OwnStudies => "own studies",
+                Grant::All => "yes",
+            };
+            out.push_str(&format!(" {cell} |"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_paths_are_denied() {
+        for path in [
+            "",
+            "/",
+            "/myolog.v1.Ingest/",
+            "/myolog.v1.Ingest/Delete",
+            "/myolog.v1.Ingest/submit",
+            "/myolog.v1.Ingest/Submit/",
+            "myolog.v1.Ingest/Submit",
+        ] {
+            assert_eq!(required(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_path_once() {
+        let mut paths: Vec<_> = RPC_PERMISSIONS.iter().map(|(p, _)| *p).collect();
+        paths.sort_unstable();
+        paths.dedup();
+        assert_eq!(paths.len(), RPC_PERMISSIONS.len());
+    }
+
+    #[test]
+    fn the_grants_the_issue_asks_for() {
+        use Grant::*;
+        use Permission::*;
+        // (role, permission, grant): writers and readers scoped, auditors read everything and never
+        // write, admins write (StudyRegistered only, per event) and read nothing.
+        let cases = [
+            (Role::Writer, WriteEvents, OwnStudies),
+            (Role::Writer, ReadStudy, Denied),
+            (Role::Writer, ReadAudit, Denied),
+            (Role::Reader, WriteEvents, Denied),
+            (Role::Reader, ReadStudy, OwnStudies),
+            (Role::Reader, ReadAudit, Denied),
+            (Role::Auditor, WriteEvents, Denied),
+            (Role::Auditor, ReadStudy, All),
+            (Role::Auditor, ReadAudit, All),
+            (Role::Admin, WriteEvents, All),
+            (Role::Admin, ReadStudy, Denied),
+            (Role::Admin, ReadAudit, Denied),
+            (Role::Local, WriteEvents, All),
+            (Role::Local, ReadAudit, All),
+        ];
+        for (role, permission, grant) in cases {
+            assert_eq!(role.grants(permission), grant, "{role} {permission:?}");
+        }
+        for role in Role::ALL {
+            assert_eq!(role.grants(Public), All);
+            assert_eq!(role.grants(Authenticated), All);
+        }
+    }
+
+    #[test]
+    fn local_is_not_issuable() {
+        assert_eq!(Role::parse_issuable("local"), None);
+        assert_eq!(Role::parse_issuable("writer"), Some(Role::Writer));
+        assert_eq!(Role::parse_issuable("Writer"), None);
+    }
+
+    #[test]
+    fn readme_has_the_table() {
+        let readme = include_str!("../../../../README.md");
+        assert!(
+            readme.contains(&markdown_table()),
+            "README's permission table differs from the code; paste:\n{}",
+            markdown_table()
+        );
+    }
+}
