@@ -1,3 +1,155 @@
-//! Replay benchmark (filled in below): replay of the log to all outcomes against the bare log scan.
+//! Replay to all outcomes against the storage crate's bare scan, in the same run, over the same log.
+//!
+//! The log holds the synthetic STIR-like cohort ([`myolog_server::synth`]) scaled up to the requested
+//! number of events (about 37 events per subject: enrollment and five visits of item-level forms),
+//! appended through `EventLog::append` exactly as the service stores them (canonical protobuf
+//! payloads). Then, alternating and best of `MYOLOG_BENCH_ROUNDS`:
+//!
+//! - bare scan: `EventLog::read_range(1..=head)`, every event decoded into an owned `RecordedEvent`;
+//! - replay: `audit::replay::project` (the same scan, each payload decoded and validated into a domain
+//!   event, applied to a fresh projection) and `Replay::outcomes` (every subject x follow-up visit
+//!   scored with the scoring crate, with provenance).
+//!
+//! Environment: `MYOLOG_BENCH_REPLAY_EVENTS` [1000000], `MYOLOG_BENCH_ROUNDS` [3]. A quick run:
+//! `MYOLOG_BENCH_REPLAY_EVENTS=50000 cargo bench -p myolog-server --bench replay`.
+#![allow(clippy::unwrap_used)] // A benchmark that cannot set itself up should stop loudly.
 
-fn main() {}
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use myolog_server::audit::progress::Progress;
+use myolog_server::audit::replay::{self, AsOf};
+use myolog_server::synth::{Cohort, VISITS};
+use myolog_server::{app, wire};
+use myolog_storage::{EventLog, ExpectedVersion, LogOptions, NewEvent};
+use prost::Message;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Appends the cohort's batches, grouped into appends of up to ~1000 events.
+fn fill(log: &EventLog, target_events: u64) -> u64 {
+    let per_subject = 37;
+    let subjects = usize::try_from(target_events / per_subject).unwrap().max(1);
+    let cohort = Cohort::new(2017, subjects);
+    let mut pending: Vec<NewEvent> = Vec::new();
+    let flush = |pending: &mut Vec<NewEvent>| {
+        if !pending.is_empty() {
+            log.append(std::mem::take(pending), "bench").unwrap();
+        }
+    };
+    let mut batches = vec![cohort.enrollment()];
+    for (visit, _) in VISITS {
+        for index in 0..cohort.len() {
+            batches.push(cohort.visit_batch(index, visit));
+        }
+    }
+    for request in batches {
+        // Event by event: the enrollment of thousands of subjects exceeds one batch's 1000 events.
+        for wire_event in &request.events {
+            let event = wire::event_from_proto(wire_event, "event").unwrap();
+            pending.push(NewEvent {
+                event_id: event.event_id.to_string(),
+                stream_key: wire::stream_key(&event),
+                expected_version: ExpectedVersion::Any,
+                event_type: event.body.type_name().to_string(),
+                schema_version: app::SCHEMA_VERSION,
+                payload: wire_event.encode_to_vec(),
+            });
+            if pending.len() >= 1000 {
+                flush(&mut pending);
+            }
+        }
+    }
+    flush(&mut pending);
+    log.head().seq
+}
+
+fn bare_scan(log: &EventLog, head: u64) -> (Duration, u64) {
+    let started = Instant::now();
+    let mut count = 0u64;
+    for event in log.read_range(1..=head) {
+        black_box(event.unwrap());
+        count += 1;
+    }
+    (started.elapsed(), count)
+}
+
+fn replay_all(log: &EventLog) -> (Duration, Duration, usize) {
+    let started = Instant::now();
+    let replayed = replay::project(log, AsOf::Head, &mut Progress::hidden()).unwrap();
+    let projected = started.elapsed();
+    let outcomes = replayed.outcomes();
+    let total = started.elapsed();
+    (projected, total, black_box(outcomes).len())
+}
+
+fn rate(events: u64, time: Duration) -> f64 {
+    events as f64 / time.as_secs_f64()
+}
+
+fn main() {
+    let target: u64 = env_or("MYOLOG_BENCH_REPLAY_EVENTS", 1_000_000);
+    let rounds: usize = env_or("MYOLOG_BENCH_ROUNDS", 3);
+    let dir = tempfile::tempdir().unwrap();
+    let log = EventLog::open(dir.path().join("log"), LogOptions::default()).unwrap();
+    let started = Instant::now();
+    let head = fill(&log, target);
+    eprintln!(
+        "wrote {head} events in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut best_scan = Duration::MAX;
+    let mut best_project = Duration::MAX;
+    let mut best_replay = Duration::MAX;
+    let mut outcomes = 0;
+    for round in 0..rounds.max(1) {
+        let (scan, scanned) = bare_scan(&log, head);
+        assert_eq!(scanned, head);
+        let (project, total, n) = replay_all(&log);
+        outcomes = n;
+        eprintln!(
+            "round {round}: scan {:.2} s, replay {:.2} s (projection {:.2} s)",
+            scan.as_secs_f64(),
+            total.as_secs_f64(),
+            project.as_secs_f64()
+        );
+        best_scan = best_scan.min(scan);
+        best_project = best_project.min(project);
+        best_replay = best_replay.min(total);
+    }
+    let scan_rate = rate(head, best_scan);
+    let replay_rate = rate(head, best_replay);
+    println!("| {head} events (best of {rounds}) | time | events/s | vs bare scan |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| bare scan (`EventLog::read_range`) | {:.2} s | {:.0} | 1.00 |",
+        best_scan.as_secs_f64(),
+        scan_rate
+    );
+    println!(
+        "| replay: decode + projection only | {:.2} s | {:.0} | {:.2} |",
+        best_project.as_secs_f64(),
+        rate(head, best_project),
+        rate(head, best_project) / scan_rate
+    );
+    println!(
+        "| replay to all outcomes ({outcomes} subject x visit outcomes) | {:.2} s | {:.0} | {:.2} |",
+        best_replay.as_secs_f64(),
+        replay_rate,
+        replay_rate / scan_rate
+    );
+    println!(
+        "\ntarget: replay >= 0.5 x bare scan: {}",
+        if replay_rate >= 0.5 * scan_rate {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}

@@ -249,7 +249,7 @@ fn p_value(p: Option<f64>) -> String {
 fn cohort_table(html: &mut String, cohort: &pb::CohortOutcomes) {
     html.push_str("<table class=\"cohort\"><thead><tr><th>Visit</th><th>n</th><th>IMACS DOI responders</th><th>TIS none / minimal / moderate / major</th><th>TIS ≥ minimal</th><th>CDASI activity baseline</th><th>at visit</th><th>change</th><th>paired t p</th><th>Wilcoxon p</th><th>CDASI MCID</th></tr></thead><tbody>");
     for v in &cohort.visits {
-        let tis = v.tis.clone().unwrap_or_default();
+        let tis = v.tis.unwrap_or_default();
         let c = v.cdasi_activity.clone().unwrap_or_default();
         let _ = write!(
             html,
@@ -354,4 +354,141 @@ pub fn render(replay: &Replay) -> String {
     }
     html.push_str("</body></html>\n");
     html
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::app::{App, AppConfig};
+    use crate::audit::commands::open_log;
+    use crate::audit::progress::Progress;
+    use crate::audit::replay::{AsOf, project};
+    use crate::synth::{Cohort, VISITS};
+
+    const SUBJECTS: usize = 6;
+
+    /// A log holding a small synthetic cohort, written through the service's own ingest path.
+    async fn cohort_log(dir: &std::path::Path) {
+        let app = App::open(AppConfig::new(dir)).await.expect("app opens");
+        let cohort = Cohort::new(7, SUBJECTS);
+        app.submit(cohort.enrollment()).await.expect("enrollment");
+        for (visit, _) in VISITS {
+            for index in 0..SUBJECTS {
+                app.submit(cohort.visit_batch(index, visit))
+                    .await
+                    .expect("visit batch");
+            }
+        }
+        // Closing the log joins its writer thread: do it off the async runtime.
+        let app = Arc::try_unwrap(app).expect("sole owner");
+        tokio::task::spawn_blocking(move || drop(app))
+            .await
+            .expect("closed");
+    }
+
+    fn nodes<'a>(doc: &'a roxmltree::Document<'a>, class: &str) -> Vec<roxmltree::Node<'a, 'a>> {
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some(class))
+            .collect()
+    }
+
+    fn attr_f64(node: &roxmltree::Node<'_, '_>, name: &str) -> f64 {
+        node.attribute(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn report_charts_hold_the_replayed_series() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        cohort_log(dir.path()).await;
+        let log = open_log(dir.path()).expect("log opens");
+        let replay = project(&log, AsOf::Head, &mut Progress::hidden()).expect("replay");
+        let outcomes = replay.outcomes();
+        let studies = study_charts(&replay);
+        assert_eq!(studies.len(), 1);
+        let study = &studies[0];
+        assert_eq!(study.primary_visit, PRIMARY_VISIT);
+        let [cdasi, tis, core] = study.svgs();
+
+        // CDASI: one polyline per subject; its values are the replayed activities.
+        let doc = roxmltree::Document::parse(&cdasi).expect("CDASI SVG parses");
+        let lines = nodes(&doc, "series");
+        assert_eq!(lines.len(), SUBJECTS);
+        for line in &lines {
+            let subject = line.attribute("data-series").unwrap_or_default();
+            let values: Vec<&str> = line
+                .attribute("data-values")
+                .unwrap_or_default()
+                .split(' ')
+                .collect();
+            assert_eq!(values.len(), study.visits.len());
+            for r in outcomes.iter().filter(|r| r.outcome.subject_id == subject) {
+                let c = r.outcome.cdasi.as_ref().expect("CDASI recorded");
+                let at = study
+                    .visits
+                    .iter()
+                    .position(|v| *v == r.outcome.visit_id)
+                    .expect("visit on the axis");
+                assert_eq!(
+                    values[at],
+                    c.followup_activity
+                        .map(|a| a.to_string())
+                        .unwrap_or_default()
+                );
+                assert_eq!(
+                    values[0],
+                    c.baseline_activity
+                        .map(|a| a.to_string())
+                        .unwrap_or_default()
+                );
+            }
+        }
+
+        // TIS waterfall: one bar per evaluable subject at the primary visit, best first, values equal.
+        let doc = roxmltree::Document::parse(&tis).expect("TIS SVG parses");
+        let bars = nodes(&doc, "bar");
+        let expected: Vec<(String, f64)> = outcomes
+            .iter()
+            .filter(|r| r.outcome.visit_id == PRIMARY_VISIT)
+            .filter_map(|r| {
+                let t = r.outcome.tis.as_ref().filter(|t| t.evaluable)?;
+                Some((r.outcome.subject_id.clone(), t.score.parse().ok()?))
+            })
+            .collect();
+        assert_eq!(bars.len(), expected.len());
+        let values: Vec<f64> = bars.iter().map(|b| attr_f64(b, "data-value")).collect();
+        assert!(
+            values.windows(2).all(|w| w[0] >= w[1]),
+            "sorted: {values:?}"
+        );
+        for bar in &bars {
+            let label = bar.attribute("data-label").unwrap_or_default();
+            let score = expected.iter().find(|e| e.0 == label).expect("a subject").1;
+            assert!(
+                (attr_f64(bar, "data-value") - score).abs() < 0.005,
+                "{label}"
+            );
+        }
+        let references: Vec<f64> = nodes(&doc, "reference")
+            .iter()
+            .map(|r| attr_f64(r, "data-value"))
+            .collect();
+        assert_eq!(references, [20.0, 40.0, 60.0], "adult category thresholds");
+
+        // Core set: six rows, a dot per subject with the measure at the primary visit.
+        let doc = roxmltree::Document::parse(&core).expect("core set SVG parses");
+        assert_eq!(nodes(&doc, "mean").len(), CORE.len());
+        assert!(nodes(&doc, "dot").len() <= CORE.len() * SUBJECTS);
+        assert!(nodes(&doc, "dot").len() >= SUBJECTS);
+
+        // The page embeds exactly these three charts and is deterministic.
+        let html = render(&replay);
+        assert_eq!(html.matches("<svg ").count(), 3);
+        assert!(html.contains(&cdasi) && html.contains(&tis) && html.contains(&core));
+        assert!(html.contains(&replay.chain_hash.to_hex()));
+        assert_eq!(html, render(&replay));
+    }
 }
