@@ -151,14 +151,29 @@ impl App {
         self.draining.subscribe()
     }
 
+    /// The configured principal (recorded-by of [`App::submit`]; the local principal of `auth`).
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+
     /// Ingests one batch: the whole path from wire events to durable acks and recomputed outcomes.
     pub async fn submit(
         self: &Arc<Self>,
         request: pb::SubmitRequest,
     ) -> Result<pb::SubmitResponse, ServiceError> {
+        let principal = self.principal.clone();
+        self.submit_as(request, &principal).await
+    }
+
+    /// [`App::submit`] recorded by the authenticated caller (`crate::auth`), never the payload.
+    pub async fn submit_as(
+        self: &Arc<Self>,
+        request: pb::SubmitRequest,
+        recorded_by: &str,
+    ) -> Result<pb::SubmitResponse, ServiceError> {
         let received = std::time::Instant::now();
         let events = request.events.len();
-        let result = self.submit_inner(request).await;
+        let result = self.submit_inner(request, recorded_by).await;
         match &result {
             Ok(response) => {
                 let written = response.acks.iter().filter(|a| !a.duplicate).count();
@@ -182,6 +197,7 @@ impl App {
     async fn submit_inner(
         self: &Arc<Self>,
         request: pb::SubmitRequest,
+        recorded_by: &str,
     ) -> Result<pb::SubmitResponse, ServiceError> {
         if request.batch_id.chars().count() > 64 {
             return Err(ServiceError::invalid(vec![Violation::new(
@@ -212,7 +228,8 @@ impl App {
             })
             .collect();
         let app = Arc::clone(self);
-        let appended = tokio::task::spawn_blocking(move || app.log.append(batch, &app.principal))
+        let recorded_by = recorded_by.to_string();
+        let appended = tokio::task::spawn_blocking(move || app.log.append(batch, &recorded_by))
             .await
             .map_err(|e| ServiceError::Internal(format!("append task: {e}")))??;
 

@@ -41,6 +41,8 @@ pub enum Command {
     Export(crate::audit::commands::ExportArgs),
     /// Write a self-contained HTML report with SVG charts and the cohort tables.
     Report(crate::audit::commands::ReportArgs),
+    /// Issue bearer tokens (printed once; only their hashes go to the principals file).
+    Token(crate::auth::commands::TokenArgs),
 }
 
 /// `myolog outcomes`.
@@ -79,6 +81,9 @@ pub struct ServeArgs {
     /// The Prometheus metrics endpoint.
     #[command(flatten)]
     pub metrics: crate::metrics::MetricsArgs,
+    /// Principals file and plaintext policy (crate::auth).
+    #[command(flatten)]
+    pub security: crate::auth::commands::SecurityArgs,
 }
 
 /// `myolog healthcheck`.
@@ -127,6 +132,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => crate::audit::commands::run_replay(&args),
         Command::Export(args) => crate::audit::commands::run_export(&args),
         Command::Report(args) => crate::audit::commands::run_report(&args),
+        Command::Token(args) => crate::auth::commands::run(&args),
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -186,12 +192,20 @@ async fn run_async(command: Command) -> ExitCode {
         | Command::Verify(_)
         | Command::Replay(_)
         | Command::Export(_)
-        | Command::Report(_) => ExitCode::FAILURE,
+        | Command::Report(_)
+        | Command::Token(_) => ExitCode::FAILURE,
     }
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
     telemetry::init(args.log_format, "info");
+    let auth = match args.security.authenticator(args.addr, &args.principal) {
+        Ok(auth) => auth,
+        Err(error) => {
+            tracing::error!(%error, "refusing to start");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = AppConfig {
         data_dir: args.data.clone(),
         principal: args.principal.clone(),
@@ -226,7 +240,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
             let _ = draining.wait_for(|d| *d).await;
         },
     ));
-    let result = crate::server::serve(listener, app.clone(), shutdown_signal()).await;
+    crate::auth::spawn_reload_on_sighup(std::sync::Arc::clone(&auth));
+    let result = crate::server::serve_secured(listener, app.clone(), auth, shutdown_signal()).await;
     let _ = metrics_task.await;
     // Let stream tasks let go of the app, then close the log (joins the writer, flushes).
     for _ in 0..200 {

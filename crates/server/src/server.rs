@@ -19,6 +19,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::app::{App, AppConfig, StartError};
+use crate::auth::Auth;
+use crate::auth::interceptor::Guarded;
 use crate::services::Services;
 
 /// Service names reported as SERVING (besides the overall "" status).
@@ -32,6 +34,17 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let auth = Auth::local(app.principal());
+    serve_secured(listener, app, auth, shutdown).await
+}
+
+/// [`serve`] with `auth` guarding every service but health (see [`crate::auth`]).
+pub async fn serve_secured(
+    listener: TcpListener,
+    app: Arc<App>,
+    auth: Arc<Auth>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -75,11 +88,17 @@ pub async fn serve(
     let (drained_tx, drained_rx) = oneshot::channel::<()>();
     let router = Server::builder()
         .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(IngestServer::new(services.clone()))
-        .add_service(OutcomesServer::new(services.clone()))
-        .add_service(AuditServer::new(services));
+        .add_service(Guarded::new(reflection_v1, Arc::clone(&auth)))
+        .add_service(Guarded::new(reflection_v1alpha, Arc::clone(&auth)))
+        .add_service(Guarded::new(
+            IngestServer::new(services.clone()),
+            Arc::clone(&auth),
+        ))
+        .add_service(Guarded::new(
+            OutcomesServer::new(services.clone()),
+            Arc::clone(&auth),
+        ))
+        .add_service(Guarded::new(AuditServer::new(services), auth));
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let serving = router.serve_with_incoming_shutdown(incoming, async move {
         signal.await;
@@ -141,6 +160,15 @@ impl Running {
 
 /// Opens the log in `config.data_dir`, rebuilds the projection and serves on `addr` in the background.
 pub async fn start(config: AppConfig, addr: SocketAddr) -> Result<Running, StartError> {
+    start_secured(config, addr, None).await
+}
+
+/// [`start`] with `auth` in front of the services (`None`: the local principal).
+pub async fn start_secured(
+    config: AppConfig,
+    addr: SocketAddr,
+    auth: Option<Arc<Auth>>,
+) -> Result<Running, StartError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind {
@@ -153,9 +181,15 @@ pub async fn start(config: AppConfig, addr: SocketAddr) -> Result<Running, Start
     })?;
     let app = App::open(config).await?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, Arc::clone(&app), async move {
-        let _ = stopped.await;
-    }));
+    let auth = auth.unwrap_or_else(|| Auth::local(app.principal()));
+    let task = tokio::spawn(serve_secured(
+        listener,
+        Arc::clone(&app),
+        auth,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Ok(Running {
         addr,
         app,

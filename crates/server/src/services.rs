@@ -73,6 +73,7 @@ impl Ingest for Services {
         &self,
         request: Request<Streaming<pb::SubmitRequest>>,
     ) -> Result<Response<Self::SubmitStream>, Status> {
+        let principal = crate::auth::caller(&request)?;
         let mut inbound = request.into_inner();
         let app = Arc::clone(&self.app);
         let mut draining = app.draining();
@@ -96,7 +97,12 @@ impl Ingest for Services {
                     Some(Ok(request)) => request,
                 };
                 let batch_id = request.batch_id.clone();
-                let answer = match app.submit(request).await {
+                // Scope (auth): a batch outside the caller's studies ends the stream, nothing stored.
+                if let Err(status) = principal.check_batch(&request.events) {
+                    let _ = tx.send(Err(status)).await;
+                    break;
+                }
+                let answer = match app.submit_as(request, &principal.recorded_by()).await {
                     Ok(response) => Ok(response),
                     Err(error) if error.is_rejection() => {
                         tracing::info!(batch_id, %error, "batch rejected");
@@ -125,8 +131,11 @@ impl Ingest for Services {
         &self,
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let principal = crate::auth::caller(&request)?;
+        let request = request.into_inner();
+        principal.check_batch(&request.events)?;
         self.app
-            .submit(request.into_inner())
+            .submit_as(request, &principal.recorded_by())
             .await
             .map(Response::new)
             .map_err(|error| to_status(&error))
@@ -148,6 +157,7 @@ impl Outcomes for Services {
         &self,
         request: Request<pb::GetSubjectRequest>,
     ) -> Result<Response<pb::SubjectOutcomes>, Status> {
+        crate::auth::caller(&request)?.check_read(&request.get_ref().study_id)?;
         let request = request.into_inner();
         let study_id = study_id(&request.study_id)?;
         let subject_id = SubjectId::new(request.subject_id.clone()).map_err(|p| {
@@ -181,6 +191,7 @@ impl Outcomes for Services {
         &self,
         request: Request<pb::GetCohortRequest>,
     ) -> Result<Response<pb::CohortOutcomes>, Status> {
+        crate::auth::caller(&request)?.check_read(&request.get_ref().study_id)?;
         let request = request.into_inner();
         let study_id = study_id(&request.study_id)?;
         let projection = self.app.projection();
@@ -204,6 +215,7 @@ impl Outcomes for Services {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        crate::auth::caller(&request)?.check_read(&request.get_ref().study_id)?;
         let filter = request.into_inner().study_id;
         let mut receiver = self.app.subscribe();
         let mut draining = self.app.draining();
