@@ -19,7 +19,8 @@ use super::table::write_csv_row;
 use super::{AuditError, ENGINE_VERSION};
 use crate::app::decode_stored;
 use crate::outcomes;
-use crate::projection::Projection;
+use crate::projection::{Projection, Study, Subject};
+use myolog_domain::event::{StudyId, SubjectId};
 
 /// The point of the log to replay up to (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,54 @@ pub struct Replay {
     pub head_sequence: u64,
 }
 
+/// Events decoded per parallel step: large enough to amortise the threads, small enough to stream.
+const CHUNK: usize = 4096;
+
+/// Worker threads for decoding and scoring: the machine's parallelism, at most 8.
+fn parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// Decodes stored events to domain events, in order, split over `threads` scoped threads.
+fn decode_chunk(
+    chunk: &[myolog_storage::RecordedEvent],
+    threads: usize,
+) -> Result<Vec<myolog_domain::event::Event>, AuditError> {
+    let decode = |part: &[myolog_storage::RecordedEvent]| {
+        part.iter()
+            .map(|stored| {
+                decode_stored(stored).map_err(|reason| AuditError::Decode {
+                    seq: stored.seq,
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    if threads <= 1 || chunk.len() < 256 {
+        return decode(chunk);
+    }
+    let size = chunk.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunk
+            .chunks(size)
+            .map(|part| scope.spawn(move || decode(part)))
+            .collect();
+        let mut out = Vec::with_capacity(chunk.len());
+        for handle in handles {
+            match handle.join() {
+                Ok(part) => out.extend(part?),
+                Err(_) => {
+                    return Err(AuditError::Decode {
+                        seq: 0,
+                        reason: "a decoding thread panicked".to_string(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    })
+}
+
 /// Reads the log up to `as_of` into a fresh projection.
 pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<Replay, AuditError> {
     let head = log.head();
@@ -92,22 +141,36 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
     if last == 0 {
         return Ok(replay);
     }
-    for stored in log.read_range(1..=last) {
-        let stored = stored?;
-        if let AsOf::Time(until) = as_of
-            && stored.recorded_at_unix_nanos > until
-        {
-            break;
+    // Decoding and validating payloads is most of the work: decode a chunk on every core, then
+    // apply it in sequence order on this thread (the projection is order-dependent).
+    let threads = parallelism();
+    let mut events = log.read_range(1..=last);
+    let mut done = false;
+    while !done {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        while chunk.len() < CHUNK {
+            let Some(stored) = events.next() else {
+                done = true;
+                break;
+            };
+            let stored = stored?;
+            if let AsOf::Time(until) = as_of
+                && stored.recorded_at_unix_nanos > until
+            {
+                done = true;
+                break;
+            }
+            chunk.push(stored);
         }
-        let event = decode_stored(&stored).map_err(|reason| AuditError::Decode {
-            seq: stored.seq,
-            reason,
-        })?;
-        replay.projection.apply(stored.seq, &event);
-        replay.last_sequence = stored.seq;
-        replay.chain_hash = stored.hash;
-        replay.last_recorded_at = Some(stored.recorded_at_unix_nanos);
-        progress.tick();
+        for (stored, event) in chunk.iter().zip(decode_chunk(&chunk, threads)?) {
+            replay.projection.apply(stored.seq, &event);
+            progress.tick();
+        }
+        if let Some(stored) = chunk.last() {
+            replay.last_sequence = stored.seq;
+            replay.chain_hash = stored.hash;
+            replay.last_recorded_at = Some(stored.recorded_at_unix_nanos);
+        }
     }
     // The service reports its head as "as of"; the replay reports the last event it applied.
     replay.projection.head_seq = replay.last_sequence;
@@ -118,9 +181,20 @@ impl Replay {
     /// Every subject x follow-up visit outcome, ordered by study, subject, then visit (date, id) —
     /// the service's own order — each with its provenance.
     pub fn outcomes(&self) -> Vec<ReplayedOutcome> {
-        let mut out = Vec::new();
-        for (study_id, study) in &self.projection.studies {
-            for (subject_id, subject) in &study.subjects {
+        let subjects: Vec<_> = self
+            .projection
+            .studies
+            .iter()
+            .flat_map(|(study_id, study)| {
+                study
+                    .subjects
+                    .iter()
+                    .map(move |(subject_id, subject)| (study_id, study, subject_id, subject))
+            })
+            .collect();
+        let score = |part: &[(&StudyId, &Study, &SubjectId, &Subject)]| {
+            let mut out = Vec::new();
+            for (study_id, study, subject_id, subject) in part {
                 for outcome in outcomes::subject_outcomes(
                     study_id,
                     study,
@@ -135,8 +209,25 @@ impl Replay {
                     });
                 }
             }
+            out
+        };
+        let threads = parallelism();
+        if threads <= 1 || subjects.len() < 64 {
+            return score(&subjects);
         }
-        out
+        // Subjects are independent: score contiguous slices in parallel and concatenate in order,
+        // so the output is the same as the sequential one.
+        let size = subjects.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = subjects
+                .chunks(size)
+                .map(|part| scope.spawn(move || score(part)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|handle| handle.join().unwrap_or_default())
+                .collect()
+        })
     }
 
     /// Cohort statistics per study, in study order.
@@ -159,23 +250,10 @@ impl Replay {
 }
 
 /// Every `algorithm` id named anywhere in an outcome (DOI, TIS, and the full scoring result), sorted.
+/// Found by scanning the result's JSON text for `"algorithm":"..."` (ids hold no quotes or escapes)
+/// rather than parsing it: this runs once per outcome of a million-event replay.
 pub fn algorithms(outcome: &pb::VisitOutcome) -> Vec<String> {
-    fn collect(value: &Value, into: &mut BTreeSet<String>) {
-        match value {
-            Value::Object(map) => {
-                for (key, child) in map {
-                    match (key.as_str(), child) {
-                        ("algorithm", Value::String(id)) => {
-                            into.insert(id.clone());
-                        }
-                        _ => collect(child, into),
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|item| collect(item, into)),
-            _ => {}
-        }
-    }
+    const KEY: &str = "\"algorithm\":\"";
     let mut ids = BTreeSet::new();
     for id in [
         outcome.doi.as_ref().map(|d| d.algorithm.as_str()),
@@ -187,8 +265,13 @@ pub fn algorithms(outcome: &pb::VisitOutcome) -> Vec<String> {
     {
         ids.insert(id.to_string());
     }
-    if let Ok(result) = serde_json::from_str::<Value>(&outcome.result_json) {
-        collect(&result, &mut ids);
+    let mut rest = outcome.result_json.as_str();
+    while let Some(at) = rest.find(KEY) {
+        rest = &rest[at + KEY.len()..];
+        if let Some(end) = rest.find('"') {
+            ids.insert(rest[..end].to_string());
+            rest = &rest[end..];
+        }
     }
     ids.into_iter().collect()
 }
