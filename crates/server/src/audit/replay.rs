@@ -451,3 +451,40 @@ pub fn write_outcomes(
     out.flush()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn algorithms_are_collected_sorted_and_unique() {
+        let cases = [
+            (
+                r#"{"cdasi":{"algorithm":"cdasi-v2@1"},"doi":{"algorithm":"doi-2004@1"},"labs":{"cxcl9":{"algorithm":"biomarker-change@1"},"stat1":{"algorithm":"biomarker-change@1"}}}"#,
+                vec![
+                    "biomarker-change@1",
+                    "cdasi-v2@1",
+                    "doi-2004@1",
+                    "tis-2016@1",
+                ],
+            ),
+            ("", vec!["doi-2004@1", "tis-2016@1"]),
+            (r#"{"note":"algorithm"}"#, vec!["doi-2004@1", "tis-2016@1"]),
+        ];
+        for (json, expected) in cases {
+            let outcome = pb::VisitOutcome {
+                doi: Some(pb::Doi {
+                    algorithm: "doi-2004@1".into(),
+                    ..Default::default()
+                }),
+                tis: Some(pb::Tis {
+                    algorithm: "tis-2016@1".into(),
+                    ..Default::default()
+                }),
+                result_json: json.into(),
+                ..Default::default()
+            };
+            assert_eq!(algorithms(&outcome), expected, "{json}");
+        }
+    }
+}
