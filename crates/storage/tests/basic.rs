@@ -85,3 +85,14 @@ fn appended_events_read_back_by_sequence_stream_and_id_and_survive_reopen() {
         "{err}"
     );
 }
+
+#[test]
+fn the_log_and_its_iterators_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync + Clone>() {}
+    fn sendable<T: Send>() {}
+    shareable::<myolog_storage::EventLog>();
+    sendable::<myolog_storage::EventIter>();
+    sendable::<myolog_storage::StreamIter>();
+    sendable::<myolog_storage::StorageError>();
+    sendable::<AppendError>();
+}
