@@ -447,8 +447,8 @@ fn summary_text(s: Option<&pb::Summary>) -> String {
 
 fn p_text(p: Option<f64>) -> String {
     match p {
-        Some(p) if p < 0.0001 => "< 0.0001".into(),
-        Some(p) => format!("{p:.4}"),
+        Some(p) if p < 0.0001 => "p < 0.0001".into(),
+        Some(p) => format!("p = {p:.4}"),
         None => "not evaluable".into(),
     }
 }
@@ -494,10 +494,10 @@ fn print_cohort(out: &mut impl Write, summary: &pb::CohortVisit) -> Result<(), D
             "    change               {}",
             summary_text(c.change.as_ref())
         )?;
-        writeln!(out, "    paired t-test        p = {}", p_text(c.paired_t_p))?;
+        writeln!(out, "    paired t-test        {}", p_text(c.paired_t_p))?;
         writeln!(
             out,
-            "    Wilcoxon signed-rank p = {} ({})",
+            "    Wilcoxon signed-rank {} ({})",
             p_text(c.wilcoxon_p),
             c.wilcoxon_method
         )?;
