@@ -446,7 +446,8 @@ mod tests {
         let writer = principal(Role::Writer, &["A"]);
         let admin = principal(Role::Admin, &[]);
         // (principal, events as (study, registers), allowed)
-        let cases: Vec<(&Principal, Vec<(&str, bool)>, bool)> = vec![
+        type Case<'a> = (&'a Principal, Vec<(&'a str, bool)>, bool);
+        let cases: Vec<Case> = vec![
             (&writer, vec![("A", false), ("A", false)], true),
             (&writer, vec![("A", false), ("B", false)], false),
             (&writer, vec![("B", false)], false),
