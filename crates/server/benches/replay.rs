@@ -1,9 +1,9 @@
 //! Replay to all outcomes against the storage crate's bare scan, in the same run, over the same log.
 //!
-//! The log holds the synthetic STIR-like cohort ([`myolog_server::synth`]) scaled up to the requested
-//! number of events (about 37 events per subject: enrollment and five visits of item-level forms),
-//! appended through `EventLog::append` exactly as the service stores them (canonical protobuf
-//! payloads). Then, alternating and best of `MYOLOG_BENCH_ROUNDS`:
+//! The log holds copies of the synthetic STIR-like cohort ([`myolog_server::synth`]), 500 subjects per
+//! study, up to the requested number of events (about 37 events per subject: enrollment and five
+//! visits of item-level forms), appended through `EventLog::append` exactly as the service stores
+//! them (canonical protobuf payloads). Then, alternating and best of `MYOLOG_BENCH_ROUNDS`:
 //!
 //! - bare scan: `EventLog::read_range(1..=head)`, every event decoded into an owned `RecordedEvent`;
 //! - replay: `audit::replay::project` (the same scan, each payload decoded and validated into a domain
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use myolog_server::audit::progress::Progress;
 use myolog_server::audit::replay::{self, AsOf};
-use myolog_server::synth::{Cohort, VISITS};
+use myolog_server::synth::{self, Cohort, VISITS};
 use myolog_server::{app, wire};
 use myolog_storage::{EventLog, ExpectedVersion, LogOptions, NewEvent};
 use prost::Message;
@@ -31,37 +31,48 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// Appends the cohort's batches, grouped into appends of up to ~1000 events.
+/// Subjects per synthetic study: the generator spaces baselines a week apart, so one study of
+/// tens of thousands of subjects would run past the last valid clinical date (2200-12-31).
+const SUBJECTS_PER_STUDY: usize = 500;
+
+/// Appends copies of the cohort (one study each), grouped into appends of up to ~1000 events.
 fn fill(log: &EventLog, target_events: u64) -> u64 {
     let per_subject = 37;
     let subjects = usize::try_from(target_events / per_subject).unwrap().max(1);
-    let cohort = Cohort::new(2017, subjects);
     let mut pending: Vec<NewEvent> = Vec::new();
     let flush = |pending: &mut Vec<NewEvent>| {
         if !pending.is_empty() {
             log.append(std::mem::take(pending), "bench").unwrap();
         }
     };
-    let mut batches = vec![cohort.enrollment()];
-    for (visit, _) in VISITS {
-        for index in 0..cohort.len() {
-            batches.push(cohort.visit_batch(index, visit));
+    let studies = subjects.div_ceil(SUBJECTS_PER_STUDY);
+    for copy in 0..studies {
+        let n = SUBJECTS_PER_STUDY.min(subjects - copy * SUBJECTS_PER_STUDY);
+        let cohort = Cohort::new(2017 + copy as u64, n);
+        let study = format!("STIR-B{copy:04}");
+        let mut batches = vec![cohort.enrollment()];
+        for (visit, _) in VISITS {
+            for index in 0..cohort.len() {
+                batches.push(cohort.visit_batch(index, visit));
+            }
         }
-    }
-    for request in batches {
-        // Event by event: the enrollment of thousands of subjects exceeds one batch's 1000 events.
-        for wire_event in &request.events {
-            let event = wire::event_from_proto(wire_event, "event").unwrap();
-            pending.push(NewEvent {
-                event_id: event.event_id.to_string(),
-                stream_key: wire::stream_key(&event),
-                expected_version: ExpectedVersion::Any,
-                event_type: event.body.type_name().to_string(),
-                schema_version: app::SCHEMA_VERSION,
-                payload: wire_event.encode_to_vec(),
-            });
-            if pending.len() >= 1000 {
-                flush(&mut pending);
+        for request in batches {
+            for wire_event in &request.events {
+                let mut wire_event = wire_event.clone();
+                wire_event.event_id = wire_event.event_id.replacen(synth::STUDY, &study, 1);
+                wire_event.study_id.clone_from(&study);
+                let event = wire::event_from_proto(&wire_event, "event").unwrap();
+                pending.push(NewEvent {
+                    event_id: event.event_id.to_string(),
+                    stream_key: wire::stream_key(&event),
+                    expected_version: ExpectedVersion::Any,
+                    event_type: event.body.type_name().to_string(),
+                    schema_version: app::SCHEMA_VERSION,
+                    payload: wire_event.encode_to_vec(),
+                });
+                if pending.len() >= 1000 {
+                    flush(&mut pending);
+                }
             }
         }
     }
