@@ -80,6 +80,17 @@ async fn a_tampered_event_is_named_by_verify_and_the_prefix_still_replays() {
     assert_eq!(report.events_checked, victim - 1);
     assert!(failure.to_string().contains("content altered"), "{failure}");
 
+    drop(log);
+    // `myolog verify` exits 3 on damage (its report, printed, is the one checked above).
+    let args = myolog_server::cli::VerifyArgs {
+        data: dir.path().to_path_buf(),
+    };
+    let exit = tokio::task::spawn_blocking(move || myolog_server::cli::verify(&args))
+        .await
+        .expect("verify task");
+    assert_eq!(exit, std::process::ExitCode::from(3));
+    let log = open_log(dir.path()).expect("tampered log still opens");
+
     // Replaying up to just before the damage still works and gives the intact prefix's chain hash.
     let prefix = replay::project(&log, AsOf::Sequence(victim - 1), &mut Progress::hidden())
         .expect("prefix replays");

@@ -294,7 +294,8 @@ fn score() -> ExitCode {
     }
 }
 
-fn verify(args: &VerifyArgs) -> ExitCode {
+/// `myolog verify`: prints the report; exit 3 naming the first bad sequence on damage, 1 on errors.
+pub fn verify(args: &VerifyArgs) -> ExitCode {
     let options = myolog_storage::LogOptions {
         create_if_missing: false,
         ..Default::default()
