@@ -304,19 +304,21 @@ impl EventLog {
         *head
     }
 
-    /// Streams events with sequence numbers in `range`, in order, without loading them all. Events
-    /// committed while iterating may or may not be included; bound the range by [`EventLog::head`]
-    /// for a fixed snapshot.
+    /// Streams events with sequence numbers in `range`, in order, without loading them all. The
+    /// range is capped at the head when the iterator is created: only acknowledged, durable events
+    /// are ever read (an event being committed could still vanish in a crash, and its sequence be
+    /// reused). Tailing readers call [`EventLog::wait_for_head_after`] and read on.
     pub fn read_range(&self, range: impl RangeBounds<u64>) -> EventIter {
+        let durable = self.head().seq;
         let start = match range.start_bound() {
             Bound::Included(seq) => Bound::Included(format::event_key(*seq)),
             Bound::Excluded(seq) => Bound::Excluded(format::event_key(*seq)),
             Bound::Unbounded => Bound::Included(format::event_key(0)),
         };
         let end = match range.end_bound() {
-            Bound::Included(seq) => Bound::Included(format::event_key(*seq)),
-            Bound::Excluded(seq) => Bound::Excluded(format::event_key(*seq)),
-            Bound::Unbounded => Bound::Included(format::event_key(u64::MAX)),
+            Bound::Included(seq) => Bound::Included(format::event_key((*seq).min(durable))),
+            Bound::Excluded(seq) if *seq <= durable => Bound::Excluded(format::event_key(*seq)),
+            Bound::Excluded(_) | Bound::Unbounded => Bound::Included(format::event_key(durable)),
         };
         EventIter {
             inner: self.inner.tree.range::<[u8; 9], _>((start, end)),
@@ -340,8 +342,11 @@ impl EventLog {
         Ok(self.index().stream_version(stream_key))
     }
 
-    /// The event with sequence `seq`, if recorded.
+    /// The event with sequence `seq`, if recorded (acknowledged and durable, as for `read_range`).
     pub fn get(&self, seq: u64) -> Result<Option<RecordedEvent>, StorageError> {
+        if seq > self.head().seq {
+            return Ok(None);
+        }
         read_event(&self.inner.tree, seq)
     }
 

@@ -96,3 +96,39 @@ fn the_log_and_its_iterators_can_be_shared_across_threads() {
     sendable::<myolog_storage::StorageError>();
     sendable::<AppendError>();
 }
+
+#[test]
+fn range_reads_follow_their_bounds_and_stop_at_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir.path().join("log"));
+    for n in 1..=5 {
+        log.append(
+            vec![event(&format!("e{n}"), "s", ExpectedVersion::Any)],
+            "p",
+        )
+        .unwrap();
+    }
+    let seqs = |range: (std::ops::Bound<u64>, std::ops::Bound<u64>)| -> Vec<u64> {
+        log.read_range(range).map(|e| e.unwrap().seq).collect()
+    };
+    use std::ops::Bound::*;
+    let cases: &[((std::ops::Bound<u64>, std::ops::Bound<u64>), &[u64])] = &[
+        ((Unbounded, Unbounded), &[1, 2, 3, 4, 5]),
+        ((Included(2), Excluded(4)), &[2, 3]),
+        ((Excluded(2), Included(4)), &[3, 4]),
+        ((Included(4), Unbounded), &[4, 5]),
+        ((Included(4), Included(99)), &[4, 5]),
+        ((Included(6), Unbounded), &[]),
+        ((Included(4), Excluded(2)), &[]),
+        ((Excluded(3), Excluded(4)), &[]),
+        ((Unbounded, Excluded(0)), &[]),
+        ((Included(0), Included(1)), &[1]),
+        ((Included(u64::MAX), Unbounded), &[]),
+    ];
+    for (range, expected) in cases {
+        assert_eq!(seqs(*range), *expected, "{range:?}");
+    }
+    assert_eq!(log.read_range(..).next_back().unwrap().unwrap().seq, 5);
+    assert!(log.get(6).unwrap().is_none());
+    assert_eq!(log.get(5).unwrap().unwrap().event_id, "e5");
+}
