@@ -318,7 +318,7 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
             let base = format!("{path}.dose_recorded");
             let drug = limited_text(c, &format!("{base}.drug"), &dose.drug, 1, 100);
             let mg = c
-                .decimal(&format!("{base}.mg_per_day"), &dose.mg_per_day)
+                .decimal(format_args!("{base}.mg_per_day"), &dose.mg_per_day)
                 .and_then(|mg| {
                     c.check(
                         format_args!("{base}.mg_per_day"),
@@ -490,7 +490,10 @@ fn vas(c: &mut Checker, path: &str, value: Option<&pb::Vas>) -> Option<Option<Gl
                 .map(|v| Some(GlobalAssessment::Vas(v)))
         }
         Some(Value::Mm(mm)) => c
-            .check(&format!("{path}.mm"), VasCm::from_mm(Decimal::from(*mm)))
+            .check(
+                format_args!("{path}.mm"),
+                VasCm::from_mm(Decimal::from(*mm)),
+            )
             .map(|v| Some(GlobalAssessment::Vas(v))),
         None => {
             c.problem(
