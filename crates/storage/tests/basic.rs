@@ -112,7 +112,8 @@ fn range_reads_follow_their_bounds_and_stop_at_the_head() {
         log.read_range(range).map(|e| e.unwrap().seq).collect()
     };
     use std::ops::Bound::*;
-    let cases: &[((std::ops::Bound<u64>, std::ops::Bound<u64>), &[u64])] = &[
+    type Range = (std::ops::Bound<u64>, std::ops::Bound<u64>);
+    let cases: &[(Range, &[u64])] = &[
         ((Unbounded, Unbounded), &[1, 2, 3, 4, 5]),
         ((Included(2), Excluded(4)), &[2, 3]),
         ((Excluded(2), Included(4)), &[3, 4]),
