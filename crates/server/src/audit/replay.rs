@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 
 use myolog_proto::v1 as pb;
-use myolog_storage::{EventLog, Hash};
+use myolog_storage::{EventLog, Hash, RecordedEvent};
 use serde_json::{Value, json};
 
 use super::progress::Progress;
@@ -144,34 +144,57 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
     // Decoding and validating payloads is most of the work: decode a chunk on every core, then
     // apply it in sequence order on this thread (the projection is order-dependent).
     let threads = parallelism();
-    let mut events = log.read_range(1..=last);
-    let mut done = false;
-    while !done {
-        let mut chunk = Vec::with_capacity(CHUNK);
-        while chunk.len() < CHUNK {
-            let Some(stored) = events.next() else {
-                done = true;
-                break;
-            };
-            let stored = stored?;
-            if let AsOf::Time(until) = as_of
-                && stored.recorded_at_unix_nanos > until
-            {
-                done = true;
-                break;
+    // A reader thread scans the log (IO-bound once the log outgrows sled's cache) while this thread
+    // decodes the previous chunk and applies it: the two overlap. A bounded channel keeps at most
+    // two chunks in flight.
+    std::thread::scope(|scope| -> Result<(), AuditError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<RecordedEvent>, AuditError>>(2);
+        scope.spawn(move || {
+            let mut events = log.read_range(1..=last);
+            loop {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                let mut done = false;
+                while chunk.len() < CHUNK {
+                    match events.next() {
+                        None => {
+                            done = true;
+                            break;
+                        }
+                        Some(Err(error)) => {
+                            let _ = tx.send(Err(error.into()));
+                            return;
+                        }
+                        Some(Ok(stored)) => {
+                            if let AsOf::Time(until) = as_of
+                                && stored.recorded_at_unix_nanos > until
+                            {
+                                done = true;
+                                break;
+                            }
+                            chunk.push(stored);
+                        }
+                    }
+                }
+                // A closed receiver means the applying side stopped on an error: stop reading.
+                if (!chunk.is_empty() && tx.send(Ok(chunk)).is_err()) || done {
+                    return;
+                }
             }
-            chunk.push(stored);
+        });
+        for chunk in rx {
+            let chunk = chunk?;
+            for (stored, event) in chunk.iter().zip(decode_chunk(&chunk, threads)?) {
+                replay.projection.apply(stored.seq, &event);
+                progress.tick();
+            }
+            if let Some(stored) = chunk.last() {
+                replay.last_sequence = stored.seq;
+                replay.chain_hash = stored.hash;
+                replay.last_recorded_at = Some(stored.recorded_at_unix_nanos);
+            }
         }
-        for (stored, event) in chunk.iter().zip(decode_chunk(&chunk, threads)?) {
-            replay.projection.apply(stored.seq, &event);
-            progress.tick();
-        }
-        if let Some(stored) = chunk.last() {
-            replay.last_sequence = stored.seq;
-            replay.chain_hash = stored.hash;
-            replay.last_recorded_at = Some(stored.recorded_at_unix_nanos);
-        }
-    }
+        Ok(())
+    })?;
     // The service reports its head as "as of"; the replay reports the last event it applied.
     replay.projection.head_seq = replay.last_sequence;
     Ok(replay)
