@@ -86,7 +86,11 @@ pub async fn serve_secured(
         drain_app.start_draining();
     };
     let (drained_tx, drained_rx) = oneshot::channel::<()>();
-    let router = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = auth.tls() {
+        builder = builder.tls_config(tls)?;
+    }
+    let router = builder
         .add_service(health_service)
         .add_service(Guarded::new(reflection_v1, Arc::clone(&auth)))
         .add_service(Guarded::new(reflection_v1alpha, Arc::clone(&auth)))

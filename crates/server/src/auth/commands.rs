@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 
 use super::permissions::Role;
 use super::principals::{PrincipalsFile, valid_id, valid_name};
+use super::tls::TlsFiles;
 use super::{Auth, SecurityError, check_listen, tokens};
 use crate::audit::table::{parse_rfc3339, rfc3339_nanos};
 
@@ -25,6 +26,16 @@ pub struct SecurityArgs {
     /// Serve plaintext gRPC on a non-loopback address (only behind a proxy that terminates TLS).
     #[arg(long, env = "MYOLOG_ALLOW_PLAINTEXT")]
     pub allow_plaintext: bool,
+    /// Server certificate chain (PEM): serve TLS.
+    #[arg(long, env = "MYOLOG_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    #[arg(long, env = "MYOLOG_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// CA of client certificates (PEM): a client may authenticate with a certificate whose subject
+    /// CN is a [[client]] of the principals file (certificates stay optional for token callers).
+    #[arg(long, env = "MYOLOG_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 impl SecurityArgs {
@@ -34,22 +45,39 @@ impl SecurityArgs {
         addr: SocketAddr,
         local_principal: &str,
     ) -> Result<Arc<Auth>, SecurityError> {
-        // TLS is not configurable yet, so off loopback only --allow-plaintext starts.
-        check_listen(addr, self.principals.is_some(), false, self.allow_plaintext)?;
-        match &self.principals {
+        let tls = TlsFiles::from_flags(
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+            self.tls_client_ca.as_deref(),
+        )?;
+        check_listen(
+            addr,
+            self.principals.is_some(),
+            tls.is_some(),
+            self.allow_plaintext,
+        )?;
+        let auth = match &self.principals {
             None => {
                 tracing::warn!(
                     principal = local_principal,
                     "no principals file: loopback only, every call acts as the local principal"
                 );
-                Ok(Auth::local(local_principal))
+                Auth::local(local_principal)
             }
             Some(path) => {
                 let auth = Auth::from_file(path)?;
                 tracing::info!(file = %path.display(), "bearer tokens required; SIGHUP reloads the principals file");
-                Ok(auth)
+                auth
             }
+        };
+        match tls {
+            Some(files) => {
+                auth.use_tls(files.load()?);
+                tracing::info!(cert = %files.cert.display(), client_ca = ?files.client_ca, "TLS on");
+            }
+            None => tracing::warn!(%addr, "plaintext gRPC (no --tls-cert)"),
         }
+        Ok(auth)
     }
 }
 

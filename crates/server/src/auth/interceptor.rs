@@ -16,6 +16,7 @@ use tonic::body::Body;
 use tonic::codegen::http;
 use tonic::codegen::{BoxFuture, Service};
 use tonic::server::NamedService;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::permissions::{self, Grant, Permission};
 use super::{Auth, Principal};
@@ -43,6 +44,7 @@ pub fn admit(
     auth: &Auth,
     path: &str,
     headers: &http::HeaderMap,
+    client_common_name: Option<&str>,
     now_unix_nanos: i64,
 ) -> Result<Option<Arc<Principal>>, Status> {
     let Some(permission) = permissions::required(path) else {
@@ -56,7 +58,7 @@ pub fn admit(
     let header = headers
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    let principal = auth.authenticate(header, now_unix_nanos)?;
+    let principal = auth.authenticate(header, client_common_name, now_unix_nanos)?;
     if principal.role.grants(permission) == Grant::Denied {
         return Err(Status::permission_denied(format!(
             "{} ({}) may not call {path}: it needs {}",
@@ -85,10 +87,21 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<Body>) -> Self::Future {
+        // The client certificate rustls verified against the client CA (TLS with a client CA only).
+        let common_name = request
+            .extensions()
+            .get::<TlsConnectInfo<TcpConnectInfo>>()
+            .and_then(TlsConnectInfo::peer_certs)
+            .and_then(|certs| {
+                certs
+                    .first()
+                    .and_then(|c| super::tls::subject_common_name(c.as_ref()))
+            });
         let decision = admit(
             &self.auth,
             request.uri().path(),
             request.headers(),
+            common_name.as_deref(),
             super::now_unix_nanos(),
         );
         match decision {

@@ -4,6 +4,7 @@
 //! - [`principals`]: the TOML principals file (hashes only), expiry, revocation, reload on SIGHUP.
 //! - [`permissions`]: roles, the RPC -> permission table and the scope checks on studies.
 //! - [`interceptor`]: the tower wrapper that authenticates every call before a service sees it.
+//! - [`tls`]: server certificate, optional client certificates, the subject common name.
 //! - [`commands`]: `myolog token issue` and the `serve` flags.
 //!
 //! Deny by default: a call is served only if its RPC is in the table and the caller's role grants
@@ -16,6 +17,7 @@ pub mod commands;
 pub mod interceptor;
 pub mod permissions;
 pub mod principals;
+pub mod tls;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -41,6 +43,8 @@ pub enum AuthError {
     Expired(String),
     #[error("token of principal {0} has been revoked")]
     Revoked(String),
+    #[error("client certificate {0:?} is not a [[client]] of the principals file")]
+    UnknownCertificate(String),
 }
 
 impl From<AuthError> for Status {
@@ -64,6 +68,8 @@ pub enum SecurityError {
     PlaintextOffLoopback { addr: SocketAddr },
     #[error(transparent)]
     Principals(#[from] PrincipalsError),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// How callers are identified.
@@ -84,6 +90,8 @@ enum Mode {
 #[derive(Debug)]
 pub struct Auth {
     mode: Mode,
+    /// Set once before serving; none: plaintext.
+    tls: std::sync::OnceLock<tonic::transport::ServerTlsConfig>,
 }
 
 impl Auth {
@@ -92,6 +100,7 @@ impl Auth {
     pub fn local(name: &str) -> Arc<Self> {
         Arc::new(Self {
             mode: Mode::Local(Arc::new(Principal::local(name))),
+            tls: std::sync::OnceLock::new(),
         })
     }
 
@@ -103,7 +112,18 @@ impl Auth {
                 path: path.to_path_buf(),
                 table: RwLock::new(Arc::new(file)),
             },
+            tls: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Serves with TLS (ignored if TLS was already set: the first configuration stays).
+    pub fn use_tls(&self, config: tonic::transport::ServerTlsConfig) {
+        let _ = self.tls.set(config);
+    }
+
+    /// The server TLS configuration, if any.
+    pub fn tls(&self) -> Option<tonic::transport::ServerTlsConfig> {
+        self.tls.get().cloned()
     }
 
     /// Whether calls are authenticated by tokens (false: the local principal).
@@ -124,19 +144,26 @@ impl Auth {
         Ok(count)
     }
 
-    /// Identifies the caller from the `authorization` metadata value (if any) at `now_unix_nanos`.
+    /// Identifies the caller at `now_unix_nanos` from the `authorization` metadata value if there
+    /// is one, else from the verified client certificate's common name if there is one.
     pub fn authenticate(
         &self,
         authorization: Option<&[u8]>,
+        client_common_name: Option<&str>,
         now_unix_nanos: i64,
     ) -> Result<Arc<Principal>, AuthError> {
         match &self.mode {
             Mode::Local(principal) => Ok(Arc::clone(principal)),
             Mode::Tokens { table, .. } => {
-                let header = authorization.ok_or(AuthError::Missing)?;
-                let token = tokens::parse_bearer(header)?;
                 let table = Arc::clone(&table.read().unwrap_or_else(|p| p.into_inner()));
-                table.authenticate(&tokens::hash(token), now_unix_nanos)
+                match (authorization, client_common_name) {
+                    (Some(header), _) => {
+                        let token = tokens::parse_bearer(header)?;
+                        table.authenticate(&tokens::hash(token), now_unix_nanos)
+                    }
+                    (None, Some(name)) => table.authenticate_client(name),
+                    (None, None) => Err(AuthError::Missing),
+                }
             }
         }
     }
@@ -238,7 +265,9 @@ mod tests {
     fn local_mode_ignores_tokens() {
         let auth = Auth::local("edc-default");
         for header in [None, Some(&b"Bearer nonsense"[..]), Some(&b""[..])] {
-            let principal = auth.authenticate(header, 0).expect("local principal");
+            let principal = auth
+                .authenticate(header, Some("cn"), 0)
+                .expect("local principal");
             assert_eq!(principal.recorded_by(), "edc-default");
         }
     }

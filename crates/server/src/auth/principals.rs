@@ -1,6 +1,7 @@
 //! Principals and the principals file: TOML, one `[[token]]` table per issued token, holding only the
 //! SHA-256 of the secret, the principal's name, role, studies (and sites), and optional expiry and
-//! revocation. Written by `myolog token issue` (append-only) and by hand (`revoked = true`); read at
+//! revocation; and one `[[client]]` table per client-certificate principal (its subject CN, role,
+//! studies, sites, revoked). Written by `myolog token issue` (append-only) and by hand (`revoked = true`); read at
 //! start and on SIGHUP.
 //!
 //! ```toml
@@ -13,6 +14,11 @@
 //! issued = "2026-11-25T15:00:00Z"
 //! expires = "2027-05-25T00:00:00Z"
 //! revoked = false
+//!
+//! [[client]]
+//! principal = "edc-bird"   # the certificate's subject CN
+//! role = "writer"
+//! studies = ["BIRD"]
 //! ```
 
 use std::collections::BTreeSet;
@@ -135,6 +141,22 @@ pub enum PrincipalsError {
 struct FileText {
     #[serde(default)]
     token: Vec<TokenText>,
+    #[serde(default)]
+    client: Vec<ClientText>,
+}
+
+/// A principal authenticated by a client certificate whose subject CN is `principal`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientText {
+    principal: String,
+    role: String,
+    #[serde(default)]
+    studies: Vec<String>,
+    #[serde(default)]
+    sites: Vec<String>,
+    #[serde(default)]
+    revoked: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +194,34 @@ pub struct TokenEntry {
 #[derive(Debug, Clone, Default)]
 pub struct PrincipalsFile {
     entries: Vec<TokenEntry>,
+    /// Client-certificate principals by CN, with their revocation flag.
+    clients: Vec<(std::sync::Arc<Principal>, bool)>,
+}
+
+/// Checks one entry's principal fields (shared by `[[token]]` and `[[client]]`).
+fn principal_from(
+    principal: &str,
+    role: &str,
+    studies: &[String],
+    sites: &[String],
+) -> Result<Principal, String> {
+    if !valid_name(principal) {
+        return Err("principal must be 1-64 characters from [A-Za-z0-9._:@-]".into());
+    }
+    let role = Role::parse_issuable(role)
+        .ok_or_else(|| format!("role {role:?} is not writer, reader, auditor or admin"))?;
+    if let Some(bad) = studies.iter().chain(sites).find(|s| !valid_id(s)) {
+        return Err(format!("{bad:?} is not a study or site id"));
+    }
+    if matches!(role, Role::Writer | Role::Reader) && studies.is_empty() {
+        return Err(format!("a {role} needs at least one study"));
+    }
+    Ok(Principal {
+        name: principal.to_string(),
+        role,
+        studies: studies.iter().cloned().collect(),
+        sites: sites.iter().cloned().collect(),
+    })
 }
 
 /// Whether `text` is a principal name (the same shape as identifiers, plus `@`).
@@ -214,28 +264,9 @@ impl PrincipalsFile {
                 principal: token.principal.clone(),
                 message,
             };
-            if !valid_name(&token.principal) {
-                return Err(invalid(
-                    "principal must be 1-64 characters from [A-Za-z0-9._:@-]".into(),
-                ));
-            }
-            let role = Role::parse_issuable(&token.role).ok_or_else(|| {
-                invalid(format!(
-                    "role {:?} is not writer, reader, auditor or admin",
-                    token.role
-                ))
-            })?;
-            if let Some(bad) = token
-                .studies
-                .iter()
-                .chain(&token.sites)
-                .find(|s| !valid_id(s))
-            {
-                return Err(invalid(format!("{bad:?} is not a study or site id")));
-            }
-            if matches!(role, Role::Writer | Role::Reader) && token.studies.is_empty() {
-                return Err(invalid(format!("a {role} needs at least one study")));
-            }
+            let principal =
+                principal_from(&token.principal, &token.role, &token.studies, &token.sites)
+                    .map_err(invalid)?;
             let hash = tokens::parse_hash(&token.sha256)
                 .ok_or_else(|| invalid("sha256 must be 64 hex digits".into()))?;
             if let Some(issued) = &token.issued
@@ -259,18 +290,52 @@ impl PrincipalsFile {
                 return Err(invalid("the same token hash appears twice".into()));
             }
             entries.push(TokenEntry {
-                principal: std::sync::Arc::new(Principal {
-                    name: token.principal.clone(),
-                    role,
-                    studies: token.studies.iter().cloned().collect(),
-                    sites: token.sites.iter().cloned().collect(),
-                }),
+                principal: std::sync::Arc::new(principal),
                 hash,
                 expires_unix_nanos,
                 revoked: token.revoked,
             });
         }
-        Ok(Self { entries })
+        let mut clients = Vec::with_capacity(file.client.len());
+        for (index, client) in file.client.iter().enumerate() {
+            let principal = principal_from(
+                &client.principal,
+                &client.role,
+                &client.studies,
+                &client.sites,
+            )
+            .map_err(|message| PrincipalsError::Invalid {
+                path: path.to_path_buf(),
+                index,
+                principal: format!("client {}", client.principal),
+                message,
+            })?;
+            if clients
+                .iter()
+                .any(|(p, _): &(std::sync::Arc<Principal>, bool)| p.name == principal.name)
+            {
+                return Err(PrincipalsError::Invalid {
+                    path: path.to_path_buf(),
+                    index,
+                    principal: format!("client {}", client.principal),
+                    message: "the same client name appears twice".into(),
+                });
+            }
+            clients.push((std::sync::Arc::new(principal), client.revoked));
+        }
+        Ok(Self { entries, clients })
+    }
+
+    /// The principal of a verified client certificate whose subject CN is `common_name`.
+    pub fn authenticate_client(
+        &self,
+        common_name: &str,
+    ) -> Result<std::sync::Arc<Principal>, AuthError> {
+        match self.clients.iter().find(|(p, _)| p.name == common_name) {
+            None => Err(AuthError::UnknownCertificate(common_name.to_string())),
+            Some((principal, true)) => Err(AuthError::Revoked(principal.name.clone())),
+            Some((principal, false)) => Ok(std::sync::Arc::clone(principal)),
+        }
     }
 
     /// Number of tokens (revoked and expired included).

@@ -1,0 +1,296 @@
+//! TLS end to end: certificates made at test time (rcgen: a CA, the server's certificate for
+//! localhost, client certificates), a real server on 127.0.0.1:0 serving TLS with an optional client
+//! CA, real tonic clients. Token callers need no client certificate; a verified client certificate's
+//! subject CN is the principal (a `[[client]]` of the principals file) and is recorded as such;
+//! unknown, revoked and foreign certificates, and plaintext clients, are refused.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use myolog_proto::v1 as pb;
+use myolog_proto::v1::audit_client::AuditClient;
+use myolog_proto::v1::ingest_client::IngestClient;
+use myolog_server::app::AppConfig;
+use myolog_server::auth::commands::{IssueArgs, issue};
+use myolog_server::auth::tls::{TlsFiles, subject_common_name};
+use myolog_server::auth::{Auth, now_unix_nanos};
+use myolog_server::server;
+use myolog_server::synth::{Cohort, STUDY};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+use tonic::{Code, Request};
+
+type Ca = CertifiedIssuer<'static, KeyPair>;
+
+fn ca(name: &str) -> Ca {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA")
+}
+
+/// A certificate for `common_name` (and `names` as subject alternative names) signed by `ca`:
+/// (certificate PEM, key PEM, certificate DER).
+fn leaf(ca: &Ca, common_name: &str, names: &[&str]) -> (String, String, Vec<u8>) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = CertificateParams::new(names).expect("params");
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "Myolog tests");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, ca).expect("signed");
+    (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+fn token(file: &Path, principal: &str, role: &str) -> String {
+    issue(
+        &IssueArgs {
+            principal: principal.into(),
+            role: role.into(),
+            studies: vec![STUDY.into()],
+            sites: Vec::new(),
+            file: file.to_path_buf(),
+            expires: None,
+        },
+        now_unix_nanos(),
+    )
+    .expect("issued")
+}
+
+async fn connect(
+    url: &str,
+    tls: Option<ClientTlsConfig>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut endpoint = Channel::from_shared(url.to_string()).expect("url");
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    endpoint.connect().await
+}
+
+fn authed<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(token) = token {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("ascii"),
+        );
+    }
+    request
+}
+
+/// The code of Audit.Verify over `channel` (a failed connection counts as UNAVAILABLE).
+async fn verify_code(
+    channel: Result<Channel, tonic::transport::Error>,
+    token: Option<&str>,
+) -> Code {
+    let Ok(channel) = channel else {
+        return Code::Unavailable;
+    };
+    match AuditClient::new(channel)
+        .verify(authed(pb::VerifyRequest {}, token))
+        .await
+    {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+#[test]
+fn the_common_name_is_read_from_real_certificates() {
+    let authority = ca("Myolog test CA");
+    // (common name)
+    for name in ["edc-stir", "edc@site-1", "ünïcode", "x"] {
+        let (_, _, der) = leaf(&authority, name, &["localhost"]);
+        assert_eq!(subject_common_name(&der).as_deref(), Some(name));
+        // Every truncation of a real certificate is refused, never a panic.
+        for cut in 0..der.len() {
+            assert_eq!(
+                subject_common_name(&der[..cut]),
+                None,
+                "{name} cut at {cut}"
+            );
+        }
+    }
+    assert_eq!(
+        subject_common_name(authority.der()).as_deref(),
+        Some("Myolog test CA")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_tokens_and_with_client_certificates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let authority = ca("Myolog test CA");
+    let stranger_ca = ca("Somebody else's CA");
+    let (server_cert, server_key, _) = leaf(&authority, "myolog", &["localhost", "127.0.0.1"]);
+    let file = dir.path().join("principals.toml");
+    let auditor = token(&file, "inspector", "auditor");
+    let admin = token(&file, "dm-admin", "admin");
+    let mut text = std::fs::read_to_string(&file).expect("read");
+    text.push_str(&format!(
+        "\n[[client]]\nprincipal = \"edc-cert\"\nrole = \"writer\"\nstudies = [\"{STUDY}\"]\n\
+         \n[[client]]\nprincipal = \"edc-lost\"\nrole = \"writer\"\nstudies = [\"{STUDY}\"]\nrevoked = true\n"
+    ));
+    std::fs::write(&file, text).expect("write");
+
+    let files = TlsFiles {
+        cert: write(dir.path(), "server.pem", &server_cert),
+        key: write(dir.path(), "server.key", &server_key),
+        client_ca: Some(write(dir.path(), "ca.pem", &authority.pem())),
+    };
+    let auth = Auth::from_file(&file).expect("principals");
+    auth.use_tls(files.load().expect("TLS files"));
+    let running = server::start_secured(
+        AppConfig::new(dir.path().join("log")),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Some(Arc::clone(&auth)),
+    )
+    .await
+    .expect("server starts");
+    let url = format!("https://127.0.0.1:{}", running.addr.port());
+    let client_tls = |identity: Option<(String, String)>| {
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(authority.pem()))
+            .domain_name("localhost");
+        if let Some((cert, key)) = identity {
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        tls
+    };
+    let identity = |ca: &Ca, name: &str| {
+        let (cert, key, _) = leaf(ca, name, &[]);
+        Some((cert, key))
+    };
+
+    // (case, client certificate, token, expected code of Audit.Verify)
+    let cases = [
+        ("token, no certificate", None, Some(&auditor), Code::Ok),
+        (
+            "neither token nor certificate",
+            None,
+            None,
+            Code::Unauthenticated,
+        ),
+        (
+            "writer certificate reading the log",
+            identity(&authority, "edc-cert"),
+            None,
+            Code::PermissionDenied,
+        ),
+        (
+            "token wins over the certificate",
+            identity(&authority, "edc-cert"),
+            Some(&auditor),
+            Code::Ok,
+        ),
+        (
+            "revoked certificate",
+            identity(&authority, "edc-lost"),
+            None,
+            Code::Unauthenticated,
+        ),
+        (
+            "certificate of no [[client]]",
+            identity(&authority, "stranger"),
+            None,
+            Code::Unauthenticated,
+        ),
+        (
+            "certificate of another CA",
+            identity(&stranger_ca, "edc-cert"),
+            None,
+            Code::Unavailable,
+        ),
+    ];
+    for (case, certificate, token, expected) in cases {
+        let channel = connect(&url, Some(client_tls(certificate))).await;
+        let code = verify_code(channel, token.map(String::as_str)).await;
+        if expected == Code::Unavailable {
+            assert!(
+                !matches!(
+                    code,
+                    Code::Ok | Code::PermissionDenied | Code::Unauthenticated
+                ),
+                "{case}: {code:?}"
+            );
+        } else {
+            assert_eq!(code, expected, "{case}");
+        }
+    }
+    // A plaintext client gets nowhere.
+    let plaintext = connect(&format!("http://127.0.0.1:{}", running.addr.port()), None).await;
+    let code = verify_code(plaintext, Some(&auditor)).await;
+    assert_ne!(code, Code::Ok, "plaintext against TLS");
+
+    // The certificate's principal writes and is recorded as itself.
+    let cohort = Cohort::new(2017, 1);
+    let (register, enroll): (Vec<_>, Vec<_>) = cohort
+        .enrollment()
+        .events
+        .into_iter()
+        .partition(|e| matches!(e.body, Some(pb::event::Body::StudyRegistered(_))));
+    let token_channel = connect(&url, Some(client_tls(None)))
+        .await
+        .expect("TLS connects");
+    IngestClient::new(token_channel.clone())
+        .append(authed(
+            pb::SubmitRequest {
+                batch_id: "register".into(),
+                events: register,
+            },
+            Some(&admin),
+        ))
+        .await
+        .expect("admin registers over TLS");
+    let cert_channel = connect(&url, Some(client_tls(identity(&authority, "edc-cert"))))
+        .await
+        .expect("mutual TLS connects");
+    let response = IngestClient::new(cert_channel)
+        .append(authed(
+            pb::SubmitRequest {
+                batch_id: "enroll".into(),
+                events: enroll,
+            },
+            None,
+        ))
+        .await
+        .expect("certificate writer enrolls")
+        .into_inner();
+    assert!(response.rejection.is_none(), "{response:?}");
+    let mut events = AuditClient::new(token_channel)
+        .read_events(authed(
+            pb::ReadEventsRequest {
+                from_sequence: 1,
+                limit: 0,
+            },
+            Some(&auditor),
+        ))
+        .await
+        .expect("auditor reads")
+        .into_inner();
+    let mut recorded_by = Vec::new();
+    while let Some(event) = events.message().await.expect("event") {
+        recorded_by.push(event.recorded_by);
+    }
+    assert_eq!(
+        recorded_by.first().map(String::as_str),
+        Some("dm-admin (admin)")
+    );
+    assert!(recorded_by.len() > 1);
+    assert!(
+        recorded_by[1..].iter().all(|by| by == "edc-cert (writer)"),
+        "{recorded_by:?}"
+    );
+    running.stop().await.expect("stops");
+}
