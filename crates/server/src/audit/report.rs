@@ -291,7 +291,7 @@ fn subject_table(html: &mut String, primary: &[ReplayedOutcome]) {
             .unwrap_or_default();
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&o.subject_id),
             escape(&o.clinical_date),
             doi_status(o),
@@ -310,7 +310,7 @@ fn subject_table(html: &mut String, primary: &[ReplayedOutcome]) {
     html.push_str("</tbody></table>");
 }
 
-const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1140px}h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}p.prov{font-size:12px;color:#555;word-break:break-all}table{border-collapse:collapse;font-size:12px;margin:10px 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}td.met{color:#1a7f37;font-weight:bold}td.not_met{color:#b42318}svg.chart{display:block;margin:12px 0;border:1px solid #eee}";
+const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1140px}h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}p.prov{font-size:12px;color:#555;word-break:break-all}table{border-collapse:collapse;font-size:12px;margin:10px 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}td.t{text-align:left}td.met{color:#1a7f37;font-weight:bold}td.not_met{color:#b42318}svg.chart{display:block;margin:12px 0;border:1px solid #eee}";
 
 /// The whole page.
 pub fn render(replay: &Replay) -> String {
