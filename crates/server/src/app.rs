@@ -246,9 +246,11 @@ impl App {
             }
         }
         let outcomes = self.outcomes_for(&touched);
-        for outcome in &outcomes {
-            // No receiver is not an error: nobody is watching.
-            let _ = self.outcomes_tx.send(outcome.clone());
+        if self.outcomes_tx.receiver_count() > 0 {
+            for outcome in &outcomes {
+                // A receiver that went away in between is not an error.
+                let _ = self.outcomes_tx.send(outcome.clone());
+            }
         }
         let acks = events
             .iter()

@@ -1,0 +1,62 @@
+//! `myolog demo`, the README's first command: it runs end to end (server on 127.0.0.1:0, the cohort
+//! over Submit, the rejection, the correction, the tables) and `--data DIR` keeps a log that a
+//! restarted server serves with the same outcomes.
+
+use myolog_server::cli::DemoArgs;
+use myolog_server::synth::{self, PRIMARY_VISIT};
+use myolog_tests::{Clients, start};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_demo_runs_and_keeps_its_log_with_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = DemoArgs {
+        data: Some(dir.path().to_path_buf()),
+        addr: None,
+        seed: synth::DEFAULT_SEED,
+    };
+    let mut out = Vec::new();
+    myolog_server::demo::run(&args, &mut out)
+        .await
+        .expect("demo runs");
+    let text = String::from_utf8(out).expect("utf-8");
+    for expected in [
+        "REJECTED (INVALID_ARGUMENT), nothing of it stored:",
+        "events[1].assessment_recorded.mmt8.grades.deltoid.grade: 12 is out of range",
+        "the original stays in the log",
+        "382 events acknowledged after fdatasync",
+        "Week-12 outcomes per subject",
+        "IMACS DOI responders",
+        "Clopper-Pearson",
+        "2016 TIS categories",
+        "paired t-test",
+        "Wilcoxon signed-rank",
+    ] {
+        assert!(
+            text.contains(expected),
+            "demo output lacks {expected:?}:\n{text}"
+        );
+    }
+    // One table row per subject.
+    for index in 0..10 {
+        let subject = synth::subject_id(index);
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(&subject)),
+            "{subject} row:\n{text}"
+        );
+    }
+
+    // The log stayed in DIR: a server on it reports the same week-12 table and verifies.
+    let server = start(dir.path()).await;
+    let mut clients = Clients::connect(&server).await;
+    assert_eq!(clients.head().await, 382);
+    let cohort = clients.cohort().await;
+    let week12 = cohort
+        .visits
+        .iter()
+        .find(|v| v.visit_id == PRIMARY_VISIT)
+        .expect("week 12");
+    let doi = week12.doi_responders.as_ref().expect("doi");
+    let line = format!("IMACS DOI responders   {}/{} ", doi.responders, doi.total);
+    assert!(text.contains(&line), "{line:?} in:\n{text}");
+    server.stop().await.expect("stops");
+}
