@@ -1065,4 +1065,216 @@ mod tests {
             ]
         );
     }
+
+    /// Tricky wire values: every one must map to a value or a violation, never a panic.
+    const TEXTS: &[&str] = &[
+        "",
+        "0",
+        "-0",
+        "6.5",
+        "0.6",
+        "10",
+        "10.05",
+        "1e999",
+        "1e-999",
+        "NaN",
+        "inf",
+        "+5",
+        ".5",
+        "5.",
+        "--1",
+        "99999999999999999999999999999999",
+        "0.0000000000000000000000000000001",
+        "\u{661}",
+        "7,5",
+        " 3",
+        "baseline",
+        "has space",
+        "2024-02-29",
+        "2024-13-45",
+        "9999-99-99",
+        "CXCL9",
+        "cxcl10",
+        "pg/mL",
+        "U/L",
+    ];
+
+    fn pick<'a>(rng: &mut crate::prng::SplitMix64, values: &[&'a str]) -> &'a str {
+        values[usize::try_from(rng.range(0, i64::try_from(values.len()).unwrap_or(1) - 1))
+            .unwrap_or(0)]
+    }
+
+    fn number(rng: &mut crate::prng::SplitMix64) -> u32 {
+        match rng.range(0, 3) {
+            0 => u32::try_from(rng.range(0, 12)).unwrap_or(0),
+            1 => u32::MAX,
+            2 => 150,
+            _ => u32::try_from(rng.range(0, 300)).unwrap_or(0),
+        }
+    }
+
+    fn random_event(rng: &mut crate::prng::SplitMix64) -> pb::Event {
+        use pb::assessment_recorded::Instrument;
+        let text = |rng: &mut crate::prng::SplitMix64| pick(rng, TEXTS).to_string();
+        let vas = |rng: &mut crate::prng::SplitMix64| match rng.range(0, 2) {
+            0 => None,
+            1 => Some(pb::Vas {
+                value: Some(pb::vas::Value::Cm(pick(rng, TEXTS).to_string())),
+            }),
+            _ => Some(pb::Vas {
+                value: Some(pb::vas::Value::Mm(number(rng))),
+            }),
+        };
+        let grade = |rng: &mut crate::prng::SplitMix64| {
+            Some(pb::MmtGrade {
+                grade: (rng.range(0, 1) == 0).then(|| number(rng)),
+                right: (rng.range(0, 2) == 0).then(|| number(rng)),
+                left: (rng.range(0, 2) == 0).then(|| number(rng)),
+            })
+        };
+        let instrument = match rng.range(0, 8) {
+            0 => Instrument::Globals(pb::Globals {
+                physician_global: vas(rng),
+                patient_global: vas(rng),
+                extramuscular_global: vas(rng),
+            }),
+            1 => Instrument::Mmt8(pb::Mmt8 {
+                max: number(rng),
+                total: (rng.range(0, 1) == 0).then(|| number(rng)),
+                grades: Some(pb::Mmt8Grades {
+                    neck_flexors: grade(rng),
+                    deltoid: grade(rng),
+                    quadriceps: grade(rng),
+                    ..Default::default()
+                }),
+            }),
+            2 => Instrument::Haq(pb::Haq {
+                items: Some(pb::HaqItems {
+                    dressing: (0..rng.range(0, 3))
+                        .map(|_| pb::HaqItem {
+                            score: Some(number(rng)),
+                        })
+                        .collect(),
+                    ..Default::default()
+                }),
+                aids: vec![i32::try_from(rng.range(-2, 20)).unwrap_or(0); 2],
+                help: vec![i32::try_from(rng.range(-2, 12)).unwrap_or(0)],
+            }),
+            3 => Instrument::HaqDi(pb::HaqDi { value: text(rng) }),
+            4 => Instrument::Enzymes(pb::Enzymes {
+                ck: Some(pb::EnzymeResult {
+                    value: text(rng),
+                    uln: text(rng),
+                    unit: text(rng),
+                }),
+                ..Default::default()
+            }),
+            5 => Instrument::Cdasi(pb::Cdasi {
+                locations: Some(pb::CdasiLocations {
+                    scalp: Some(pb::CdasiLocation {
+                        erythema: number(rng),
+                        scale: number(rng),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                gottron_hands: Some(pb::GottronHands {
+                    erythema: number(rng),
+                    papules: true,
+                    ulceration: 0,
+                    damage: number(rng),
+                }),
+                periungual: number(rng),
+                alopecia: number(rng),
+            }),
+            6 => Instrument::Lab(pb::LabMeasurement {
+                code: text(rng),
+                value: text(rng),
+                unit: text(rng),
+            }),
+            _ => Instrument::Stat1(pb::SkinBiopsyStat1 {
+                value: Some(pb::skin_biopsy_stat1::Value::IhcScore(text(rng))),
+            }),
+        };
+        let recorded = pb::AssessmentRecorded {
+            instrument: Some(instrument),
+        };
+        let body = match rng.range(0, 6) {
+            0 => pb::event::Body::StudyRegistered(pb::StudyRegistered {
+                title: text(rng),
+                population: i32::try_from(rng.range(-1, 3)).unwrap_or(0),
+                baseline_visit_id: text(rng),
+            }),
+            1 => pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+                arm: text(rng),
+                population: 7,
+            }),
+            2 => pb::event::Body::AssessmentCorrected(pb::AssessmentCorrected {
+                supersedes_event_id: text(rng),
+                reason: text(rng),
+                corrected: Some(recorded),
+            }),
+            3 => pb::event::Body::SubjectWithdrawn(pb::SubjectWithdrawn { reason: text(rng) }),
+            4 => pb::event::Body::DoseRecorded(pb::DoseRecorded {
+                kind: i32::try_from(rng.range(-1, 3)).unwrap_or(0),
+                drug: text(rng),
+                mg_per_day: text(rng),
+            }),
+            _ => pb::event::Body::AssessmentRecorded(recorded),
+        };
+        pb::Event {
+            event_id: text(rng),
+            study_id: text(rng),
+            subject_id: text(rng),
+            visit_id: text(rng),
+            clinical_date: text(rng),
+            body: Some(body),
+        }
+    }
+
+    #[test]
+    fn random_wire_values_give_a_value_or_field_violations_never_a_panic() {
+        let mut rng = crate::prng::SplitMix64::new(42);
+        let (mut valid, mut invalid) = (0, 0);
+        for _ in 0..5000 {
+            let event = random_event(&mut rng);
+            match batch_from_proto(std::slice::from_ref(&event)) {
+                Ok(events) => {
+                    valid += 1;
+                    assert_eq!(events.len(), 1);
+                }
+                Err(violations) => {
+                    invalid += 1;
+                    assert!(!violations.is_empty());
+                    for v in violations {
+                        assert!(v.field.starts_with("events[0]"), "{v:?}");
+                        assert!(!v.description.is_empty(), "{v:?}");
+                    }
+                }
+            }
+        }
+        assert!(invalid > 0, "the generator produces invalid events");
+        assert!(valid + invalid == 5000);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoder_or_the_mapping() {
+        use prost::Message;
+        let mut rng = crate::prng::SplitMix64::new(7);
+        let seed_event = random_event(&mut rng).encode_to_vec();
+        for round in 0..3000 {
+            let mut bytes = seed_event.clone();
+            for _ in 0..=(round % 8) {
+                if bytes.is_empty() {
+                    break;
+                }
+                let at = usize::try_from(rng.range(0, i64::try_from(bytes.len()).unwrap_or(1) - 1))
+                    .unwrap_or(0);
+                bytes[at] = u8::try_from(rng.range(0, 255)).unwrap_or(0);
+            }
+            if let Ok(event) = pb::Event::decode(bytes.as_slice()) {
+                let _ = batch_from_proto(&[event]);
+            }
+        }
+    }
 }
