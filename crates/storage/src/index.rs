@@ -68,13 +68,22 @@ impl Index {
             .map_or(0, |seqs| seqs.len() as u64)
     }
 
-    /// Seqs of the stream's events from version `from_version` (1-based) on.
-    pub fn stream_seqs(&self, stream_key: &str, from_version: u64) -> Vec<u64> {
+    /// The stream's version counting only events up to seq `up_to` (readers pass the durable
+    /// head, since the index also holds events still being made durable).
+    pub fn stream_version_at(&self, stream_key: &str, up_to: u64) -> u64 {
+        self.streams
+            .get(stream_key)
+            .map_or(0, |seqs| seqs.partition_point(|&seq| seq <= up_to) as u64)
+    }
+
+    /// Seqs of the stream's events from version `from_version` (1-based) on, up to seq `up_to`.
+    pub fn stream_seqs(&self, stream_key: &str, from_version: u64, up_to: u64) -> Vec<u64> {
         let Some(seqs) = self.streams.get(stream_key) else {
             return Vec::new();
         };
+        let end = seqs.partition_point(|&seq| seq <= up_to);
         let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
-        seqs.get(skip..).map(<[u64]>::to_vec).unwrap_or_default()
+        seqs.get(skip..end).map(<[u64]>::to_vec).unwrap_or_default()
     }
 }
 
@@ -96,8 +105,12 @@ mod tests {
         assert_eq!(index.stream_version("s"), 2);
         assert_eq!(index.stream_version("t"), 2);
         assert_eq!(index.stream_version("none"), 0);
-        assert_eq!(index.stream_seqs("s", 2), [2]);
-        assert_eq!(index.stream_seqs("t", 1), [3, 4]);
-        assert!(index.stream_seqs("t", 9).is_empty());
+        assert_eq!(index.stream_seqs("s", 2, u64::MAX), [2]);
+        assert_eq!(index.stream_seqs("t", 1, u64::MAX), [3, 4]);
+        assert_eq!(index.stream_seqs("t", 1, 3), [3]);
+        assert!(index.stream_seqs("t", 9, u64::MAX).is_empty());
+        assert!(index.stream_seqs("t", 2, 3).is_empty());
+        assert_eq!(index.stream_version_at("t", 3), 1);
+        assert_eq!(index.stream_version_at("t", 2), 0);
     }
 }

@@ -17,7 +17,7 @@ use crate::event::{
 use crate::format::{self, CommitRecord};
 use crate::index::Index;
 use crate::verify::{self, VerifyReport};
-use crate::writer::{AppendRequest, HeadWatch, PreparedEvent, Writer};
+use crate::writer::{AppendRequest, CommitShared, HeadWatch, PreparedEvent, Syncer, Writer};
 
 /// How to open a log.
 #[derive(Clone, Debug)]
@@ -84,7 +84,8 @@ impl fmt::Debug for EventLog {
 #[derive(Default)]
 struct CommitQueue {
     waiting: Vec<AppendRequest>,
-    leader_active: bool,
+    /// An appender is validating and applying a group right now.
+    applying: bool,
 }
 
 struct Inner {
@@ -95,8 +96,10 @@ struct Inner {
     queue: Mutex<CommitQueue>,
     /// Signalled whenever a leader finishes a group commit.
     leader_done: Condvar,
-    /// Used only by the appender that currently leads a group commit (see [`EventLog::append`]).
+    /// Used only by the appender that currently leads the apply phase (see [`EventLog::append`]).
     writer: Mutex<Writer>,
+    /// Serialises the durability phase: flush + fdatasync, then the answers.
+    syncer: Mutex<Syncer>,
     head_watch: Arc<HeadWatch>,
     index: Arc<RwLock<Index>>,
     max_batch_events: usize,
@@ -111,15 +114,15 @@ impl Drop for Inner {
     }
 }
 
-/// Ends a leader's term when dropped — also if the commit panicked, so followers never wait for a
-/// leader that is gone.
-struct Leadership<'a> {
+/// Ends an apply leader's term when dropped — also if the apply panicked, so followers never wait
+/// for a leader that is gone.
+struct ApplyTerm<'a> {
     inner: &'a Inner,
 }
 
-impl Drop for Leadership<'_> {
+impl Drop for ApplyTerm<'_> {
     fn drop(&mut self) {
-        lock(&self.inner.queue).leader_active = false;
+        lock(&self.inner.queue).applying = false;
         self.inner.leader_done.notify_all();
     }
 }
@@ -170,16 +173,24 @@ impl EventLog {
             .head
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = head;
+        let shared = Arc::new(CommitShared {
+            applied: Mutex::new(head),
+            poisoned: Mutex::new(damage),
+        });
         let writer = Writer {
             tree: tree.clone(),
-            db: db.clone(),
-            files,
             clock: options.clock.clone(),
-            head_watch: head_watch.clone(),
             head,
             index: index.clone(),
             max_group_events: options.max_group_events.max(1),
-            poisoned: damage,
+            shared: shared.clone(),
+        };
+        let syncer = Syncer {
+            db: db.clone(),
+            files,
+            durable: head,
+            head_watch: head_watch.clone(),
+            shared,
         };
         Ok(EventLog {
             inner: Arc::new(Inner {
@@ -189,6 +200,7 @@ impl EventLog {
                 queue: Mutex::new(CommitQueue::default()),
                 leader_done: Condvar::new(),
                 writer: Mutex::new(writer),
+                syncer: Mutex::new(syncer),
                 head_watch,
                 index,
                 max_batch_events: options.max_batch_events.max(1),
@@ -242,11 +254,12 @@ impl EventLog {
             principal: principal.to_owned(),
             reply,
         };
-        // Leader/follower group commit. If no appender is committing, this one becomes the leader:
-        // it takes everything queued (its own request included), commits it with one fsync,
-        // answers every request, and signals. Otherwise it waits for the signal, and then either
-        // finds its answer or leads the next group. A lone appender thus commits on its own thread
-        // without a hand-off; concurrent appenders share fsyncs.
+        // Leader/follower group commit in two pipelined phases (see `writer`). If no appender is
+        // applying, this one leads: it takes everything queued (its own request included),
+        // validates and applies it, hands the apply role on, then makes its group durable and
+        // answers it. Otherwise it waits until its answer arrives or it can lead the next group. A
+        // lone appender thus commits on its own thread without a hand-off; concurrent appenders
+        // share fsyncs, and the next group is applied while the previous one is fsynced.
         let mut queue = lock(&self.inner.queue);
         queue.waiting.push(request);
         loop {
@@ -257,7 +270,8 @@ impl EventLog {
                 }
                 Err(mpsc::TryRecvError::Empty) => {}
             }
-            if queue.leader_active {
+            if queue.applying || queue.waiting.is_empty() {
+                // Another appender is applying, or has taken this request and is making it durable.
                 queue = self
                     .inner
                     .leader_done
@@ -265,15 +279,21 @@ impl EventLog {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 continue;
             }
-            queue.leader_active = true;
-            let leadership = Leadership { inner: &self.inner };
-            let mut writer = lock(&self.inner.writer);
-            let group = take_group(&mut queue.waiting, writer.max_group_events);
-            drop(queue);
-            writer.commit_group(group);
-            drop(writer);
-            drop(leadership);
+            queue.applying = true;
+            let term = ApplyTerm { inner: &self.inner };
+            let applied = {
+                let mut writer = lock(&self.inner.writer);
+                let group = take_group(&mut queue.waiting, writer.max_group_events);
+                drop(queue);
+                writer.apply_group(group)
+            };
+            drop(term);
+            if let Some(applied) = applied {
+                lock(&self.inner.syncer).make_durable(applied);
+            }
             queue = lock(&self.inner.queue);
+            // Answers were sent: wake the appenders waiting for them.
+            self.inner.leader_done.notify_all();
         }
     }
 
@@ -325,10 +345,13 @@ impl EventLog {
         }
     }
 
-    /// Streams the events of one stream from `from_version` (1 for all), in stream order, as of
-    /// the call.
+    /// Streams the events of one stream from `from_version` (1 for all), in stream order, up to
+    /// the head at the call.
     pub fn read_stream(&self, stream_key: &str, from_version: u64) -> StreamIter {
-        let seqs = self.index().stream_seqs(stream_key, from_version.max(1));
+        let durable = self.head().seq;
+        let seqs = self
+            .index()
+            .stream_seqs(stream_key, from_version.max(1), durable);
         StreamIter {
             tree: self.inner.tree.clone(),
             seqs: seqs.into_iter(),
@@ -339,7 +362,8 @@ impl EventLog {
     pub fn stream_version(&self, stream_key: &str) -> Result<u64, StorageError> {
         // Infallible since the indexes moved to memory; kept a `Result` so callers need not change
         // if they ever move back to disk.
-        Ok(self.index().stream_version(stream_key))
+        let durable = self.head().seq;
+        Ok(self.index().stream_version_at(stream_key, durable))
     }
 
     /// The event with sequence `seq`, if recorded (acknowledged and durable, as for `read_range`).
@@ -352,8 +376,9 @@ impl EventLog {
 
     /// The event recorded under client event id `event_id`, if any.
     pub fn get_by_event_id(&self, event_id: &str) -> Result<Option<RecordedEvent>, StorageError> {
+        let durable = self.head().seq;
         let candidates = self.index().candidates(event_id);
-        for seq in candidates {
+        for seq in candidates.into_iter().filter(|&seq| seq <= durable) {
             if let Some(event) = read_event(&self.inner.tree, seq)?
                 && event.event_id == event_id
             {

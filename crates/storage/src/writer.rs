@@ -1,12 +1,16 @@
-//! The writer state and its group commit.
+//! The group commit, in two pipelined phases.
 //!
 //! sled does not merge concurrent flushes (16 threads appending one event each reach the same rate as
-//! one thread), so the log merges them itself: appenders queue their batch and the appender holding
-//! the writer (the leader, see `EventLog::append`) takes every queued batch at once, validates them
-//! in arrival order — each against the state left by the earlier accepted batches of the same group
-//! — writes all accepted batches and their commit records with ONE `apply_batch`, makes them durable
-//! with ONE flush and fdatasync, and only then answers every appender. A batch that fails validation is answered with its error and
-//! contributes nothing; the other batches of the group are unaffected.
+//! one thread), so the log merges them itself. Appenders queue their batch; the appender that finds
+//! no apply in progress becomes the apply leader ([`Writer::apply_group`]): it takes every queued
+//! batch, validates them in arrival order — each against the state left by the earlier accepted
+//! batches, including those of earlier groups still being made durable — and writes all accepted
+//! batches and their commit records with ONE `apply_batch`. It then hands the apply role on and
+//! makes its group durable ([`Syncer::make_durable`]): ONE flush and fdatasync, which covers every
+//! group applied so far, and only then answers its appenders. So the next group is validated and
+//! applied while the previous one is being fsynced. A batch that fails validation is answered at
+//! once with its error and contributes nothing; the other batches of the group are unaffected.
+//! Nothing is visible to readers before it is durable: readers stop at the durable head.
 
 use std::collections::HashMap;
 use std::sync::mpsc::Sender;
@@ -26,12 +30,15 @@ pub(crate) struct PreparedEvent {
     pub content_digest: Hash,
 }
 
+/// Where an append's answer goes.
+pub(crate) type Reply = Sender<Result<Vec<Appended>, AppendError>>;
+
 /// An append waiting for the writer.
 #[derive(Debug)]
 pub(crate) struct AppendRequest {
     pub events: Vec<PreparedEvent>,
     pub principal: String,
-    pub reply: Sender<Result<Vec<Appended>, AppendError>>,
+    pub reply: Reply,
 }
 
 /// The committed head, shared with readers; the condition variable wakes tailing readers.
@@ -49,31 +56,127 @@ impl HeadWatch {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn set(&self, head: Head) {
-        *self
+    /// Moves the head forward (never back) and wakes tailing readers.
+    fn advance(&self, head: Head) {
+        let mut current = self
             .head
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = head;
-        self.advanced.notify_all();
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if head.seq > current.seq {
+            *current = head;
+            self.advanced.notify_all();
+        }
     }
 }
 
-/// Everything the group-commit leader works with; behind a mutex in `EventLog`.
+/// State both phases see.
+#[derive(Debug, Default)]
+pub(crate) struct CommitShared {
+    /// Seq and hash of the last event applied to sled (durable or not yet).
+    pub applied: Mutex<Head>,
+    /// Set once an apply or a sync failed: what is on disk is then unknown, so nothing more is
+    /// acknowledged (after a failed fsync, Linux may have dropped the dirty pages, so even a later
+    /// successful fsync would prove nothing).
+    pub poisoned: Mutex<Option<String>>,
+}
+
+impl CommitShared {
+    fn poisoned(&self) -> Option<String> {
+        self.poisoned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn poison(&self, cause: String) {
+        let mut poisoned = self
+            .poisoned
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        poisoned.get_or_insert(cause);
+    }
+}
+
+/// The apply phase's state; behind a mutex in `EventLog`, used by one apply leader at a time.
 #[derive(Debug)]
 pub(crate) struct Writer {
     pub tree: sled::Tree,
+    pub clock: Arc<dyn Clock>,
+    /// Seq and hash of the last applied event.
+    pub head: Head,
+    /// Event ids and streams of applied events, shared with readers (who filter by durable head).
+    pub index: Arc<RwLock<Index>>,
+    /// At most this many events go into one group commit (bounds memory and latency).
+    pub max_group_events: usize,
+    pub shared: Arc<CommitShared>,
+}
+
+/// A group applied to sled whose accepted appenders wait for it to become durable.
+#[derive(Debug)]
+pub(crate) struct AppliedGroup {
+    last_seq: u64,
+    answers: Vec<(Reply, Vec<Appended>)>,
+}
+
+/// The durability phase's state; behind a mutex in `EventLog`.
+#[derive(Debug)]
+pub(crate) struct Syncer {
     pub db: sled::Db,
     pub files: DurableFiles,
-    pub clock: Arc<dyn Clock>,
+    /// The last event known durable; what readers may see.
+    pub durable: Head,
     pub head_watch: Arc<HeadWatch>,
-    /// Seq and hash of the last committed event.
-    pub head: Head,
-    /// Event ids and streams of committed events, shared with readers.
-    pub index: Arc<RwLock<Index>>,
-    /// At most this many events go into one group commit (bounds the writer's memory and latency).
-    pub max_group_events: usize,
-    /// Set once a commit failed: what is on disk is then unknown, so no further append is accepted.
-    pub poisoned: Option<String>,
+    pub shared: Arc<CommitShared>,
+}
+
+impl Syncer {
+    /// Makes `group` durable (unless a later flush already did) and answers its appenders.
+    pub fn make_durable(&mut self, group: AppliedGroup) {
+        match self.sync_through(group.last_seq) {
+            Ok(()) => {
+                for (reply, appended) in group.answers {
+                    // An appender that gave up waiting is not an error of the log.
+                    let _ = reply.send(Ok(appended));
+                }
+            }
+            Err(cause) => {
+                for (reply, _) in group.answers {
+                    let _ = reply.send(Err(StorageError::Poisoned {
+                        cause: cause.clone(),
+                    }
+                    .into()));
+                }
+            }
+        }
+    }
+
+    fn sync_through(&mut self, seq: u64) -> Result<(), String> {
+        if let Some(cause) = self.shared.poisoned() {
+            return Err(cause);
+        }
+        if self.durable.seq >= seq {
+            return Ok(());
+        }
+        // Everything applied before the flush starts is covered by it.
+        let covered = *self
+            .shared
+            .applied
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let synced = self
+            .db
+            .flush()
+            .map_err(StorageError::from)
+            .and_then(|_| self.files.sync());
+        if let Err(error) = synced {
+            let cause = error.to_string();
+            self.shared.poison(cause.clone());
+            return Err(cause);
+        }
+        self.durable = covered;
+        self.head_watch.advance(covered);
+        Ok(())
+    }
 }
 
 /// What is known of an earlier event with the same id: enough to answer a retry or detect a conflict.
@@ -110,21 +213,17 @@ struct AcceptedBatch {
 }
 
 impl Writer {
-    /// Commits a group: validates each request against committed state and the group's earlier
-    /// accepted requests, writes all accepted ones with one `apply_batch`, makes them durable with
-    /// one flush + fdatasync, then answers every request.
-    pub fn commit_group(&mut self, group: Vec<AppendRequest>) {
-        if group.is_empty() {
-            return;
-        }
-        if let Some(cause) = &self.poisoned {
+    /// Validates and applies a group (see the module docs). Rejected requests are answered at
+    /// once; accepted ones are returned to be made durable and answered by [`Syncer`].
+    pub fn apply_group(&mut self, group: Vec<AppendRequest>) -> Option<AppliedGroup> {
+        if let Some(cause) = self.shared.poisoned() {
             for request in group {
                 let _ = request.reply.send(Err(StorageError::Poisoned {
                     cause: cause.clone(),
                 }
                 .into()));
             }
-            return;
+            return None;
         }
         // One timestamp per group: every event of a commit became durable at the same moment.
         let recorded_at = self.clock.now_unix_nanos();
@@ -141,57 +240,58 @@ impl Writer {
                     }
                     entries.extend(accepted.entries);
                     group_overlay.absorb(accepted.overlay);
-                    answers.push((request.reply, Ok(accepted.appended)));
+                    answers.push((request.reply, accepted.appended));
                 }
-                Err(error) => answers.push((request.reply, Err(error))),
+                Err(error) => {
+                    let _ = request.reply.send(Err(error));
+                }
             }
         }
-        if !entries.is_empty() {
-            let records = commit_records(group_start.seq + 1, recorded_at, entries);
+        if entries.is_empty() {
+            // Nothing new, only retries: their originals may belong to a group still being made
+            // durable, so they are answered once everything applied so far is durable.
+            return (!answers.is_empty()).then_some(AppliedGroup {
+                last_seq: self.head.seq,
+                answers,
+            });
+        }
+        let records = commit_records(group_start.seq + 1, recorded_at, entries);
+        for record in &records {
+            sled_batch.insert(&format::commit_key(record.first_seq)[..], record.encode());
+        }
+        if let Err(error) = self.tree.apply_batch(sled_batch) {
+            // What reached sled is unknown; refuse further appends until a reopen recovers.
+            let cause = StorageError::from(error).to_string();
+            self.shared.poison(cause.clone());
+            self.head = group_start;
+            for (reply, _) in answers {
+                let _ = reply.send(Err(StorageError::Poisoned {
+                    cause: cause.clone(),
+                }
+                .into()));
+            }
+            return None;
+        }
+        {
+            let mut index = self
+                .index
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             for record in &records {
-                sled_batch.insert(&format::commit_key(record.first_seq)[..], record.encode());
-            }
-            if let Err(error) = self.persist(sled_batch) {
-                // What reached the disk is unknown; answer the failure and refuse further appends
-                // until a reopen recovers the state from disk.
-                let cause = error.to_string();
-                self.poisoned = Some(cause.clone());
-                self.head = group_start;
-                for (reply, outcome) in answers {
-                    let outcome = match outcome {
-                        Ok(_) => Err(StorageError::Poisoned {
-                            cause: cause.clone(),
-                        }
-                        .into()),
-                        Err(rejected) => Err(rejected),
-                    };
-                    let _ = reply.send(outcome);
-                }
-                return;
-            }
-            {
-                let mut index = self
-                    .index
-                    .write()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                for record in &records {
-                    for (offset, (event_id, stream_key)) in record.entries.iter().enumerate() {
-                        index.insert(event_id, stream_key, record.first_seq + offset as u64);
-                    }
+                for (offset, (event_id, stream_key)) in record.entries.iter().enumerate() {
+                    index.insert(event_id, stream_key, record.first_seq + offset as u64);
                 }
             }
-            self.head_watch.set(self.head);
         }
-        for (reply, outcome) in answers {
-            // An appender that gave up waiting is not an error of the log.
-            let _ = reply.send(outcome);
-        }
-    }
-
-    fn persist(&mut self, batch: sled::Batch) -> Result<(), StorageError> {
-        self.tree.apply_batch(batch)?;
-        self.db.flush()?;
-        self.files.sync()
+        *self
+            .shared
+            .applied
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = self.head;
+        Some(AppliedGroup {
+            last_seq: self.head.seq,
+            answers,
+        })
     }
 
     /// Validates one batch against committed state plus the group's earlier accepted batches and
@@ -400,29 +500,35 @@ mod tests {
     use std::collections::HashSet;
     use std::sync::mpsc;
 
-    fn writer_for(dir: &std::path::Path) -> Writer {
+    fn writer_for(dir: &std::path::Path) -> (Writer, Syncer) {
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
             .open()
             .unwrap();
         let tree = db.open_tree(format::TREE_NAME).unwrap();
-        Writer {
+        let shared = Arc::new(CommitShared::default());
+        let writer = Writer {
             tree,
-            db,
-            files: DurableFiles::open(dir).unwrap(),
             clock: Arc::new(SystemClock),
-            head_watch: Arc::new(HeadWatch::default()),
             head: Head::default(),
             index: Arc::new(RwLock::new(Index::default())),
             max_group_events: 1000,
-            poisoned: None,
-        }
+            shared: shared.clone(),
+        };
+        let syncer = Syncer {
+            files: DurableFiles::open(dir).unwrap(),
+            db,
+            durable: Head::default(),
+            head_watch: Arc::new(HeadWatch::default()),
+            shared,
+        };
+        (writer, syncer)
     }
 
-    type Reply = mpsc::Receiver<Result<Vec<Appended>, AppendError>>;
+    type Answer = mpsc::Receiver<Result<Vec<Appended>, AppendError>>;
 
-    fn request(events: &[(&str, &str, ExpectedVersion, &str)]) -> (AppendRequest, Reply) {
+    fn request(events: &[(&str, &str, ExpectedVersion, &str)]) -> (AppendRequest, Answer) {
         let events = events
             .iter()
             .map(|(id, stream, expected, payload)| {
@@ -456,7 +562,7 @@ mod tests {
     fn a_failing_batch_fails_alone_and_later_batches_see_earlier_ones_of_the_same_group() {
         use ExpectedVersion::*;
         let dir = tempfile::tempdir().unwrap();
-        let mut writer = writer_for(dir.path());
+        let (mut writer, mut syncer) = writer_for(dir.path());
         let requests = [
             request(&[("a", "s", Exactly(0), "x"), ("b", "s", Exactly(1), "y")]),
             // Expects the state before the first batch: rejected.
@@ -469,13 +575,34 @@ mod tests {
             request(&[("c", "t", Exactly(0), "z")]),
         ];
         let (group, answers): (Vec<_>, Vec<_>) = requests.into_iter().unzip();
-        writer.commit_group(group);
+        let applied = writer.apply_group(group).unwrap();
+        // The rejected batches are answered at once; the accepted ones only once durable.
+        assert!(matches!(
+            answers[1].try_recv().unwrap(),
+            Err(AppendError::WrongExpectedVersion {
+                index: 1,
+                actual: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            answers[3].try_recv().unwrap(),
+            Err(AppendError::EventIdConflict {
+                original_seq: Some(2),
+                ..
+            })
+        ));
+        assert!(answers[0].try_recv().is_err());
+        assert_eq!(syncer.head_watch.get().seq, 0);
+        syncer.make_durable(applied);
         let answers: Vec<_> = answers
             .iter()
-            .map(|answer| answer.recv().unwrap())
+            .map(|answer| answer.try_recv().ok())
             .collect();
         let seqs = |i: usize| -> Vec<(u64, bool)> {
             answers[i]
+                .as_ref()
+                .unwrap()
                 .as_ref()
                 .unwrap()
                 .iter()
@@ -483,25 +610,10 @@ mod tests {
                 .collect()
         };
         assert_eq!(seqs(0), [(1, false), (2, false)]);
-        assert!(matches!(
-            answers[1],
-            Err(AppendError::WrongExpectedVersion {
-                index: 1,
-                actual: 2,
-                ..
-            })
-        ));
         assert_eq!(seqs(2), [(1, true), (3, false)]);
-        assert!(matches!(
-            answers[3],
-            Err(AppendError::EventIdConflict {
-                original_seq: Some(2),
-                ..
-            })
-        ));
         assert_eq!(seqs(4), [(4, false)]);
         assert_eq!(writer.head.seq, 4);
-        assert_eq!(writer.head_watch.get(), writer.head);
+        assert_eq!(syncer.head_watch.get(), writer.head);
         let report = crate::verify::verify(&writer.tree).unwrap();
         assert!(
             report.is_intact() && report.events_checked == 4,
@@ -518,5 +630,24 @@ mod tests {
             })
             .collect();
         assert_eq!(stamps.len(), 1);
+    }
+
+    #[test]
+    fn a_retry_of_an_event_not_yet_durable_is_answered_only_once_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, mut syncer) = writer_for(dir.path());
+        let (first, first_answer) = request(&[("a", "s", ExpectedVersion::Any, "x")]);
+        let first_group = writer.apply_group(vec![first]).unwrap();
+        // The next group, applied while the first is not yet durable, retries its event.
+        let (retry, retry_answer) = request(&[("a", "s", ExpectedVersion::Any, "x")]);
+        let retry_group = writer.apply_group(vec![retry]).unwrap();
+        assert!(retry_answer.try_recv().is_err(), "answered before durable");
+        syncer.make_durable(retry_group);
+        let retried = retry_answer.try_recv().unwrap().unwrap();
+        assert_eq!((retried[0].seq, retried[0].duplicate), (1, true));
+        // The first group's own sync finds it already durable.
+        syncer.make_durable(first_group);
+        assert_eq!(first_answer.try_recv().unwrap().unwrap()[0].seq, 1);
+        assert_eq!(syncer.head_watch.get().seq, 1);
     }
 }
