@@ -86,6 +86,7 @@ pub async fn serve_secured(
         drain_app.start_draining();
     };
     let (drained_tx, drained_rx) = oneshot::channel::<()>();
+    let max_message = auth.limits().max_message_bytes;
     let mut builder = Server::builder();
     if let Some(tls) = auth.tls() {
         builder = builder.tls_config(tls)?;
@@ -95,14 +96,17 @@ pub async fn serve_secured(
         .add_service(Guarded::new(reflection_v1, Arc::clone(&auth)))
         .add_service(Guarded::new(reflection_v1alpha, Arc::clone(&auth)))
         .add_service(Guarded::new(
-            IngestServer::new(services.clone()),
+            IngestServer::new(services.clone()).max_decoding_message_size(max_message),
             Arc::clone(&auth),
         ))
         .add_service(Guarded::new(
-            OutcomesServer::new(services.clone()),
+            OutcomesServer::new(services.clone()).max_decoding_message_size(max_message),
             Arc::clone(&auth),
         ))
-        .add_service(Guarded::new(AuditServer::new(services), auth));
+        .add_service(Guarded::new(
+            AuditServer::new(services).max_decoding_message_size(max_message),
+            auth,
+        ));
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let serving = router.serve_with_incoming_shutdown(incoming, async move {
         signal.await;

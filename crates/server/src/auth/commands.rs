@@ -36,6 +36,9 @@ pub struct SecurityArgs {
     /// CN is a [[client]] of the principals file (certificates stay optional for token callers).
     #[arg(long, env = "MYOLOG_TLS_CLIENT_CA")]
     pub tls_client_ca: Option<PathBuf>,
+    /// Message size, batch size, concurrent calls and rate per principal.
+    #[command(flatten)]
+    pub limits: super::limits::Limits,
 }
 
 impl SecurityArgs {
@@ -70,6 +73,8 @@ impl SecurityArgs {
                 auth
             }
         };
+        auth.use_limits(self.limits);
+        tracing::info!(limits = ?self.limits, "limits");
         match tls {
             Some(files) => {
                 auth.use_tls(files.load()?);

@@ -70,6 +70,47 @@ pub fn admit(
     Ok(Some(principal))
 }
 
+/// tonic refuses an oversized message with OUT_OF_RANGE; the limit is a resource limit, so the guard
+/// answers RESOURCE_EXHAUSTED naming the setting (in headers for unary calls, trailers for streams).
+fn remap_too_large(headers: &mut http::HeaderMap, max_message_bytes: usize) {
+    let out_of_range = headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"11");
+    let too_large = headers.get("grpc-message").is_some_and(|v| {
+        let text = String::from_utf8_lossy(v.as_bytes());
+        text.contains("too large") || text.contains("too%20large")
+    });
+    if out_of_range && too_large {
+        let status = Status::resource_exhausted(format!(
+            "message too large: the limit max_message_bytes (--max-message-bytes) is \
+             {max_message_bytes} bytes"
+        ));
+        if status.add_header(headers).is_err() {
+            tracing::warn!("cannot rewrite the oversized-message status");
+        }
+    }
+}
+
+/// The response with its body holding `permit` until dropped, and oversized-message statuses
+/// remapped.
+fn finish(
+    response: http::Response<Body>,
+    permit: Option<super::limits::Permit>,
+    max_message_bytes: usize,
+) -> http::Response<Body> {
+    use http_body_util::BodyExt;
+    let (mut parts, body) = response.into_parts();
+    remap_too_large(&mut parts.headers, max_message_bytes);
+    let body = body.map_frame(move |mut frame| {
+        let _held = &permit;
+        if let Some(trailers) = frame.trailers_mut() {
+            remap_too_large(trailers, max_message_bytes);
+        }
+        frame
+    });
+    http::Response::from_parts(parts, Body::new(body))
+}
+
 impl<S> Service<http::Request<Body>> for Guarded<S>
 where
     S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
@@ -104,12 +145,30 @@ where
             common_name.as_deref(),
             super::now_unix_nanos(),
         );
+        // Limits of the admitted principal: its rate, and a place among its concurrent calls held
+        // until the response body is dropped (the local principal is exempt, see `limits`).
+        let limits = self.auth.limits();
+        let decision = decision.and_then(|principal| match principal {
+            Some(p) if p.role != super::Role::Local => {
+                let meter = self.auth.meter();
+                meter.take_token(&p.name, &limits)?;
+                let permit = meter.admit(&p.name, &limits)?;
+                Ok((Some(p), Some(permit)))
+            }
+            other => Ok((other, None)),
+        });
         match decision {
-            Ok(principal) => {
+            Ok((principal, permit)) => {
                 if let Some(principal) = principal {
-                    request.extensions_mut().insert(principal);
+                    request
+                        .extensions_mut()
+                        .insert(super::Caller::new(principal, &self.auth));
                 }
-                Box::pin(self.inner.call(request))
+                let call = self.inner.call(request);
+                Box::pin(async move {
+                    let response = call.await?;
+                    Ok(finish(response, permit, limits.max_message_bytes))
+                })
             }
             Err(status) => {
                 tracing::info!(path = request.uri().path(), code = ?status.code(), message = status.message(), "call refused");

@@ -4,6 +4,7 @@
 //! - [`principals`]: the TOML principals file (hashes only), expiry, revocation, reload on SIGHUP.
 //! - [`permissions`]: roles, the RPC -> permission table and the scope checks on studies.
 //! - [`interceptor`]: the tower wrapper that authenticates every call before a service sees it.
+//! - [`limits`]: message size, events per batch, concurrent calls and rate per principal.
 //! - [`tls`]: server certificate, optional client certificates, the subject common name.
 //! - [`commands`]: `myolog token issue` and the `serve` flags.
 //!
@@ -15,6 +16,7 @@
 
 pub mod commands;
 pub mod interceptor;
+pub mod limits;
 pub mod permissions;
 pub mod principals;
 pub mod tls;
@@ -92,6 +94,9 @@ pub struct Auth {
     mode: Mode,
     /// Set once before serving; none: plaintext.
     tls: std::sync::OnceLock<tonic::transport::ServerTlsConfig>,
+    /// Set once before serving; none: the defaults.
+    limits: std::sync::OnceLock<limits::Limits>,
+    meter: Arc<limits::Meter>,
 }
 
 impl Auth {
@@ -101,6 +106,8 @@ impl Auth {
         Arc::new(Self {
             mode: Mode::Local(Arc::new(Principal::local(name))),
             tls: std::sync::OnceLock::new(),
+            limits: std::sync::OnceLock::new(),
+            meter: Arc::default(),
         })
     }
 
@@ -113,12 +120,29 @@ impl Auth {
                 table: RwLock::new(Arc::new(file)),
             },
             tls: std::sync::OnceLock::new(),
+            limits: std::sync::OnceLock::new(),
+            meter: Arc::default(),
         }))
     }
 
     /// Serves with TLS (ignored if TLS was already set: the first configuration stays).
     pub fn use_tls(&self, config: tonic::transport::ServerTlsConfig) {
         let _ = self.tls.set(config);
+    }
+
+    /// Uses `limits` (ignored if limits were already set).
+    pub fn use_limits(&self, limits: limits::Limits) {
+        let _ = self.limits.set(limits);
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> limits::Limits {
+        self.limits.get().copied().unwrap_or_default()
+    }
+
+    /// The per-principal counters.
+    pub fn meter(&self) -> &Arc<limits::Meter> {
+        &self.meter
     }
 
     /// The server TLS configuration, if any.
@@ -187,12 +211,52 @@ pub fn check_listen(
     Ok(())
 }
 
+/// An admitted call's caller: the principal, and the limits and counters its batches are checked
+/// against. Handlers use it as the principal ([`std::ops::Deref`]).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub principal: Arc<Principal>,
+    limits: limits::Limits,
+    meter: Arc<limits::Meter>,
+}
+
+impl Caller {
+    /// The caller of a call admitted under `auth`.
+    pub fn new(principal: Arc<Principal>, auth: &Auth) -> Self {
+        Self {
+            principal,
+            limits: auth.limits(),
+            meter: Arc::clone(&auth.meter),
+        }
+    }
+
+    /// May the caller append this batch now? The batch size (INVALID_ARGUMENT), the scope
+    /// (PERMISSION_DENIED) and, except for the local principal, the rate (RESOURCE_EXHAUSTED).
+    pub fn check_batch(&self, events: &[myolog_proto::v1::Event]) -> Result<(), Status> {
+        self.limits.check_batch_size(events.len())?;
+        self.principal.check_batch(events)?;
+        if self.principal.role != Role::Local {
+            self.meter.take_token(&self.principal.name, &self.limits)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Caller {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
 /// The caller admitted by [`interceptor::Guarded`] (deny when absent: a service reached without
 /// the wrapper serves nobody).
-pub fn caller<T>(request: &tonic::Request<T>) -> Result<Arc<Principal>, Status> {
+pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
     request
         .extensions()
-        .get::<Arc<Principal>>()
+        .get::<Caller>()
         .cloned()
         .ok_or_else(|| Status::unauthenticated("no authenticated principal"))
 }
