@@ -92,9 +92,9 @@ struct Inner {
     path: PathBuf,
     tree: sled::Tree,
     db: sled::Db,
-    /// Appends waiting for the next group commit, and whether a leader is committing.
+    /// Appends waiting for the next group commit, and whether one is being applied.
     queue: Mutex<CommitQueue>,
-    /// Signalled whenever a leader finishes a group commit.
+    /// Signalled when an apply term ends and when a group's answers were sent.
     leader_done: Condvar,
     /// Used only by the appender that currently leads the apply phase (see [`EventLog::append`]).
     writer: Mutex<Writer>,
@@ -545,20 +545,25 @@ fn check_directory(path: &Path, create_if_missing: bool) -> Result<bool, Storage
                         .map(|entry| entry.file_name().to_string_lossy().into_owned())
                 })
                 .collect();
-            if names.is_empty() {
-                if !create_if_missing {
-                    return Err(StorageError::Missing {
-                        path: path.to_path_buf(),
-                    });
-                }
-                return Ok(true);
+            if names.contains("db") && names.contains("conf") {
+                return Ok(false);
             }
-            if !names.contains("db") || !names.contains("conf") {
+            // Empty, or what a creation killed half-way leaves (sled makes `blobs/` first, then
+            // `db`, then `conf`): a log still to be created. Anything else is someone's data.
+            let sled_leftovers_only = names.iter().all(|name| {
+                matches!(name.as_str(), "blobs" | "db" | "conf") || name.starts_with("snap.")
+            });
+            if !sled_leftovers_only {
                 return Err(not_a_log(
                     "the directory holds other files and no sled database",
                 ));
             }
-            Ok(false)
+            if !create_if_missing {
+                return Err(StorageError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            Ok(true)
         }
     }
 }

@@ -203,3 +203,15 @@ fn second_process_helper() {
         Err(other) => println!("OPEN RESULT: other error: {other}"),
     }
 }
+
+#[test]
+fn a_creation_killed_half_way_is_completed_on_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    // sled creates `blobs/` before `db` and `conf`; a kill in between leaves only the directory.
+    std::fs::create_dir_all(path.join("blobs")).unwrap();
+    let log = open(&path);
+    log.append(vec![event("e1", "s", ExpectedVersion::Any)], "tester")
+        .unwrap();
+    assert_eq!(log.head().seq, 1);
+}
