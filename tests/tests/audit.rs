@@ -218,11 +218,30 @@ async fn exports_link_corrections_and_flag_responders() {
     let log = open_log(dir.path()).expect("log opens");
 
     let mut trail = Vec::new();
-    let written =
-        export::write_audit_trail(&log, Format::Jsonl, &mut trail, &mut Progress::hidden())
-            .expect("audit trail");
+    let written = export::write_audit_trail(
+        &log,
+        AsOf::Head,
+        Format::Jsonl,
+        &mut trail,
+        &mut Progress::hidden(),
+    )
+    .expect("audit trail");
     assert_eq!(written, log.head().seq);
-    let rows: Vec<serde_json::Value> = String::from_utf8(trail)
+    let mut prefix = Vec::new();
+    let written_prefix = export::write_audit_trail(
+        &log,
+        AsOf::Sequence(10),
+        Format::Jsonl,
+        &mut prefix,
+        &mut Progress::hidden(),
+    )
+    .expect("audit trail as of 10");
+    assert_eq!(written_prefix, 10);
+    assert!(
+        trail.starts_with(&prefix),
+        "the prefix's trail is the trail's prefix"
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8(trail.clone())
         .expect("utf-8")
         .lines()
         .map(|line| serde_json::from_str(line).expect("JSON line"))

@@ -158,7 +158,13 @@ pub fn run_export(args: &ExportArgs) -> ExitCode {
             let log = open_log(&args.data)?;
             let mut progress = Progress::for_terminal(log.head().seq, "export");
             let mut out = output(args.out.as_deref())?;
-            export::write_audit_trail(&log, args.format, &mut out, &mut progress)?;
+            export::write_audit_trail(
+                &log,
+                args.as_of.as_of()?,
+                args.format,
+                &mut out,
+                &mut progress,
+            )?;
             Ok(())
         }
         What::Adam => {

@@ -2,8 +2,8 @@
 //! says (a one-line summary of the payload, totals computed by the scoring crate), why (the reason of
 //! a correction or withdrawal) and, for a correction, the event and sequence it supersedes.
 //!
-//! The trail is read straight from the log in sequence order, so it lists superseded values too:
-//! nothing is ever hidden by a correction.
+//! The trail is read straight from the log in sequence order (up to a sequence or a time, like the
+//! replay), so it lists superseded values too: nothing is ever hidden by a correction.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::AuditError;
 use super::progress::Progress;
-use super::replay::Format;
+use super::replay::{AsOf, Format};
 use super::table::{rfc3339_nanos, write_csv_row};
 use crate::app::decode_stored;
 
@@ -239,22 +239,38 @@ fn summarize_assessment(assessment: &Assessment) -> String {
     }
 }
 
-/// Writes the audit trail of the whole log (as of its head when the export starts).
+/// Writes the audit trail of the log up to `as_of` (the head when the export starts, by default).
 pub fn write_audit_trail(
     log: &EventLog,
+    as_of: AsOf,
     format: Format,
     out: &mut impl Write,
     progress: &mut Progress,
 ) -> Result<u64, AuditError> {
     let head = log.head().seq;
+    let (last, until) = match as_of {
+        AsOf::Head => (head, i64::MAX),
+        AsOf::Time(until) => (head, until),
+        AsOf::Sequence(seq) if seq > head => {
+            return Err(AuditError::BeyondHead {
+                requested: seq,
+                head,
+            });
+        }
+        AsOf::Sequence(seq) => (seq, i64::MAX),
+    };
     let mut seqs: HashMap<String, u64> = HashMap::new();
     if format == Format::Csv {
         write_csv_row(out, &AUDIT_COLUMNS)?;
     }
     let mut written = 0;
-    if head > 0 {
-        for stored in log.read_range(1..=head) {
+    if last > 0 {
+        for stored in log.read_range(1..=last) {
             let stored = stored?;
+            // The same cut as the replay's: stop at the first event recorded after the instant.
+            if stored.recorded_at_unix_nanos > until {
+                break;
+            }
             let event = decode_stored(&stored).map_err(|reason| AuditError::Decode {
                 seq: stored.seq,
                 reason,

@@ -76,3 +76,42 @@ pub fn replay_stream(
     });
     rx
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_map_to_replay_points() {
+        let time = |seconds, nanos| pb::ReplayRequest {
+            as_of: Some(pb::replay_request::AsOf::Time(prost_types::Timestamp {
+                seconds,
+                nanos,
+            })),
+        };
+        let cases = [
+            (pb::ReplayRequest { as_of: None }, AsOf::Head),
+            (
+                pb::ReplayRequest {
+                    as_of: Some(pb::replay_request::AsOf::Sequence(42)),
+                },
+                AsOf::Sequence(42),
+            ),
+            (time(1, 5), AsOf::Time(1_000_000_005)),
+            (time(-1, 0), AsOf::Time(-1_000_000_000)),
+            (time(i64::MAX, 0), AsOf::Time(i64::MAX)),
+        ];
+        for (request, expected) in cases {
+            assert_eq!(as_of(&request), expected, "{request:?}");
+        }
+    }
+
+    #[test]
+    fn a_sequence_beyond_the_head_is_out_of_range() {
+        let error = AuditError::BeyondHead {
+            requested: 9,
+            head: 3,
+        };
+        assert_eq!(status(&error).code(), tonic::Code::OutOfRange);
+    }
+}
