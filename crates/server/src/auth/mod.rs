@@ -6,6 +6,7 @@
 //! - [`interceptor`]: the tower wrapper that authenticates every call before a service sees it.
 //! - [`limits`]: message size, events per batch, concurrent calls and rate per principal.
 //! - [`tls`]: server certificate, optional client certificates, the subject common name.
+//! - [`client`]: the bearer-token interceptor for client commands (MYOLOG_TOKEN).
 //! - [`commands`]: `myolog token issue` and the `serve` flags.
 //!
 //! Deny by default: a call is served only if its RPC is in the table and the caller's role grants
@@ -14,6 +15,7 @@
 //! (bearer token or, later, the client certificate) and never from the payload; it becomes the
 //! recorded-by of every event the call appends.
 
+pub mod client;
 pub mod commands;
 pub mod interceptor;
 pub mod limits;
