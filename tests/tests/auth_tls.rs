@@ -2,7 +2,8 @@
 //! localhost, client certificates), a real server on 127.0.0.1:0 serving TLS with an optional client
 //! CA, real tonic clients. Token callers need no client certificate; a verified client certificate's
 //! subject CN is the principal (a `[[client]]` of the principals file) and is recorded as such;
-//! unknown, revoked and foreign certificates, and plaintext clients, are refused.
+//! unknown, revoked and foreign certificates, and plaintext clients, are refused. The Python client
+//! (grpcio) does the same over TLS with and without a client certificate.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -292,5 +293,150 @@ async fn tls_with_tokens_and_with_client_certificates() {
         recorded_by[1..].iter().all(|by| by == "edc-cert (writer)"),
         "{recorded_by:?}"
     );
+    running.stop().await.expect("stops");
+}
+
+/// The Python client's side (grpcio): Audit.Verify over TLS as each (case, certificate, token) in
+/// argv's JSON, printing one JSON object of case -> status code name.
+const PYTHON_TLS_CLIENT: &str = r#"
+import json, sys
+import grpc
+from myolog.v1 import service_pb2, service_pb2_grpc
+
+target, ca_path, cases = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+ca = open(ca_path, "rb").read()
+out = {}
+for case in cases:
+    cert = open(case["cert"], "rb").read() if case.get("cert") else None
+    key = open(case["key"], "rb").read() if case.get("key") else None
+    creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    options = [("grpc.ssl_target_name_override", "localhost")]
+    with grpc.secure_channel(target, creds, options=options) as channel:
+        stub = service_pb2_grpc.AuditStub(channel)
+        metadata = [("authorization", "Bearer " + case["token"])] if case.get("token") else None
+        try:
+            reply = stub.Verify(service_pb2.VerifyRequest(), metadata=metadata, timeout=10)
+            out[case["name"]] = "OK" if reply.ok else "NOT_OK"
+        except grpc.RpcError as error:
+            out[case["name"]] = error.code().name
+print(json.dumps(out))
+"#;
+
+/// Python stubs from proto/ (grpcio-tools), as `python_client.rs` makes them; fails, never skips,
+/// without python3, grpcio or grpcio-tools (the README's test command installs them).
+fn python_stubs(out: &Path) {
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    let output = std::process::Command::new("python3")
+        .args(["-m", "grpc_tools.protoc"])
+        .arg(format!("-I{}", proto.display()))
+        .arg(format!("--python_out={}", out.display()))
+        .arg(format!("--grpc_python_out={}", out.display()))
+        .args([
+            "myolog/v1/events.proto",
+            "myolog/v1/outcomes.proto",
+            "myolog/v1/service.proto",
+            "google/rpc/error_details.proto",
+        ])
+        .output()
+        .expect("python3 -m grpc_tools.protoc runs (pip install -r requirements-test.txt)");
+    assert!(
+        output.status.success(),
+        "grpc_tools.protoc failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_client_over_tls_with_and_without_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stubs = dir.path().join("stubs");
+    std::fs::create_dir(&stubs).expect("mkdir");
+    python_stubs(&stubs);
+    let authority = ca("Myolog test CA");
+    let (server_cert, server_key, _) = leaf(&authority, "myolog", &["localhost"]);
+    let file = dir.path().join("principals.toml");
+    let auditor = token(&file, "inspector", "auditor");
+    let mut text = std::fs::read_to_string(&file).expect("read");
+    text.push_str("\n[[client]]\nprincipal = \"py-auditor\"\nrole = \"auditor\"\n");
+    text.push_str(&format!(
+        "\n[[client]]\nprincipal = \"py-writer\"\nrole = \"writer\"\nstudies = [\"{STUDY}\"]\n"
+    ));
+    std::fs::write(&file, text).expect("write");
+    let ca_path = write(dir.path(), "ca.pem", &authority.pem());
+    let files = TlsFiles {
+        cert: write(dir.path(), "server.pem", &server_cert),
+        key: write(dir.path(), "server.key", &server_key),
+        client_ca: Some(ca_path.clone()),
+    };
+    let auth = Auth::from_file(&file).expect("principals");
+    auth.use_tls(files.load().expect("TLS files"));
+    let running = server::start_secured(
+        AppConfig::new(dir.path().join("log")),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Some(auth),
+    )
+    .await
+    .expect("server starts");
+    let client_files = |name: &str| {
+        let (cert, key, _) = leaf(&authority, name, &[]);
+        (
+            write(dir.path(), &format!("{name}.pem"), &cert),
+            write(dir.path(), &format!("{name}.key"), &key),
+        )
+    };
+    let (auditor_cert, auditor_key) = client_files("py-auditor");
+    let (writer_cert, writer_key) = client_files("py-writer");
+    // (case, certificate and key, token, expected status code name)
+    let cases = [
+        ("token", None, Some(auditor.as_str()), "OK"),
+        ("nothing", None, None, "UNAUTHENTICATED"),
+        (
+            "auditor certificate",
+            Some((&auditor_cert, &auditor_key)),
+            None,
+            "OK",
+        ),
+        (
+            "writer certificate",
+            Some((&writer_cert, &writer_key)),
+            None,
+            "PERMISSION_DENIED",
+        ),
+    ];
+    let json_cases: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|(name, identity, token, _)| {
+            serde_json::json!({
+                "name": name,
+                "cert": identity.map(|(c, _)| c.display().to_string()),
+                "key": identity.map(|(_, k)| k.display().to_string()),
+                "token": token,
+            })
+        })
+        .collect();
+    let script = write(dir.path(), "tls_client.py", PYTHON_TLS_CLIENT);
+    let target = running.addr.to_string();
+    let argument = serde_json::Value::Array(json_cases).to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .arg(target)
+            .arg(ca_path)
+            .arg(argument)
+            .env("PYTHONPATH", stubs)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "the Python TLS client failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    for (name, _, _, expected) in cases {
+        assert_eq!(report[name], expected, "{name}: {report}");
+    }
     running.stop().await.expect("stops");
 }
