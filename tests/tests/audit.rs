@@ -324,9 +324,30 @@ async fn exports_link_corrections_and_flag_responders() {
             "follow-up after baseline"
         );
     }
+    // Each subject's rows start with its baseline records (ABLFL = Y, AVAL = BASE, study day 1).
+    for replayed in &outcomes {
+        let o = &replayed.outcome;
+        let first = dataset
+            .iter()
+            .find(|r| r.subjid == o.subject_id)
+            .expect("rows of the subject");
+        assert!(first.ablfl && first.avisit == o.baseline_visit_id);
+        if let Some(cdasi) = &o.cdasi {
+            let base = dataset
+                .iter()
+                .find(|r| r.subjid == o.subject_id && r.ablfl && r.paramcd == "CDASIACT")
+                .expect("CDASI baseline record");
+            assert_eq!(
+                base.aval.map(|d| d.to_string()),
+                cdasi.baseline_activity.map(|v| v.to_string())
+            );
+            assert_eq!(base.ady, Some(1));
+            assert_eq!((base.chg, base.crit1fl), (None, None));
+        }
+    }
     let mut csv = Vec::new();
     adam::write_dataset(&dataset, Format::Csv, &mut csv).expect("csv");
     let csv = String::from_utf8(csv).expect("utf-8");
-    assert!(csv.starts_with("STUDYID,USUBJID,SUBJID,AVISIT,ADT,ADY,PARAMCD,PARAM,AVAL,AVALC,BASE,CHG,PCHG,CRIT1,CRIT1FL,ALGORITHM\r\n"));
+    assert!(csv.starts_with("STUDYID,USUBJID,SUBJID,AVISIT,ADT,ADY,ABLFL,PARAMCD,PARAM,AVAL,AVALC,BASE,CHG,PCHG,CRIT1,CRIT1FL,ALGORITHM\r\n"));
     assert_eq!(csv.lines().count(), dataset.len() + 1);
 }

@@ -1,4 +1,5 @@
-//! The analysis dataset, ADaM BDS-style: one row per subject x follow-up visit x parameter, with the
+//! The analysis dataset, ADaM BDS-style: one row per subject x visit x parameter (the baseline record
+//! flagged ABLFL = Y, then each follow-up visit), with the
 //! columns statisticians expect (STUDYID, USUBJID, AVISIT, ADY, PARAMCD, PARAM, AVAL, BASE, CHG, PCHG,
 //! CRIT1/CRIT1FL) plus the algorithm that produced the row.
 //!
@@ -21,13 +22,14 @@ use super::table::{study_day, write_csv_row};
 use crate::projection::baseline_of;
 
 /// The dataset's columns, in order.
-pub const COLUMNS: [&str; 16] = [
+pub const COLUMNS: [&str; 17] = [
     "STUDYID",
     "USUBJID",
     "SUBJID",
     "AVISIT",
     "ADT",
     "ADY",
+    "ABLFL",
     "PARAMCD",
     "PARAM",
     "AVAL",
@@ -50,6 +52,8 @@ pub struct AdamRow {
     /// Analysis date (the visit's clinical date), ISO 8601.
     pub adt: String,
     pub ady: Option<i64>,
+    /// `Y` on the baseline record of a parameter.
+    pub ablfl: bool,
     /// At most 8 characters, as ADaM requires.
     pub paramcd: String,
     pub param: String,
@@ -118,8 +122,13 @@ fn change(aval: Option<Decimal>, base: Option<Decimal>) -> (Option<Decimal>, Opt
 /// The dataset rows of a replay, in replay order (study, subject, visit) then parameter order.
 pub fn rows(replay: &Replay) -> Vec<AdamRow> {
     let mut rows = Vec::new();
+    let mut previous_subject: Option<(String, String)> = None;
     for replayed in replay.outcomes() {
         let outcome = &replayed.outcome;
+        let first_of_subject = previous_subject.as_ref()
+            != Some(&(outcome.study_id.clone(), outcome.subject_id.clone()));
+        previous_subject = Some((outcome.study_id.clone(), outcome.subject_id.clone()));
+        let visit_start = rows.len();
         let result: Value = serde_json::from_str(&outcome.result_json).unwrap_or(Value::Null);
         let baseline_date = baseline_date(replay, &outcome.study_id, &outcome.subject_id);
         let date = ClinicalDate::parse(&outcome.clinical_date).ok();
@@ -134,6 +143,7 @@ pub fn rows(replay: &Replay) -> Vec<AdamRow> {
             avisit: outcome.visit_id.clone(),
             adt: outcome.clinical_date.clone(),
             ady,
+            ablfl: false,
             paramcd: paramcd.to_string(),
             param,
             aval: None,
@@ -272,6 +282,29 @@ pub fn rows(replay: &Replay) -> Vec<AdamRow> {
         };
         row.algorithm = text(tis.get("algorithm"));
         rows.push(row);
+
+        // Before a subject's first follow-up visit, the baseline record of every parameter with a
+        // baseline value (ABLFL = Y): AVAL = BASE, no change, no criterion.
+        if first_of_subject {
+            let baseline: Vec<AdamRow> = rows[visit_start..]
+                .iter()
+                .filter(|row| row.base.is_some())
+                .map(|row| AdamRow {
+                    avisit: outcome.baseline_visit_id.clone(),
+                    adt: baseline_date.map(|d| d.to_string()).unwrap_or_default(),
+                    ady: baseline_date.map(|d| study_day(d, d)),
+                    ablfl: true,
+                    aval: row.base,
+                    avalc: String::new(),
+                    chg: None,
+                    pchg: None,
+                    crit1: String::new(),
+                    crit1fl: None,
+                    ..row.clone()
+                })
+                .collect();
+            rows.splice(visit_start..visit_start, baseline);
+        }
     }
     rows
 }
@@ -301,6 +334,7 @@ impl AdamRow {
             self.avisit.clone(),
             self.adt.clone(),
             self.ady.map(|d| d.to_string()).unwrap_or_default(),
+            if self.ablfl { "Y" } else { "" }.to_string(),
             self.paramcd.clone(),
             self.param.clone(),
             num(self.aval),
@@ -328,6 +362,7 @@ impl AdamRow {
             "AVISIT": self.avisit,
             "ADT": self.adt,
             "ADY": self.ady,
+            "ABLFL": self.ablfl.then_some("Y"),
             "PARAMCD": self.paramcd,
             "PARAM": self.param,
             "AVAL": num(self.aval),
