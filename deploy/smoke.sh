@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Container smoke test, run by CI: builds the image from deploy/Dockerfile with buildah (from a local
-# Debian base, with the host's Rust toolchain mounted), runs it with podman as the operators would
-# (non-root, read-only root filesystem, no capabilities, the log on a volume), and checks:
-#   1. the container reports health SERVING (the host's `myolog healthcheck` through the published port,
-#      and the image's own HEALTHCHECK);
-#   2. a small cohort submitted from outside the container through the published port is acknowledged
-#      and scored (`myolog demo`), and the metrics endpoint counts it;
-#   3. SIGTERM (`podman stop`) ends it cleanly (exit 0, graceful shutdown in the logs);
-#   4. a new container on the same volume still has the events and outcomes;
-#   5. `myolog verify --data /data` passes inside a container on that volume.
+# Debian base, with the host's Rust toolchain mounted) and runs it with podman as operators would
+# (user 10001, read-only root filesystem, no capabilities, the log on one volume), three containers in
+# turn on the same volume, each stopped with SIGTERM (exit 0 and "stopped" in its logs):
+#   1. local mode (no principals file: the server binds loopback only, so the container shares the
+#      host's network and listens on 127.0.0.1): health SERVING (host `myolog healthcheck` and the
+#      image's HEALTHCHECK), the demo cohort streamed by the host's `myolog demo`, its outcomes read
+#      with `myolog outcomes`, the metrics counting the appends;
+#   2. the operators' configuration (bridge network, ports published on 127.0.0.1, a principals file
+#      with an auditor and a reader token, plaintext allowed, JSON logs): SERVING through the
+#      published port, a call without a token refused, Audit.Verify and Outcomes.GetCohort with the
+#      tokens (deploy/grpc_check.py, Python grpcio) see the cohort's head, metrics through the port;
+#   3. local mode again: the outcomes read back are identical to those before the restarts, and the
+#      cohort resent is acknowledged entirely as already in the log, the head unchanged;
+# then `myolog verify --data /data` passes inside a container on the volume.
 # Everything listens on 127.0.0.1 only. Bounded in time (SMOKE_TIMEOUT seconds, default 2700); the
 # containers and the volume are removed on exit, the images are kept as a build cache.
 #
@@ -52,11 +57,14 @@ buildah --version
 # podman's defaults fail in this sandbox (crun on hybrid cgroups; RLIMIT_NOFILE may not be set).
 export CONTAINERS_CONF=$root/deploy/containers.conf
 podman=(podman --runtime runc --cgroup-manager cgroupfs)
+# There is no systemd here to run health-check timers, and podman says so on every run/stop/rm of a
+# container that has a HEALTHCHECK; `quiet` drops those lines and keeps every other message.
+quiet() { "$@" 2> >(grep -v 'systemd connection' >&2); }
 
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    for name in "$tag-1" "$tag-2" "$tag-verify"; do
+    for name in "$tag-1" "$tag-2" "$tag-3" "$tag-verify"; do
         "${podman[@]}" rm -f -t 5 "$name" > /dev/null 2>&1 || true
     done
     "${podman[@]}" volume rm -f "$volume" > /dev/null 2>&1 || true
@@ -96,7 +104,7 @@ grep -E 'Finished .release' "$work/build.log" | sed 's/^ */  cargo: /' || true
 # The client runs on the host, outside the container: the image's own binary (Debian bookworm on
 # both sides), so no second release build is needed.
 client=$work/myolog
-cid=$("${podman[@]}" create "$image")
+cid=$("${podman[@]}" create --no-healthcheck "$image")
 "${podman[@]}" cp "$cid:/usr/local/bin/myolog" "$client"
 "${podman[@]}" rm "$cid" > /dev/null
 
@@ -104,22 +112,38 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 grpc_port=$(free_port)
 metrics_port=$(free_port)
 addr=http://127.0.0.1:$grpc_port
+study=STIR-DEMO
 
-# Run as a Kubernetes pod with the deploy/k8s securityContext would: read-only root, no capabilities.
-run_server() {
+# The settings of deploy/k8s: read-only root with a /tmp, no capabilities, no privilege escalation.
+hardened=(--read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges -v "$volume:/data")
+
+# Local mode: the container shares the host's network namespace and binds 127.0.0.1 (no principals
+# file, so off-loopback addresses are refused by design). The image's HEALTHCHECK names port 50051;
+# here it is given the chosen port.
+run_local() {
     local name=$1; shift
-    # --health-interval disable: no systemd timer here; `podman healthcheck run` runs it on demand.
-    "${podman[@]}" run -d --name "$name" --health-interval disable "$@" \
-        --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
+    quiet "${podman[@]}" run -d --name "$name" "${hardened[@]}" --network host \
+        --health-cmd "[\"myolog\", \"healthcheck\", \"--addr\", \"$addr\"]" --health-interval disable \
+        -e MYOLOG_ADDR="127.0.0.1:$grpc_port" -e MYOLOG_METRICS_ADDR="127.0.0.1:$metrics_port" \
+        "$@" "$image" > /dev/null
+}
+
+# The operators' configuration: the image's own addresses (0.0.0.0:50051 and :9464 inside the
+# container), published on 127.0.0.1 only, with a principals file.
+run_secured() {
+    local name=$1; shift
+    quiet "${podman[@]}" run -d --name "$name" "${hardened[@]}" --health-interval disable \
         -p "127.0.0.1:$grpc_port:50051" -p "127.0.0.1:$metrics_port:9464" \
-        -v "$volume:/data" "$image" > /dev/null
+        -v "$work/principals.toml:/etc/myolog/principals.toml:ro" \
+        -e MYOLOG_PRINCIPALS=/etc/myolog/principals.toml -e MYOLOG_ALLOW_PLAINTEXT=true \
+        "$@" "$image" > /dev/null
 }
 
 wait_serving() {
     local name=$1 deadline=$(($(date +%s) + 90))
     until "$client" healthcheck --addr "$addr" > "$work/health.log" 2>&1; do
         if [ "$("${podman[@]}" inspect -f '{{.State.Running}}' "$name")" != true ]; then
-            "${podman[@]}" logs "$name" | tail -n 30
+            "${podman[@]}" logs "$name" 2>&1 | tail -n 30
             fail "$name exited before it was SERVING"
         fi
         [ "$(date +%s)" -lt "$deadline" ] || { cat "$work/health.log"; fail "$name not SERVING in 90 s"; }
@@ -127,96 +151,110 @@ wait_serving() {
     done
     echo "$name: SERVING on $addr"
     # The image's HEALTHCHECK, run by podman inside the container.
-    "${podman[@]}" healthcheck run "$name" > /dev/null || fail "image HEALTHCHECK of $name failed"
+    quiet "${podman[@]}" healthcheck run "$name" > /dev/null || fail "the HEALTHCHECK of $name failed"
     echo "$name: image HEALTHCHECK healthy"
 }
 
 stop_cleanly() {
     local name=$1 t0 exit_code
     t0=$(date +%s)
-    "${podman[@]}" stop -t 20 "$name" > /dev/null
+    quiet "${podman[@]}" stop -t 20 "$name" > /dev/null
     exit_code=$("${podman[@]}" inspect -f '{{.State.ExitCode}}' "$name")
     "${podman[@]}" logs "$name" > "$work/$name.log" 2>&1
     echo "$name: stopped by SIGTERM in $(($(date +%s) - t0)) s, exit code $exit_code"
     [ "$exit_code" = 0 ] || { tail -n 30 "$work/$name.log"; fail "$name did not exit cleanly on SIGTERM"; }
-    grep -iE 'shut ?down|stopp(ed|ing)|graceful' "$work/$name.log" | tail -n 3 | sed 's/^/  log: /'
-    grep -qiE 'shut ?down|stopped|graceful' "$work/$name.log" \
+    grep -iE 'SIGTERM|shut ?down|stopped' "$work/$name.log" | tail -n 3 | sed 's/^/  log: /'
+    grep -qE '"stopped"|server: stopped' "$work/$name.log" \
         || { tail -n 20 "$work/$name.log"; fail "no graceful shutdown in the logs of $name"; }
 }
 
 scrape() {
-    python3 - "$metrics_port" <<'PY'
+    python3 - "$metrics_port" > "$work/metrics.txt" <<'PY' || fail "no metrics on 127.0.0.1:$metrics_port"
 import sys, urllib.request
 with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5) as r:
     print(r.read().decode())
 PY
+    grep -E '^myolog_(events_appended_total|events_rejected_total|append_latency_seconds_(count|sum)|outcomes_computed_total|open_streams)' \
+        "$work/metrics.txt" | sed 's/^/  /'
+    awk '$1 == "myolog_events_appended_total" {print $2}' "$work/metrics.txt"
 }
+
+acks() { sed -n 's/.* \([0-9][0-9]*\) events acknowledged.* (\([0-9][0-9]*\) of them already in the log).*/\1 \2/p' "$1"; }
+head_of() { grep -o 'head sequence [0-9]*, hash [0-9a-f]*' "$1"; }
+outcomes_of() { sed -n '/^Week-12 outcomes/,$p' "$1" | grep -v '^done in'; }
 
 "${podman[@]}" volume create "$volume" > /dev/null
 
-step "first container on volume $volume"
-run_server "$tag-1"
+step "1. local mode on volume $volume: demo cohort from the host"
+run_local "$tag-1"
 wait_serving "$tag-1"
-
-step "submit a small cohort from the host through 127.0.0.1:$grpc_port"
 "$client" demo --addr "$addr" > "$work/demo-1.txt" 2> "$work/demo-1.err" \
     || { cat "$work/demo-1.txt" "$work/demo-1.err"; fail "demo against the container"; }
-sed 's/^/  /' "$work/demo-1.txt" | head -n 40
-"$client" outcomes --addr "$addr" > "$work/outcomes-1.txt" 2>&1 \
+sed 's/^/  | /' "$work/demo-1.txt" | head -n 40
+read -r acked_1 dup_1 <<< "$(acks "$work/demo-1.txt")"
+[ "${acked_1:-0}" -gt 0 ] && [ "$dup_1" = 0 ] || fail "the demo did not append a fresh cohort"
+"$client" outcomes --addr "$addr" --study "$study" > "$work/outcomes-1.txt" 2>&1 \
     || { cat "$work/outcomes-1.txt"; fail "myolog outcomes against the first container"; }
-
-step "metrics on 127.0.0.1:$metrics_port"
-if [ "${SMOKE_SKIP_METRICS:-0}" = 1 ]; then
-    echo "skipped (SMOKE_SKIP_METRICS=1)"
-else
-    scrape > "$work/metrics-1.txt" 2> "$work/metrics-1.err" \
-        || fail "no metrics endpoint: $(tail -n 1 "$work/metrics-1.err")"
-    grep -E '^myolog_(events_appended_total|events_rejected_total|append_latency_seconds_(count|sum)|outcomes_computed_total|open_streams)' \
-        "$work/metrics-1.txt" | sed 's/^/  /'
-    appended=$(awk '$1 == "myolog_events_appended_total" {print $2}' "$work/metrics-1.txt")
-    [ "${appended:-0}" -gt 0 ] || fail "metrics count no appended events"
-fi
-
-step "SIGTERM"
+appended=$(scrape | tail -n 1)
+[ "${appended:-0}" = "$acked_1" ] || fail "metrics count $appended appended events, the demo $acked_1"
 stop_cleanly "$tag-1"
 
-step "second container on the same volume (JSON logs)"
-run_server "$tag-2" -e MYOLOG_LOG_FORMAT=json
+step "2. operators' configuration: published 127.0.0.1 ports, principals file, JSON logs"
+# Tokens issued on the host; the container reads only their hashes (as user 10001).
+"$client" token issue --principal smoke-auditor --role auditor --file "$work/principals.toml" \
+    > "$work/auditor.token" 2> /dev/null || fail "myolog token issue (auditor)"
+"$client" token issue --principal smoke-reader --role reader --study "$study" \
+    --file "$work/principals.toml" > "$work/reader.token" 2> /dev/null || fail "myolog token issue (reader)"
+chown 10001:10001 "$work/principals.toml"
+run_secured "$tag-2" -e MYOLOG_LOG_FORMAT=json
 wait_serving "$tag-2"
-# Before anything is submitted again: the outcomes come from the log replayed at start.
-"$client" outcomes --addr "$addr" > "$work/outcomes-2.txt" 2>&1 \
-    || { cat "$work/outcomes-2.txt"; fail "myolog outcomes against the second container"; }
-diff "$work/outcomes-1.txt" "$work/outcomes-2.txt" > "$work/outcomes-read.diff" \
-    || { cat "$work/outcomes-read.diff"; fail "outcomes read after the restart differ"; }
-echo "  myolog outcomes after the restart: identical to before ($(wc -l < "$work/outcomes-2.txt") lines)"
-sed 's/^/  | /' "$work/outcomes-2.txt" | head -n 14
-# The same cohort again: every event must already be in the log (acknowledged as a duplicate), the
-# head must not move, and the outcomes must be the ones computed before the restart.
-"$client" demo --addr "$addr" > "$work/demo-2.txt" 2> "$work/demo-2.err" \
-    || { cat "$work/demo-2.txt" "$work/demo-2.err"; fail "demo against the second container"; }
-acks() { sed -n 's/.* \([0-9][0-9]*\) events acknowledged.* (\([0-9][0-9]*\) of them already in the log).*/\1 \2/p' "$1"; }
-head_of() { grep -o 'head sequence [0-9]*, hash [0-9a-f]*' "$1"; }
-read -r acked_1 dup_1 <<< "$(acks "$work/demo-1.txt")"
-read -r acked_2 dup_2 <<< "$(acks "$work/demo-2.txt")"
-echo "  first run:  $acked_1 events acknowledged, $dup_1 already in the log; $(head_of "$work/demo-1.txt")"
-echo "  second run: $acked_2 events acknowledged, $dup_2 already in the log; $(head_of "$work/demo-2.txt")"
-[ "${acked_1:-0}" -gt 0 ] && [ "$dup_1" = 0 ] || fail "the first run did not append a fresh cohort"
-[ "$acked_2" = "$acked_1" ] && [ "$dup_2" = "$acked_2" ] || fail "events were lost across the restart"
-[ "$(head_of "$work/demo-1.txt")" = "$(head_of "$work/demo-2.txt")" ] || fail "the log head moved"
-outcomes() { sed -n '/^Week-12 outcomes/,$p' "$1" | grep -v '^done in'; }
-diff <(outcomes "$work/demo-1.txt") <(outcomes "$work/demo-2.txt") > "$work/outcomes.diff" \
-    || { cat "$work/outcomes.diff"; fail "outcomes differ after the restart"; }
-echo "  demo outcomes after the restart: identical ($(outcomes "$work/demo-2.txt" | wc -l) lines)"
-stop_cleanly "$tag-2"
-python3 - "$work/$tag-2.log" <<'PY' || fail "the second container's logs are not JSON lines"
+python3 -m pip install -q --disable-pip-version-check grpcio==1.85.1 grpcio-tools==1.85.1 > /dev/null 2>&1 \
+    || python3 -c 'import grpc, grpc_tools' || fail "grpcio and grpcio-tools are needed for grpc_check.py"
+python3 deploy/grpc_check.py proto "127.0.0.1:$grpc_port" "$(cat "$work/auditor.token")" \
+    "$(cat "$work/reader.token")" "$study" > "$work/check.json" || fail "authenticated checks through the published port"
+echo "  $(cat "$work/check.json")"
+python3 - "$work/check.json" "$acked_1" "$(head_of "$work/demo-1.txt")" <<'PY' || fail "the secured container does not see the cohort"
 import json, sys
-lines = [l for l in open(sys.argv[1]) if l.strip()]
-records = [json.loads(l) for l in lines]
+check = json.load(open(sys.argv[1]))
+head_seq, head_hash = sys.argv[3].split()[2].rstrip(","), sys.argv[3].split()[4]
+assert check["head_sequence"] == int(head_seq), (check["head_sequence"], head_seq)
+assert check["head_hash"].startswith(head_hash), (check["head_hash"], head_hash)
+assert check["enrolled"] > 0 and check["cohort_visits"] > 0, check
+PY
+scrape > /dev/null
+echo "  metrics through the published port: ok"
+stop_cleanly "$tag-2"
+python3 - "$work/$tag-2.log" <<'PY' || fail "the logs of $tag-2 are not JSON lines"
+import json, sys
+records = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 assert records, "no log lines"
 print(f"  {len(records)} log lines, all JSON; last: {records[-1].get('fields', {}).get('message')}")
 PY
 
+step "3. local mode again: outcomes after two restarts, cohort resent"
+run_local "$tag-3"
+wait_serving "$tag-3"
+# Before anything is sent again: the outcomes come from the log replayed at start.
+"$client" outcomes --addr "$addr" --study "$study" > "$work/outcomes-3.txt" 2>&1 \
+    || { cat "$work/outcomes-3.txt"; fail "myolog outcomes against the third container"; }
+diff "$work/outcomes-1.txt" "$work/outcomes-3.txt" > "$work/outcomes.diff" \
+    || { cat "$work/outcomes.diff"; fail "the outcomes read after the restarts differ"; }
+echo "  myolog outcomes: identical to before the restarts ($(wc -l < "$work/outcomes-3.txt") lines)"
+sed 's/^/  | /' "$work/outcomes-3.txt" | head -n 14
+"$client" demo --addr "$addr" > "$work/demo-3.txt" 2> "$work/demo-3.err" \
+    || { cat "$work/demo-3.txt" "$work/demo-3.err"; fail "demo against the third container"; }
+read -r acked_3 dup_3 <<< "$(acks "$work/demo-3.txt")"
+echo "  first run:  $acked_1 events acknowledged, $dup_1 already in the log; $(head_of "$work/demo-1.txt")"
+echo "  resent:     $acked_3 events acknowledged, $dup_3 already in the log; $(head_of "$work/demo-3.txt")"
+[ "$acked_3" = "$acked_1" ] && [ "$dup_3" = "$acked_3" ] || fail "events were lost across the restarts"
+[ "$(head_of "$work/demo-1.txt")" = "$(head_of "$work/demo-3.txt")" ] || fail "the log head moved"
+diff <(outcomes_of "$work/demo-1.txt") <(outcomes_of "$work/demo-3.txt") > "$work/demo.diff" \
+    || { cat "$work/demo.diff"; fail "the demo's outcomes differ after the restarts"; }
+echo "  demo outcomes: identical"
+stop_cleanly "$tag-3"
+
 step "myolog verify --data /data inside a container on the volume"
-"${podman[@]}" run --name "$tag-verify" --health-interval disable --read-only --cap-drop ALL -v "$volume:/data" "$image" \
+"${podman[@]}" run --name "$tag-verify" --no-healthcheck "${hardened[@]}" --network none "$image" \
     verify --data /data > "$work/verify.txt" 2>&1 || { cat "$work/verify.txt"; fail "verify"; }
 sed 's/^/  /' "$work/verify.txt"
+grep -q "^ok: $acked_1 events verified" "$work/verify.txt" || fail "verify did not check the $acked_1 events"
