@@ -172,6 +172,25 @@ async fn replays_are_byte_identical_and_as_of_time_cuts_at_recorded_at() {
         assert!(!first.is_empty());
         assert_eq!(first, replay_bytes(&log, AsOf::Head, format), "{format:?}");
     }
+    // The cohort statistics: deterministic too, one record per study x follow-up visit.
+    let replayed = replay::project(&log, AsOf::Head, &mut Progress::hidden()).expect("replay");
+    let cohorts = |format| {
+        let mut out = Vec::new();
+        replay::write_cohorts(&replayed, format, &mut out).expect("cohorts");
+        out
+    };
+    assert_eq!(cohorts(Format::Csv), cohorts(Format::Csv));
+    let visits: usize = replayed.cohorts().iter().map(|c| c.visits.len()).sum();
+    let jsonl = String::from_utf8(cohorts(Format::Jsonl)).expect("utf-8");
+    assert_eq!(jsonl.lines().count(), visits);
+    for (line, visit) in jsonl.lines().zip(&replayed.cohorts()[0].visits) {
+        let value: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        assert_eq!(value["visit_id"], visit.visit_id);
+        let doi = visit.doi_responders.unwrap_or_default();
+        assert_eq!(value["doi_responders"]["responders"], doi.responders);
+    }
+    drop(replayed);
+
     // Every line of the JSONL parses and carries its provenance.
     let jsonl = String::from_utf8(replay_bytes(&log, AsOf::Head, Format::Jsonl)).expect("utf-8");
     let head = log.head();

@@ -56,6 +56,10 @@ pub struct ReplayArgs {
     /// Write to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Write the cohort statistics (one record per study x follow-up visit) instead of the
+    /// subject x visit outcomes.
+    #[arg(long)]
+    pub cohort: bool,
 }
 
 /// What `myolog export` writes.
@@ -146,7 +150,11 @@ pub fn run_replay(args: &ReplayArgs) -> ExitCode {
     let result = (|| {
         let replayed = replay_log(&args.data, &args.as_of, "replay")?;
         let mut out = output(args.out.as_deref())?;
-        replay::write_outcomes(&replayed.outcomes(), args.format, &mut out)
+        if args.cohort {
+            replay::write_cohorts(&replayed, args.format, &mut out)
+        } else {
+            replay::write_outcomes(&replayed.outcomes(), args.format, &mut out)
+        }
     })();
     exit("replay", result)
 }

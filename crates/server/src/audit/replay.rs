@@ -475,6 +475,147 @@ pub fn write_outcomes(
     Ok(())
 }
 
+/// The CSV columns of the cohort statistics.
+pub const COHORT_COLUMNS: [&str; 25] = [
+    "study_id",
+    "enrolled",
+    "visit_id",
+    "subjects",
+    "doi_responders",
+    "doi_evaluable",
+    "doi_ci_low",
+    "doi_ci_high",
+    "tis_evaluable",
+    "tis_none",
+    "tis_minimal",
+    "tis_moderate",
+    "tis_major",
+    "cdasi_pairs",
+    "cdasi_baseline_mean",
+    "cdasi_baseline_sd",
+    "cdasi_visit_mean",
+    "cdasi_visit_sd",
+    "cdasi_change_mean",
+    "cdasi_change_sd",
+    "cdasi_paired_t_p",
+    "cdasi_wilcoxon_p",
+    "cdasi_mcid_reached",
+    "last_sequence",
+    "chain_hash",
+];
+
+fn proportion_json(p: Option<&pb::Proportion>) -> Value {
+    p.map_or(Value::Null, |p| {
+        json!({"responders": p.responders, "total": p.total, "ci_low": p.ci_low, "ci_high": p.ci_high})
+    })
+}
+
+fn summary_json(s: Option<&pb::Summary>) -> Value {
+    s.map_or(Value::Null, |s| {
+        json!({"n": s.n, "mean": s.mean, "sd": s.sd, "median": s.median, "q1": s.q1, "q3": s.q3})
+    })
+}
+
+/// Writes the cohort statistics of a replay, one record per study x follow-up visit, with the
+/// replay's last sequence and chain hash.
+pub fn write_cohorts(
+    replay: &Replay,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<(), AuditError> {
+    let hash = replay.chain_hash.to_hex();
+    if format == Format::Csv {
+        write_csv_row(out, &COHORT_COLUMNS)?;
+    }
+    for cohort in replay.cohorts() {
+        for v in &cohort.visits {
+            let tis = v.tis.unwrap_or_default();
+            let cdasi = v.cdasi_activity.clone().unwrap_or_default();
+            match format {
+                Format::Jsonl => {
+                    let record = json!({
+                        "study_id": cohort.study_id,
+                        "enrolled": cohort.enrolled,
+                        "visit_id": v.visit_id,
+                        "subjects": v.subjects,
+                        "doi_responders": proportion_json(v.doi_responders.as_ref()),
+                        "tis": {
+                            "evaluable": tis.evaluable,
+                            "none": tis.none,
+                            "minimal": tis.minimal,
+                            "moderate": tis.moderate,
+                            "major": tis.major,
+                            "at_least_minimal": proportion_json(tis.at_least_minimal.as_ref()),
+                        },
+                        "cdasi_activity": {
+                            "n": cdasi.n,
+                            "baseline": summary_json(cdasi.baseline.as_ref()),
+                            "visit": summary_json(cdasi.visit.as_ref()),
+                            "change": summary_json(cdasi.change.as_ref()),
+                            "paired_t_p": cdasi.paired_t_p,
+                            "wilcoxon_p": cdasi.wilcoxon_p,
+                            "wilcoxon_method": cdasi.wilcoxon_method,
+                        },
+                        "cdasi_mcid": proportion_json(v.cdasi_mcid.as_ref()),
+                        "provenance": {
+                            "last_sequence": replay.last_sequence,
+                            "chain_hash": hash,
+                            "engine_version": ENGINE_VERSION,
+                        },
+                    });
+                    serde_json::to_writer(&mut *out, &record)?;
+                    out.write_all(b"\n")?;
+                }
+                Format::Csv => {
+                    let doi = v.doi_responders.unwrap_or_default();
+                    let mean_sd = |s: Option<&pb::Summary>| {
+                        s.filter(|s| s.n > 0)
+                            .map_or((String::new(), String::new()), |s| {
+                                (s.mean.to_string(), s.sd.to_string())
+                            })
+                    };
+                    let (bm, bs) = mean_sd(cdasi.baseline.as_ref());
+                    let (vm, vs) = mean_sd(cdasi.visit.as_ref());
+                    let (cm, cs) = mean_sd(cdasi.change.as_ref());
+                    let p = |p: Option<f64>| p.map(|p| p.to_string()).unwrap_or_default();
+                    let record = vec![
+                        cohort.study_id.clone(),
+                        cohort.enrolled.to_string(),
+                        v.visit_id.clone(),
+                        v.subjects.to_string(),
+                        doi.responders.to_string(),
+                        doi.total.to_string(),
+                        doi.ci_low.to_string(),
+                        doi.ci_high.to_string(),
+                        tis.evaluable.to_string(),
+                        tis.none.to_string(),
+                        tis.minimal.to_string(),
+                        tis.moderate.to_string(),
+                        tis.major.to_string(),
+                        cdasi.n.to_string(),
+                        bm,
+                        bs,
+                        vm,
+                        vs,
+                        cm,
+                        cs,
+                        p(cdasi.paired_t_p),
+                        p(cdasi.wilcoxon_p),
+                        v.cdasi_mcid
+                            .map(|m| m.responders.to_string())
+                            .unwrap_or_default(),
+                        replay.last_sequence.to_string(),
+                        hash.clone(),
+                    ];
+                    write_csv_row(out, &record)?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
