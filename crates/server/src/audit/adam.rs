@@ -309,18 +309,17 @@ pub fn rows(replay: &Replay) -> Vec<AdamRow> {
     rows
 }
 
+/// The subject's baseline visit date (its earliest clinical date): day 1 of ADY.
 fn baseline_date(replay: &Replay, study: &str, subject: &str) -> Option<ClinicalDate> {
-    let (study_id, study) = replay
+    let study = replay
         .projection
         .studies
         .iter()
-        .find(|(id, _)| id.as_str() == study)?;
-    let _ = study_id;
+        .find_map(|(id, s)| (id.as_str() == study).then_some(s))?;
     let subject = study
         .subjects
         .iter()
-        .find(|(id, _)| id.as_str() == subject)?
-        .1;
+        .find_map(|(id, s)| (id.as_str() == subject).then_some(s))?;
     baseline_of(study, subject)?.1.first_date
 }
 
