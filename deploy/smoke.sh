@@ -32,6 +32,8 @@ fi
 start_time=$(date +%s)
 step() { printf '\n== [%4ss] %s\n' "$(($(date +%s) - start_time))" "$*"; }
 fail() { echo "SMOKE FAILED: $*" >&2; exit 1; }
+checks=0
+passed() { checks=$((checks + 1)); echo "  ok: $*"; }
 
 image=${SMOKE_IMAGE:-localhost/myolog:smoke}
 export BASE_IMAGE=${BASE_IMAGE:-localhost/debian-bookworm-min:latest}
@@ -74,6 +76,7 @@ cleanup() {
     rm -rf "$work"
     if [ "$status" = 0 ]; then
         echo "smoke: passed in $(($(date +%s) - start_time)) s"
+        echo "smoke: $checks passed, 0 failed"
     else
         echo "smoke: FAILED (exit $status) after $(($(date +%s) - start_time)) s" >&2
     fi
@@ -149,10 +152,10 @@ wait_serving() {
         [ "$(date +%s)" -lt "$deadline" ] || { cat "$work/health.log"; fail "$name not SERVING in 90 s"; }
         sleep 1
     done
-    echo "$name: SERVING on $addr"
+    passed "$name: SERVING on $addr"
     # The image's HEALTHCHECK, run by podman inside the container.
     quiet "${podman[@]}" healthcheck run "$name" > /dev/null || fail "the HEALTHCHECK of $name failed"
-    echo "$name: image HEALTHCHECK healthy"
+    passed "$name: image HEALTHCHECK healthy"
 }
 
 stop_cleanly() {
@@ -166,6 +169,7 @@ stop_cleanly() {
     grep -iE 'SIGTERM|shut ?down|stopped' "$work/$name.log" | tail -n 3 | sed 's/^/  log: /'
     grep -qE '"stopped"|server: stopped' "$work/$name.log" \
         || { tail -n 20 "$work/$name.log"; fail "no graceful shutdown in the logs of $name"; }
+    passed "$name: SIGTERM, exit 0, graceful shutdown logged"
 }
 
 scrape() {
@@ -197,6 +201,7 @@ read -r acked_1 dup_1 <<< "$(acks "$work/demo-1.txt")"
     || { cat "$work/outcomes-1.txt"; fail "myolog outcomes against the first container"; }
 appended=$(scrape | tail -n 1)
 [ "${appended:-0}" = "$acked_1" ] || fail "metrics count $appended appended events, the demo $acked_1"
+passed "demo cohort from the host: $acked_1 events acknowledged; metrics count them"
 stop_cleanly "$tag-1"
 
 step "2. operators' configuration: published 127.0.0.1 ports, principals file, JSON logs"
@@ -221,8 +226,9 @@ assert check["head_sequence"] == int(head_seq), (check["head_sequence"], head_se
 assert check["head_hash"].startswith(head_hash), (check["head_hash"], head_hash)
 assert check["enrolled"] > 0 and check["cohort_visits"] > 0, check
 PY
+passed "no token refused; Audit.Verify and Outcomes.GetCohort with tokens through the published port"
 scrape > /dev/null
-echo "  metrics through the published port: ok"
+passed "metrics through the published port"
 stop_cleanly "$tag-2"
 python3 - "$work/$tag-2.log" <<'PY' || fail "the logs of $tag-2 are not JSON lines"
 import json, sys
@@ -230,6 +236,7 @@ records = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 assert records, "no log lines"
 print(f"  {len(records)} log lines, all JSON; last: {records[-1].get('fields', {}).get('message')}")
 PY
+passed "JSON logs"
 
 step "3. local mode again: outcomes after two restarts, cohort resent"
 run_local "$tag-3"
@@ -239,7 +246,7 @@ wait_serving "$tag-3"
     || { cat "$work/outcomes-3.txt"; fail "myolog outcomes against the third container"; }
 diff "$work/outcomes-1.txt" "$work/outcomes-3.txt" > "$work/outcomes.diff" \
     || { cat "$work/outcomes.diff"; fail "the outcomes read after the restarts differ"; }
-echo "  myolog outcomes: identical to before the restarts ($(wc -l < "$work/outcomes-3.txt") lines)"
+passed "myolog outcomes identical to before the restarts ($(wc -l < "$work/outcomes-3.txt") lines)"
 sed 's/^/  | /' "$work/outcomes-3.txt" | head -n 14
 "$client" demo --addr "$addr" > "$work/demo-3.txt" 2> "$work/demo-3.err" \
     || { cat "$work/demo-3.txt" "$work/demo-3.err"; fail "demo against the third container"; }
@@ -250,7 +257,7 @@ echo "  resent:     $acked_3 events acknowledged, $dup_3 already in the log; $(h
 [ "$(head_of "$work/demo-1.txt")" = "$(head_of "$work/demo-3.txt")" ] || fail "the log head moved"
 diff <(outcomes_of "$work/demo-1.txt") <(outcomes_of "$work/demo-3.txt") > "$work/demo.diff" \
     || { cat "$work/demo.diff"; fail "the demo's outcomes differ after the restarts"; }
-echo "  demo outcomes: identical"
+passed "cohort resent: all already in the log, head unchanged, outcomes identical"
 stop_cleanly "$tag-3"
 
 step "myolog verify --data /data inside a container on the volume"
@@ -258,3 +265,4 @@ step "myolog verify --data /data inside a container on the volume"
     verify --data /data > "$work/verify.txt" 2>&1 || { cat "$work/verify.txt"; fail "verify"; }
 sed 's/^/  /' "$work/verify.txt"
 grep -q "^ok: $acked_1 events verified" "$work/verify.txt" || fail "verify did not check the $acked_1 events"
+passed "myolog verify --data /data in a container"
