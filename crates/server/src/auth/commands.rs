@@ -98,6 +98,19 @@ pub struct TokenArgs {
 pub enum TokenCommand {
     /// Issue a token: print it once on stdout and append its SHA-256 to the principals file.
     Issue(IssueArgs),
+    /// Revoke every token of a principal (sets `revoked = true`; the entries stay, as a record).
+    Revoke(RevokeArgs),
+}
+
+/// `myolog token revoke`.
+#[derive(Debug, Clone, Args)]
+pub struct RevokeArgs {
+    /// The principal whose tokens are revoked.
+    #[arg(long)]
+    pub principal: String,
+    /// The principals file.
+    #[arg(long, env = "MYOLOG_PRINCIPALS", default_value = "./principals.toml")]
+    pub file: PathBuf,
 }
 
 /// `myolog token issue`.
@@ -158,7 +171,113 @@ pub fn run(args: &TokenArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        TokenCommand::Revoke(revoke_args) => match revoke(revoke_args) {
+            Ok(count) => {
+                eprintln!(
+                    "{count} token(s) of {} revoked in {}; send SIGHUP to a running server",
+                    revoke_args.principal,
+                    revoke_args.file.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("myolog token revoke: {error}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+/// The `revoked` flags of the `[[token]]` entries of `principal`, read back from file text.
+fn revoked_flags(text: &str, principal: &str) -> Vec<bool> {
+    let Ok(table) = toml::from_str::<toml::Table>(text) else {
+        return Vec::new();
+    };
+    let Some(tokens) = table.get("token").and_then(toml::Value::as_array) else {
+        return Vec::new();
+    };
+    tokens
+        .iter()
+        .filter(|t| t.get("principal").and_then(toml::Value::as_str) == Some(principal))
+        .map(|t| {
+            t.get("revoked")
+                .and_then(toml::Value::as_bool)
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// Revokes every `[[token]]` of `args.principal`: a line edit of each of its entries (so comments
+/// and layout stay), checked by reading the result back, written to a temporary file and renamed
+/// over the old one (a crash leaves the old file or the new, never half of one). Returns how many
+/// tokens the principal has.
+pub fn revoke(args: &RevokeArgs) -> Result<usize, IssueError> {
+    let io_error = |source| IssueError::Write {
+        path: args.file.clone(),
+        source,
+    };
+    let text = std::fs::read_to_string(&args.file).map_err(io_error)?;
+    PrincipalsFile::parse(&text, &args.file)?;
+    let before = revoked_flags(&text, &args.principal);
+    if before.is_empty() {
+        return Err(IssueError::Invalid(format!(
+            "no token of principal {:?} in {}",
+            args.principal,
+            args.file.display()
+        )));
+    }
+    // Blocks start at a `[[...]]` header; in a token block of the principal, drop any `revoked`
+    // line and add `revoked = true` at the block's end.
+    let wanted = format!("principal = \"{}\"", args.principal);
+    let mut out: Vec<String> = Vec::new();
+    let mut block: Vec<&str> = Vec::new();
+    let flush = |block: &mut Vec<&str>, out: &mut Vec<String>| {
+        let is_token = block.first().is_some_and(|h| h.trim() == "[[token]]");
+        let is_ours = block.iter().any(|l| l.trim() == wanted);
+        if is_token && is_ours {
+            let mut kept: Vec<String> = block
+                .iter()
+                .filter(|l| !l.trim_start().starts_with("revoked"))
+                .map(|l| l.to_string())
+                .collect();
+            let end = kept
+                .iter()
+                .rposition(|l| !l.trim().is_empty())
+                .map_or(kept.len(), |i| i + 1);
+            kept.insert(end, "revoked = true".to_string());
+            out.extend(kept);
+        } else {
+            out.extend(block.iter().map(|l| l.to_string()));
+        }
+        block.clear();
+    };
+    for line in text.lines() {
+        if line.trim_start().starts_with('[') {
+            flush(&mut block, &mut out);
+        }
+        block.push(line);
+    }
+    flush(&mut block, &mut out);
+    let mut new_text = out.join("\n");
+    new_text.push('\n');
+    PrincipalsFile::parse(&new_text, &args.file)?;
+    let after = revoked_flags(&new_text, &args.principal);
+    if after.len() != before.len() || !after.iter().all(|r| *r) {
+        return Err(IssueError::Invalid(format!(
+            "could not revoke every token of {:?} by a line edit; set revoked = true by hand",
+            args.principal
+        )));
+    }
+    let temporary = args.file.with_extension("toml.new");
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary).map_err(io_error)?;
+    file.write_all(new_text.as_bytes()).map_err(io_error)?;
+    file.sync_all().map_err(io_error)?;
+    std::fs::rename(&temporary, &args.file).map_err(io_error)?;
+    Ok(after.len())
 }
 
 /// The `[[token]]` entry text for a hash (every value checked against a charset without quotes or
@@ -291,6 +410,43 @@ mod tests {
         assert_eq!(stat.studies.len(), 2);
         let later = parse_rfc3339("2026-12-01T00:00:00Z").expect("time");
         assert!(file.authenticate(&tokens::hash(&reader), later).is_err());
+    }
+
+    #[test]
+    fn revoke_revokes_every_token_of_the_principal_and_only_those() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("principals.toml");
+        let now = parse_rfc3339("2026-11-25T15:00:00Z").expect("time");
+        let first = issue(&args(&path, "edc", "writer", &["S"]), now).expect("issued");
+        let other = issue(&args(&path, "stat", "reader", &["S"]), now).expect("issued");
+        let second = issue(&args(&path, "edc", "writer", &["S"]), now).expect("issued");
+        let mut text = std::fs::read_to_string(&path).expect("read");
+        text.insert_str(0, "# hand-written comment\n");
+        text.push_str("\n[[client]]\nprincipal = \"edc\"\nrole = \"writer\"\nstudies = [\"S\"]\n");
+        std::fs::write(&path, text).expect("write");
+        let revoke_args = RevokeArgs {
+            principal: "edc".into(),
+            file: path.clone(),
+        };
+        assert_eq!(revoke(&revoke_args).expect("revoked"), 2);
+        let file = PrincipalsFile::load(&path).expect("parses");
+        for token in [&first, &second] {
+            assert_eq!(
+                file.authenticate(&tokens::hash(token), now),
+                Err(crate::auth::AuthError::Revoked("edc".into()))
+            );
+        }
+        assert!(file.authenticate(&tokens::hash(&other), now).is_ok());
+        let kept = std::fs::read_to_string(&path).expect("read");
+        assert!(kept.starts_with("# hand-written comment"));
+        // Idempotent; an unknown principal is an error and changes nothing.
+        assert_eq!(revoke(&revoke_args).expect("again"), 2);
+        let nobody = RevokeArgs {
+            principal: "nobody".into(),
+            file: path.clone(),
+        };
+        assert!(revoke(&nobody).is_err());
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), kept);
     }
 
     #[test]
