@@ -284,6 +284,11 @@ pub fn spawn_reload_on_sighup(auth: Arc<Auth>) {
             }
         };
         while hangup.recv().await.is_some() {
+            if auth.is_local() {
+                // Handled anyway: SIGHUP's default action would end the server.
+                tracing::info!("SIGHUP ignored: no principals file to reload");
+                continue;
+            }
             match auth.reload() {
                 Ok(tokens) => tracing::info!(tokens, "SIGHUP: principals file reloaded"),
                 Err(error) => {
