@@ -6,6 +6,14 @@ use myolog_server::cli::DemoArgs;
 use myolog_server::synth::{self, PRIMARY_VISIT};
 use myolog_tests::{Clients, start};
 
+/// The demo registers STIR's protocol, so its visits carry STIR's encounter ids.
+fn stir_visit(visit: &str) -> &str {
+    synth::STIR_VISIT_IDS
+        .iter()
+        .find(|(name, _)| *name == visit)
+        .map_or(visit, |(_, id)| id)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_demo_runs_and_keeps_its_log_with_data() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -53,7 +61,7 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
     let week12 = cohort
         .visits
         .iter()
-        .find(|v| v.visit_id == PRIMARY_VISIT)
+        .find(|v| v.visit_id == stir_visit(PRIMARY_VISIT))
         .expect("week 12");
     let doi = week12.doi_responders.as_ref().expect("doi");
     let line = format!("IMACS DOI responders   {}/{} ", doi.responders, doi.total);

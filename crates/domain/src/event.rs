@@ -13,6 +13,7 @@ use crate::glucocorticoid::PrednisoneEquivalentDose;
 use crate::haq::Haq;
 use crate::lab::LabMeasurement;
 use crate::mmt8::Mmt8;
+use crate::protocol::Protocol;
 use crate::visit::{Population, VisitAssessments};
 use rust_decimal::Decimal;
 use std::fmt;
@@ -322,6 +323,14 @@ pub enum EventBody {
         title: String,
         population: Population,
         baseline_visit: VisitId,
+        /// The study's protocol, parsed from the TOML the event carries; `None` for a study
+        /// registered without one (free visit ids, no endpoints). Shared: replay and the
+        /// projection keep the same parse.
+        protocol: Option<std::sync::Arc<Protocol>>,
+    },
+    /// A new protocol version (an amendment) of a study registered with a protocol.
+    ProtocolAmended {
+        protocol: std::sync::Arc<Protocol>,
     },
     SubjectEnrolled {
         arm: String,
@@ -349,12 +358,16 @@ impl EventBody {
             EventBody::AssessmentCorrected { .. } => "myolog.v1.AssessmentCorrected",
             EventBody::SubjectWithdrawn { .. } => "myolog.v1.SubjectWithdrawn",
             EventBody::DoseRecorded(_) => "myolog.v1.DoseRecorded",
+            EventBody::ProtocolAmended { .. } => "myolog.v1.ProtocolAmended",
         }
     }
 
-    /// Whether the event must name a subject (all but StudyRegistered).
+    /// Whether the event must name a subject (all but StudyRegistered and ProtocolAmended).
     pub const fn needs_subject(&self) -> bool {
-        !matches!(self, EventBody::StudyRegistered { .. })
+        !matches!(
+            self,
+            EventBody::StudyRegistered { .. } | EventBody::ProtocolAmended { .. }
+        )
     }
 
     /// Whether the event must name a visit (assessments, corrections, doses).
@@ -386,7 +399,7 @@ impl EventBody {
 pub struct Event {
     pub event_id: EventId,
     pub study: StudyId,
-    /// Absent only for StudyRegistered.
+    /// Absent only for StudyRegistered and ProtocolAmended.
     pub subject: Option<SubjectId>,
     /// Present for assessments, corrections and doses.
     pub visit: Option<VisitId>,

@@ -44,7 +44,8 @@ pub enum DemoError {
 /// Runs the demo, writing its report to `out`.
 pub async fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), DemoError> {
     let started = Instant::now();
-    let cohort = Cohort::new(args.seed, 10);
+    // Registered under STIR's protocol file, so visits are STIR's encounters (BL, W4, ... W16).
+    let cohort = Cohort::new(args.seed, 10).with_stir_protocol();
     let mut temp = None;
     let mut running = None;
     let url = match &args.addr {
@@ -172,7 +173,7 @@ async fn stream_and_report(
                 before_correction = response
                     .outcomes
                     .iter()
-                    .find(|o| o.visit_id == visit)
+                    .find(|o| o.visit_id == cohort.visit_id(visit))
                     .cloned();
             }
             count(&response, &mut acked, &mut duplicates);
@@ -209,7 +210,8 @@ async fn stream_and_report(
             })
             .await?
             .into_inner();
-        let Some(visit) = subject.visits.iter().find(|v| v.visit_id == PRIMARY_VISIT) else {
+        let primary = cohort.visit_id(PRIMARY_VISIT);
+        let Some(visit) = subject.visits.iter().find(|v| v.visit_id == primary) else {
             writeln!(out, "  {}     no week-12 data", subject.subject_id)?;
             continue;
         };
@@ -218,7 +220,7 @@ async fn stream_and_report(
     let cohort_outcomes = outcomes
         .get_cohort(pb::GetCohortRequest {
             study_id: STUDY.into(),
-            visit_id: PRIMARY_VISIT.into(),
+            visit_id: cohort.visit_id(PRIMARY_VISIT).into(),
         })
         .await?
         .into_inner();

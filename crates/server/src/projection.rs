@@ -11,6 +11,7 @@ use myolog_domain::event::{
     Assessment, AssessmentKind, ClinicalDate, Dose, Event, EventBody, EventId, StudyId, SubjectId,
     VisitId,
 };
+use myolog_domain::protocol::{Protocol, ProtocolHistory};
 use myolog_domain::visit::{Population, VisitAssessments};
 
 use crate::error::Violation;
@@ -21,6 +22,9 @@ pub struct Study {
     pub title: String,
     pub population: Population,
     pub baseline_visit: VisitId,
+    /// Every protocol version, re-parsed from the log's TOML on replay; `None` for a study
+    /// registered without a protocol.
+    pub protocol: Option<ProtocolHistory>,
     pub subjects: BTreeMap<SubjectId, Subject>,
 }
 
@@ -116,6 +120,8 @@ impl Projection {
             HashMap::new();
         let mut superseded_in_batch: BTreeSet<&EventId> = BTreeSet::new();
         let mut ids_in_batch: BTreeSet<&EventId> = BTreeSet::new();
+        // The latest protocol version amended earlier in this batch, per study.
+        let mut amended_in_batch: BTreeMap<&StudyId, &Protocol> = BTreeMap::new();
         for (index, event) in batch.iter().enumerate() {
             let path = format!("events[{index}]");
             if !ids_in_batch.insert(&event.event_id) {
@@ -131,7 +137,10 @@ impl Projection {
             let study_known =
                 self.studies.contains_key(&event.study) || new_studies.contains(&event.study);
             match &event.body {
-                EventBody::StudyRegistered { .. } => {
+                EventBody::StudyRegistered { protocol, .. } => {
+                    if let (Some(protocol), false) = (protocol, study_known) {
+                        amended_in_batch.insert(&event.study, &**protocol);
+                    }
                     if study_known {
                         violations.push(Violation::new(
                             format!("{path}.study_id"),
@@ -139,6 +148,31 @@ impl Projection {
                         ));
                     }
                     new_studies.insert(&event.study);
+                    continue;
+                }
+                EventBody::ProtocolAmended { protocol } if study_known => {
+                    let path = format!("{path}.protocol_amended.protocol_toml");
+                    let current = amended_in_batch.get(&event.study).copied().or_else(|| {
+                        self.studies
+                            .get(&event.study)
+                            .and_then(|study| study.protocol.as_ref())
+                            .map(ProtocolHistory::current)
+                    });
+                    match current {
+                        None => violations.push(Violation::new(
+                            path,
+                            format!(
+                                "study {} was registered without a protocol; there is nothing to amend",
+                                event.study
+                            ),
+                        )),
+                        Some(current) => match protocol.check_amends(current) {
+                            Ok(()) => {
+                                amended_in_batch.insert(&event.study, &**protocol);
+                            }
+                            Err(error) => violations.push(Violation::new(path, error.to_string())),
+                        },
+                    }
                     continue;
                 }
                 _ if !study_known => {
@@ -257,6 +291,7 @@ impl Projection {
                 title,
                 population,
                 baseline_visit,
+                protocol,
             } => {
                 self.studies
                     .entry(event.study.clone())
@@ -264,8 +299,18 @@ impl Projection {
                         title: title.clone(),
                         population: *population,
                         baseline_visit: baseline_visit.clone(),
+                        protocol: protocol
+                            .as_ref()
+                            .map(|protocol| ProtocolHistory::new(Protocol::clone(protocol))),
                         subjects: BTreeMap::new(),
                     });
+                None
+            }
+            EventBody::ProtocolAmended { protocol } => {
+                let history = self.studies.get_mut(&event.study)?.protocol.as_mut()?;
+                // check_batch accepted it before it was stored; an out-of-order amendment in an
+                // old log is skipped rather than replacing the version in force.
+                history.amend(Protocol::clone(protocol)).ok()?;
                 None
             }
             EventBody::SubjectEnrolled { arm, population } => {

@@ -21,6 +21,20 @@ pub const VISITS: [(&str, i64); 5] = [
 ];
 /// The primary visit.
 pub const PRIMARY_VISIT: &str = "week12";
+/// STIR's protocol file, which the demo registers with its study (`Cohort::with_stir_protocol`).
+pub const STIR_PROTOCOL_FILE: &str = "stir.toml";
+/// The text of `protocols/stir.toml`, embedded so the demo needs no files next to the binary.
+pub const STIR_PROTOCOL_TOML: &str = include_str!("../../../protocols/stir.toml");
+/// The cohort's visits as STIR's encounters name them (its schedule: day 0 is the first dose).
+pub const STIR_VISIT_IDS: [(&str, &str); 5] = [
+    ("baseline", "BL"),
+    ("week4", "W4"),
+    ("week8", "W8"),
+    ("week12", "W12"),
+    ("week16-ext", "W16"),
+];
+/// The arm code of STIR's single arm.
+pub const STIR_ARM: &str = "TOFA";
 /// Default seed of `myolog demo`.
 pub const DEFAULT_SEED: u64 = 2017;
 
@@ -81,6 +95,9 @@ struct Profile {
 pub struct Cohort {
     seed: u64,
     profiles: Vec<Profile>,
+    /// Registers STIR's protocol and sends its visit ids and arm (the demo); otherwise the study
+    /// has no protocol and the visits are named as in [`VISITS`] (tests, benchmark).
+    stir_protocol: bool,
 }
 
 impl Cohort {
@@ -88,7 +105,28 @@ impl Cohort {
     pub fn new(seed: u64, n: usize) -> Self {
         let mut rng = SplitMix64::new(seed);
         let profiles = (0..n).map(|_| profile(&mut rng)).collect();
-        Self { seed, profiles }
+        Self {
+            seed,
+            profiles,
+            stir_protocol: false,
+        }
+    }
+
+    /// The same cohort registered under STIR's protocol, its visits sent as STIR's encounters.
+    pub fn with_stir_protocol(mut self) -> Self {
+        self.stir_protocol = true;
+        self
+    }
+
+    /// The visit id sent for one of [`VISITS`] (STIR's encounter id under its protocol).
+    pub fn visit_id<'a>(&self, visit: &'a str) -> &'a str {
+        if !self.stir_protocol {
+            return visit;
+        }
+        STIR_VISIT_IDS
+            .iter()
+            .find(|(name, _)| *name == visit)
+            .map_or(visit, |(_, id)| id)
     }
 
     /// Number of subjects.
@@ -109,10 +147,21 @@ impl Cohort {
             subject_id: String::new(),
             visit_id: String::new(),
             clinical_date: date_from_days(FIRST_BASELINE_DAYS - 30),
-            body: Some(pb::event::Body::StudyRegistered(pb::StudyRegistered {
-                title: "Synthetic STIR-like open-label JAK inhibitor study (demo data)".into(),
-                population: pb::Population::Adult as i32,
-                baseline_visit_id: "baseline".into(),
+            body: Some(pb::event::Body::StudyRegistered(if self.stir_protocol {
+                pb::StudyRegistered {
+                    title: "Synthetic STIR-like open-label JAK inhibitor study (demo data)".into(),
+                    population: pb::Population::Adult as i32,
+                    protocol_file: STIR_PROTOCOL_FILE.into(),
+                    protocol_toml: STIR_PROTOCOL_TOML.into(),
+                    ..Default::default()
+                }
+            } else {
+                pb::StudyRegistered {
+                    title: "Synthetic STIR-like open-label JAK inhibitor study (demo data)".into(),
+                    population: pb::Population::Adult as i32,
+                    baseline_visit_id: "baseline".into(),
+                    ..Default::default()
+                }
             })),
         }];
         for index in 0..self.len() {
@@ -121,9 +170,17 @@ impl Cohort {
                 study_id: STUDY.into(),
                 subject_id: subject_id(index),
                 visit_id: String::new(),
-                clinical_date: date_from_days(baseline_day(index) - 7),
+                // Under STIR's protocol, enrolment is day 0 (first dose), the baseline visit's day.
+                clinical_date: date_from_days(
+                    baseline_day(index) - if self.stir_protocol { 0 } else { 7 },
+                ),
                 body: Some(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
-                    arm: "tofacitinib XR 11 mg".into(),
+                    arm: if self.stir_protocol {
+                        STIR_ARM
+                    } else {
+                        "tofacitinib XR 11 mg"
+                    }
+                    .into(),
                     population: pb::Population::Unspecified as i32,
                 })),
             });
@@ -145,6 +202,7 @@ impl Cohort {
             return pb::SubmitRequest::default();
         };
         let p = &self.profiles[index];
+        let wire_visit = self.visit_id(visit);
         let subject = subject_id(index);
         let date = date_from_days(baseline_day(index) + day);
         // Fraction of improvement reached at this visit, percent (noise per visit and subject).
@@ -172,10 +230,10 @@ impl Cohort {
             }
         };
         let event = |suffix: &str, instrument: Instrument| pb::Event {
-            event_id: format!("{STUDY}.{subject}.{visit}.{suffix}"),
+            event_id: format!("{STUDY}.{subject}.{wire_visit}.{suffix}"),
             study_id: STUDY.into(),
             subject_id: subject.clone(),
-            visit_id: visit.into(),
+            visit_id: wire_visit.into(),
             clinical_date: date.clone(),
             body: Some(pb::event::Body::AssessmentRecorded(
                 pb::AssessmentRecorded {
@@ -290,10 +348,10 @@ impl Cohort {
             ));
         }
         let dose = |suffix: &str, kind: pb::DoseKind, drug: &str, mg: &str| pb::Event {
-            event_id: format!("{STUDY}.{subject}.{visit}.{suffix}"),
+            event_id: format!("{STUDY}.{subject}.{wire_visit}.{suffix}"),
             study_id: STUDY.into(),
             subject_id: subject.clone(),
-            visit_id: visit.into(),
+            visit_id: wire_visit.into(),
             clinical_date: date.clone(),
             body: Some(pb::event::Body::DoseRecorded(pb::DoseRecorded {
                 kind: kind as i32,
@@ -317,7 +375,7 @@ impl Cohort {
             prednisone,
         ));
         pb::SubmitRequest {
-            batch_id: format!("{subject}/{visit}"),
+            batch_id: format!("{subject}/{wire_visit}"),
             events,
         }
     }
@@ -360,12 +418,12 @@ impl Cohort {
         }
         let subject = subject_id(index);
         pb::SubmitRequest {
-            batch_id: format!("{subject}/{visit}/correction"),
+            batch_id: format!("{subject}/{}/correction", self.visit_id(visit)),
             events: vec![pb::Event {
                 event_id: format!("{superseded}.corrected"),
                 study_id: STUDY.into(),
                 subject_id: subject,
-                visit_id: visit.into(),
+                visit_id: self.visit_id(visit).into(),
                 clinical_date: date,
                 body: Some(pb::event::Body::AssessmentCorrected(pb::AssessmentCorrected {
                     supersedes_event_id: superseded,

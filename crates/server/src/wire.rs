@@ -19,6 +19,7 @@ use myolog_domain::lab::{LabCode, LabField, LabMeasurement};
 use myolog_domain::mmt8::{
     BilateralGrades, KendallGrade, Mmt8, MmtScale, MmtTotal, MuscleGroup, UnilateralGrades,
 };
+use myolog_domain::protocol::Protocol;
 use myolog_domain::quantity::parse_exact_decimal;
 use myolog_domain::score::BoundedScore;
 use myolog_domain::visit::Population;
@@ -228,14 +229,82 @@ fn limited_text(c: &mut Checker, path: &str, text: &str, min: usize, max: usize)
     Some(text.to_string())
 }
 
+/// Longest protocol TOML text accepted, in bytes (the three trial files are about 10-20 KB).
+pub const MAX_PROTOCOL_BYTES: usize = 1 << 20;
+
+/// Parses a protocol carried by StudyRegistered or ProtocolAmended; every protocol error becomes a
+/// violation at `{base}.protocol_toml` quoting the file, key path and what was expected.
+fn protocol_from_proto(
+    c: &mut Checker,
+    base: &str,
+    file: &str,
+    toml: &str,
+) -> Option<std::sync::Arc<Protocol>> {
+    let file = limited_text(c, &format!("{base}.protocol_file"), file, 0, 200)?;
+    if toml.len() > MAX_PROTOCOL_BYTES {
+        c.problem(
+            format_args!("{base}.protocol_toml"),
+            Problem::OutOfRange {
+                value: format!("{} bytes", toml.len()),
+                allowed: format!("at most {MAX_PROTOCOL_BYTES} bytes"),
+            },
+        );
+        return None;
+    }
+    let name = if file.is_empty() { "protocol" } else { &file };
+    match Protocol::from_toml(name, toml) {
+        Ok(protocol) => Some(std::sync::Arc::new(protocol)),
+        Err(errors) => {
+            for error in errors.errors {
+                c.text(format_args!("{base}.protocol_toml"), error.to_string());
+            }
+            None
+        }
+    }
+}
+
 fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Option<EventBody> {
     use pb::event::Body;
     match body {
         Body::StudyRegistered(study) => {
             let base = format!("{path}.study_registered");
-            let title = limited_text(c, &format!("{base}.title"), &study.title, 0, 500);
-            let population = population(study.population);
-            if population.is_none() {
+            let protocol = if study.protocol_toml.is_empty() {
+                None
+            } else {
+                Some(protocol_from_proto(
+                    c,
+                    &base,
+                    &study.protocol_file,
+                    &study.protocol_toml,
+                )?)
+            };
+            // With a protocol, empty fields default to the protocol's and others must agree with it,
+            // so the projection's baseline visit is always the protocol's baseline encounter.
+            let title_text = match &protocol {
+                Some(protocol) if study.title.is_empty() => protocol.study().title.clone(),
+                _ => study.title.clone(),
+            };
+            let title = limited_text(c, &format!("{base}.title"), &title_text, 0, 500);
+            let population = match &protocol {
+                Some(protocol) => {
+                    let from_protocol = protocol.study().population.for_scoring();
+                    match population(study.population) {
+                        Some(given) if given != from_protocol => {
+                            c.text(
+                                format_args!("{base}.population"),
+                                format!(
+                                    "the protocol's population is {}; leave population UNSPECIFIED or send that one",
+                                    from_protocol.key()
+                                ),
+                            );
+                            None
+                        }
+                        _ => Some(from_protocol),
+                    }
+                }
+                None => population(study.population),
+            };
+            if population.is_none() && protocol.is_none() {
                 c.problem(
                     format_args!("{base}.population"),
                     Problem::Missing {
@@ -243,10 +312,22 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
                     },
                 );
             }
-            let baseline_text = if study.baseline_visit_id.is_empty() {
-                DEFAULT_BASELINE_VISIT.to_string()
-            } else {
-                study.baseline_visit_id.clone()
+            let baseline_text = match &protocol {
+                Some(protocol) => {
+                    let encounter = &protocol.baseline_encounter().id;
+                    if !study.baseline_visit_id.is_empty() && study.baseline_visit_id != *encounter
+                    {
+                        c.text(
+                            format_args!("{base}.baseline_visit_id"),
+                            format!(
+                                "the protocol's baseline encounter is {encounter}; leave baseline_visit_id empty or send that one"
+                            ),
+                        );
+                    }
+                    encounter.clone()
+                }
+                None if study.baseline_visit_id.is_empty() => DEFAULT_BASELINE_VISIT.to_string(),
+                None => study.baseline_visit_id.clone(),
             };
             let baseline = c.check(
                 format_args!("{base}.baseline_visit_id"),
@@ -256,7 +337,23 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
                 title: title?,
                 population: population?,
                 baseline_visit: baseline?,
+                protocol,
             })
+        }
+        Body::ProtocolAmended(amended) => {
+            let base = format!("{path}.protocol_amended");
+            if amended.protocol_toml.is_empty() {
+                c.problem(
+                    format_args!("{base}.protocol_toml"),
+                    Problem::Missing {
+                        expected: "the amended protocol's TOML text".into(),
+                    },
+                );
+                return None;
+            }
+            let protocol =
+                protocol_from_proto(c, &base, &amended.protocol_file, &amended.protocol_toml)?;
+            Some(EventBody::ProtocolAmended { protocol })
         }
         Body::SubjectEnrolled(subject) => {
             let base = format!("{path}.subject_enrolled");
@@ -949,6 +1046,7 @@ mod tests {
             title: "t".into(),
             population: pb::Population::Adult as i32,
             baseline_visit_id: String::new(),
+            ..Default::default()
         }));
         study_with_subject.visit_id = String::new();
         let cases: Vec<(&str, pb::Event, Option<&str>)> = vec![
@@ -1204,6 +1302,13 @@ mod tests {
                 title: text(rng),
                 population: i32::try_from(rng.range(-1, 3)).unwrap_or(0),
                 baseline_visit_id: text(rng),
+                protocol_file: text(rng),
+                // Mostly empty (no protocol); otherwise text that must be rejected, never panic.
+                protocol_toml: if rng.range(0, 4) == 0 {
+                    text(rng)
+                } else {
+                    String::new()
+                },
             }),
             1 => pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
                 arm: text(rng),

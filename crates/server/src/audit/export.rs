@@ -152,10 +152,21 @@ pub fn summarize(event: &Event) -> String {
             title,
             population,
             baseline_visit,
-        } => format!(
-            "study registered: {title}; population {}; baseline visit {baseline_visit}",
-            population.key()
-        ),
+            protocol,
+        } => match protocol {
+            Some(protocol) => format!(
+                "study registered: {title}; population {}; baseline visit {baseline_visit}; protocol {}",
+                population.key(),
+                protocol.reference()
+            ),
+            None => format!(
+                "study registered: {title}; population {}; baseline visit {baseline_visit}",
+                population.key()
+            ),
+        },
+        EventBody::ProtocolAmended { protocol } => {
+            format!("protocol amended: {}", protocol.reference())
+        }
         EventBody::SubjectEnrolled { arm, population } => match population {
             Some(p) => format!("enrolled: arm {arm}; population {}", p.key()),
             None => format!("enrolled: arm {arm}"),

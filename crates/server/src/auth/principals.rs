@@ -97,7 +97,11 @@ impl Principal {
     /// validation, so a denied batch reveals nothing about the study and stores nothing.
     pub fn check_batch(&self, events: &[pb::Event]) -> Result<(), Status> {
         for (index, event) in events.iter().enumerate() {
-            let registers = matches!(event.body, Some(pb::event::Body::StudyRegistered(_)));
+            // A protocol amendment changes the study as registration does: an admin's act too.
+            let registers = matches!(
+                event.body,
+                Some(pb::event::Body::StudyRegistered(_) | pb::event::Body::ProtocolAmended(_))
+            );
             let allowed = match self.role {
                 Role::Local => true,
                 Role::Admin => registers,
