@@ -43,6 +43,8 @@ pub enum Command {
     Report(crate::audit::commands::ReportArgs),
     /// Issue bearer tokens (printed once; only their hashes go to the principals file).
     Token(crate::auth::commands::TokenArgs),
+    /// Validate a protocol file, register it with a running server, or export its SDTM trial design.
+    Study(crate::study_cli::StudyArgs),
 }
 
 /// `myolog outcomes`.
@@ -133,6 +135,7 @@ pub fn main() -> ExitCode {
         Command::Export(args) => crate::audit::commands::run_export(&args),
         Command::Report(args) => crate::audit::commands::run_report(&args),
         Command::Token(args) => crate::auth::commands::run(&args),
+        Command::Study(args) => crate::study_cli::run(&args),
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -193,7 +196,8 @@ async fn run_async(command: Command) -> ExitCode {
         | Command::Replay(_)
         | Command::Export(_)
         | Command::Report(_)
-        | Command::Token(_) => ExitCode::FAILURE,
+        | Command::Token(_)
+        | Command::Study(_) => ExitCode::FAILURE,
     }
 }
 

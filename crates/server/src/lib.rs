@@ -10,6 +10,7 @@
 //! - [`audit`]: replay as of any point, verify, audit-trail and ADaM exports, the HTML report.
 //! - [`metrics`]: Prometheus metrics of the ingest path on a port of their own.
 //! - [`cli`], [`demo`], [`synth`], [`healthcheck`]: the binary's commands.
+//! - [`study_cli`]: `myolog study validate | register | export` (protocol files).
 
 pub mod app;
 pub mod audit;
@@ -26,6 +27,7 @@ pub mod score_cli;
 pub mod scored;
 pub mod server;
 pub mod services;
+pub mod study_cli;
 pub mod synth;
 pub mod telemetry;
 pub mod wire;

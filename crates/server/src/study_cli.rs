@@ -1,0 +1,271 @@
+//! `myolog study validate | register | export`: a protocol file checked, sent to a running server
+//! (StudyRegistered, or ProtocolAmended with `--amend`), or written out as the SDTM trial design
+//! datasets. The domain parses and validates (it does no IO); this module reads and writes the files
+//! and talks gRPC, so a protocol author gets the same errors here as the server gives on ingest.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use myolog_domain::protocol::Protocol;
+use myolog_proto::v1 as pb;
+use pb::ingest_client::IngestClient;
+use tonic_types::StatusExt;
+
+use crate::auth::client::Bearer;
+use crate::healthcheck::endpoint_url;
+
+/// `myolog study`.
+#[derive(Debug, Clone, Args)]
+pub struct StudyArgs {
+    #[command(subcommand)]
+    pub command: StudyCommand,
+}
+
+/// The study subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum StudyCommand {
+    /// Check a protocol file: its summary, or every error (file, key path, expected) one per line.
+    Validate {
+        /// The protocol file (TOML).
+        file: PathBuf,
+    },
+    /// Send a protocol file to a running server: StudyRegistered, or ProtocolAmended with --amend.
+    /// The token, if the server needs one, comes from MYOLOG_TOKEN.
+    Register(RegisterArgs),
+    /// Write the SDTM trial design datasets TA, TV, TI and TS as CSV files into a directory.
+    Export {
+        /// The protocol file (TOML).
+        file: PathBuf,
+        /// Directory to write TA.csv, TV.csv, TI.csv and TS.csv into (created if missing).
+        #[arg(long)]
+        tdm: PathBuf,
+    },
+}
+
+/// `myolog study register`.
+#[derive(Debug, Clone, Args)]
+pub struct RegisterArgs {
+    /// The protocol file (TOML).
+    pub file: PathBuf,
+    /// Server URL (`http://host:port`) or `host:port`.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+    /// Study id in the log (default: the protocol's study id).
+    #[arg(long)]
+    pub study: Option<String>,
+    /// Send the file as an amendment (ProtocolAmended) of the study's registered protocol.
+    #[arg(long)]
+    pub amend: bool,
+    /// Clinical date of the event, YYYY-MM-DD (default: today, UTC).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Event id (default `<study>.protocol.v<version>`, so sending the same file again is a retry).
+    #[arg(long)]
+    pub event_id: Option<String>,
+}
+
+/// Why a study command failed (printed on stderr; exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum StudyError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Every protocol error, one per line.
+    #[error("{0}")]
+    Protocol(#[from] myolog_domain::protocol::ProtocolErrors),
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("MYOLOG_TOKEN: {0}")]
+    Token(#[from] crate::auth::client::InvalidToken),
+    #[error("connecting to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    /// The server's rejection, with each field violation on its own line.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// Runs a study command, printing its result; exit 1 on any error.
+pub fn run(args: &StudyArgs) -> ExitCode {
+    let mut stdout = std::io::stdout();
+    let result = match &args.command {
+        StudyCommand::Validate { file } => validate(file, &mut stdout),
+        StudyCommand::Export { file, tdm } => export(file, tdm, &mut stdout),
+        StudyCommand::Register(register_args) => {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(register(register_args, &mut stdout)),
+                Err(error) => Err(StudyError::Connect {
+                    addr: register_args.addr.clone(),
+                    reason: format!("cannot start the async runtime: {error}"),
+                }),
+            }
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads and validates a protocol file. The file name in errors is the path as given.
+pub fn load(file: &Path) -> Result<(Protocol, String), StudyError> {
+    let text = std::fs::read_to_string(file).map_err(|source| StudyError::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let protocol = Protocol::from_toml(&file.display().to_string(), &text)?;
+    Ok((protocol, text))
+}
+
+/// `myolog study validate FILE`: the protocol's summary on `out`.
+pub fn validate(file: &Path, out: &mut impl Write) -> Result<(), StudyError> {
+    let (protocol, _) = load(file)?;
+    writeln!(out, "{}: valid", file.display())
+        .and_then(|()| writeln!(out, "{}", protocol.summary()))
+        .map_err(|source| StudyError::Write {
+            path: PathBuf::from("<stdout>"),
+            source,
+        })
+}
+
+/// `myolog study export FILE --tdm DIR`: TA.csv, TV.csv, TI.csv, TS.csv; each path written on `out`.
+pub fn export(file: &Path, dir: &Path, out: &mut impl Write) -> Result<(), StudyError> {
+    let (protocol, _) = load(file)?;
+    std::fs::create_dir_all(dir).map_err(|source| StudyError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for (name, csv) in protocol.trial_design().to_csv_files() {
+        let path = dir.join(&name);
+        std::fs::write(&path, csv).map_err(|source| StudyError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        let _ = writeln!(out, "wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The StudyRegistered (or, with `amend`, ProtocolAmended) event that carries a protocol file.
+pub fn protocol_event(
+    protocol: &Protocol,
+    file_name: &str,
+    toml: &str,
+    study: &str,
+    amend: bool,
+    clinical_date: &str,
+    event_id: &str,
+) -> pb::Event {
+    let body = if amend {
+        pb::event::Body::ProtocolAmended(pb::ProtocolAmended {
+            protocol_file: file_name.to_string(),
+            protocol_toml: toml.to_string(),
+        })
+    } else {
+        // Title, population and baseline visit are taken from the protocol by the server.
+        pb::event::Body::StudyRegistered(pb::StudyRegistered {
+            title: protocol.study().title.clone(),
+            protocol_file: file_name.to_string(),
+            protocol_toml: toml.to_string(),
+            ..Default::default()
+        })
+    };
+    pb::Event {
+        event_id: event_id.to_string(),
+        study_id: study.to_string(),
+        subject_id: String::new(),
+        visit_id: String::new(),
+        clinical_date: clinical_date.to_string(),
+        body: Some(body),
+    }
+}
+
+/// `myolog study register FILE --addr URL [--amend]`: one Append; prints the acknowledgement.
+pub async fn register(args: &RegisterArgs, out: &mut impl Write) -> Result<(), StudyError> {
+    let (protocol, toml) = load(&args.file)?;
+    let file_name = args.file.file_name().map_or_else(
+        || args.file.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    let study = args
+        .study
+        .clone()
+        .unwrap_or_else(|| protocol.study().id.clone());
+    let event_id = args
+        .event_id
+        .clone()
+        .unwrap_or_else(|| format!("{study}.protocol.v{}", protocol.version()));
+    let date = args.date.clone().unwrap_or_else(today_utc);
+    let event = protocol_event(
+        &protocol, &file_name, &toml, &study, args.amend, &date, &event_id,
+    );
+    let url = endpoint_url(&args.addr);
+    let connect_error = |reason: String| StudyError::Connect {
+        addr: url.clone(),
+        reason,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .map_err(|e| connect_error(e.to_string()))?
+        .connect()
+        .await
+        .map_err(|e| connect_error(e.to_string()))?;
+    let mut client = IngestClient::with_interceptor(channel, Bearer::from_env()?);
+    let response = client
+        .append(pb::SubmitRequest {
+            batch_id: event_id.clone(),
+            events: vec![event],
+        })
+        .await
+        .map_err(|status| StudyError::Rejected(rejection_text(&status)))?
+        .into_inner();
+    let what = if args.amend { "amended" } else { "registered" };
+    for ack in &response.acks {
+        let _ = writeln!(
+            out,
+            "{what} study {study} with protocol {} ({file_name}): event {} sequence {}{}",
+            protocol.reference(),
+            ack.event_id,
+            ack.sequence,
+            if ack.duplicate {
+                " (already in the log)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// A rejection as text: the status, then each field violation on its own line.
+fn rejection_text(status: &tonic::Status) -> String {
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    if let Some(bad_request) = status.get_details_bad_request() {
+        for violation in bad_request.field_violations {
+            text.push_str(&format!(
+                "\n  {}: {}",
+                violation.field, violation.description
+            ));
+        }
+    }
+    text
+}
+
+/// Today's date in UTC as YYYY-MM-DD.
+fn today_utc() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    crate::synth::date_from_days(i64::try_from(seconds / 86_400).unwrap_or(0))
+}
