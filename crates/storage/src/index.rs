@@ -1,7 +1,7 @@
 //! The in-memory indexes: event id -> seq and stream -> seqs, rebuilt at open from the commit
 //! records (see [`crate::format`]) and extended by the writer after each durable commit.
 //!
-//! Memory is about 30 bytes per event plus each stream key once: event ids are kept as 64-bit
+//! Memory is 30–60 bytes per event (hash-table and vector growth) plus each stream key once: event ids are kept as 64-bit
 //! fingerprints, and a fingerprint match is confirmed by reading the event and comparing its id, so a
 //! fingerprint collision costs one extra read and never a wrong answer.
 
