@@ -147,8 +147,11 @@ pub struct CommitRecord {
 
 impl CommitRecord {
     /// The sequence of the group's last event.
+    /// Saturates rather than overflows: a damaged record may claim any first seq.
     pub fn last_seq(&self) -> u64 {
-        self.first_seq + self.entries.len() as u64 - 1
+        self.first_seq
+            .saturating_add(self.entries.len() as u64)
+            .saturating_sub(1)
     }
 
     pub fn encode(&self) -> Vec<u8> {

@@ -713,7 +713,12 @@ fn recover(tree: &sled::Tree) -> Result<(Head, Index, Option<String>), StorageEr
                 ));
             }
         };
-        if record.first_seq != head.seq + 1 {
+        if Some(record.first_seq) != head.seq.checked_add(1)
+            || record
+                .first_seq
+                .checked_add(record.entries.len() as u64)
+                .is_none()
+        {
             let problem = format!(
                 "the commit record at seq {} does not follow seq {}; run verify",
                 record.first_seq, head.seq

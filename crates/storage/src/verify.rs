@@ -194,7 +194,7 @@ fn walk_events(
             );
         }
         let previous_version = stream_versions.get(&event.stream_key).copied().unwrap_or(0);
-        if event.stream_version != previous_version + 1 {
+        if previous_version.checked_add(1) != Some(event.stream_version) {
             return fail(
                 report,
                 expected_seq,
@@ -261,8 +261,16 @@ fn commit_mismatch(record: Option<&CommitRecord>, event: &crate::RecordedEvent) 
             record.first_seq
         ));
     }
-    let offset = usize::try_from(event.seq - record.first_seq).ok()?;
-    let (event_id, stream_key) = &record.entries[offset];
+    let Some((event_id, stream_key)) = usize::try_from(event.seq - record.first_seq)
+        .ok()
+        .and_then(|offset| record.entries.get(offset))
+    else {
+        return Some(format!(
+            "no commit record covers this event (the one read covers {}..={})",
+            record.first_seq,
+            record.last_seq()
+        ));
+    };
     if event_id != &event.event_id || stream_key != &event.stream_key {
         return Some(format!(
             "recorded as event {event_id:?} of stream {stream_key:?}, stored as {:?} of {:?}",

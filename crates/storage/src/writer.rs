@@ -357,7 +357,17 @@ impl Writer {
                     actual: current_version,
                 });
             }
-            let seq = self.head.seq + 1;
+            // Only a forged commit record could bring the head this close to the end.
+            let seq = self
+                .head
+                .seq
+                .checked_add(1)
+                .ok_or_else(|| StorageError::Corrupt {
+                    location: "head".into(),
+                    reason: crate::error::DecodeError::Truncated {
+                        field: "sequence space exhausted",
+                    },
+                })?;
             let stream_version = current_version + 1;
             let (value, hash) = format::encode_event(&EventFields {
                 seq,
