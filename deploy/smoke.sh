@@ -90,8 +90,11 @@ step "base image $BASE_IMAGE (debootstrap once, then cached)"
 bash deploy/base-image.sh
 
 step "build $image (buildah, stub-dependency layer cached across runs)"
-cargo_home=${CARGO_HOME:-$HOME/.cargo}
-rustup_home=${RUSTUP_HOME:-$HOME/.rustup}
+# The toolchain that rustup installed: CARGO_HOME and RUSTUP_HOME, or where `cargo` on PATH lives.
+cargo_bin=$(command -v cargo || true)
+cargo_home=${CARGO_HOME:-${cargo_bin:+$(dirname "$(dirname "$cargo_bin")")}}
+cargo_home=${cargo_home:-$HOME/.cargo}
+rustup_home=${RUSTUP_HOME:-$(dirname "$cargo_home")/.rustup}
 [ -x "$cargo_home/bin/cargo" ] || fail "no Rust toolchain at $cargo_home to mount into the build"
 buildah bud --isolation chroot --layers --format docker \
     --build-arg BUILDER_IMAGE="$BASE_IMAGE" \
