@@ -247,7 +247,13 @@ pub async fn print_outcomes(
             url: url.to_string(),
             source,
         })?;
-    let mut audit = myolog_proto::v1::audit_client::AuditClient::new(channel.clone());
+    // MYOLOG_TOKEN (an auditor's) against a server with a principals file (crate::auth::client).
+    let bearer = crate::auth::client::Bearer::from_env()
+        .map_err(|e| DemoError::Unexpected(e.to_string()))?;
+    let mut audit = myolog_proto::v1::audit_client::AuditClient::with_interceptor(
+        channel.clone(),
+        bearer.clone(),
+    );
     let mut events = audit
         .read_events(pb::ReadEventsRequest {
             from_sequence: 1,
@@ -264,7 +270,7 @@ pub async fn print_outcomes(
             subjects.push(event.subject_id);
         }
     }
-    let mut outcomes = OutcomesClient::new(channel);
+    let mut outcomes = OutcomesClient::with_interceptor(channel, bearer);
     let cohort = outcomes
         .get_cohort(pb::GetCohortRequest {
             study_id: study.into(),
