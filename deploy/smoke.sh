@@ -67,7 +67,7 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     for name in "$tag-1" "$tag-2" "$tag-3" "$tag-verify"; do
-        "${podman[@]}" rm -f -t 5 "$name" > /dev/null 2>&1 || true
+        "${podman[@]}" rm -f -v -t 5 "$name" > /dev/null 2>&1 || true
     done
     "${podman[@]}" volume rm -f "$volume" > /dev/null 2>&1 || true
     if [ "${SMOKE_KEEP_IMAGE:-1}" = 0 ]; then
@@ -104,6 +104,20 @@ buildah bud --isolation chroot --layers --format docker \
     || { tail -n 60 "$work/build.log"; fail "image build"; }
 echo "  $(grep -c -- '--> Using cache' "$work/build.log") cached steps"
 grep -E 'Finished .release' "$work/build.log" | sed 's/^ */  cargo: /' || true
+# Keep the layer cache of this build only: `--layers` keeps an image per step, and each rebuild of
+# the dependency layer would otherwise leave gigabytes of untagged images behind.
+keep=$(grep -oE -- '--> (Using cache )?[0-9a-f]{11,64}' "$work/build.log" | awk '{print $NF}' | cut -c1-11 | sort -u)
+removed=0
+for _ in 1 2 3 4 5; do
+    progress=0
+    for id in $("${podman[@]}" images -a --no-trunc --format '{{.ID}} {{.Repository}}' \
+                | awk '$2 == "<none>" {print $1}' | sed 's/^sha256://' | cut -c1-11 | sort -u); do
+        grep -qx "$id" <<< "$keep" && continue
+        if "${podman[@]}" rmi "$id" > /dev/null 2>&1; then removed=$((removed + 1)); progress=1; fi
+    done
+    [ "$progress" = 1 ] || break
+done
+echo "  removed $removed untagged images of earlier builds"
 "${podman[@]}" image inspect "$image" --format \
     'user={{.Config.User}} stopsignal={{.Config.StopSignal}} healthcheck={{.Config.Healthcheck.Test}}'
 
@@ -112,7 +126,7 @@ grep -E 'Finished .release' "$work/build.log" | sed 's/^ */  cargo: /' || true
 client=$work/myolog
 cid=$("${podman[@]}" create --no-healthcheck "$image")
 "${podman[@]}" cp "$cid:/usr/local/bin/myolog" "$client"
-"${podman[@]}" rm "$cid" > /dev/null
+"${podman[@]}" rm -v "$cid" > /dev/null
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 grpc_port=$(free_port)
