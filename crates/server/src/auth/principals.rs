@@ -541,6 +541,30 @@ mod tests {
     }
 
     #[test]
+    fn protocol_amendments_are_an_admins_act() {
+        let amendment = pb::Event {
+            study_id: "A".into(),
+            body: Some(pb::event::Body::ProtocolAmended(
+                pb::ProtocolAmended::default(),
+            )),
+            ..Default::default()
+        };
+        // (role, allowed)
+        let cases = [
+            (Role::Admin, true),
+            (Role::Local, true),
+            (Role::Writer, false),
+            (Role::Reader, false),
+            (Role::Auditor, false),
+        ];
+        for (role, allowed) in cases {
+            let who = principal(role, &["A"]);
+            let result = who.check_batch(std::slice::from_ref(&amendment));
+            assert_eq!(result.is_ok(), allowed, "{role}: {result:?}");
+        }
+    }
+
+    #[test]
     fn read_scope() {
         let reader = principal(Role::Reader, &["A"]);
         let auditor = principal(Role::Auditor, &[]);
