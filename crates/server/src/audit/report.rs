@@ -15,8 +15,8 @@ use super::ENGINE_VERSION;
 use super::replay::{Replay, ReplayedOutcome, doi_status, tis_category};
 use super::svg::{self, Bar, DotRow, Series, escape};
 
-/// The visit the report treats as primary when the study has it (STIR's primary endpoint visit);
-/// otherwise the last follow-up visit.
+/// The visit the report treats as primary when the study has no protocol naming one and has this
+/// visit (the synthetic cohort's week 12); otherwise the last follow-up visit.
 pub const PRIMARY_VISIT: &str = "week12";
 
 /// The core set measures in display order: result key and label.
@@ -66,6 +66,26 @@ fn float(value: &Value) -> Option<f64> {
     value.as_f64()
 }
 
+/// The visit the charts centre on: the encounter of the protocol's first primary endpoint when the
+/// study was registered with a protocol (STIR: W12), else [`PRIMARY_VISIT`], else the last
+/// follow-up visit — whichever the cohort has first.
+fn primary_visit(study: &crate::projection::Study, followups: &[String]) -> String {
+    let from_protocol = study.protocol.as_ref().and_then(|history| {
+        history
+            .current()
+            .endpoints()
+            .iter()
+            .filter(|e| e.level == myolog_domain::protocol::Level::Primary)
+            .find_map(|e| e.encounter_by_arm.first().map(|(_, visit)| visit.clone()))
+    });
+    from_protocol
+        .into_iter()
+        .chain([PRIMARY_VISIT.to_string()])
+        .find(|visit| followups.contains(visit))
+        .or_else(|| followups.last().cloned())
+        .unwrap_or_default()
+}
+
 /// The data of every study's charts, in study order.
 pub fn study_charts(replay: &Replay) -> Vec<StudyCharts> {
     let outcomes = replay.outcomes();
@@ -82,11 +102,7 @@ pub fn study_charts(replay: &Replay) -> Vec<StudyCharts> {
             .cloned()
             .unwrap_or_default();
         let followups: Vec<String> = cohort.visits.iter().map(|v| v.visit_id.clone()).collect();
-        let primary_visit = if followups.iter().any(|v| v == PRIMARY_VISIT) {
-            PRIMARY_VISIT.to_string()
-        } else {
-            followups.last().cloned().unwrap_or_default()
-        };
+        let primary_visit = primary_visit(study, &followups);
         let mut visits = vec![study.baseline_visit.to_string()];
         visits.extend(followups.iter().cloned());
 
@@ -370,9 +386,13 @@ mod tests {
     const SUBJECTS: usize = 6;
 
     /// A log holding a small synthetic cohort, written through the service's own ingest path.
-    async fn cohort_log(dir: &std::path::Path) {
+    async fn cohort_log(dir: &std::path::Path, with_protocol: bool) {
         let app = App::open(AppConfig::new(dir)).await.expect("app opens");
-        let cohort = Cohort::new(7, SUBJECTS);
+        let cohort = if with_protocol {
+            Cohort::new(7, SUBJECTS).with_stir_protocol()
+        } else {
+            Cohort::new(7, SUBJECTS)
+        };
         app.submit(cohort.enrollment()).await.expect("enrollment");
         for (visit, _) in VISITS {
             for index in 0..SUBJECTS {
@@ -403,7 +423,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn report_charts_hold_the_replayed_series() {
         let dir = tempfile::tempdir().expect("temp dir");
-        cohort_log(dir.path()).await;
+        cohort_log(dir.path(), false).await;
         let log = open_log(dir.path()).expect("log opens");
         let replay = project(&log, AsOf::Head, &mut Progress::hidden()).expect("replay");
         let outcomes = replay.outcomes();
@@ -490,5 +510,19 @@ mod tests {
         assert!(html.contains(&cdasi) && html.contains(&tis) && html.contains(&core));
         assert!(html.contains(&replay.chain_hash.to_hex()));
         assert_eq!(html, render(&replay));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_primary_visit_comes_from_the_protocol() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        cohort_log(dir.path(), true).await;
+        let log = open_log(dir.path()).expect("log opens");
+        let replay = project(&log, AsOf::Head, &mut Progress::hidden()).expect("replay");
+        let studies = study_charts(&replay);
+        assert_eq!(studies.len(), 1);
+        // STIR's primary endpoint (DOI) is read at its encounter W12, not at the last visit.
+        assert_eq!(studies[0].primary_visit, "W12");
+        assert_eq!(studies[0].visits.last().map(String::as_str), Some("W16"));
+        assert!(!studies[0].tis.is_empty());
     }
 }
