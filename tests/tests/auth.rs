@@ -1,8 +1,9 @@
 //! End-to-end access control: a real server on 127.0.0.1:0 with a principals file, real tonic clients
 //! sending `authorization: Bearer` metadata. Unauthenticated and unauthorised calls are refused with
 //! the right code and store nothing (the log head is unchanged); readers see only their studies;
-//! every RPC x role answers as the permission table says; recorded-by is the caller; reloading the
-//! file takes effect for new calls without dropping open streams.
+//! every RPC x role answers as the permission table says; recorded-by is the caller (in the log and
+//! the audit-trail export); reloading the file takes effect for new calls without dropping open
+//! streams.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,10 @@ use myolog_proto::v1::audit_client::AuditClient;
 use myolog_proto::v1::ingest_client::IngestClient;
 use myolog_proto::v1::outcomes_client::OutcomesClient;
 use myolog_server::app::AppConfig;
+use myolog_server::audit::commands::open_log;
+use myolog_server::audit::export;
+use myolog_server::audit::progress::Progress;
+use myolog_server::audit::replay::{AsOf, Format};
 use myolog_server::auth::commands::{IssueArgs, issue};
 use myolog_server::auth::permissions::{Grant, RPC_PERMISSIONS, Role};
 use myolog_server::auth::{Auth, now_unix_nanos, tokens};
@@ -25,7 +30,7 @@ const OTHER_STUDY: &str = "OTHER-STUDY";
 
 /// One server with a principals file and a token per principal.
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     file: PathBuf,
     auth: Arc<Auth>,
     server: Running,
@@ -97,7 +102,7 @@ impl Fixture {
             .await
             .expect("connects");
         Self {
-            _dir: dir,
+            dir,
             file,
             auth,
             server,
@@ -340,7 +345,29 @@ async fn writes_outside_the_callers_scope_are_denied_and_store_nothing() {
         };
         assert_eq!(by, expected, "{event_type}");
     }
+    let log_dir = fixture.dir.path().join("log");
     fixture.server.stop().await.expect("stops");
+    // The audit-trail export names the same principal and role for every event.
+    let log = open_log(&log_dir).expect("log opens");
+    let mut trail = Vec::new();
+    export::write_audit_trail(
+        &log,
+        AsOf::Head,
+        Format::Jsonl,
+        &mut trail,
+        &mut Progress::hidden(),
+    )
+    .expect("audit trail");
+    let rows: Vec<serde_json::Value> = String::from_utf8(trail)
+        .expect("utf-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON row"))
+        .collect();
+    assert_eq!(rows.len() as u64, log.head().seq);
+    for row in rows {
+        let by = row["recorded_by"].as_str().expect("recorded_by");
+        assert!(by == "dm-admin (admin)" || by == "edc-a (writer)", "{row}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
