@@ -488,9 +488,12 @@ impl Event {
 mod tests {
     use super::*;
 
+    /// A calendar date as (year, month, day), or `None` when the text must be rejected.
+    type ExpectedDate = Option<(u16, u8, u8)>;
+
     #[test]
     fn dates_parse_exactly() {
-        let cases: &[(&str, Option<(u16, u8, u8)>)] = &[
+        let cases: &[(&str, ExpectedDate)] = &[
             ("2024-02-29", Some((2024, 2, 29))),
             ("2023-02-29", None),
             ("1900-02-29", None),
