@@ -207,7 +207,12 @@ impl App {
         }
         let events = wire::batch_from_proto(&request.events).map_err(ServiceError::invalid)?;
         {
-            let violations = self.projection().check_batch(&events);
+            let projection = self.projection();
+            let violations = projection.check_visits(&events);
+            if !violations.is_empty() {
+                return Err(ServiceError::invalid(violations));
+            }
+            let violations = projection.check_batch(&events);
             if !violations.is_empty() {
                 return Err(ServiceError::precondition(violations));
             }

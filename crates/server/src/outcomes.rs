@@ -9,7 +9,9 @@ use myolog_domain::visit::{Population, VisitAssessments};
 use myolog_proto::v1 as pb;
 use myolog_scoring::stats::{self, Outcome, WilcoxonOptions};
 
-use crate::projection::{Study, Subject, baseline_of, followups};
+use myolog_domain::protocol::{VisitTiming, protocol_day};
+
+use crate::projection::{Study, Subject, Visit, baseline_of, followups, protocol_arm};
 use crate::scored::{Scored, score};
 
 /// The population whose thresholds apply to a subject.
@@ -34,7 +36,7 @@ pub fn subject_outcomes(
         .into_iter()
         .map(|(visit_id, visit)| {
             let scored = score(population, &baseline_assessments, &visit.assessments());
-            visit_outcome(
+            let mut outcome = visit_outcome(
                 study_id,
                 subject_id,
                 visit_id,
@@ -42,7 +44,9 @@ pub fn subject_outcomes(
                 visit.last_date,
                 scored,
                 as_of,
-            )
+            );
+            outcome.schedule = schedule_of(study, subject, visit_id, visit);
+            outcome
         })
         .collect()
 }
@@ -66,7 +70,7 @@ pub fn one_visit_outcome(
         &baseline.assessments(),
         &visit.assessments(),
     );
-    Some(visit_outcome(
+    let mut outcome = visit_outcome(
         study_id,
         subject_id,
         visit_id,
@@ -74,7 +78,73 @@ pub fn one_visit_outcome(
         visit.last_date,
         scored,
         as_of,
-    ))
+    );
+    outcome.schedule = schedule_of(study, subject, visit_id, visit);
+    Some(outcome)
+}
+
+/// The visit against the protocol in force: its study day (from enrolment, day 0), window and
+/// whether it is a deviation. `None` without a protocol, or for a visit the protocol does not know
+/// (only possible for data stored before the protocol was amended).
+pub fn schedule_of(
+    study: &Study,
+    subject: &Subject,
+    visit_id: &VisitId,
+    visit: &Visit,
+) -> Option<pb::VisitSchedule> {
+    let protocol = study.protocol.as_ref()?.current();
+    let encounter = protocol.encounter(visit_id.as_str())?;
+    let day = protocol_day(subject.enrolled_on, visit.first_date?);
+    // A multi-arm subject whose arm is not yet known is placed by the encounter's own window.
+    let timing = match protocol_arm(protocol, &subject.arm) {
+        Some(arm) => protocol.classify_visit(arm, visit_id.as_str(), day).ok()?,
+        None if encounter.window.contains(day) => VisitTiming::InWindow {
+            encounter: encounter.id.clone(),
+            target_day: encounter.target_day,
+            days_from_target: day - encounter.target_day,
+        },
+        None => VisitTiming::OutsideWindow {
+            encounter: encounter.id.clone(),
+            window: encounter.window,
+            days_outside: if day < encounter.window.first_day {
+                day - encounter.window.first_day
+            } else {
+                day - encounter.window.last_day
+            },
+        },
+    };
+    let window = encounter.window;
+    let (days_outside, deviation_text) = match timing {
+        VisitTiming::InWindow { .. } => (0, String::new()),
+        VisitTiming::OutsideWindow { days_outside, .. } => (
+            days_outside,
+            format!(
+                "protocol deviation: {} on day {day} is {} day{} {} its window (days {} to {})",
+                encounter.id,
+                days_outside.unsigned_abs(),
+                if days_outside.unsigned_abs() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                if days_outside < 0 { "before" } else { "after" },
+                window.first_day,
+                window.last_day
+            ),
+        ),
+    };
+    Some(pb::VisitSchedule {
+        protocol: protocol.reference().to_string(),
+        protocol_version: protocol.version(),
+        encounter: encounter.id.clone(),
+        study_day: day,
+        target_day: encounter.target_day,
+        window_first_day: window.first_day,
+        window_last_day: window.last_day,
+        deviation: days_outside != 0,
+        days_outside,
+        deviation_text,
+    })
 }
 
 fn visit_outcome(
@@ -97,6 +167,7 @@ fn visit_outcome(
         cdasi: scored.cdasi,
         result_json: scored.json,
         as_of_sequence: as_of,
+        schedule: None,
     }
 }
 

@@ -11,7 +11,7 @@ use myolog_domain::event::{
     Assessment, AssessmentKind, ClinicalDate, Dose, Event, EventBody, EventId, StudyId, SubjectId,
     VisitId,
 };
-use myolog_domain::protocol::{Protocol, ProtocolHistory};
+use myolog_domain::protocol::{Protocol, ProtocolHistory, VisitScheduleError};
 use myolog_domain::visit::{Population, VisitAssessments};
 
 use crate::error::Violation;
@@ -32,6 +32,8 @@ pub struct Study {
 #[derive(Debug, Clone)]
 pub struct Subject {
     pub arm: String,
+    /// Clinical date of the enrolment (randomisation): protocol day 0 of the visit schedule.
+    pub enrolled_on: ClinicalDate,
     pub population: Option<Population>,
     pub withdrawn: bool,
     pub visits: BTreeMap<VisitId, Visit>,
@@ -279,6 +281,77 @@ impl Projection {
         violations
     }
 
+    /// Checks a valid batch against the studies' protocols (the protocol in force, or registered
+    /// earlier in the batch): an enrolment's arm must be one of the protocol's arm codes (empty
+    /// allowed: arm not yet known), and every assessment or correction must name a visit the
+    /// protocol knows and plans for the subject's arm. These are INVALID_ARGUMENT (the value is
+    /// outside the protocol's set), whereas [`Projection::check_batch`] finds contradictions with
+    /// the log. Studies without a protocol accept any visit id.
+    pub fn check_visits(&self, batch: &[Event]) -> Vec<Violation> {
+        let mut violations = Vec::new();
+        let mut registered: BTreeMap<&StudyId, &Protocol> = BTreeMap::new();
+        let mut enrolled: BTreeMap<(&StudyId, &SubjectId), &str> = BTreeMap::new();
+        for (index, event) in batch.iter().enumerate() {
+            if self.event_seqs.contains_key(&event.event_id) {
+                continue;
+            }
+            let protocol = registered.get(&event.study).copied().or_else(|| {
+                self.studies
+                    .get(&event.study)
+                    .and_then(|study| study.protocol.as_ref())
+                    .map(ProtocolHistory::current)
+            });
+            match &event.body {
+                EventBody::StudyRegistered {
+                    protocol: Some(protocol),
+                    ..
+                } if !self.studies.contains_key(&event.study) => {
+                    registered.insert(&event.study, &**protocol);
+                }
+                EventBody::SubjectEnrolled { arm, .. } => {
+                    if let (Some(protocol), Some(subject)) = (protocol, &event.subject) {
+                        if !arm.is_empty() && protocol.arm(arm).is_none() {
+                            violations.push(Violation::new(
+                                format!("events[{index}].subject_enrolled.arm"),
+                                format!(
+                                    "unknown arm `{arm}` in protocol {}; expected one of {} (or empty)",
+                                    protocol.reference(),
+                                    arm_codes(protocol).join(", ")
+                                ),
+                            ));
+                        }
+                        enrolled.insert((&event.study, subject), arm.as_str());
+                    }
+                }
+                EventBody::AssessmentRecorded(_) | EventBody::AssessmentCorrected { .. } => {
+                    let (Some(protocol), Some(subject), Some(visit)) =
+                        (protocol, &event.subject, &event.visit)
+                    else {
+                        continue;
+                    };
+                    let arm = enrolled
+                        .get(&(&event.study, subject))
+                        .copied()
+                        .or_else(|| {
+                            self.studies
+                                .get(&event.study)
+                                .and_then(|study| study.subjects.get(subject))
+                                .map(|subject| subject.arm.as_str())
+                        })
+                        .unwrap_or("");
+                    if let Err(problem) = known_visit(protocol, arm, visit.as_str()) {
+                        violations.push(Violation::new(
+                            format!("events[{index}].visit_id"),
+                            format!("{problem} (protocol {})", protocol.reference()),
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        violations
+    }
+
     /// Applies one stored event. Events already applied (same id) are ignored. Returns what changed.
     pub fn apply(&mut self, seq: u64, event: &Event) -> Option<Touched> {
         if self.event_seqs.contains_key(&event.event_id) {
@@ -321,6 +394,7 @@ impl Projection {
                     .entry(subject_id.clone())
                     .or_insert_with(|| Subject {
                         arm: arm.clone(),
+                        enrolled_on: event.clinical_date,
                         population: *population,
                         withdrawn: false,
                         visits: BTreeMap::new(),
@@ -413,6 +487,39 @@ impl Projection {
             subject: subject_id,
             visit: if every_visit { None } else { Some(visit_id) },
         })
+    }
+}
+
+fn arm_codes(protocol: &Protocol) -> Vec<String> {
+    protocol.arms().iter().map(|arm| arm.code.clone()).collect()
+}
+
+/// The subject's arm as the protocol schedules it: the enrolled arm code, or the only arm of a
+/// single-arm protocol; `None` while a multi-arm subject's arm is not known (empty).
+pub fn protocol_arm<'a>(protocol: &'a Protocol, arm: &'a str) -> Option<&'a str> {
+    if protocol.arm(arm).is_some() {
+        return Some(arm);
+    }
+    match protocol.arms() {
+        [only] => Some(only.code.as_str()),
+        _ => None,
+    }
+}
+
+/// Whether the protocol knows `visit` (and plans it for the subject's arm, when known).
+fn known_visit(protocol: &Protocol, arm: &str, visit: &str) -> Result<(), VisitScheduleError> {
+    match protocol_arm(protocol, arm) {
+        // The day only decides in or out of the window, which is never an error.
+        Some(arm) => protocol.classify_visit(arm, visit, 0).map(|_| ()),
+        None if protocol.encounter(visit).is_some() => Ok(()),
+        None => Err(VisitScheduleError::UnknownVisit {
+            visit_id: visit.to_string(),
+            known: protocol
+                .encounters()
+                .iter()
+                .map(|encounter| encounter.id.clone())
+                .collect(),
+        }),
     }
 }
 

@@ -1,0 +1,430 @@
+//! Study protocols end to end: `myolog study validate` on each protocol file and on broken ones
+//! (exit code and the message naming file and key path), `study export`, `study register` of STIR
+//! against a real server, a visit id or arm the protocol does not know rejected with nothing stored,
+//! an out-of-window visit scored and reported as a protocol deviation, and an amendment that widens
+//! a window: outcomes name the protocol version they used, also after a restart (replay re-parses
+//! the protocol from the log).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use myolog_proto::v1 as pb;
+use myolog_server::study_cli::{self, RegisterArgs, StudyArgs, StudyCommand};
+use myolog_server::synth::{self, Cohort};
+use myolog_tests::{Clients, start};
+use tonic_types::StatusExt;
+
+fn protocol_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../protocols")
+        .join(name)
+}
+
+fn stir_text() -> String {
+    std::fs::read_to_string(protocol_path("stir.toml")).expect("stir.toml")
+}
+
+fn validate_exit(file: &Path) -> ExitCode {
+    study_cli::run(&StudyArgs {
+        command: StudyCommand::Validate {
+            file: file.to_path_buf(),
+        },
+    })
+}
+
+#[test]
+fn study_validate_summarises_each_protocol_file() {
+    let cases = [
+        (
+            "stir.toml",
+            "STIR v1 (NCT03002649): 1 arm, 3 epochs, 6 visits, 4 eligibility criteria, 9 endpoints; primary DOI_W12 (doi at W12)",
+        ),
+        (
+            "myojak.toml",
+            "MYOJAK v1 (NCT04208464): 2 arms, 4 epochs, 11 visits, 2 eligibility criteria, 10 endpoints; primary TIS_W12 (tis_score at W12)",
+        ),
+        (
+            "bird.toml",
+            "BIRD v1 (NCT04972760): 2 arms, 2 epochs, 8 visits, 4 eligibility criteria, 6 endpoints; primary PFTIS_W24 (prednisone_free_tis at W24)",
+        ),
+    ];
+    for (file, first_line) in cases {
+        let path = protocol_path(file);
+        let mut out = Vec::new();
+        study_cli::validate(&path, &mut out).expect(file);
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("{}: valid", path.display()), "{file}");
+        assert_eq!(lines[1], first_line, "{file}");
+        assert_eq!(validate_exit(&path), ExitCode::SUCCESS, "{file}");
+    }
+}
+
+#[test]
+fn study_validate_names_the_file_and_key_path_of_each_error_and_exits_1() {
+    let stir = stir_text();
+    // (what is broken, replaced text, replacement, expected line after the file name)
+    let cases = [
+        (
+            "unknown key",
+            "version = 1 ",
+            "version = 1\nfoo = 2 ",
+            "protocol.foo: line 10: unknown field `foo`, expected `version` or `amendment`",
+        ),
+        (
+            "baseline names no encounter",
+            "baseline_encounter = \"BL\"",
+            "baseline_encounter = \"B0\"",
+            "study.baseline_encounter: expected one of the encounter ids SCR, BL, W4, W8, W12, W16, found `B0`",
+        ),
+        (
+            "overlapping windows",
+            "window = [49, 63]",
+            "window = [30, 63]",
+            "encounters[3].window: expected a window not overlapping encounter `W4` [21, 35], found [30, 63]",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (what, from, to, expected) in cases {
+        assert_eq!(
+            stir.matches(from).count(),
+            1,
+            "{what}: {from:?} once in stir.toml"
+        );
+        let path = dir.path().join("broken.toml");
+        std::fs::write(&path, stir.replacen(from, to, 1)).expect("write");
+        let error = study_cli::validate(&path, &mut Vec::new()).expect_err(what);
+        let message = error.to_string();
+        let line = format!("{}: {expected}", path.display());
+        assert!(
+            message.lines().any(|l| l == line),
+            "{what}: {line:?} in:\n{message}"
+        );
+        assert_eq!(validate_exit(&path), ExitCode::FAILURE, "{what}");
+    }
+    let missing = dir.path().join("missing.toml");
+    assert_eq!(validate_exit(&missing), ExitCode::FAILURE);
+}
+
+#[test]
+fn study_export_writes_the_four_trial_design_datasets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tdm = dir.path().join("tdm");
+    study_cli::export(&protocol_path("stir.toml"), &tdm, &mut Vec::new()).expect("export");
+    let cases = [
+        (
+            "ta.csv",
+            "STUDYID,DOMAIN,ARMCD,ARM,TAETORD,ETCD,ELEMENT,TABRANCH,TATRANS,EPOCH",
+        ),
+        (
+            "tv.csv",
+            "STUDYID,DOMAIN,VISITNUM,VISIT,VISITDY,ARMCD,ARM,TVSTRL,TVENRL",
+        ),
+        ("ti.csv", "STUDYID,DOMAIN,IETESTCD,IETEST,IECAT,TIRL,TIVERS"),
+        ("ts.csv", "STUDYID,DOMAIN,TSSEQ,TSPARMCD,TSPARM,TSVAL"),
+    ];
+    for (file, header) in cases {
+        let text = std::fs::read_to_string(tdm.join(file)).expect(file);
+        assert_eq!(text.lines().next(), Some(header), "{file}");
+        assert!(text.lines().count() > 1, "{file} has rows");
+    }
+}
+
+/// A globals form of subject S001 at `visit` on `date`.
+fn globals(event_id: &str, visit: &str, date: &str) -> pb::Event {
+    pb::Event {
+        event_id: event_id.into(),
+        study_id: "STIR".into(),
+        subject_id: "S001".into(),
+        visit_id: visit.into(),
+        clinical_date: date.into(),
+        body: Some(pb::event::Body::AssessmentRecorded(
+            pb::AssessmentRecorded {
+                instrument: Some(pb::assessment_recorded::Instrument::Globals(pb::Globals {
+                    physician_global: Some(pb::Vas {
+                        value: Some(pb::vas::Value::Cm("6".into())),
+                    }),
+                    ..Default::default()
+                })),
+            },
+        )),
+    }
+}
+
+fn batch(events: Vec<pb::Event>) -> pb::SubmitRequest {
+    pb::SubmitRequest {
+        batch_id: String::new(),
+        events,
+    }
+}
+
+fn rejection(status: &tonic::Status) -> Vec<(String, String)> {
+    status
+        .get_details_bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.description))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Day 0 of S001: enrolment (first dose) on 2024-01-08.
+const DAY_ZERO: i64 = 19_730;
+
+fn day(offset: i64) -> String {
+    synth::date_from_days(DAY_ZERO + offset)
+}
+
+fn schedule(outcome: &pb::VisitOutcome) -> (String, String, i32, bool, i32, String) {
+    let s = outcome
+        .schedule
+        .clone()
+        .expect("a protocol study's outcome has a schedule");
+    (
+        s.protocol,
+        s.encounter,
+        s.study_day,
+        s.deviation,
+        s.days_outside,
+        s.deviation_text,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stir_registered_visits_checked_deviations_reported_and_amendments_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let mut clients = Clients::connect(&server).await;
+
+    // Register STIR with `myolog study register` (a retry answers with the same event).
+    let register = RegisterArgs {
+        file: protocol_path("stir.toml"),
+        addr: server.url(),
+        study: None,
+        amend: false,
+        date: Some(day(-30)),
+        event_id: None,
+    };
+    for duplicate in ["", " (already in the log)"] {
+        let mut out = Vec::new();
+        study_cli::register(&register, &mut out)
+            .await
+            .expect("register");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            format!(
+                "registered study STIR with protocol STIR v1 (stir.toml): event STIR.protocol.v1 sequence 1{duplicate}\n"
+            )
+        );
+    }
+    let enrol = |arm: &str| pb::Event {
+        event_id: format!("STIR.S001.enrolled.{arm}"),
+        study_id: "STIR".into(),
+        subject_id: "S001".into(),
+        visit_id: String::new(),
+        clinical_date: day(0),
+        body: Some(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+            arm: arm.into(),
+            population: 0,
+        })),
+    };
+
+    // An arm or a visit id the protocol does not know: INVALID_ARGUMENT naming the field, nothing stored.
+    let head = clients.head().await;
+    let unknown = [
+        (
+            vec![enrol("PLACEBO")],
+            "events[0].subject_enrolled.arm",
+            "unknown arm `PLACEBO` in protocol STIR v1; expected one of TOFA (or empty)",
+        ),
+        (
+            vec![
+                enrol("TOFA"),
+                globals("STIR.S001.week12.globals", "week12", &day(84)),
+            ],
+            "events[1].visit_id",
+            "unknown visit `week12`; expected one of SCR, BL, W4, W8, W12, W16 (protocol STIR v1)",
+        ),
+    ];
+    for (events, field, description) in unknown {
+        let status = clients
+            .ingest
+            .append(batch(events))
+            .await
+            .expect_err("rejected");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{field}");
+        assert_eq!(
+            rejection(&status),
+            vec![(field.to_string(), description.to_string())]
+        );
+        assert_eq!(clients.head().await, head, "nothing stored");
+    }
+
+    // Baseline on day 0, W4 on day 40 (window 21 to 35: 5 days late), W8 on day 56 (in window).
+    clients
+        .append(batch(vec![
+            enrol("TOFA"),
+            globals("STIR.S001.BL.globals", "BL", &day(0)),
+        ]))
+        .await;
+    let visits = [
+        (
+            "W4",
+            40,
+            (
+                "STIR v1",
+                "W4",
+                40,
+                true,
+                5,
+                "protocol deviation: W4 on day 40 is 5 days after its window (days 21 to 35)",
+            ),
+        ),
+        ("W8", 56, ("STIR v1", "W8", 56, false, 0, "")),
+    ];
+    for (visit, offset, expected) in visits {
+        let response = clients
+            .append(batch(vec![globals(
+                &format!("STIR.S001.{visit}.globals"),
+                visit,
+                &day(offset),
+            )]))
+            .await;
+        let outcome = response
+            .outcomes
+            .iter()
+            .find(|o| o.visit_id == visit)
+            .expect("the visit is still scored");
+        assert!(outcome.tis.is_some(), "{visit} scored");
+        let (protocol, encounter, study_day, deviation, days_outside, text) = expected;
+        assert_eq!(
+            schedule(outcome),
+            (
+                protocol.to_string(),
+                encounter.to_string(),
+                study_day,
+                deviation,
+                days_outside,
+                text.to_string()
+            ),
+            "{visit}"
+        );
+    }
+
+    // Amendment 1 widens W4's window to days 21 to 42: the same visit is in window under v2.
+    let amended = stir_text()
+        .replacen("version = 1 ", "version = 2 ", 1)
+        .replacen("window = [21, 35]", "window = [21, 42]", 1)
+        .replacen(
+            "[study]",
+            "[protocol.amendment]\nsummary = \"Week 4 window widened to day 42\"\n\n[study]",
+            1,
+        );
+    let amended_path = dir.path().join("stir-v2.toml");
+    std::fs::write(&amended_path, &amended).expect("write v2");
+    let amend = RegisterArgs {
+        file: amended_path.clone(),
+        amend: true,
+        ..register.clone()
+    };
+    let mut out = Vec::new();
+    study_cli::register(&amend, &mut out).await.expect("amend");
+    assert!(String::from_utf8(out).expect("utf-8").starts_with(
+        "amended study STIR with protocol STIR v2 (stir-v2.toml): event STIR.protocol.v2 sequence "
+    ),);
+    // The same version again under another event id is not the next version: nothing stored.
+    let head = clients.head().await;
+    let again = RegisterArgs {
+        event_id: Some("STIR.protocol.v2.again".into()),
+        ..amend.clone()
+    };
+    let error = study_cli::register(&again, &mut Vec::new())
+        .await
+        .expect_err("not the next version");
+    assert!(
+        error.to_string().contains(
+            "events[0].protocol_amended.protocol_toml: expected protocol version 3 (the next one), found version 2"
+        ),
+        "{error}"
+    );
+    assert_eq!(clients.head().await, head);
+
+    // Outcomes now name v2 and place W4 in its widened window; a restarted server (replay
+    // re-parses both protocol versions from the log) reports the same.
+    let expected = vec![
+        (
+            "W4".to_string(),
+            (
+                "STIR v2".to_string(),
+                "W4".to_string(),
+                40,
+                false,
+                0,
+                String::new(),
+            ),
+        ),
+        (
+            "W8".to_string(),
+            (
+                "STIR v2".to_string(),
+                "W8".to_string(),
+                56,
+                false,
+                0,
+                String::new(),
+            ),
+        ),
+    ];
+    let subject_schedules = |subject: pb::SubjectOutcomes| {
+        subject
+            .visits
+            .iter()
+            .map(|o| (o.visit_id.clone(), schedule(o)))
+            .collect::<Vec<_>>()
+    };
+    let request = || pb::GetSubjectRequest {
+        study_id: "STIR".into(),
+        subject_id: "S001".into(),
+    };
+    let live = clients
+        .outcomes
+        .get_subject(request())
+        .await
+        .expect("subject")
+        .into_inner();
+    assert_eq!(subject_schedules(live), expected);
+    server.stop().await.expect("stops");
+
+    let server = start(dir.path()).await;
+    let mut clients = Clients::connect(&server).await;
+    let replayed = clients
+        .outcomes
+        .get_subject(request())
+        .await
+        .expect("subject")
+        .into_inner();
+    assert_eq!(subject_schedules(replayed), expected);
+    server.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_demo_cohort_under_stir_has_no_deviation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let mut clients = Clients::connect(&server).await;
+    let cohort = Cohort::new(synth::DEFAULT_SEED, 3).with_stir_protocol();
+    clients.append(cohort.enrollment()).await;
+    for (visit, _) in synth::VISITS {
+        for index in 0..cohort.len() {
+            let response = clients.append(cohort.visit_batch(index, visit)).await;
+            for outcome in &response.outcomes {
+                let schedule = outcome.schedule.as_ref().expect("schedule");
+                assert_eq!(schedule.protocol, "STIR v1");
+                assert!(!schedule.deviation, "{outcome:?}");
+            }
+        }
+    }
+    server.stop().await.expect("stops");
+}
