@@ -214,7 +214,10 @@ wait_serving "$tag-1"
 sed 's/^/  | /' "$work/demo-1.txt" | head -n 40
 read -r acked_1 dup_1 <<< "$(acks "$work/demo-1.txt")"
 [ "${acked_1:-0}" -gt 0 ] && [ "$dup_1" = 0 ] || fail "the demo did not append a fresh cohort"
-"$client" outcomes --addr "$addr" --study "$study" > "$work/outcomes-1.txt" 2>&1 \
+# The primary visit as the demo names it ("Cohort at W12 (n = 10)"): the id depends on the protocol.
+visit=$(sed -n 's/^Cohort at \([^ ]*\) (n = .*/\1/p' "$work/demo-1.txt" | head -n 1)
+[ -n "$visit" ] || fail "no cohort visit in the demo's output"
+"$client" outcomes --addr "$addr" --study "$study" --visit "$visit" > "$work/outcomes-1.txt" 2>&1 \
     || { cat "$work/outcomes-1.txt"; fail "myolog outcomes against the first container"; }
 appended=$(scrape | tail -n 1)
 [ "${appended:-0}" = "$acked_1" ] || fail "metrics count $appended appended events, the demo $acked_1"
@@ -259,7 +262,7 @@ step "3. local mode again: outcomes after two restarts, cohort resent"
 run_local "$tag-3"
 wait_serving "$tag-3"
 # Before anything is sent again: the outcomes come from the log replayed at start.
-"$client" outcomes --addr "$addr" --study "$study" > "$work/outcomes-3.txt" 2>&1 \
+"$client" outcomes --addr "$addr" --study "$study" --visit "$visit" > "$work/outcomes-3.txt" 2>&1 \
     || { cat "$work/outcomes-3.txt"; fail "myolog outcomes against the third container"; }
 diff "$work/outcomes-1.txt" "$work/outcomes-3.txt" > "$work/outcomes.diff" \
     || { cat "$work/outcomes.diff"; fail "the outcomes read after the restarts differ"; }
