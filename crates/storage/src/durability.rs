@@ -7,7 +7,9 @@
 //!
 //! * `<dir>/db` — sled's log-structured data file, where every update is written;
 //! * `<dir>/blobs/<lsn>` — sled writes any log item above segment size / 4 (128 KiB by default) to
-//!   its own blob file and never syncs it; new blob files are synced, then the blobs directory;
+//!   its own blob file and never syncs it; new blob files are synced, then the blobs directory
+//!   (skipped while every stored value is too small to make sled write a blob:
+//!   [`crate::format::META_SMALL_VALUES_KEY`]);
 //! * `<dir>/conf` and the directory entries are synced once, when the log is created.
 //!
 //! sled's `snap.*` files are a recovery accelerator that sled rebuilds from `db` when missing, so
@@ -45,12 +47,18 @@ impl DurableFiles {
         Ok(files)
     }
 
-    /// fdatasync of the data file and of any blob file not yet synced. Call after `Db::flush`.
-    pub fn sync(&mut self) -> Result<(), StorageError> {
+    /// fdatasync of the data file and, if `blobs_possible`, of any blob file not yet synced. Call
+    /// after `Db::flush`. Listing the blobs directory costs about as much CPU as hashing an event,
+    /// at every commit, so it is skipped while the log's values are all too small for sled to
+    /// write a blob (see [`crate::format::SMALL_VALUE_LIMIT`]).
+    pub fn sync(&mut self, blobs_possible: bool) -> Result<(), StorageError> {
         self.db_file
             .sync_data()
             .map_err(io_error("fdatasync of <log>/db"))?;
-        self.sync_new_blobs()
+        if blobs_possible {
+            self.sync_new_blobs()?;
+        }
+        Ok(())
     }
 
     fn sync_new_blobs(&mut self) -> Result<(), StorageError> {

@@ -13,6 +13,7 @@
 //! | `c` ‖ first seq of the group (u64 BE) | commit record (below)                               |
 //! | `m` ‖ `magic`                     | `myolog-log`                                            |
 //! | `m` ‖ `format`                    | format version (u32 BE)                                 |
+//! | `m` ‖ `small-values`              | `1`, present only while every value ever stored is small |
 //!
 //! Big-endian sequence numbers make sled's byte order the log order, so a range scan is the replay.
 //!
@@ -65,9 +66,11 @@
 //! the stored prefix, and the decoder rejects anything that is not exactly this layout, which makes
 //! the encoding of a decoded event unique.
 //!
-//! The content digest used for idempotency is SHA-256 of `"MYOLOGCD"`, u16 1, then stream key, event
-//! type, schema version and payload encoded as above: the client-provided content only, never the
-//! server-assigned fields, so a retry of the same event matches however late it comes.
+//! Idempotency compares the client-provided content only — stream key, event type, schema version
+//! and payload, never the server-assigned fields — so a retry of the same event matches however late
+//! it comes. The writer compares those fields directly (exact, and no second hash per appended
+//! event); [`content_digest`] is the equivalent digest for tools that want one: SHA-256 of
+//! `"MYOLOGCD"`, u16 1, then stream key, event type, schema version and payload encoded as above.
 
 use sha2::{Digest, Sha256};
 
@@ -97,6 +100,21 @@ pub const META_PREFIX: u8 = b'm';
 pub const META_MAGIC_KEY: &[u8] = b"mmagic";
 /// Meta key of the format version.
 pub const META_FORMAT_KEY: &[u8] = b"mformat";
+/// Meta key present (value `1`) while no value above [`SMALL_VALUE_LIMIT`] was ever stored in the
+/// tree. Written when a log is created and removed, in the same atomic batch, by the first group
+/// commit that stores a larger value; logs created before the key existed lack it. While it is
+/// present sled cannot have written a blob file (see [`crate::durability`]), so commits skip listing
+/// `<log>/blobs`. It is an optimisation only: a log without it is synced exactly as before.
+pub const META_SMALL_VALUES_KEY: &[u8] = b"msmall-values";
+
+/// Largest stored value (event or commit record) that keeps [`META_SMALL_VALUES_KEY`]. sled 0.34
+/// writes a log item to a blob file only above segment size / 4 (512 KiB / 4 = 128 KiB, less
+/// headers; the log never changes sled's segment size). The largest items it writes for this tree
+/// are whole leaf nodes, rewritten on consolidation and by the segment cleaner; a leaf is split once
+/// it holds more than 16 entries, so it never holds more than 17 of our keys (9 bytes) and values.
+/// 17 x (4 KiB + key + length varints) is about 70 KiB, half the threshold; index nodes hold up
+/// to 257 short separator keys and child ids (under 8 KiB).
+pub const SMALL_VALUE_LIMIT: usize = 4096;
 
 const EVENT_TAG: &[u8; 8] = b"MYOLOGEV";
 const CONTENT_TAG: &[u8; 8] = b"MYOLOGCD";
@@ -155,23 +173,14 @@ impl CommitRecord {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let variable: usize = self
-            .entries
-            .iter()
-            .map(|(id, stream)| 8 + id.len() + stream.len())
-            .sum();
-        let mut out = Vec::with_capacity(8 + 2 + 8 + 4 + 8 + HASH_LEN + variable);
-        out.extend_from_slice(COMMIT_TAG);
-        out.extend_from_slice(&RECORD_VERSION.to_be_bytes());
-        out.extend_from_slice(&self.first_seq.to_be_bytes());
-        out.extend_from_slice(&length_prefix(self.entries.len()));
-        out.extend_from_slice(&self.recorded_at_unix_nanos.to_be_bytes());
-        out.extend_from_slice(&self.last_hash.0);
-        for (event_id, stream_key) in &self.entries {
-            put_bytes(&mut out, event_id.as_bytes());
-            put_bytes(&mut out, stream_key.as_bytes());
-        }
-        out
+        encode_commit_record(
+            self.first_seq,
+            self.recorded_at_unix_nanos,
+            self.last_hash,
+            self.entries
+                .iter()
+                .map(|(event_id, stream_key)| (event_id.as_str(), stream_key.as_str())),
+        )
     }
 
     pub fn decode(bytes: &[u8]) -> Result<CommitRecord, DecodeError> {
@@ -208,6 +217,32 @@ impl CommitRecord {
             entries,
         })
     }
+}
+
+/// Encodes a commit record from borrowed parts (the writer's group holds the strings already, so
+/// it need not copy them into a [`CommitRecord`]). `entries` are (event id, stream key) in order.
+pub fn encode_commit_record<'e>(
+    first_seq: u64,
+    recorded_at_unix_nanos: i64,
+    last_hash: Hash,
+    entries: impl ExactSizeIterator<Item = (&'e str, &'e str)> + Clone,
+) -> Vec<u8> {
+    let variable: usize = entries
+        .clone()
+        .map(|(id, stream)| 8 + id.len() + stream.len())
+        .sum();
+    let mut out = Vec::with_capacity(8 + 2 + 8 + 4 + 8 + HASH_LEN + variable);
+    out.extend_from_slice(COMMIT_TAG);
+    out.extend_from_slice(&RECORD_VERSION.to_be_bytes());
+    out.extend_from_slice(&first_seq.to_be_bytes());
+    out.extend_from_slice(&length_prefix(entries.len()));
+    out.extend_from_slice(&recorded_at_unix_nanos.to_be_bytes());
+    out.extend_from_slice(&last_hash.0);
+    for (event_id, stream_key) in entries {
+        put_bytes(&mut out, event_id.as_bytes());
+        put_bytes(&mut out, stream_key.as_bytes());
+    }
+    out
 }
 
 /// The content digest of the client-provided fields of an event (see the module docs).

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use crate::event::{
 use crate::format::{self, CommitRecord};
 use crate::index::Index;
 use crate::verify::{self, VerifyReport};
-use crate::writer::{AppendRequest, CommitShared, HeadWatch, PreparedEvent, Syncer, Writer};
+use crate::writer::{AppendRequest, CommitShared, HeadWatch, Syncer, Writer};
 
 /// How to open a log.
 #[derive(Clone, Debug)]
@@ -173,9 +174,13 @@ impl EventLog {
             .head
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = head;
+        // Without the marker (a larger value was stored, or an older build created the log), sled
+        // may write blob files, so every commit lists `<log>/blobs`.
+        let small_values_only = tree.contains_key(format::META_SMALL_VALUES_KEY)?;
         let shared = Arc::new(CommitShared {
             applied: Mutex::new(head),
             poisoned: Mutex::new(damage),
+            blobs_possible: AtomicBool::new(!small_values_only),
         });
         let writer = Writer {
             tree: tree.clone(),
@@ -234,23 +239,12 @@ impl EventLog {
             });
         }
         check_name("principal", principal).map_err(AppendError::InvalidPrincipal)?;
-        let mut events = Vec::with_capacity(batch.len());
-        for (index, event) in batch.into_iter().enumerate() {
-            check_event(&event).map_err(|reason| AppendError::InvalidEvent { index, reason })?;
-            let content_digest = format::content_digest(
-                &event.stream_key,
-                &event.event_type,
-                event.schema_version,
-                &event.payload,
-            );
-            events.push(PreparedEvent {
-                event,
-                content_digest,
-            });
+        for (index, event) in batch.iter().enumerate() {
+            check_event(event).map_err(|reason| AppendError::InvalidEvent { index, reason })?;
         }
         let (reply, answer) = mpsc::channel();
         let request = AppendRequest {
-            events,
+            events: batch,
             principal: principal.to_owned(),
             reply,
         };
@@ -632,6 +626,19 @@ fn map_open_error(path: &Path, error: sled::Error) -> StorageError {
     StorageError::from(error)
 }
 
+/// The metadata of a new log, written as one atomic batch: the magic, the format version, and the
+/// small-values marker (no value stored yet, so no blob file can exist).
+fn init_batch() -> sled::Batch {
+    let mut init = sled::Batch::default();
+    init.insert(format::META_MAGIC_KEY, format::MAGIC);
+    init.insert(
+        format::META_FORMAT_KEY,
+        &format::FORMAT_VERSION.to_be_bytes()[..],
+    );
+    init.insert(format::META_SMALL_VALUES_KEY, &b"1"[..]);
+    init
+}
+
 /// Opens the log's tree, initialising a pristine database, refusing foreign or newer ones.
 fn open_myolog_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, StorageError> {
     let not_a_log = |reason: &str| StorageError::NotAMyologLog {
@@ -649,13 +656,7 @@ fn open_myolog_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, StorageErr
             return Err(not_a_log("a sled database without the Myolog magic"));
         }
         let tree = db.open_tree(format::TREE_NAME)?;
-        let mut init = sled::Batch::default();
-        init.insert(format::META_MAGIC_KEY, format::MAGIC);
-        init.insert(
-            format::META_FORMAT_KEY,
-            &format::FORMAT_VERSION.to_be_bytes()[..],
-        );
-        tree.apply_batch(init)?;
+        tree.apply_batch(init_batch())?;
         return Ok(tree);
     }
     let tree = db.open_tree(format::TREE_NAME)?;
@@ -663,13 +664,7 @@ fn open_myolog_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, StorageErr
         // Creation writes the magic in the same atomic batch as everything else of the meta, so a
         // crash during creation leaves either the magic or an empty tree.
         if tree.is_empty() {
-            let mut init = sled::Batch::default();
-            init.insert(format::META_MAGIC_KEY, format::MAGIC);
-            init.insert(
-                format::META_FORMAT_KEY,
-                &format::FORMAT_VERSION.to_be_bytes()[..],
-            );
-            tree.apply_batch(init)?;
+            tree.apply_batch(init_batch())?;
             return Ok(tree);
         }
         return Err(not_a_log("the log tree has no Myolog magic"));

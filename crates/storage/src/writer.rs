@@ -13,22 +13,15 @@
 //! Nothing is visible to readers before it is durable: readers stop at the durable head.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use crate::durability::DurableFiles;
 use crate::error::{AppendError, StorageError};
 use crate::event::{Appended, Clock, ExpectedVersion, Hash, Head, NewEvent};
-use crate::format::{self, CommitRecord, EventFields};
+use crate::format::{self, EventFields};
 use crate::index::Index;
-
-/// One event checked for shape in the caller's thread, with its content digest already computed
-/// there, so that the group-commit leader only does what must be serial.
-#[derive(Debug)]
-pub(crate) struct PreparedEvent {
-    pub event: NewEvent,
-    pub content_digest: Hash,
-}
 
 /// Where an append's answer goes.
 pub(crate) type Reply = Sender<Result<Vec<Appended>, AppendError>>;
@@ -36,7 +29,8 @@ pub(crate) type Reply = Sender<Result<Vec<Appended>, AppendError>>;
 /// An append waiting for the writer.
 #[derive(Debug)]
 pub(crate) struct AppendRequest {
-    pub events: Vec<PreparedEvent>,
+    /// Checked for shape in the caller's thread (see `EventLog::append`).
+    pub events: Vec<NewEvent>,
     pub principal: String,
     pub reply: Reply,
 }
@@ -78,6 +72,10 @@ pub(crate) struct CommitShared {
     /// acknowledged (after a failed fsync, Linux may have dropped the dirty pages, so even a later
     /// successful fsync would prove nothing).
     pub poisoned: Mutex<Option<String>>,
+    /// Whether sled may have written, or may write, a blob file, which each sync must then find and
+    /// fdatasync. False only while the log's small-values marker is present (see
+    /// [`format::META_SMALL_VALUES_KEY`]); set before the apply that stores the first larger value.
+    pub blobs_possible: AtomicBool,
 }
 
 impl CommitShared {
@@ -163,11 +161,12 @@ impl Syncer {
             .applied
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let synced = self
-            .db
-            .flush()
-            .map_err(StorageError::from)
-            .and_then(|_| self.files.sync());
+        let synced = self.db.flush().map_err(StorageError::from).and_then(|_| {
+            // Read after `covered`: a writer that stores a large value sets the flag before its
+            // apply, and publishes `applied` after it.
+            let blobs_possible = self.shared.blobs_possible.load(Ordering::SeqCst);
+            self.files.sync(blobs_possible)
+        });
         if let Err(error) = synced {
             let cause = error.to_string();
             self.shared.poison(cause.clone());
@@ -185,31 +184,56 @@ struct EarlierEvent {
     seq: u64,
     stream_version: u64,
     hash: Hash,
-    content_digest: Hash,
 }
 
-/// Uncommitted effects of accepted batches: stream versions and event ids they introduce.
+/// An event accepted earlier in the current group, borrowed from its request: a retry within the
+/// group is compared with it field by field.
+#[derive(Clone, Copy, Debug)]
+struct EarlierInGroup<'a> {
+    earlier: EarlierEvent,
+    event: &'a NewEvent,
+}
+
+/// Uncommitted effects of accepted batches: stream versions and event ids they introduce. Keys are
+/// borrowed from the group's requests, so validation copies no strings.
 #[derive(Debug, Default)]
-struct Overlay {
-    stream_versions: HashMap<String, u64>,
-    event_ids: HashMap<String, EarlierEvent>,
+struct Overlay<'a> {
+    stream_versions: HashMap<&'a str, u64>,
+    event_ids: HashMap<&'a str, EarlierInGroup<'a>>,
 }
 
-impl Overlay {
-    fn absorb(&mut self, other: Overlay) {
+impl<'a> Overlay<'a> {
+    fn absorb(&mut self, other: Overlay<'a>) {
         self.stream_versions.extend(other.stream_versions);
         self.event_ids.extend(other.event_ids);
     }
 }
 
 /// The staged writes and answers of one accepted batch.
-struct AcceptedBatch {
+struct AcceptedBatch<'a> {
     /// (seq, stored event) of each new event.
     events: Vec<(u64, Vec<u8>)>,
     /// (event id, stream key, hash) of each new event, for the commit records and the index.
-    entries: Vec<(String, String, Hash)>,
+    entries: Vec<(&'a str, &'a str, Hash)>,
     appended: Vec<Appended>,
-    overlay: Overlay,
+    overlay: Overlay<'a>,
+}
+
+/// Whether two submissions of one event id carry the same content: stream key, event type, schema
+/// version and payload — never the server-assigned fields or the expected version. Compared field
+/// by field, which is exact and cheaper than hashing every event's content up front (the content
+/// digest of the format docs is what this comparison is equivalent to).
+fn same_content(
+    new: &NewEvent,
+    stream_key: &str,
+    event_type: &str,
+    schema: u32,
+    payload: &[u8],
+) -> bool {
+    new.schema_version == schema
+        && new.stream_key == stream_key
+        && new.event_type == event_type
+        && new.payload == payload
 }
 
 impl Writer {
@@ -228,25 +252,34 @@ impl Writer {
         // One timestamp per group: every event of a commit became durable at the same moment.
         let recorded_at = self.clock.now_unix_nanos();
         let group_start = self.head;
+        // Only this writer modifies the index, and not before the group is staged, so one read
+        // guard serves every lookup of the group.
+        let index_lock = self.index.clone();
+        let index = index_lock
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut group_overlay = Overlay::default();
         let mut sled_batch = sled::Batch::default();
-        let mut entries = Vec::new();
+        let mut entries: Vec<(&str, &str, Hash)> = Vec::new();
         let mut answers = Vec::with_capacity(group.len());
-        for request in group {
-            match self.stage_batch(&request, recorded_at, &group_overlay) {
+        let mut large_value = false;
+        for request in &group {
+            match self.stage_batch(request, recorded_at, &group_overlay, &index) {
                 Ok(accepted) => {
                     for (seq, value) in accepted.events {
+                        large_value |= value.len() > format::SMALL_VALUE_LIMIT;
                         sled_batch.insert(&format::event_key(seq)[..], value);
                     }
                     entries.extend(accepted.entries);
                     group_overlay.absorb(accepted.overlay);
-                    answers.push((request.reply, accepted.appended));
+                    answers.push((request.reply.clone(), accepted.appended));
                 }
                 Err(error) => {
                     let _ = request.reply.send(Err(error));
                 }
             }
         }
+        drop(index);
         if entries.is_empty() {
             // Nothing new, only retries: their originals may belong to a group still being made
             // durable, so they are answered once everything applied so far is durable.
@@ -255,9 +288,29 @@ impl Writer {
                 answers,
             });
         }
-        let records = commit_records(group_start.seq + 1, recorded_at, entries);
-        for record in &records {
-            sled_batch.insert(&format::commit_key(record.first_seq)[..], record.encode());
+        let first_seq = group_start.seq + 1;
+        for (chunk_start, chunk) in (first_seq..)
+            .step_by(format::MAX_EVENTS_PER_COMMIT_RECORD)
+            .zip(entries.chunks(format::MAX_EVENTS_PER_COMMIT_RECORD))
+        {
+            let last_hash = chunk.last().map_or(Hash::ZERO, |entry| entry.2);
+            let record = format::encode_commit_record(
+                chunk_start,
+                recorded_at,
+                last_hash,
+                chunk
+                    .iter()
+                    .map(|(event_id, stream_key, _)| (*event_id, *stream_key)),
+            );
+            large_value |= record.len() > format::SMALL_VALUE_LIMIT;
+            sled_batch.insert(&format::commit_key(chunk_start)[..], record);
+        }
+        if !self.shared.blobs_possible.load(Ordering::SeqCst) && large_value {
+            // From this batch on, sled may write blob files: syncs list them from now on (the
+            // flag is set before the apply, so the sync covering it sees it), and the marker goes
+            // atomically with the first large value.
+            self.shared.blobs_possible.store(true, Ordering::SeqCst);
+            sled_batch.remove(format::META_SMALL_VALUES_KEY);
         }
         if let Err(error) = self.tree.apply_batch(sled_batch) {
             // What reached sled is unknown; refuse further appends until a reopen recovers.
@@ -277,10 +330,8 @@ impl Writer {
                 .index
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            for record in &records {
-                for (offset, (event_id, stream_key)) in record.entries.iter().enumerate() {
-                    index.insert(event_id, stream_key, record.first_seq + offset as u64);
-                }
+            for (seq, (event_id, stream_key, _)) in (first_seq..).zip(&entries) {
+                index.insert(event_id, stream_key, seq);
             }
         }
         *self
@@ -296,42 +347,46 @@ impl Writer {
 
     /// Validates one batch against committed state plus the group's earlier accepted batches and
     /// stages its writes. On error, `self.head` is left as it was.
-    fn stage_batch(
+    fn stage_batch<'a>(
         &mut self,
-        request: &AppendRequest,
+        request: &'a AppendRequest,
         recorded_at: i64,
-        group_overlay: &Overlay,
-    ) -> Result<AcceptedBatch, AppendError> {
+        group_overlay: &Overlay<'a>,
+        index: &Index,
+    ) -> Result<AcceptedBatch<'a>, AppendError> {
         let batch_start = self.head;
-        let result = self.stage_batch_inner(request, recorded_at, group_overlay);
+        let result = self.stage_batch_inner(request, recorded_at, group_overlay, index);
         if result.is_err() {
             self.head = batch_start;
         }
         result
     }
 
-    fn stage_batch_inner(
+    fn stage_batch_inner<'a>(
         &mut self,
-        request: &AppendRequest,
+        request: &'a AppendRequest,
         recorded_at: i64,
-        group_overlay: &Overlay,
-    ) -> Result<AcceptedBatch, AppendError> {
+        group_overlay: &Overlay<'a>,
+        index: &Index,
+    ) -> Result<AcceptedBatch<'a>, AppendError> {
         let mut accepted = AcceptedBatch {
             events: Vec::with_capacity(request.events.len()),
             entries: Vec::with_capacity(request.events.len()),
             appended: Vec::with_capacity(request.events.len()),
             overlay: Overlay::default(),
         };
-        for (index, prepared) in request.events.iter().enumerate() {
-            let event = &prepared.event;
-            if let Some(earlier) =
-                self.lookup_event_id(&event.event_id, group_overlay, &accepted.overlay)?
+        for (position, event) in request.events.iter().enumerate() {
+            if let Some((earlier, same)) =
+                self.lookup_event_id(event, group_overlay, &accepted.overlay, index)?
             {
-                if earlier.content_digest != prepared.content_digest {
-                    let original_seq = (!accepted.overlay.event_ids.contains_key(&event.event_id))
-                        .then_some(earlier.seq);
+                if !same {
+                    let original_seq = (!accepted
+                        .overlay
+                        .event_ids
+                        .contains_key(event.event_id.as_str()))
+                    .then_some(earlier.seq);
                     return Err(AppendError::EventIdConflict {
-                        index,
+                        index: position,
                         event_id: event.event_id.clone(),
                         original_seq,
                     });
@@ -345,12 +400,12 @@ impl Writer {
                 continue;
             }
             let current_version =
-                self.stream_version(&event.stream_key, group_overlay, &accepted.overlay);
+                stream_version(&event.stream_key, group_overlay, &accepted.overlay, index);
             if let ExpectedVersion::Exactly(expected) = event.expected_version
                 && expected != current_version
             {
                 return Err(AppendError::WrongExpectedVersion {
-                    index,
+                    index: position,
                     event_id: event.event_id.clone(),
                     stream_key: event.stream_key.clone(),
                     expected,
@@ -385,20 +440,19 @@ impl Writer {
                 seq,
                 stream_version,
                 hash,
-                content_digest: prepared.content_digest,
             };
             accepted.events.push((seq, value));
             accepted
                 .entries
-                .push((event.event_id.clone(), event.stream_key.clone(), hash));
+                .push((&event.event_id, &event.stream_key, hash));
             accepted
                 .overlay
                 .event_ids
-                .insert(event.event_id.clone(), earlier);
+                .insert(&event.event_id, EarlierInGroup { earlier, event });
             accepted
                 .overlay
                 .stream_versions
-                .insert(event.stream_key.clone(), stream_version);
+                .insert(&event.stream_key, stream_version);
             accepted.appended.push(Appended {
                 seq,
                 hash,
@@ -410,93 +464,73 @@ impl Writer {
         Ok(accepted)
     }
 
+    /// The earlier event with `event`'s id, if any, and whether its content is the same.
     fn lookup_event_id(
         &self,
-        event_id: &str,
-        group_overlay: &Overlay,
-        batch_overlay: &Overlay,
-    ) -> Result<Option<EarlierEvent>, StorageError> {
-        if let Some(earlier) = batch_overlay
+        event: &NewEvent,
+        group_overlay: &Overlay<'_>,
+        batch_overlay: &Overlay<'_>,
+        index: &Index,
+    ) -> Result<Option<(EarlierEvent, bool)>, StorageError> {
+        let event_id = event.event_id.as_str();
+        if let Some(in_group) = batch_overlay
             .event_ids
             .get(event_id)
             .or_else(|| group_overlay.event_ids.get(event_id))
         {
-            return Ok(Some(*earlier));
+            let other = in_group.event;
+            let same = same_content(
+                event,
+                &other.stream_key,
+                &other.event_type,
+                other.schema_version,
+                &other.payload,
+            );
+            return Ok(Some((in_group.earlier, same)));
         }
-        let candidates = self
-            .index
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .candidates(event_id);
-        for seq in candidates {
-            let event =
+        for seq in index.candidates(event_id) {
+            let stored =
                 crate::log::read_event(&self.tree, seq)?.ok_or_else(|| StorageError::Corrupt {
                     location: format!("event seq {seq}"),
                     reason: crate::error::DecodeError::Truncated {
                         field: "indexed event (missing)",
                     },
                 })?;
-            if event.event_id == event_id {
-                let content_digest = format::content_digest(
-                    &event.stream_key,
-                    &event.event_type,
-                    event.schema_version,
-                    &event.payload,
+            if stored.event_id == event_id {
+                let same = same_content(
+                    event,
+                    &stored.stream_key,
+                    &stored.event_type,
+                    stored.schema_version,
+                    &stored.payload,
                 );
-                return Ok(Some(EarlierEvent {
+                let earlier = EarlierEvent {
                     seq,
-                    stream_version: event.stream_version,
-                    hash: event.hash,
-                    content_digest,
-                }));
+                    stream_version: stored.stream_version,
+                    hash: stored.hash,
+                };
+                return Ok(Some((earlier, same)));
             }
         }
         Ok(None)
     }
-
-    fn stream_version(
-        &self,
-        stream_key: &str,
-        group_overlay: &Overlay,
-        batch_overlay: &Overlay,
-    ) -> u64 {
-        if let Some(version) = batch_overlay
-            .stream_versions
-            .get(stream_key)
-            .or_else(|| group_overlay.stream_versions.get(stream_key))
-        {
-            return *version;
-        }
-        self.index
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .stream_version(stream_key)
-    }
 }
 
-/// Splits a group's new events (from `first_seq` on) into commit records of at most
-/// [`format::MAX_EVENTS_PER_COMMIT_RECORD`] events, each ending on its last event's hash.
-fn commit_records(
-    first_seq: u64,
-    recorded_at: i64,
-    entries: Vec<(String, String, Hash)>,
-) -> Vec<CommitRecord> {
-    let mut records: Vec<CommitRecord> = Vec::new();
-    for (seq, (event_id, stream_key, hash)) in (first_seq..).zip(entries) {
-        match records.last_mut() {
-            Some(record) if record.entries.len() < format::MAX_EVENTS_PER_COMMIT_RECORD => {
-                record.entries.push((event_id, stream_key));
-                record.last_hash = hash;
-            }
-            _ => records.push(CommitRecord {
-                first_seq: seq,
-                recorded_at_unix_nanos: recorded_at,
-                last_hash: hash,
-                entries: vec![(event_id, stream_key)],
-            }),
-        }
+/// A stream's version as left by committed events and the group's earlier accepted batches.
+fn stream_version(
+    stream_key: &str,
+    group_overlay: &Overlay<'_>,
+    batch_overlay: &Overlay<'_>,
+    index: &Index,
+) -> u64 {
+    if let Some(version) = batch_overlay
+        .stream_versions
+        .get(stream_key)
+        .or_else(|| group_overlay.stream_versions.get(stream_key))
+    {
+        return *version;
     }
-    records
+    index.stream_version(stream_key)
 }
 
 #[cfg(test)]
@@ -506,7 +540,6 @@ mod tests {
 
     use super::*;
     use crate::event::SystemClock;
-    use crate::format::content_digest;
     use std::collections::HashSet;
     use std::sync::mpsc;
 
@@ -541,20 +574,13 @@ mod tests {
     fn request(events: &[(&str, &str, ExpectedVersion, &str)]) -> (AppendRequest, Answer) {
         let events = events
             .iter()
-            .map(|(id, stream, expected, payload)| {
-                let event = NewEvent {
-                    event_id: (*id).into(),
-                    stream_key: (*stream).into(),
-                    expected_version: *expected,
-                    event_type: "t".into(),
-                    schema_version: 1,
-                    payload: payload.as_bytes().to_vec(),
-                };
-                let content_digest = content_digest(stream, "t", 1, payload.as_bytes());
-                PreparedEvent {
-                    event,
-                    content_digest,
-                }
+            .map(|(id, stream, expected, payload)| NewEvent {
+                event_id: (*id).into(),
+                stream_key: (*stream).into(),
+                expected_version: *expected,
+                event_type: "t".into(),
+                schema_version: 1,
+                payload: payload.as_bytes().to_vec(),
             })
             .collect();
         let (reply, answer) = mpsc::channel();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{event, open, reopen};
-use myolog_storage::{AppendError, ExpectedVersion, Hash};
+use myolog_storage::{AppendError, ExpectedVersion, Hash, NewEvent};
 
 #[test]
 fn appended_events_read_back_by_sequence_stream_and_id_and_survive_reopen() {
@@ -132,4 +132,69 @@ fn range_reads_follow_their_bounds_and_stop_at_the_head() {
     assert_eq!(log.read_range(..).next_back().unwrap().unwrap().seq, 5);
     assert!(log.get(6).unwrap().is_none());
     assert_eq!(log.get(5).unwrap().unwrap().event_id, "e5");
+}
+
+/// The small-values marker lets commits skip listing `<log>/blobs`; that is only sound if sled
+/// really writes no blob file while every value is at most `SMALL_VALUE_LIMIT`, and if the first
+/// larger value removes the marker atomically with itself.
+#[test]
+fn no_blob_file_while_values_are_small_and_the_first_large_value_removes_the_marker() {
+    use myolog_storage::format;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let blob_count = |path: &std::path::Path| {
+        std::fs::read_dir(path.join("blobs"))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+    };
+    let log = open(&path);
+    // Stored values just under the limit, enough of them for many leaf splits and consolidations.
+    let payload_bytes = 3_850;
+    let stored = format::encode_event(&format::EventFields {
+        seq: 1,
+        stream_key: "s-0",
+        stream_version: 1,
+        event_id: "small-00000",
+        event_type: "test.v1.Event",
+        schema_version: 1,
+        payload: &vec![0; payload_bytes],
+        recorded_at_unix_nanos: 0,
+        recorded_by: "tester",
+        prev_hash: Hash::ZERO,
+    })
+    .0
+    .len();
+    assert!(stored <= format::SMALL_VALUE_LIMIT, "{stored}");
+    for round in 0..12 {
+        let batch = (0..50)
+            .map(|i| NewEvent {
+                event_id: format!("small-{:05}", round * 50 + i),
+                stream_key: format!("s-{}", i % 7),
+                expected_version: ExpectedVersion::Any,
+                event_type: "test.v1.Event".into(),
+                schema_version: 1,
+                payload: vec![u8::try_from(i).unwrap(); payload_bytes],
+            })
+            .collect();
+        log.append(batch, "tester").unwrap();
+    }
+    assert_eq!(blob_count(&path), 0);
+    let large = NewEvent {
+        payload: vec![7; 200 * 1024],
+        ..event("large", "s-0", ExpectedVersion::Any)
+    };
+    log.append(vec![large], "tester").unwrap();
+    assert!(
+        blob_count(&path) > 0,
+        "sled wrote no blob for a 200 KiB value"
+    );
+    drop(log);
+    {
+        let db = common::raw_sled(&path);
+        let tree = db.open_tree(format::TREE_NAME).unwrap();
+        assert!(!tree.contains_key(format::META_SMALL_VALUES_KEY).unwrap());
+    }
+    let log = reopen(&path);
+    assert_eq!(log.head().seq, 601);
+    assert!(log.verify().unwrap().is_intact());
 }
