@@ -428,3 +428,110 @@ async fn the_demo_cohort_under_stir_has_no_deviation() {
     }
     server.stop().await.expect("stops");
 }
+
+/// One endpoint table as compared: (endpoint, subjects, missing, not evaluable, deviations,
+/// responders/N when the endpoint has a responder rule).
+type TableRow<'a> = (&'a str, u32, u32, u32, u32, Option<(u32, u32)>);
+
+/// The cohort of the demo (10 subjects, its seed, with the correction) under STIR: the endpoint
+/// tables must say what the demo's week-12 table says, subject by subject (README, The demo):
+/// DOI met by all but S003 and S005; TIS categories none 1 (S005), minimal 4, moderate 2, major 3;
+/// CDASI activity improved by at least the MCID in all 10; every W16 extension visit attended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stir_endpoints_of_the_demo_cohort_match_the_hand_written_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let mut clients = Clients::connect(&server).await;
+    let cohort = Cohort::new(synth::DEFAULT_SEED, 10).with_stir_protocol();
+    for batch in myolog_tests::cohort_batches(&cohort, true) {
+        clients.append(batch).await;
+    }
+    let tables = clients
+        .outcomes
+        .get_cohort(pb::GetCohortRequest {
+            study_id: synth::STUDY.into(),
+            visit_id: String::new(),
+        })
+        .await
+        .expect("cohort")
+        .into_inner()
+        .endpoints;
+    // (endpoint, subjects, missing, not evaluable, deviations, responders/N or None)
+    let expected: Vec<TableRow> = vec![
+        ("DOI_W12", 10, 0, 0, 0, Some((8, 10))),
+        ("CDASI_W12", 10, 0, 0, 0, None),
+        ("MCID_W12", 10, 0, 0, 0, Some((10, 10))),
+        ("TIS_W12", 10, 0, 0, 0, None),
+        ("TISCAT_W12", 10, 0, 0, 0, Some((9, 10))),
+        ("CXCL9_W12", 10, 0, 0, 0, None),
+        ("CXCL10_W12", 10, 0, 0, 0, None),
+        ("STAT1_W12", 10, 0, 0, 0, None),
+        ("DOI_W16", 10, 0, 0, 0, Some((6, 10))),
+    ];
+    let got: Vec<TableRow> = tables
+        .iter()
+        .map(|t| {
+            assert_eq!(t.protocol, "STIR v1", "{}", t.endpoint);
+            (
+                t.endpoint.as_str(),
+                t.subjects,
+                t.missing,
+                t.not_evaluable,
+                t.deviations,
+                t.responders.as_ref().map(|p| (p.responders, p.total)),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+    // DOI 8/10: Clopper-Pearson 95% CI 44.4% to 97.5%, as the demo prints.
+    let doi = tables[0].responders.as_ref().expect("doi");
+    assert_eq!(
+        (
+            format!("{:.1}", doi.ci_low * 100.0),
+            format!("{:.1}", doi.ci_high * 100.0)
+        ),
+        ("44.4".to_string(), "97.5".to_string())
+    );
+    // Per subject: DOI_W12 responders except S003 and S005; DOI_W16 as the W16 visit outcome says
+    // (6 of 10 met, by the visit scoring the service has always done).
+    let mut w16_met = 0;
+    for index in 0..10 {
+        let subject = clients.subject(index).await;
+        let w16_visit = subject
+            .visits
+            .iter()
+            .find(|v| v.visit_id == "W16")
+            .and_then(|v| v.doi.as_ref())
+            .is_some_and(|doi| doi.status == pb::DoiStatus::Met as i32);
+        let w16 = subject
+            .endpoints
+            .iter()
+            .find(|e| e.endpoint == "DOI_W16")
+            .expect("DOI_W16");
+        assert_eq!(
+            w16.responder == "responder",
+            w16_visit,
+            "{}",
+            subject.subject_id
+        );
+        w16_met += u32::from(w16_visit);
+        let doi = subject
+            .endpoints
+            .iter()
+            .find(|e| e.endpoint == "DOI_W12")
+            .expect("DOI_W12");
+        let expected = if [2, 4].contains(&index) {
+            ("non_responder", Some(false))
+        } else {
+            ("responder", Some(true))
+        };
+        assert_eq!(
+            (doi.responder.as_str(), doi.counts_as_responder),
+            expected,
+            "{}",
+            subject.subject_id
+        );
+    }
+    assert_eq!(w16_met, 6);
+    server.stop().await.expect("stops");
+}

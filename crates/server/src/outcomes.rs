@@ -9,7 +9,15 @@ use myolog_domain::visit::{Population, VisitAssessments};
 use myolog_proto::v1 as pb;
 use myolog_scoring::stats::{self, Outcome, WilcoxonOptions};
 
-use myolog_domain::protocol::{VisitTiming, protocol_day};
+use myolog_domain::Decimal;
+use myolog_domain::event::{ClinicalDate, Dose};
+use myolog_domain::protocol::{
+    AttendedVisit, FollowupVisit, GlucocorticoidRecord, Protocol, ResponderStatus, VisitTiming,
+    protocol_day,
+};
+use myolog_scoring::protocol_eval::{
+    EndpointResult, RecordedVisit, SubjectRecord, endpoint_cohort, evaluate_endpoint,
+};
 
 use crate::projection::{Study, Subject, Visit, baseline_of, followups, protocol_arm};
 use crate::scored::{Scored, score};
@@ -171,6 +179,125 @@ fn visit_outcome(
     }
 }
 
+/// One subject's record as the protocol's endpoints read it: each visit on its protocol day (from
+/// enrolment, day 0), the first study-drug dose above 0 (a delayed start's own baseline) and the
+/// glucocorticoid records (prednisone-free endpoints), all from the projection.
+fn endpoint_results(protocol: &Protocol, subject: &Subject) -> Vec<EndpointResult> {
+    let day_of = |date: ClinicalDate| protocol_day(subject.enrolled_on, date);
+    let visits: Vec<RecordedVisit> = subject
+        .visits
+        .iter()
+        .filter_map(|(id, visit)| {
+            Some(RecordedVisit {
+                visit: AttendedVisit {
+                    visit_id: id.to_string(),
+                    day: day_of(visit.first_date?),
+                },
+                assessments: visit.assessments(),
+            })
+        })
+        .collect();
+    let first_dose_day = subject
+        .doses
+        .iter()
+        .filter(|(_, dose)| {
+            matches!(dose, Dose::StudyDrug { .. }) && dose.mg_per_day() > Decimal::ZERO
+        })
+        .map(|(date, _)| day_of(*date))
+        .min();
+    let mut glucocorticoid: Vec<GlucocorticoidRecord> = subject
+        .doses
+        .iter()
+        .filter_map(|(date, dose)| match dose {
+            Dose::Glucocorticoid { mg_per_day, .. } => Some(GlucocorticoidRecord {
+                day: day_of(*date),
+                mg_per_day: mg_per_day.mg_per_day(),
+            }),
+            Dose::StudyDrug { .. } => None,
+        })
+        .collect();
+    // Stable: of two records on one day, the later entered stays later (it is the dose in effect).
+    glucocorticoid.sort_by_key(|record| record.day);
+    let record = SubjectRecord {
+        arm: protocol_arm(protocol, &subject.arm).unwrap_or(subject.arm.as_str()),
+        visits: &visits,
+        first_dose_day,
+        glucocorticoid: &glucocorticoid,
+    };
+    protocol
+        .endpoints()
+        .iter()
+        // An endpoint that cannot place this subject (arm not yet known) has no result yet.
+        .filter_map(|endpoint| evaluate_endpoint(protocol, &endpoint.id, &record).ok())
+        .collect()
+}
+
+/// The protocol's endpoints for one subject (GetSubject), under the protocol version in force.
+pub fn subject_endpoints(study: &Study, subject: &Subject) -> Vec<pb::EndpointOutcome> {
+    let Some(history) = &study.protocol else {
+        return Vec::new();
+    };
+    endpoint_results(history.current(), subject)
+        .iter()
+        .map(|result| pb::EndpointOutcome {
+            protocol: result.protocol.to_string(),
+            endpoint: result.endpoint.clone(),
+            responder: match result.responder {
+                Some(ResponderStatus::Responder) => "responder",
+                Some(ResponderStatus::NonResponder) => "non_responder",
+                Some(ResponderStatus::NotEvaluable) => "not_evaluable",
+                Some(ResponderStatus::Missing) => "missing",
+                None => "",
+            }
+            .to_string(),
+            counts_as_responder: result.counts_as_responder,
+            deviation: matches!(
+                &result.visits.followup,
+                FollowupVisit::Found { timing, .. } if timing.is_deviation()
+            ),
+            result_json: serde_json::to_string(result).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// One table per protocol endpoint over every enrolled subject (GetCohort).
+pub fn cohort_endpoints(study: &Study) -> Vec<pb::EndpointTable> {
+    let Some(history) = &study.protocol else {
+        return Vec::new();
+    };
+    let protocol = history.current();
+    let results: Vec<EndpointResult> = study
+        .subjects
+        .values()
+        .flat_map(|subject| endpoint_results(protocol, subject))
+        .collect();
+    protocol
+        .endpoints()
+        .iter()
+        .filter_map(|endpoint| endpoint_cohort(protocol, &endpoint.id, &results))
+        .map(|table| pb::EndpointTable {
+            protocol: table.protocol.to_string(),
+            endpoint: table.endpoint.clone(),
+            subjects: u32::try_from(table.subjects).unwrap_or(u32::MAX),
+            missing: u32::try_from(table.missing).unwrap_or(u32::MAX),
+            not_evaluable: u32::try_from(table.not_evaluable).unwrap_or(u32::MAX),
+            deviations: u32::try_from(table.deviations).unwrap_or(u32::MAX),
+            responders: table.responders.as_ref().map(|outcome| {
+                outcome
+                    .value()
+                    .map(|p| pb::Proportion {
+                        responders: u32::try_from(p.responders).unwrap_or(u32::MAX),
+                        total: u32::try_from(p.n).unwrap_or(u32::MAX),
+                        ci_low: p.ci_lower,
+                        ci_high: p.ci_upper,
+                    })
+                    .unwrap_or_default()
+            }),
+            table_json: serde_json::to_string(&table).unwrap_or_default(),
+        })
+        .collect()
+}
+
 /// Scores one subject at one visit directly (what the service reports), for tests and tools.
 pub fn score_visit(
     population: Population,
@@ -281,6 +408,7 @@ pub fn cohort(
             .into_iter()
             .map(|(id, _, scored)| cohort_visit(&id, &scored))
             .collect(),
+        endpoints: cohort_endpoints(study),
         as_of_sequence: as_of,
     }
 }

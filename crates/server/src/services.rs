@@ -184,6 +184,7 @@ impl Outcomes for Services {
             subject_id: request.subject_id,
             withdrawn: subject.withdrawn,
             visits,
+            endpoints: outcomes::subject_endpoints(study, subject),
         }))
     }
 
