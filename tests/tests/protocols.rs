@@ -535,3 +535,136 @@ async fn stir_endpoints_of_the_demo_cohort_match_the_hand_written_table() {
     assert_eq!(w16_met, 6);
     server.stop().await.expect("stops");
 }
+
+/// Synthetic subject S001's forms at `synth_visit` sent as BIRD's `subject` at `visit` on `date`
+/// (its dose records left out: each BIRD subject gets its own glucocorticoid history).
+fn bird_forms(subject: &str, synth_visit: &str, visit: &str, date: &str) -> Vec<pb::Event> {
+    Cohort::new(synth::DEFAULT_SEED, 1)
+        .visit_batch(0, synth_visit)
+        .events
+        .into_iter()
+        .filter(|event| !matches!(event.body, Some(pb::event::Body::DoseRecorded(_))))
+        .enumerate()
+        .map(|(index, event)| pb::Event {
+            event_id: format!("BIRD.{subject}.{visit}.{index}"),
+            study_id: "BIRD".into(),
+            subject_id: subject.into(),
+            visit_id: visit.into(),
+            clinical_date: date.into(),
+            ..event
+        })
+        .collect()
+}
+
+fn prednisone(subject: &str, visit: &str, offset: i64, mg: &str) -> pb::Event {
+    pb::Event {
+        event_id: format!("BIRD.{subject}.prednisone.day{offset}"),
+        study_id: "BIRD".into(),
+        subject_id: subject.into(),
+        visit_id: visit.into(),
+        clinical_date: day(offset),
+        body: Some(pb::event::Body::DoseRecorded(pb::DoseRecorded {
+            kind: pb::DoseKind::Glucocorticoid as i32,
+            drug: "prednisone".into(),
+            mg_per_day: mg.into(),
+        })),
+    }
+}
+
+/// BIRD's primary endpoint from DoseRecorded glucocorticoid records: TIS >= 40 at W24 (the same
+/// strong responder for everyone) and 0 mg/day over days 140-168 with at least one record in them.
+/// Prednisone stops the day before the window (met), on its first day (met), the day after it
+/// starts (5 mg in effect on day 140: not met); no record inside the window is not evaluable,
+/// never met, and a non-responder under BIRD's non-responder imputation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bird_prednisone_free_from_dose_records_at_the_window_edges() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let mut clients = Clients::connect(&server).await;
+    let register = RegisterArgs {
+        file: protocol_path("bird.toml"),
+        addr: server.url(),
+        study: None,
+        amend: false,
+        date: Some(day(-60)),
+        event_id: None,
+    };
+    study_cli::register(&register, &mut Vec::new())
+        .await
+        .expect("register BIRD");
+    // (subject, day prednisone stops, whether a 0 mg record is made at W24, responder, counts as)
+    let cases = [
+        ("S001", 139, true, "responder", Some(true)),
+        ("S002", 140, true, "responder", Some(true)),
+        ("S003", 141, true, "non_responder", Some(false)),
+        ("S004", 100, false, "not_evaluable", Some(false)),
+    ];
+    for (subject, stop, record_at_w24, _, _) in cases {
+        let mut events = vec![pb::Event {
+            event_id: format!("BIRD.{subject}.enrolled"),
+            study_id: "BIRD".into(),
+            subject_id: subject.into(),
+            visit_id: String::new(),
+            clinical_date: day(0),
+            body: Some(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+                arm: "BARI".into(),
+                population: 0,
+            })),
+        }];
+        events.extend(bird_forms(subject, "baseline", "BL", &day(0)));
+        events.push(prednisone(subject, "BL", 0, "5"));
+        events.push(prednisone(subject, "W20", stop, "0"));
+        if record_at_w24 {
+            events.push(prednisone(subject, "W24", 168, "0"));
+        }
+        events.extend(bird_forms(subject, "week12", "W24", &day(168)));
+        clients.append(batch(events)).await;
+    }
+    for (index, (subject, _, _, responder, counts_as)) in cases.into_iter().enumerate() {
+        let outcomes = clients
+            .outcomes
+            .get_subject(pb::GetSubjectRequest {
+                study_id: "BIRD".into(),
+                subject_id: subject.into(),
+            })
+            .await
+            .expect("subject")
+            .into_inner();
+        let primary = outcomes
+            .endpoints
+            .iter()
+            .find(|e| e.endpoint == "PFTIS_W24")
+            .expect("PFTIS_W24");
+        assert_eq!(primary.protocol, "BIRD v1");
+        assert_eq!(
+            (primary.responder.as_str(), primary.counts_as_responder),
+            (responder, counts_as),
+            "{subject} (case {index}): {}",
+            primary.result_json
+        );
+    }
+    let cohort = clients
+        .outcomes
+        .get_cohort(pb::GetCohortRequest {
+            study_id: "BIRD".into(),
+            visit_id: String::new(),
+        })
+        .await
+        .expect("cohort")
+        .into_inner();
+    let table = cohort
+        .endpoints
+        .iter()
+        .find(|t| t.endpoint == "PFTIS_W24")
+        .expect("table");
+    let row: TableRow = (
+        table.endpoint.as_str(),
+        table.subjects,
+        table.missing,
+        table.not_evaluable,
+        table.deviations,
+        table.responders.as_ref().map(|p| (p.responders, p.total)),
+    );
+    assert_eq!(row, ("PFTIS_W24", 4, 0, 1, 0, Some((2, 4))));
+    server.stop().await.expect("stops");
+}
