@@ -536,9 +536,9 @@ async fn stir_endpoints_of_the_demo_cohort_match_the_hand_written_table() {
     server.stop().await.expect("stops");
 }
 
-/// Synthetic subject S001's forms at `synth_visit` sent as BIRD's `subject` at `visit` on `date`
-/// (its dose records left out: each BIRD subject gets its own glucocorticoid history).
-fn bird_forms(subject: &str, synth_visit: &str, visit: &str, date: &str) -> Vec<pb::Event> {
+/// Synthetic subject S001's forms at `synth_visit` sent as `study`'s `subject` at `visit` on `date`
+/// (its dose records left out: each subject here gets its own dose history).
+fn forms(study: &str, subject: &str, synth_visit: &str, visit: &str, date: &str) -> Vec<pb::Event> {
     Cohort::new(synth::DEFAULT_SEED, 1)
         .visit_batch(0, synth_visit)
         .events
@@ -546,8 +546,8 @@ fn bird_forms(subject: &str, synth_visit: &str, visit: &str, date: &str) -> Vec<
         .filter(|event| !matches!(event.body, Some(pb::event::Body::DoseRecorded(_))))
         .enumerate()
         .map(|(index, event)| pb::Event {
-            event_id: format!("BIRD.{subject}.{visit}.{index}"),
-            study_id: "BIRD".into(),
+            event_id: format!("{study}.{subject}.{visit}.{index}"),
+            study_id: study.into(),
             subject_id: subject.into(),
             visit_id: visit.into(),
             clinical_date: date.into(),
@@ -611,13 +611,13 @@ async fn bird_prednisone_free_from_dose_records_at_the_window_edges() {
                 population: 0,
             })),
         }];
-        events.extend(bird_forms(subject, "baseline", "BL", &day(0)));
+        events.extend(forms("BIRD", subject, "baseline", "BL", &day(0)));
         events.push(prednisone(subject, "BL", 0, "5"));
         events.push(prednisone(subject, "W20", stop, "0"));
         if record_at_w24 {
             events.push(prednisone(subject, "W24", 168, "0"));
         }
-        events.extend(bird_forms(subject, "week12", "W24", &day(168)));
+        events.extend(forms("BIRD", subject, "week12", "W24", &day(168)));
         clients.append(batch(events)).await;
     }
     for (index, (subject, _, _, responder, counts_as)) in cases.into_iter().enumerate() {
@@ -666,5 +666,105 @@ async fn bird_prednisone_free_from_dose_records_at_the_window_edges() {
         table.responders.as_ref().map(|p| (p.responders, p.total)),
     );
     assert_eq!(row, ("PFTIS_W24", 4, 0, 1, 0, Some((2, 4))));
+    server.stop().await.expect("stops");
+}
+
+fn endpoint_json(subject: &pb::SubjectOutcomes, endpoint: &str) -> serde_json::Value {
+    let outcome = subject
+        .endpoints
+        .iter()
+        .find(|e| e.endpoint == endpoint)
+        .unwrap_or_else(|| panic!("{endpoint} in {subject:?}"));
+    serde_json::from_str(&outcome.result_json).expect("result json")
+}
+
+/// MYOJAK's delayed start: the first dose comes from a study-drug DoseRecorded. Before it the
+/// own-first-dose endpoint has no baseline; after it (day 85) the baseline is the last visit on or
+/// before the dose (W12, day 84) and the delayed arm's follow-up is W24, while the randomisation
+/// endpoint still compares BL with W24. Both are shown side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn myojak_delayed_start_baseline_switches_at_the_recorded_first_dose() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path()).await;
+    let mut clients = Clients::connect(&server).await;
+    let register = RegisterArgs {
+        file: protocol_path("myojak.toml"),
+        addr: server.url(),
+        study: None,
+        amend: false,
+        date: Some(day(-60)),
+        event_id: None,
+    };
+    study_cli::register(&register, &mut Vec::new())
+        .await
+        .expect("register MYOJAK");
+    let mut events = vec![pb::Event {
+        event_id: "MYOJAK.D001.enrolled".into(),
+        study_id: "MYOJAK".into(),
+        subject_id: "D001".into(),
+        visit_id: String::new(),
+        clinical_date: day(0),
+        body: Some(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+            arm: "DELAYED".into(),
+            population: 0,
+        })),
+    }];
+    events.extend(forms("MYOJAK", "D001", "baseline", "BL", &day(0)));
+    events.extend(forms("MYOJAK", "D001", "baseline", "W12", &day(84)));
+    events.extend(forms("MYOJAK", "D001", "week12", "W24", &day(168)));
+    clients.append(batch(events)).await;
+    let request = || pb::GetSubjectRequest {
+        study_id: "MYOJAK".into(),
+        subject_id: "D001".into(),
+    };
+    let before = clients
+        .outcomes
+        .get_subject(request())
+        .await
+        .expect("subject")
+        .into_inner();
+    assert_eq!(
+        endpoint_json(&before, "TIS_12W_DRUG")["visits"]["baseline"],
+        serde_json::json!("FirstDoseNotRecorded")
+    );
+
+    clients
+        .append(batch(vec![pb::Event {
+            event_id: "MYOJAK.D001.first-dose".into(),
+            study_id: "MYOJAK".into(),
+            subject_id: "D001".into(),
+            visit_id: "W12".into(),
+            clinical_date: day(85),
+            body: Some(pb::event::Body::DoseRecorded(pb::DoseRecorded {
+                kind: pb::DoseKind::StudyDrug as i32,
+                drug: "baricitinib".into(),
+                mg_per_day: "4".into(),
+            })),
+        }]))
+        .await;
+    let after = clients
+        .outcomes
+        .get_subject(request())
+        .await
+        .expect("subject")
+        .into_inner();
+    // (endpoint, baseline visit, its day, anchor day, follow-up visit)
+    let cases = [
+        ("TIS_12W_DRUG", "W12", 84, 85, "W24"),
+        ("TIS_W24", "BL", 0, 0, "W24"),
+    ];
+    for (endpoint, baseline, baseline_day, anchor_day, followup) in cases {
+        let json = endpoint_json(&after, endpoint);
+        assert_eq!(json["protocol"]["study_id"], "MYOJAK", "{endpoint}");
+        assert_eq!(
+            json["visits"]["baseline"],
+            serde_json::json!({"Found": {"visit_id": baseline, "day": baseline_day, "anchor_day": anchor_day}}),
+            "{endpoint}"
+        );
+        assert_eq!(
+            json["visits"]["followup"]["Found"]["visit_id"], followup,
+            "{endpoint}"
+        );
+    }
     server.stop().await.expect("stops");
 }
