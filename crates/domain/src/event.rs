@@ -346,6 +346,14 @@ pub enum EventBody {
         reason: Reason,
     },
     DoseRecorded(Dose),
+    /// Database lock: the study takes no further writes until [`EventBody::StudyUnlocked`].
+    StudyLocked {
+        reason: Reason,
+    },
+    /// The study's lock is lifted.
+    StudyUnlocked {
+        reason: Reason,
+    },
 }
 
 impl EventBody {
@@ -359,14 +367,20 @@ impl EventBody {
             EventBody::SubjectWithdrawn { .. } => "myolog.v1.SubjectWithdrawn",
             EventBody::DoseRecorded(_) => "myolog.v1.DoseRecorded",
             EventBody::ProtocolAmended { .. } => "myolog.v1.ProtocolAmended",
+            EventBody::StudyLocked { .. } => "myolog.v1.StudyLocked",
+            EventBody::StudyUnlocked { .. } => "myolog.v1.StudyUnlocked",
         }
     }
 
-    /// Whether the event must name a subject (all but StudyRegistered and ProtocolAmended).
+    /// Whether the event must name a subject (all but the study-level events: StudyRegistered,
+    /// ProtocolAmended, StudyLocked and StudyUnlocked).
     pub const fn needs_subject(&self) -> bool {
         !matches!(
             self,
-            EventBody::StudyRegistered { .. } | EventBody::ProtocolAmended { .. }
+            EventBody::StudyRegistered { .. }
+                | EventBody::ProtocolAmended { .. }
+                | EventBody::StudyLocked { .. }
+                | EventBody::StudyUnlocked { .. }
         )
     }
 
@@ -399,7 +413,8 @@ impl EventBody {
 pub struct Event {
     pub event_id: EventId,
     pub study: StudyId,
-    /// Absent only for StudyRegistered and ProtocolAmended.
+    /// Absent only for the study-level events (StudyRegistered, ProtocolAmended, StudyLocked,
+    /// StudyUnlocked).
     pub subject: Option<SubjectId>,
     /// Present for assessments, corrections and doses.
     pub visit: Option<VisitId>,

@@ -71,6 +71,9 @@ pub struct App {
     principal: String,
     draining: watch::Sender<bool>,
     metrics: Arc<Metrics>,
+    /// Serialises validation + append + apply against study-level changes (see
+    /// [`App::submit_inner`]); holds no data.
+    ingest_gate: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl App {
@@ -86,7 +89,7 @@ impl App {
                 seq: stored.seq,
                 reason,
             })?;
-            projection.apply(stored.seq, &event);
+            projection.apply_recorded(stored.seq, &event, &stored.recorded_by);
         }
         projection.head_seq = head.seq;
         let (outcomes_tx, _) = broadcast::channel(4096);
@@ -98,6 +101,7 @@ impl App {
             principal: config.principal.clone(),
             draining,
             metrics: Arc::new(Metrics::new()),
+            ingest_gate: Arc::new(tokio::sync::RwLock::new(())),
         })
     }
 
@@ -206,6 +210,19 @@ impl App {
             )]));
         }
         let events = wire::batch_from_proto(&request.events).map_err(ServiceError::invalid)?;
+        // Validation, append and apply are one critical section against study-level changes: a
+        // batch of clinical events holds the ingest gate shared (concurrent batches still share one
+        // group commit), a batch with a study-level event (register, amend, lock, unlock) holds it
+        // exclusively. So no write is validated against a lock state that changes before it is
+        // stored: a StudyLocked waits for the writes in flight and is applied before any later
+        // write is validated. The guard moves into the blocking task that appends *and* applies,
+        // so a client that goes away mid-append cannot leave a stored lock unapplied.
+        let exclusive = events.iter().any(|event| !event.body.needs_subject());
+        let gate: Box<dyn Send + Sync> = if exclusive {
+            Box::new(Arc::clone(&self.ingest_gate).write_owned().await)
+        } else {
+            Box::new(Arc::clone(&self.ingest_gate).read_owned().await)
+        };
         {
             let projection = self.projection();
             let violations = projection.check_visits(&events);
@@ -234,22 +251,24 @@ impl App {
             .collect();
         let app = Arc::clone(self);
         let recorded_by = recorded_by.to_string();
-        let appended = tokio::task::spawn_blocking(move || app.log.append(batch, &recorded_by))
-            .await
-            .map_err(|e| ServiceError::Internal(format!("append task: {e}")))??;
-
-        let mut touched = BTreeSet::new();
-        {
-            let mut projection = self.projection_mut();
+        let (events, appended, touched) = tokio::task::spawn_blocking(move || {
+            let _gate = gate;
+            let appended = app.log.append(batch, &recorded_by)?;
+            let mut touched = BTreeSet::new();
+            let mut projection = app.projection_mut();
             for (event, ack) in events.iter().zip(&appended) {
                 if ack.duplicate {
                     continue;
                 }
-                if let Some(t) = projection.apply(ack.seq, event) {
+                if let Some(t) = projection.apply_recorded(ack.seq, event, &recorded_by) {
                     touched.insert(t);
                 }
             }
-        }
+            drop(projection);
+            Ok::<_, myolog_storage::AppendError>((events, appended, touched))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("append task: {e}")))??;
         let outcomes = self.outcomes_for(&touched);
         if self.outcomes_tx.receiver_count() > 0 {
             for outcome in &outcomes {

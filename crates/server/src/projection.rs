@@ -26,6 +26,35 @@ pub struct Study {
     /// registered without a protocol.
     pub protocol: Option<ProtocolHistory>,
     pub subjects: BTreeMap<SubjectId, Subject>,
+    /// The database lock in force (StudyLocked not yet followed by StudyUnlocked), if any.
+    pub lock: Option<StudyLock>,
+}
+
+/// A study's database lock: which event set it and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StudyLock {
+    /// Sequence of the StudyLocked event.
+    pub seq: u64,
+    /// Its clinical date.
+    pub clinical_date: ClinicalDate,
+    /// Who locked it (the event's recorded-by; empty when applied without the envelope).
+    pub locked_by: String,
+    pub reason: String,
+}
+
+impl StudyLock {
+    /// The lock in words, for refusals and replay output.
+    pub fn describe(&self) -> String {
+        let by = if self.locked_by.is_empty() {
+            String::new()
+        } else {
+            format!(" by {}", self.locked_by)
+        };
+        format!(
+            "locked{by} at sequence {} (clinical date {}): {}",
+            self.seq, self.clinical_date, self.reason
+        )
+    }
 }
 
 /// One subject.
@@ -124,6 +153,8 @@ impl Projection {
         let mut ids_in_batch: BTreeSet<&EventId> = BTreeSet::new();
         // The latest protocol version amended earlier in this batch, per study.
         let mut amended_in_batch: BTreeMap<&StudyId, &Protocol> = BTreeMap::new();
+        // Lock state changed earlier in this batch, per study: `Some(words)` locked, `None` unlocked.
+        let mut lock_in_batch: BTreeMap<&StudyId, Option<String>> = BTreeMap::new();
         for (index, event) in batch.iter().enumerate() {
             let path = format!("events[{index}]");
             if !ids_in_batch.insert(&event.event_id) {
@@ -138,6 +169,52 @@ impl Projection {
             }
             let study_known =
                 self.studies.contains_key(&event.study) || new_studies.contains(&event.study);
+            // Data lock: while a study is locked (in the log or earlier in this batch) every new
+            // event of it is refused except StudyUnlocked; who may send that is `auth`'s check.
+            if study_known {
+                let lock = lock_in_batch.get(&event.study).cloned().unwrap_or_else(|| {
+                    self.studies
+                        .get(&event.study)
+                        .and_then(|study| study.lock.as_ref())
+                        .map(StudyLock::describe)
+                });
+                let field = format!("{path}.study_id");
+                match (&event.body, lock) {
+                    (EventBody::StudyLocked { .. }, Some(lock)) => {
+                        violations.push(Violation::new(
+                            field,
+                            format!("study {} is already {lock}", event.study),
+                        ));
+                    }
+                    (EventBody::StudyLocked { reason }, None) => {
+                        lock_in_batch.insert(
+                            &event.study,
+                            Some(format!(
+                                "locked by events[{index}] of this batch: {}",
+                                reason.as_str()
+                            )),
+                        );
+                    }
+                    (EventBody::StudyUnlocked { .. }, None) => violations.push(Violation::new(
+                        field,
+                        format!("study {} is not locked", event.study),
+                    )),
+                    (EventBody::StudyUnlocked { .. }, Some(_)) => {
+                        lock_in_batch.insert(&event.study, None);
+                    }
+                    (_, Some(lock)) => {
+                        violations.push(Violation::new(
+                            field,
+                            format!(
+                                "study {} is {lock}; no write is accepted until an admin's StudyUnlocked",
+                                event.study
+                            ),
+                        ));
+                        continue;
+                    }
+                    (_, None) => {}
+                }
+            }
             match &event.body {
                 EventBody::StudyRegistered { protocol, .. } => {
                     if let (Some(protocol), false) = (protocol, study_known) {
@@ -352,6 +429,26 @@ impl Projection {
         violations
     }
 
+    /// [`Projection::apply`] with the event's recorded-by principal, so a lock names who set it.
+    pub fn apply_recorded(
+        &mut self,
+        seq: u64,
+        event: &Event,
+        recorded_by: &str,
+    ) -> Option<Touched> {
+        let touched = self.apply(seq, event);
+        if let EventBody::StudyLocked { .. } = &event.body
+            && let Some(lock) = self
+                .studies
+                .get_mut(&event.study)
+                .and_then(|study| study.lock.as_mut())
+                .filter(|lock| lock.seq == seq)
+        {
+            lock.locked_by = recorded_by.to_string();
+        }
+        touched
+    }
+
     /// Applies one stored event. Events already applied (same id) are ignored. Returns what changed.
     pub fn apply(&mut self, seq: u64, event: &Event) -> Option<Touched> {
         if self.event_seqs.contains_key(&event.event_id) {
@@ -376,7 +473,21 @@ impl Projection {
                             .as_ref()
                             .map(|protocol| ProtocolHistory::new(Protocol::clone(protocol))),
                         subjects: BTreeMap::new(),
+                        lock: None,
                     });
+                None
+            }
+            EventBody::StudyLocked { reason } => {
+                self.studies.get_mut(&event.study)?.lock = Some(StudyLock {
+                    seq,
+                    clinical_date: event.clinical_date,
+                    locked_by: String::new(),
+                    reason: reason.as_str().to_string(),
+                });
+                None
+            }
+            EventBody::StudyUnlocked { .. } => {
+                self.studies.get_mut(&event.study)?.lock = None;
                 None
             }
             EventBody::ProtocolAmended { protocol } => {

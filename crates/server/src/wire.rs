@@ -411,6 +411,21 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
             )?;
             Some(EventBody::SubjectWithdrawn { reason })
         }
+        // Reason required: a lock and its lifting are signed acts (21 CFR Part 11) that must say why.
+        Body::StudyLocked(locked) => {
+            let reason = c.check(
+                format_args!("{path}.study_locked.reason"),
+                Reason::new(locked.reason.clone()),
+            )?;
+            Some(EventBody::StudyLocked { reason })
+        }
+        Body::StudyUnlocked(unlocked) => {
+            let reason = c.check(
+                format_args!("{path}.study_unlocked.reason"),
+                Reason::new(unlocked.reason.clone()),
+            )?;
+            Some(EventBody::StudyUnlocked { reason })
+        }
         Body::DoseRecorded(dose) => {
             let base = format!("{path}.dose_recorded");
             let drug = limited_text(c, &format!("{base}.drug"), &dose.drug, 1, 100);

@@ -337,6 +337,8 @@ fn body() -> BoxedStrategy<Option<pb::event::Body>> {
             pb::SubjectEnrolled { arm, population }
         )),
         text().prop_map(|reason| Body::SubjectWithdrawn(pb::SubjectWithdrawn { reason })),
+        text().prop_map(|reason| Body::StudyLocked(pb::StudyLocked { reason })),
+        text().prop_map(|reason| Body::StudyUnlocked(pb::StudyUnlocked { reason })),
         (any::<i32>(), text(), text()).prop_map(|(kind, drug, mg_per_day)| {
             Body::DoseRecorded(pb::DoseRecorded {
                 kind,

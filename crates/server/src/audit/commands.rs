@@ -149,6 +149,16 @@ fn replay_log(data: &Path, as_of: &AsOfArgs, label: &str) -> Result<replay::Repl
 pub fn run_replay(args: &ReplayArgs) -> ExitCode {
     let result = (|| {
         let replayed = replay_log(&args.data, &args.as_of, "replay")?;
+        // The data lock as of the replay point, on stderr so the JSONL/CSV stays one outcome a row.
+        for (study, state) in &replayed.projection.studies {
+            if let Some(lock) = &state.lock {
+                eprintln!(
+                    "myolog replay: study {study} is {} (as of sequence {})",
+                    lock.describe(),
+                    replayed.last_sequence
+                );
+            }
+        }
         let mut out = output(args.out.as_deref())?;
         if args.cohort {
             replay::write_cohorts(&replayed, args.format, &mut out)

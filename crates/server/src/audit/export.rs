@@ -117,7 +117,9 @@ pub fn audit_row(stored: &RecordedEvent, event: &Event, seqs: &HashMap<String, u
                 seqs.get(supersedes.as_str()).copied().unwrap_or(0),
             )),
         ),
-        EventBody::SubjectWithdrawn { reason } => (reason.as_str().to_string(), None),
+        EventBody::SubjectWithdrawn { reason }
+        | EventBody::StudyLocked { reason }
+        | EventBody::StudyUnlocked { reason } => (reason.as_str().to_string(), None),
         _ => (String::new(), None),
     };
     AuditRow {
@@ -176,6 +178,8 @@ pub fn summarize(event: &Event) -> String {
             format!("corrected {}", summarize_assessment(corrected))
         }
         EventBody::SubjectWithdrawn { .. } => "withdrawn".to_string(),
+        EventBody::StudyLocked { .. } => "study locked".to_string(),
+        EventBody::StudyUnlocked { .. } => "study unlocked".to_string(),
         EventBody::DoseRecorded(Dose::StudyDrug { drug, mg_per_day }) => {
             format!("study drug {drug} {} mg/day", mg_per_day.mg_per_day())
         }

@@ -184,7 +184,9 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
         for chunk in rx {
             let chunk = chunk?;
             for (stored, event) in chunk.iter().zip(decode_chunk(&chunk, threads)?) {
-                replay.projection.apply(stored.seq, &event);
+                replay
+                    .projection
+                    .apply_recorded(stored.seq, &event, &stored.recorded_by);
                 progress.tick();
             }
             if let Some(stored) = chunk.last() {

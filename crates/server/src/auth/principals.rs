@@ -92,15 +92,22 @@ impl Principal {
         self.check_study(Permission::ReadStudy, study)
     }
 
-    /// May this principal append every event of the batch? StudyRegistered is an admin's act; all
+    /// May this principal append every event of the batch? StudyRegistered, ProtocolAmended,
+    /// StudyLocked and StudyUnlocked are an admin's acts; all
     /// other events are a writer's, for its own studies. Checked on the wire events before any
     /// validation, so a denied batch reveals nothing about the study and stores nothing.
     pub fn check_batch(&self, events: &[pb::Event]) -> Result<(), Status> {
         for (index, event) in events.iter().enumerate() {
-            // A protocol amendment changes the study as registration does: an admin's act too.
+            // A protocol amendment changes the study as registration does, and a data lock or its
+            // lifting decides whether anyone may change the study at all: admin acts too.
             let registers = matches!(
                 event.body,
-                Some(pb::event::Body::StudyRegistered(_) | pb::event::Body::ProtocolAmended(_))
+                Some(
+                    pb::event::Body::StudyRegistered(_)
+                        | pb::event::Body::ProtocolAmended(_)
+                        | pb::event::Body::StudyLocked(_)
+                        | pb::event::Body::StudyUnlocked(_)
+                )
             );
             let allowed = match self.role {
                 Role::Local => true,
@@ -110,7 +117,7 @@ impl Principal {
             };
             if !allowed {
                 let what = if registers {
-                    "register studies".to_string()
+                    "register, amend, lock or unlock studies".to_string()
                 } else {
                     format!("write events of study {:?}", event.study_id)
                 };
