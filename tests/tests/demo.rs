@@ -38,6 +38,9 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         "2016 TIS categories",
         "paired t-test",
         "Wilcoxon signed-rank",
+        // The STIR protocol's endpoint tables (GetCohort), agreeing with the visit table above.
+        "Endpoints by the protocol (STIR v1; subjects, missing, not evaluable, outside window)",
+        "  DOI_W12     10  0  0  0  responders 8/10 (80.0%; 95% CI 44.4% to 97.5%, Clopper-Pearson)",
     ] {
         assert!(
             text.contains(expected),

@@ -228,6 +228,31 @@ async fn stream_and_report(
         return Err(DemoError::Unexpected("no cohort summary at week 12".into()));
     };
     print_cohort(out, summary)?;
+    print_endpoints(out, &cohort_outcomes.endpoints)?;
+    Ok(())
+}
+
+/// The protocol's endpoint tables (GetCohort), as the trial defines each endpoint.
+fn print_endpoints(out: &mut impl Write, tables: &[pb::EndpointTable]) -> Result<(), DemoError> {
+    let Some(first) = tables.first() else {
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "\nEndpoints by the protocol ({}; subjects, missing, not evaluable, outside window)",
+        first.protocol
+    )?;
+    for table in tables {
+        let responders = match &table.responders {
+            Some(p) => format!("  responders {}", proportion_text(Some(p))),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "  {:<11} {:>2} {:>2} {:>2} {:>2}{responders}",
+            table.endpoint, table.subjects, table.missing, table.not_evaluable, table.deviations
+        )?;
+    }
     Ok(())
 }
 
