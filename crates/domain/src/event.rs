@@ -327,6 +327,8 @@ pub enum EventBody {
         /// registered without one (free visit ids, no endpoints). Shared: replay and the
         /// projection keep the same parse.
         protocol: Option<std::sync::Arc<Protocol>>,
+        /// Registered as blinded (the protocol's blinding may blind it too).
+        blinded: bool,
     },
     /// A new protocol version (an amendment) of a study registered with a protocol.
     ProtocolAmended {
@@ -354,6 +356,10 @@ pub enum EventBody {
     StudyUnlocked {
         reason: Reason,
     },
+    /// The study's blinding is lifted.
+    StudyUnblinded {
+        reason: Reason,
+    },
 }
 
 impl EventBody {
@@ -369,6 +375,7 @@ impl EventBody {
             EventBody::ProtocolAmended { .. } => "myolog.v1.ProtocolAmended",
             EventBody::StudyLocked { .. } => "myolog.v1.StudyLocked",
             EventBody::StudyUnlocked { .. } => "myolog.v1.StudyUnlocked",
+            EventBody::StudyUnblinded { .. } => "myolog.v1.StudyUnblinded",
         }
     }
 
@@ -381,6 +388,7 @@ impl EventBody {
                 | EventBody::ProtocolAmended { .. }
                 | EventBody::StudyLocked { .. }
                 | EventBody::StudyUnlocked { .. }
+                | EventBody::StudyUnblinded { .. }
         )
     }
 

@@ -11,7 +11,7 @@ use myolog_domain::event::{
     Assessment, AssessmentKind, ClinicalDate, Dose, Event, EventBody, EventId, StudyId, SubjectId,
     VisitId,
 };
-use myolog_domain::protocol::{Protocol, ProtocolHistory, VisitScheduleError};
+use myolog_domain::protocol::{Blinding, Protocol, ProtocolHistory, VisitScheduleError};
 use myolog_domain::visit::{Population, VisitAssessments};
 
 use crate::error::Violation;
@@ -28,6 +28,23 @@ pub struct Study {
     pub subjects: BTreeMap<SubjectId, Subject>,
     /// The database lock in force (StudyLocked not yet followed by StudyUnlocked), if any.
     pub lock: Option<StudyLock>,
+    /// Registered blinded (the `blinded` flag, or a single- or double-blind protocol).
+    pub blinded: bool,
+    /// Sequence of the StudyUnblinded event, once the blinding is lifted.
+    pub unblinded_at: Option<u64>,
+}
+
+impl Study {
+    /// Whether arm-dependent results are hidden from blinded callers (readers): blinded and not
+    /// yet unblinded.
+    pub fn hides_arms(&self) -> bool {
+        self.blinded && self.unblinded_at.is_none()
+    }
+}
+
+/// Whether a StudyRegistered makes a blinded study: its flag, or a protocol that is not open label.
+pub fn registers_blinded(blinded: bool, protocol: Option<&Protocol>) -> bool {
+    blinded || protocol.is_some_and(|protocol| protocol.study().blinding != Blinding::OpenLabel)
 }
 
 /// A study's database lock: which event set it and why.
@@ -129,6 +146,16 @@ pub struct Projection {
 }
 
 impl Projection {
+    /// An empty projection with room for `events` events in its id maps, so that applying a whole
+    /// log (a replay) does not rehash them over and over as they grow.
+    pub fn with_capacity(events: usize) -> Self {
+        Self {
+            event_seqs: HashMap::with_capacity(events),
+            forms: HashMap::with_capacity(events),
+            ..Self::default()
+        }
+    }
+
     /// The sequence of an event id already in the projection.
     pub fn seq_of(&self, event_id: &EventId) -> Option<u64> {
         self.event_seqs.get(event_id).copied()
@@ -155,6 +182,9 @@ impl Projection {
         let mut amended_in_batch: BTreeMap<&StudyId, &Protocol> = BTreeMap::new();
         // Lock state changed earlier in this batch, per study: `Some(words)` locked, `None` unlocked.
         let mut lock_in_batch: BTreeMap<&StudyId, Option<String>> = BTreeMap::new();
+        // Studies registered blinded, and studies unblinded, earlier in this batch.
+        let mut blinded_in_batch: BTreeSet<&StudyId> = BTreeSet::new();
+        let mut unblinded_in_batch: BTreeSet<&StudyId> = BTreeSet::new();
         for (index, event) in batch.iter().enumerate() {
             let path = format!("events[{index}]");
             if !ids_in_batch.insert(&event.event_id) {
@@ -202,6 +232,8 @@ impl Projection {
                     (EventBody::StudyUnlocked { .. }, Some(_)) => {
                         lock_in_batch.insert(&event.study, None);
                     }
+                    // Unblinding changes no data and customarily follows the database lock.
+                    (EventBody::StudyUnblinded { .. }, Some(_)) => {}
                     (_, Some(lock)) => {
                         violations.push(Violation::new(
                             field,
@@ -216,9 +248,14 @@ impl Projection {
                 }
             }
             match &event.body {
-                EventBody::StudyRegistered { protocol, .. } => {
+                EventBody::StudyRegistered {
+                    protocol, blinded, ..
+                } => {
                     if let (Some(protocol), false) = (protocol, study_known) {
                         amended_in_batch.insert(&event.study, &**protocol);
+                    }
+                    if !study_known && registers_blinded(*blinded, protocol.as_deref()) {
+                        blinded_in_batch.insert(&event.study);
                     }
                     if study_known {
                         violations.push(Violation::new(
@@ -251,6 +288,25 @@ impl Projection {
                             }
                             Err(error) => violations.push(Violation::new(path, error.to_string())),
                         },
+                    }
+                    continue;
+                }
+                EventBody::StudyUnblinded { .. } if study_known => {
+                    let hides = self
+                        .studies
+                        .get(&event.study)
+                        .map_or(blinded_in_batch.contains(&event.study), Study::hides_arms)
+                        && !unblinded_in_batch.contains(&event.study);
+                    if hides {
+                        unblinded_in_batch.insert(&event.study);
+                    } else {
+                        violations.push(Violation::new(
+                            format!("{path}.study_id"),
+                            format!(
+                                "study {} is not blinded (never was, or was already unblinded)",
+                                event.study
+                            ),
+                        ));
                     }
                     continue;
                 }
@@ -462,6 +518,7 @@ impl Projection {
                 population,
                 baseline_visit,
                 protocol,
+                blinded,
             } => {
                 self.studies
                     .entry(event.study.clone())
@@ -474,7 +531,14 @@ impl Projection {
                             .map(|protocol| ProtocolHistory::new(Protocol::clone(protocol))),
                         subjects: BTreeMap::new(),
                         lock: None,
+                        blinded: registers_blinded(*blinded, protocol.as_deref()),
+                        unblinded_at: None,
                     });
+                None
+            }
+            EventBody::StudyUnblinded { .. } => {
+                let study = self.studies.get_mut(&event.study)?;
+                study.unblinded_at = study.unblinded_at.or(Some(seq));
                 None
             }
             EventBody::StudyLocked { reason } => {

@@ -103,7 +103,7 @@ impl Ingest for Services {
                     break;
                 }
                 let answer = match app.submit_as(request, &principal.recorded_by()).await {
-                    Ok(response) => Ok(response),
+                    Ok(response) => Ok(blind_response(&app, principal.sees_arms(), response)),
                     Err(error) if error.is_rejection() => {
                         tracing::info!(batch_id, %error, "batch rejected");
                         Ok(pb::SubmitResponse {
@@ -137,7 +137,9 @@ impl Ingest for Services {
         self.app
             .submit_as(request, &principal.recorded_by())
             .await
-            .map(Response::new)
+            .map(|response| {
+                Response::new(blind_response(&self.app, principal.sees_arms(), response))
+            })
             .map_err(|error| to_status(&error))
     }
 }
@@ -157,7 +159,8 @@ impl Outcomes for Services {
         &self,
         request: Request<pb::GetSubjectRequest>,
     ) -> Result<Response<pb::SubjectOutcomes>, Status> {
-        crate::auth::caller(&request)?.check_read(&request.get_ref().study_id)?;
+        let caller = crate::auth::caller(&request)?;
+        caller.check_read(&request.get_ref().study_id)?;
         let request = request.into_inner();
         let study_id = study_id(&request.study_id)?;
         let subject_id = SubjectId::new(request.subject_id.clone()).map_err(|p| {
@@ -177,14 +180,20 @@ impl Outcomes for Services {
                 "subject {subject_id} is not enrolled in {study_id}"
             )))
         })?;
-        let visits =
+        let mut visits =
             outcomes::subject_outcomes(&study_id, study, &subject_id, subject, projection.head_seq);
+        let mut endpoints = outcomes::subject_endpoints(study, subject);
+        if study.hides_arms() && !caller.sees_arms() {
+            visits.iter_mut().for_each(blind_outcome);
+            // The subject's arm decides the baseline and visits an endpoint uses.
+            endpoints.clear();
+        }
         Ok(Response::new(pb::SubjectOutcomes {
             study_id: request.study_id,
             subject_id: request.subject_id,
             withdrawn: subject.withdrawn,
             visits,
-            endpoints: outcomes::subject_endpoints(study, subject),
+            endpoints,
         }))
     }
 
@@ -216,7 +225,10 @@ impl Outcomes for Services {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        crate::auth::caller(&request)?.check_read(&request.get_ref().study_id)?;
+        let caller = crate::auth::caller(&request)?;
+        caller.check_read(&request.get_ref().study_id)?;
+        let sees_arms = caller.sees_arms();
+        let app = Arc::clone(&self.app);
         let filter = request.into_inner().study_id;
         let mut receiver = self.app.subscribe();
         let mut draining = self.app.draining();
@@ -231,7 +243,12 @@ impl Outcomes for Services {
                     () = tx.closed() => break,
                 };
                 match next {
-                    Ok(outcome) => {
+                    Ok(mut outcome) => {
+                        // Blinding as of the moment the outcome is sent: an unblinding takes effect
+                        // on open streams.
+                        if !sees_arms {
+                            blind_if_hidden(&app, &mut outcome);
+                        }
                         if (filter.is_empty() || outcome.study_id == filter)
                             && tx.send(Ok(outcome)).await.is_err()
                         {
@@ -247,6 +264,39 @@ impl Outcomes for Services {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// Blinding (ICH E6(R3)) of one visit outcome for a blinded caller of a blinded study: arm
+/// assignment itself never leaves through Outcomes, but the visit schedule does depend on it (the
+/// target day and window are the arm's). The outcome values (DOI, TIS, CDASI) reveal no arm and stay.
+fn blind_outcome(outcome: &mut pb::VisitOutcome) {
+    outcome.schedule = None;
+}
+
+/// [`blind_outcome`] if the outcome's study hides arms now.
+fn blind_if_hidden(app: &App, outcome: &mut pb::VisitOutcome) {
+    let hides = StudyId::new(outcome.study_id.clone()).is_ok_and(|study| {
+        app.projection()
+            .study(&study)
+            .is_some_and(crate::projection::Study::hides_arms)
+    });
+    if hides {
+        blind_outcome(outcome);
+    }
+}
+
+/// The outcomes of an ingest answer, blinded for a caller that may not see arms.
+fn blind_response(
+    app: &App,
+    sees_arms: bool,
+    mut response: pb::SubmitResponse,
+) -> pb::SubmitResponse {
+    if !sees_arms {
+        for outcome in &mut response.outcomes {
+            blind_if_hidden(app, outcome);
+        }
+    }
+    response
 }
 
 fn timestamp(nanos: i64) -> prost_types::Timestamp {

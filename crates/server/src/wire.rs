@@ -338,6 +338,7 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
                 population: population?,
                 baseline_visit: baseline?,
                 protocol,
+                blinded: study.blinded,
             })
         }
         Body::ProtocolAmended(amended) => {
@@ -425,6 +426,13 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
                 Reason::new(unlocked.reason.clone()),
             )?;
             Some(EventBody::StudyUnlocked { reason })
+        }
+        Body::StudyUnblinded(unblinded) => {
+            let reason = c.check(
+                format_args!("{path}.study_unblinded.reason"),
+                Reason::new(unblinded.reason.clone()),
+            )?;
+            Some(EventBody::StudyUnblinded { reason })
         }
         Body::DoseRecorded(dose) => {
             let base = format!("{path}.dose_recorded");
@@ -1324,6 +1332,7 @@ mod tests {
                 } else {
                     String::new()
                 },
+                blinded: rng.range(0, 2) == 0,
             }),
             1 => pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
                 arm: text(rng),

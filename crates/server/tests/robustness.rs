@@ -339,6 +339,7 @@ fn body() -> BoxedStrategy<Option<pb::event::Body>> {
         text().prop_map(|reason| Body::SubjectWithdrawn(pb::SubjectWithdrawn { reason })),
         text().prop_map(|reason| Body::StudyLocked(pb::StudyLocked { reason })),
         text().prop_map(|reason| Body::StudyUnlocked(pb::StudyUnlocked { reason })),
+        text().prop_map(|reason| Body::StudyUnblinded(pb::StudyUnblinded { reason })),
         (any::<i32>(), text(), text()).prop_map(|(kind, drug, mg_per_day)| {
             Body::DoseRecorded(pb::DoseRecorded {
                 kind,

@@ -119,7 +119,8 @@ pub fn audit_row(stored: &RecordedEvent, event: &Event, seqs: &HashMap<String, u
         ),
         EventBody::SubjectWithdrawn { reason }
         | EventBody::StudyLocked { reason }
-        | EventBody::StudyUnlocked { reason } => (reason.as_str().to_string(), None),
+        | EventBody::StudyUnlocked { reason }
+        | EventBody::StudyUnblinded { reason } => (reason.as_str().to_string(), None),
         _ => (String::new(), None),
     };
     AuditRow {
@@ -155,6 +156,7 @@ pub fn summarize(event: &Event) -> String {
             population,
             baseline_visit,
             protocol,
+            ..
         } => match protocol {
             Some(protocol) => format!(
                 "study registered: {title}; population {}; baseline visit {baseline_visit}; protocol {}",
@@ -180,6 +182,7 @@ pub fn summarize(event: &Event) -> String {
         EventBody::SubjectWithdrawn { .. } => "withdrawn".to_string(),
         EventBody::StudyLocked { .. } => "study locked".to_string(),
         EventBody::StudyUnlocked { .. } => "study unlocked".to_string(),
+        EventBody::StudyUnblinded { .. } => "study unblinded".to_string(),
         EventBody::DoseRecorded(Dose::StudyDrug { drug, mg_per_day }) => {
             format!("study drug {drug} {} mg/day", mg_per_day.mg_per_day())
         }

@@ -14,8 +14,8 @@ pub enum Role {
     Reader,
     /// Reads everything, including the raw log and replays; never writes.
     Auditor,
-    /// Registers studies, amends protocols, locks and unlocks studies (StudyRegistered,
-    /// ProtocolAmended, StudyLocked, StudyUnlocked); no clinical data.
+    /// Registers studies, amends protocols, locks, unlocks and unblinds studies (StudyRegistered,
+    /// ProtocolAmended, StudyLocked, StudyUnlocked, StudyUnblinded); no clinical data.
     Admin,
     /// The single principal of a server without a principals file (loopback only): everything.
     Local,
@@ -79,8 +79,8 @@ pub enum Permission {
     Public,
     /// Any authenticated principal (reflection: the schema only, no data).
     Authenticated,
-    /// Append events. Per event: StudyRegistered, ProtocolAmended, StudyLocked and StudyUnlocked
-    /// only by admin; every other
+    /// Append events. Per event: StudyRegistered, ProtocolAmended, StudyLocked, StudyUnlocked and
+    /// StudyUnblinded only by admin; every other
     /// event only by a writer whose studies include the event's study.
     WriteEvents,
     /// Read one study's subjects and outcomes (the request names the study).

@@ -93,7 +93,7 @@ impl Principal {
     }
 
     /// May this principal append every event of the batch? StudyRegistered, ProtocolAmended,
-    /// StudyLocked and StudyUnlocked are an admin's acts; all
+    /// StudyLocked, StudyUnlocked and StudyUnblinded are an admin's acts; all
     /// other events are a writer's, for its own studies. Checked on the wire events before any
     /// validation, so a denied batch reveals nothing about the study and stores nothing.
     pub fn check_batch(&self, events: &[pb::Event]) -> Result<(), Status> {
@@ -107,6 +107,7 @@ impl Principal {
                         | pb::event::Body::ProtocolAmended(_)
                         | pb::event::Body::StudyLocked(_)
                         | pb::event::Body::StudyUnlocked(_)
+                        | pb::event::Body::StudyUnblinded(_)
                 )
             );
             let allowed = match self.role {
@@ -117,7 +118,7 @@ impl Principal {
             };
             if !allowed {
                 let what = if registers {
-                    "register, amend, lock or unlock studies".to_string()
+                    "register, amend, lock, unlock or unblind studies".to_string()
                 } else {
                     format!("write events of study {:?}", event.study_id)
                 };
@@ -125,6 +126,14 @@ impl Principal {
             }
         }
         Ok(())
+    }
+}
+
+impl Principal {
+    /// Whether this principal may see arm assignment and arm-dependent results of a blinded study
+    /// (ICH E6(R3)): the unblinded roles (admin, auditor, local); readers stay blinded.
+    pub fn sees_arms(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Auditor | Role::Local)
     }
 }
 
