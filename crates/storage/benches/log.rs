@@ -12,11 +12,15 @@
 //! The machine is shared and noisy (fsync latency varies several-fold from minute to minute), so
 //! the two sides are measured interleaved: each append scenario alternates Myolog and raw sled in
 //! `MYOLOG_BENCH_SLICES` slices, and replay alternates full scans, so both see the same conditions.
+//! Besides the ratio of the totals, the table prints the median of the per-slice ratios (robust to
+//! a burst of load hitting one side's slice) and the process CPU time per event of each side
+//! (all threads, sled's included), which other engineers' builds disturb far less than throughput.
 //!
 //! Environment (defaults in brackets): `MYOLOG_BENCH_SECONDS` per side per append scenario [3],
 //! `MYOLOG_BENCH_SLICES` [6], `MYOLOG_BENCH_SCANS` replay passes per side [3],
 //! `MYOLOG_BENCH_REPLAY_EVENTS` [1000000], `MYOLOG_BENCH_VALUE_BYTES` [1024],
-//! `MYOLOG_BENCH_BATCHES` [1,10,100,1000], `MYOLOG_BENCH_THREADS` [1,4,16]. A CI smoke run:
+//! `MYOLOG_BENCH_BATCHES` [1,10,100,1000], `MYOLOG_BENCH_THREADS` [1,4,16]; `MYOLOG_BENCH_DEBUG` (set)
+//! prints every slice's rate and CPU time to stderr. A CI smoke run:
 //! `MYOLOG_BENCH_SECONDS=0.2 MYOLOG_BENCH_REPLAY_EVENTS=20000 cargo bench -p myolog-storage`.
 #![allow(clippy::unwrap_used)] // A benchmark that cannot set itself up should stop loudly.
 
@@ -93,18 +97,26 @@ fn main() {
     println!();
     let stored_bytes = stored_event_bytes(settings.value_bytes);
     println!(
-        "| appenders | batch | Myolog events/s | raw sled, {} B values | Myolog / raw | raw sled, {stored_bytes} B values (Myolog's stored event size) | Myolog / raw |",
-        settings.value_bytes
+        "| appenders | batch | Myolog events/s | raw sled, {} B values | Myolog / raw | raw sled, {stored_bytes} B values (Myolog's stored event size) | Myolog / raw | median per-slice Myolog / raw ({} B, {stored_bytes} B) | CPU µs per event: Myolog, raw {} B, raw {stored_bytes} B |",
+        settings.value_bytes, settings.value_bytes, settings.value_bytes
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &threads in &settings.threads {
         for &batch in &settings.batches {
-            let rates = append_scenario(&settings, threads, batch, stored_bytes);
-            let (myolog, raw, raw_same_bytes) = (rates[0], rates[1], rates[2]);
+            let sides = append_scenario(&settings, threads, batch, stored_bytes);
+            let (myolog, raw, raw_same_bytes) = (&sides[0], &sides[1], &sides[2]);
             println!(
-                "| {threads} | {batch} | {myolog:.0} | {raw:.0} | {:.2} | {raw_same_bytes:.0} | {:.2} |",
-                myolog / raw,
-                myolog / raw_same_bytes
+                "| {threads} | {batch} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2}, {:.2} | {:.1}, {:.1}, {:.1} |",
+                myolog.rate,
+                raw.rate,
+                myolog.rate / raw.rate,
+                raw_same_bytes.rate,
+                myolog.rate / raw_same_bytes.rate,
+                median_slice_ratio(&myolog.slice_rates, &raw.slice_rates),
+                median_slice_ratio(&myolog.slice_rates, &raw_same_bytes.slice_rates),
+                myolog.cpu_micros_per_event,
+                raw.cpu_micros_per_event,
+                raw_same_bytes.cpu_micros_per_event,
             );
         }
     }
@@ -143,14 +155,23 @@ fn stored_event_bytes(payload_bytes: usize) -> usize {
     value.len()
 }
 
+/// One append scenario's result per side: events/s over all slices, the median of the per-slice
+/// ratios to the Myolog side's rate (the slices of one round run back to back, so their ratio is
+/// the least disturbed by the machine's minute-to-minute drift), and process CPU per event.
+struct SideResult {
+    rate: f64,
+    slice_rates: Vec<f64>,
+    cpu_micros_per_event: f64,
+}
+
 /// Runs Myolog, raw sled with payload-size values and raw sled with stored-size values, rotating
-/// which goes first in each slice; returns each side's events per second over all its slices.
+/// which goes first in each slice.
 fn append_scenario(
     settings: &Settings,
     threads: usize,
     batch: usize,
     stored_bytes: usize,
-) -> Vec<f64> {
+) -> Vec<SideResult> {
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let sides = [
         myolog_appends(dirs[0].path(), settings, batch),
@@ -158,19 +179,69 @@ fn append_scenario(
         raw_appends(dirs[2].path(), stored_bytes, batch),
     ];
     let slice_seconds = settings.seconds / settings.slices as f64;
-    let mut totals = [(0.0, 0.0); 3];
+    let mut totals = [(0.0, 0.0, 0.0); 3];
+    let mut slice_rates = vec![Vec::new(); 3];
     for slice in 0..settings.slices {
         for turn in 0..sides.len() {
             let side = (slice + turn) % sides.len();
+            let cpu_before = process_cpu_seconds();
             let (events, seconds) = measure(threads, slice_seconds, batch, sides[side].clone());
             totals[side].0 += events;
             totals[side].1 += seconds;
+            totals[side].2 += process_cpu_seconds() - cpu_before;
+            slice_rates[side].push(events / seconds);
+            if std::env::var_os("MYOLOG_BENCH_DEBUG").is_some() {
+                eprintln!(
+                    "slice {slice} side {side}: {:.0}/s cpu {:.2}s",
+                    events / seconds,
+                    process_cpu_seconds() - cpu_before
+                );
+            }
         }
     }
     totals
         .iter()
-        .map(|(events, seconds)| events / seconds)
+        .zip(slice_rates)
+        .map(|(&(events, seconds, cpu), slice_rates)| SideResult {
+            rate: events / seconds,
+            slice_rates,
+            cpu_micros_per_event: cpu * 1e6 / events,
+        })
         .collect()
+}
+
+/// The median over slices of `mine[i] / theirs[i]`.
+fn median_slice_ratio(mine: &[f64], theirs: &[f64]) -> f64 {
+    let ratios: Vec<f64> = mine.iter().zip(theirs).map(|(m, t)| m / t).collect();
+    median(&ratios)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// User + system CPU time of this whole process (all threads, sled's background threads included)
+/// from `/proc/self/stat`, in seconds; 0 where unavailable. Clock ticks are 10 ms, fine over slices.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn print_machine() {
@@ -283,11 +354,6 @@ fn replay_scenario(settings: &Settings) -> Vec<(String, f64, f64)> {
             myolog_rates.push(myolog());
         }
     }
-    let median = |rates: &[f64]| {
-        let mut sorted = rates.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        sorted[sorted.len() / 2]
-    };
     vec![
         (
             "first scan after reopen".into(),
