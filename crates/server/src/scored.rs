@@ -94,7 +94,7 @@ pub fn from_outcome(outcome: CaseOutcome) -> Scored {
             mcid_reached: c.mcid_reached.unwrap_or(false),
         })
     });
-    let json = serde_json::to_string(&outcome).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let json = to_json(&outcome);
     Scored {
         doi,
         tis,
@@ -102,4 +102,21 @@ pub fn from_outcome(outcome: CaseOutcome) -> Scored {
         json,
         outcome,
     }
+}
+
+/// The result in the `myolog score` JSON contract, as `serde_json::to_string` writes it, but
+/// serialised into a per-thread buffer that keeps its capacity: growing a fresh buffer from empty
+/// for every outcome (a few KiB each) was most of the cost of serialising a replay's outcomes.
+fn to_json(outcome: &CaseOutcome) -> String {
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    BUFFER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        match serde_json::to_writer(&mut *buffer, outcome) {
+            // serde_json writes valid UTF-8.
+            Ok(()) => String::from_utf8_lossy(buffer).into_owned(),
+            Err(e) => format!("{{\"error\":\"{e}\"}}"),
+        }
+    })
 }
