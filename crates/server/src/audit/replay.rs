@@ -132,7 +132,8 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
         AsOf::Sequence(seq) => seq,
     };
     let mut replay = Replay {
-        projection: Projection::default(),
+        // Sized for the events to apply (a log of a million events holds about a million ids).
+        projection: Projection::with_capacity(usize::try_from(last).unwrap_or(0)),
         last_sequence: 0,
         chain_hash: Hash::default(),
         last_recorded_at: None,
