@@ -8,12 +8,17 @@
 #      image's HEALTHCHECK), the demo cohort streamed by the host's `myolog demo`, its outcomes read
 #      with `myolog outcomes`, the metrics counting the appends;
 #   2. the operators' configuration (bridge network, ports published on 127.0.0.1, a principals file
-#      with an auditor and a reader token, plaintext allowed, JSON logs): SERVING through the
-#      published port, a call without a token refused, Audit.Verify and Outcomes.GetCohort with the
-#      tokens (deploy/grpc_check.py, Python grpcio) see the cohort's head, metrics through the port;
-#   3. local mode again: the outcomes read back are identical to those before the restarts, and the
-#      cohort resent is acknowledged entirely as already in the log, the head unchanged;
-# then `myolog verify --data /data` passes inside a container on the volume.
+#      with auditor, reader, admin and writer tokens, plaintext allowed, JSON logs): SERVING through
+#      the published port, a call without a token refused, Audit.Verify and Outcomes.GetCohort with the
+#      tokens (deploy/grpc_check.py, Python grpcio) see the cohort's head; then, from outside the
+#      container through the published port, a small cohort: study SMOKE-2 registered with the admin's
+#      token (the writer's refused), three subjects enrolled and a baseline and week-12 visit each sent
+#      with the writer's token, every event acked (sequence, hash), each subject's DOI and TIS read
+#      back with the auditor's token (the other study's reader refused); metrics through the port;
+#   3. local mode again: the outcomes read back (STIR-DEMO with `myolog outcomes`, SMOKE-2 with the
+#      Python client on loopback) are identical to those before the restarts, and the demo cohort
+#      resent is acknowledged entirely as already in the log, the head unchanged;
+# then `myolog verify --data /data` passes inside a container on the volume (every event of both).
 # Everything listens on 127.0.0.1 only. Bounded in time (SMOKE_TIMEOUT seconds, default 2700); the
 # containers and the volume are removed on exit, the images are kept as a build cache.
 #
@@ -133,6 +138,7 @@ grpc_port=$(free_port)
 metrics_port=$(free_port)
 addr=http://127.0.0.1:$grpc_port
 study=STIR-DEMO
+smoke_study=SMOKE-2
 
 # The settings of deploy/k8s: read-only root with a /tmp, no capabilities, no privilege escalation.
 hardened=(--read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges -v "$volume:/data")
@@ -230,6 +236,10 @@ step "2. operators' configuration: published 127.0.0.1 ports, principals file, J
     > "$work/auditor.token" 2> /dev/null || fail "myolog token issue (auditor)"
 "$client" token issue --principal smoke-reader --role reader --study "$study" \
     --file "$work/principals.toml" > "$work/reader.token" 2> /dev/null || fail "myolog token issue (reader)"
+"$client" token issue --principal smoke-admin --role admin --file "$work/principals.toml" \
+    > "$work/admin.token" 2> /dev/null || fail "myolog token issue (admin)"
+"$client" token issue --principal smoke-edc --role writer --study "$smoke_study" \
+    --file "$work/principals.toml" > "$work/writer.token" 2> /dev/null || fail "myolog token issue (writer)"
 chown 10001:10001 "$work/principals.toml"
 run_secured "$tag-2" -e MYOLOG_LOG_FORMAT=json
 wait_serving "$tag-2"
@@ -247,6 +257,23 @@ assert check["head_hash"].startswith(head_hash), (check["head_hash"], head_hash)
 assert check["enrolled"] > 0 and check["cohort_visits"] > 0, check
 PY
 passed "no token refused; Audit.Verify and Outcomes.GetCohort with tokens through the published port"
+# A small cohort from outside the container through the published port: admin registers SMOKE-2,
+# the writer (scoped to it) enrols and sends the visits, the auditor reads the outcomes back.
+python3 deploy/grpc_check.py submit proto "127.0.0.1:$grpc_port" "$(cat "$work/admin.token")" \
+    "$(cat "$work/writer.token")" "$(cat "$work/auditor.token")" "$(cat "$work/reader.token")" \
+    "$smoke_study" > "$work/submit.json" || fail "a cohort submitted through the published port"
+read -r smoke_acked smoke_first smoke_head <<< "$(python3 - "$work/submit.json" "$work/outcomes-smoke-2.json" <<'PY'
+import json, sys
+submit = json.load(open(sys.argv[1]))
+json.dump(submit["outcomes"], open(sys.argv[2], "w"), sort_keys=True)
+for subject, o in sorted(submit["outcomes"].items()):
+    print(f"  | {submit['study']} {subject} week12: {o['doi']} ({o['doi_improved']} improved), "
+          f"TIS {o['tis_score']} {o['tis_category']}", file=sys.stderr)
+print(submit["acked"], submit["first_sequence"], submit["head_sequence"])
+PY
+)"
+[ "${smoke_acked:-0}" -gt 0 ] || fail "no events acked for $smoke_study"
+passed "$smoke_study through the published port: admin registered it (writer refused), writer sent $smoke_acked events acked (sequences $smoke_first..$smoke_head, hashes), DOI/TIS read back with the auditor's token"
 scrape > /dev/null
 passed "metrics through the published port"
 stop_cleanly "$tag-2"
@@ -264,10 +291,25 @@ wait_serving "$tag-3"
 # Before anything is sent again: the outcomes come from the log replayed at start.
 "$client" outcomes --addr "$addr" --study "$study" --visit "$visit" > "$work/outcomes-3.txt" 2>&1 \
     || { cat "$work/outcomes-3.txt"; fail "myolog outcomes against the third container"; }
-diff "$work/outcomes-1.txt" "$work/outcomes-3.txt" > "$work/outcomes.diff" \
+# The header names the log head they are read at, which SMOKE-2's events moved: the outcomes must not.
+grep -q ", as of log sequence $smoke_head\$" "$work/outcomes-3.txt" \
+    || { head -n 1 "$work/outcomes-3.txt"; fail "the third container's outcomes are not as of sequence $smoke_head"; }
+diff <(sed 's/, as of log sequence [0-9]*$//' "$work/outcomes-1.txt") \
+    <(sed 's/, as of log sequence [0-9]*$//' "$work/outcomes-3.txt") > "$work/outcomes.diff" \
     || { cat "$work/outcomes.diff"; fail "the outcomes read after the restarts differ"; }
 passed "myolog outcomes identical to before the restarts ($(wc -l < "$work/outcomes-3.txt") lines)"
 sed 's/^/  | /' "$work/outcomes-3.txt" | head -n 14
+# SMOKE-2, sent through the published port of the second container, read on loopback (local mode).
+python3 deploy/grpc_check.py read proto "127.0.0.1:$grpc_port" "" "$smoke_study" > "$work/read-3.json" \
+    || fail "reading $smoke_study from the third container"
+python3 - "$work/read-3.json" "$work/outcomes-smoke-2.json" <<'PY' || fail "the outcomes of $smoke_study differ after the restarts"
+import json, sys
+after = json.load(open(sys.argv[1]))["outcomes"]
+before = json.load(open(sys.argv[2]))
+assert after == before, (after, before)
+print(f"  {len(after)} subjects: " + ", ".join(f"{s} {o['doi']}" for s, o in sorted(after.items())))
+PY
+passed "$smoke_study outcomes identical to those read through the published port"
 "$client" demo --addr "$addr" > "$work/demo-3.txt" 2> "$work/demo-3.err" \
     || { cat "$work/demo-3.txt" "$work/demo-3.err"; fail "demo against the third container"; }
 read -r acked_3 dup_3 <<< "$(acks "$work/demo-3.txt")"
@@ -284,5 +326,7 @@ step "myolog verify --data /data inside a container on the volume"
 "${podman[@]}" run --name "$tag-verify" --no-healthcheck "${hardened[@]}" --network none "$image" \
     verify --data /data > "$work/verify.txt" 2>&1 || { cat "$work/verify.txt"; fail "verify"; }
 sed 's/^/  /' "$work/verify.txt"
-grep -q "^ok: $acked_1 events verified" "$work/verify.txt" || fail "verify did not check the $acked_1 events"
-passed "myolog verify --data /data in a container"
+total=$((acked_1 + smoke_acked))
+grep -q "^ok: $total events verified; head sequence $smoke_head " "$work/verify.txt" \
+    || fail "verify did not check the $total events ($acked_1 demo, $smoke_acked $smoke_study)"
+passed "myolog verify --data /data in a container ($total events)"
