@@ -137,3 +137,20 @@ pub fn violation_fields(rejection: &pb::Rejection) -> Vec<String> {
         .map(|v| v.field.clone())
         .collect()
 }
+
+/// Issues a bearer token for `principal` with `role`, scoped to `studies`, into the principals file
+/// `file` (created when missing), through the same code path as `myolog token issue`.
+pub fn issue_token(file: &Path, principal: &str, role: &str, studies: &[&str]) -> String {
+    myolog_server::auth::commands::issue(
+        &myolog_server::auth::commands::IssueArgs {
+            principal: principal.into(),
+            role: role.into(),
+            studies: studies.iter().map(|s| s.to_string()).collect(),
+            sites: Vec::new(),
+            file: file.to_path_buf(),
+            expires: None,
+        },
+        myolog_server::auth::now_unix_nanos(),
+    )
+    .expect("token issued")
+}

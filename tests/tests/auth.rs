@@ -18,11 +18,11 @@ use myolog_server::audit::commands::open_log;
 use myolog_server::audit::export;
 use myolog_server::audit::progress::Progress;
 use myolog_server::audit::replay::{AsOf, Format};
-use myolog_server::auth::commands::{IssueArgs, issue};
 use myolog_server::auth::permissions::{Grant, RPC_PERMISSIONS, Role};
-use myolog_server::auth::{Auth, now_unix_nanos, tokens};
+use myolog_server::auth::{Auth, tokens};
 use myolog_server::server::{self, Running};
 use myolog_server::synth::{self, Cohort, STUDY};
+use myolog_tests::issue_token;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -45,21 +45,6 @@ struct Fixture {
     admin: String,
     expired: String,
     revoked: String,
-}
-
-fn issue_token(file: &Path, principal: &str, role: &str, studies: &[&str]) -> String {
-    issue(
-        &IssueArgs {
-            principal: principal.into(),
-            role: role.into(),
-            studies: studies.iter().map(|s| s.to_string()).collect(),
-            sites: Vec::new(),
-            file: file.to_path_buf(),
-            expires: None,
-        },
-        now_unix_nanos(),
-    )
-    .expect("token issued")
 }
 
 /// A hand-written entry (expired or revoked tokens cannot be issued).

@@ -12,10 +12,10 @@ use myolog_proto::v1 as pb;
 use myolog_proto::v1::ingest_client::IngestClient;
 use myolog_proto::v1::outcomes_client::OutcomesClient;
 use myolog_server::app::AppConfig;
-use myolog_server::auth::commands::{IssueArgs, issue};
-use myolog_server::auth::{Auth, now_unix_nanos};
+use myolog_server::auth::Auth;
 use myolog_server::server::{self, Running};
 use myolog_server::synth::{Cohort, STIR_ARM, STUDY, subject_id};
+use myolog_tests::issue_token;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -24,21 +24,6 @@ struct Tokens {
     reader: String,
     auditor: String,
     admin: String,
-}
-
-fn issue_token(file: &Path, principal: &str, role: &str, studies: &[&str]) -> String {
-    issue(
-        &IssueArgs {
-            principal: principal.into(),
-            role: role.into(),
-            studies: studies.iter().map(|s| s.to_string()).collect(),
-            sites: Vec::new(),
-            file: file.to_path_buf(),
-            expires: None,
-        },
-        now_unix_nanos(),
-    )
-    .expect("token issued")
 }
 
 async fn start(dir: &Path) -> (Running, Channel, Tokens) {

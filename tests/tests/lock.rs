@@ -17,10 +17,10 @@ use myolog_server::app::AppConfig;
 use myolog_server::audit::commands::open_log;
 use myolog_server::audit::progress::Progress;
 use myolog_server::audit::replay::{self, AsOf};
-use myolog_server::auth::commands::{IssueArgs, issue};
-use myolog_server::auth::{Auth, now_unix_nanos};
+use myolog_server::auth::Auth;
 use myolog_server::server::{self, Running};
 use myolog_server::synth::{Cohort, STUDY};
+use myolog_tests::issue_token;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 use tonic_types::StatusExt;
@@ -35,21 +35,6 @@ struct Tokens {
     reader: String,
     auditor: String,
     admin: String,
-}
-
-fn issue_token(file: &Path, principal: &str, role: &str, studies: &[&str]) -> String {
-    issue(
-        &IssueArgs {
-            principal: principal.into(),
-            role: role.into(),
-            studies: studies.iter().map(|s| s.to_string()).collect(),
-            sites: Vec::new(),
-            file: file.to_path_buf(),
-            expires: None,
-        },
-        now_unix_nanos(),
-    )
-    .expect("token issued")
 }
 
 fn tokens(dir: &Path) -> (std::path::PathBuf, Tokens) {
