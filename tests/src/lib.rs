@@ -154,3 +154,27 @@ pub fn issue_token(file: &Path, principal: &str, role: &str, studies: &[&str]) -
     )
     .expect("token issued")
 }
+
+/// Generates Python gRPC stubs from `proto/` into `out` with grpcio-tools. Fails, never skips,
+/// without python3, grpcio or grpcio-tools (the README's test command installs them).
+pub fn python_stubs(out: &Path) {
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
+    let output = std::process::Command::new("python3")
+        .args(["-m", "grpc_tools.protoc"])
+        .arg(format!("-I{}", proto.display()))
+        .arg(format!("--python_out={}", out.display()))
+        .arg(format!("--grpc_python_out={}", out.display()))
+        .args([
+            "myolog/v1/events.proto",
+            "myolog/v1/outcomes.proto",
+            "myolog/v1/service.proto",
+            "google/rpc/error_details.proto",
+        ])
+        .output()
+        .expect("python3 -m grpc_tools.protoc runs (pip install -r requirements-test.txt)");
+    assert!(
+        output.status.success(),
+        "grpc_tools.protoc failed on proto/:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

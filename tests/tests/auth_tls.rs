@@ -322,36 +322,12 @@ for case in cases:
 print(json.dumps(out))
 "#;
 
-/// Python stubs from proto/ (grpcio-tools), as `python_client.rs` makes them; fails, never skips,
-/// without python3, grpcio or grpcio-tools (the README's test command installs them).
-fn python_stubs(out: &Path) {
-    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("../proto");
-    let output = std::process::Command::new("python3")
-        .args(["-m", "grpc_tools.protoc"])
-        .arg(format!("-I{}", proto.display()))
-        .arg(format!("--python_out={}", out.display()))
-        .arg(format!("--grpc_python_out={}", out.display()))
-        .args([
-            "myolog/v1/events.proto",
-            "myolog/v1/outcomes.proto",
-            "myolog/v1/service.proto",
-            "google/rpc/error_details.proto",
-        ])
-        .output()
-        .expect("python3 -m grpc_tools.protoc runs (pip install -r requirements-test.txt)");
-    assert!(
-        output.status.success(),
-        "grpc_tools.protoc failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_client_over_tls_with_and_without_a_client_certificate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let stubs = dir.path().join("stubs");
     std::fs::create_dir(&stubs).expect("mkdir");
-    python_stubs(&stubs);
+    myolog_tests::python_stubs(&stubs);
     let authority = ca("Myolog test CA");
     let (server_cert, server_key, _) = leaf(&authority, "myolog", &["localhost"]);
     let file = dir.path().join("principals.toml");

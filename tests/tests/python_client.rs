@@ -30,33 +30,11 @@ fn python_ready() {
     }
 }
 
-fn generate_stubs(out: &Path) {
-    let proto = repo_root().join("proto");
-    let status = Command::new("python3")
-        .args(["-m", "grpc_tools.protoc"])
-        .arg(format!("-I{}", proto.display()))
-        .arg(format!("--python_out={}", out.display()))
-        .arg(format!("--grpc_python_out={}", out.display()))
-        .args([
-            "myolog/v1/events.proto",
-            "myolog/v1/outcomes.proto",
-            "myolog/v1/service.proto",
-            "google/rpc/error_details.proto",
-        ])
-        .output()
-        .expect("python3 -m grpc_tools.protoc runs");
-    assert!(
-        status.status.success(),
-        "grpc_tools.protoc failed on proto/:\n{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_python_client_submits_events_and_reads_outcomes() {
     python_ready();
     let stubs = tempfile::tempdir().expect("tempdir");
-    generate_stubs(stubs.path());
+    myolog_tests::python_stubs(stubs.path());
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path()).await;
     let addr = server.addr.to_string();
