@@ -60,8 +60,8 @@ pub struct OutcomesArgs {
     /// Study id.
     #[arg(long, default_value = crate::synth::STUDY)]
     pub study: String,
-    /// Visit id.
-    #[arg(long, default_value = crate::synth::PRIMARY_VISIT)]
+    /// Visit id. The default is the week-12 encounter as the demo records it under STIR's protocol.
+    #[arg(long, default_value = crate::synth::STIR_VISIT_IDS[3].1)]
     pub visit: String,
 }
 
