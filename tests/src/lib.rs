@@ -141,12 +141,23 @@ pub fn violation_fields(rejection: &pb::Rejection) -> Vec<String> {
 /// Issues a bearer token for `principal` with `role`, scoped to `studies`, into the principals file
 /// `file` (created when missing), through the same code path as `myolog token issue`.
 pub fn issue_token(file: &Path, principal: &str, role: &str, studies: &[&str]) -> String {
+    issue_token_for_sites(file, principal, role, studies, &[])
+}
+
+/// [`issue_token`] scoped to `sites` too (`myolog token issue --site X`); no sites means study-wide.
+pub fn issue_token_for_sites(
+    file: &Path,
+    principal: &str,
+    role: &str,
+    studies: &[&str],
+    sites: &[&str],
+) -> String {
     myolog_server::auth::commands::issue(
         &myolog_server::auth::commands::IssueArgs {
             principal: principal.into(),
             role: role.into(),
             studies: studies.iter().map(|s| s.to_string()).collect(),
-            sites: Vec::new(),
+            sites: sites.iter().map(|s| s.to_string()).collect(),
             file: file.to_path_buf(),
             expires: None,
         },

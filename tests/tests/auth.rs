@@ -22,7 +22,7 @@ use myolog_server::auth::permissions::{Grant, RPC_PERMISSIONS, Role};
 use myolog_server::auth::{Auth, tokens};
 use myolog_server::server::{self, Running};
 use myolog_server::synth::{self, Cohort, STUDY};
-use myolog_tests::issue_token;
+use myolog_tests::{issue_token, issue_token_for_sites};
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
@@ -353,6 +353,170 @@ async fn writes_outside_the_callers_scope_are_denied_and_store_nothing() {
         let by = row["recorded_by"].as_str().expect("recorded_by");
         assert!(by == "dm-admin (admin)" || by == "edc-a (writer)", "{row}");
     }
+}
+
+/// The SubjectEnrolled of `cohort`'s subject `index`, enrolled at `site` ("" = no site).
+fn enrolment_at(cohort: &Cohort, index: usize, site: &str) -> pb::SubmitRequest {
+    let subject = synth::subject_id(index);
+    let mut events: Vec<pb::Event> = cohort
+        .enrollment()
+        .events
+        .into_iter()
+        .filter(|e| e.subject_id == subject)
+        .collect();
+    assert_eq!(events.len(), 1, "one enrolment of {subject}");
+    let Some(pb::event::Body::SubjectEnrolled(enrolled)) = &mut events[0].body else {
+        panic!("{subject}: not a SubjectEnrolled");
+    };
+    enrolled.site_id = site.into();
+    pb::SubmitRequest {
+        batch_id: format!("enrol-{subject}-{site}"),
+        events,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_scoped_writers_write_only_for_their_sites() {
+    let fixture = Fixture::start().await;
+    let site_writer =
+        issue_token_for_sites(&fixture.file, "edc-site1", "writer", &[STUDY], &["SITE-01"]);
+    fixture.auth.reload().expect("reloads");
+    let cohort = Cohort::new(2017, 4);
+    let register = pb::SubmitRequest {
+        batch_id: "register".into(),
+        events: cohort
+            .enrollment()
+            .events
+            .into_iter()
+            .filter(|e| matches!(e.body, Some(pb::event::Body::StudyRegistered(_))))
+            .collect(),
+    };
+    fixture
+        .ingest()
+        .append(with_token(register, &fixture.admin))
+        .await
+        .expect("admin registers");
+    // Subject 3 is enrolled at SITE-01 and assessed in one batch: the batch's own enrolment counts.
+    let mut enrol_and_assess = enrolment_at(&cohort, 3, "SITE-01");
+    enrol_and_assess
+        .events
+        .extend(cohort.visit_batch(3, "baseline").events);
+    // A batch with one event in scope and one outside is refused whole.
+    let mut mixed = cohort.visit_batch(0, "week4");
+    mixed.events.extend(cohort.visit_batch(1, "week4").events);
+    // (case, token, batch, expected: None = accepted, Some(code) = refused and nothing stored), in order.
+    let cases: Vec<(&str, &String, pb::SubmitRequest, Option<Code>)> = vec![
+        (
+            "site writer enrols at its site",
+            &site_writer,
+            enrolment_at(&cohort, 0, "SITE-01"),
+            None,
+        ),
+        (
+            "site writer enrols at another site",
+            &site_writer,
+            enrolment_at(&cohort, 1, "SITE-02"),
+            Some(Code::PermissionDenied),
+        ),
+        (
+            "site writer enrols without a site",
+            &site_writer,
+            enrolment_at(&cohort, 1, ""),
+            Some(Code::PermissionDenied),
+        ),
+        (
+            "study-wide writer enrols at another site",
+            &fixture.writer,
+            enrolment_at(&cohort, 1, "SITE-02"),
+            None,
+        ),
+        (
+            "study-wide writer enrols without a site",
+            &fixture.writer,
+            enrolment_at(&cohort, 2, ""),
+            None,
+        ),
+        (
+            "site writer records for a subject at its site",
+            &site_writer,
+            cohort.visit_batch(0, "baseline"),
+            None,
+        ),
+        (
+            "site writer records for a subject at another site",
+            &site_writer,
+            cohort.visit_batch(1, "baseline"),
+            Some(Code::PermissionDenied),
+        ),
+        (
+            "site writer records for a subject without a site",
+            &site_writer,
+            cohort.visit_batch(2, "baseline"),
+            Some(Code::PermissionDenied),
+        ),
+        (
+            "site writer enrols and records in one batch",
+            &site_writer,
+            enrol_and_assess,
+            None,
+        ),
+        (
+            "study-wide writer records for a subject at another site",
+            &fixture.writer,
+            cohort.visit_batch(1, "baseline"),
+            None,
+        ),
+        (
+            "study-wide writer records for a subject at the writer's site",
+            &fixture.writer,
+            cohort.visit_batch(0, "week4"),
+            None,
+        ),
+        (
+            "site writer with one event at another site",
+            &site_writer,
+            mixed,
+            Some(Code::PermissionDenied),
+        ),
+    ];
+    for (case, token, batch, expected) in cases {
+        let head = fixture.head().await;
+        if expected.is_some() {
+            // Through the Submit stream too: refused as the stream's first answer, nothing stored.
+            let streamed = match fixture
+                .ingest()
+                .submit(with_token(tokio_stream::iter(vec![batch.clone()]), token))
+                .await
+            {
+                Err(status) => Err(status),
+                Ok(response) => response.into_inner().message().await,
+            };
+            assert_refused(&fixture, case, streamed, Code::PermissionDenied, head).await;
+        }
+        let result = fixture.ingest().append(with_token(batch, token)).await;
+        match expected {
+            None => {
+                let response = result
+                    .unwrap_or_else(|e| panic!("{case}: {e:?}"))
+                    .into_inner();
+                assert!(response.rejection.is_none(), "{case}: {response:?}");
+                assert!(fixture.head().await > head, "{case}: stored");
+            }
+            Some(code) => {
+                if let Err(status) = &result {
+                    // The refusal names the site (or its absence) and the writer's sites.
+                    assert!(status.message().contains("SITE-01"), "{case}: {status:?}");
+                    assert!(
+                        status.message().contains("SITE-02")
+                            || status.message().contains("no site"),
+                        "{case}: {status:?}"
+                    );
+                }
+                assert_refused(&fixture, case, result, code, head).await;
+            }
+        }
+    }
+    fixture.server.stop().await.expect("stops");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -228,6 +228,7 @@ async fn stir_registered_visits_checked_deviations_reported_and_amendments_named
         body: Some(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
             arm: arm.into(),
             population: 0,
+            ..Default::default()
         })),
     };
 
@@ -609,6 +610,7 @@ async fn bird_prednisone_free_from_dose_records_at_the_window_edges() {
             body: Some(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
                 arm: "BARI".into(),
                 population: 0,
+                ..Default::default()
             })),
         }];
         events.extend(forms("BIRD", subject, "baseline", "BL", &day(0)));
@@ -707,6 +709,7 @@ async fn myojak_delayed_start_baseline_switches_at_the_recorded_first_dose() {
         body: Some(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
             arm: "DELAYED".into(),
             population: 0,
+            ..Default::default()
         })),
     }];
     events.extend(forms("MYOJAK", "D001", "baseline", "BL", &day(0)));

@@ -79,6 +79,10 @@ identifier!(
     SubjectId
 );
 identifier!(
+    /// A trial site, e.g. `SITE-01`.
+    SiteId
+);
+identifier!(
     /// A visit of the schedule, e.g. `baseline`, `week12`.
     VisitId
 );
@@ -337,6 +341,8 @@ pub enum EventBody {
     SubjectEnrolled {
         arm: String,
         population: Option<Population>,
+        /// The site that enrolled the subject; `None` when the EDC names none.
+        site: Option<SiteId>,
     },
     AssessmentRecorded(Assessment),
     AssessmentCorrected {

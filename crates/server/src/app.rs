@@ -175,9 +175,21 @@ impl App {
         request: pb::SubmitRequest,
         recorded_by: &str,
     ) -> Result<pb::SubmitResponse, ServiceError> {
+        self.submit_scoped(request, recorded_by, None).await
+    }
+
+    /// [`App::submit_as`] for a writer scoped to `sites` (`None`: study-wide): checked against the
+    /// projection under the ingest gate, so no enrolment can change a subject's site in between.
+    /// Outside them: PERMISSION_DENIED, nothing stored.
+    pub async fn submit_scoped(
+        self: &Arc<Self>,
+        request: pb::SubmitRequest,
+        recorded_by: &str,
+        sites: Option<&BTreeSet<String>>,
+    ) -> Result<pb::SubmitResponse, ServiceError> {
         let received = std::time::Instant::now();
         let events = request.events.len();
-        let result = self.submit_inner(request, recorded_by).await;
+        let result = self.submit_inner(request, recorded_by, sites).await;
         match &result {
             Ok(response) => {
                 let written = response.acks.iter().filter(|a| !a.duplicate).count();
@@ -202,6 +214,7 @@ impl App {
         self: &Arc<Self>,
         request: pb::SubmitRequest,
         recorded_by: &str,
+        sites: Option<&BTreeSet<String>>,
     ) -> Result<pb::SubmitResponse, ServiceError> {
         if request.batch_id.chars().count() > 64 {
             return Err(ServiceError::invalid(vec![Violation::new(
@@ -225,6 +238,11 @@ impl App {
         };
         {
             let projection = self.projection();
+            if let Some(sites) = sites {
+                projection
+                    .check_sites(&events, sites)
+                    .map_err(ServiceError::PermissionDenied)?;
+            }
             let violations = projection.check_visits(&events);
             if !violations.is_empty() {
                 return Err(ServiceError::invalid(violations));

@@ -50,6 +50,10 @@ pub enum ServiceError {
     /// The study or subject does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// The caller's scope does not reach the batch (a site-scoped writer outside its sites);
+    /// nothing was stored.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// The server is shutting down or the log refuses appends until restarted.
     #[error("{0}")]
     Unavailable(String),
@@ -85,6 +89,7 @@ impl ServiceError {
             ServiceError::FailedPrecondition { .. } => "failed_precondition",
             ServiceError::AlreadyExists { .. } => "already_exists",
             ServiceError::NotFound(_) => "not_found",
+            ServiceError::PermissionDenied(_) => "permission_denied",
             ServiceError::Unavailable(_) => "unavailable",
             ServiceError::Storage(_) => "storage",
             ServiceError::Internal(_) => "internal",
@@ -186,6 +191,7 @@ pub fn to_status(error: &ServiceError) -> Status {
             violations,
         } => with_violations(Code::AlreadyExists, message, violations),
         ServiceError::NotFound(message) => Status::not_found(message.clone()),
+        ServiceError::PermissionDenied(message) => Status::permission_denied(message.clone()),
         ServiceError::Unavailable(message) => Status::unavailable(message.clone()),
         ServiceError::Storage(StorageError::Poisoned { .. }) => {
             Status::unavailable(error.to_string())

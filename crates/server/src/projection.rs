@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use myolog_domain::event::{
-    Assessment, AssessmentKind, ClinicalDate, Dose, Event, EventBody, EventId, StudyId, SubjectId,
-    VisitId,
+    Assessment, AssessmentKind, ClinicalDate, Dose, Event, EventBody, EventId, SiteId, StudyId,
+    SubjectId, VisitId,
 };
 use myolog_domain::protocol::{Blinding, Protocol, ProtocolHistory, VisitScheduleError};
 use myolog_domain::visit::{Population, VisitAssessments};
@@ -78,6 +78,8 @@ impl StudyLock {
 #[derive(Debug, Clone)]
 pub struct Subject {
     pub arm: String,
+    /// The site that enrolled the subject (SubjectEnrolled.site_id); `None` when none was named.
+    pub site: Option<SiteId>,
     /// Clinical date of the enrolment (randomisation): protocol day 0 of the visit schedule.
     pub enrolled_on: ClinicalDate,
     pub population: Option<Population>,
@@ -166,7 +168,57 @@ impl Projection {
         self.studies.get(study)
     }
 
-    /// Checks a valid batch against the projection (and the batch's own earlier events): studies
+    /// Site scope of a writer (issue 9): every SubjectEnrolled of the batch names one of `allowed`,
+    /// and every other subject-level event is for a subject enrolled at one of them (per the
+    /// projection, or a SubjectEnrolled earlier in the batch). `Err` names the event, the site and
+    /// the allowed sites. Subjects not enrolled at all are left to [`Projection::check_batch`].
+    pub fn check_sites(&self, batch: &[Event], allowed: &BTreeSet<String>) -> Result<(), String> {
+        let allowed_list = || allowed.iter().cloned().collect::<Vec<_>>().join(", ");
+        let mut enrolled_in_batch: BTreeMap<(&StudyId, &SubjectId), Option<&SiteId>> =
+            BTreeMap::new();
+        for (index, event) in batch.iter().enumerate() {
+            let Some(subject) = &event.subject else {
+                continue;
+            };
+            let site = if let EventBody::SubjectEnrolled { site, .. } = &event.body {
+                enrolled_in_batch.insert((&event.study, subject), site.as_ref());
+                site.as_ref()
+            } else if let Some(site) = enrolled_in_batch.get(&(&event.study, subject)) {
+                *site
+            } else {
+                match self
+                    .studies
+                    .get(&event.study)
+                    .and_then(|s| s.subjects.get(subject))
+                {
+                    Some(known) => known.site.as_ref(),
+                    // Not enrolled: check_batch refuses it (FAILED_PRECONDITION).
+                    None => continue,
+                }
+            };
+            match site {
+                Some(site) if allowed.contains(site.as_str()) => {}
+                Some(site) => {
+                    return Err(format!(
+                        "events[{index}]: site {:?} of subject {subject} is outside the writer's \
+                         sites ({})",
+                        site.as_str(),
+                        allowed_list()
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "events[{index}]: subject {subject} has no site; the writer is scoped to \
+                         sites ({})",
+                        allowed_list()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Study-level consistency of a batch against the log (and earlier events of the batch): studies
     /// registered once and before use, subjects enrolled once and before use, corrections naming a
     /// live form of the same subject, visit and instrument. Events whose id is already in the log are
     /// not checked (the log answers them as duplicates or conflicts).
@@ -561,7 +613,11 @@ impl Projection {
                 history.amend(Protocol::clone(protocol)).ok()?;
                 None
             }
-            EventBody::SubjectEnrolled { arm, population } => {
+            EventBody::SubjectEnrolled {
+                arm,
+                population,
+                site,
+            } => {
                 let subject_id = event.subject.clone()?;
                 let study = self.studies.get_mut(&event.study)?;
                 study
@@ -569,6 +625,7 @@ impl Projection {
                     .entry(subject_id.clone())
                     .or_insert_with(|| Subject {
                         arm: arm.clone(),
+                        site: site.clone(),
                         enrolled_on: event.clinical_date,
                         population: *population,
                         withdrawn: false,

@@ -102,7 +102,10 @@ impl Ingest for Services {
                     let _ = tx.send(Err(status)).await;
                     break;
                 }
-                let answer = match app.submit_as(request, &principal.recorded_by()).await {
+                let answer = match app
+                    .submit_scoped(request, &principal.recorded_by(), principal.site_scope())
+                    .await
+                {
                     Ok(response) => Ok(blind_response(&app, principal.sees_arms(), response)),
                     Err(error) if error.is_rejection() => {
                         tracing::info!(batch_id, %error, "batch rejected");
@@ -112,6 +115,10 @@ impl Ingest for Services {
                             rejection: Some(rejection(&error)),
                             outcomes: Vec::new(),
                         })
+                    }
+                    Err(error @ crate::error::ServiceError::PermissionDenied(_)) => {
+                        tracing::info!(batch_id, %error, "batch denied");
+                        Err(to_status(&error))
                     }
                     Err(error) => {
                         tracing::error!(%error, "Submit failed");
@@ -135,7 +142,7 @@ impl Ingest for Services {
         let request = request.into_inner();
         principal.check_batch(&request.events)?;
         self.app
-            .submit_as(request, &principal.recorded_by())
+            .submit_scoped(request, &principal.recorded_by(), principal.site_scope())
             .await
             .map(|response| {
                 Response::new(blind_response(&self.app, principal.sees_arms(), response))

@@ -182,6 +182,7 @@ impl Cohort {
                     }
                     .into(),
                     population: pb::Population::Unspecified as i32,
+                    site_id: String::new(),
                 })),
             });
         }

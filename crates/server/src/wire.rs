@@ -10,7 +10,8 @@ use myolog_domain::cdasi::{CdasiLocation, CdasiLocationScores, CdasiV2, GottronH
 use myolog_domain::enzyme::{Enzyme, EnzymeField, EnzymeMeasurement, EnzymePanel, EnzymeUnit};
 use myolog_domain::error::Problem;
 use myolog_domain::event::{
-    Assessment, ClinicalDate, Dose, Event, EventBody, EventId, Reason, StudyId, SubjectId, VisitId,
+    Assessment, ClinicalDate, Dose, Event, EventBody, EventId, Reason, SiteId, StudyId, SubjectId,
+    VisitId,
 };
 use myolog_domain::global::{GlobalAssessment, VasCm};
 use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
@@ -370,7 +371,12 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
                     return None;
                 }
             };
-            Some(EventBody::SubjectEnrolled { arm, population })
+            let site = optional_id(c, &format!("{base}.site_id"), &subject.site_id, SiteId::new)?;
+            Some(EventBody::SubjectEnrolled {
+                arm,
+                population,
+                site,
+            })
         }
         Body::AssessmentRecorded(recorded) => {
             let assessment =
@@ -1337,6 +1343,7 @@ mod tests {
             1 => pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
                 arm: text(rng),
                 population: 7,
+                site_id: text(rng),
             }),
             2 => pb::event::Body::AssessmentCorrected(pb::AssessmentCorrected {
                 supersedes_event_id: text(rng),

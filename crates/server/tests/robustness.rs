@@ -333,9 +333,13 @@ fn body() -> BoxedStrategy<Option<pb::event::Body>> {
                 ..Default::default()
             })
         }),
-        (text(), any::<i32>()).prop_map(|(arm, population)| Body::SubjectEnrolled(
-            pb::SubjectEnrolled { arm, population }
-        )),
+        (text(), any::<i32>(), text()).prop_map(|(arm, population, site_id)| {
+            Body::SubjectEnrolled(pb::SubjectEnrolled {
+                arm,
+                population,
+                site_id,
+            })
+        }),
         text().prop_map(|reason| Body::SubjectWithdrawn(pb::SubjectWithdrawn { reason })),
         text().prop_map(|reason| Body::StudyLocked(pb::StudyLocked { reason })),
         text().prop_map(|reason| Body::StudyUnlocked(pb::StudyUnlocked { reason })),

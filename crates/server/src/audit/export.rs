@@ -171,10 +171,20 @@ pub fn summarize(event: &Event) -> String {
         EventBody::ProtocolAmended { protocol } => {
             format!("protocol amended: {}", protocol.reference())
         }
-        EventBody::SubjectEnrolled { arm, population } => match population {
-            Some(p) => format!("enrolled: arm {arm}; population {}", p.key()),
-            None => format!("enrolled: arm {arm}"),
-        },
+        EventBody::SubjectEnrolled {
+            arm,
+            population,
+            site,
+        } => {
+            let site = site
+                .as_ref()
+                .map(|s| format!("; site {s}"))
+                .unwrap_or_default();
+            match population {
+                Some(p) => format!("enrolled: arm {arm}; population {}{site}", p.key()),
+                None => format!("enrolled: arm {arm}{site}"),
+            }
+        }
         EventBody::AssessmentRecorded(assessment) => summarize_assessment(assessment),
         EventBody::AssessmentCorrected { corrected, .. } => {
             format!("corrected {}", summarize_assessment(corrected))

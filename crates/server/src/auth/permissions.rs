@@ -81,7 +81,8 @@ pub enum Permission {
     Authenticated,
     /// Append events. Per event: StudyRegistered, ProtocolAmended, StudyLocked, StudyUnlocked and
     /// StudyUnblinded only by admin; every other
-    /// event only by a writer whose studies include the event's study.
+    /// event only by a writer whose studies include the event's study (and, for a writer issued
+    /// with sites, whose sites include the subject's enrolment site).
     WriteEvents,
     /// Read one study's subjects and outcomes (the request names the study).
     ReadStudy,

@@ -42,7 +42,8 @@ pub struct Principal {
     pub role: Role,
     /// The studies a writer or reader is scoped to (ignored for the other roles).
     pub studies: BTreeSet<String>,
-    /// The sites a writer is scoped to; recorded, not yet enforced (events carry no site).
+    /// The sites a writer is scoped to (empty: all sites of its studies). Enforced on ingest against
+    /// SubjectEnrolled.site_id ([`Principal::site_scope`]).
     pub sites: BTreeSet<String>,
 }
 
@@ -68,6 +69,12 @@ impl Principal {
 
     fn denied(&self, what: impl std::fmt::Display) -> Status {
         Status::permission_denied(format!("{} ({}) may not {what}", self.name, self.role))
+    }
+
+    /// The sites a writer's subject-level events are confined to; `None` when it is not site-scoped
+    /// (no sites listed, or not a writer).
+    pub fn site_scope(&self) -> Option<&BTreeSet<String>> {
+        (self.role == Role::Writer && !self.sites.is_empty()).then_some(&self.sites)
     }
 
     /// May this principal use `permission` on `study`?
