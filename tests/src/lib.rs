@@ -94,6 +94,7 @@ impl Clients {
             .get_subject(pb::GetSubjectRequest {
                 study_id: synth::STUDY.into(),
                 subject_id: synth::subject_id(index),
+                protocol_version: None,
             })
             .await
             .expect("get subject")
@@ -106,6 +107,7 @@ impl Clients {
             .get_cohort(pb::GetCohortRequest {
                 study_id: synth::STUDY.into(),
                 visit_id: String::new(),
+                protocol_version: None,
             })
             .await
             .expect("get cohort")

@@ -227,6 +227,7 @@ async fn unauthenticated_calls_are_refused_and_store_nothing() {
                 pb::GetCohortRequest {
                     study_id: STUDY.into(),
                     visit_id: String::new(),
+                    protocol_version: None,
                 },
                 header,
             ))
@@ -527,10 +528,12 @@ async fn readers_see_only_their_studies() {
     let subject = || pb::GetSubjectRequest {
         study_id: STUDY.into(),
         subject_id: synth::subject_id(0),
+        protocol_version: None,
     };
     let cohort_request = |study: &str| pb::GetCohortRequest {
         study_id: study.into(),
         visit_id: String::new(),
+        protocol_version: None,
     };
     let watch = |study: &str| pb::WatchRequest {
         study_id: study.into(),
@@ -750,6 +753,7 @@ async fn reloading_the_file_changes_new_calls_and_keeps_open_streams() {
             pb::GetCohortRequest {
                 study_id: STUDY.into(),
                 visit_id: String::new(),
+                protocol_version: None,
             },
             &fixture.reader,
         ))

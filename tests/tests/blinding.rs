@@ -121,6 +121,7 @@ async fn subject(channel: &Channel, token: &str) -> pb::SubjectOutcomes {
             pb::GetSubjectRequest {
                 study_id: STUDY.into(),
                 subject_id: subject_id(0),
+                protocol_version: None,
             },
             token,
         ))

@@ -388,6 +388,7 @@ async fn stir_registered_visits_checked_deviations_reported_and_amendments_named
     let request = || pb::GetSubjectRequest {
         study_id: "STIR".into(),
         subject_id: "S001".into(),
+        protocol_version: None,
     };
     let live = clients
         .outcomes
@@ -452,6 +453,7 @@ async fn stir_endpoints_of_the_demo_cohort_match_the_hand_written_table() {
         .get_cohort(pb::GetCohortRequest {
             study_id: synth::STUDY.into(),
             visit_id: String::new(),
+            protocol_version: None,
         })
         .await
         .expect("cohort")
@@ -628,6 +630,7 @@ async fn bird_prednisone_free_from_dose_records_at_the_window_edges() {
             .get_subject(pb::GetSubjectRequest {
                 study_id: "BIRD".into(),
                 subject_id: subject.into(),
+                protocol_version: None,
             })
             .await
             .expect("subject")
@@ -650,6 +653,7 @@ async fn bird_prednisone_free_from_dose_records_at_the_window_edges() {
         .get_cohort(pb::GetCohortRequest {
             study_id: "BIRD".into(),
             visit_id: String::new(),
+            protocol_version: None,
         })
         .await
         .expect("cohort")
@@ -719,6 +723,7 @@ async fn myojak_delayed_start_baseline_switches_at_the_recorded_first_dose() {
     let request = || pb::GetSubjectRequest {
         study_id: "MYOJAK".into(),
         subject_id: "D001".into(),
+        protocol_version: None,
     };
     let before = clients
         .outcomes

@@ -71,6 +71,7 @@ async fn a_python_client_submits_events_and_reads_outcomes() {
         .get_subject(pb::GetSubjectRequest {
             study_id: "PY-STUDY".into(),
             subject_id: "P001".into(),
+            protocol_version: None,
         })
         .await
         .expect("subject")

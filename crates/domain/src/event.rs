@@ -320,6 +320,96 @@ impl Dose {
     }
 }
 
+/// Eligibility facts that are not visit assessments, as the site reports them at enrolment. Each is
+/// optional: a fact not recorded leaves the criteria that read it "not evaluable", never "not met".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct EnrolmentFacts {
+    /// Age in completed years, 0 to [`EnrolmentFacts::MAX_AGE_YEARS`].
+    age_years: Option<u32>,
+    /// The investigator's judgement that the muscle disease is active.
+    muscle_active: Option<bool>,
+    /// Weeks the current prednisone dose has been stable before baseline, 0 to
+    /// [`EnrolmentFacts::MAX_PREDNISONE_STABLE_WEEKS`].
+    prednisone_stable_weeks: Option<u32>,
+}
+
+/// Which [`EnrolmentFacts`] value a check refers to (its wire field name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnrolmentFact {
+    AgeYears,
+    PrednisoneStableWeeks,
+}
+
+impl EnrolmentFact {
+    pub const fn key(self) -> &'static str {
+        match self {
+            EnrolmentFact::AgeYears => "age_years",
+            EnrolmentFact::PrednisoneStableWeeks => "prednisone_stable_weeks",
+        }
+    }
+}
+
+impl EnrolmentFacts {
+    /// Oldest accepted age: beyond it a value is a keying error, not a subject.
+    pub const MAX_AGE_YEARS: u32 = 120;
+    /// Ten years of weeks: a longer "stable" period adds nothing a criterion could ask for, and a
+    /// larger number is most likely days or a date keyed into the wrong field.
+    pub const MAX_PREDNISONE_STABLE_WEEKS: u32 = 520;
+
+    /// Validates each fact; every value out of range is reported, with the field it came from.
+    pub fn new(
+        age_years: Option<u32>,
+        muscle_active: Option<bool>,
+        prednisone_stable_weeks: Option<u32>,
+    ) -> Result<Self, Vec<(EnrolmentFact, Problem)>> {
+        let mut problems = Vec::new();
+        let mut within = |fact: EnrolmentFact, value: Option<u32>, max: u32, unit: &str| {
+            if let Some(value) = value.filter(|value| *value > max) {
+                problems.push((
+                    fact,
+                    Problem::OutOfRange {
+                        value: value.to_string(),
+                        allowed: format!("0 to {max} {unit}, or absent when not recorded"),
+                    },
+                ));
+            }
+        };
+        within(
+            EnrolmentFact::AgeYears,
+            age_years,
+            Self::MAX_AGE_YEARS,
+            "completed years",
+        );
+        within(
+            EnrolmentFact::PrednisoneStableWeeks,
+            prednisone_stable_weeks,
+            Self::MAX_PREDNISONE_STABLE_WEEKS,
+            "weeks",
+        );
+        if problems.is_empty() {
+            Ok(Self {
+                age_years,
+                muscle_active,
+                prednisone_stable_weeks,
+            })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub const fn age_years(&self) -> Option<u32> {
+        self.age_years
+    }
+
+    pub const fn muscle_active(&self) -> Option<bool> {
+        self.muscle_active
+    }
+
+    pub const fn prednisone_stable_weeks(&self) -> Option<u32> {
+        self.prednisone_stable_weeks
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventBody {
@@ -343,6 +433,8 @@ pub enum EventBody {
         population: Option<Population>,
         /// The site that enrolled the subject; `None` when the EDC names none.
         site: Option<SiteId>,
+        /// Eligibility facts reported at enrolment (all absent in events sent before they existed).
+        facts: EnrolmentFacts,
     },
     AssessmentRecorded(Assessment),
     AssessmentCorrected {
@@ -519,6 +611,43 @@ mod tests {
 
     /// A calendar date as (year, month, day), or `None` when the text must be rejected.
     type ExpectedDate = Option<(u16, u8, u8)>;
+
+    #[test]
+    fn enrolment_facts_accept_their_ranges_and_name_each_value_out_of_it() {
+        // (age, stable weeks, fields rejected)
+        let cases: &[(Option<u32>, Option<u32>, &[&str])] = &[
+            (None, None, &[]),
+            (Some(0), Some(0), &[]),
+            (Some(120), Some(520), &[]),
+            (Some(121), Some(520), &["age_years"]),
+            (Some(120), Some(521), &["prednisone_stable_weeks"]),
+            (
+                Some(u32::MAX),
+                Some(u32::MAX),
+                &["age_years", "prednisone_stable_weeks"],
+            ),
+        ];
+        for (age, weeks, rejected) in cases {
+            let fields: Vec<&str> = match EnrolmentFacts::new(*age, Some(true), *weeks) {
+                Ok(facts) => {
+                    assert_eq!(
+                        (facts.age_years(), facts.muscle_active(), facts.prednisone_stable_weeks()),
+                        (*age, Some(true), *weeks)
+                    );
+                    Vec::new()
+                }
+                Err(problems) => problems.iter().map(|(fact, _)| fact.key()).collect(),
+            };
+            assert_eq!(fields, *rejected, "{age:?} {weeks:?}");
+        }
+        let Err(problems) = EnrolmentFacts::new(Some(150), None, None) else {
+            panic!("150 years is out of range");
+        };
+        assert_eq!(
+            problems[0].1.to_string(),
+            "150 is out of range; allowed: 0 to 120 completed years, or absent when not recorded"
+        );
+    }
 
     #[test]
     fn dates_parse_exactly() {

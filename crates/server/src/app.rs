@@ -314,7 +314,9 @@ impl App {
         })
     }
 
-    /// Outcomes of the touched subjects x visits, computed from the current projection.
+    /// Outcomes of the touched subjects x visits, computed from the current projection; in a
+    /// protocol study each carries its subject's endpoint results, so an EDC or a dashboard sees an
+    /// endpoint change without asking (computed once per subject).
     fn outcomes_for(&self, touched: &BTreeSet<Touched>) -> Vec<pb::VisitOutcome> {
         let projection = self.projection();
         let mut out = Vec::new();
@@ -325,6 +327,7 @@ impl App {
             let Some(subject) = study.subjects.get(&t.subject) else {
                 continue;
             };
+            let first = out.len();
             match &t.visit {
                 Some(visit) => out.extend(outcomes::one_visit_outcome(
                     &t.study,
@@ -341,6 +344,12 @@ impl App {
                     subject,
                     projection.head_seq,
                 )),
+            }
+            if study.protocol.is_some() && out.len() > first {
+                let endpoints = outcomes::subject_endpoints(study, subject);
+                for outcome in &mut out[first..] {
+                    outcome.endpoints.clone_from(&endpoints);
+                }
             }
         }
         out

@@ -207,6 +207,7 @@ async fn stream_and_report(
             .get_subject(pb::GetSubjectRequest {
                 study_id: STUDY.into(),
                 subject_id: synth::subject_id(index),
+                protocol_version: None,
             })
             .await?
             .into_inner();
@@ -221,6 +222,7 @@ async fn stream_and_report(
         .get_cohort(pb::GetCohortRequest {
             study_id: STUDY.into(),
             visit_id: cohort.visit_id(PRIMARY_VISIT).into(),
+            protocol_version: None,
         })
         .await?
         .into_inner();
@@ -300,6 +302,7 @@ pub async fn print_outcomes(
         .get_cohort(pb::GetCohortRequest {
             study_id: study.into(),
             visit_id: visit.into(),
+            protocol_version: None,
         })
         .await?
         .into_inner();
@@ -314,6 +317,7 @@ pub async fn print_outcomes(
             .get_subject(pb::GetSubjectRequest {
                 study_id: study.into(),
                 subject_id: subject_id.clone(),
+                protocol_version: None,
             })
             .await?
             .into_inner();

@@ -4,6 +4,8 @@
 //! - [`wire`]: proto <-> domain mapping with field-path violations.
 //! - [`error`]: service errors and the one mapping to `tonic::Status`.
 //! - [`projection`], [`outcomes`], [`scored`]: per-visit assessments, per-subject and cohort outcomes.
+//! - [`eligibility`]: protocol eligibility per subject and per cohort, and which protocol version a
+//!   read asks for.
 //! - [`app`]: the ingest path (validate, check, durable append, apply, recompute, broadcast).
 //! - [`services`], [`server`]: the gRPC services, health, reflection, graceful shutdown.
 //! - [`auth`]: principals, bearer tokens, the permission table and the guard before every service.
@@ -17,6 +19,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod demo;
+pub mod eligibility;
 pub mod error;
 pub mod healthcheck;
 pub mod metrics;

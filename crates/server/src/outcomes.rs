@@ -176,6 +176,7 @@ fn visit_outcome(
         result_json: scored.json,
         as_of_sequence: as_of,
         schedule: None,
+        endpoints: Vec::new(),
     }
 }
 
@@ -237,10 +238,17 @@ pub fn subject_endpoints(study: &Study, subject: &Subject) -> Vec<pb::EndpointOu
     let Some(history) = &study.protocol else {
         return Vec::new();
     };
-    endpoint_results(history.current(), subject)
+    subject_endpoints_under(history.current(), subject)
+}
+
+/// The protocol's endpoints for one subject under a given protocol version (GetSubject asked for
+/// an earlier one).
+pub fn subject_endpoints_under(protocol: &Protocol, subject: &Subject) -> Vec<pb::EndpointOutcome> {
+    endpoint_results(protocol, subject)
         .iter()
         .map(|result| pb::EndpointOutcome {
             protocol: result.protocol.to_string(),
+            protocol_version: result.protocol.version,
             endpoint: result.endpoint.clone(),
             responder: match result.responder {
                 Some(ResponderStatus::Responder) => "responder",
@@ -265,7 +273,11 @@ pub fn cohort_endpoints(study: &Study) -> Vec<pb::EndpointTable> {
     let Some(history) = &study.protocol else {
         return Vec::new();
     };
-    let protocol = history.current();
+    cohort_endpoints_under(history.current(), study)
+}
+
+/// [`cohort_endpoints`] under a given protocol version (GetCohort asked for an earlier one).
+pub fn cohort_endpoints_under(protocol: &Protocol, study: &Study) -> Vec<pb::EndpointTable> {
     let results: Vec<EndpointResult> = study
         .subjects
         .values()
@@ -409,6 +421,10 @@ pub fn cohort(
             .map(|(id, _, scored)| cohort_visit(&id, &scored))
             .collect(),
         endpoints: cohort_endpoints(study),
+        eligibility: study
+            .protocol
+            .as_ref()
+            .map(|history| crate::eligibility::cohort_eligibility(history.current(), study)),
         as_of_sequence: as_of,
     }
 }

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use myolog_domain::event::{
-    Assessment, AssessmentKind, ClinicalDate, Dose, Event, EventBody, EventId, SiteId, StudyId,
-    SubjectId, VisitId,
+    Assessment, AssessmentKind, ClinicalDate, Dose, EnrolmentFacts, Event, EventBody, EventId,
+    SiteId, StudyId, SubjectId, VisitId,
 };
 use myolog_domain::protocol::{Blinding, Protocol, ProtocolHistory, VisitScheduleError};
 use myolog_domain::visit::{Population, VisitAssessments};
@@ -83,6 +83,8 @@ pub struct Subject {
     /// Clinical date of the enrolment (randomisation): protocol day 0 of the visit schedule.
     pub enrolled_on: ClinicalDate,
     pub population: Option<Population>,
+    /// Eligibility facts reported at enrolment (age, muscle disease active, stable prednisone).
+    pub facts: EnrolmentFacts,
     pub withdrawn: bool,
     pub visits: BTreeMap<VisitId, Visit>,
     /// Dose records in sequence order: (clinical date, dose).
@@ -617,6 +619,7 @@ impl Projection {
                 arm,
                 population,
                 site,
+                facts,
             } => {
                 let subject_id = event.subject.clone()?;
                 let study = self.studies.get_mut(&event.study)?;
@@ -628,6 +631,7 @@ impl Projection {
                         site: site.clone(),
                         enrolled_on: event.clinical_date,
                         population: *population,
+                        facts: *facts,
                         withdrawn: false,
                         visits: BTreeMap::new(),
                         doses: Vec::new(),

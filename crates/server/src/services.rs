@@ -20,7 +20,7 @@ use tonic_types::StatusExt;
 
 use crate::app::App;
 use crate::error::{ServiceError, to_status};
-use crate::outcomes;
+use crate::{eligibility, outcomes};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -187,9 +187,17 @@ impl Outcomes for Services {
                 "subject {subject_id} is not enrolled in {study_id}"
             )))
         })?;
+        let protocol =
+            eligibility::protocol_version(&study_id, study, request.protocol_version)
+                .map_err(|error| to_status(&error))?;
         let mut visits =
             outcomes::subject_outcomes(&study_id, study, &subject_id, subject, projection.head_seq);
-        let mut endpoints = outcomes::subject_endpoints(study, subject);
+        let mut endpoints = protocol
+            .map(|protocol| outcomes::subject_endpoints_under(protocol, subject))
+            .unwrap_or_default();
+        // Eligibility reads baseline values and enrolment facts, never the arm: blinding keeps it.
+        let eligibility =
+            protocol.map(|protocol| eligibility::subject_eligibility(protocol, subject));
         if study.hides_arms() && !caller.sees_arms() {
             visits.iter_mut().for_each(blind_outcome);
             // The subject's arm decides the baseline and visits an endpoint uses.
@@ -201,6 +209,7 @@ impl Outcomes for Services {
             withdrawn: subject.withdrawn,
             visits,
             endpoints,
+            eligibility,
         }))
     }
 
@@ -218,12 +227,14 @@ impl Outcomes for Services {
             )))
         })?;
         let only = (!request.visit_id.is_empty()).then_some(request.visit_id.as_str());
-        Ok(Response::new(outcomes::cohort(
-            &study_id,
-            study,
-            only,
-            projection.head_seq,
-        )))
+        let protocol = eligibility::protocol_version(&study_id, study, request.protocol_version)
+            .map_err(|error| to_status(&error))?;
+        let mut cohort = outcomes::cohort(&study_id, study, only, projection.head_seq);
+        if let (Some(protocol), Some(_)) = (protocol, request.protocol_version) {
+            cohort.endpoints = outcomes::cohort_endpoints_under(protocol, study);
+            cohort.eligibility = Some(eligibility::cohort_eligibility(protocol, study));
+        }
+        Ok(Response::new(cohort))
     }
 
     type WatchStream = BoxStream<pb::VisitOutcome>;
@@ -278,6 +289,8 @@ impl Outcomes for Services {
 /// target day and window are the arm's). The outcome values (DOI, TIS, CDASI) reveal no arm and stay.
 fn blind_outcome(outcome: &mut pb::VisitOutcome) {
     outcome.schedule = None;
+    // The subject's arm decides the baseline and visits an endpoint uses.
+    outcome.endpoints.clear();
 }
 
 /// [`blind_outcome`] if the outcome's study hides arms now.

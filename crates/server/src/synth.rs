@@ -183,6 +183,9 @@ impl Cohort {
                     .into(),
                     population: pb::Population::Unspecified as i32,
                     site_id: String::new(),
+                    age_years: Some(enrolment_age(index)),
+                    muscle_active: Some(false),
+                    prednisone_stable_weeks: Some(stable_prednisone_weeks(index)),
                 })),
             });
         }
@@ -434,6 +437,23 @@ impl Cohort {
                 })),
             }],
         }
+    }
+}
+
+/// Age at enrolment, 27 to 69 completed years: adults as in STIR. Not drawn from the generator, so
+/// the visit data of a seed stay what they were before enrolments carried ages.
+fn enrolment_age(index: usize) -> u32 {
+    27 + u32::try_from(index * 17 % 43).unwrap_or(0)
+}
+
+/// Weeks of stable prednisone before baseline: 4 to 12 (STIR asks for at least 4), except the
+/// seventh subject, whose dose changed 2 weeks before baseline, so the demo shows a criterion not
+/// met (a screening failure that was enrolled and is flagged, not hidden).
+fn stable_prednisone_weeks(index: usize) -> u32 {
+    if index == 6 {
+        2
+    } else {
+        4 + u32::try_from(index * 5 % 9).unwrap_or(0)
     }
 }
 

@@ -10,8 +10,8 @@ use myolog_domain::cdasi::{CdasiLocation, CdasiLocationScores, CdasiV2, GottronH
 use myolog_domain::enzyme::{Enzyme, EnzymeField, EnzymeMeasurement, EnzymePanel, EnzymeUnit};
 use myolog_domain::error::Problem;
 use myolog_domain::event::{
-    Assessment, ClinicalDate, Dose, Event, EventBody, EventId, Reason, SiteId, StudyId, SubjectId,
-    VisitId,
+    Assessment, ClinicalDate, Dose, EnrolmentFacts, Event, EventBody, EventId, Reason, SiteId,
+    StudyId, SubjectId, VisitId,
 };
 use myolog_domain::global::{GlobalAssessment, VasCm};
 use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
@@ -372,10 +372,24 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
                 }
             };
             let site = optional_id(c, &format!("{base}.site_id"), &subject.site_id, SiteId::new)?;
+            let facts = match EnrolmentFacts::new(
+                subject.age_years,
+                subject.muscle_active,
+                subject.prednisone_stable_weeks,
+            ) {
+                Ok(facts) => facts,
+                Err(problems) => {
+                    for (fact, problem) in problems {
+                        c.problem(format_args!("{base}.{}", fact.key()), problem);
+                    }
+                    return None;
+                }
+            };
             Some(EventBody::SubjectEnrolled {
                 arm,
                 population,
                 site,
+                facts,
             })
         }
         Body::AssessmentRecorded(recorded) => {
@@ -1344,6 +1358,9 @@ mod tests {
                 arm: text(rng),
                 population: 7,
                 site_id: text(rng),
+                age_years: Some(number(rng)),
+                muscle_active: Some(rng.next_u64().is_multiple_of(2)),
+                prednisone_stable_weeks: Some(number(rng)),
             }),
             2 => pb::event::Body::AssessmentCorrected(pb::AssessmentCorrected {
                 supersedes_event_id: text(rng),

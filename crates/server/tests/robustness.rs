@@ -333,13 +333,26 @@ fn body() -> BoxedStrategy<Option<pb::event::Body>> {
                 ..Default::default()
             })
         }),
-        (text(), any::<i32>(), text()).prop_map(|(arm, population, site_id)| {
-            Body::SubjectEnrolled(pb::SubjectEnrolled {
-                arm,
-                population,
-                site_id,
-            })
-        }),
+        (
+            (text(), any::<i32>(), text()),
+            (
+                any::<Option<u32>>(),
+                any::<Option<bool>>(),
+                any::<Option<u32>>()
+            )
+        )
+            .prop_map(
+                |((arm, population, site_id), (age_years, muscle_active, stable_weeks))| {
+                    Body::SubjectEnrolled(pb::SubjectEnrolled {
+                        arm,
+                        population,
+                        site_id,
+                        age_years,
+                        muscle_active,
+                        prednisone_stable_weeks: stable_weeks,
+                    })
+                }
+            ),
         text().prop_map(|reason| Body::SubjectWithdrawn(pb::SubjectWithdrawn { reason })),
         text().prop_map(|reason| Body::StudyLocked(pb::StudyLocked { reason })),
         text().prop_map(|reason| Body::StudyUnlocked(pb::StudyUnlocked { reason })),

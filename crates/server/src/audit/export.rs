@@ -175,6 +175,7 @@ pub fn summarize(event: &Event) -> String {
             arm,
             population,
             site,
+            ..
         } => {
             let site = site
                 .as_ref()

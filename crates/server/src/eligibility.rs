@@ -1,0 +1,218 @@
+//! Eligibility served from the projection: each subject's criteria checked against the protocol's
+//! baseline visit and the facts reported at enrolment (`GetSubject`), and a per-criterion count table
+//! over the enrolled subjects (`GetCohort`). Also which protocol version a read asks for.
+//!
+//! The decisions are the pure ones of `myolog_scoring::protocol_eval::check_eligibility`; this module
+//! only gathers their inputs. The prednisone dose a criterion reads is the glucocorticoid
+//! `DoseRecorded` in effect at the baseline visit, because the service records doses as events, not as
+//! a visit measure.
+
+use myolog_domain::event::{ClinicalDate, Dose, StudyId};
+use myolog_domain::protocol::{
+    CriterionCategory, EligibilityReport, EligibilityVerdict, Protocol, RuleResult, Verdict,
+};
+use myolog_domain::visit::VisitAssessments;
+use myolog_proto::v1 as pb;
+use myolog_scoring::protocol_eval::{SubjectFacts, check_eligibility};
+
+use crate::error::{ServiceError, Violation};
+use crate::projection::{Study, Subject};
+
+/// The protocol version a read asks for: the version in force when `version` is `None`; `Ok(None)`
+/// for a study without a protocol asked for no version. A version the study does not have is
+/// INVALID_ARGUMENT on `protocol_version`, listing the versions that exist.
+pub fn protocol_version<'a>(
+    study_id: &StudyId,
+    study: &'a Study,
+    version: Option<u32>,
+) -> Result<Option<&'a Protocol>, ServiceError> {
+    let Some(history) = &study.protocol else {
+        return match version {
+            None => Ok(None),
+            Some(version) => Err(ServiceError::invalid(vec![Violation::new(
+                "protocol_version",
+                format!(
+                    "protocol version {version} was asked for, but study {study_id} was registered \
+                     without a protocol; leave protocol_version unset"
+                ),
+            )])),
+        };
+    };
+    let Some(version) = version else {
+        return Ok(Some(history.current()));
+    };
+    history.version(version).map(Some).ok_or_else(|| {
+        let versions: Vec<String> = history
+            .versions()
+            .map(|protocol| protocol.version().to_string())
+            .collect();
+        ServiceError::invalid(vec![Violation::new(
+            "protocol_version",
+            format!(
+                "study {study_id} has no protocol version {version}; its versions are {}",
+                versions.join(", ")
+            ),
+        )])
+    })
+}
+
+/// What one subject's eligibility is checked against: the protocol's baseline visit (empty when not
+/// recorded) with the glucocorticoid dose in effect at it, and the enrolment facts.
+fn report(protocol: &Protocol, subject: &Subject) -> (Option<String>, EligibilityReport) {
+    let baseline_id = &protocol.baseline_encounter().id;
+    let baseline = subject
+        .visits
+        .iter()
+        .find(|(id, _)| id.as_str() == *baseline_id);
+    let mut assessments = baseline
+        .map(|(_, visit)| visit.assessments())
+        .unwrap_or_else(VisitAssessments::default);
+    // Day 0 is the latest a baseline can be; without a baseline visit the dose at enrolment counts.
+    let as_of = baseline
+        .and_then(|(_, visit)| visit.last_date)
+        .unwrap_or(subject.enrolled_on);
+    assessments.prednisone_mg_per_day = glucocorticoid_in_effect(subject, as_of);
+    let facts = SubjectFacts {
+        age_years: subject.facts.age_years(),
+        muscle_active: subject.facts.muscle_active(),
+        prednisone_stable_weeks: subject.facts.prednisone_stable_weeks(),
+    };
+    (
+        baseline.map(|(id, _)| id.to_string()),
+        check_eligibility(protocol, &assessments, &facts),
+    )
+}
+
+/// The glucocorticoid dose in effect on `date`: the latest record on or before it (of two on one
+/// day, the one entered later, as the projection keeps records in sequence order).
+fn glucocorticoid_in_effect(
+    subject: &Subject,
+    date: ClinicalDate,
+) -> Option<myolog_domain::glucocorticoid::PrednisoneEquivalentDose> {
+    let mut in_effect = None;
+    let mut effective_from = None;
+    for (recorded_on, dose) in &subject.doses {
+        if let Dose::Glucocorticoid { mg_per_day, .. } = dose
+            && *recorded_on <= date
+            && effective_from.is_none_or(|from| *recorded_on >= from)
+        {
+            in_effect = Some(*mg_per_day);
+            effective_from = Some(*recorded_on);
+        }
+    }
+    in_effect
+}
+
+fn verdict_key(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Met => "met",
+        Verdict::NotMet => "not_met",
+        Verdict::NotApplicable => "not_applicable",
+        Verdict::NotEvaluable => "not_evaluable",
+    }
+}
+
+fn overall_key(verdict: EligibilityVerdict) -> &'static str {
+    match verdict {
+        EligibilityVerdict::Eligible => "eligible",
+        EligibilityVerdict::NotEligible => "not_eligible",
+        EligibilityVerdict::NotEvaluable => "not_evaluable",
+    }
+}
+
+/// Every leaf rule of a result with what it saw, in rule order.
+fn leaves(result: &RuleResult, out: &mut Vec<pb::SeenValue>) {
+    if result.parts.is_empty() {
+        out.push(pb::SeenValue {
+            rule: result.rule.clone(),
+            value: result.seen.to_string(),
+            verdict: verdict_key(result.verdict).to_string(),
+        });
+    }
+    for part in &result.parts {
+        leaves(part, out);
+    }
+}
+
+/// One subject's eligibility under `protocol`, criterion by criterion.
+pub fn subject_eligibility(protocol: &Protocol, subject: &Subject) -> pb::SubjectEligibility {
+    let (baseline, report) = report(protocol, subject);
+    pb::SubjectEligibility {
+        protocol: protocol.reference().to_string(),
+        protocol_version: protocol.version(),
+        verdict: overall_key(report.verdict).to_string(),
+        baseline_visit_id: baseline.unwrap_or_default(),
+        criteria: report
+            .criteria
+            .iter()
+            .map(|criterion| {
+                let mut seen = Vec::new();
+                leaves(&criterion.result, &mut seen);
+                pb::CriterionOutcome {
+                    id: criterion.id.clone(),
+                    category: match criterion.category {
+                        CriterionCategory::Inclusion => "inclusion",
+                        CriterionCategory::Exclusion => "exclusion",
+                    }
+                    .to_string(),
+                    text: criterion.text.clone(),
+                    verdict: verdict_key(criterion.verdict).to_string(),
+                    explanation: criterion.result.to_string(),
+                    seen,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Eligibility over every enrolled subject of `study` under `protocol`: n/N eligible and, per
+/// criterion, how many subjects have each verdict.
+pub fn cohort_eligibility(protocol: &Protocol, study: &Study) -> pb::EligibilityTable {
+    let reports: Vec<EligibilityReport> = study
+        .subjects
+        .values()
+        .map(|subject| report(protocol, subject).1)
+        .collect();
+    let count = |verdict: EligibilityVerdict| {
+        let n = reports
+            .iter()
+            .filter(|report| report.verdict == verdict)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    };
+    pb::EligibilityTable {
+        protocol: protocol.reference().to_string(),
+        protocol_version: protocol.version(),
+        subjects: u32::try_from(reports.len()).unwrap_or(u32::MAX),
+        eligible: count(EligibilityVerdict::Eligible),
+        not_eligible: count(EligibilityVerdict::NotEligible),
+        not_evaluable: count(EligibilityVerdict::NotEvaluable),
+        criteria: protocol
+            .eligibility()
+            .iter()
+            .enumerate()
+            .map(|(index, criterion)| {
+                let count = |verdict: Verdict| {
+                    let n = reports
+                        .iter()
+                        .filter(|report| {
+                            report
+                                .criteria
+                                .get(index)
+                                .is_some_and(|result| result.verdict == verdict)
+                        })
+                        .count();
+                    u32::try_from(n).unwrap_or(u32::MAX)
+                };
+                pb::CriterionCounts {
+                    id: criterion.id.clone(),
+                    text: criterion.text.clone(),
+                    met: count(Verdict::Met),
+                    not_met: count(Verdict::NotMet),
+                    not_applicable: count(Verdict::NotApplicable),
+                    not_evaluable: count(Verdict::NotEvaluable),
+                }
+            })
+            .collect(),
+    }
+}
