@@ -41,6 +41,11 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         // The STIR protocol's endpoint tables (GetCohort), agreeing with the visit table above.
         "Endpoints by the protocol (STIR v1; subjects, missing, not evaluable, outside window)",
         "  DOI_W12     10  0  0  0  responders 8/10 (80.0%; 95% CI 44.4% to 97.5%, Clopper-Pearson)",
+        // Eligibility (GetCohort): every subject an adult with CDASI activity >= 15 at baseline and
+        // muscle disease not active (IN03 not applicable); S007's prednisone stable only 2 weeks.
+        "Eligibility by the protocol (STIR v1): 9/10 eligible, 1 not eligible, 0 not evaluable",
+        "  IN03         0        0              10              0  If muscle disease is active, MMT-8 below 142 of 150",
+        "  IN04         9        1               0              0  Prednisone at most 20 mg/day, stable for at least 4 weeks",
     ] {
         assert!(
             text.contains(expected),

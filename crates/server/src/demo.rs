@@ -231,6 +231,32 @@ async fn stream_and_report(
     };
     print_cohort(out, summary)?;
     print_endpoints(out, &cohort_outcomes.endpoints)?;
+    if let Some(table) = &cohort_outcomes.eligibility {
+        print_eligibility(out, table)?;
+    }
+    Ok(())
+}
+
+/// The protocol's eligibility table (GetCohort): n/N eligible and each criterion's verdict counts.
+fn print_eligibility(out: &mut impl Write, table: &pb::EligibilityTable) -> Result<(), DemoError> {
+    writeln!(
+        out,
+        "\nEligibility by the protocol ({}): {}/{} eligible, {} not eligible, {} not evaluable",
+        table.protocol, table.eligible, table.subjects, table.not_eligible, table.not_evaluable
+    )?;
+    writeln!(out, "  criterion  met  not met  not applicable  not evaluable")?;
+    for criterion in &table.criteria {
+        writeln!(
+            out,
+            "  {:<9} {:>4} {:>8} {:>15} {:>14}  {}",
+            criterion.id,
+            criterion.met,
+            criterion.not_met,
+            criterion.not_applicable,
+            criterion.not_evaluable,
+            criterion.text
+        )?;
+    }
     Ok(())
 }
 
