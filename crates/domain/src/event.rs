@@ -631,7 +631,11 @@ mod tests {
             let fields: Vec<&str> = match EnrolmentFacts::new(*age, Some(true), *weeks) {
                 Ok(facts) => {
                     assert_eq!(
-                        (facts.age_years(), facts.muscle_active(), facts.prednisone_stable_weeks()),
+                        (
+                            facts.age_years(),
+                            facts.muscle_active(),
+                            facts.prednisone_stable_weeks()
+                        ),
                         (*age, Some(true), *weeks)
                     );
                     Vec::new()

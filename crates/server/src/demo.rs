@@ -244,7 +244,10 @@ fn print_eligibility(out: &mut impl Write, table: &pb::EligibilityTable) -> Resu
         "\nEligibility by the protocol ({}): {}/{} eligible, {} not eligible, {} not evaluable",
         table.protocol, table.eligible, table.subjects, table.not_eligible, table.not_evaluable
     )?;
-    writeln!(out, "  criterion  met  not met  not applicable  not evaluable")?;
+    writeln!(
+        out,
+        "  criterion  met  not met  not applicable  not evaluable"
+    )?;
     for criterion in &table.criteria {
         writeln!(
             out,

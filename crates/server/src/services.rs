@@ -187,9 +187,8 @@ impl Outcomes for Services {
                 "subject {subject_id} is not enrolled in {study_id}"
             )))
         })?;
-        let protocol =
-            eligibility::protocol_version(&study_id, study, request.protocol_version)
-                .map_err(|error| to_status(&error))?;
+        let protocol = eligibility::protocol_version(&study_id, study, request.protocol_version)
+            .map_err(|error| to_status(&error))?;
         let mut visits =
             outcomes::subject_outcomes(&study_id, study, &subject_id, subject, projection.head_seq);
         let mut endpoints = protocol

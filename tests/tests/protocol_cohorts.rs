@@ -1,0 +1,1331 @@
+//! One small hand-built cohort per trial protocol (STIR, MYOJAK, BIRD), end to end over a real server:
+//! every endpoint of the protocol file, the visit deviations (early and late outside the window, a
+//! scheduled visit not attended, an unknown visit id rejected with nothing stored), and every
+//! eligibility criterion with each verdict it can take. Each case is data — the subjects as sent and
+//! the tables expected — checked by one `check(trial, expected)`.
+//!
+//! The expected values are derived by hand from the spec (`shared/spec/outcomes.md`), never by calling
+//! the code under test. The visit profiles below, against the baseline profile `B` (globals 6.0 cm,
+//! MMT-8 130/150, HAQ-DI 1.5, CK 800 with ULN 200, CDASI activity 20), score as follows:
+//!
+//! - `STRONG` (globals 1.0, MMT-8 150, HAQ-DI 0, CK 200, CDASI 6). TIS by range of scale: globals
+//!   5/10 = 50% (> 40: 20 + 10 + 20), MMT-8 20/150 = 13.3% (> 10-20: 20), HAQ-DI 1.5/3 = 50% (10),
+//!   CK relative 600/800 = 75% (7.5): 87.5, major. DOI: 5 of 6 improved >= 20% (MMT-8 only 15.4%),
+//!   none worsened: met. CDASI 20 -> 6: -14, MCID (4) reached.
+//! - `MODERATE` (PhGA 3.0, PtGA 5.0, ExtraM 3.0, MMT-8 130, HAQ-DI 1.2, CK 800, CDASI 17). TIS: PhGA
+//!   30% (17.5), PtGA 10% (2.5), ExtraM 30% (15), MMT-8 0, HAQ-DI 0.3/3 = 10% (5), CK 0: 40, moderate.
+//!   DOI: PhGA 50%, ExtraM 50%, HAQ-DI exactly 20% (inclusive): 3 improved, met. CDASI -3: no MCID.
+//! - `B` again (no change): TIS 0 (none), DOI not met (nothing improved), CDASI 0.
+//!
+//! Responder CIs are exact Clopper-Pearson 95% limits, computed independently (scipy
+//! `beta.ppf(0.025, x, n - x + 1)`, `beta.ppf(0.975, x + 1, n - x)`; closed form for x = n:
+//! 0.025^(1/n)).
+
+use std::path::{Path, PathBuf};
+
+use myolog_proto::v1 as pb;
+use myolog_server::server::Running;
+use myolog_server::study_cli::{self, RegisterArgs};
+use myolog_server::synth;
+use myolog_tests::{Clients, start};
+use pb::assessment_recorded::Instrument;
+use tonic_types::StatusExt;
+
+/// Day 0 of every subject (enrolment, randomisation): 2024-01-08.
+const DAY_ZERO: i64 = 19_730;
+
+fn date(day: i64) -> String {
+    synth::date_from_days(DAY_ZERO + day)
+}
+
+/// What one visit records; `None` = not recorded. Globals in cm, MMT-8 on 0-150, HAQ-DI as a total,
+/// CK with ULN 200 U/L, CDASI as its activity score, labs as (CXCL9, CXCL10, STAT1 IHC score).
+#[derive(Debug, Clone, Copy, Default)]
+struct Forms {
+    phga: Option<&'static str>,
+    ptga: Option<&'static str>,
+    extram: Option<&'static str>,
+    mmt: Option<u32>,
+    haq: Option<&'static str>,
+    ck: Option<&'static str>,
+    cdasi: Option<u32>,
+    labs: Option<(&'static str, &'static str, &'static str)>,
+}
+
+const B: Forms = Forms {
+    phga: Some("6.0"),
+    ptga: Some("6.0"),
+    extram: Some("6.0"),
+    mmt: Some(130),
+    haq: Some("1.5"),
+    ck: Some("800"),
+    cdasi: Some(20),
+    labs: None,
+};
+
+const STRONG: Forms = Forms {
+    phga: Some("1.0"),
+    ptga: Some("1.0"),
+    extram: Some("1.0"),
+    mmt: Some(150),
+    haq: Some("0"),
+    ck: Some("200"),
+    cdasi: Some(6),
+    labs: None,
+};
+
+const MODERATE: Forms = Forms {
+    phga: Some("3.0"),
+    ptga: Some("5.0"),
+    extram: Some("3.0"),
+    mmt: Some(130),
+    haq: Some("1.2"),
+    ck: Some("800"),
+    cdasi: Some(17),
+    labs: None,
+};
+
+/// Normal core set values: nothing abnormal for BIRD's "at least 2 abnormal measures".
+const NORMAL: Forms = Forms {
+    phga: Some("1.0"),
+    ptga: Some("1.0"),
+    extram: Some("1.0"),
+    mmt: Some(130),
+    haq: Some("0"),
+    ck: Some("100"),
+    cdasi: Some(25),
+    labs: None,
+};
+
+/// One subject as sent: arm, enrolment facts (age, muscle active, weeks of stable prednisone), the
+/// visits (id, protocol day, forms) and dose records (visit id, day, study drug or not, mg/day).
+#[derive(Debug, Clone)]
+struct SubjectInput {
+    id: &'static str,
+    arm: &'static str,
+    facts: (Option<u32>, Option<bool>, Option<u32>),
+    visits: Vec<(&'static str, i64, Forms)>,
+    doses: Vec<(&'static str, i64, bool, &'static str)>,
+}
+
+#[derive(Debug, Clone)]
+struct Trial {
+    file: &'static str,
+    study: &'static str,
+    subjects: Vec<SubjectInput>,
+    /// A visit id the protocol does not know (or does not plan for the first subject's arm), sent for
+    /// the first subject, with the violation expected.
+    unknown_visit: (&'static str, &'static str),
+}
+
+/// One endpoint table: subjects, missing, not evaluable, deviations, responders (n, N, CI low, CI
+/// high as percentages with 2 decimals) and TIS categories (none, minimal, moderate, major).
+#[derive(Debug, Clone, PartialEq)]
+struct Table {
+    endpoint: &'static str,
+    subjects: u32,
+    missing: u32,
+    not_evaluable: u32,
+    deviations: u32,
+    responders: Option<(u32, u32, &'static str, &'static str)>,
+    categories: Option<[u32; 4]>,
+}
+
+#[allow(clippy::too_many_arguments)]
+const fn table(
+    endpoint: &'static str,
+    subjects: u32,
+    missing: u32,
+    not_evaluable: u32,
+    deviations: u32,
+    responders: Option<(u32, u32, &'static str, &'static str)>,
+    categories: Option<[u32; 4]>,
+) -> Table {
+    Table {
+        endpoint,
+        subjects,
+        missing,
+        not_evaluable,
+        deviations,
+        responders,
+        categories,
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Expected {
+    /// (eligible, not eligible, not evaluable) of N.
+    eligible: (u32, u32, u32),
+    /// Per criterion: (id, met, not met, not applicable, not evaluable).
+    criteria: Vec<(&'static str, [u32; 4])>,
+    /// Per subject: overall verdict and each criterion's verdict in protocol order.
+    subject_eligibility: Vec<(&'static str, &'static str, Vec<&'static str>)>,
+    tables: Vec<Table>,
+    /// Per subject, each responder endpoint: (endpoint, responder, counts as).
+    subject_endpoints: Vec<(
+        &'static str,
+        Vec<(&'static str, &'static str, Option<bool>)>,
+    )>,
+    /// Visits outside their window: (subject, visit, days outside, deviation text).
+    deviations: Vec<(&'static str, &'static str, i32, &'static str)>,
+}
+
+fn protocol_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../protocols")
+        .join(name)
+}
+
+fn cdasi(activity: u32) -> pb::Cdasi {
+    let mut remaining = activity;
+    // Up to 6 points a location: erythema 3, scale 2, erosion 1.
+    let mut next = || {
+        let take = remaining.min(6);
+        remaining -= take;
+        (take > 0).then(|| pb::CdasiLocation {
+            erythema: take.min(3),
+            scale: take.saturating_sub(3).min(2),
+            erosion: take.saturating_sub(5),
+            ..Default::default()
+        })
+    };
+    pb::Cdasi {
+        locations: Some(pb::CdasiLocations {
+            scalp: next(),
+            malar: next(),
+            periorbital: next(),
+            rest_of_face: next(),
+            v_neck: next(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn vas(cm: Option<&str>) -> Option<pb::Vas> {
+    cm.map(|cm| pb::Vas {
+        value: Some(pb::vas::Value::Cm(cm.into())),
+    })
+}
+
+fn event(
+    study: &str,
+    subject: &str,
+    visit: &str,
+    day: i64,
+    suffix: &str,
+    body: pb::event::Body,
+) -> pb::Event {
+    pb::Event {
+        event_id: format!("{study}.{subject}.{visit}.{suffix}"),
+        study_id: study.into(),
+        subject_id: subject.into(),
+        visit_id: visit.into(),
+        clinical_date: date(day),
+        body: Some(body),
+    }
+}
+
+fn forms(study: &str, subject: &str, visit: &str, day: i64, forms: &Forms) -> Vec<pb::Event> {
+    let mut instruments = Vec::new();
+    if forms.phga.is_some() || forms.ptga.is_some() || forms.extram.is_some() {
+        instruments.push((
+            "globals",
+            Instrument::Globals(pb::Globals {
+                physician_global: vas(forms.phga),
+                patient_global: vas(forms.ptga),
+                extramuscular_global: vas(forms.extram),
+            }),
+        ));
+    }
+    if let Some(total) = forms.mmt {
+        instruments.push((
+            "mmt8",
+            Instrument::Mmt8(pb::Mmt8 {
+                max: 150,
+                total: Some(total),
+                grades: None,
+            }),
+        ));
+    }
+    if let Some(value) = forms.haq {
+        instruments.push((
+            "haq",
+            Instrument::HaqDi(pb::HaqDi {
+                value: value.into(),
+            }),
+        ));
+    }
+    if let Some(value) = forms.ck {
+        instruments.push((
+            "enzymes",
+            Instrument::Enzymes(pb::Enzymes {
+                ck: Some(pb::EnzymeResult {
+                    value: value.into(),
+                    uln: "200".into(),
+                    unit: "U/L".into(),
+                }),
+                ..Default::default()
+            }),
+        ));
+    }
+    if let Some(activity) = forms.cdasi {
+        instruments.push(("cdasi", Instrument::Cdasi(cdasi(activity))));
+    }
+    if let Some((cxcl9, cxcl10, stat1)) = forms.labs {
+        for (code, value) in [("CXCL9", cxcl9), ("CXCL10", cxcl10)] {
+            instruments.push((
+                code,
+                Instrument::Lab(pb::LabMeasurement {
+                    code: code.into(),
+                    value: value.into(),
+                    unit: "pg/mL".into(),
+                }),
+            ));
+        }
+        instruments.push((
+            "stat1",
+            Instrument::Stat1(pb::SkinBiopsyStat1 {
+                value: Some(pb::skin_biopsy_stat1::Value::IhcScore(stat1.into())),
+            }),
+        ));
+    }
+    instruments
+        .into_iter()
+        .map(|(suffix, instrument)| {
+            event(
+                study,
+                subject,
+                visit,
+                day,
+                suffix,
+                pb::event::Body::AssessmentRecorded(pb::AssessmentRecorded {
+                    instrument: Some(instrument),
+                }),
+            )
+        })
+        .collect()
+}
+
+fn enrolment(study: &str, subject: &SubjectInput) -> pb::Event {
+    let (age_years, muscle_active, prednisone_stable_weeks) = subject.facts;
+    event(
+        study,
+        subject.id,
+        "",
+        0,
+        "enrolled",
+        pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+            arm: subject.arm.into(),
+            population: 0,
+            site_id: String::new(),
+            age_years,
+            muscle_active,
+            prednisone_stable_weeks,
+        }),
+    )
+    .with_id(format!("{study}.{}.enrolled", subject.id))
+}
+
+trait WithId {
+    fn with_id(self, id: String) -> Self;
+}
+
+impl WithId for pb::Event {
+    fn with_id(mut self, id: String) -> Self {
+        self.event_id = id;
+        self
+    }
+}
+
+fn dose(
+    study: &str,
+    subject: &str,
+    (visit, day, study_drug, mg): (&str, i64, bool, &str),
+) -> pb::Event {
+    let (kind, drug) = if study_drug {
+        (pb::DoseKind::StudyDrug, "study drug")
+    } else {
+        (pb::DoseKind::Glucocorticoid, "prednisone")
+    };
+    event(
+        study,
+        subject,
+        visit,
+        day,
+        &format!("dose.day{day}"),
+        pb::event::Body::DoseRecorded(pb::DoseRecorded {
+            kind: kind as i32,
+            drug: drug.into(),
+            mg_per_day: mg.into(),
+        }),
+    )
+}
+
+fn batch(events: Vec<pb::Event>) -> pb::SubmitRequest {
+    pb::SubmitRequest {
+        batch_id: String::new(),
+        events,
+    }
+}
+
+/// Every event of one subject: enrolment, each visit's forms, the dose records.
+fn subject_events(study: &str, subject: &SubjectInput) -> Vec<pb::Event> {
+    let mut events = vec![enrolment(study, subject)];
+    for (visit, day, visit_forms) in &subject.visits {
+        events.extend(forms(study, subject.id, visit, *day, visit_forms));
+    }
+    for record in &subject.doses {
+        events.push(dose(study, subject.id, *record));
+    }
+    events
+}
+
+/// A server with the trial's protocol registered (`myolog study register`), nothing else.
+async fn registered(dir: &Path, trial: &Trial) -> (Running, Clients) {
+    let server = start(dir).await;
+    let clients = Clients::connect(&server).await;
+    let register = RegisterArgs {
+        file: protocol_path(trial.file),
+        addr: server.url(),
+        study: None,
+        amend: false,
+        date: Some(date(-60)),
+        event_id: None,
+    };
+    study_cli::register(&register, &mut Vec::new())
+        .await
+        .expect("register");
+    (server, clients)
+}
+
+fn violations(status: &tonic::Status) -> Vec<(String, String)> {
+    status
+        .get_details_bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .into_iter()
+                .map(|v| (v.field, v.description))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn subject(
+    clients: &mut Clients,
+    study: &str,
+    id: &str,
+    version: Option<u32>,
+) -> pb::SubjectOutcomes {
+    clients
+        .outcomes
+        .get_subject(pb::GetSubjectRequest {
+            study_id: study.into(),
+            subject_id: id.into(),
+            protocol_version: version,
+        })
+        .await
+        .expect("get subject")
+        .into_inner()
+}
+
+async fn cohort(clients: &mut Clients, study: &str, version: Option<u32>) -> pb::CohortOutcomes {
+    clients
+        .outcomes
+        .get_cohort(pb::GetCohortRequest {
+            study_id: study.into(),
+            visit_id: String::new(),
+            protocol_version: version,
+        })
+        .await
+        .expect("get cohort")
+        .into_inner()
+}
+
+fn tables_of(cohort: &pb::CohortOutcomes) -> Vec<Table> {
+    cohort
+        .endpoints
+        .iter()
+        .map(|t| {
+            let json: serde_json::Value = serde_json::from_str(&t.table_json).expect("table json");
+            let categories = json["categories"].as_array().map(|rows| {
+                let count = |name: &str| {
+                    rows.iter()
+                        .find(|row| row[0] == name)
+                        .and_then(|row| row[1].as_u64())
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(u32::MAX)
+                };
+                [
+                    count("none"),
+                    count("minimal"),
+                    count("moderate"),
+                    count("major"),
+                ]
+            });
+            // Leaked only for the comparison: the expected tables hold &'static str.
+            let leak = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
+            Table {
+                endpoint: leak(t.endpoint.clone()),
+                subjects: t.subjects,
+                missing: t.missing,
+                not_evaluable: t.not_evaluable,
+                deviations: t.deviations,
+                responders: t.responders.as_ref().map(|p| {
+                    (
+                        p.responders,
+                        p.total,
+                        leak(format!("{:.2}", p.ci_low * 100.0)),
+                        leak(format!("{:.2}", p.ci_high * 100.0)),
+                    )
+                }),
+                categories,
+            }
+        })
+        .collect()
+}
+
+fn criterion_counts(table: &pb::EligibilityTable) -> Vec<(String, [u32; 4])> {
+    table
+        .criteria
+        .iter()
+        .map(|c| {
+            (
+                c.id.clone(),
+                [c.met, c.not_met, c.not_applicable, c.not_evaluable],
+            )
+        })
+        .collect()
+}
+
+/// Sends the trial's cohort to a fresh server and compares everything the service reports with the
+/// hand-written expectation.
+async fn check(trial: Trial, expected: Expected) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, mut clients) = registered(dir.path(), &trial).await;
+    let protocol = format!("{} v1", trial.study);
+
+    // An unknown visit id: INVALID_ARGUMENT naming the field, nothing of the batch stored.
+    let head = clients.head().await;
+    let first = &trial.subjects[0];
+    let (unknown, description) = trial.unknown_visit;
+    let mut events = vec![enrolment(trial.study, first)];
+    events.extend(forms(trial.study, first.id, unknown, 84, &B));
+    let status = clients
+        .ingest
+        .append(batch(events))
+        .await
+        .expect_err("unknown visit rejected");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        violations(&status)[0],
+        ("events[1].visit_id".to_string(), description.to_string()),
+        "{}",
+        trial.study
+    );
+    assert_eq!(clients.head().await, head, "nothing stored");
+
+    // An enrolment fact out of range: the field and its range named, nothing stored.
+    let mut too_old = first.clone();
+    too_old.facts = (Some(121), None, Some(521));
+    let status = clients
+        .ingest
+        .append(batch(vec![enrolment(trial.study, &too_old)]))
+        .await
+        .expect_err("facts out of range rejected");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        violations(&status),
+        vec![
+            (
+                "events[0].subject_enrolled.age_years".to_string(),
+                "121 is out of range; allowed: 0 to 120 completed years, or absent when not recorded"
+                    .to_string()
+            ),
+            (
+                "events[0].subject_enrolled.prednisone_stable_weeks".to_string(),
+                "521 is out of range; allowed: 0 to 520 weeks, or absent when not recorded"
+                    .to_string()
+            ),
+        ]
+    );
+    assert_eq!(clients.head().await, head, "nothing stored");
+
+    for input in &trial.subjects {
+        clients
+            .append(batch(subject_events(trial.study, input)))
+            .await;
+    }
+
+    // Per subject: eligibility criterion by criterion, and each responder endpoint.
+    for (id, verdict, criteria) in &expected.subject_eligibility {
+        let outcomes = subject(&mut clients, trial.study, id, None).await;
+        let eligibility = outcomes.eligibility.expect("eligibility");
+        assert_eq!(eligibility.protocol, protocol);
+        assert_eq!(eligibility.baseline_visit_id, "BL", "{id}");
+        let got: Vec<&str> = eligibility
+            .criteria
+            .iter()
+            .map(|c| c.verdict.as_str())
+            .collect();
+        assert_eq!(
+            (eligibility.verdict.as_str(), got),
+            (*verdict, criteria.clone()),
+            "{} {id}: {:#?}",
+            trial.study,
+            eligibility.criteria
+        );
+    }
+    for (id, endpoints) in &expected.subject_endpoints {
+        let outcomes = subject(&mut clients, trial.study, id, None).await;
+        let got: Vec<(&str, &str, Option<bool>)> = outcomes
+            .endpoints
+            .iter()
+            .filter(|e| !e.responder.is_empty())
+            .map(|e| {
+                assert_eq!(e.protocol, protocol);
+                (
+                    e.endpoint.as_str(),
+                    e.responder.as_str(),
+                    e.counts_as_responder,
+                )
+            })
+            .collect();
+        assert_eq!(&got, endpoints, "{} {id}", trial.study);
+    }
+    for (id, visit, days_outside, text) in &expected.deviations {
+        let outcomes = subject(&mut clients, trial.study, id, None).await;
+        let schedule = outcomes
+            .visits
+            .iter()
+            .find(|v| v.visit_id == *visit)
+            .and_then(|v| v.schedule.clone())
+            .expect("the visit is scored with its schedule");
+        assert_eq!(
+            (
+                schedule.deviation,
+                schedule.days_outside,
+                schedule.deviation_text.as_str()
+            ),
+            (true, *days_outside, *text),
+            "{} {id} {visit}",
+            trial.study
+        );
+    }
+
+    // The cohort: endpoint tables and the eligibility table.
+    let cohort = cohort(&mut clients, trial.study, None).await;
+    assert!(cohort.endpoints.iter().all(|t| t.protocol == protocol));
+    assert_eq!(tables_of(&cohort), expected.tables, "{}", trial.study);
+    let eligibility = cohort.eligibility.expect("eligibility table");
+    assert_eq!(eligibility.protocol, protocol);
+    let n = u32::try_from(trial.subjects.len()).expect("small");
+    assert_eq!(
+        (
+            eligibility.subjects,
+            eligibility.eligible,
+            eligibility.not_eligible,
+            eligibility.not_evaluable
+        ),
+        (
+            n,
+            expected.eligible.0,
+            expected.eligible.1,
+            expected.eligible.2
+        ),
+        "{}",
+        trial.study
+    );
+    let criteria: Vec<(String, [u32; 4])> = expected
+        .criteria
+        .iter()
+        .map(|(id, counts)| (id.to_string(), *counts))
+        .collect();
+    assert_eq!(criterion_counts(&eligibility), criteria, "{}", trial.study);
+    server.stop().await.expect("stops");
+}
+
+const STIR_LABS_BL: Option<(&str, &str, &str)> = Some(("400", "1000", "3"));
+const STIR_LABS_W12: Option<(&str, &str, &str)> = Some(("100", "250", "1"));
+
+/// STIR (single arm TOFA). Eligibility: IN01 age >= 18; IN02 CDASI activity >= 5; IN03 if muscle
+/// active, MMT-8 < 142; IN04 prednisone <= 20 mg/day and stable >= 4 weeks.
+///
+/// - S01: 40 y, muscle active, MMT-8 130, CDASI 20, 10 mg for 6 weeks: all met, eligible. W4, W8 in
+///   window; W12 (day 84) and the optional W16 STRONG, with labs.
+/// - S02: 17 y (IN01 not met), muscle not active (IN03 not applicable): not eligible. W12 MODERATE
+///   on day 95, 4 days after its window [77, 91] (late deviation), with labs.
+/// - S03: no age (IN01 not evaluable), muscle not recorded (IN03 not evaluable), CDASI 4 (IN02 not
+///   met), 25 mg for 2 weeks (IN04 not met): not eligible. W4 on day 18, 3 days before [21, 35]
+///   (early deviation); W12 never attended: missing.
+/// - S04: 50 y, muscle active with MMT-8 145 (IN03 not met), no weeks and no dose record (IN04 not
+///   evaluable): not eligible. W12 unchanged: DOI not met, TIS 0.
+/// - S05: 30 y, no CDASI at baseline (IN02 not evaluable), muscle not active: not evaluable. W12
+///   STRONG: CDASI endpoints not evaluable (no baseline CDASI).
+/// - S06: 60 y, muscle active but no MMT-8 (IN03 not evaluable), 20 mg for exactly 4 weeks (IN04
+///   met at both bounds): not evaluable. W12 STRONG: DOI met on 5 measures, TIS not evaluable.
+fn stir() -> (Trial, Expected) {
+    let bl_labs = Forms {
+        labs: STIR_LABS_BL,
+        ..B
+    };
+    let strong_labs = Forms {
+        labs: STIR_LABS_W12,
+        ..STRONG
+    };
+    let moderate_labs = Forms {
+        labs: STIR_LABS_W12,
+        ..MODERATE
+    };
+    let subjects = vec![
+        SubjectInput {
+            id: "S01",
+            arm: "TOFA",
+            facts: (Some(40), Some(true), Some(6)),
+            visits: vec![
+                ("BL", 0, bl_labs),
+                ("W4", 28, MODERATE),
+                ("W8", 56, MODERATE),
+                ("W12", 84, strong_labs),
+                ("W16", 112, STRONG),
+            ],
+            doses: vec![("BL", 0, false, "10")],
+        },
+        SubjectInput {
+            id: "S02",
+            arm: "TOFA",
+            facts: (Some(17), Some(false), Some(6)),
+            visits: vec![("BL", 0, bl_labs), ("W12", 95, moderate_labs)],
+            doses: vec![("BL", 0, false, "10")],
+        },
+        SubjectInput {
+            id: "S03",
+            arm: "TOFA",
+            facts: (None, None, Some(2)),
+            visits: vec![
+                (
+                    "BL",
+                    0,
+                    Forms {
+                        cdasi: Some(4),
+                        ..B
+                    },
+                ),
+                ("W4", 18, MODERATE),
+            ],
+            doses: vec![("BL", 0, false, "25")],
+        },
+        SubjectInput {
+            id: "S04",
+            arm: "TOFA",
+            facts: (Some(50), Some(true), None),
+            visits: vec![
+                (
+                    "BL",
+                    0,
+                    Forms {
+                        mmt: Some(145),
+                        ..B
+                    },
+                ),
+                (
+                    "W12",
+                    84,
+                    Forms {
+                        mmt: Some(145),
+                        ..B
+                    },
+                ),
+            ],
+            doses: vec![],
+        },
+        SubjectInput {
+            id: "S05",
+            arm: "TOFA",
+            facts: (Some(30), Some(false), Some(8)),
+            visits: vec![("BL", -2, Forms { cdasi: None, ..B }), ("W12", 84, STRONG)],
+            doses: vec![("BL", -2, false, "5")],
+        },
+        SubjectInput {
+            id: "S06",
+            arm: "TOFA",
+            facts: (Some(60), Some(true), Some(4)),
+            visits: vec![("BL", 0, Forms { mmt: None, ..B }), ("W12", 84, STRONG)],
+            doses: vec![("BL", 0, false, "20")],
+        },
+    ];
+    let trial = Trial {
+        file: "stir.toml",
+        study: "STIR",
+        subjects,
+        unknown_visit: (
+            "W13",
+            "unknown visit `W13`; expected one of SCR, BL, W4, W8, W12, W16 (protocol STIR v1)",
+        ),
+    };
+    let expected = Expected {
+        eligible: (1, 3, 2),
+        criteria: vec![
+            ("IN01", [4, 1, 0, 1]),
+            ("IN02", [4, 1, 0, 1]),
+            ("IN03", [1, 1, 2, 2]),
+            ("IN04", [4, 1, 0, 1]),
+        ],
+        subject_eligibility: vec![
+            ("S01", "eligible", vec!["met", "met", "met", "met"]),
+            (
+                "S02",
+                "not_eligible",
+                vec!["not_met", "met", "not_applicable", "met"],
+            ),
+            (
+                "S03",
+                "not_eligible",
+                vec!["not_evaluable", "not_met", "not_evaluable", "not_met"],
+            ),
+            (
+                "S04",
+                "not_eligible",
+                vec!["met", "met", "not_met", "not_evaluable"],
+            ),
+            (
+                "S05",
+                "not_evaluable",
+                vec!["met", "not_evaluable", "not_applicable", "met"],
+            ),
+            (
+                "S06",
+                "not_evaluable",
+                vec!["met", "met", "not_evaluable", "met"],
+            ),
+        ],
+        // DOI_W12 met by S01, S02, S05, S06, not by S04, S03 missing (left out): 4/5.
+        // MCID_W12: S01, S06 reached, S02 (-3), S04 (0) not, S05 not evaluable: 2/4.
+        // TISCAT_W12 >= minimal: S01 major, S02 moderate, S05 major, S04 none, S06 not evaluable: 3/4.
+        // Labs only at S01's and S02's visits: the three lab endpoints not evaluable for S04-S06.
+        // DOI_W16 (a DOI endpoint's responder rule is DOI met): only S01 attended the optional
+        // extension visit, the others are missing and left out: 1/1.
+        tables: vec![
+            table("DOI_W12", 6, 1, 0, 1, Some((4, 5, "28.36", "99.49")), None),
+            table("CDASI_W12", 6, 1, 1, 1, None, None),
+            table("MCID_W12", 6, 1, 1, 1, Some((2, 4, "6.76", "93.24")), None),
+            table("TIS_W12", 6, 1, 1, 1, None, None),
+            table(
+                "TISCAT_W12",
+                6,
+                1,
+                1,
+                1,
+                Some((3, 4, "19.41", "99.37")),
+                Some([1, 0, 1, 2]),
+            ),
+            table("CXCL9_W12", 6, 1, 3, 1, None, None),
+            table("CXCL10_W12", 6, 1, 3, 1, None, None),
+            table("STAT1_W12", 6, 1, 3, 1, None, None),
+            table("DOI_W16", 6, 5, 0, 0, Some((1, 1, "2.50", "100.00")), None),
+        ],
+        subject_endpoints: vec![
+            (
+                "S01",
+                vec![
+                    ("DOI_W12", "responder", Some(true)),
+                    ("MCID_W12", "responder", Some(true)),
+                    ("TISCAT_W12", "responder", Some(true)),
+                    ("DOI_W16", "responder", Some(true)),
+                ],
+            ),
+            (
+                "S02",
+                vec![
+                    ("DOI_W12", "responder", Some(true)),
+                    ("MCID_W12", "non_responder", Some(false)),
+                    ("TISCAT_W12", "responder", Some(true)),
+                    ("DOI_W16", "missing", None),
+                ],
+            ),
+            (
+                "S03",
+                vec![
+                    ("DOI_W12", "missing", None),
+                    ("MCID_W12", "missing", None),
+                    ("TISCAT_W12", "missing", None),
+                    ("DOI_W16", "missing", None),
+                ],
+            ),
+            (
+                "S04",
+                vec![
+                    ("DOI_W12", "non_responder", Some(false)),
+                    ("MCID_W12", "non_responder", Some(false)),
+                    ("TISCAT_W12", "non_responder", Some(false)),
+                    ("DOI_W16", "missing", None),
+                ],
+            ),
+            (
+                "S05",
+                vec![
+                    ("DOI_W12", "responder", Some(true)),
+                    ("MCID_W12", "not_evaluable", None),
+                    ("TISCAT_W12", "responder", Some(true)),
+                    ("DOI_W16", "missing", None),
+                ],
+            ),
+            (
+                "S06",
+                vec![
+                    ("DOI_W12", "responder", Some(true)),
+                    ("MCID_W12", "responder", Some(true)),
+                    ("TISCAT_W12", "not_evaluable", None),
+                    ("DOI_W16", "missing", None),
+                ],
+            ),
+        ],
+        deviations: vec![
+            (
+                "S02",
+                "W12",
+                4,
+                "protocol deviation: W12 on day 95 is 4 days after its window (days 77 to 91)",
+            ),
+            (
+                "S03",
+                "W4",
+                -3,
+                "protocol deviation: W4 on day 18 is 3 days before its window (days 21 to 35)",
+            ),
+        ],
+    };
+    (trial, expected)
+}
+
+/// MYOJAK (IMMED from day 0; DELAYED starts on day 84 and reads 12 weeks later). Eligibility: IN01
+/// age >= 18; IN02 MMT-8 < 150 or CDASI activity >= 5.
+///
+/// - I01 IMMED: 45 y, MMT-8 130: eligible. W12 STRONG; W24 STRONG on day 180, 5 days after [161,
+///   175] (late: every endpoint reading the immediate arm's W24 has a deviation).
+/// - I02 IMMED: 16 y (not met), MMT-8 150 and CDASI 4 (IN02 not met): not eligible. W12 unchanged;
+///   W24 never attended (missing).
+/// - D01 DELAYED: no age, no MMT-8 nor CDASI at BL (both not evaluable): not evaluable. W12 = B on
+///   day 84 with the first dose: the own-first-dose baseline. W24 MODERATE (40 from W12), W36
+///   STRONG (87.5 from W12); from randomisation BL lacks MMT-8, so TIS is not evaluable.
+/// - D02 DELAYED: 70 y, MMT-8 145 and CDASI 0 (IN02 met by MMT-8): eligible. First dose day 84 at
+///   W12; W24 STRONG on day 158, 3 days before its window (early); W36 never attended.
+fn myojak() -> (Trial, Expected) {
+    let d02 = Forms {
+        mmt: Some(145),
+        cdasi: Some(0),
+        ..B
+    };
+    let subjects = vec![
+        SubjectInput {
+            id: "I01",
+            arm: "IMMED",
+            facts: (Some(45), None, None),
+            visits: vec![("BL", 0, B), ("W12", 84, STRONG), ("W24", 180, STRONG)],
+            doses: vec![("BL", 0, true, "4")],
+        },
+        SubjectInput {
+            id: "I02",
+            arm: "IMMED",
+            facts: (Some(16), None, None),
+            visits: vec![
+                (
+                    "BL",
+                    0,
+                    Forms {
+                        mmt: Some(150),
+                        cdasi: Some(4),
+                        ..B
+                    },
+                ),
+                (
+                    "W12",
+                    84,
+                    Forms {
+                        mmt: Some(150),
+                        cdasi: Some(4),
+                        ..B
+                    },
+                ),
+            ],
+            doses: vec![("BL", 0, true, "4")],
+        },
+        SubjectInput {
+            id: "D01",
+            arm: "DELAYED",
+            facts: (None, None, None),
+            visits: vec![
+                (
+                    "BL",
+                    0,
+                    Forms {
+                        mmt: None,
+                        cdasi: None,
+                        ..B
+                    },
+                ),
+                ("W12", 84, B),
+                ("W24", 168, MODERATE),
+                ("W36", 252, STRONG),
+            ],
+            doses: vec![("W12", 84, true, "4")],
+        },
+        SubjectInput {
+            id: "D02",
+            arm: "DELAYED",
+            facts: (Some(70), None, None),
+            visits: vec![("BL", 0, d02), ("W12", 84, d02), ("W24", 158, STRONG)],
+            doses: vec![("W12", 84, true, "4")],
+        },
+    ];
+    let trial = Trial {
+        file: "myojak.toml",
+        study: "MYOJAK",
+        subjects,
+        unknown_visit: (
+            // Known to the protocol, but planned for the delayed arm only.
+            "W36",
+            "visit `W36` is not planned for arm `IMMED`; expected one of SCR, BL, W4, W8, W12, W16, W20, W24 (protocol MYOJAK v1)",
+        ),
+    };
+    // TIS_W12 (BL -> W12): I01 87.5, I02 0, D02 0, D01 not evaluable (no BL MMT-8).
+    // TIS_W24 (BL -> W24): I01 87.5 (late), I02 missing, D01 not evaluable, D02 77.5 (early; MMT-8
+    //   145 -> 150 is 3.3%: 10 points).
+    // TIS_12W_DRUG: I01, I02 as TIS_W12; D01 W12 -> W24 40; D02 W12 -> W24 77.5 (early).
+    // TIS_24W_DRUG: I01 BL -> W24 87.5 (late), I02 missing, D01 W12 -> W36 87.5, D02 missing.
+    // DOI_W12 (DOI met): I01 only; I02, D02 unchanged; D01 unchanged on its 5 measures: 1/4.
+    // DOI_24W_DRUG: I01 (BL -> W24) and D01 (W12 -> W36) met, the others missing: 2/2.
+    let expected = Expected {
+        eligible: (2, 1, 1),
+        criteria: vec![("IN01", [2, 1, 0, 1]), ("IN02", [2, 1, 0, 1])],
+        subject_eligibility: vec![
+            ("I01", "eligible", vec!["met", "met"]),
+            ("I02", "not_eligible", vec!["not_met", "not_met"]),
+            (
+                "D01",
+                "not_evaluable",
+                vec!["not_evaluable", "not_evaluable"],
+            ),
+            ("D02", "eligible", vec!["met", "met"]),
+        ],
+        tables: vec![
+            table("TIS_W12", 4, 0, 1, 0, None, None),
+            table(
+                "TISCAT_W12",
+                4,
+                0,
+                1,
+                0,
+                Some((1, 3, "0.84", "90.57")),
+                Some([2, 0, 0, 1]),
+            ),
+            table("DOI_W12", 4, 0, 0, 0, Some((1, 4, "0.63", "80.59")), None),
+            table("CDASI_W12", 4, 0, 1, 0, None, None),
+            table("TIS_W24", 4, 1, 1, 2, None, None),
+            table("TIS_12W_DRUG", 4, 0, 0, 1, None, None),
+            table("TIS_24W_DRUG", 4, 2, 0, 1, None, None),
+            table(
+                "TISCAT_24W_DRUG",
+                4,
+                2,
+                0,
+                1,
+                Some((2, 2, "15.81", "100.00")),
+                Some([0, 0, 0, 2]),
+            ),
+            table(
+                "DOI_24W_DRUG",
+                4,
+                2,
+                0,
+                1,
+                Some((2, 2, "15.81", "100.00")),
+                None,
+            ),
+            table("CDASI_24W_DRUG", 4, 2, 0, 1, None, None),
+        ],
+        subject_endpoints: vec![
+            (
+                "I01",
+                vec![
+                    ("TISCAT_W12", "responder", Some(true)),
+                    ("DOI_W12", "responder", Some(true)),
+                    ("TISCAT_24W_DRUG", "responder", Some(true)),
+                    ("DOI_24W_DRUG", "responder", Some(true)),
+                ],
+            ),
+            (
+                "I02",
+                vec![
+                    ("TISCAT_W12", "non_responder", Some(false)),
+                    ("DOI_W12", "non_responder", Some(false)),
+                    ("TISCAT_24W_DRUG", "missing", None),
+                    ("DOI_24W_DRUG", "missing", None),
+                ],
+            ),
+            (
+                "D01",
+                vec![
+                    ("TISCAT_W12", "not_evaluable", None),
+                    ("DOI_W12", "non_responder", Some(false)),
+                    ("TISCAT_24W_DRUG", "responder", Some(true)),
+                    ("DOI_24W_DRUG", "responder", Some(true)),
+                ],
+            ),
+            (
+                "D02",
+                vec![
+                    ("TISCAT_W12", "non_responder", Some(false)),
+                    ("DOI_W12", "non_responder", Some(false)),
+                    ("TISCAT_24W_DRUG", "missing", None),
+                    ("DOI_24W_DRUG", "missing", None),
+                ],
+            ),
+        ],
+        deviations: vec![
+            (
+                "I01",
+                "W24",
+                5,
+                "protocol deviation: W24 on day 180 is 5 days after its window (days 161 to 175)",
+            ),
+            (
+                "D02",
+                "W24",
+                -3,
+                "protocol deviation: W24 on day 158 is 3 days before its window (days 161 to 175)",
+            ),
+        ],
+    };
+    (trial, expected)
+}
+
+/// BIRD (BARI or PBO). Eligibility: IN01 18 <= age < 65; IN02 MMT-8 < 145 or CDASI activity > 20;
+/// IN03 at least 2 of (3 globals > 3 cm, HAQ-DI > 0.25, an enzyme above ULN); IN04 prednisone
+/// < 30 mg/day and stable >= 4 weeks. PFTIS_W24: TIS >= 40 and 0 mg/day over days 140-168 with a
+/// record in them, non-responder imputation.
+///
+/// - B01 BARI: 40 y, B, 10 mg for 6 weeks: eligible. W24 STRONG; prednisone 0 from day 139 and a
+///   0 mg record on day 168: prednisone-free responder.
+/// - B02 PBO: 70 y (IN01 not met), MMT-8 145 and CDASI 20 (IN02 not met: neither < 145 nor > 20),
+///   30 mg (IN04 not met): not eligible. W24 MODERATE (TIS 40: MMT-8 145 -> 130 is a worsening, 0
+///   points), 5 mg from day 150: not prednisone-free.
+/// - B03 BARI: nothing but PhGA 6.0 and CDASI 20 at BL, no facts, no dose: every criterion not
+///   evaluable (IN02: CDASI 20 is not > 20, MMT-8 unknown; IN03: 1 abnormal, 4 unknown). W24 never
+///   attended: missing, a non-responder under NRI.
+/// - B04 PBO: 30 y, NORMAL core set (IN03 not met: 0 of 5 abnormal), MMT-8 130 and CDASI 25,
+///   20 mg for 8 weeks: not eligible. W24 on day 180 (late) without HAQ-DI: TIS not evaluable, so
+///   prednisone-free not evaluable (a non-responder under NRI); DOI evaluable on 5 measures.
+/// - B05 BARI: 64 y (< 65), 29 mg for exactly 4 weeks: eligible. W24 STRONG on day 158 (early);
+///   prednisone 0 from day 140, the window's first day: responder.
+fn bird() -> (Trial, Expected) {
+    let b02 = Forms {
+        mmt: Some(145),
+        ..B
+    };
+    let subjects = vec![
+        SubjectInput {
+            id: "B01",
+            arm: "BARI",
+            facts: (Some(40), None, Some(6)),
+            visits: vec![("BL", 0, B), ("W24", 168, STRONG)],
+            doses: vec![
+                ("BL", 0, false, "10"),
+                ("W20", 139, false, "0"),
+                ("W24", 168, false, "0"),
+            ],
+        },
+        SubjectInput {
+            id: "B02",
+            arm: "PBO",
+            facts: (Some(70), None, Some(6)),
+            visits: vec![("BL", 0, b02), ("W24", 168, MODERATE)],
+            doses: vec![("BL", 0, false, "30"), ("W20", 150, false, "5")],
+        },
+        SubjectInput {
+            id: "B03",
+            arm: "BARI",
+            facts: (None, None, None),
+            visits: vec![(
+                "BL",
+                0,
+                Forms {
+                    phga: Some("6.0"),
+                    cdasi: Some(20),
+                    ..Forms::default()
+                },
+            )],
+            doses: vec![],
+        },
+        SubjectInput {
+            id: "B04",
+            arm: "PBO",
+            facts: (Some(30), None, Some(8)),
+            visits: vec![
+                ("BL", 0, NORMAL),
+                (
+                    "W24",
+                    180,
+                    Forms {
+                        haq: None,
+                        ..NORMAL
+                    },
+                ),
+            ],
+            doses: vec![("BL", 0, false, "20"), ("W16", 100, false, "0")],
+        },
+        SubjectInput {
+            id: "B05",
+            arm: "BARI",
+            facts: (Some(64), None, Some(4)),
+            visits: vec![("BL", 0, B), ("W24", 158, STRONG)],
+            doses: vec![("BL", 0, false, "29"), ("W20", 140, false, "0")],
+        },
+    ];
+    let trial = Trial {
+        file: "bird.toml",
+        study: "BIRD",
+        subjects,
+        unknown_visit: (
+            "W28",
+            "unknown visit `W28`; expected one of SCR, BL, W4, W8, W12, W16, W20, W24 (protocol BIRD v1)",
+        ),
+    };
+    // PFTIS_W24 (NRI): B01, B05 met; B02 not; B03 missing and B04 not evaluable count as
+    //   non-responders: 2/5.
+    // TIS_W24 >= 40 (missing left out): B01 87.5, B02 40, B05 87.5; B04 not evaluable: 3/3.
+    // TISCAT_W24 >= moderate: the same three (moderate 1, major 2): 3/3.
+    // MCID_W24: B01, B05 (-14) reached; B02 (-3), B04 (0) not: 2/4.
+    // DOI_W24: B01, B05 met; B02 met (PhGA, ExtraM 50%, HAQ-DI 20%; MMT-8 145 -> 130 is 10.3%,
+    //   not a worsening); B04 nothing improved on its 5 measures; B03 missing: 3/4.
+    let expected = Expected {
+        eligible: (2, 2, 1),
+        criteria: vec![
+            ("IN01", [3, 1, 0, 1]),
+            ("IN02", [3, 1, 0, 1]),
+            ("IN03", [3, 1, 0, 1]),
+            ("IN04", [3, 1, 0, 1]),
+        ],
+        subject_eligibility: vec![
+            ("B01", "eligible", vec!["met", "met", "met", "met"]),
+            (
+                "B02",
+                "not_eligible",
+                vec!["not_met", "not_met", "met", "not_met"],
+            ),
+            (
+                "B03",
+                "not_evaluable",
+                vec![
+                    "not_evaluable",
+                    "not_evaluable",
+                    "not_evaluable",
+                    "not_evaluable",
+                ],
+            ),
+            ("B04", "not_eligible", vec!["met", "met", "not_met", "met"]),
+            ("B05", "eligible", vec!["met", "met", "met", "met"]),
+        ],
+        tables: vec![
+            table("PFTIS_W24", 5, 1, 1, 2, Some((2, 5, "5.27", "85.34")), None),
+            table("TIS_W24", 5, 1, 1, 2, Some((3, 3, "29.24", "100.00")), None),
+            table(
+                "TISCAT_W24",
+                5,
+                1,
+                1,
+                2,
+                Some((3, 3, "29.24", "100.00")),
+                Some([0, 0, 1, 2]),
+            ),
+            table("DOI_W24", 5, 1, 0, 2, Some((3, 4, "19.41", "99.37")), None),
+            table("CDASI_W24", 5, 1, 0, 2, None, None),
+            table("MCID_W24", 5, 1, 0, 2, Some((2, 4, "6.76", "93.24")), None),
+        ],
+        subject_endpoints: vec![
+            (
+                "B01",
+                vec![
+                    ("PFTIS_W24", "responder", Some(true)),
+                    ("TIS_W24", "responder", Some(true)),
+                    ("TISCAT_W24", "responder", Some(true)),
+                    ("DOI_W24", "responder", Some(true)),
+                    ("MCID_W24", "responder", Some(true)),
+                ],
+            ),
+            (
+                "B02",
+                vec![
+                    ("PFTIS_W24", "non_responder", Some(false)),
+                    ("TIS_W24", "responder", Some(true)),
+                    ("TISCAT_W24", "responder", Some(true)),
+                    ("DOI_W24", "responder", Some(true)),
+                    ("MCID_W24", "non_responder", Some(false)),
+                ],
+            ),
+            (
+                "B03",
+                vec![
+                    ("PFTIS_W24", "missing", Some(false)),
+                    ("TIS_W24", "missing", None),
+                    ("TISCAT_W24", "missing", None),
+                    ("DOI_W24", "missing", None),
+                    ("MCID_W24", "missing", None),
+                ],
+            ),
+            (
+                "B04",
+                vec![
+                    ("PFTIS_W24", "not_evaluable", Some(false)),
+                    ("TIS_W24", "not_evaluable", None),
+                    ("TISCAT_W24", "not_evaluable", None),
+                    ("DOI_W24", "non_responder", Some(false)),
+                    ("MCID_W24", "non_responder", Some(false)),
+                ],
+            ),
+            (
+                "B05",
+                vec![
+                    ("PFTIS_W24", "responder", Some(true)),
+                    ("TIS_W24", "responder", Some(true)),
+                    ("TISCAT_W24", "responder", Some(true)),
+                    ("DOI_W24", "responder", Some(true)),
+                    ("MCID_W24", "responder", Some(true)),
+                ],
+            ),
+        ],
+        deviations: vec![
+            (
+                "B04",
+                "W24",
+                5,
+                "protocol deviation: W24 on day 180 is 5 days after its window (days 161 to 175)",
+            ),
+            (
+                "B05",
+                "W24",
+                -3,
+                "protocol deviation: W24 on day 158 is 3 days before its window (days 161 to 175)",
+            ),
+        ],
+    };
+    (trial, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stir_cohort_endpoints_deviations_and_eligibility() {
+    let (trial, expected) = stir();
+    check(trial, expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn myojak_cohort_endpoints_deviations_and_eligibility() {
+    let (trial, expected) = myojak();
+    check(trial, expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bird_cohort_endpoints_deviations_and_eligibility() {
+    let (trial, expected) = bird();
+    check(trial, expected).await;
+}
