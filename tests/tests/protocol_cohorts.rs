@@ -1329,3 +1329,310 @@ async fn bird_cohort_endpoints_deviations_and_eligibility() {
     let (trial, expected) = bird();
     check(trial, expected).await;
 }
+
+/// STIR's protocol with amendment 1: CDASI activity of at least 3 (IN02) and W12's window widened
+/// to day 98.
+fn stir_v2() -> String {
+    let stir = std::fs::read_to_string(protocol_path("stir.toml")).expect("stir.toml");
+    let amended = stir
+        .replacen("version = 1 ", "version = 2 ", 1)
+        .replacen(
+            "op = \">=\", value = 5 }",
+            "op = \">=\", value = 3 }",
+            1,
+        )
+        .replacen("window = [77, 91]", "window = [77, 98]", 1)
+        .replacen(
+            "[study]",
+            "[protocol.amendment]\nsummary = \"CDASI activity of at least 3; W12 window to day 98\"\n\n[study]",
+            1,
+        );
+    assert_ne!(amended, stir);
+    amended
+}
+
+fn verdicts(eligibility: &pb::SubjectEligibility) -> Vec<&str> {
+    eligibility
+        .criteria
+        .iter()
+        .map(|c| c.verdict.as_str())
+        .collect()
+}
+
+/// Issue 8 items 2 and 3 on the STIR cohort: every Submit answer and Watch update of a protocol
+/// study carries the subject's endpoint results naming the protocol version; the values each
+/// criterion saw are served; after an amendment the version in force answers by default, the
+/// earlier one when asked for, and a version that does not exist is INVALID_ARGUMENT naming
+/// `protocol_version` and the versions there are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
+    let (trial, _) = stir();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, mut clients) = registered(dir.path(), &trial).await;
+
+    // Pushed: S01's W12 batch answers with the W12 outcome and the subject's endpoints under v1.
+    let s01 = &trial.subjects[0];
+    let (first_visits, later_visits) = s01.visits.split_at(3);
+    let mut events = vec![enrolment("STIR", s01)];
+    for (visit, day, visit_forms) in first_visits {
+        events.extend(forms("STIR", s01.id, visit, *day, visit_forms));
+    }
+    clients.append(batch(events)).await;
+    let mut watch = clients
+        .outcomes
+        .watch(pb::WatchRequest {
+            study_id: "STIR".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let (visit, day, visit_forms) = later_visits[0];
+    assert_eq!(visit, "W12");
+    let answer = clients
+        .append(batch(forms("STIR", s01.id, visit, day, &visit_forms)))
+        .await;
+    let outcome = answer
+        .outcomes
+        .iter()
+        .find(|o| o.visit_id == "W12")
+        .expect("the W12 outcome");
+    let doi = outcome
+        .endpoints
+        .iter()
+        .find(|e| e.endpoint == "DOI_W12")
+        .expect("DOI_W12 pushed with the answer");
+    assert_eq!(
+        (
+            doi.protocol.as_str(),
+            doi.protocol_version,
+            doi.responder.as_str(),
+            doi.counts_as_responder
+        ),
+        ("STIR v1", 1, "responder", Some(true))
+    );
+    assert_eq!(outcome.endpoints.len(), 9, "every STIR endpoint");
+    // Watch sees the same outcomes the answer carried, endpoints included.
+    let mut seen = Vec::new();
+    while seen.len() < answer.outcomes.len() {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), watch.message())
+            .await
+            .expect("an update within 5 s")
+            .expect("stream open")
+            .expect("outcome");
+        seen.push(next);
+    }
+    assert_eq!(seen, answer.outcomes);
+
+    // The rest of the cohort.
+    let mut rest = Vec::new();
+    for (visit, day, visit_forms) in &later_visits[1..] {
+        rest.extend(forms("STIR", s01.id, visit, *day, visit_forms));
+    }
+    for record in &s01.doses {
+        rest.push(dose("STIR", s01.id, *record));
+    }
+    clients.append(batch(rest)).await;
+    for input in &trial.subjects[1..] {
+        clients.append(batch(subject_events("STIR", input))).await;
+    }
+
+    // The values each criterion saw.
+    let seen_by =
+        |outcomes: &pb::SubjectOutcomes, criterion: &str| -> Vec<(String, String, String)> {
+            outcomes
+                .eligibility
+                .as_ref()
+                .and_then(|e| e.criteria.iter().find(|c| c.id == criterion))
+                .map(|c| {
+                    c.seen
+                        .iter()
+                        .map(|s| (s.rule.clone(), s.value.clone(), s.verdict.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+    let owned = |rows: &[(&str, &str, &str)]| -> Vec<(String, String, String)> {
+        rows.iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect()
+    };
+    let cases: [(&str, &str, Vec<(String, String, String)>); 4] = [
+        (
+            "S03",
+            "IN01",
+            owned(&[("age_years >= 18", "nothing", "not_evaluable")]),
+        ),
+        (
+            "S03",
+            "IN02",
+            owned(&[("cdasi_activity >= 5", "4", "not_met")]),
+        ),
+        (
+            "S04",
+            "IN03",
+            owned(&[
+                ("muscle_active is true", "true", "met"),
+                ("mmt8_total < 142", "145", "not_met"),
+            ]),
+        ),
+        (
+            "S06",
+            "IN04",
+            owned(&[
+                ("prednisone_mg_per_day <= 20", "20", "met"),
+                ("prednisone_stable_weeks >= 4", "4", "met"),
+            ]),
+        ),
+    ];
+    for (id, criterion, expected) in cases {
+        let outcomes = subject(&mut clients, "STIR", id, None).await;
+        assert_eq!(seen_by(&outcomes, criterion), expected, "{id} {criterion}");
+    }
+
+    // Amendment 1 (v2): IN02 >= 3, W12 window to day 98.
+    let amended = dir.path().join("stir-v2.toml");
+    std::fs::write(&amended, stir_v2()).expect("write v2");
+    study_cli::register(
+        &RegisterArgs {
+            file: amended,
+            addr: server.url(),
+            study: None,
+            amend: true,
+            date: Some(date(100)),
+            event_id: None,
+        },
+        &mut Vec::new(),
+    )
+    .await
+    .expect("amend");
+
+    // (version asked, protocol named, S03's verdicts, IN02 counts, DOI_W12 deviations)
+    let cases = [
+        (
+            None,
+            "STIR v2",
+            vec!["not_evaluable", "met", "not_evaluable", "not_met"],
+            [5, 0, 0, 1],
+            0,
+        ),
+        (
+            Some(2),
+            "STIR v2",
+            vec!["not_evaluable", "met", "not_evaluable", "not_met"],
+            [5, 0, 0, 1],
+            0,
+        ),
+        (
+            Some(1),
+            "STIR v1",
+            vec!["not_evaluable", "not_met", "not_evaluable", "not_met"],
+            [4, 1, 0, 1],
+            1,
+        ),
+    ];
+    for (version, protocol, s03, in02, deviations) in cases {
+        let outcomes = subject(&mut clients, "STIR", "S03", version).await;
+        let eligibility = outcomes.eligibility.expect("eligibility");
+        assert_eq!(
+            (eligibility.protocol.as_str(), verdicts(&eligibility)),
+            (protocol, s03),
+            "{version:?}"
+        );
+        assert!(
+            outcomes.endpoints.iter().all(|e| e.protocol == protocol),
+            "{version:?}"
+        );
+        let cohort = cohort(&mut clients, "STIR", version).await;
+        let table = cohort.eligibility.expect("eligibility table");
+        assert_eq!(table.protocol, protocol);
+        assert_eq!(
+            criterion_counts(&table)[1],
+            ("IN02".to_string(), in02),
+            "{version:?}"
+        );
+        let doi = cohort
+            .endpoints
+            .iter()
+            .find(|t| t.endpoint == "DOI_W12")
+            .expect("DOI_W12");
+        assert_eq!(
+            (doi.protocol.as_str(), doi.deviations),
+            (protocol, deviations),
+            "{version:?}"
+        );
+    }
+
+    // After the amendment, pushes name v2.
+    let answer = clients
+        .append(batch(forms("STIR", "S02", "W16", 112, &STRONG)))
+        .await;
+    assert!(
+        answer
+            .outcomes
+            .iter()
+            .flat_map(|o| &o.endpoints)
+            .all(|e| e.protocol == "STIR v2" && e.protocol_version == 2)
+    );
+    assert!(!answer.outcomes.is_empty());
+
+    // A version the study does not have, or a version of a study without a protocol.
+    clients
+        .append(batch(vec![pb::Event {
+            event_id: "PLAIN.registered".into(),
+            study_id: "PLAIN".into(),
+            subject_id: String::new(),
+            visit_id: String::new(),
+            clinical_date: date(0),
+            body: Some(pb::event::Body::StudyRegistered(pb::StudyRegistered {
+                title: "no protocol".into(),
+                population: pb::Population::Adult as i32,
+                ..Default::default()
+            })),
+        }]))
+        .await;
+    let cases = [
+        (
+            "STIR",
+            3,
+            "study STIR has no protocol version 3; its versions are 1, 2",
+        ),
+        (
+            "STIR",
+            0,
+            "study STIR has no protocol version 0; its versions are 1, 2",
+        ),
+        (
+            "PLAIN",
+            1,
+            "protocol version 1 was asked for, but study PLAIN was registered without a protocol; leave protocol_version unset",
+        ),
+    ];
+    for (study, version, description) in cases {
+        let expected = vec![("protocol_version".to_string(), description.to_string())];
+        let status = clients
+            .outcomes
+            .get_cohort(pb::GetCohortRequest {
+                study_id: study.into(),
+                visit_id: String::new(),
+                protocol_version: Some(version),
+            })
+            .await
+            .expect_err("unknown version");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(violations(&status), expected, "{study} {version}");
+        if study == "STIR" {
+            let status = clients
+                .outcomes
+                .get_subject(pb::GetSubjectRequest {
+                    study_id: study.into(),
+                    subject_id: "S01".into(),
+                    protocol_version: Some(version),
+                })
+                .await
+                .expect_err("unknown version");
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert_eq!(violations(&status), expected, "{study} {version}");
+        }
+    }
+    server.stop().await.expect("stops");
+}
