@@ -184,8 +184,12 @@ async fn a_blinded_reader_sees_no_arm_until_an_admin_unblinds() {
         .await
         .expect("baseline")
         .into_inner();
+    // The endpoints an answer carries depend on the arm (its visits and baseline) too.
     assert!(
-        answer.outcomes.iter().all(|o| o.schedule.is_none()),
+        answer
+            .outcomes
+            .iter()
+            .all(|o| o.schedule.is_none() && o.endpoints.is_empty()),
         "{answer:?}"
     );
     IngestClient::new(channel.clone())
@@ -199,6 +203,7 @@ async fn a_blinded_reader_sees_no_arm_until_an_admin_unblinds() {
             .expect("stream open")
             .expect("an outcome");
         assert_eq!(outcome.schedule.is_some(), sees, "{outcome:?}");
+        assert_eq!(!outcome.endpoints.is_empty(), sees, "{outcome:?}");
     }
 
     // Unblinding: (case, token, request, expected code or accepted), in order.
