@@ -131,7 +131,6 @@ struct Table {
     categories: Option<[u32; 4]>,
 }
 
-#[allow(clippy::too_many_arguments)]
 const fn table(
     endpoint: &'static str,
     subjects: u32,
@@ -152,6 +151,12 @@ const fn table(
     }
 }
 
+/// One subject's responder endpoint: (endpoint, responder, counts as).
+type ResponderRow = (&'static str, &'static str, Option<bool>);
+
+/// What one leaf rule saw: (rule, value, verdict).
+type SeenRow = (String, String, String);
+
 #[derive(Debug, Clone)]
 struct Expected {
     /// (eligible, not eligible, not evaluable) of N.
@@ -162,10 +167,7 @@ struct Expected {
     subject_eligibility: Vec<(&'static str, &'static str, Vec<&'static str>)>,
     tables: Vec<Table>,
     /// Per subject, each responder endpoint: (endpoint, responder, counts as).
-    subject_endpoints: Vec<(
-        &'static str,
-        Vec<(&'static str, &'static str, Option<bool>)>,
-    )>,
+    subject_endpoints: Vec<(&'static str, Vec<ResponderRow>)>,
     /// Visits outside their window: (subject, visit, days outside, deviation text).
     deviations: Vec<(&'static str, &'static str, i32, &'static str)>,
 }
@@ -1437,26 +1439,25 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
     }
 
     // The values each criterion saw.
-    let seen_by =
-        |outcomes: &pb::SubjectOutcomes, criterion: &str| -> Vec<(String, String, String)> {
-            outcomes
-                .eligibility
-                .as_ref()
-                .and_then(|e| e.criteria.iter().find(|c| c.id == criterion))
-                .map(|c| {
-                    c.seen
-                        .iter()
-                        .map(|s| (s.rule.clone(), s.value.clone(), s.verdict.clone()))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-    let owned = |rows: &[(&str, &str, &str)]| -> Vec<(String, String, String)> {
+    let seen_by = |outcomes: &pb::SubjectOutcomes, criterion: &str| -> Vec<SeenRow> {
+        outcomes
+            .eligibility
+            .as_ref()
+            .and_then(|e| e.criteria.iter().find(|c| c.id == criterion))
+            .map(|c| {
+                c.seen
+                    .iter()
+                    .map(|s| (s.rule.clone(), s.value.clone(), s.verdict.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let owned = |rows: &[(&str, &str, &str)]| -> Vec<SeenRow> {
         rows.iter()
             .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
             .collect()
     };
-    let cases: [(&str, &str, Vec<(String, String, String)>); 4] = [
+    let cases: [(&str, &str, Vec<SeenRow>); 4] = [
         (
             "S03",
             "IN01",
