@@ -216,3 +216,71 @@ pub fn cohort_eligibility(protocol: &Protocol, study: &Study) -> pb::Eligibility
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use myolog_domain::Decimal;
+    use myolog_domain::event::EnrolmentFacts;
+    use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
+
+    use super::*;
+
+    fn on(day: u8) -> ClinicalDate {
+        ClinicalDate::new(2024, 3, day).expect("a date")
+    }
+
+    fn prednisone(day: u8, mg: u32) -> (ClinicalDate, Dose) {
+        (
+            on(day),
+            Dose::Glucocorticoid {
+                drug: "prednisone".into(),
+                mg_per_day: PrednisoneEquivalentDose::try_from(Decimal::from(mg)).expect("a dose"),
+            },
+        )
+    }
+
+    /// The dose in effect is the latest dated record on or before the day, whatever order the
+    /// records were entered in; of two on one day, the one entered later; study drug never counts.
+    #[test]
+    fn the_glucocorticoid_in_effect_is_the_latest_record_on_or_before_the_day() {
+        let study_drug = (
+            on(4),
+            Dose::StudyDrug {
+                drug: "tofacitinib".into(),
+                mg_per_day: PrednisoneEquivalentDose::try_from(Decimal::from(11)).expect("a dose"),
+            },
+        );
+        let subject = Subject {
+            arm: String::new(),
+            site: None,
+            enrolled_on: on(1),
+            population: None,
+            facts: EnrolmentFacts::default(),
+            withdrawn: false,
+            visits: BTreeMap::new(),
+            // Entered in this order: the day-10 record before the day-2 one.
+            doses: vec![
+                prednisone(10, 0),
+                prednisone(2, 20),
+                prednisone(5, 15),
+                prednisone(5, 12),
+                study_drug,
+            ],
+        };
+        let cases = [
+            (1, None),
+            (2, Some(20)),
+            (4, Some(20)),
+            (5, Some(12)),
+            (9, Some(12)),
+            (10, Some(0)),
+            (20, Some(0)),
+        ];
+        for (day, expected) in cases {
+            let got = glucocorticoid_in_effect(&subject, on(day)).map(|dose| dose.mg_per_day());
+            assert_eq!(got, expected.map(Decimal::from), "day {day}");
+        }
+    }
+}
