@@ -1575,6 +1575,24 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
             .all(|e| e.protocol == "STIR v2" && e.protocol_version == 2)
     );
     assert!(!answer.outcomes.is_empty());
+    // A dose record alone touches no visit, but can move an endpoint (a delayed start's first
+    // dose, a prednisone-free window): the subject's follow-up outcomes are sent again, once each,
+    // with the endpoints as they are now.
+    let answer = clients
+        .append(batch(vec![dose("STIR", "S01", ("W12", 84, false, "5"))]))
+        .await;
+    let visits: Vec<&str> = answer
+        .outcomes
+        .iter()
+        .map(|o| o.visit_id.as_str())
+        .collect();
+    assert_eq!(visits, ["W4", "W8", "W12", "W16"]);
+    assert!(
+        answer
+            .outcomes
+            .iter()
+            .all(|o| o.endpoints.len() == 9 && o.endpoints.iter().all(|e| e.protocol == "STIR v2"))
+    );
 
     // A version the study does not have, or a version of a study without a protocol.
     clients

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use myolog_domain::event::Event;
+use myolog_domain::event::{Event, EventBody};
 use myolog_proto::v1 as pb;
 use myolog_storage::{EventLog, LogOptions, NewEvent, RecordedEvent};
 use prost::Message;
@@ -273,6 +273,7 @@ impl App {
             let _gate = gate;
             let appended = app.log.append(batch, &recorded_by)?;
             let mut touched = BTreeSet::new();
+            let mut dosed = BTreeSet::new();
             let mut projection = app.projection_mut();
             for (event, ack) in events.iter().zip(&appended) {
                 if ack.duplicate {
@@ -280,9 +281,20 @@ impl App {
                 }
                 if let Some(t) = projection.apply_recorded(ack.seq, event, &recorded_by) {
                     touched.insert(t);
+                } else if let Some(t) = dose_touches_endpoints(&projection, event) {
+                    dosed.insert(t);
                 }
             }
             drop(projection);
+            // A subject whose visits the batch touched already gets its endpoints with them.
+            for t in dosed {
+                if !touched
+                    .iter()
+                    .any(|other: &Touched| (&other.study, &other.subject) == (&t.study, &t.subject))
+                {
+                    touched.insert(t);
+                }
+            }
             Ok::<_, myolog_storage::AppendError>((events, appended, touched))
         })
         .await
@@ -359,6 +371,21 @@ impl App {
     pub fn head_seq(&self) -> u64 {
         self.log.head().seq
     }
+}
+
+/// A dose record changes no visit outcome, but in a protocol study it can change an endpoint (a
+/// delayed start's own first dose, BIRD's prednisone-free window): when the batch touches nothing
+/// else of the subject, its outcomes are sent again, carrying the endpoints as they are now.
+fn dose_touches_endpoints(projection: &Projection, event: &Event) -> Option<Touched> {
+    let EventBody::DoseRecorded(_) = &event.body else {
+        return None;
+    };
+    projection.study(&event.study)?.protocol.as_ref()?;
+    Some(Touched {
+        study: event.study.clone(),
+        subject: event.subject.clone()?,
+        visit: None,
+    })
 }
 
 /// Decodes a stored payload back to a validated domain event.
