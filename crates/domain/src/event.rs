@@ -545,14 +545,15 @@ impl HeaderField {
 }
 
 impl Event {
-    /// Checks that the header names exactly the subject and visit the body needs.
+    /// Checks that the header names exactly the subject and visit the body needs, and records a
+    /// carried protocol as registered under the event's study id (see [`Protocol::register_under`]).
     pub fn new(
         event_id: EventId,
         study: StudyId,
         subject: Option<SubjectId>,
         visit: Option<VisitId>,
         clinical_date: ClinicalDate,
-        body: EventBody,
+        mut body: EventBody,
     ) -> Result<Self, (HeaderField, Problem)> {
         match (body.needs_subject(), &subject) {
             (true, None) => {
@@ -593,6 +594,16 @@ impl Event {
                 ));
             }
             _ => {}
+        }
+        // A protocol carried by a study's event is that study's protocol, whatever id its file
+        // gives: the outcomes computed under it name both ids when they differ.
+        if let EventBody::StudyRegistered {
+            protocol: Some(protocol),
+            ..
+        }
+        | EventBody::ProtocolAmended { protocol } = &mut body
+        {
+            std::sync::Arc::make_mut(protocol).register_under(study.as_str());
         }
         Ok(Self {
             event_id,

@@ -243,7 +243,11 @@ impl App {
                     .check_sites(&events, sites)
                     .map_err(ServiceError::PermissionDenied)?;
             }
-            let violations = projection.check_visits(&events);
+            let mut violations =
+                crate::registration::check_protocol_study_ids(&request.events, &events, |id| {
+                    projection.seq_of(id).is_some()
+                });
+            violations.extend(projection.check_visits(&events));
             if !violations.is_empty() {
                 return Err(ServiceError::invalid(violations));
             }

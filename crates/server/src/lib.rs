@@ -13,6 +13,7 @@
 //! - [`metrics`]: Prometheus metrics of the ingest path on a port of their own.
 //! - [`cli`], [`demo`], [`synth`], [`healthcheck`]: the binary's commands.
 //! - [`study_cli`]: `myolog study validate | register | export` (protocol files).
+//! - [`registration`]: a registered protocol's study id against the registered study id.
 
 pub mod app;
 pub mod audit;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod outcomes;
 pub mod prng;
 pub mod projection;
+pub mod registration;
 pub mod score_cli;
 pub mod scored;
 pub mod server;

@@ -52,7 +52,8 @@ pub struct RegisterArgs {
     /// Server URL (`http://host:port`) or `host:port`.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub addr: String,
-    /// Study id in the log (default: the protocol's study id).
+    /// Study id in the log (default: the protocol's study id). Another id registers the protocol
+    /// under it, recorded in the event (`protocol_study_id`), and outcomes name both ids.
     #[arg(long)]
     pub study: Option<String>,
     /// Send the file as an amendment (ProtocolAmended) of the study's registered protocol.
@@ -174,11 +175,19 @@ pub fn protocol_event(
             protocol_toml: toml.to_string(),
         })
     } else {
-        // Title, population and baseline visit are taken from the protocol by the server.
+        // Title, population and baseline visit are taken from the protocol by the server. A study
+        // id other than the protocol's (`--study`) is the explicit choice the server requires to
+        // register the protocol under it; under its own id the event stays as it always was.
+        let own = &protocol.study().id;
         pb::event::Body::StudyRegistered(pb::StudyRegistered {
             title: protocol.study().title.clone(),
             protocol_file: file_name.to_string(),
             protocol_toml: toml.to_string(),
+            protocol_study_id: if study == own {
+                String::new()
+            } else {
+                own.clone()
+            },
             ..Default::default()
         })
     };

@@ -25,6 +25,8 @@ pub const PRIMARY_VISIT: &str = "week12";
 pub const STIR_PROTOCOL_FILE: &str = "stir.toml";
 /// The text of `protocols/stir.toml`, embedded so the demo needs no files next to the binary.
 pub const STIR_PROTOCOL_TOML: &str = include_str!("../../../protocols/stir.toml");
+/// The study id in STIR's protocol file, which the demo's study ([`STUDY`]) registers it under.
+pub const STIR_PROTOCOL_STUDY: &str = "STIR";
 /// The cohort's visits as STIR's encounters name them (its schedule: day 0 is the first dose).
 pub const STIR_VISIT_IDS: [(&str, &str); 5] = [
     ("baseline", "BL"),
@@ -153,6 +155,8 @@ impl Cohort {
                     population: pb::Population::Adult as i32,
                     protocol_file: STIR_PROTOCOL_FILE.into(),
                     protocol_toml: STIR_PROTOCOL_TOML.into(),
+                    // STIR's file registered under the demo's own study id, explicitly.
+                    protocol_study_id: STIR_PROTOCOL_STUDY.into(),
                     ..Default::default()
                 }
             } else {

@@ -30,6 +30,11 @@ pub struct Protocol {
     /// should carry, so a replay re-validates exactly what was registered.
     #[serde(skip)]
     pub(super) source: String,
+    /// The study id the protocol is registered under when that is not its own `study.id` (STIR's
+    /// file registered as study `STIR-DEMO`); `None` under its own id. Set from the event that
+    /// carried it, so every outcome names both ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) registered_as: Option<String>,
 }
 
 impl Protocol {
@@ -73,6 +78,17 @@ impl Protocol {
     /// The TOML text the protocol was read from.
     pub fn source_toml(&self) -> &str {
         &self.source
+    }
+
+    /// The study id this protocol is registered under, when it is not the protocol's own.
+    pub fn registered_as(&self) -> Option<&str> {
+        self.registered_as.as_deref()
+    }
+
+    /// Records the study id the protocol is registered under, kept only when it differs from the
+    /// protocol's own study id: a protocol under its own id reads exactly as its file.
+    pub fn register_under(&mut self, study_id: &str) {
+        self.registered_as = (study_id != self.study.id).then(|| study_id.to_string());
     }
 
     /// One line for `myolog study validate`: what was understood, e.g.

@@ -349,6 +349,7 @@ impl Checker<'_> {
             endpoints,
             baseline_encounter: baseline_encounter?,
             source: String::new(),
+            registered_as: None,
         })
     }
 
