@@ -100,7 +100,17 @@ pub fn schedule_of(
     visit_id: &VisitId,
     visit: &Visit,
 ) -> Option<pb::VisitSchedule> {
-    let protocol = study.protocol.as_ref()?.current();
+    schedule_under(study.protocol.as_ref()?.current(), subject, visit_id, visit)
+}
+
+/// [`schedule_of`] under a given protocol version (GetSubject asked for an earlier one); `None` for
+/// a visit that version does not know (one an amendment added).
+pub fn schedule_under(
+    protocol: &Protocol,
+    subject: &Subject,
+    visit_id: &VisitId,
+    visit: &Visit,
+) -> Option<pb::VisitSchedule> {
     let encounter = protocol.encounter(visit_id.as_str())?;
     let day = protocol_day(subject.enrolled_on, visit.first_date?);
     // A multi-arm subject whose arm is not yet known is placed by the encounter's own window.

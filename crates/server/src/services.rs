@@ -191,6 +191,17 @@ impl Outcomes for Services {
             .map_err(|error| to_status(&error))?;
         let mut visits =
             outcomes::subject_outcomes(&study_id, study, &subject_id, subject, projection.head_seq);
+        if let (Some(protocol), Some(_)) = (protocol, request.protocol_version) {
+            // The schedule of the version asked for: a window an amendment widened is a
+            // deviation again under the version before it.
+            for outcome in &mut visits {
+                outcome.schedule = subject
+                    .visits
+                    .iter()
+                    .find(|(id, _)| id.as_str() == outcome.visit_id)
+                    .and_then(|(id, visit)| outcomes::schedule_under(protocol, subject, id, visit));
+            }
+        }
         let mut endpoints = protocol
             .map(|protocol| outcomes::subject_endpoints_under(protocol, subject))
             .unwrap_or_default();
