@@ -1,6 +1,7 @@
 //! `myolog demo`, the README's first command: it runs end to end (server on 127.0.0.1:0, the cohort
 //! over Submit, the rejection, the correction, the tables) and `--data DIR` keeps a log that a
-//! restarted server serves with the same outcomes.
+//! restarted server serves with the same outcomes, which `myolog outcomes` prints with each
+//! subject's eligibility.
 
 use myolog_server::cli::DemoArgs;
 use myolog_server::synth::{self, PRIMARY_VISIT};
@@ -39,11 +40,11 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         "paired t-test",
         "Wilcoxon signed-rank",
         // The STIR protocol's endpoint tables (GetCohort), agreeing with the visit table above.
-        "Endpoints by the protocol (STIR v1; subjects, missing, not evaluable, outside window)",
+        "Endpoints by the protocol (STIR v1 registered as STIR-DEMO; subjects, missing, not evaluable, outside window)",
         "  DOI_W12     10  0  0  0  responders 8/10 (80.0%; 95% CI 44.4% to 97.5%, Clopper-Pearson)",
         // Eligibility (GetCohort): every subject an adult with CDASI activity >= 15 at baseline and
         // muscle disease not active (IN03 not applicable); S007's prednisone stable only 2 weeks.
-        "Eligibility by the protocol (STIR v1): 9/10 eligible, 1 not eligible, 0 not evaluable",
+        "Eligibility by the protocol (STIR v1 registered as STIR-DEMO): 9/10 eligible, 1 not eligible, 0 not evaluable",
         "  IN03         0        0              10              0  If muscle disease is active, MMT-8 below 142 of 150",
         "  IN04         9        1               0              0  Prednisone at most 20 mg/day, stable for at least 4 weeks",
     ] {
@@ -74,5 +75,48 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
     let doi = week12.doi_responders.as_ref().expect("doi");
     let line = format!("IMACS DOI responders   {}/{} ", doi.responders, doi.total);
     assert!(text.contains(&line), "{line:?} in:\n{text}");
+
+    // `myolog outcomes` on that server: the demo's week-12 tables, then the same eligibility table
+    // and each subject's verdict with the criteria that decide it.
+    let mut out = Vec::new();
+    myolog_server::demo::print_outcomes(
+        &server.url(),
+        synth::STUDY,
+        stir_visit(PRIMARY_VISIT),
+        &mut out,
+    )
+    .await
+    .expect("myolog outcomes");
+    let outcomes = String::from_utf8(out).expect("utf-8");
+    let from = |text: &str, heading: &str| -> Vec<String> {
+        text.lines()
+            .skip_while(|l| !l.starts_with(heading))
+            .take_while(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let demo_table = from(&text, "Eligibility by the protocol");
+    assert_eq!(demo_table.len(), 6, "{text}");
+    let mut expected = demo_table;
+    expected.push("  subject  verdict        criteria".into());
+    for index in 0..10 {
+        expected.push(match index {
+            6 => "  S007     not eligible   not met: IN04".into(),
+            _ => format!("  {:<8} eligible", synth::subject_id(index)),
+        });
+    }
+    assert_eq!(
+        from(&outcomes, "Eligibility by the protocol"),
+        expected,
+        "{outcomes}"
+    );
+    // The per-subject and cohort tables are the demo's, line for line.
+    for heading in ["Cohort at W12", "  S001 ", "  S010 "] {
+        assert_eq!(
+            from(&outcomes, heading).first(),
+            from(&text, heading).first(),
+            "{heading:?}"
+        );
+    }
     server.stop().await.expect("stops");
 }

@@ -195,7 +195,7 @@ fn schedule(outcome: &pb::VisitOutcome) -> (String, String, i32, bool, i32, Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stir_registered_visits_checked_deviations_reported_and_amendments_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path()).await;
+    let mut server = start(dir.path()).await;
     let mut clients = Clients::connect(&server).await;
 
     // Register STIR with `myolog study register` (a retry answers with the same event).
@@ -385,31 +385,329 @@ async fn stir_registered_visits_checked_deviations_reported_and_amendments_named
             .map(|o| (o.visit_id.clone(), schedule(o)))
             .collect::<Vec<_>>()
     };
-    let request = || pb::GetSubjectRequest {
+    let request = |protocol_version| pb::GetSubjectRequest {
         study_id: "STIR".into(),
         subject_id: "S001".into(),
-        protocol_version: None,
+        protocol_version,
     };
-    let live = clients
-        .outcomes
-        .get_subject(request())
-        .await
-        .expect("subject")
-        .into_inner();
-    assert_eq!(subject_schedules(live), expected);
-    server.stop().await.expect("stops");
-
-    let server = start(dir.path()).await;
-    let mut clients = Clients::connect(&server).await;
-    let replayed = clients
-        .outcomes
-        .get_subject(request())
-        .await
-        .expect("subject")
-        .into_inner();
-    assert_eq!(subject_schedules(replayed), expected);
+    // Asked under v1, the same subject and log: W4 on day 40 is again 5 days after v1's window.
+    let under_v1 = vec![
+        (
+            "W4".to_string(),
+            (
+                "STIR v1".to_string(),
+                "W4".to_string(),
+                40,
+                true,
+                5,
+                "protocol deviation: W4 on day 40 is 5 days after its window (days 21 to 35)"
+                    .to_string(),
+            ),
+        ),
+        (
+            "W8".to_string(),
+            (
+                "STIR v1".to_string(),
+                "W8".to_string(),
+                56,
+                false,
+                0,
+                String::new(),
+            ),
+        ),
+    ];
+    // (version asked, schedules): none asked is the version in force.
+    let per_version = [
+        (None, expected.clone()),
+        (Some(2), expected.clone()),
+        (Some(1), under_v1),
+    ];
+    for restarted in [false, true] {
+        if restarted {
+            // A restarted server replays both protocol versions from the log.
+            server.stop().await.expect("stops");
+            server = start(dir.path()).await;
+            clients = Clients::connect(&server).await;
+        }
+        for (version, schedules) in &per_version {
+            let subject = clients
+                .outcomes
+                .get_subject(request(*version))
+                .await
+                .expect("subject")
+                .into_inner();
+            let window = |s: &pb::VisitSchedule| (s.window_first_day, s.window_last_day);
+            let w4 = subject.visits.iter().find(|o| o.visit_id == "W4");
+            assert_eq!(
+                w4.and_then(|o| o.schedule.as_ref()).map(window),
+                Some(if *version == Some(1) {
+                    (21, 35)
+                } else {
+                    (21, 42)
+                }),
+                "{version:?}, restarted {restarted}"
+            );
+            assert_eq!(
+                &subject_schedules(subject),
+                schedules,
+                "{version:?}, restarted {restarted}"
+            );
+        }
+    }
     server.stop().await.expect("stops");
 }
+
+/// What a study's outcomes name as their protocol: (visit schedules, endpoints, subject
+/// eligibility, endpoint tables, eligibility table), each deduplicated.
+async fn protocols_named(clients: &mut Clients, study: &str) -> [Vec<String>; 5] {
+    let subject = clients
+        .outcomes
+        .get_subject(pb::GetSubjectRequest {
+            study_id: study.into(),
+            subject_id: "S001".into(),
+            protocol_version: None,
+        })
+        .await
+        .expect("subject")
+        .into_inner();
+    let cohort = clients
+        .outcomes
+        .get_cohort(pb::GetCohortRequest {
+            study_id: study.into(),
+            visit_id: String::new(),
+            protocol_version: None,
+        })
+        .await
+        .expect("cohort")
+        .into_inner();
+    let distinct = |names: Vec<String>| {
+        let mut names = names;
+        names.dedup();
+        names
+    };
+    [
+        distinct(
+            subject
+                .visits
+                .iter()
+                .filter_map(|o| o.schedule.as_ref().map(|s| s.protocol.clone()))
+                .collect(),
+        ),
+        distinct(
+            subject
+                .endpoints
+                .iter()
+                .map(|e| e.protocol.clone())
+                .collect(),
+        ),
+        distinct(
+            subject
+                .eligibility
+                .iter()
+                .map(|e| e.protocol.clone())
+                .collect(),
+        ),
+        distinct(
+            cohort
+                .endpoints
+                .iter()
+                .map(|t| t.protocol.clone())
+                .collect(),
+        ),
+        distinct(
+            cohort
+                .eligibility
+                .iter()
+                .map(|t| t.protocol.clone())
+                .collect(),
+        ),
+    ]
+}
+
+/// A protocol file names its trial; a StudyRegistered names the study in the log. Under another id
+/// only when the event says so (`protocol_study_id`, which `study register --study` sends): then the
+/// mapping is stored in the event and every outcome names both ids, also after an amendment and a
+/// restart. A mismatch without it is INVALID_ARGUMENT naming the field and both ids, nothing
+/// stored; an amendment must be of the registered protocol's own study.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = start(dir.path()).await;
+    let mut clients = Clients::connect(&server).await;
+    let registration = |declared: &str| pb::Event {
+        event_id: "STIR-X.registered".into(),
+        study_id: "STIR-X".into(),
+        subject_id: String::new(),
+        visit_id: String::new(),
+        clinical_date: day(-30),
+        body: Some(pb::event::Body::StudyRegistered(pb::StudyRegistered {
+            protocol_file: "stir.toml".into(),
+            protocol_toml: stir_text(),
+            protocol_study_id: declared.into(),
+            ..Default::default()
+        })),
+    };
+    // (protocol_study_id sent, field named, description)
+    let rejected = [
+        (
+            "",
+            "events[0].study_id",
+            "study id STIR-X is not the protocol's study id STIR (stir.toml); register the study \
+             as STIR, or set study_registered.protocol_study_id to STIR to register STIR's \
+             protocol under STIR-X",
+        ),
+        (
+            "BIRD",
+            "events[0].study_registered.protocol_study_id",
+            "`BIRD` is not the protocol's study id STIR (stir.toml); send STIR to register STIR's \
+             protocol under STIR-X",
+        ),
+    ];
+    for (declared, field, description) in rejected {
+        let status = clients
+            .ingest
+            .append(batch(vec![registration(declared)]))
+            .await
+            .expect_err("rejected");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{declared:?}");
+        assert_eq!(
+            rejection(&status),
+            vec![(field.to_string(), description.to_string())]
+        );
+        assert_eq!(clients.head().await, 0, "nothing stored");
+    }
+
+    // `myolog study register --study STIR-X` is the explicit choice, kept in the stored event.
+    let register = RegisterArgs {
+        file: protocol_path("stir.toml"),
+        addr: server.url(),
+        study: Some("STIR-X".into()),
+        amend: false,
+        date: Some(day(-30)),
+        event_id: None,
+    };
+    let mut out = Vec::new();
+    study_cli::register(&register, &mut out)
+        .await
+        .expect("register");
+    assert_eq!(
+        String::from_utf8(out).expect("utf-8"),
+        "registered study STIR-X with protocol STIR v1 (stir.toml): event STIR-X.protocol.v1 sequence 1\n"
+    );
+    let stored: Vec<(String, String)> = clients
+        .read_all()
+        .await
+        .into_iter()
+        .filter_map(|logged| logged.event)
+        .filter_map(|event| match event.body {
+            Some(pb::event::Body::StudyRegistered(registered)) => {
+                Some((event.study_id, registered.protocol_study_id))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored, vec![("STIR-X".to_string(), "STIR".to_string())]);
+
+    let in_stir_x = |mut event: pb::Event| {
+        event.study_id = "STIR-X".into();
+        event
+    };
+    clients
+        .append(batch(vec![
+            pb::Event {
+                event_id: "STIR-X.S001.enrolled".into(),
+                study_id: "STIR-X".into(),
+                subject_id: "S001".into(),
+                visit_id: String::new(),
+                clinical_date: day(0),
+                body: Some(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+                    arm: "TOFA".into(),
+                    // IN01 met, IN03 not applicable, IN04's stable weeks not met; no CDASI (IN02).
+                    age_years: Some(40),
+                    muscle_active: Some(false),
+                    prednisone_stable_weeks: Some(2),
+                    ..Default::default()
+                })),
+            },
+            in_stir_x(globals("STIR-X.S001.BL.globals", "BL", &day(0))),
+            in_stir_x(globals("STIR-X.S001.W4.globals", "W4", &day(40))),
+        ]))
+        .await;
+    let v1 = vec!["STIR v1 registered as STIR-X".to_string()];
+    assert_eq!(
+        protocols_named(&mut clients, "STIR-X").await,
+        [v1.clone(), v1.clone(), v1.clone(), v1.clone(), v1]
+    );
+
+    // An amendment must be of the same protocol study (STIR), whatever id it is registered under.
+    let head = clients.head().await;
+    let other_trial = RegisterArgs {
+        file: protocol_path("bird.toml"),
+        amend: true,
+        event_id: Some("STIR-X.protocol.bird".into()),
+        ..register.clone()
+    };
+    let error = study_cli::register(&other_trial, &mut Vec::new())
+        .await
+        .expect_err("another trial's protocol");
+    let error = error.to_string();
+    assert!(error.starts_with("FailedPrecondition: "), "{error}");
+    assert_eq!(
+        error.lines().skip(1).collect::<Vec<_>>(),
+        [
+            "  events[0].protocol_amended.protocol_toml: the amendment is for study BIRD, but the \
+          registered protocol is for study STIR"
+        ]
+    );
+    assert_eq!(clients.head().await, head, "nothing stored");
+
+    let amended_path = dir.path().join("stir-v2.toml");
+    std::fs::write(
+        &amended_path,
+        stir_text()
+            .replacen("version = 1 ", "version = 2 ", 1)
+            .replacen(
+                "[study]",
+                "[protocol.amendment]\nsummary = \"Same design, new version\"\n\n[study]",
+                1,
+            ),
+    )
+    .expect("write v2");
+    study_cli::register(
+        &RegisterArgs {
+            file: amended_path,
+            amend: true,
+            ..register.clone()
+        },
+        &mut Vec::new(),
+    )
+    .await
+    .expect("amend");
+    let v2 = vec!["STIR v2 registered as STIR-X".to_string()];
+    let expected = [v2.clone(), v2.clone(), v2.clone(), v2.clone(), v2];
+    assert_eq!(protocols_named(&mut clients, "STIR-X").await, expected);
+
+    // Replay re-reads the mapping from the stored events; `myolog outcomes` shows it too.
+    server.stop().await.expect("stops");
+    server = start(dir.path()).await;
+    clients = Clients::connect(&server).await;
+    assert_eq!(protocols_named(&mut clients, "STIR-X").await, expected);
+    let mut out = Vec::new();
+    myolog_server::demo::print_outcomes(&server.url(), "STIR-X", "W4", &mut out)
+        .await
+        .expect("myolog outcomes");
+    let text = String::from_utf8(out).expect("utf-8");
+    for line in [
+        "Eligibility by the protocol (STIR v2 registered as STIR-X): 0/1 eligible, 1 not eligible, 0 not evaluable",
+        "  S001     not eligible   not met: IN04; not evaluable: IN02",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
+    }
+    server.stop().await.expect("stops");
+}
+
+/// The demo registers STIR's file under its own study id, explicitly: its outcomes name both.
+const DEMO_PROTOCOL: &str = "STIR v1 registered as STIR-DEMO";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_demo_cohort_under_stir_has_no_deviation() {
@@ -423,7 +721,7 @@ async fn the_demo_cohort_under_stir_has_no_deviation() {
             let response = clients.append(cohort.visit_batch(index, visit)).await;
             for outcome in &response.outcomes {
                 let schedule = outcome.schedule.as_ref().expect("schedule");
-                assert_eq!(schedule.protocol, "STIR v1");
+                assert_eq!(schedule.protocol, DEMO_PROTOCOL);
                 assert!(!schedule.deviation, "{outcome:?}");
             }
         }
@@ -474,7 +772,7 @@ async fn stir_endpoints_of_the_demo_cohort_match_the_hand_written_table() {
     let got: Vec<TableRow> = tables
         .iter()
         .map(|t| {
-            assert_eq!(t.protocol, "STIR v1", "{}", t.endpoint);
+            assert_eq!(t.protocol, DEMO_PROTOCOL, "{}", t.endpoint);
             (
                 t.endpoint.as_str(),
                 t.subjects,

@@ -33,7 +33,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Stream a synthetic STIR-like cohort through a real gRPC server and print the outcomes.
     Demo(DemoArgs),
-    /// Print a study's outcomes at one visit (per subject and cohort) from a running server.
+    /// Print a study's outcomes at one visit (per subject and cohort) and its eligibility from a
+    /// running server.
     Outcomes(OutcomesArgs),
     /// Recompute every outcome from the log alone, as of a sequence or a time, with provenance.
     Replay(crate::audit::commands::ReplayArgs),

@@ -1,7 +1,9 @@
 //! `myolog demo`: starts the service on an embedded log (a temporary directory, or `--data DIR`) on
 //! 127.0.0.1:0 — or uses the server at `--addr` — streams the synthetic STIR-like cohort
 //! ([`crate::synth`]) through a real tonic client over `Ingest.Submit`, and prints the rejected form,
-//! the correction, the per-subject week-12 outcomes and the cohort summary.
+//! the correction, the per-subject week-12 outcomes and the cohort summary. `myolog outcomes`
+//! ([`print_outcomes`]) prints the same tables for a study on a running server, with each
+//! subject's eligibility.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -341,6 +343,7 @@ pub async fn print_outcomes(
         cohort.enrolled, cohort.as_of_sequence
     )?;
     writeln!(out, "\n{visit} outcomes per subject (against baseline)")?;
+    let mut eligibility = Vec::new();
     for subject_id in subjects {
         let subject = outcomes
             .get_subject(pb::GetSubjectRequest {
@@ -354,13 +357,62 @@ pub async fn print_outcomes(
             Some(outcome) => writeln!(out, "  {}", subject_line(outcome))?,
             None => writeln!(out, "  {subject_id:<8} no data at {visit}")?,
         }
+        if let Some(verdict) = subject.eligibility {
+            eligibility.push((subject_id, verdict));
+        }
     }
-    let Some(summary) = cohort.visits.first() else {
-        return Err(DemoError::Unexpected(format!(
+    let summary = cohort.visits.first();
+    if let Some(summary) = summary {
+        print_cohort(out, summary)?;
+    }
+    // Eligibility reads the baseline visit, not `visit`: shown even when `visit` has no data yet.
+    if let Some(table) = &cohort.eligibility {
+        print_eligibility(out, table)?;
+        print_subject_eligibility(out, &eligibility)?;
+    }
+    match summary {
+        Some(_) => Ok(()),
+        None => Err(DemoError::Unexpected(format!(
             "no outcomes at {visit} in study {study}"
-        )));
-    };
-    print_cohort(out, summary)
+        ))),
+    }
+}
+
+/// Each subject's eligibility verdict (GetSubject) with the criteria that decide it: an inclusion
+/// not met or an exclusion met rules a subject out, a criterion not evaluable leaves it open.
+fn print_subject_eligibility(
+    out: &mut impl Write,
+    subjects: &[(String, pb::SubjectEligibility)],
+) -> Result<(), DemoError> {
+    writeln!(out, "  subject  verdict        criteria")?;
+    for (subject_id, eligibility) in subjects {
+        let ids = |category: &str, verdict: &str| -> Vec<&str> {
+            eligibility
+                .criteria
+                .iter()
+                .filter(|c| (category.is_empty() || c.category == category) && c.verdict == verdict)
+                .map(|c| c.id.as_str())
+                .collect()
+        };
+        let mut reasons = Vec::new();
+        for (category, verdict, words) in [
+            ("inclusion", "not_met", "not met"),
+            ("exclusion", "met", "exclusion met"),
+            ("", "not_evaluable", "not evaluable"),
+        ] {
+            let found = ids(category, verdict);
+            if !found.is_empty() {
+                reasons.push(format!("{words}: {}", found.join(", ")));
+            }
+        }
+        let line = format!(
+            "  {subject_id:<8} {:<14} {}",
+            eligibility.verdict.replace('_', " "),
+            reasons.join("; ")
+        );
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
 }
 
 fn expect_accepted(response: &pb::SubmitResponse) -> Result<(), DemoError> {
