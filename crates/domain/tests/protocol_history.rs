@@ -1,5 +1,6 @@
 //! An amendment that widens a window: the same visit is a deviation under version 1 and on time under
-//! version 2, and each result names the version it used.
+//! version 2, and each result names the version it used; a protocol registered under another study id
+//! names both ids in every version.
 
 use myolog_domain::protocol::{DayWindow, Protocol, ProtocolHistory, VisitTiming};
 
@@ -93,4 +94,36 @@ fn an_amendment_must_be_the_next_version_of_the_same_study() {
         )
     );
     assert_eq!(history.versions().count(), 1);
+}
+
+#[test]
+fn a_protocol_registered_under_another_study_id_names_both_in_every_version() {
+    // (registered under, reference of v1, reference of v2)
+    let cases = [
+        ("STIR", "STIR v1", "STIR v2"),
+        (
+            "STIR-DEMO",
+            "STIR v1 registered as STIR-DEMO",
+            "STIR v2 registered as STIR-DEMO",
+        ),
+    ];
+    for (study, v1, v2) in cases {
+        let mut registered = load("protocols/stir.toml", STIR);
+        registered.register_under(study);
+        assert_eq!(
+            registered.registered_as(),
+            (study != "STIR").then_some(study)
+        );
+        let mut history = ProtocolHistory::new(registered);
+        // The amendment's own file knows nothing of the registered id: the history carries it.
+        let amended = history
+            .amend(load("stir v2", &amendment(2, "window = [74, 94]")))
+            .map(|reference| reference.to_string());
+        assert_eq!(amended, Ok(v2.to_string()), "{study}");
+        let names: Vec<String> = history
+            .versions()
+            .map(|protocol| protocol.reference().to_string())
+            .collect();
+        assert_eq!(names, [v1, v2], "{study}");
+    }
 }

@@ -99,44 +99,46 @@ mod tests {
         }
     }
 
+    /// (study id, protocol_study_id, with STIR's protocol, the violation as (field, text)).
+    type Case<'a> = (&'a str, &'a str, bool, Option<(&'a str, &'a str)>);
+
     #[test]
     fn the_registered_study_id_is_the_protocols_unless_the_event_maps_it() {
-        // (study id, protocol_study_id, with STIR's protocol, violations as (field, start of text))
-        let cases: [(&str, &str, bool, Vec<(&str, &str)>); 7] = [
-            ("STIR", "", true, vec![]),
-            ("STIR", "STIR", true, vec![]),
-            ("STIR-DEMO", "STIR", true, vec![]),
-            ("PLAIN", "", false, vec![]),
+        let cases: [Case; 7] = [
+            ("STIR", "", true, None),
+            ("STIR", "STIR", true, None),
+            ("STIR-DEMO", "STIR", true, None),
+            ("PLAIN", "", false, None),
             (
                 "STIR-DEMO",
                 "",
                 true,
-                vec![(
+                Some((
                     "events[0].study_id",
                     "study id STIR-DEMO is not the protocol's study id STIR (stir.toml); register \
                      the study as STIR, or set study_registered.protocol_study_id to STIR to \
                      register STIR's protocol under STIR-DEMO",
-                )],
+                )),
             ),
             (
                 "STIR-DEMO",
                 "BIRD",
                 true,
-                vec![(
+                Some((
                     "events[0].study_registered.protocol_study_id",
                     "`BIRD` is not the protocol's study id STIR (stir.toml); send STIR to register \
                      STIR's protocol under STIR-DEMO",
-                )],
+                )),
             ),
             (
                 "PLAIN",
                 "STIR",
                 false,
-                vec![(
+                Some((
                     "events[0].study_registered.protocol_study_id",
                     "`STIR` names a protocol's study id, but the event carries no protocol \
                      (protocol_toml is empty); leave protocol_study_id empty",
-                )],
+                )),
             ),
         ];
         for (study, declared, with_protocol, expected) in cases {

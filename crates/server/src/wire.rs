@@ -1353,6 +1353,8 @@ mod tests {
                     String::new()
                 },
                 blinded: rng.range(0, 2) == 0,
+                // Not read by the mapping (the ingest check in `registration` reads it).
+                protocol_study_id: String::new(),
             }),
             1 => pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
                 arm: text(rng),
