@@ -3,7 +3,9 @@
 //! against a real server, a visit id or arm the protocol does not know rejected with nothing stored,
 //! an out-of-window visit scored and reported as a protocol deviation, and an amendment that widens
 //! a window: outcomes name the protocol version they used, also after a restart (replay re-parses
-//! the protocol from the log).
+//! the protocol from the log), and a subject asked for under the earlier version gets that version's
+//! schedule. A protocol registers under its own study id, or under another only when the event says
+//! so, and its outcomes then name both ids.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

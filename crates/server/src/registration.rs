@@ -34,13 +34,18 @@ pub fn check_protocol_study_ids(
             continue;
         }
         let declared = registered.protocol_study_id.as_str();
+        // Quoted in the answer: a long value is cut, as no study id is that long.
+        let quoted = match declared.char_indices().nth(64) {
+            Some((end, _)) => format!("{}...", &declared[..end]),
+            None => declared.to_string(),
+        };
         let path = format!("events[{index}]");
         let Some(protocol) = protocol else {
             if !declared.is_empty() {
                 violations.push(Violation::new(
                     format!("{path}.study_registered.protocol_study_id"),
                     format!(
-                        "`{declared}` names a protocol's study id, but the event carries no protocol \
+                        "`{quoted}` names a protocol's study id, but the event carries no protocol \
                          (protocol_toml is empty); leave protocol_study_id empty"
                     ),
                 ));
@@ -64,12 +69,14 @@ pub fn check_protocol_study_ids(
                 ),
             ));
         } else if !declared.is_empty() && declared != own {
+            let fix = if study == own {
+                format!("leave it empty, or send {own}")
+            } else {
+                format!("send {own} to register {own}'s protocol under {study}")
+            };
             violations.push(Violation::new(
                 format!("{path}.study_registered.protocol_study_id"),
-                format!(
-                    "`{declared}` is not the protocol's study id {own}{file}; send {own} to register \
-                     {own}'s protocol under {study}"
-                ),
+                format!("`{quoted}` is not the protocol's study id {own}{file}; {fix}"),
             ));
         }
     }
@@ -160,6 +167,21 @@ mod tests {
             // A retry of an event already in the log is not judged again.
             assert!(check_protocol_study_ids(&wire, &events, |_| true).is_empty());
         }
+        // A value longer than any study id is quoted cut.
+        let wire = vec![registration("STIR", &"X".repeat(100), STIR)];
+        let events = crate::wire::batch_from_proto(&wire).expect("a valid event");
+        let found: Vec<String> = check_protocol_study_ids(&wire, &events, |_| false)
+            .into_iter()
+            .map(|v| v.description)
+            .collect();
+        assert_eq!(
+            found,
+            [format!(
+                "`{}...` is not the protocol's study id STIR (stir.toml); leave it empty, or send \
+                 STIR",
+                "X".repeat(64)
+            )]
+        );
     }
 
     #[test]
