@@ -189,6 +189,7 @@ impl EventLog {
             index: index.clone(),
             max_group_events: options.max_group_events.max(1),
             shared: shared.clone(),
+            scratch: Vec::new(),
         };
         let syncer = Syncer {
             db: db.clone(),
@@ -275,16 +276,19 @@ impl EventLog {
             }
             queue.applying = true;
             let term = ApplyTerm { inner: &self.inner };
-            let applied = {
+            let (group, applied) = {
                 let mut writer = lock(&self.inner.writer);
                 let group = take_group(&mut queue.waiting, writer.max_group_events);
                 drop(queue);
-                writer.apply_group(group)
+                let applied = writer.apply_group(&group);
+                (group, applied)
             };
             drop(term);
             if let Some(applied) = applied {
                 lock(&self.inner.syncer).make_durable(applied);
             }
+            // Freeing the group's events is this appender's own work, after everyone's answer.
+            drop(group);
             queue = lock(&self.inner.queue);
             // Answers were sent: wake the appenders waiting for them.
             self.inner.leader_done.notify_all();
