@@ -18,7 +18,7 @@ use crate::event::{
 use crate::format::{self, CommitRecord};
 use crate::index::Index;
 use crate::verify::{self, VerifyReport};
-use crate::writer::{AppendRequest, CommitShared, HeadWatch, Syncer, Writer};
+use crate::writer::{AppendRequest, CommitShared, HeadWatch, SYNC_LANES, Syncer, Writer};
 
 /// How to open a log.
 #[derive(Clone, Debug)]
@@ -99,8 +99,8 @@ struct Inner {
     leader_done: Condvar,
     /// Used only by the appender that currently leads the apply phase (see [`EventLog::append`]).
     writer: Mutex<Writer>,
-    /// Serialises the durability phase: flush + fdatasync, then the answers.
-    syncer: Mutex<Syncer>,
+    /// The durability phase: flush + fdatasync on up to `SYNC_LANES` lanes at once, then the answers.
+    syncer: Syncer,
     head_watch: Arc<HeadWatch>,
     index: Arc<RwLock<Index>>,
     max_batch_events: usize,
@@ -168,7 +168,10 @@ impl EventLog {
             db.flush()?;
             durability::sync_new_log(&path)?;
         }
-        let files = DurableFiles::open(&path)?;
+        let first_lane = Mutex::new(DurableFiles::open(&path)?);
+        let other_lanes = (1..SYNC_LANES)
+            .map(|_| DurableFiles::open(&path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
         let head_watch = Arc::new(HeadWatch::default());
         *head_watch
             .head
@@ -193,8 +196,9 @@ impl EventLog {
         };
         let syncer = Syncer {
             db: db.clone(),
-            files,
-            durable: head,
+            first_lane,
+            other_lanes,
+            durable: Mutex::new(head),
             head_watch: head_watch.clone(),
             shared,
         };
@@ -206,7 +210,7 @@ impl EventLog {
                 queue: Mutex::new(CommitQueue::default()),
                 leader_done: Condvar::new(),
                 writer: Mutex::new(writer),
-                syncer: Mutex::new(syncer),
+                syncer,
                 head_watch,
                 index,
                 max_batch_events: options.max_batch_events.max(1),
@@ -285,7 +289,7 @@ impl EventLog {
             };
             drop(term);
             if let Some(applied) = applied {
-                lock(&self.inner.syncer).make_durable(applied);
+                self.inner.syncer.make_durable(applied);
             }
             // Freeing the group's events is this appender's own work, after everyone's answer.
             drop(group);

@@ -8,7 +8,8 @@
 //! batches and their commit records with ONE `apply_batch`. It then hands the apply role on and
 //! makes its group durable ([`Syncer::make_durable`]): ONE flush and fdatasync, which covers every
 //! group applied so far, and only then answers its appenders. So the next group is validated and
-//! applied while the previous one is being fsynced. A batch that fails validation is answered at
+//! applied while the previous one is being fsynced, and its sync may start while the previous one
+//! is still running (up to [`SYNC_LANES`] at once). A batch that fails validation is answered at
 //! once with its error and contributes nothing; the other batches of the group are unaffected.
 //! Nothing is visible to readers before it is durable: readers stop at the durable head.
 
@@ -117,20 +118,32 @@ pub(crate) struct AppliedGroup {
     answers: Vec<(Reply, Vec<Appended>)>,
 }
 
-/// The durability phase's state; behind a mutex in `EventLog`.
+/// How many flush + fdatasync runs may be in flight at once. The disk completes concurrent cache
+/// flushes faster than the same number one after another (raw sled with four threads syncing at
+/// once reaches about 2.4 times one thread's rate here), so a group applied while another is being
+/// synced starts its own sync instead of queueing behind it. Two lanes keep a pipelined group
+/// commit busy without splitting groups into many small syncs.
+pub(crate) const SYNC_LANES: usize = 2;
+
+/// The durability phase's state, shared by the appenders that make their groups durable.
 #[derive(Debug)]
 pub(crate) struct Syncer {
     pub db: sled::Db,
-    pub files: DurableFiles,
+    /// One set of file handles per sync lane: the first lane, and the others (up to
+    /// [`SYNC_LANES`] in all). Separate descriptors matter: Linux reports a failed writeback to the
+    /// next fsync of *each* open file description, so a sync on one lane cannot consume the error
+    /// another lane's sync must see.
+    pub first_lane: Mutex<DurableFiles>,
+    pub other_lanes: Vec<Mutex<DurableFiles>>,
     /// The last event known durable; what readers may see.
-    pub durable: Head,
+    pub durable: Mutex<Head>,
     pub head_watch: Arc<HeadWatch>,
     pub shared: Arc<CommitShared>,
 }
 
 impl Syncer {
     /// Makes `group` durable (unless a later flush already did) and answers its appenders.
-    pub fn make_durable(&mut self, group: AppliedGroup) {
+    pub fn make_durable(&self, group: AppliedGroup) {
         match self.sync_through(group.last_seq) {
             Ok(()) => {
                 for (reply, appended) in group.answers {
@@ -149,14 +162,45 @@ impl Syncer {
         }
     }
 
-    fn sync_through(&mut self, seq: u64) -> Result<(), String> {
+    fn durable_seq(&self) -> u64 {
+        self.durable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .seq
+    }
+
+    /// A free sync lane, or the first to become free.
+    fn lane(&self) -> std::sync::MutexGuard<'_, DurableFiles> {
+        for lane in std::iter::once(&self.first_lane).chain(&self.other_lanes) {
+            match lane.try_lock() {
+                Ok(guard) => return guard,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        self.first_lane
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn sync_through(&self, seq: u64) -> Result<(), String> {
         if let Some(cause) = self.shared.poisoned() {
             return Err(cause);
         }
-        if self.durable.seq >= seq {
+        if self.durable_seq() >= seq {
             return Ok(());
         }
-        // Everything applied before the flush starts is covered by it.
+        let mut files = self.lane();
+        // A sync on another lane may have covered this group while this one waited for a lane.
+        if let Some(cause) = self.shared.poisoned() {
+            return Err(cause);
+        }
+        if self.durable_seq() >= seq {
+            return Ok(());
+        }
+        // Everything applied before the flush starts is covered by it: sled's flush returns once
+        // its log is stable up to everything reserved before the call, and fdatasync persists
+        // every page of the file written before it, whichever thread wrote it.
         let covered = *self
             .shared
             .applied
@@ -166,14 +210,27 @@ impl Syncer {
             // Read after `covered`: a writer that stores a large value sets the flag before its
             // apply, and publishes `applied` after it.
             let blobs_possible = self.shared.blobs_possible.load(Ordering::SeqCst);
-            self.files.sync(blobs_possible)
+            files.sync(blobs_possible)
         });
+        drop(files);
         if let Err(error) = synced {
             let cause = error.to_string();
             self.shared.poison(cause.clone());
             return Err(cause);
         }
-        self.durable = covered;
+        // If a concurrent sync failed, what is on disk is unknown: acknowledge nothing.
+        if let Some(cause) = self.shared.poisoned() {
+            return Err(cause);
+        }
+        {
+            let mut durable = self
+                .durable
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if covered.seq > durable.seq {
+                *durable = covered;
+            }
+        }
         self.head_watch.advance(covered);
         Ok(())
     }
@@ -602,9 +659,10 @@ mod tests {
             scratch: Vec::new(),
         };
         let syncer = Syncer {
-            files: DurableFiles::open(dir).unwrap(),
+            first_lane: Mutex::new(DurableFiles::open(dir).unwrap()),
+            other_lanes: vec![Mutex::new(DurableFiles::open(dir).unwrap())],
             db,
-            durable: Head::default(),
+            durable: Mutex::new(Head::default()),
             head_watch: Arc::new(HeadWatch::default()),
             shared,
         };
@@ -640,7 +698,7 @@ mod tests {
     fn a_failing_batch_fails_alone_and_later_batches_see_earlier_ones_of_the_same_group() {
         use ExpectedVersion::*;
         let dir = tempfile::tempdir().unwrap();
-        let (mut writer, mut syncer) = writer_for(dir.path());
+        let (mut writer, syncer) = writer_for(dir.path());
         let requests = [
             request(&[("a", "s", Exactly(0), "x"), ("b", "s", Exactly(1), "y")]),
             // Expects the state before the first batch: rejected.
@@ -711,9 +769,38 @@ mod tests {
     }
 
     #[test]
+    fn groups_synced_on_concurrent_lanes_are_all_answered_and_the_head_only_moves_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut writer, syncer) = writer_for(dir.path());
+        let mut applied = Vec::new();
+        let mut answers = Vec::new();
+        for round in 0..8 {
+            let id = format!("e{round}");
+            let (group, answer) = request(&[(id.as_str(), "s", ExpectedVersion::Any, "x")]);
+            applied.push(writer.apply_group(&[group]).unwrap());
+            answers.push(answer);
+        }
+        // Every group syncs on its own thread, later groups first: lanes run at once, and a sync
+        // that finds its group covered by a later one answers without syncing.
+        std::thread::scope(|scope| {
+            for group in applied.into_iter().rev() {
+                let syncer = &syncer;
+                scope.spawn(move || syncer.make_durable(group));
+            }
+        });
+        let seqs: Vec<u64> = answers
+            .iter()
+            .map(|answer| answer.try_recv().unwrap().unwrap()[0].seq)
+            .collect();
+        assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+        assert_eq!(syncer.head_watch.get(), writer.head);
+        assert_eq!(writer.head.seq, 8);
+    }
+
+    #[test]
     fn a_retry_of_an_event_not_yet_durable_is_answered_only_once_it_is() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut writer, mut syncer) = writer_for(dir.path());
+        let (mut writer, syncer) = writer_for(dir.path());
         let (first, first_answer) = request(&[("a", "s", ExpectedVersion::Any, "x")]);
         let first_group = writer.apply_group(&[first]).unwrap();
         // The next group, applied while the first is not yet durable, retries its event.
