@@ -247,7 +247,7 @@ impl EventLog {
         for (index, event) in batch.iter().enumerate() {
             check_event(event).map_err(|reason| AppendError::InvalidEvent { index, reason })?;
         }
-        let (reply, answer) = mpsc::channel();
+        let (reply, answer) = mpsc::sync_channel(1);
         let request = AppendRequest {
             events: batch,
             principal: principal.to_owned(),

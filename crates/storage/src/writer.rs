@@ -14,7 +14,7 @@
 //! Nothing is visible to readers before it is durable: readers stop at the durable head.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use crate::durability::DurableFiles;
@@ -23,8 +23,10 @@ use crate::event::{Appended, Clock, ExpectedVersion, Hash, Head, NewEvent};
 use crate::format::{self, EventFields};
 use crate::index::{Index, fingerprint};
 
-/// Where an append's answer goes.
-pub(crate) type Reply = Sender<Result<Vec<Appended>, AppendError>>;
+/// Where an append's answer goes: a channel of capacity one, which holds the single answer each
+/// append gets, so `try_send` never blocks and never finds it full. (An unbounded channel would
+/// allocate and zero a 31-slot block for that one message, on every append.)
+pub(crate) type Reply = SyncSender<Result<Vec<Appended>, AppendError>>;
 
 /// An append waiting for the writer.
 #[derive(Debug)]
@@ -148,12 +150,12 @@ impl Syncer {
             Ok(()) => {
                 for (reply, appended) in group.answers {
                     // An appender that gave up waiting is not an error of the log.
-                    let _ = reply.send(Ok(appended));
+                    let _ = reply.try_send(Ok(appended));
                 }
             }
             Err(cause) => {
                 for (reply, _) in group.answers {
-                    let _ = reply.send(Err(StorageError::Poisoned {
+                    let _ = reply.try_send(Err(StorageError::Poisoned {
                         cause: cause.clone(),
                     }
                     .into()));
@@ -295,7 +297,7 @@ impl Writer {
     pub fn apply_group(&mut self, group: &[AppendRequest]) -> Option<AppliedGroup> {
         if let Some(cause) = self.shared.poisoned() {
             for request in group {
-                let _ = request.reply.send(Err(StorageError::Poisoned {
+                let _ = request.reply.try_send(Err(StorageError::Poisoned {
                     cause: cause.clone(),
                 }
                 .into()));
@@ -308,7 +310,7 @@ impl Writer {
         let Some(first_seq) = group_start.seq.checked_add(1) else {
             // Only a forged commit record could bring the head this close to the end.
             for request in group {
-                let _ = request.reply.send(Err(sequence_exhausted().into()));
+                let _ = request.reply.try_send(Err(sequence_exhausted().into()));
             }
             return None;
         };
@@ -325,7 +327,7 @@ impl Writer {
             match self.stage_batch(request, first_seq, &mut staged, &mut index) {
                 Ok(slots) => accepted.push((&request.reply, slots)),
                 Err(error) => {
-                    let _ = request.reply.send(Err(error));
+                    let _ = request.reply.try_send(Err(error));
                 }
             }
         }
@@ -412,7 +414,7 @@ impl Writer {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             unstage(&mut index, &staged, first_seq, 0);
             for (reply, _) in accepted {
-                let _ = reply.send(Err(StorageError::Poisoned {
+                let _ = reply.try_send(Err(StorageError::Poisoned {
                     cause: cause.clone(),
                 }
                 .into()));
@@ -683,7 +685,7 @@ mod tests {
                 payload: payload.as_bytes().to_vec(),
             })
             .collect();
-        let (reply, answer) = mpsc::channel();
+        let (reply, answer) = mpsc::sync_channel(1);
         (
             AppendRequest {
                 events,
