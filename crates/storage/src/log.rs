@@ -168,9 +168,8 @@ impl EventLog {
             db.flush()?;
             durability::sync_new_log(&path)?;
         }
-        let first_lane = Mutex::new(DurableFiles::open(&path)?);
-        let other_lanes = (1..SYNC_LANES)
-            .map(|_| DurableFiles::open(&path).map(Mutex::new))
+        let lanes = (0..SYNC_LANES)
+            .map(|_| DurableFiles::open(&path))
             .collect::<Result<Vec<_>, _>>()?;
         let head_watch = Arc::new(HeadWatch::default());
         *head_watch
@@ -196,8 +195,8 @@ impl EventLog {
         };
         let syncer = Syncer {
             db: db.clone(),
-            first_lane,
-            other_lanes,
+            free_lanes: Mutex::new(lanes),
+            lane_freed: Condvar::new(),
             durable: Mutex::new(head),
             head_watch: head_watch.clone(),
             shared,

@@ -131,12 +131,12 @@ pub(crate) const SYNC_LANES: usize = 2;
 #[derive(Debug)]
 pub(crate) struct Syncer {
     pub db: sled::Db,
-    /// One set of file handles per sync lane: the first lane, and the others (up to
-    /// [`SYNC_LANES`] in all). Separate descriptors matter: Linux reports a failed writeback to the
-    /// next fsync of *each* open file description, so a sync on one lane cannot consume the error
-    /// another lane's sync must see.
-    pub first_lane: Mutex<DurableFiles>,
-    pub other_lanes: Vec<Mutex<DurableFiles>>,
+    /// The sync lanes not in use: one set of file handles each ([`SYNC_LANES`] in all). Separate
+    /// descriptors matter: Linux reports a failed writeback to the next fsync of *each* open file
+    /// description, so a sync on one lane cannot consume the error another lane's sync must see.
+    pub free_lanes: Mutex<Vec<DurableFiles>>,
+    /// Signalled when a lane is given back.
+    pub lane_freed: Condvar,
     /// The last event known durable; what readers may see.
     pub durable: Mutex<Head>,
     pub head_watch: Arc<HeadWatch>,
@@ -172,17 +172,23 @@ impl Syncer {
     }
 
     /// A free sync lane, or the first to become free.
-    fn lane(&self) -> std::sync::MutexGuard<'_, DurableFiles> {
-        for lane in std::iter::once(&self.first_lane).chain(&self.other_lanes) {
-            match lane.try_lock() {
-                Ok(guard) => return guard,
-                Err(std::sync::TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => {}
-            }
-        }
-        self.first_lane
+    fn lane(&self) -> Lane<'_> {
+        let mut free = self
+            .free_lanes
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        loop {
+            if let Some(files) = free.pop() {
+                return Lane {
+                    syncer: self,
+                    files: Some(files),
+                };
+            }
+            free = self
+                .lane_freed
+                .wait(free)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
     }
 
     fn sync_through(&self, seq: u64) -> Result<(), String> {
@@ -192,7 +198,7 @@ impl Syncer {
         if self.durable_seq() >= seq {
             return Ok(());
         }
-        let mut files = self.lane();
+        let mut lane = self.lane();
         // A sync on another lane may have covered this group while this one waited for a lane.
         if let Some(cause) = self.shared.poisoned() {
             return Err(cause);
@@ -212,9 +218,9 @@ impl Syncer {
             // Read after `covered`: a writer that stores a large value sets the flag before its
             // apply, and publishes `applied` after it.
             let blobs_possible = self.shared.blobs_possible.load(Ordering::SeqCst);
-            files.sync(blobs_possible)
+            lane.sync(blobs_possible)
         });
-        drop(files);
+        drop(lane);
         if let Err(error) = synced {
             let cause = error.to_string();
             self.shared.poison(cause.clone());
@@ -235,6 +241,35 @@ impl Syncer {
         }
         self.head_watch.advance(covered);
         Ok(())
+    }
+}
+
+/// A sync lane in use; given back to the pool when dropped, also if the sync panicked.
+struct Lane<'a> {
+    syncer: &'a Syncer,
+    files: Option<DurableFiles>,
+}
+
+impl Lane<'_> {
+    fn sync(&mut self, blobs_possible: bool) -> Result<(), StorageError> {
+        match self.files.as_mut() {
+            Some(files) => files.sync(blobs_possible),
+            // Only `drop` takes the files out.
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Lane<'_> {
+    fn drop(&mut self) {
+        if let Some(files) = self.files.take() {
+            self.syncer
+                .free_lanes
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(files);
+            self.syncer.lane_freed.notify_one();
+        }
     }
 }
 
@@ -661,8 +696,11 @@ mod tests {
             scratch: Vec::new(),
         };
         let syncer = Syncer {
-            first_lane: Mutex::new(DurableFiles::open(dir).unwrap()),
-            other_lanes: vec![Mutex::new(DurableFiles::open(dir).unwrap())],
+            free_lanes: Mutex::new(vec![
+                DurableFiles::open(dir).unwrap(),
+                DurableFiles::open(dir).unwrap(),
+            ]),
+            lane_freed: Condvar::new(),
             db,
             durable: Mutex::new(Head::default()),
             head_watch: Arc::new(HeadWatch::default()),
