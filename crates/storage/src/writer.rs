@@ -245,6 +245,24 @@ impl Syncer {
     }
 }
 
+/// Poisons the log if dropped while armed: a panic between staging a group's events in the index
+/// and applying them to sled would leave index entries for events that were never written, which
+/// later groups would count as stream versions. Nothing panics there by design; this makes sure a
+/// bug cannot turn into a wrong stream version, only into a refusal to append until reopened.
+struct UnfinishedGroup {
+    shared: Arc<CommitShared>,
+    armed: bool,
+}
+
+impl Drop for UnfinishedGroup {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared
+                .poison("a group commit was interrupted by a panic; reopen the log".into());
+        }
+    }
+}
+
 /// A sync lane in use; given back to the pool when dropped, also if the sync panicked.
 struct Lane<'a> {
     syncer: &'a Syncer,
@@ -357,6 +375,10 @@ impl Writer {
         let mut index = index_lock
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut unfinished = UnfinishedGroup {
+            shared: self.shared.clone(),
+            armed: true,
+        };
         let mut staged: Vec<StagedEvent<'_>> = Vec::new();
         let mut accepted: Vec<(&Reply, Vec<Slot>)> = Vec::with_capacity(group.len());
         for request in group {
@@ -369,6 +391,7 @@ impl Writer {
         }
         drop(index);
         if staged.is_empty() {
+            unfinished.armed = false;
             // Nothing new, only retries: their originals may belong to a group still being made
             // durable, so they are answered once everything applied so far is durable.
             let answers = accepted
@@ -449,6 +472,7 @@ impl Writer {
                 .write()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             unstage(&mut index, &staged, first_seq, 0);
+            unfinished.armed = false;
             for (reply, _) in accepted {
                 let _ = reply.try_send(Err(StorageError::Poisoned {
                     cause: cause.clone(),
@@ -461,6 +485,7 @@ impl Writer {
             seq: group_start.seq + staged.len() as u64,
             hash: prev_hash,
         };
+        unfinished.armed = false;
         *self
             .shared
             .applied
