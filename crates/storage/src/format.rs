@@ -283,28 +283,37 @@ pub struct EventFields<'a> {
 /// Encodes an event as stored: canonical bytes followed by their SHA-256. Returns the value and the
 /// event hash.
 pub fn encode_event(fields: &EventFields<'_>) -> (Vec<u8>, Hash) {
+    let mut out = Vec::new();
+    let hash = encode_event_into(&mut out, fields);
+    (out, hash)
+}
+
+/// [`encode_event`] into `out` (cleared first), returning the event hash. The writer encodes every
+/// event of a group into one reused buffer and copies it once into the value sled stores, instead of
+/// allocating, filling and freeing a vector per event.
+pub fn encode_event_into(out: &mut Vec<u8>, fields: &EventFields<'_>) -> Hash {
     let variable = fields.stream_key.len()
         + fields.event_id.len()
         + fields.event_type.len()
         + fields.payload.len()
         + fields.recorded_by.len();
-    let mut out =
-        Vec::with_capacity(8 + 2 + 8 + 8 + 4 + 8 + 4 + 8 + 5 * 4 + variable + 2 * HASH_LEN);
+    out.clear();
+    out.reserve(8 + 2 + 8 + 8 + 4 + 8 + 4 + 8 + 5 * 4 + variable + 2 * HASH_LEN);
     out.extend_from_slice(EVENT_TAG);
     out.extend_from_slice(&RECORD_VERSION.to_be_bytes());
     out.extend_from_slice(&fields.seq.to_be_bytes());
-    put_bytes(&mut out, fields.stream_key.as_bytes());
+    put_bytes(out, fields.stream_key.as_bytes());
     out.extend_from_slice(&fields.stream_version.to_be_bytes());
-    put_bytes(&mut out, fields.event_id.as_bytes());
-    put_bytes(&mut out, fields.event_type.as_bytes());
+    put_bytes(out, fields.event_id.as_bytes());
+    put_bytes(out, fields.event_type.as_bytes());
     out.extend_from_slice(&fields.schema_version.to_be_bytes());
-    put_bytes(&mut out, fields.payload);
+    put_bytes(out, fields.payload);
     out.extend_from_slice(&fields.recorded_at_unix_nanos.to_be_bytes());
-    put_bytes(&mut out, fields.recorded_by.as_bytes());
+    put_bytes(out, fields.recorded_by.as_bytes());
     out.extend_from_slice(&fields.prev_hash.0);
-    let hash = Hash(Sha256::digest(&out).into());
+    let hash = Hash(Sha256::digest(&out[..]).into());
     out.extend_from_slice(&hash.0);
-    (out, hash)
+    hash
 }
 
 /// Decodes a stored event value, checking its layout strictly but not its hash.

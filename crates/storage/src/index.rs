@@ -1,22 +1,51 @@
 //! The in-memory indexes: event id -> seq and stream -> seqs, rebuilt at open from the commit
-//! records (see [`crate::format`]) and extended by the writer after each durable commit.
+//! records (see [`crate::format`]) and extended by the writer as it stages each group.
 //!
 //! Memory is 30–60 bytes per event (hash-table and vector growth) plus each stream key once: event ids are kept as 64-bit
 //! fingerprints, and a fingerprint match is confirmed by reading the event and comparing its id, so a
 //! fingerprint collision costs one extra read and never a wrong answer.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash as _, Hasher};
 
-/// Event ids and streams of all committed events.
+/// Event ids and streams of all committed events, and of the events of the group being staged.
+///
+/// The writer stages each new event here as it validates it (so later events and batches of the
+/// same group see it, without a per-batch map) and [`Index::unstage`]s the events of a batch that
+/// fails. Readers only ever look at seqs up to the durable head, so staged entries are invisible
+/// to them.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
     /// Fingerprint of an event id -> the seq of the first event whose id has that fingerprint.
-    first_by_fingerprint: HashMap<u64, u64>,
+    first_by_fingerprint: HashMap<u64, u64, ByFingerprint>,
     /// Further seqs whose ids share a fingerprint with an earlier one (rare).
-    colliding: HashMap<u64, Vec<u64>>,
+    colliding: HashMap<u64, Vec<u64>, ByFingerprint>,
     /// Stream key -> seqs of its events in stream order; a stream's version is the length.
     streams: HashMap<String, Vec<u64>>,
+}
+
+/// Keys of the fingerprint maps are already SipHash outputs: hashing them again would only cost
+/// time, so the map uses them as they are.
+type ByFingerprint = BuildHasherDefault<FingerprintHasher>;
+
+#[derive(Debug, Default)]
+pub(crate) struct FingerprintHasher(u64);
+
+impl Hasher for FingerprintHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here (`write_u64`); fold anything else in rather than ignore it.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
 }
 
 /// The fingerprint of an event id. SipHash with fixed keys: stable within a process, which is all an
@@ -30,7 +59,11 @@ pub(crate) fn fingerprint(event_id: &str) -> u64 {
 impl Index {
     /// Records that event `seq` has id `event_id` and is the next event of `stream_key`.
     pub fn insert(&mut self, event_id: &str, stream_key: &str, seq: u64) {
-        let print = fingerprint(event_id);
+        self.insert_fingerprint(fingerprint(event_id), stream_key, seq);
+    }
+
+    /// [`Index::insert`] with the id's [`fingerprint`] already computed.
+    pub fn insert_fingerprint(&mut self, print: u64, stream_key: &str, seq: u64) {
         if let Some(&first) = self.first_by_fingerprint.get(&print) {
             if first != seq {
                 self.colliding.entry(print).or_default().push(seq);
@@ -46,19 +79,43 @@ impl Index {
         }
     }
 
+    /// Undoes the [`Index::insert_fingerprint`] of `seq`, which must be the latest insert not yet
+    /// undone (the writer unstages a failed batch's events newest first).
+    pub fn unstage(&mut self, print: u64, stream_key: &str, seq: u64) {
+        if let Some(more) = self.colliding.get_mut(&print)
+            && more.last() == Some(&seq)
+        {
+            more.pop();
+            if more.is_empty() {
+                self.colliding.remove(&print);
+            }
+        } else if self.first_by_fingerprint.get(&print) == Some(&seq) {
+            self.first_by_fingerprint.remove(&print);
+        }
+        if let Some(seqs) = self.streams.get_mut(stream_key)
+            && seqs.last() == Some(&seq)
+        {
+            seqs.pop();
+            if seqs.is_empty() {
+                self.streams.remove(stream_key);
+            }
+        }
+    }
+
     /// Seqs of events whose id may be `event_id` (confirm each by reading it).
     pub fn candidates(&self, event_id: &str) -> Vec<u64> {
-        let print = fingerprint(event_id);
-        let mut seqs: Vec<u64> = self
-            .first_by_fingerprint
+        self.candidates_by_fingerprint(fingerprint(event_id))
+            .collect()
+    }
+
+    /// Seqs of events whose id has fingerprint `print`, in insertion order.
+    pub fn candidates_by_fingerprint(&self, print: u64) -> impl Iterator<Item = u64> + '_ {
+        let more: &[u64] = self.colliding.get(&print).map_or(&[], Vec::as_slice);
+        self.first_by_fingerprint
             .get(&print)
             .copied()
             .into_iter()
-            .collect();
-        if let Some(more) = self.colliding.get(&print) {
-            seqs.extend_from_slice(more);
-        }
-        seqs
+            .chain(more.iter().copied())
     }
 
     /// The stream's current version: its number of events.
@@ -112,5 +169,27 @@ mod tests {
         assert!(index.stream_seqs("t", 2, 3).is_empty());
         assert_eq!(index.stream_version_at("t", 3), 1);
         assert_eq!(index.stream_version_at("t", 2), 0);
+    }
+
+    #[test]
+    fn unstaging_restores_the_index_as_it_was() {
+        let mut index = Index::default();
+        index.insert("a", "s", 1);
+        index.insert("b", "s", 2);
+        // Staged and undone, newest first: a new stream, a colliding id and a fresh id.
+        index.insert_fingerprint(fingerprint("c"), "new", 3);
+        index.insert_fingerprint(fingerprint("a"), "s", 4);
+        index.insert_fingerprint(fingerprint("d"), "s", 5);
+        assert_eq!(index.candidates("a"), [1, 4]);
+        index.unstage(fingerprint("d"), "s", 5);
+        index.unstage(fingerprint("a"), "s", 4);
+        index.unstage(fingerprint("c"), "new", 3);
+        assert_eq!(index.candidates("a"), [1]);
+        assert!(index.candidates("c").is_empty());
+        assert!(index.candidates("d").is_empty());
+        assert_eq!(index.stream_version("s"), 2);
+        assert_eq!(index.stream_version("new"), 0);
+        assert!(index.colliding.is_empty());
+        assert!(!index.streams.contains_key("new"));
     }
 }

@@ -18,7 +18,7 @@ use crate::event::{
 use crate::format::{self, CommitRecord};
 use crate::index::Index;
 use crate::verify::{self, VerifyReport};
-use crate::writer::{AppendRequest, CommitShared, HeadWatch, Syncer, Writer};
+use crate::writer::{AppendRequest, CommitShared, HeadWatch, SYNC_LANES, Syncer, Writer};
 
 /// How to open a log.
 #[derive(Clone, Debug)]
@@ -99,8 +99,8 @@ struct Inner {
     leader_done: Condvar,
     /// Used only by the appender that currently leads the apply phase (see [`EventLog::append`]).
     writer: Mutex<Writer>,
-    /// Serialises the durability phase: flush + fdatasync, then the answers.
-    syncer: Mutex<Syncer>,
+    /// The durability phase: flush + fdatasync on up to `SYNC_LANES` lanes at once, then the answers.
+    syncer: Syncer,
     head_watch: Arc<HeadWatch>,
     index: Arc<RwLock<Index>>,
     max_batch_events: usize,
@@ -168,7 +168,9 @@ impl EventLog {
             db.flush()?;
             durability::sync_new_log(&path)?;
         }
-        let files = DurableFiles::open(&path)?;
+        let lanes = (0..SYNC_LANES)
+            .map(|_| DurableFiles::open(&path))
+            .collect::<Result<Vec<_>, _>>()?;
         let head_watch = Arc::new(HeadWatch::default());
         *head_watch
             .head
@@ -189,11 +191,13 @@ impl EventLog {
             index: index.clone(),
             max_group_events: options.max_group_events.max(1),
             shared: shared.clone(),
+            scratch: Vec::new(),
         };
         let syncer = Syncer {
             db: db.clone(),
-            files,
-            durable: head,
+            free_lanes: Mutex::new(lanes),
+            lane_freed: Condvar::new(),
+            durable: Mutex::new(head),
             head_watch: head_watch.clone(),
             shared,
         };
@@ -205,7 +209,7 @@ impl EventLog {
                 queue: Mutex::new(CommitQueue::default()),
                 leader_done: Condvar::new(),
                 writer: Mutex::new(writer),
-                syncer: Mutex::new(syncer),
+                syncer,
                 head_watch,
                 index,
                 max_batch_events: options.max_batch_events.max(1),
@@ -242,7 +246,7 @@ impl EventLog {
         for (index, event) in batch.iter().enumerate() {
             check_event(event).map_err(|reason| AppendError::InvalidEvent { index, reason })?;
         }
-        let (reply, answer) = mpsc::channel();
+        let (reply, answer) = mpsc::sync_channel(1);
         let request = AppendRequest {
             events: batch,
             principal: principal.to_owned(),
@@ -275,16 +279,19 @@ impl EventLog {
             }
             queue.applying = true;
             let term = ApplyTerm { inner: &self.inner };
-            let applied = {
+            let (group, applied) = {
                 let mut writer = lock(&self.inner.writer);
                 let group = take_group(&mut queue.waiting, writer.max_group_events);
                 drop(queue);
-                writer.apply_group(group)
+                let applied = writer.apply_group(&group);
+                (group, applied)
             };
             drop(term);
             if let Some(applied) = applied {
-                lock(&self.inner.syncer).make_durable(applied);
+                self.inner.syncer.make_durable(applied);
             }
+            // Freeing the group's events is this appender's own work, after everyone's answer.
+            drop(group);
             queue = lock(&self.inner.queue);
             // Answers were sent: wake the appenders waiting for them.
             self.inner.leader_done.notify_all();
