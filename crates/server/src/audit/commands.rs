@@ -163,7 +163,7 @@ pub fn run_replay(args: &ReplayArgs) -> ExitCode {
         if args.cohort {
             replay::write_cohorts(&replayed, args.format, &mut out)
         } else {
-            replay::write_outcomes(&replayed.outcomes(), args.format, &mut out)
+            replayed.write_all_outcomes(args.format, &mut out)
         }
     })();
     exit("replay", result)

@@ -13,6 +13,7 @@
 //! - [`commands`]: `myolog replay`, `export`, `report`; [`grpc`]: `Audit.Replay`.
 
 pub mod adam;
+pub mod canonical;
 pub mod commands;
 pub mod export;
 pub mod grpc;
@@ -44,6 +45,8 @@ pub enum AuditError {
     },
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("{0}")]
+    Worker(&'static str),
     #[error("serialising JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

@@ -7,8 +7,9 @@
 //! Output order is fixed (study, subject, then the service's visit order) and every JSON object is
 //! built with sorted keys, so replaying the same log twice gives byte-identical output.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use myolog_proto::v1 as pb;
 use myolog_storage::{EventLog, Hash, RecordedEvent};
@@ -72,6 +73,10 @@ pub struct Replay {
 
 /// Events decoded per parallel step: large enough to amortise the threads, small enough to stream.
 const CHUNK: usize = 4096;
+
+/// Subjects scored per unit of parallel work in [`Replay::write_all_outcomes`]: a few dozen
+/// outcomes, small enough to spread evenly over the threads and to stream.
+const SUBJECT_BLOCK: usize = 16;
 
 /// Worker threads for decoding and scoring: the machine's parallelism, at most 8.
 fn parallelism() -> usize {
@@ -256,6 +261,129 @@ impl Replay {
         })
     }
 
+    /// Every subject of every study, in output order.
+    fn subjects(&self) -> Vec<(&StudyId, &Study, &SubjectId, &Subject)> {
+        self.projection
+            .studies
+            .iter()
+            .flat_map(|(study_id, study)| {
+                study
+                    .subjects
+                    .iter()
+                    .map(move |(subject_id, subject)| (study_id, study, subject_id, subject))
+            })
+            .collect()
+    }
+
+    /// Writes every outcome in `format`: the same bytes as `write_outcomes(&self.outcomes(), ..)`
+    /// (what `myolog replay` prints), but without holding every outcome in memory (a million-event
+    /// log has about 10^5, a few KiB each). Blocks of subjects are scored and rendered on every core
+    /// and written in order as they complete.
+    pub fn write_all_outcomes(
+        &self,
+        format: Format,
+        out: &mut impl Write,
+    ) -> Result<(), AuditError> {
+        if format == Format::Csv {
+            write_csv_row(out, &CSV_COLUMNS)?;
+        }
+        let subjects = self.subjects();
+        let blocks: Vec<_> = subjects.chunks(SUBJECT_BLOCK).collect();
+        let chain_hash = self.chain_hash.to_hex();
+        let render = |block: &[(&StudyId, &Study, &SubjectId, &Subject)]| -> Vec<u8> {
+            let mut bytes = Vec::new();
+            for (study_id, study, subject_id, subject) in block {
+                for outcome in outcomes::subject_outcomes(
+                    study_id,
+                    study,
+                    subject_id,
+                    subject,
+                    self.last_sequence,
+                ) {
+                    let replayed = ReplayedOutcome {
+                        provenance: Provenance {
+                            last_sequence: self.last_sequence,
+                            chain_hash: chain_hash.clone(),
+                            algorithms: algorithms(&outcome),
+                            engine_version: ENGINE_VERSION,
+                        },
+                        outcome,
+                    };
+                    match format {
+                        Format::Jsonl => write_jsonl_record(&replayed, &mut bytes),
+                        // Writing into a `Vec` cannot fail.
+                        Format::Csv => {
+                            let _ = write_csv_row(&mut bytes, &csv_record(&replayed));
+                        }
+                    }
+                }
+            }
+            bytes
+        };
+        let threads = parallelism();
+        if threads <= 1 || blocks.len() < 2 {
+            for block in blocks {
+                out.write_all(&render(block))?;
+            }
+            out.flush()?;
+            return Ok(());
+        }
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|scope| -> Result<(), AuditError> {
+            // Bounded: a slow writer holds back the scoring instead of buffering the whole output.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 4);
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let tx = tx.clone();
+                    let (next, stop, blocks, render) = (&next, &stop, &blocks, &render);
+                    scope.spawn(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            let index = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(block) = blocks.get(index) else {
+                                return;
+                            };
+                            if tx.send((index, render(block))).is_err() {
+                                return;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            // Blocks finish out of order: keep the early ones until their predecessors are written.
+            let mut pending = BTreeMap::new();
+            let mut written = 0;
+            let mut result: Result<(), AuditError> = Ok(());
+            for (index, bytes) in &rx {
+                pending.insert(index, bytes);
+                while let Some(bytes) = pending.remove(&written) {
+                    if let Err(error) = out.write_all(&bytes) {
+                        result = Err(error.into());
+                        break;
+                    }
+                    written += 1;
+                }
+                if result.is_err() {
+                    break;
+                }
+            }
+            // On a write error the workers stop at their next block or send.
+            stop.store(true, Ordering::Relaxed);
+            drop(rx);
+            let panicked = workers
+                .into_iter()
+                .fold(false, |panicked, worker| worker.join().is_err() || panicked);
+            result?;
+            if panicked || written != blocks.len() {
+                return Err(AuditError::Worker("a scoring thread panicked"));
+            }
+            Ok(())
+        })?;
+        out.flush()?;
+        Ok(())
+    }
+
     /// Cohort statistics per study, in study order.
     pub fn cohorts(&self) -> Vec<pb::CohortOutcomes> {
         self.projection
@@ -372,6 +500,67 @@ pub fn to_json(replayed: &ReplayedOutcome) -> Value {
     })
 }
 
+/// Appends one outcome as a JSON line: the same bytes as `serde_json::to_writer(out, &to_json(r))`
+/// plus a newline, written field by field in sorted-key order rather than through a `Value` tree
+/// (which cost more than scoring the outcome). `tests::records_match_to_json` holds it to that.
+pub fn write_jsonl_record(replayed: &ReplayedOutcome, out: &mut Vec<u8>) {
+    // Serialising strings, numbers and string lists into a `Vec` cannot fail.
+    fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T) {
+        out.extend_from_slice(key.as_bytes());
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+    let o = &replayed.outcome;
+    let p = &replayed.provenance;
+    put(out, "{\"baseline_visit_id\":", &o.baseline_visit_id);
+    match &o.cdasi {
+        Some(c) => {
+            put(out, ",\"cdasi\":{\"activity_change\":", &c.activity_change);
+            put(out, ",\"baseline_activity\":", &c.baseline_activity);
+            put(out, ",\"followup_activity\":", &c.followup_activity);
+            put(out, ",\"mcid_reached\":", &c.mcid_reached);
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b",\"cdasi\":null"),
+    }
+    put(out, ",\"clinical_date\":", &o.clinical_date);
+    match &o.doi {
+        Some(d) => {
+            put(out, ",\"doi\":{\"algorithm\":", &d.algorithm);
+            put(out, ",\"improved\":", &d.improved);
+            put(out, ",\"status\":", doi_status(o));
+            put(out, ",\"worsened\":", &d.worsened);
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b",\"doi\":null"),
+    }
+    put(out, ",\"provenance\":{\"algorithms\":", &p.algorithms);
+    put(out, ",\"chain_hash\":", &p.chain_hash);
+    put(out, ",\"engine_version\":", p.engine_version);
+    put(out, ",\"last_sequence\":", &p.last_sequence);
+    out.extend_from_slice(b"},\"result\":");
+    super::canonical::write_sorted(&o.result_json, out);
+    put(out, ",\"study_id\":", &o.study_id);
+    put(out, ",\"subject_id\":", &o.subject_id);
+    match &o.tis {
+        Some(t) => {
+            put(out, ",\"tis\":{\"algorithm\":", &t.algorithm);
+            let category = tis_category(o);
+            put(
+                out,
+                ",\"category\":",
+                &(!category.is_empty()).then_some(category),
+            );
+            put(out, ",\"evaluable\":", &t.evaluable);
+            put(out, ",\"missing\":", &t.missing);
+            put(out, ",\"score\":", &(!t.score.is_empty()).then_some(&t.score));
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b",\"tis\":null"),
+    }
+    put(out, ",\"visit_id\":", &o.visit_id);
+    out.extend_from_slice(b"}\n");
+}
+
 /// Output formats of `replay` and `export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -462,9 +651,11 @@ pub fn write_outcomes(
 ) -> Result<(), AuditError> {
     match format {
         Format::Jsonl => {
+            let mut line = Vec::new();
             for replayed in outcomes {
-                serde_json::to_writer(&mut *out, &to_json(replayed))?;
-                out.write_all(b"\n")?;
+                line.clear();
+                write_jsonl_record(replayed, &mut line);
+                out.write_all(&line)?;
             }
         }
         Format::Csv => {
