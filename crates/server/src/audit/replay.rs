@@ -21,7 +21,7 @@ use super::{AuditError, ENGINE_VERSION};
 use crate::app::decode_stored;
 use crate::outcomes;
 use crate::projection::{Projection, Study, Subject};
-use myolog_domain::event::{StudyId, SubjectId};
+use myolog_domain::event::{Event, StudyId, SubjectId};
 
 /// The point of the log to replay up to (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,49 +78,27 @@ const CHUNK: usize = 4096;
 /// outcomes, small enough to spread evenly over the threads and to stream.
 const SUBJECT_BLOCK: usize = 16;
 
+/// A chunk of stored events as read, numbered in log order.
+type RawChunk = (usize, Result<Vec<RecordedEvent>, AuditError>);
+/// A chunk and its decoded events, numbered in log order.
+type DecodedChunk = (usize, Result<(Vec<RecordedEvent>, Vec<Event>), AuditError>);
+
 /// Worker threads for decoding and scoring: the machine's parallelism, at most 8.
 fn parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
-/// Decodes stored events to domain events, in order, split over `threads` scoped threads.
-fn decode_chunk(
-    chunk: &[myolog_storage::RecordedEvent],
-    threads: usize,
-) -> Result<Vec<myolog_domain::event::Event>, AuditError> {
-    let decode = |part: &[myolog_storage::RecordedEvent]| {
-        part.iter()
-            .map(|stored| {
-                decode_stored(stored).map_err(|reason| AuditError::Decode {
-                    seq: stored.seq,
-                    reason,
-                })
+/// Decodes stored events to domain events, in order.
+fn decode_chunk(chunk: &[RecordedEvent]) -> Result<Vec<Event>, AuditError> {
+    chunk
+        .iter()
+        .map(|stored| {
+            decode_stored(stored).map_err(|reason| AuditError::Decode {
+                seq: stored.seq,
+                reason,
             })
-            .collect::<Result<Vec<_>, _>>()
-    };
-    if threads <= 1 || chunk.len() < 256 {
-        return decode(chunk);
-    }
-    let size = chunk.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunk
-            .chunks(size)
-            .map(|part| scope.spawn(move || decode(part)))
-            .collect();
-        let mut out = Vec::with_capacity(chunk.len());
-        for handle in handles {
-            match handle.join() {
-                Ok(part) => out.extend(part?),
-                Err(_) => {
-                    return Err(AuditError::Decode {
-                        seq: 0,
-                        reason: "a decoding thread panicked".to_string(),
-                    });
-                }
-            }
-        }
-        Ok(out)
-    })
+        })
+        .collect()
 }
 
 /// Reads the log up to `as_of` into a fresh projection.
@@ -147,16 +125,18 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
     if last == 0 {
         return Ok(replay);
     }
-    // Decoding and validating payloads is most of the work: decode a chunk on every core, then
-    // apply it in sequence order on this thread (the projection is order-dependent).
-    let threads = parallelism();
-    // A reader thread scans the log (IO-bound once the log outgrows sled's cache) while this thread
-    // decodes the previous chunk and applies it: the two overlap. A bounded channel keeps at most
-    // two chunks in flight.
+    // Decoding and validating payloads costs about as much as applying them, and only applying is
+    // order-dependent: a reader thread scans the log into numbered chunks (IO-bound once the log
+    // outgrows sled's cache), one decoder thread per core decodes whole chunks, and this thread
+    // applies them in sequence order while the next ones are read and decoded. Bounded channels keep
+    // a few chunks in flight.
+    let decoders = parallelism();
     std::thread::scope(|scope| -> Result<(), AuditError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<RecordedEvent>, AuditError>>(2);
-        scope.spawn(move || {
+        let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<RawChunk>(decoders * 2);
+        let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel::<DecodedChunk>(decoders * 2);
+        let reader = scope.spawn(move || -> usize {
             let mut events = log.read_range(1..=last);
+            let mut chunks = 0;
             loop {
                 let mut chunk = Vec::with_capacity(CHUNK);
                 let mut done = false;
@@ -167,8 +147,8 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
                             break;
                         }
                         Some(Err(error)) => {
-                            let _ = tx.send(Err(error.into()));
-                            return;
+                            let _ = raw_tx.send((chunks, Err(error.into())));
+                            return chunks + 1;
                         }
                         Some(Ok(stored)) => {
                             if let AsOf::Time(until) = as_of
@@ -181,25 +161,81 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
                         }
                     }
                 }
-                // A closed receiver means the applying side stopped on an error: stop reading.
-                if (!chunk.is_empty() && tx.send(Ok(chunk)).is_err()) || done {
-                    return;
+                if !chunk.is_empty() {
+                    // A closed channel means the applying side stopped on an error: stop reading.
+                    if raw_tx.send((chunks, Ok(chunk))).is_err() {
+                        return chunks;
+                    }
+                    chunks += 1;
+                }
+                if done {
+                    return chunks;
                 }
             }
         });
-        for chunk in rx {
-            let chunk = chunk?;
-            for (stored, event) in chunk.iter().zip(decode_chunk(&chunk, threads)?) {
-                replay
-                    .projection
-                    .apply_recorded(stored.seq, &event, &stored.recorded_by);
-                progress.tick();
+        // Shared by the decoders only: once they have all stopped, the reader's sends fail too.
+        let raw_rx = std::sync::Arc::new(std::sync::Mutex::new(raw_rx));
+        let workers: Vec<_> = (0..decoders)
+            .map(|_| {
+                let (raw_rx, decoded_tx) = (raw_rx.clone(), decoded_tx.clone());
+                scope.spawn(move || {
+                    loop {
+                        let received = match raw_rx.lock() {
+                            Ok(raw_rx) => raw_rx.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((index, chunk)) = received else {
+                            return;
+                        };
+                        let decoded = chunk.and_then(|chunk| {
+                            let events = decode_chunk(&chunk)?;
+                            Ok((chunk, events))
+                        });
+                        if decoded_tx.send((index, decoded)).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop((raw_rx, decoded_tx));
+        // Chunks arrive in the order they finish decoding; apply them in the order they were read.
+        let mut pending = BTreeMap::new();
+        let mut applied = 0;
+        let mut result = Ok(());
+        'receive: for (index, decoded) in &decoded_rx {
+            pending.insert(index, decoded);
+            while let Some(decoded) = pending.remove(&applied) {
+                applied += 1;
+                let (chunk, events) = match decoded {
+                    Ok(decoded) => decoded,
+                    Err(error) => {
+                        result = Err(error);
+                        break 'receive;
+                    }
+                };
+                if let Some(stored) = chunk.last() {
+                    replay.last_sequence = stored.seq;
+                    replay.chain_hash = stored.hash;
+                    replay.last_recorded_at = Some(stored.recorded_at_unix_nanos);
+                }
+                for (stored, event) in chunk.iter().zip(events) {
+                    replay
+                        .projection
+                        .apply_owned(stored.seq, event, &stored.recorded_by);
+                    progress.tick();
+                }
             }
-            if let Some(stored) = chunk.last() {
-                replay.last_sequence = stored.seq;
-                replay.chain_hash = stored.hash;
-                replay.last_recorded_at = Some(stored.recorded_at_unix_nanos);
-            }
+        }
+        // On an error the decoders and then the reader stop at their next send.
+        drop(decoded_rx);
+        let panicked = workers
+            .into_iter()
+            .fold(false, |panicked, worker| worker.join().is_err() || panicked);
+        let read = reader.join();
+        result?;
+        if panicked || read.map_or(true, |chunks| chunks != applied) {
+            return Err(AuditError::Worker("a log reading or decoding thread panicked"));
         }
         Ok(())
     })?;
