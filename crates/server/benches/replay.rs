@@ -124,6 +124,28 @@ fn replay_all(log: &EventLog) -> (Duration, Duration, usize, u64) {
     (projected, total, black_box(sink.lines), sink.bytes)
 }
 
+/// Process CPU time (user + system, all threads) in seconds, from `/proc/self/stat` (0 elsewhere):
+/// on a shared machine it moves less with the load than wall time does.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn rate(events: u64, time: Duration) -> f64 {
     events as f64 / time.as_secs_f64()
 }
@@ -145,15 +167,22 @@ fn main() {
     let mut best_replay = Duration::MAX;
     let mut outcomes = 0;
     for round in 0..rounds.max(1) {
+        let cpu_before = process_cpu_seconds();
         let (scan, scanned) = bare_scan(&log, head);
+        let cpu_scan = process_cpu_seconds() - cpu_before;
         assert_eq!(scanned, head);
         let (project, total, n, bytes) = replay_all(&log);
+        let cpu_replay = process_cpu_seconds() - cpu_before - cpu_scan;
         outcomes = n;
+        let micros = |cpu: f64| cpu * 1e6 / head as f64;
         eprintln!(
-            "round {round}: scan {:.2} s, replay {:.2} s (projection {:.2} s, {bytes} bytes of JSONL)",
+            "round {round}: scan {:.2} s ({:.2} µs CPU per event), replay {:.2} s (projection {:.2} s; \
+             {:.2} µs CPU per event; {bytes} bytes of JSONL)",
             scan.as_secs_f64(),
+            micros(cpu_scan),
             total.as_secs_f64(),
-            project.as_secs_f64()
+            project.as_secs_f64(),
+            micros(cpu_replay),
         );
         best_scan = best_scan.min(scan);
         best_project = best_project.min(project);

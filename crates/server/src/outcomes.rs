@@ -20,7 +20,7 @@ use myolog_scoring::protocol_eval::{
 };
 
 use crate::projection::{Study, Subject, Visit, baseline_of, followups, protocol_arm};
-use crate::scored::{Scored, score};
+use crate::scored::{Scored, baseline_case, score, score_followup};
 
 /// The population whose thresholds apply to a subject.
 pub fn population_of(study: &Study, subject: &Subject) -> Population {
@@ -38,12 +38,11 @@ pub fn subject_outcomes(
     let Some((baseline_id, baseline)) = baseline_of(study, subject) else {
         return Vec::new();
     };
-    let baseline_assessments = baseline.assessments();
-    let population = population_of(study, subject);
+    let mut case = baseline_case(population_of(study, subject), baseline.assessments());
     followups(study, subject)
         .into_iter()
         .map(|(visit_id, visit)| {
-            let scored = score(population, &baseline_assessments, &visit.assessments());
+            let scored = score_followup(&mut case, visit.assessments());
             let mut outcome = visit_outcome(
                 study_id,
                 subject_id,

@@ -44,7 +44,7 @@ struct Parser<'a> {
     text: &'a str,
     at: usize,
     /// Reused buffers for the members of the objects being sorted, one per nesting level.
-    scratch: Vec<Vec<u8>>,
+    scratch: Vec<(Vec<u8>, Vec<Member<'a>>)>,
 }
 
 /// One object member: its key (raw text, no escapes) and where its value sits in the level's buffer.
@@ -173,9 +173,9 @@ impl<'a> Parser<'a> {
             return Some(());
         }
         // The members' values are written into this level's buffer, then copied out in key order.
-        let mut values = self.scratch.pop().unwrap_or_default();
+        let (mut values, mut members) = self.scratch.pop().unwrap_or_default();
         values.clear();
-        let mut members: Vec<Member<'a>> = Vec::new();
+        members.clear();
         let parsed = self.members(&mut values, &mut members);
         let sorted = parsed.and_then(|()| {
             members.sort_unstable_by(|a, b| a.0.cmp(b.0));
@@ -196,7 +196,7 @@ impl<'a> Parser<'a> {
             out.push(b'}');
             Some(())
         });
-        self.scratch.push(values);
+        self.scratch.push((values, members));
         sorted
     }
 

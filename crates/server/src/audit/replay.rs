@@ -327,7 +327,8 @@ impl Replay {
         let blocks: Vec<_> = subjects.chunks(SUBJECT_BLOCK).collect();
         let chain_hash = self.chain_hash.to_hex();
         let render = |block: &[(&StudyId, &Study, &SubjectId, &Subject)]| -> Vec<u8> {
-            let mut bytes = Vec::new();
+            // About 5 KB per outcome of a few follow-up visits: grown once, not doubled up to it.
+            let mut bytes = Vec::with_capacity(block.len() * 32 * 1024);
             for (study_id, study, subject_id, subject) in block {
                 for outcome in outcomes::subject_outcomes(
                     study_id,
@@ -444,6 +445,7 @@ impl Replay {
 /// rather than parsing it: this runs once per outcome of a million-event replay.
 pub fn algorithms(outcome: &pb::VisitOutcome) -> Vec<String> {
     const KEY: &str = "\"algorithm\":\"";
+    // Borrowed while collecting: the same few ids appear many times in one result.
     let mut ids = BTreeSet::new();
     for id in [
         outcome.doi.as_ref().map(|d| d.algorithm.as_str()),
@@ -453,17 +455,17 @@ pub fn algorithms(outcome: &pb::VisitOutcome) -> Vec<String> {
     .flatten()
     .filter(|id| !id.is_empty())
     {
-        ids.insert(id.to_string());
+        ids.insert(id);
     }
     let mut rest = outcome.result_json.as_str();
     while let Some(at) = rest.find(KEY) {
         rest = &rest[at + KEY.len()..];
         if let Some(end) = rest.find('"') {
-            ids.insert(rest[..end].to_string());
+            ids.insert(&rest[..end]);
             rest = &rest[end..];
         }
     }
-    ids.into_iter().collect()
+    ids.into_iter().map(str::to_string).collect()
 }
 
 /// `met`, `not_met`, `not_evaluable` (empty when absent).
