@@ -12,7 +12,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use myolog_proto::v1 as pb;
-use myolog_storage::{EventLog, Hash, RecordedEvent};
+use myolog_storage::{EventLog, Hash};
 use serde_json::{Value, json};
 
 use super::progress::Progress;
@@ -78,27 +78,46 @@ const CHUNK: usize = 4096;
 /// outcomes, small enough to spread evenly over the threads and to stream.
 const SUBJECT_BLOCK: usize = 16;
 
-/// A chunk of stored events as read, numbered in log order.
-type RawChunk = (usize, Result<Vec<RecordedEvent>, AuditError>);
-/// A chunk and its decoded events, numbered in log order.
-type DecodedChunk = (usize, Result<(Vec<RecordedEvent>, Vec<Event>), AuditError>);
-
 /// Worker threads for decoding and scoring: the machine's parallelism, at most 8.
 fn parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
-/// Decodes stored events to domain events, in order.
-fn decode_chunk(chunk: &[RecordedEvent]) -> Result<Vec<Event>, AuditError> {
-    chunk
-        .iter()
-        .map(|stored| {
-            decode_stored(stored).map_err(|reason| AuditError::Decode {
-                seq: stored.seq,
-                reason,
-            })
-        })
-        .collect()
+/// One chunk of the log, decoded.
+#[derive(Debug, Default)]
+struct DecodedChunk {
+    /// Sequence, recorded-by and the decoded event, in order.
+    events: Vec<(u64, String, Event)>,
+    /// Sequence, chain hash and recorded-at of the chunk's last event applied.
+    last: Option<(u64, Hash, i64)>,
+    /// The as-of time was reached in this chunk: nothing after it is applied.
+    cut: bool,
+}
+
+type Decoded = Result<DecodedChunk, AuditError>;
+
+/// Reads and decodes the events of `range` (stopping at the first one recorded after an as-of time).
+fn read_chunk(log: &EventLog, range: std::ops::RangeInclusive<u64>, as_of: AsOf) -> Decoded {
+    let mut chunk = DecodedChunk {
+        events: Vec::with_capacity(CHUNK),
+        ..DecodedChunk::default()
+    };
+    for stored in log.read_range(range) {
+        let stored = stored?;
+        if let AsOf::Time(until) = as_of
+            && stored.recorded_at_unix_nanos > until
+        {
+            chunk.cut = true;
+            break;
+        }
+        let event = decode_stored(&stored).map_err(|reason| AuditError::Decode {
+            seq: stored.seq,
+            reason,
+        })?;
+        chunk.last = Some((stored.seq, stored.hash, stored.recorded_at_unix_nanos));
+        chunk.events.push((stored.seq, stored.recorded_by, event));
+    }
+    Ok(chunk)
 }
 
 /// Reads the log up to `as_of` into a fresh projection.
@@ -125,72 +144,45 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
     if last == 0 {
         return Ok(replay);
     }
-    // Decoding and validating payloads costs about as much as applying them, and only applying is
-    // order-dependent: a reader thread scans the log into numbered chunks (IO-bound once the log
-    // outgrows sled's cache), one decoder thread per core decodes whole chunks, and this thread
-    // applies them in sequence order while the next ones are read and decoded. Bounded channels keep
-    // a few chunks in flight.
-    let decoders = parallelism();
+    // Reading and decoding the events costs more than applying them, and only applying is
+    // order-dependent: one worker per core reads a chunk of sequence numbers of its own and decodes
+    // it, and this thread applies the chunks in sequence order while the next ones are read. Each
+    // stored event is allocated and freed on the worker that read it (glibc's allocator slows down
+    // sharply when one thread frees what another allocated, as a separate reader thread did), and at
+    // most `WINDOW` chunks are read ahead of the one being applied.
+    let workers = parallelism();
+    let chunk_size = CHUNK as u64;
+    let chunks = last.div_ceil(chunk_size);
+    let window = workers * 2;
     std::thread::scope(|scope| -> Result<(), AuditError> {
-        let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<RawChunk>(decoders * 2);
-        let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel::<DecodedChunk>(decoders * 2);
-        let reader = scope.spawn(move || -> usize {
-            let mut events = log.read_range(1..=last);
-            let mut chunks = 0;
-            loop {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                let mut done = false;
-                while chunk.len() < CHUNK {
-                    match events.next() {
-                        None => {
-                            done = true;
-                            break;
-                        }
-                        Some(Err(error)) => {
-                            let _ = raw_tx.send((chunks, Err(error.into())));
-                            return chunks + 1;
-                        }
-                        Some(Ok(stored)) => {
-                            if let AsOf::Time(until) = as_of
-                                && stored.recorded_at_unix_nanos > until
-                            {
-                                done = true;
-                                break;
-                            }
-                            chunk.push(stored);
-                        }
-                    }
-                }
-                if !chunk.is_empty() {
-                    // A closed channel means the applying side stopped on an error: stop reading.
-                    if raw_tx.send((chunks, Ok(chunk))).is_err() {
-                        return chunks;
-                    }
-                    chunks += 1;
-                }
-                if done {
-                    return chunks;
-                }
-            }
-        });
-        // Shared by the decoders only: once they have all stopped, the reader's sends fail too.
-        let raw_rx = std::sync::Arc::new(std::sync::Mutex::new(raw_rx));
-        let workers: Vec<_> = (0..decoders)
+        let (token_tx, token_rx) = std::sync::mpsc::sync_channel::<()>(window);
+        for _ in 0..window {
+            // Cannot fail: the receiver is alive and the channel has room for the window.
+            let _ = token_tx.send(());
+        }
+        let token_rx = std::sync::Arc::new(std::sync::Mutex::new(token_rx));
+        let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel::<(u64, Decoded)>(window);
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let handles: Vec<_> = (0..workers)
             .map(|_| {
-                let (raw_rx, decoded_tx) = (raw_rx.clone(), decoded_tx.clone());
+                let (token_rx, decoded_tx, next) =
+                    (token_rx.clone(), decoded_tx.clone(), next.clone());
                 scope.spawn(move || {
                     loop {
-                        let received = match raw_rx.lock() {
-                            Ok(raw_rx) => raw_rx.recv(),
+                        let token = match token_rx.lock() {
+                            Ok(token_rx) => token_rx.recv(),
                             Err(_) => return,
                         };
-                        let Ok((index, chunk)) = received else {
+                        // No token: the applying side has stopped.
+                        if token.is_err() {
                             return;
-                        };
-                        let decoded = chunk.and_then(|chunk| {
-                            let events = decode_chunk(&chunk)?;
-                            Ok((chunk, events))
-                        });
+                        }
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= chunks {
+                            return;
+                        }
+                        let first = index * chunk_size + 1;
+                        let decoded = read_chunk(log, first..=last.min(first + chunk_size - 1), as_of);
                         if decoded_tx.send((index, decoded)).is_err() {
                             return;
                         }
@@ -198,44 +190,51 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
                 })
             })
             .collect();
-        drop((raw_rx, decoded_tx));
-        // Chunks arrive in the order they finish decoding; apply them in the order they were read.
+        drop((token_rx, decoded_tx));
+        // Chunks arrive in the order they finish; apply them in the order of the log.
         let mut pending = BTreeMap::new();
         let mut applied = 0;
+        let mut cut = false;
         let mut result = Ok(());
-        'receive: for (index, decoded) in &decoded_rx {
+        'receive: while applied < chunks && !cut {
+            let Ok((index, decoded)) = decoded_rx.recv() else {
+                break;
+            };
             pending.insert(index, decoded);
             while let Some(decoded) = pending.remove(&applied) {
                 applied += 1;
-                let (chunk, events) = match decoded {
-                    Ok(decoded) => decoded,
+                // Room for one more chunk to be read ahead (cannot block: one token per chunk).
+                let _ = token_tx.send(());
+                let chunk = match decoded {
+                    Ok(chunk) => chunk,
                     Err(error) => {
                         result = Err(error);
                         break 'receive;
                     }
                 };
-                if let Some(stored) = chunk.last() {
-                    replay.last_sequence = stored.seq;
-                    replay.chain_hash = stored.hash;
-                    replay.last_recorded_at = Some(stored.recorded_at_unix_nanos);
+                if let Some((seq, hash, recorded_at)) = chunk.last {
+                    replay.last_sequence = seq;
+                    replay.chain_hash = hash;
+                    replay.last_recorded_at = Some(recorded_at);
                 }
-                for (stored, event) in chunk.iter().zip(events) {
-                    replay
-                        .projection
-                        .apply_owned(stored.seq, event, &stored.recorded_by);
+                for (seq, recorded_by, event) in chunk.events {
+                    replay.projection.apply_owned(seq, event, &recorded_by);
                     progress.tick();
+                }
+                if chunk.cut {
+                    cut = true;
+                    break 'receive;
                 }
             }
         }
-        // On an error the decoders and then the reader stop at their next send.
-        drop(decoded_rx);
-        let panicked = workers
+        // The workers stop at their next token or send.
+        drop((token_tx, decoded_rx));
+        let panicked = handles
             .into_iter()
-            .fold(false, |panicked, worker| worker.join().is_err() || panicked);
-        let read = reader.join();
+            .fold(false, |panicked, handle| handle.join().is_err() || panicked);
         result?;
-        if panicked || read.map_or(true, |chunks| chunks != applied) {
-            return Err(AuditError::Worker("a log reading or decoding thread panicked"));
+        if panicked || (applied < chunks && !cut) {
+            return Err(AuditError::Worker("a log reading thread panicked"));
         }
         Ok(())
     })?;
