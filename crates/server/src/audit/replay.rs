@@ -850,6 +850,160 @@ pub fn write_cohorts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::{Cohort, VISITS};
+    use crate::{app, wire};
+    use myolog_storage::{ExpectedVersion, LogOptions, NewEvent};
+    use prost::Message;
+
+    /// A log of the synthetic cohort stored as the service stores it: `subjects` subjects, enough
+    /// for several read chunks and scoring blocks.
+    fn cohort_log(dir: &std::path::Path, subjects: usize) -> EventLog {
+        let log = EventLog::open(dir.join("log"), LogOptions::default()).expect("log opens");
+        let cohort = Cohort::new(2017, subjects);
+        let mut batches = vec![cohort.enrollment()];
+        for (visit, _) in VISITS {
+            batches.extend((0..cohort.len()).map(|index| cohort.visit_batch(index, visit)));
+        }
+        for request in batches {
+            let events = request
+                .events
+                .iter()
+                .map(|wire_event| {
+                    let event = wire::event_from_proto(wire_event, "event").expect("valid event");
+                    NewEvent {
+                        event_id: event.event_id.to_string(),
+                        stream_key: wire::stream_key(&event),
+                        expected_version: ExpectedVersion::Any,
+                        event_type: event.body.type_name().to_string(),
+                        schema_version: app::SCHEMA_VERSION,
+                        payload: wire_event.encode_to_vec(),
+                    }
+                })
+                .collect();
+            log.append(events, "test").expect("append");
+        }
+        log
+    }
+
+    /// What `myolog replay` printed before it streamed: the outcomes collected, then each one's
+    /// `to_json` value serialised (JSONL) or its CSV record.
+    fn collected(replay: &Replay, format: Format) -> Vec<u8> {
+        let outcomes = replay.outcomes();
+        let mut out = Vec::new();
+        match format {
+            Format::Jsonl => {
+                for replayed in &outcomes {
+                    serde_json::to_writer(&mut out, &to_json(replayed)).expect("json");
+                    out.push(b'\n');
+                }
+            }
+            Format::Csv => write_outcomes(&outcomes, format, &mut out).expect("csv"),
+        }
+        out
+    }
+
+    #[test]
+    fn streamed_outcomes_are_the_bytes_of_the_collected_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // 130 subjects: about 4800 events (two read chunks), nine scoring blocks.
+        let log = cohort_log(dir.path(), 130);
+        let head = log.head().seq;
+        assert!(head > CHUNK as u64, "{head} events");
+        let chunk = CHUNK as u64;
+        for as_of in [
+            AsOf::Head,
+            AsOf::Sequence(1),
+            AsOf::Sequence(chunk),
+            AsOf::Sequence(chunk + 1),
+            AsOf::Sequence(head / 2),
+            AsOf::Sequence(0),
+        ] {
+            let replay = project(&log, as_of, &mut Progress::hidden()).expect("replay");
+            let expected_last = match as_of {
+                AsOf::Sequence(seq) => seq,
+                _ => head,
+            };
+            assert_eq!(replay.last_sequence, expected_last, "{as_of:?}");
+            for format in [Format::Jsonl, Format::Csv] {
+                let mut streamed = Vec::new();
+                replay
+                    .write_all_outcomes(format, &mut streamed)
+                    .expect("write");
+                let expected = collected(&replay, format);
+                assert_eq!(
+                    String::from_utf8_lossy(&streamed),
+                    String::from_utf8_lossy(&expected),
+                    "{as_of:?} {format:?}"
+                );
+                let mut written = Vec::new();
+                write_outcomes(&replay.outcomes(), format, &mut written).expect("write");
+                assert_eq!(written, expected, "{as_of:?} {format:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn records_match_to_json_whatever_is_absent() {
+        let full = ReplayedOutcome {
+            outcome: pb::VisitOutcome {
+                study_id: "ST\"1".into(),
+                subject_id: "S\\1".into(),
+                visit_id: "W12".into(),
+                baseline_visit_id: "BL".into(),
+                clinical_date: "2024-03-01".into(),
+                doi: Some(pb::Doi {
+                    status: pb::DoiStatus::Met as i32,
+                    improved: vec!["mmt".into(), "haq".into()],
+                    worsened: vec![],
+                    algorithm: "doi-2004@1".into(),
+                }),
+                tis: Some(pb::Tis {
+                    evaluable: true,
+                    score: "42.5".into(),
+                    category: pb::TisCategory::Moderate as i32,
+                    missing: vec![],
+                    algorithm: "tis-2016@1".into(),
+                }),
+                cdasi: Some(pb::CdasiChange {
+                    baseline_activity: Some(24),
+                    followup_activity: None,
+                    activity_change: Some(-5),
+                    mcid_reached: true,
+                }),
+                result_json: r#"{"z":1.5,"a":{"y":[1,2],"b":null},"algorithm":"x@1"}"#.into(),
+                ..Default::default()
+            },
+            provenance: Provenance {
+                last_sequence: 7,
+                chain_hash: "ab".repeat(32),
+                algorithms: vec!["doi-2004@1".into(), "tis-2016@1".into()],
+                engine_version: ENGINE_VERSION,
+            },
+        };
+        let mut no_parts = full.clone();
+        no_parts.outcome.doi = None;
+        no_parts.outcome.tis = None;
+        no_parts.outcome.cdasi = None;
+        no_parts.outcome.result_json = "not json".into();
+        let mut not_evaluable = full.clone();
+        if let Some(tis) = not_evaluable.outcome.tis.as_mut() {
+            tis.evaluable = false;
+            tis.score.clear();
+            tis.category = pb::TisCategory::Unspecified as i32;
+            tis.missing = vec!["haq".into()];
+        }
+        not_evaluable.outcome.result_json = String::new();
+        for replayed in [full, no_parts, not_evaluable] {
+            let mut line = Vec::new();
+            write_jsonl_record(&replayed, &mut line);
+            let mut expected = serde_json::to_vec(&to_json(&replayed)).expect("json");
+            expected.push(b'\n');
+            assert_eq!(
+                String::from_utf8_lossy(&line),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
 
     #[test]
     fn algorithms_are_collected_sorted_and_unique() {
