@@ -26,17 +26,24 @@ pub fn write_sorted(text: &str, out: &mut Vec<u8>) {
 /// Appends `text` re-emitted with sorted object keys; `false` (with `out` partly written) when the
 /// text is not valid JSON or holds something the fast path does not reproduce exactly.
 pub fn sorted_keys(text: &str, out: &mut Vec<u8>) -> bool {
-    let mut parser = Parser {
-        bytes: text.as_bytes(),
-        text,
-        at: 0,
-        scratch: Vec::new(),
-    };
-    if parser.value(out).is_none() {
-        return false;
+    thread_local! {
+        // The buffers of the nesting levels, kept from one call to the next: a replay sorts about
+        // a hundred thousand results of the same shape.
+        static SCRATCH: std::cell::RefCell<Vec<Level>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    parser.skip_whitespace();
-    parser.at == parser.bytes.len()
+    SCRATCH.with_borrow_mut(|scratch| {
+        let mut parser = Parser {
+            bytes: text.as_bytes(),
+            text,
+            at: 0,
+            scratch,
+        };
+        if parser.value(out).is_none() {
+            return false;
+        }
+        parser.skip_whitespace();
+        parser.at == parser.bytes.len()
+    })
 }
 
 struct Parser<'a> {
@@ -44,11 +51,15 @@ struct Parser<'a> {
     text: &'a str,
     at: usize,
     /// Reused buffers for the members of the objects being sorted, one per nesting level.
-    scratch: Vec<(Vec<u8>, Vec<Member<'a>>)>,
+    scratch: &'a mut Vec<Level>,
 }
 
-/// One object member: its key (raw text, no escapes) and where its value sits in the level's buffer.
-type Member<'a> = (&'a str, usize, usize);
+/// One nesting level's buffers: the members' values as written, and the members.
+type Level = (Vec<u8>, Vec<Member>);
+
+/// One object member: where its key (raw text, no escapes) sits in the input, and where its value
+/// sits in the level's buffer.
+type Member = (usize, usize, usize, usize);
 
 impl<'a> Parser<'a> {
     fn skip_whitespace(&mut self) {
@@ -177,21 +188,23 @@ impl<'a> Parser<'a> {
         values.clear();
         members.clear();
         let parsed = self.members(&mut values, &mut members);
+        let bytes = self.bytes;
+        let key = |member: &Member| bytes.get(member.0..member.1).unwrap_or_default();
         let sorted = parsed.and_then(|()| {
-            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            members.sort_unstable_by(|a, b| key(a).cmp(key(b)));
             // Duplicate keys: `Value` keeps the last one; rare enough to leave to it.
-            if members.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            if members.windows(2).any(|pair| key(&pair[0]) == key(&pair[1])) {
                 return None;
             }
             out.push(b'{');
-            for (index, (key, start, end)) in members.iter().enumerate() {
+            for (index, member) in members.iter().enumerate() {
                 if index > 0 {
                     out.push(b',');
                 }
                 out.push(b'"');
-                out.extend_from_slice(key.as_bytes());
+                out.extend_from_slice(key(member));
                 out.extend_from_slice(b"\":");
-                out.extend_from_slice(values.get(*start..*end)?);
+                out.extend_from_slice(values.get(member.2..member.3)?);
             }
             out.push(b'}');
             Some(())
@@ -200,7 +213,7 @@ impl<'a> Parser<'a> {
         sorted
     }
 
-    fn members(&mut self, values: &mut Vec<u8>, members: &mut Vec<Member<'a>>) -> Option<()> {
+    fn members(&mut self, values: &mut Vec<u8>, members: &mut Vec<Member>) -> Option<()> {
         loop {
             self.skip_whitespace();
             if self.bytes.get(self.at) != Some(&b'"') {
@@ -211,7 +224,7 @@ impl<'a> Parser<'a> {
             if escaped {
                 return None;
             }
-            let key = self.text.get(self.at + 1..end - 1)?;
+            let key = (self.at + 1, end - 1);
             self.at = end;
             self.skip_whitespace();
             if self.bytes.get(self.at) != Some(&b':') {
@@ -220,7 +233,7 @@ impl<'a> Parser<'a> {
             self.at += 1;
             let start = values.len();
             self.value(values)?;
-            members.push((key, start, values.len()));
+            members.push((key.0, key.1, start, values.len()));
             self.skip_whitespace();
             match *self.bytes.get(self.at)? {
                 b',' => self.at += 1,

@@ -325,9 +325,8 @@ impl Replay {
         let subjects = self.subjects();
         let blocks: Vec<_> = subjects.chunks(SUBJECT_BLOCK).collect();
         let chain_hash = self.chain_hash.to_hex();
-        let render = |block: &[(&StudyId, &Study, &SubjectId, &Subject)]| -> Vec<u8> {
-            // About 5 KB per outcome of a few follow-up visits: grown once, not doubled up to it.
-            let mut bytes = Vec::with_capacity(block.len() * 32 * 1024);
+        let render = |block: &[(&StudyId, &Study, &SubjectId, &Subject)], mut bytes: Vec<u8>| {
+            bytes.clear();
             for (study_id, study, subject_id, subject) in block {
                 for outcome in outcomes::subject_outcomes(
                     study_id,
@@ -358,28 +357,40 @@ impl Replay {
         };
         let threads = parallelism();
         if threads <= 1 || blocks.len() < 2 {
+            let mut bytes = Vec::new();
             for block in blocks {
-                out.write_all(&render(block))?;
+                bytes = render(block, bytes);
+                out.write_all(&bytes)?;
             }
             out.flush()?;
             return Ok(());
         }
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
+        // Written blocks' buffers go back to the workers: a fresh half-megabyte buffer per block
+        // (mapped, faulted in, freed by another thread) cost more than filling it.
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(threads * 8);
+        let recycle_rx = std::sync::Mutex::new(recycle_rx);
         std::thread::scope(|scope| -> Result<(), AuditError> {
             // Bounded: a slow writer holds back the scoring instead of buffering the whole output.
             let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 4);
             let workers: Vec<_> = (0..threads)
                 .map(|_| {
                     let tx = tx.clone();
-                    let (next, stop, blocks, render) = (&next, &stop, &blocks, &render);
+                    let (next, stop, blocks, render, recycle_rx) =
+                        (&next, &stop, &blocks, &render, &recycle_rx);
                     scope.spawn(move || {
                         while !stop.load(Ordering::Relaxed) {
                             let index = next.fetch_add(1, Ordering::Relaxed);
                             let Some(block) = blocks.get(index) else {
                                 return;
                             };
-                            if tx.send((index, render(block))).is_err() {
+                            let buffer = recycle_rx
+                                .lock()
+                                .ok()
+                                .and_then(|recycled| recycled.try_recv().ok())
+                                .unwrap_or_default();
+                            if tx.send((index, render(block, buffer))).is_err() {
                                 return;
                             }
                         }
@@ -399,6 +410,8 @@ impl Replay {
                         break;
                     }
                     written += 1;
+                    // A full return channel just lets this buffer go.
+                    let _ = recycle_tx.try_send(bytes);
                 }
                 if result.is_err() {
                     break;
