@@ -726,9 +726,10 @@ fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &dyn fmt::Display) ->
         }
         (None, Some(grades)) => {
             let before = c.violations.len();
-            let grade = |c: &mut Checker, p: FieldPath<'_>, value: Option<u32>| -> Option<KendallGrade> {
-                value.and_then(|v| c.score::<10>(p, v))
-            };
+            let grade =
+                |c: &mut Checker, p: FieldPath<'_>, value: Option<u32>| -> Option<KendallGrade> {
+                    value.and_then(|v| c.score::<10>(p, v))
+                };
             let grades_path = field(path, "grades");
             match scale {
                 MmtScale::Unilateral => {
@@ -986,7 +987,11 @@ fn cdasi_location(
     }
 }
 
-fn cdasi_from_proto(c: &mut Checker, cdasi: &pb::Cdasi, path: &dyn fmt::Display) -> Option<CdasiV2> {
+fn cdasi_from_proto(
+    c: &mut Checker,
+    cdasi: &pb::Cdasi,
+    path: &dyn fmt::Display,
+) -> Option<CdasiV2> {
     let before = c.violations.len();
     let mut out = CdasiV2::default();
     let locations_path = field(path, "locations");

@@ -7,7 +7,6 @@
 //! sure of that: anything it does not reproduce exactly (escaped keys, duplicate keys, invalid text)
 //! makes it return `false`, and [`write_sorted`] then takes the `Value` round trip after all.
 
-
 use serde_json::Value;
 
 /// Writes `text` with the keys of every object sorted, exactly as
@@ -193,7 +192,10 @@ impl<'a> Parser<'a> {
         let sorted = parsed.and_then(|()| {
             members.sort_unstable_by(|a, b| key(a).cmp(key(b)));
             // Duplicate keys: `Value` keeps the last one; rare enough to leave to it.
-            if members.windows(2).any(|pair| key(&pair[0]) == key(&pair[1])) {
+            if members
+                .windows(2)
+                .any(|pair| key(&pair[0]) == key(&pair[1]))
+            {
                 return None;
             }
             out.push(b'{');

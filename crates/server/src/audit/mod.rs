@@ -15,6 +15,7 @@
 pub mod adam;
 pub mod canonical;
 pub mod commands;
+pub mod endpoints;
 pub mod export;
 pub mod grpc;
 pub mod progress;

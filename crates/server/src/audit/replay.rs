@@ -182,7 +182,8 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
                             return;
                         }
                         let first = index * chunk_size + 1;
-                        let decoded = read_chunk(log, first..=last.min(first + chunk_size - 1), as_of);
+                        let decoded =
+                            read_chunk(log, first..=last.min(first + chunk_size - 1), as_of);
                         if decoded_tx.send((index, decoded)).is_err() {
                             return;
                         }
@@ -602,7 +603,11 @@ pub fn write_jsonl_record(replayed: &ReplayedOutcome, out: &mut Vec<u8>) {
             );
             put(out, ",\"evaluable\":", &t.evaluable);
             put(out, ",\"missing\":", &t.missing);
-            put(out, ",\"score\":", &(!t.score.is_empty()).then_some(&t.score));
+            put(
+                out,
+                ",\"score\":",
+                &(!t.score.is_empty()).then_some(&t.score),
+            );
             out.push(b'}');
         }
         None => out.extend_from_slice(b",\"tis\":null"),
