@@ -196,14 +196,14 @@ pub fn event_from_proto(event: &pb::Event, path: &str) -> Result<Event, Vec<Viol
     let date_path = field(&path, "clinical_date");
     let clinical_date = if event.clinical_date.is_empty() {
         c.problem(
-            &date_path,
+            date_path,
             Problem::Missing {
                 expected: "a date as YYYY-MM-DD".into(),
             },
         );
         None
     } else {
-        c.check(&date_path, ClinicalDate::parse(&event.clinical_date))
+        c.check(date_path, ClinicalDate::parse(&event.clinical_date))
     };
     let body = match &event.body {
         None => {
@@ -561,7 +561,7 @@ fn assessment_from_proto(
             let (physician, patient, extramuscular) = (physician?, patient?, extramuscular?);
             if physician.is_none() && patient.is_none() && extramuscular.is_none() {
                 c.problem(
-                    &base,
+                    base,
                     Problem::Missing {
                         expected:
                             "at least one of physician_global, patient_global, extramuscular_global"
@@ -584,8 +584,8 @@ fn assessment_from_proto(
         Instrument::HaqDi(haq_di) => {
             let haq_di_path = field(path, "haq_di");
             let value_path = field(&haq_di_path, "value");
-            let value = c.decimal(&value_path, &haq_di.value)?;
-            c.check(&value_path, HaqDiScore::try_from(value))
+            let value = c.decimal(value_path, &haq_di.value)?;
+            c.check(value_path, HaqDiScore::try_from(value))
                 .map(|score| Assessment::Haq(Haq::Score(score)))
         }
         Instrument::Enzymes(enzymes) => {
@@ -627,14 +627,14 @@ fn assessment_from_proto(
             match &stat1.value {
                 Some(Value::IhcScore(text)) => {
                     let p = field(&base, "ihc_score");
-                    let value = c.decimal(&p, text)?;
-                    c.check(&p, myolog_domain::biopsy::Stat1::ihc_score(value))
+                    let value = c.decimal(p, text)?;
+                    c.check(p, myolog_domain::biopsy::Stat1::ihc_score(value))
                         .map(Assessment::Stat1)
                 }
                 Some(Value::PercentPositive(text)) => {
                     let p = field(&base, "percent_positive");
-                    let value = c.decimal(&p, text)?;
-                    c.check(&p, myolog_domain::biopsy::Stat1::percent_positive(value))
+                    let value = c.decimal(p, text)?;
+                    c.check(p, myolog_domain::biopsy::Stat1::percent_positive(value))
                         .map(Assessment::Stat1)
                 }
                 None => {
@@ -664,8 +664,8 @@ fn vas(
     match &value.value {
         Some(Value::Cm(text)) => {
             let p = field(path, "cm");
-            let cm = c.decimal(&p, text)?;
-            c.check(&p, VasCm::from_cm(cm))
+            let cm = c.decimal(p, text)?;
+            c.check(p, VasCm::from_cm(cm))
                 .map(|v| Some(GlobalAssessment::Vas(v)))
         }
         Some(Value::Mm(mm)) => c
@@ -741,7 +741,7 @@ fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &dyn fmt::Display) ->
                         let p = field(&grades_path, group.key());
                         if g.right.is_some() || g.left.is_some() {
                             c.problem(
-                                &p,
+                                p,
                                 Problem::NotAllowed(
                                     "right/left are for bilateral MMT-8 (max 150); use grade"
                                         .into(),
@@ -763,7 +763,7 @@ fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &dyn fmt::Display) ->
                         if group == MuscleGroup::NeckFlexors {
                             if g.right.is_some() || g.left.is_some() {
                                 c.problem(
-                                    &p,
+                                    p,
                                     Problem::NotAllowed(
                                         "neck flexors have no side; use grade".into(),
                                     ),
@@ -775,7 +775,7 @@ fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &dyn fmt::Display) ->
                         }
                         if g.grade.is_some() {
                             c.problem(
-                                &p,
+                                p,
                                 Problem::NotAllowed("bilateral MMT-8 (max 150) grades limb groups by right and left".into()),
                             );
                             continue;
@@ -833,7 +833,7 @@ fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &dyn fmt::Display) -> Op
         let p = field(&items_path, category.key());
         if list.len() != category.item_count() {
             c.problem(
-                &p,
+                p,
                 Problem::WrongLength {
                     expected: category.item_count(),
                     found: list.len(),
@@ -859,13 +859,13 @@ fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &dyn fmt::Display) -> Op
             .and_then(|key| HaqAid::from_key(&key));
         match aid {
             Some(aid) if !aids.insert(aid) => c.problem(
-                &p,
+                p,
                 Problem::DuplicateKey {
                     key: aid.key().to_string(),
                 },
             ),
             Some(_) => {}
-            None => c.text(&p, format!("unknown or unspecified aid {raw}")),
+            None => c.text(p, format!("unknown or unspecified aid {raw}")),
         }
     }
     let mut help = BTreeSet::new();
@@ -878,14 +878,14 @@ fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &dyn fmt::Display) -> Op
         match category {
             Some(category) if !help.insert(category) => {
                 c.problem(
-                    &p,
+                    p,
                     Problem::DuplicateKey {
                         key: category.key().to_string(),
                     },
                 );
             }
             Some(_) => {}
-            None => c.text(&p, format!("unknown or unspecified category {raw}")),
+            None => c.text(p, format!("unknown or unspecified category {raw}")),
         }
     }
     if c.violations.len() != before {

@@ -232,7 +232,10 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
         drop((token_tx, decoded_rx));
         let panicked = handles
             .into_iter()
-            .fold(false, |panicked, handle| handle.join().is_err() || panicked);
+            .map(|handle| handle.join().is_err())
+            .filter(|panicked| *panicked)
+            .count()
+            > 0;
         result?;
         if panicked || (applied < chunks && !cut) {
             return Err(AuditError::Worker("a log reading thread panicked"));
@@ -423,7 +426,10 @@ impl Replay {
             drop(rx);
             let panicked = workers
                 .into_iter()
-                .fold(false, |panicked, worker| worker.join().is_err() || panicked);
+                .map(|worker| worker.join().is_err())
+                .filter(|panicked| *panicked)
+                .count()
+                > 0;
             result?;
             if panicked || written != blocks.len() {
                 return Err(AuditError::Worker("a scoring thread panicked"));
