@@ -182,8 +182,14 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
                             return;
                         }
                         let first = index * chunk_size + 1;
+                        let range = first..=last.min(first + chunk_size - 1);
+                        // A panic would leave its chunk missing while the others wait for room
+                        // to read ahead: report it in the chunk's place instead.
                         let decoded =
-                            read_chunk(log, first..=last.min(first + chunk_size - 1), as_of);
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                read_chunk(log, range, as_of)
+                            }))
+                            .unwrap_or(Err(AuditError::Worker("a log reading thread panicked")));
                         if decoded_tx.send((index, decoded)).is_err() {
                             return;
                         }
