@@ -7,18 +7,20 @@
 //!
 //! - bare scan: `EventLog::read_range(1..=head)`, every event decoded into an owned `RecordedEvent`;
 //! - replay: `audit::replay::project` (the same scan, each payload decoded and validated into a domain
-//!   event, applied to a fresh projection) and `Replay::outcomes` (every subject x follow-up visit
-//!   scored with the scoring crate, with provenance).
+//!   event, applied to a fresh projection), then `Replay::write_all_outcomes` exactly as
+//!   `myolog replay` runs it: every subject x follow-up visit scored with the scoring crate, with
+//!   provenance, written as JSON Lines through a `BufWriter` into a byte-counting sink.
 //!
 //! Environment: `MYOLOG_BENCH_REPLAY_EVENTS` [1000000], `MYOLOG_BENCH_ROUNDS` [3]. A quick run:
 //! `MYOLOG_BENCH_REPLAY_EVENTS=50000 cargo bench -p myolog-server --bench replay`.
 #![allow(clippy::unwrap_used)] // A benchmark that cannot set itself up should stop loudly.
 
 use std::hint::black_box;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use myolog_server::audit::progress::Progress;
-use myolog_server::audit::replay::{self, AsOf};
+use myolog_server::audit::replay::{self, AsOf, Format};
 use myolog_server::synth::{self, Cohort, VISITS};
 use myolog_server::{app, wire};
 use myolog_storage::{EventLog, ExpectedVersion, LogOptions, NewEvent};
@@ -90,13 +92,58 @@ fn bare_scan(log: &EventLog, head: u64) -> (Duration, u64) {
     (started.elapsed(), count)
 }
 
-fn replay_all(log: &EventLog) -> (Duration, Duration, usize) {
+/// Counts the bytes and lines written, so the JSONL output is produced in full but not kept.
+#[derive(Debug, Default)]
+struct CountingSink {
+    bytes: u64,
+    lines: usize,
+}
+
+impl Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.bytes += buf.len() as u64;
+        self.lines += buf.iter().filter(|&&b| b == b'\n').count();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What `myolog replay` does: project, score every outcome, write them as JSONL (here to a sink).
+fn replay_all(log: &EventLog) -> (Duration, Duration, usize, u64) {
     let started = Instant::now();
     let replayed = replay::project(log, AsOf::Head, &mut Progress::hidden()).unwrap();
     let projected = started.elapsed();
-    let outcomes = replayed.outcomes();
+    let mut sink = CountingSink::default();
+    replayed
+        .write_all_outcomes(Format::Jsonl, &mut std::io::BufWriter::new(&mut sink))
+        .unwrap();
     let total = started.elapsed();
-    (projected, total, black_box(outcomes).len())
+    (projected, total, black_box(sink.lines), sink.bytes)
+}
+
+/// Process CPU time (user + system, all threads) in seconds, from `/proc/self/stat` (0 elsewhere):
+/// on a shared machine it moves less with the load than wall time does.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn rate(events: u64, time: Duration) -> f64 {
@@ -120,15 +167,22 @@ fn main() {
     let mut best_replay = Duration::MAX;
     let mut outcomes = 0;
     for round in 0..rounds.max(1) {
+        let cpu_before = process_cpu_seconds();
         let (scan, scanned) = bare_scan(&log, head);
+        let cpu_scan = process_cpu_seconds() - cpu_before;
         assert_eq!(scanned, head);
-        let (project, total, n) = replay_all(&log);
+        let (project, total, n, bytes) = replay_all(&log);
+        let cpu_replay = process_cpu_seconds() - cpu_before - cpu_scan;
         outcomes = n;
+        let micros = |cpu: f64| cpu * 1e6 / head as f64;
         eprintln!(
-            "round {round}: scan {:.2} s, replay {:.2} s (projection {:.2} s)",
+            "round {round}: scan {:.2} s ({:.2} µs CPU per event), replay {:.2} s (projection {:.2} s; \
+             {:.2} µs CPU per event; {bytes} bytes of JSONL)",
             scan.as_secs_f64(),
+            micros(cpu_scan),
             total.as_secs_f64(),
-            project.as_secs_f64()
+            project.as_secs_f64(),
+            micros(cpu_replay),
         );
         best_scan = best_scan.min(scan);
         best_project = best_project.min(project);
@@ -150,7 +204,7 @@ fn main() {
         rate(head, best_project) / scan_rate
     );
     println!(
-        "| replay to all outcomes ({outcomes} subject x visit outcomes) | {:.2} s | {:.0} | {:.2} |",
+        "| replay to all outcomes ({outcomes} subject x visit outcomes, JSONL written) | {:.2} s | {:.0} | {:.2} |",
         best_replay.as_secs_f64(),
         replay_rate,
         replay_rate / scan_rate

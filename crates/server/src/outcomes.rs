@@ -16,11 +16,12 @@ use myolog_domain::protocol::{
     protocol_day,
 };
 use myolog_scoring::protocol_eval::{
-    EndpointResult, RecordedVisit, SubjectRecord, endpoint_cohort, evaluate_endpoint,
+    EndpointCohort, EndpointResult, RecordedVisit, SubjectRecord, endpoint_cohort,
+    evaluate_endpoint,
 };
 
 use crate::projection::{Study, Subject, Visit, baseline_of, followups, protocol_arm};
-use crate::scored::{Scored, score};
+use crate::scored::{Scored, baseline_case, score, score_followup};
 
 /// The population whose thresholds apply to a subject.
 pub fn population_of(study: &Study, subject: &Subject) -> Population {
@@ -38,12 +39,11 @@ pub fn subject_outcomes(
     let Some((baseline_id, baseline)) = baseline_of(study, subject) else {
         return Vec::new();
     };
-    let baseline_assessments = baseline.assessments();
-    let population = population_of(study, subject);
+    let mut case = baseline_case(population_of(study, subject), baseline.assessments());
     followups(study, subject)
         .into_iter()
         .map(|(visit_id, visit)| {
-            let scored = score(population, &baseline_assessments, &visit.assessments());
+            let scored = score_followup(&mut case, visit.assessments());
             let mut outcome = visit_outcome(
                 study_id,
                 subject_id,
@@ -487,4 +487,34 @@ fn cohort_visit(visit_id: &VisitId, scored: &[Scored]) -> pb::CohortVisit {
         cdasi_activity: Some(paired(&before, &after)),
         cdasi_mcid: Some(proportion(mcid, pairs.len() as u64)),
     }
+}
+
+/// The protocol's endpoint results for one subject as the scoring crate computes them (the audit
+/// outputs read the values and visits, not only the wire summary), under the protocol version in
+/// force; empty for a study without a protocol.
+pub fn subject_endpoint_results(study: &Study, subject: &Subject) -> Vec<EndpointResult> {
+    study
+        .protocol
+        .as_ref()
+        .map(|history| endpoint_results(history.current(), subject))
+        .unwrap_or_default()
+}
+
+/// One table per protocol endpoint over every enrolled subject, as the scoring crate tabulates it
+/// (the report shows categories and summaries the wire table only carries as JSON).
+pub fn endpoint_tables(study: &Study) -> Vec<EndpointCohort> {
+    let Some(history) = &study.protocol else {
+        return Vec::new();
+    };
+    let protocol = history.current();
+    let results: Vec<EndpointResult> = study
+        .subjects
+        .values()
+        .flat_map(|subject| endpoint_results(protocol, subject))
+        .collect();
+    protocol
+        .endpoints()
+        .iter()
+        .filter_map(|endpoint| endpoint_cohort(protocol, &endpoint.id, &results))
+        .collect()
 }

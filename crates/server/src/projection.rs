@@ -663,25 +663,75 @@ impl Projection {
                 None
             }
             EventBody::AssessmentRecorded(assessment) => {
-                self.add_form(seq, event, assessment, None)
+                self.add_form(seq, FormEvent::of(event, true), assessment.clone(), None)
             }
             EventBody::AssessmentCorrected {
                 supersedes,
                 corrected,
                 ..
-            } => self.add_form(seq, event, corrected, Some(supersedes)),
+            } => self.add_form(
+                seq,
+                FormEvent::of(event, true),
+                corrected.clone(),
+                Some(supersedes),
+            ),
         }
+    }
+
+    /// [`Projection::apply_recorded`] taking the event by value, so that an assessment form moves
+    /// into the projection instead of being cloned: a replay applies about a million of them, and
+    /// the clone (with the drop of the decoded original) was a good part of applying one.
+    pub fn apply_owned(&mut self, seq: u64, event: Event, recorded_by: &str) {
+        if !matches!(
+            event.body,
+            EventBody::AssessmentRecorded(_) | EventBody::AssessmentCorrected { .. }
+        ) || self.event_seqs.contains_key(&event.event_id)
+        {
+            self.apply_recorded(seq, &event, recorded_by);
+            return;
+        }
+        let Event {
+            event_id,
+            study,
+            subject,
+            visit,
+            clinical_date,
+            body,
+        } = event;
+        let header = FormEvent {
+            event_id: &event_id,
+            study: &study,
+            subject: subject.as_ref(),
+            visit: visit.as_ref(),
+            clinical_date,
+            touched: false,
+        };
+        match body {
+            EventBody::AssessmentRecorded(assessment) => {
+                self.add_form(seq, header, assessment, None);
+            }
+            EventBody::AssessmentCorrected {
+                supersedes,
+                corrected,
+                ..
+            } => {
+                self.add_form(seq, header, corrected, Some(&supersedes));
+            }
+            _ => {}
+        }
+        self.event_seqs.insert(event_id, seq);
+        self.head_seq = self.head_seq.max(seq);
     }
 
     fn add_form(
         &mut self,
         seq: u64,
-        event: &Event,
-        assessment: &Assessment,
+        event: FormEvent<'_>,
+        assessment: Assessment,
         supersedes: Option<&EventId>,
     ) -> Option<Touched> {
-        let subject_id = event.subject.clone()?;
-        let visit_id = event.visit.clone()?;
+        let subject_id = event.subject?;
+        let visit_id = event.visit?;
         if let Some(old) = supersedes.and_then(|id| self.forms.get_mut(id)) {
             old.superseded_by = Some(event.event_id.clone());
             let (old_seq, old_study, old_subject, old_visit) = (
@@ -699,12 +749,15 @@ impl Projection {
                 visit.live.remove(&old_seq);
             }
         }
-        let study = self.studies.get_mut(&event.study)?;
-        let baseline = study.baseline_visit.clone();
-        let subject = study.subjects.get_mut(&subject_id)?;
+        let study = self.studies.get_mut(event.study)?;
+        let at_baseline = *visit_id == study.baseline_visit;
+        let subject = study.subjects.get_mut(subject_id)?;
         let visit = subject.visits.entry(visit_id.clone()).or_default();
         visit.note_date(event.clinical_date);
-        visit.live.insert(seq, assessment.clone());
+        let kind = assessment.kind();
+        visit.live.insert(seq, assessment);
+        // A change at the baseline visit (or of which visit is first) can change every outcome.
+        let every_visit = at_baseline || subject.visits.len() <= 2;
         self.forms.insert(
             event.event_id.clone(),
             FormRef {
@@ -712,17 +765,46 @@ impl Projection {
                 study: event.study.clone(),
                 subject: subject_id.clone(),
                 visit: visit_id.clone(),
-                kind: assessment.kind(),
+                kind,
                 superseded_by: None,
             },
         );
-        // A change at the baseline visit (or of which visit is first) can change every outcome.
-        let every_visit = visit_id == baseline || subject.visits.len() <= 2;
-        Some(Touched {
+        // Only the live path reads what changed; a replay applies a million forms without it.
+        event.touched.then(|| Touched {
             study: event.study.clone(),
-            subject: subject_id,
-            visit: if every_visit { None } else { Some(visit_id) },
+            subject: subject_id.clone(),
+            visit: if every_visit {
+                None
+            } else {
+                Some(visit_id.clone())
+            },
         })
+    }
+}
+
+/// What [`Projection::add_form`] reads of an assessment event: its header, borrowed, so the form
+/// itself can be moved out of an owned event.
+#[derive(Debug, Clone, Copy)]
+struct FormEvent<'a> {
+    event_id: &'a EventId,
+    study: &'a StudyId,
+    subject: Option<&'a SubjectId>,
+    visit: Option<&'a VisitId>,
+    clinical_date: ClinicalDate,
+    /// Whether the caller wants the [`Touched`] back.
+    touched: bool,
+}
+
+impl<'a> FormEvent<'a> {
+    fn of(event: &'a Event, touched: bool) -> Self {
+        Self {
+            event_id: &event.event_id,
+            study: &event.study,
+            subject: event.subject.as_ref(),
+            visit: event.visit.as_ref(),
+            clinical_date: event.clinical_date,
+            touched,
+        }
     }
 }
 

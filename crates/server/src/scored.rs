@@ -28,15 +28,26 @@ pub fn score(
     baseline: &VisitAssessments,
     followup: &VisitAssessments,
 ) -> Scored {
-    let case = ScoreCase {
+    let mut case = baseline_case(population, baseline.clone());
+    score_followup(&mut case, followup.clone())
+}
+
+/// A case with `baseline` and no follow-up yet, for [`score_followup`]: a subject's visits are
+/// scored against one baseline, which is then not cloned again for every visit.
+pub fn baseline_case(population: Population, baseline: VisitAssessments) -> ScoreCase {
+    ScoreCase {
         id: None,
         population,
-        baseline: baseline.clone(),
-        followup: followup.clone(),
+        baseline,
+        followup: VisitAssessments::default(),
         conventions: ScoringConventions::default(),
-    };
-    let outcome = score_case(&case);
-    from_outcome(outcome)
+    }
+}
+
+/// Scores `followup` against the case's baseline (the same result as [`score`]).
+pub fn score_followup(case: &mut ScoreCase, followup: VisitAssessments) -> Scored {
+    case.followup = followup;
+    from_outcome(score_case(case))
 }
 
 /// Projects a scoring result onto the wire.
@@ -114,8 +125,10 @@ fn to_json(outcome: &CaseOutcome) -> String {
     BUFFER.with_borrow_mut(|buffer| {
         buffer.clear();
         match serde_json::to_writer(&mut *buffer, outcome) {
-            // serde_json writes valid UTF-8.
-            Ok(()) => String::from_utf8_lossy(buffer).into_owned(),
+            // serde_json writes valid UTF-8; checking it is cheaper than the lossy conversion.
+            Ok(()) => std::str::from_utf8(buffer)
+                .map(str::to_owned)
+                .unwrap_or_else(|_| String::from_utf8_lossy(buffer).into_owned()),
             Err(e) => format!("{{\"error\":\"{e}\"}}"),
         }
     })

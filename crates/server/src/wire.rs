@@ -33,6 +33,44 @@ pub const DEFAULT_BASELINE_VISIT: &str = "baseline";
 /// Largest accepted batch.
 pub const MAX_BATCH_EVENTS: usize = 1000;
 
+/// A field path below another (`{parent}.{name}` or `{parent}.{name}[{index}]`), turned into text only
+/// when a violation names it: formatting every path of every valid event up front was about a third
+/// of decoding a log on replay.
+#[derive(Clone, Copy)]
+struct FieldPath<'a> {
+    parent: &'a dyn fmt::Display,
+    name: &'a str,
+    index: Option<usize>,
+}
+
+impl fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.parent, self.name)?;
+        match self.index {
+            Some(index) => write!(f, "[{index}]"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `{parent}.{name}`.
+fn field<'a>(parent: &'a dyn fmt::Display, name: &'a str) -> FieldPath<'a> {
+    FieldPath {
+        parent,
+        name,
+        index: None,
+    }
+}
+
+/// `{parent}.{name}[{index}]`.
+fn item<'a>(parent: &'a dyn fmt::Display, name: &'a str, index: usize) -> FieldPath<'a> {
+    FieldPath {
+        parent,
+        name,
+        index: Some(index),
+    }
+}
+
 /// Collects violations under a path prefix.
 #[derive(Debug, Default)]
 struct Checker {
@@ -145,27 +183,27 @@ pub fn event_from_proto(event: &pb::Event, path: &str) -> Result<Event, Vec<Viol
     );
     let subject = optional_id(
         &mut c,
-        &format!("{path}.subject_id"),
+        &field(&path, "subject_id"),
         &event.subject_id,
         SubjectId::new,
     );
     let visit = optional_id(
         &mut c,
-        &format!("{path}.visit_id"),
+        &field(&path, "visit_id"),
         &event.visit_id,
         VisitId::new,
     );
-    let date_path = format!("{path}.clinical_date");
+    let date_path = field(&path, "clinical_date");
     let clinical_date = if event.clinical_date.is_empty() {
         c.problem(
-            &date_path,
+            date_path,
             Problem::Missing {
                 expected: "a date as YYYY-MM-DD".into(),
             },
         );
         None
     } else {
-        c.check(&date_path, ClinicalDate::parse(&event.clinical_date))
+        c.check(date_path, ClinicalDate::parse(&event.clinical_date))
     };
     let body = match &event.body {
         None => {
@@ -176,7 +214,7 @@ pub fn event_from_proto(event: &pb::Event, path: &str) -> Result<Event, Vec<Viol
             );
             None
         }
-        Some(body) => body_from_proto(&mut c, body, path),
+        Some(body) => body_from_proto(&mut c, body, &path),
     };
     let (Some(event_id), Some(study), Some(subject), Some(visit), Some(clinical_date), Some(body)) =
         (event_id, study, subject, visit, clinical_date, body)
@@ -197,7 +235,7 @@ pub fn event_from_proto(event: &pb::Event, path: &str) -> Result<Event, Vec<Viol
 /// Empty text is "absent"; anything else must be a valid identifier. `Some(None)` = absent, `None` = invalid.
 fn optional_id<T>(
     c: &mut Checker,
-    path: &str,
+    path: &dyn fmt::Display,
     text: &str,
     make: impl Fn(String) -> Result<T, Problem>,
 ) -> Option<Option<T>> {
@@ -215,7 +253,13 @@ fn population(value: i32) -> Option<Population> {
     }
 }
 
-fn limited_text(c: &mut Checker, path: &str, text: &str, min: usize, max: usize) -> Option<String> {
+fn limited_text(
+    c: &mut Checker,
+    path: &dyn fmt::Display,
+    text: &str,
+    min: usize,
+    max: usize,
+) -> Option<String> {
     let len = text.chars().count();
     if len < min || len > max {
         c.problem(
@@ -237,7 +281,7 @@ pub const MAX_PROTOCOL_BYTES: usize = 1 << 20;
 /// violation at `{base}.protocol_toml` quoting the file, key path and what was expected.
 fn protocol_from_proto(
     c: &mut Checker,
-    base: &str,
+    base: &dyn fmt::Display,
     file: &str,
     toml: &str,
 ) -> Option<std::sync::Arc<Protocol>> {
@@ -264,7 +308,11 @@ fn protocol_from_proto(
     }
 }
 
-fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Option<EventBody> {
+fn body_from_proto(
+    c: &mut Checker,
+    body: &pb::event::Body,
+    path: &dyn fmt::Display,
+) -> Option<EventBody> {
     use pb::event::Body;
     match body {
         Body::StudyRegistered(study) => {
@@ -394,11 +442,11 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
         }
         Body::AssessmentRecorded(recorded) => {
             let assessment =
-                assessment_from_proto(c, recorded, &format!("{path}.assessment_recorded"))?;
+                assessment_from_proto(c, recorded, &field(path, "assessment_recorded"))?;
             Some(EventBody::AssessmentRecorded(assessment))
         }
         Body::AssessmentCorrected(corrected) => {
-            let base = format!("{path}.assessment_corrected");
+            let base = field(path, "assessment_corrected");
             let supersedes = c.check(
                 format_args!("{base}.supersedes_event_id"),
                 EventId::new(corrected.supersedes_event_id.clone()),
@@ -408,7 +456,7 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
                 Reason::new(corrected.reason.clone()),
             );
             let assessment = match &corrected.corrected {
-                Some(form) => assessment_from_proto(c, form, &format!("{base}.corrected")),
+                Some(form) => assessment_from_proto(c, form, &field(&base, "corrected")),
                 None => {
                     c.problem(
                         format_args!("{base}.corrected"),
@@ -496,7 +544,7 @@ fn body_from_proto(c: &mut Checker, body: &pb::event::Body, path: &str) -> Optio
 fn assessment_from_proto(
     c: &mut Checker,
     form: &pb::AssessmentRecorded,
-    path: &str,
+    path: &dyn fmt::Display,
 ) -> Option<Assessment> {
     use pb::assessment_recorded::Instrument;
     let Some(instrument) = &form.instrument else {
@@ -508,26 +556,26 @@ fn assessment_from_proto(
     };
     match instrument {
         Instrument::Globals(globals) => {
-            let base = format!("{path}.globals");
+            let base = field(path, "globals");
             let physician = vas(
                 c,
-                &format!("{base}.physician_global"),
+                &field(&base, "physician_global"),
                 globals.physician_global.as_ref(),
             );
             let patient = vas(
                 c,
-                &format!("{base}.patient_global"),
+                &field(&base, "patient_global"),
                 globals.patient_global.as_ref(),
             );
             let extramuscular = vas(
                 c,
-                &format!("{base}.extramuscular_global"),
+                &field(&base, "extramuscular_global"),
                 globals.extramuscular_global.as_ref(),
             );
             let (physician, patient, extramuscular) = (physician?, patient?, extramuscular?);
             if physician.is_none() && patient.is_none() && extramuscular.is_none() {
                 c.problem(
-                    &base,
+                    base,
                     Problem::Missing {
                         expected:
                             "at least one of physician_global, patient_global, extramuscular_global"
@@ -543,24 +591,25 @@ fn assessment_from_proto(
             })
         }
         Instrument::Mmt8(mmt8) => {
-            mmt8_from_proto(c, mmt8, &format!("{path}.mmt8")).map(Assessment::Mmt8)
+            mmt8_from_proto(c, mmt8, &field(path, "mmt8")).map(Assessment::Mmt8)
         }
-        Instrument::Haq(haq) => haq_from_proto(c, haq, &format!("{path}.haq"))
+        Instrument::Haq(haq) => haq_from_proto(c, haq, &field(path, "haq"))
             .map(|items| Assessment::Haq(Haq::Items(Box::new(items)))),
         Instrument::HaqDi(haq_di) => {
-            let value_path = format!("{path}.haq_di.value");
-            let value = c.decimal(&value_path, &haq_di.value)?;
-            c.check(&value_path, HaqDiScore::try_from(value))
+            let haq_di_path = field(path, "haq_di");
+            let value_path = field(&haq_di_path, "value");
+            let value = c.decimal(value_path, &haq_di.value)?;
+            c.check(value_path, HaqDiScore::try_from(value))
                 .map(|score| Assessment::Haq(Haq::Score(score)))
         }
         Instrument::Enzymes(enzymes) => {
-            enzymes_from_proto(c, enzymes, &format!("{path}.enzymes")).map(Assessment::Enzymes)
+            enzymes_from_proto(c, enzymes, &field(path, "enzymes")).map(Assessment::Enzymes)
         }
         Instrument::Cdasi(cdasi) => {
-            cdasi_from_proto(c, cdasi, &format!("{path}.cdasi")).map(Assessment::Cdasi)
+            cdasi_from_proto(c, cdasi, &field(path, "cdasi")).map(Assessment::Cdasi)
         }
         Instrument::Lab(lab) => {
-            let base = format!("{path}.lab");
+            let base = field(path, "lab");
             let code = LabCode::from_key(&lab.code.to_ascii_lowercase());
             let Some(code) = code else {
                 let allowed: Vec<&str> = LabCode::ALL.iter().map(|code| code.key()).collect();
@@ -588,18 +637,18 @@ fn assessment_from_proto(
         }
         Instrument::Stat1(stat1) => {
             use pb::skin_biopsy_stat1::Value;
-            let base = format!("{path}.stat1");
+            let base = field(path, "stat1");
             match &stat1.value {
                 Some(Value::IhcScore(text)) => {
-                    let p = format!("{base}.ihc_score");
-                    let value = c.decimal(&p, text)?;
-                    c.check(&p, myolog_domain::biopsy::Stat1::ihc_score(value))
+                    let p = field(&base, "ihc_score");
+                    let value = c.decimal(p, text)?;
+                    c.check(p, myolog_domain::biopsy::Stat1::ihc_score(value))
                         .map(Assessment::Stat1)
                 }
                 Some(Value::PercentPositive(text)) => {
-                    let p = format!("{base}.percent_positive");
-                    let value = c.decimal(&p, text)?;
-                    c.check(&p, myolog_domain::biopsy::Stat1::percent_positive(value))
+                    let p = field(&base, "percent_positive");
+                    let value = c.decimal(p, text)?;
+                    c.check(p, myolog_domain::biopsy::Stat1::percent_positive(value))
                         .map(Assessment::Stat1)
                 }
                 None => {
@@ -617,16 +666,20 @@ fn assessment_from_proto(
 }
 
 /// `Some(None)`: absent; `Some(Some(_))`: valid; `None`: invalid.
-fn vas(c: &mut Checker, path: &str, value: Option<&pb::Vas>) -> Option<Option<GlobalAssessment>> {
+fn vas(
+    c: &mut Checker,
+    path: &dyn fmt::Display,
+    value: Option<&pb::Vas>,
+) -> Option<Option<GlobalAssessment>> {
     use pb::vas::Value;
     let Some(value) = value else {
         return Some(None);
     };
     match &value.value {
         Some(Value::Cm(text)) => {
-            let p = format!("{path}.cm");
-            let cm = c.decimal(&p, text)?;
-            c.check(&p, VasCm::from_cm(cm))
+            let p = field(path, "cm");
+            let cm = c.decimal(p, text)?;
+            c.check(p, VasCm::from_cm(cm))
                 .map(|v| Some(GlobalAssessment::Vas(v)))
         }
         Some(Value::Mm(mm)) => c
@@ -660,7 +713,7 @@ fn mmt_group(grades: &pb::Mmt8Grades, group: MuscleGroup) -> Option<&pb::MmtGrad
     }
 }
 
-fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &str) -> Option<Mmt8> {
+fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &dyn fmt::Display) -> Option<Mmt8> {
     let max = u16::try_from(mmt8.max).unwrap_or(u16::MAX);
     let scale = c.check(format_args!("{path}.max"), MmtScale::from_max_total(max))?;
     match (mmt8.total, &mmt8.grades) {
@@ -687,9 +740,11 @@ fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &str) -> Option<Mmt8>
         }
         (None, Some(grades)) => {
             let before = c.violations.len();
-            let grade = |c: &mut Checker, p: &str, value: Option<u32>| -> Option<KendallGrade> {
-                value.and_then(|v| c.score::<10>(p, v))
-            };
+            let grade =
+                |c: &mut Checker, p: FieldPath<'_>, value: Option<u32>| -> Option<KendallGrade> {
+                    value.and_then(|v| c.score::<10>(p, v))
+                };
+            let grades_path = field(path, "grades");
             match scale {
                 MmtScale::Unilateral => {
                     let mut out = UnilateralGrades::default();
@@ -697,10 +752,10 @@ fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &str) -> Option<Mmt8>
                         let Some(g) = mmt_group(grades, group) else {
                             continue;
                         };
-                        let p = format!("{path}.grades.{}", group.key());
+                        let p = field(&grades_path, group.key());
                         if g.right.is_some() || g.left.is_some() {
                             c.problem(
-                                &p,
+                                p,
                                 Problem::NotAllowed(
                                     "right/left are for bilateral MMT-8 (max 150); use grade"
                                         .into(),
@@ -708,7 +763,7 @@ fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &str) -> Option<Mmt8>
                             );
                             continue;
                         }
-                        out.grades[group.index()] = grade(c, &format!("{p}.grade"), g.grade);
+                        out.grades[group.index()] = grade(c, field(&p, "grade"), g.grade);
                     }
                     (c.violations.len() == before).then_some(Mmt8::Unilateral(out))
                 }
@@ -718,23 +773,23 @@ fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &str) -> Option<Mmt8>
                         let Some(g) = mmt_group(grades, group) else {
                             continue;
                         };
-                        let p = format!("{path}.grades.{}", group.key());
+                        let p = field(&grades_path, group.key());
                         if group == MuscleGroup::NeckFlexors {
                             if g.right.is_some() || g.left.is_some() {
                                 c.problem(
-                                    &p,
+                                    p,
                                     Problem::NotAllowed(
                                         "neck flexors have no side; use grade".into(),
                                     ),
                                 );
                                 continue;
                             }
-                            out.neck_flexors = grade(c, &format!("{p}.grade"), g.grade);
+                            out.neck_flexors = grade(c, field(&p, "grade"), g.grade);
                             continue;
                         }
                         if g.grade.is_some() {
                             c.problem(
-                                &p,
+                                p,
                                 Problem::NotAllowed("bilateral MMT-8 (max 150) grades limb groups by right and left".into()),
                             );
                             continue;
@@ -745,8 +800,8 @@ fn mmt8_from_proto(c: &mut Checker, mmt8: &pb::Mmt8, path: &str) -> Option<Mmt8>
                             continue;
                         };
                         out.limbs[position] = [
-                            grade(c, &format!("{p}.right"), g.right),
-                            grade(c, &format!("{p}.left"), g.left),
+                            grade(c, field(&p, "right"), g.right),
+                            grade(c, field(&p, "left"), g.left),
                         ];
                     }
                     (c.violations.len() == before).then_some(Mmt8::Bilateral(out))
@@ -774,7 +829,7 @@ fn enum_key(name: &str, prefix: &str) -> Option<String> {
     name.strip_prefix(prefix).map(str::to_ascii_lowercase)
 }
 
-fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &str) -> Option<HaqItems> {
+fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &dyn fmt::Display) -> Option<HaqItems> {
     let Some(items) = &haq.items else {
         c.problem(
             format_args!("{path}.items"),
@@ -786,12 +841,13 @@ fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &str) -> Option<HaqItems
     };
     let before = c.violations.len();
     let mut answers: [Vec<Option<HaqItemScore>>; 8] = Default::default();
+    let items_path = field(path, "items");
     for category in HaqCategory::ALL {
         let list = haq_category_items(items, category);
-        let p = format!("{path}.items.{}", category.key());
+        let p = field(&items_path, category.key());
         if list.len() != category.item_count() {
             c.problem(
-                &p,
+                p,
                 Problem::WrongLength {
                     expected: category.item_count(),
                     found: list.len(),
@@ -810,25 +866,25 @@ fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &str) -> Option<HaqItems
     }
     let mut aids = BTreeSet::new();
     for (i, raw) in haq.aids.iter().enumerate() {
-        let p = format!("{path}.aids[{i}]");
+        let p = item(path, "aids", i);
         let aid = pb::HaqAid::try_from(*raw)
             .ok()
             .and_then(|aid| enum_key(aid.as_str_name(), "HAQ_AID_"))
             .and_then(|key| HaqAid::from_key(&key));
         match aid {
             Some(aid) if !aids.insert(aid) => c.problem(
-                &p,
+                p,
                 Problem::DuplicateKey {
                     key: aid.key().to_string(),
                 },
             ),
             Some(_) => {}
-            None => c.text(&p, format!("unknown or unspecified aid {raw}")),
+            None => c.text(p, format!("unknown or unspecified aid {raw}")),
         }
     }
     let mut help = BTreeSet::new();
     for (i, raw) in haq.help.iter().enumerate() {
-        let p = format!("{path}.help[{i}]");
+        let p = item(path, "help", i);
         let category = pb::HaqCategory::try_from(*raw)
             .ok()
             .and_then(|cat| enum_key(cat.as_str_name(), "HAQ_CATEGORY_"))
@@ -836,14 +892,14 @@ fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &str) -> Option<HaqItems
         match category {
             Some(category) if !help.insert(category) => {
                 c.problem(
-                    &p,
+                    p,
                     Problem::DuplicateKey {
                         key: category.key().to_string(),
                     },
                 );
             }
             Some(_) => {}
-            None => c.text(&p, format!("unknown or unspecified category {raw}")),
+            None => c.text(p, format!("unknown or unspecified category {raw}")),
         }
     }
     if c.violations.len() != before {
@@ -858,7 +914,11 @@ fn haq_from_proto(c: &mut Checker, haq: &pb::Haq, path: &str) -> Option<HaqItems
     }
 }
 
-fn enzymes_from_proto(c: &mut Checker, enzymes: &pb::Enzymes, path: &str) -> Option<EnzymePanel> {
+fn enzymes_from_proto(
+    c: &mut Checker,
+    enzymes: &pb::Enzymes,
+    path: &dyn fmt::Display,
+) -> Option<EnzymePanel> {
     let mut panel = EnzymePanel::new();
     let before = c.violations.len();
     for (enzyme, result) in [
@@ -869,7 +929,7 @@ fn enzymes_from_proto(c: &mut Checker, enzymes: &pb::Enzymes, path: &str) -> Opt
         (Enzyme::Alt, &enzymes.alt),
     ] {
         let Some(result) = result else { continue };
-        let p = format!("{path}.{}", enzyme.key());
+        let p = field(path, enzyme.key());
         let unit_text = if result.unit.is_empty() {
             "U/L"
         } else {
@@ -941,15 +1001,20 @@ fn cdasi_location(
     }
 }
 
-fn cdasi_from_proto(c: &mut Checker, cdasi: &pb::Cdasi, path: &str) -> Option<CdasiV2> {
+fn cdasi_from_proto(
+    c: &mut Checker,
+    cdasi: &pb::Cdasi,
+    path: &dyn fmt::Display,
+) -> Option<CdasiV2> {
     let before = c.violations.len();
     let mut out = CdasiV2::default();
+    let locations_path = field(path, "locations");
     if let Some(locations) = &cdasi.locations {
         for location in CdasiLocation::ALL {
             let Some(item) = cdasi_location(locations, location) else {
                 continue;
             };
-            let p = format!("{path}.locations.{}", location.key());
+            let p = field(&locations_path, location.key());
             let scores = (
                 c.score::<3>(format_args!("{p}.erythema"), item.erythema),
                 c.score::<2>(format_args!("{p}.scale"), item.scale),
@@ -979,7 +1044,7 @@ fn cdasi_from_proto(c: &mut Checker, cdasi: &pb::Cdasi, path: &str) -> Option<Cd
         }
     }
     if let Some(gottron) = &cdasi.gottron_hands {
-        let p = format!("{path}.gottron_hands");
+        let p = field(path, "gottron_hands");
         let scores = (
             c.score::<3>(format_args!("{p}.erythema"), gottron.erythema),
             c.score::<1>(format_args!("{p}.ulceration"), gottron.ulceration),

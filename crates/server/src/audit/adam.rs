@@ -16,9 +16,9 @@ use myolog_domain::event::ClinicalDate;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use super::AuditError;
 use super::replay::{Format, Replay};
 use super::table::{study_day, write_csv_row};
+use super::{AuditError, endpoints};
 use crate::projection::baseline_of;
 
 /// The dataset's columns, in order.
@@ -306,7 +306,89 @@ pub fn rows(replay: &Replay) -> Vec<AdamRow> {
             rows.splice(visit_start..visit_start, baseline);
         }
     }
-    rows
+    with_endpoint_rows(replay, rows)
+}
+
+/// Adds one row per subject x protocol endpoint after each subject's visit rows (subjects with
+/// endpoint results but no follow-up outcome at the end, in order): PARAMCD the endpoint id, AVISIT
+/// the visit the endpoint reads, AVAL/AVALC its value, CRIT1/CRIT1FL the responder rule and how the
+/// subject counts under it, ALGORITHM the protocol and version it was computed under.
+fn with_endpoint_rows(replay: &Replay, rows: Vec<AdamRow>) -> Vec<AdamRow> {
+    let mut pending: Vec<(String, String, AdamRow)> = endpoints::subject_endpoints(replay)
+        .into_iter()
+        .map(|row| {
+            let study = replay.projection.studies.get(row.study_id);
+            let subject = study.and_then(|study| study.subjects.get(row.subject_id));
+            let (_, visit_id) = endpoints::visit_ids(&row.result);
+            let date = subject
+                .and_then(|subject| {
+                    subject
+                        .visits
+                        .iter()
+                        .find(|(id, _)| id.as_str() == visit_id)
+                })
+                .and_then(|(_, visit)| visit.first_date);
+            let reference = study
+                .zip(subject)
+                .and_then(|(study, subject)| baseline_of(study, subject))
+                .and_then(|(_, visit)| visit.first_date);
+            let param = study
+                .and_then(|study| study.protocol.as_ref())
+                .and_then(|history| history.current().endpoint(&row.result.endpoint))
+                .map_or_else(|| row.result.endpoint.clone(), |e| e.text.clone());
+            let (aval, avalc) = endpoints::analysis_value(&row.result);
+            let adam = AdamRow {
+                studyid: row.study_id.to_string(),
+                usubjid: format!("{}-{}", row.study_id, row.subject_id),
+                subjid: row.subject_id.to_string(),
+                avisit: visit_id,
+                adt: date.map(|d| d.to_string()).unwrap_or_default(),
+                ady: date
+                    .zip(reference)
+                    .map(|(date, reference)| study_day(date, reference)),
+                ablfl: false,
+                paramcd: row.result.endpoint.clone(),
+                param,
+                aval,
+                avalc,
+                base: None,
+                chg: None,
+                pchg: None,
+                crit1fl: (!row.rule.is_empty())
+                    .then_some(row.result.counts_as_responder)
+                    .flatten(),
+                crit1: row.rule,
+                algorithm: row.result.protocol.to_string(),
+            };
+            (row.study_id.to_string(), row.subject_id.to_string(), adam)
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let mut out = Vec::with_capacity(rows.len() + pending.len());
+    let mut rows = rows.into_iter().peekable();
+    while let Some(row) = rows.next() {
+        let last_of_subject = rows
+            .peek()
+            .is_none_or(|next| (&next.studyid, &next.subjid) != (&row.studyid, &row.subjid));
+        let key = (row.studyid.clone(), row.subjid.clone());
+        out.push(row);
+        if last_of_subject {
+            // Subjects are in the same order in both lists; earlier subjects without visit rows
+            // come first.
+            while let Some((study, subject, _)) = pending.last() {
+                if (study.as_str(), subject.as_str()) > (key.0.as_str(), key.1.as_str()) {
+                    break;
+                }
+                if let Some((_, _, endpoint_row)) = pending.pop() {
+                    out.push(endpoint_row);
+                }
+            }
+        }
+    }
+    out.extend(pending.into_iter().rev().map(|(_, _, row)| row));
+    out
 }
 
 /// The subject's baseline visit date (its earliest clinical date): day 1 of ADY.

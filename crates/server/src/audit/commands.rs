@@ -13,7 +13,7 @@ use myolog_storage::{EventLog, LogOptions};
 use super::progress::Progress;
 use super::replay::{self, AsOf, Format};
 use super::table::parse_rfc3339;
-use super::{AuditError, adam, export, report};
+use super::{AuditError, adam, endpoints, export, report};
 
 /// Exit code of a failed audit command (a damaged log from `verify` exits 3).
 const FAILURE: u8 = 1;
@@ -60,6 +60,10 @@ pub struct ReplayArgs {
     /// subject x visit outcomes.
     #[arg(long)]
     pub cohort: bool,
+    /// Write the protocol's endpoints instead: one record per subject x endpoint (with
+    /// `--cohort`: one table per study x endpoint), each naming the protocol version it used.
+    #[arg(long)]
+    pub endpoints: bool,
 }
 
 /// What `myolog export` writes.
@@ -160,10 +164,14 @@ pub fn run_replay(args: &ReplayArgs) -> ExitCode {
             }
         }
         let mut out = output(args.out.as_deref())?;
-        if args.cohort {
+        if args.endpoints && args.cohort {
+            endpoints::write_endpoint_tables(&replayed, args.format, &mut out)
+        } else if args.endpoints {
+            endpoints::write_subject_endpoints(&replayed, args.format, &mut out)
+        } else if args.cohort {
             replay::write_cohorts(&replayed, args.format, &mut out)
         } else {
-            replay::write_outcomes(&replayed.outcomes(), args.format, &mut out)
+            replayed.write_all_outcomes(args.format, &mut out)
         }
     })();
     exit("replay", result)

@@ -13,7 +13,9 @@
 //! - [`commands`]: `myolog replay`, `export`, `report`; [`grpc`]: `Audit.Replay`.
 
 pub mod adam;
+pub mod canonical;
 pub mod commands;
+pub mod endpoints;
 pub mod export;
 pub mod grpc;
 pub mod progress;
@@ -44,6 +46,8 @@ pub enum AuditError {
     },
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("{0}")]
+    Worker(&'static str),
     #[error("serialising JSON: {0}")]
     Json(#[from] serde_json::Error),
 }

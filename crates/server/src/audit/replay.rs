@@ -7,11 +7,12 @@
 //! Output order is fixed (study, subject, then the service's visit order) and every JSON object is
 //! built with sorted keys, so replaying the same log twice gives byte-identical output.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use myolog_proto::v1 as pb;
-use myolog_storage::{EventLog, Hash, RecordedEvent};
+use myolog_storage::{EventLog, Hash};
 use serde_json::{Value, json};
 
 use super::progress::Progress;
@@ -20,7 +21,7 @@ use super::{AuditError, ENGINE_VERSION};
 use crate::app::decode_stored;
 use crate::outcomes;
 use crate::projection::{Projection, Study, Subject};
-use myolog_domain::event::{StudyId, SubjectId};
+use myolog_domain::event::{Event, StudyId, SubjectId};
 
 /// The point of the log to replay up to (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,49 +74,50 @@ pub struct Replay {
 /// Events decoded per parallel step: large enough to amortise the threads, small enough to stream.
 const CHUNK: usize = 4096;
 
+/// Subjects scored per unit of parallel work in [`Replay::write_all_outcomes`]: a few dozen
+/// outcomes, small enough to spread evenly over the threads and to stream.
+const SUBJECT_BLOCK: usize = 16;
+
 /// Worker threads for decoding and scoring: the machine's parallelism, at most 8.
 fn parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
-/// Decodes stored events to domain events, in order, split over `threads` scoped threads.
-fn decode_chunk(
-    chunk: &[myolog_storage::RecordedEvent],
-    threads: usize,
-) -> Result<Vec<myolog_domain::event::Event>, AuditError> {
-    let decode = |part: &[myolog_storage::RecordedEvent]| {
-        part.iter()
-            .map(|stored| {
-                decode_stored(stored).map_err(|reason| AuditError::Decode {
-                    seq: stored.seq,
-                    reason,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
+/// One chunk of the log, decoded.
+#[derive(Debug, Default)]
+struct DecodedChunk {
+    /// Sequence, recorded-by and the decoded event, in order.
+    events: Vec<(u64, String, Event)>,
+    /// Sequence, chain hash and recorded-at of the chunk's last event applied.
+    last: Option<(u64, Hash, i64)>,
+    /// The as-of time was reached in this chunk: nothing after it is applied.
+    cut: bool,
+}
+
+type Decoded = Result<DecodedChunk, AuditError>;
+
+/// Reads and decodes the events of `range` (stopping at the first one recorded after an as-of time).
+fn read_chunk(log: &EventLog, range: std::ops::RangeInclusive<u64>, as_of: AsOf) -> Decoded {
+    let mut chunk = DecodedChunk {
+        events: Vec::with_capacity(CHUNK),
+        ..DecodedChunk::default()
     };
-    if threads <= 1 || chunk.len() < 256 {
-        return decode(chunk);
-    }
-    let size = chunk.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunk
-            .chunks(size)
-            .map(|part| scope.spawn(move || decode(part)))
-            .collect();
-        let mut out = Vec::with_capacity(chunk.len());
-        for handle in handles {
-            match handle.join() {
-                Ok(part) => out.extend(part?),
-                Err(_) => {
-                    return Err(AuditError::Decode {
-                        seq: 0,
-                        reason: "a decoding thread panicked".to_string(),
-                    });
-                }
-            }
+    for stored in log.read_range(range) {
+        let stored = stored?;
+        if let AsOf::Time(until) = as_of
+            && stored.recorded_at_unix_nanos > until
+        {
+            chunk.cut = true;
+            break;
         }
-        Ok(out)
-    })
+        let event = decode_stored(&stored).map_err(|reason| AuditError::Decode {
+            seq: stored.seq,
+            reason,
+        })?;
+        chunk.last = Some((stored.seq, stored.hash, stored.recorded_at_unix_nanos));
+        chunk.events.push((stored.seq, stored.recorded_by, event));
+    }
+    Ok(chunk)
 }
 
 /// Reads the log up to `as_of` into a fresh projection.
@@ -142,59 +144,107 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
     if last == 0 {
         return Ok(replay);
     }
-    // Decoding and validating payloads is most of the work: decode a chunk on every core, then
-    // apply it in sequence order on this thread (the projection is order-dependent).
-    let threads = parallelism();
-    // A reader thread scans the log (IO-bound once the log outgrows sled's cache) while this thread
-    // decodes the previous chunk and applies it: the two overlap. A bounded channel keeps at most
-    // two chunks in flight.
+    // Reading and decoding the events costs more than applying them, and only applying is
+    // order-dependent: one worker per core reads a chunk of sequence numbers of its own and decodes
+    // it, and this thread applies the chunks in sequence order while the next ones are read. Each
+    // stored event is allocated and freed on the worker that read it (glibc's allocator slows down
+    // sharply when one thread frees what another allocated, as a separate reader thread did), and at
+    // most `WINDOW` chunks are read ahead of the one being applied.
+    let workers = parallelism();
+    let chunk_size = CHUNK as u64;
+    let chunks = last.div_ceil(chunk_size);
+    let window = workers * 2;
     std::thread::scope(|scope| -> Result<(), AuditError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<RecordedEvent>, AuditError>>(2);
-        scope.spawn(move || {
-            let mut events = log.read_range(1..=last);
-            loop {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                let mut done = false;
-                while chunk.len() < CHUNK {
-                    match events.next() {
-                        None => {
-                            done = true;
-                            break;
-                        }
-                        Some(Err(error)) => {
-                            let _ = tx.send(Err(error.into()));
+        let (token_tx, token_rx) = std::sync::mpsc::sync_channel::<()>(window);
+        for _ in 0..window {
+            // Cannot fail: the receiver is alive and the channel has room for the window.
+            let _ = token_tx.send(());
+        }
+        let token_rx = std::sync::Arc::new(std::sync::Mutex::new(token_rx));
+        let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel::<(u64, Decoded)>(window);
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (token_rx, decoded_tx, next) =
+                    (token_rx.clone(), decoded_tx.clone(), next.clone());
+                scope.spawn(move || {
+                    loop {
+                        let token = match token_rx.lock() {
+                            Ok(token_rx) => token_rx.recv(),
+                            Err(_) => return,
+                        };
+                        // No token: the applying side has stopped.
+                        if token.is_err() {
                             return;
                         }
-                        Some(Ok(stored)) => {
-                            if let AsOf::Time(until) = as_of
-                                && stored.recorded_at_unix_nanos > until
-                            {
-                                done = true;
-                                break;
-                            }
-                            chunk.push(stored);
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= chunks {
+                            return;
+                        }
+                        let first = index * chunk_size + 1;
+                        let range = first..=last.min(first + chunk_size - 1);
+                        // A panic would leave its chunk missing while the others wait for room
+                        // to read ahead: report it in the chunk's place instead.
+                        let decoded =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                read_chunk(log, range, as_of)
+                            }))
+                            .unwrap_or(Err(AuditError::Worker("a log reading thread panicked")));
+                        if decoded_tx.send((index, decoded)).is_err() {
+                            return;
                         }
                     }
+                })
+            })
+            .collect();
+        drop((token_rx, decoded_tx));
+        // Chunks arrive in the order they finish; apply them in the order of the log.
+        let mut pending = BTreeMap::new();
+        let mut applied = 0;
+        let mut cut = false;
+        let mut result = Ok(());
+        'receive: while applied < chunks && !cut {
+            let Ok((index, decoded)) = decoded_rx.recv() else {
+                break;
+            };
+            pending.insert(index, decoded);
+            while let Some(decoded) = pending.remove(&applied) {
+                applied += 1;
+                // Room for one more chunk to be read ahead (cannot block: one token per chunk).
+                let _ = token_tx.send(());
+                let chunk = match decoded {
+                    Ok(chunk) => chunk,
+                    Err(error) => {
+                        result = Err(error);
+                        break 'receive;
+                    }
+                };
+                if let Some((seq, hash, recorded_at)) = chunk.last {
+                    replay.last_sequence = seq;
+                    replay.chain_hash = hash;
+                    replay.last_recorded_at = Some(recorded_at);
                 }
-                // A closed receiver means the applying side stopped on an error: stop reading.
-                if (!chunk.is_empty() && tx.send(Ok(chunk)).is_err()) || done {
-                    return;
+                for (seq, recorded_by, event) in chunk.events {
+                    replay.projection.apply_owned(seq, event, &recorded_by);
+                    progress.tick();
+                }
+                if chunk.cut {
+                    cut = true;
+                    break 'receive;
                 }
             }
-        });
-        for chunk in rx {
-            let chunk = chunk?;
-            for (stored, event) in chunk.iter().zip(decode_chunk(&chunk, threads)?) {
-                replay
-                    .projection
-                    .apply_recorded(stored.seq, &event, &stored.recorded_by);
-                progress.tick();
-            }
-            if let Some(stored) = chunk.last() {
-                replay.last_sequence = stored.seq;
-                replay.chain_hash = stored.hash;
-                replay.last_recorded_at = Some(stored.recorded_at_unix_nanos);
-            }
+        }
+        // The workers stop at their next token or send.
+        drop((token_tx, decoded_rx));
+        let panicked = handles
+            .into_iter()
+            .map(|handle| handle.join().is_err())
+            .filter(|panicked| *panicked)
+            .count()
+            > 0;
+        result?;
+        if panicked || (applied < chunks && !cut) {
+            return Err(AuditError::Worker("a log reading thread panicked"));
         }
         Ok(())
     })?;
@@ -256,6 +306,146 @@ impl Replay {
         })
     }
 
+    /// Every subject of every study, in output order.
+    fn subjects(&self) -> Vec<(&StudyId, &Study, &SubjectId, &Subject)> {
+        self.projection
+            .studies
+            .iter()
+            .flat_map(|(study_id, study)| {
+                study
+                    .subjects
+                    .iter()
+                    .map(move |(subject_id, subject)| (study_id, study, subject_id, subject))
+            })
+            .collect()
+    }
+
+    /// Writes every outcome in `format`: the same bytes as `write_outcomes(&self.outcomes(), ..)`
+    /// (what `myolog replay` prints), but without holding every outcome in memory (a million-event
+    /// log has about 10^5, a few KiB each). Blocks of subjects are scored and rendered on every core
+    /// and written in order as they complete.
+    pub fn write_all_outcomes(
+        &self,
+        format: Format,
+        out: &mut impl Write,
+    ) -> Result<(), AuditError> {
+        if format == Format::Csv {
+            write_csv_row(out, &CSV_COLUMNS)?;
+        }
+        let subjects = self.subjects();
+        let blocks: Vec<_> = subjects.chunks(SUBJECT_BLOCK).collect();
+        let chain_hash = self.chain_hash.to_hex();
+        let render = |block: &[(&StudyId, &Study, &SubjectId, &Subject)], mut bytes: Vec<u8>| {
+            bytes.clear();
+            for (study_id, study, subject_id, subject) in block {
+                for outcome in outcomes::subject_outcomes(
+                    study_id,
+                    study,
+                    subject_id,
+                    subject,
+                    self.last_sequence,
+                ) {
+                    let replayed = ReplayedOutcome {
+                        provenance: Provenance {
+                            last_sequence: self.last_sequence,
+                            chain_hash: chain_hash.clone(),
+                            algorithms: algorithms(&outcome),
+                            engine_version: ENGINE_VERSION,
+                        },
+                        outcome,
+                    };
+                    match format {
+                        Format::Jsonl => write_jsonl_record(&replayed, &mut bytes),
+                        // Writing into a `Vec` cannot fail.
+                        Format::Csv => {
+                            let _ = write_csv_row(&mut bytes, &csv_record(&replayed));
+                        }
+                    }
+                }
+            }
+            bytes
+        };
+        let threads = parallelism();
+        if threads <= 1 || blocks.len() < 2 {
+            let mut bytes = Vec::new();
+            for block in blocks {
+                bytes = render(block, bytes);
+                out.write_all(&bytes)?;
+            }
+            out.flush()?;
+            return Ok(());
+        }
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        // Written blocks' buffers go back to the workers: a fresh half-megabyte buffer per block
+        // (mapped, faulted in, freed by another thread) cost more than filling it.
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(threads * 8);
+        let recycle_rx = std::sync::Mutex::new(recycle_rx);
+        std::thread::scope(|scope| -> Result<(), AuditError> {
+            // Bounded: a slow writer holds back the scoring instead of buffering the whole output.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<u8>)>(threads * 4);
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    let tx = tx.clone();
+                    let (next, stop, blocks, render, recycle_rx) =
+                        (&next, &stop, &blocks, &render, &recycle_rx);
+                    scope.spawn(move || {
+                        while !stop.load(Ordering::Relaxed) {
+                            let index = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(block) = blocks.get(index) else {
+                                return;
+                            };
+                            let buffer = recycle_rx
+                                .lock()
+                                .ok()
+                                .and_then(|recycled| recycled.try_recv().ok())
+                                .unwrap_or_default();
+                            if tx.send((index, render(block, buffer))).is_err() {
+                                return;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            drop(tx);
+            // Blocks finish out of order: keep the early ones until their predecessors are written.
+            let mut pending = BTreeMap::new();
+            let mut written = 0;
+            let mut result: Result<(), AuditError> = Ok(());
+            for (index, bytes) in &rx {
+                pending.insert(index, bytes);
+                while let Some(bytes) = pending.remove(&written) {
+                    if let Err(error) = out.write_all(&bytes) {
+                        result = Err(error.into());
+                        break;
+                    }
+                    written += 1;
+                    // A full return channel just lets this buffer go.
+                    let _ = recycle_tx.try_send(bytes);
+                }
+                if result.is_err() {
+                    break;
+                }
+            }
+            // On a write error the workers stop at their next block or send.
+            stop.store(true, Ordering::Relaxed);
+            drop(rx);
+            let panicked = workers
+                .into_iter()
+                .map(|worker| worker.join().is_err())
+                .filter(|panicked| *panicked)
+                .count()
+                > 0;
+            result?;
+            if panicked || written != blocks.len() {
+                return Err(AuditError::Worker("a scoring thread panicked"));
+            }
+            Ok(())
+        })?;
+        out.flush()?;
+        Ok(())
+    }
+
     /// Cohort statistics per study, in study order.
     pub fn cohorts(&self) -> Vec<pb::CohortOutcomes> {
         self.projection
@@ -280,6 +470,7 @@ impl Replay {
 /// rather than parsing it: this runs once per outcome of a million-event replay.
 pub fn algorithms(outcome: &pb::VisitOutcome) -> Vec<String> {
     const KEY: &str = "\"algorithm\":\"";
+    // Borrowed while collecting: the same few ids appear many times in one result.
     let mut ids = BTreeSet::new();
     for id in [
         outcome.doi.as_ref().map(|d| d.algorithm.as_str()),
@@ -289,17 +480,17 @@ pub fn algorithms(outcome: &pb::VisitOutcome) -> Vec<String> {
     .flatten()
     .filter(|id| !id.is_empty())
     {
-        ids.insert(id.to_string());
+        ids.insert(id);
     }
     let mut rest = outcome.result_json.as_str();
     while let Some(at) = rest.find(KEY) {
         rest = &rest[at + KEY.len()..];
         if let Some(end) = rest.find('"') {
-            ids.insert(rest[..end].to_string());
+            ids.insert(&rest[..end]);
             rest = &rest[end..];
         }
     }
-    ids.into_iter().collect()
+    ids.into_iter().map(str::to_string).collect()
 }
 
 /// `met`, `not_met`, `not_evaluable` (empty when absent).
@@ -370,6 +561,71 @@ pub fn to_json(replayed: &ReplayedOutcome) -> Value {
             "engine_version": p.engine_version,
         },
     })
+}
+
+/// Appends one outcome as a JSON line: the same bytes as `serde_json::to_writer(out, &to_json(r))`
+/// plus a newline, written field by field in sorted-key order rather than through a `Value` tree
+/// (which cost more than scoring the outcome). `tests::records_match_to_json` holds it to that.
+pub fn write_jsonl_record(replayed: &ReplayedOutcome, out: &mut Vec<u8>) {
+    // Serialising strings, numbers and string lists into a `Vec` cannot fail.
+    fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T) {
+        out.extend_from_slice(key.as_bytes());
+        let _ = serde_json::to_writer(&mut *out, value);
+    }
+    let o = &replayed.outcome;
+    let p = &replayed.provenance;
+    put(out, "{\"baseline_visit_id\":", &o.baseline_visit_id);
+    match &o.cdasi {
+        Some(c) => {
+            put(out, ",\"cdasi\":{\"activity_change\":", &c.activity_change);
+            put(out, ",\"baseline_activity\":", &c.baseline_activity);
+            put(out, ",\"followup_activity\":", &c.followup_activity);
+            put(out, ",\"mcid_reached\":", &c.mcid_reached);
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b",\"cdasi\":null"),
+    }
+    put(out, ",\"clinical_date\":", &o.clinical_date);
+    match &o.doi {
+        Some(d) => {
+            put(out, ",\"doi\":{\"algorithm\":", &d.algorithm);
+            put(out, ",\"improved\":", &d.improved);
+            put(out, ",\"status\":", doi_status(o));
+            put(out, ",\"worsened\":", &d.worsened);
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b",\"doi\":null"),
+    }
+    put(out, ",\"provenance\":{\"algorithms\":", &p.algorithms);
+    put(out, ",\"chain_hash\":", &p.chain_hash);
+    put(out, ",\"engine_version\":", p.engine_version);
+    put(out, ",\"last_sequence\":", &p.last_sequence);
+    out.extend_from_slice(b"},\"result\":");
+    super::canonical::write_sorted(&o.result_json, out);
+    put(out, ",\"study_id\":", &o.study_id);
+    put(out, ",\"subject_id\":", &o.subject_id);
+    match &o.tis {
+        Some(t) => {
+            put(out, ",\"tis\":{\"algorithm\":", &t.algorithm);
+            let category = tis_category(o);
+            put(
+                out,
+                ",\"category\":",
+                &(!category.is_empty()).then_some(category),
+            );
+            put(out, ",\"evaluable\":", &t.evaluable);
+            put(out, ",\"missing\":", &t.missing);
+            put(
+                out,
+                ",\"score\":",
+                &(!t.score.is_empty()).then_some(&t.score),
+            );
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b",\"tis\":null"),
+    }
+    put(out, ",\"visit_id\":", &o.visit_id);
+    out.extend_from_slice(b"}\n");
 }
 
 /// Output formats of `replay` and `export`.
@@ -462,9 +718,11 @@ pub fn write_outcomes(
 ) -> Result<(), AuditError> {
     match format {
         Format::Jsonl => {
+            let mut line = Vec::new();
             for replayed in outcomes {
-                serde_json::to_writer(&mut *out, &to_json(replayed))?;
-                out.write_all(b"\n")?;
+                line.clear();
+                write_jsonl_record(replayed, &mut line);
+                out.write_all(&line)?;
             }
         }
         Format::Csv => {
@@ -622,6 +880,160 @@ pub fn write_cohorts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::{Cohort, VISITS};
+    use crate::{app, wire};
+    use myolog_storage::{ExpectedVersion, LogOptions, NewEvent};
+    use prost::Message;
+
+    /// A log of the synthetic cohort stored as the service stores it: `subjects` subjects, enough
+    /// for several read chunks and scoring blocks.
+    fn cohort_log(dir: &std::path::Path, subjects: usize) -> EventLog {
+        let log = EventLog::open(dir.join("log"), LogOptions::default()).expect("log opens");
+        let cohort = Cohort::new(2017, subjects);
+        let mut batches = vec![cohort.enrollment()];
+        for (visit, _) in VISITS {
+            batches.extend((0..cohort.len()).map(|index| cohort.visit_batch(index, visit)));
+        }
+        for request in batches {
+            let events = request
+                .events
+                .iter()
+                .map(|wire_event| {
+                    let event = wire::event_from_proto(wire_event, "event").expect("valid event");
+                    NewEvent {
+                        event_id: event.event_id.to_string(),
+                        stream_key: wire::stream_key(&event),
+                        expected_version: ExpectedVersion::Any,
+                        event_type: event.body.type_name().to_string(),
+                        schema_version: app::SCHEMA_VERSION,
+                        payload: wire_event.encode_to_vec(),
+                    }
+                })
+                .collect();
+            log.append(events, "test").expect("append");
+        }
+        log
+    }
+
+    /// What `myolog replay` printed before it streamed: the outcomes collected, then each one's
+    /// `to_json` value serialised (JSONL) or its CSV record.
+    fn collected(replay: &Replay, format: Format) -> Vec<u8> {
+        let outcomes = replay.outcomes();
+        let mut out = Vec::new();
+        match format {
+            Format::Jsonl => {
+                for replayed in &outcomes {
+                    serde_json::to_writer(&mut out, &to_json(replayed)).expect("json");
+                    out.push(b'\n');
+                }
+            }
+            Format::Csv => write_outcomes(&outcomes, format, &mut out).expect("csv"),
+        }
+        out
+    }
+
+    #[test]
+    fn streamed_outcomes_are_the_bytes_of_the_collected_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // 130 subjects: about 4800 events (two read chunks), nine scoring blocks.
+        let log = cohort_log(dir.path(), 130);
+        let head = log.head().seq;
+        assert!(head > CHUNK as u64, "{head} events");
+        let chunk = CHUNK as u64;
+        for as_of in [
+            AsOf::Head,
+            AsOf::Sequence(1),
+            AsOf::Sequence(chunk),
+            AsOf::Sequence(chunk + 1),
+            AsOf::Sequence(head / 2),
+            AsOf::Sequence(0),
+        ] {
+            let replay = project(&log, as_of, &mut Progress::hidden()).expect("replay");
+            let expected_last = match as_of {
+                AsOf::Sequence(seq) => seq,
+                _ => head,
+            };
+            assert_eq!(replay.last_sequence, expected_last, "{as_of:?}");
+            for format in [Format::Jsonl, Format::Csv] {
+                let mut streamed = Vec::new();
+                replay
+                    .write_all_outcomes(format, &mut streamed)
+                    .expect("write");
+                let expected = collected(&replay, format);
+                assert_eq!(
+                    String::from_utf8_lossy(&streamed),
+                    String::from_utf8_lossy(&expected),
+                    "{as_of:?} {format:?}"
+                );
+                let mut written = Vec::new();
+                write_outcomes(&replay.outcomes(), format, &mut written).expect("write");
+                assert_eq!(written, expected, "{as_of:?} {format:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn records_match_to_json_whatever_is_absent() {
+        let full = ReplayedOutcome {
+            outcome: pb::VisitOutcome {
+                study_id: "ST\"1".into(),
+                subject_id: "S\\1".into(),
+                visit_id: "W12".into(),
+                baseline_visit_id: "BL".into(),
+                clinical_date: "2024-03-01".into(),
+                doi: Some(pb::Doi {
+                    status: pb::DoiStatus::Met as i32,
+                    improved: vec!["mmt".into(), "haq".into()],
+                    worsened: vec![],
+                    algorithm: "doi-2004@1".into(),
+                }),
+                tis: Some(pb::Tis {
+                    evaluable: true,
+                    score: "42.5".into(),
+                    category: pb::TisCategory::Moderate as i32,
+                    missing: vec![],
+                    algorithm: "tis-2016@1".into(),
+                }),
+                cdasi: Some(pb::CdasiChange {
+                    baseline_activity: Some(24),
+                    followup_activity: None,
+                    activity_change: Some(-5),
+                    mcid_reached: true,
+                }),
+                result_json: r#"{"z":1.5,"a":{"y":[1,2],"b":null},"algorithm":"x@1"}"#.into(),
+                ..Default::default()
+            },
+            provenance: Provenance {
+                last_sequence: 7,
+                chain_hash: "ab".repeat(32),
+                algorithms: vec!["doi-2004@1".into(), "tis-2016@1".into()],
+                engine_version: ENGINE_VERSION,
+            },
+        };
+        let mut no_parts = full.clone();
+        no_parts.outcome.doi = None;
+        no_parts.outcome.tis = None;
+        no_parts.outcome.cdasi = None;
+        no_parts.outcome.result_json = "not json".into();
+        let mut not_evaluable = full.clone();
+        if let Some(tis) = not_evaluable.outcome.tis.as_mut() {
+            tis.evaluable = false;
+            tis.score.clear();
+            tis.category = pb::TisCategory::Unspecified as i32;
+            tis.missing = vec!["haq".into()];
+        }
+        not_evaluable.outcome.result_json = String::new();
+        for replayed in [full, no_parts, not_evaluable] {
+            let mut line = Vec::new();
+            write_jsonl_record(&replayed, &mut line);
+            let mut expected = serde_json::to_vec(&to_json(&replayed)).expect("json");
+            expected.push(b'\n');
+            assert_eq!(
+                String::from_utf8_lossy(&line),
+                String::from_utf8_lossy(&expected)
+            );
+        }
+    }
 
     #[test]
     fn algorithms_are_collected_sorted_and_unique() {

@@ -8,12 +8,15 @@
 
 use std::fmt::Write;
 
+use myolog_domain::protocol::Protocol;
 use myolog_proto::v1 as pb;
+use myolog_scoring::protocol_eval::EndpointCohort;
+use myolog_scoring::stats::Summary;
 use serde_json::Value;
 
-use super::ENGINE_VERSION;
 use super::replay::{Replay, ReplayedOutcome, doi_status, tis_category};
 use super::svg::{self, Bar, DotRow, Series, escape};
+use super::{ENGINE_VERSION, endpoints};
 
 /// The visit the report treats as primary when the study has no protocol naming one and has this
 /// visit (the synthetic cohort's week 12); otherwise the last follow-up visit.
@@ -328,9 +331,112 @@ fn subject_table(html: &mut String, primary: &[ReplayedOutcome]) {
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1140px}h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}p.prov{font-size:12px;color:#555;word-break:break-all}table{border-collapse:collapse;font-size:12px;margin:10px 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}td.t{text-align:left}td.met{color:#1a7f37;font-weight:bold}td.not_met{color:#b42318}svg.chart{display:block;margin:12px 0;border:1px solid #eee}";
 
+fn summary_text(summary: Option<&Summary>) -> String {
+    match summary {
+        Some(s) => format!(
+            "{:.2} ± {}; median {:.2} [IQR {:.2}, {:.2}] (n = {})",
+            s.mean,
+            s.sd.map_or_else(|| "–".to_string(), |sd| format!("{sd:.2}")),
+            s.median,
+            s.q1,
+            s.q3,
+            s.n
+        ),
+        None => "–".to_string(),
+    }
+}
+
+/// One table per protocol endpoint (the cohort tables GetCohort serves): responders n/N with the
+/// exact (Clopper-Pearson) 95% CI, TIS categories, mean ± SD and median [IQR] of the values,
+/// protocol deviations, missing and not evaluable subjects.
+fn endpoint_section(html: &mut String, protocol: &Protocol, tables: &[EndpointCohort]) {
+    let _ = write!(
+        html,
+        "<h3>Protocol endpoints ({})</h3>",
+        escape(&protocol.reference().to_string())
+    );
+    for table in tables {
+        let endpoint = protocol.endpoint(&table.endpoint);
+        let _ = write!(
+            html,
+            "<table class=\"endpoint\" data-endpoint=\"{}\"><thead><tr><th colspan=\"2\">{} — {}</th></tr></thead><tbody>",
+            escape(&table.endpoint),
+            escape(&table.endpoint),
+            escape(endpoint.map_or("", |e| e.text.as_str())),
+        );
+        let mut row = |label: &str, class: &str, value: String| {
+            let _ = write!(
+                html,
+                "<tr><td>{label}</td><td class=\"t {class}\">{}</td></tr>",
+                escape(&value)
+            );
+        };
+        row("Subjects", "subjects", table.subjects.to_string());
+        if let Some(responders) = &table.responders {
+            let rule = endpoints::rule_text(protocol, &table.endpoint);
+            let text = match responders.value() {
+                Some(p) if p.n > 0 => format!(
+                    "{}/{} ({:.1}%; exact 95% CI {:.1}% to {:.1}%)",
+                    p.responders,
+                    p.n,
+                    100.0 * p.estimate,
+                    100.0 * p.ci_lower,
+                    100.0 * p.ci_upper
+                ),
+                Some(p) => format!("{}/{}", p.responders, p.n),
+                None => "not evaluable".to_string(),
+            };
+            row(&format!("Responders ({rule})"), "responders", text);
+        }
+        if let Some(categories) = &table.categories {
+            let text = categories
+                .iter()
+                .map(|(category, n)| {
+                    let key = serde_json::to_value(category)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    format!("{key} {n}")
+                })
+                .collect::<Vec<_>>()
+                .join(" / ");
+            row("TIS categories", "categories", text);
+        }
+        if let Some(scores) = &table.scores {
+            row("TIS score", "values", summary_text(scores.value()));
+        }
+        if let Some(paired) = table.paired.as_ref().and_then(|p| p.value()) {
+            row(
+                "Baseline",
+                "baseline",
+                summary_text(paired.baseline.value()),
+            );
+            row(
+                "At the visit",
+                "visit",
+                summary_text(paired.followup.value()),
+            );
+            row("Change", "values", summary_text(paired.change.value()));
+        }
+        row(
+            "Protocol deviations (outside window)",
+            "deviations",
+            table.deviations.to_string(),
+        );
+        row("Missing", "missing", table.missing.to_string());
+        row(
+            "Not evaluable",
+            "not_evaluable",
+            table.not_evaluable.to_string(),
+        );
+        html.push_str("</tbody></table>");
+    }
+}
+
 /// The whole page.
 pub fn render(replay: &Replay) -> String {
     let studies = study_charts(replay);
+    let endpoint_tables = endpoints::endpoint_tables(replay);
     let outcomes = replay.outcomes();
     let mut algorithms: Vec<String> = outcomes
         .iter()
@@ -367,6 +473,12 @@ pub fn render(replay: &Replay) -> String {
             escape(&study.primary_visit)
         );
         subject_table(&mut html, &study.primary);
+        if let Some((_, protocol, tables)) = endpoint_tables
+            .iter()
+            .find(|(id, _, _)| id.as_str() == study.study_id)
+        {
+            endpoint_section(&mut html, protocol, tables);
+        }
     }
     html.push_str("</body></html>\n");
     html
