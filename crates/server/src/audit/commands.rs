@@ -13,7 +13,7 @@ use myolog_storage::{EventLog, LogOptions};
 use super::progress::Progress;
 use super::replay::{self, AsOf, Format};
 use super::table::parse_rfc3339;
-use super::{AuditError, adam, endpoints, export, report};
+use super::{AuditError, adam, eligibility, endpoints, export, report};
 
 /// Exit code of a failed audit command (a damaged log from `verify` exits 3).
 const FAILURE: u8 = 1;
@@ -62,8 +62,12 @@ pub struct ReplayArgs {
     pub cohort: bool,
     /// Write the protocol's endpoints instead: one record per subject x endpoint (with
     /// `--cohort`: one table per study x endpoint), each naming the protocol version it used.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "eligibility")]
     pub endpoints: bool,
+    /// Write the protocol's eligibility instead: one record per subject x criterion with the
+    /// values each rule saw (with `--cohort`: the count table per study x criterion).
+    #[arg(long)]
+    pub eligibility: bool,
 }
 
 /// What `myolog export` writes.
@@ -164,7 +168,11 @@ pub fn run_replay(args: &ReplayArgs) -> ExitCode {
             }
         }
         let mut out = output(args.out.as_deref())?;
-        if args.endpoints && args.cohort {
+        if args.eligibility && args.cohort {
+            eligibility::write_eligibility_tables(&replayed, args.format, &mut out)
+        } else if args.eligibility {
+            eligibility::write_subject_eligibility(&replayed, args.format, &mut out)
+        } else if args.endpoints && args.cohort {
             endpoints::write_endpoint_tables(&replayed, args.format, &mut out)
         } else if args.endpoints {
             endpoints::write_subject_endpoints(&replayed, args.format, &mut out)

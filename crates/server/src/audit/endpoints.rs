@@ -366,7 +366,7 @@ pub fn write_endpoint_tables(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;
@@ -380,12 +380,12 @@ mod tests {
     const SUBJECTS: usize = 6;
 
     /// A log of the synthetic cohort registered under STIR's protocol, through the service's ingest.
-    async fn stir_log(dir: &std::path::Path) {
+    pub(crate) async fn stir_log(dir: &std::path::Path, subjects: usize) {
         let app = App::open(AppConfig::new(dir)).await.expect("app opens");
-        let cohort = Cohort::new(11, SUBJECTS).with_stir_protocol();
+        let cohort = Cohort::new(11, subjects).with_stir_protocol();
         app.submit(cohort.enrollment()).await.expect("enrollment");
         for (visit, _) in VISITS {
-            for index in 0..SUBJECTS {
+            for index in 0..subjects {
                 app.submit(cohort.visit_batch(index, visit))
                     .await
                     .expect("visit batch");
@@ -398,7 +398,7 @@ mod tests {
             .expect("closed");
     }
 
-    fn replay_of(dir: &std::path::Path) -> Replay {
+    pub(crate) fn replay_of(dir: &std::path::Path) -> Replay {
         let log = open_log(dir).expect("log opens");
         project(&log, AsOf::Head, &mut Progress::hidden()).expect("replay")
     }
@@ -423,7 +423,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn replay_export_and_report_carry_the_served_endpoints() {
         let dir = tempfile::tempdir().expect("temp dir");
-        stir_log(dir.path()).await;
+        stir_log(dir.path(), SUBJECTS).await;
         let replay = replay_of(dir.path());
         let served = served_tables(&replay);
         assert!(
@@ -458,7 +458,10 @@ mod tests {
             for record in of_endpoint {
                 assert_eq!(record["protocol"], "STIR");
                 assert_eq!(record["protocol_version"], 1);
-                assert_eq!(record["provenance"]["protocol"], "STIR v1");
+                assert_eq!(
+                    record["provenance"]["protocol"],
+                    "STIR v1 registered as STIR-DEMO"
+                );
                 assert_eq!(record["provenance"]["last_sequence"], replay.last_sequence);
                 assert_eq!(
                     record["provenance"]["chain_hash"],
@@ -515,7 +518,10 @@ mod tests {
                 .filter(|row| row.paramcd == table.endpoint)
                 .collect();
             assert_eq!(rows.len(), SUBJECTS, "{}", table.endpoint);
-            assert!(rows.iter().all(|row| row.algorithm == "STIR v1"));
+            assert!(
+                rows.iter()
+                    .all(|row| row.algorithm == "STIR v1 registered as STIR-DEMO")
+            );
             assert!(rows.iter().all(|row| !row.ablfl && !row.avisit.is_empty()));
             if let Some(responders) = table.responders.map(|p| p.responders) {
                 let flagged = rows.iter().filter(|row| row.crit1fl == Some(true)).count();

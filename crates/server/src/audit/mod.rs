@@ -8,6 +8,7 @@
 //! - [`replay`]: the log up to a sequence or a time, projected and scored; provenance per outcome.
 //! - [`export`]: the audit trail (who, when, what, why, what it supersedes).
 //! - [`adam`]: one row per subject x visit x parameter with the columns ADaM statisticians expect.
+//! - [`endpoints`], [`eligibility`]: the protocol's endpoints and eligibility, per subject and as tables.
 //! - [`report`], [`svg`]: the HTML page and its hand-written SVG charts.
 //! - [`table`]: RFC 4180 CSV and timestamps; [`progress`]: the terminal-only progress bar.
 //! - [`commands`]: `myolog replay`, `export`, `report`; [`grpc`]: `Audit.Replay`.
@@ -15,6 +16,7 @@
 pub mod adam;
 pub mod canonical;
 pub mod commands;
+pub mod eligibility;
 pub mod endpoints;
 pub mod export;
 pub mod grpc;

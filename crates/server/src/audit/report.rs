@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::replay::{Replay, ReplayedOutcome, doi_status, tis_category};
 use super::svg::{self, Bar, DotRow, Series, escape};
-use super::{ENGINE_VERSION, endpoints};
+use super::{ENGINE_VERSION, eligibility, endpoints};
 
 /// The visit the report treats as primary when the study has no protocol naming one and has this
 /// visit (the synthetic cohort's week 12); otherwise the last follow-up visit.
@@ -433,10 +433,39 @@ fn endpoint_section(html: &mut String, protocol: &Protocol, tables: &[EndpointCo
     }
 }
 
+/// The eligibility count table GetCohort serves: eligible n/N, then per criterion how many subjects
+/// met it, did not, had it not apply, or could not be evaluated (a missing value is never "not met").
+fn eligibility_section(html: &mut String, table: &myolog_proto::v1::EligibilityTable) {
+    let _ = write!(
+        html,
+        "<h3>Eligibility ({})</h3><p class=\"eligible\">Eligible {}/{} (not eligible {}, not evaluable {})</p><table class=\"eligibility\"><thead><tr><th>Criterion</th><th>Met</th><th>Not met</th><th>Not applicable</th><th>Not evaluable</th></tr></thead><tbody>",
+        escape(&table.protocol),
+        table.eligible,
+        table.subjects,
+        table.not_eligible,
+        table.not_evaluable,
+    );
+    for criterion in &table.criteria {
+        let _ = write!(
+            html,
+            "<tr data-criterion=\"{}\"><td>{} — {}</td><td class=\"t met\">{}</td><td class=\"t not_met\">{}</td><td class=\"t not_applicable\">{}</td><td class=\"t not_evaluable\">{}</td></tr>",
+            escape(&criterion.id),
+            escape(&criterion.id),
+            escape(&criterion.text),
+            criterion.met,
+            criterion.not_met,
+            criterion.not_applicable,
+            criterion.not_evaluable,
+        );
+    }
+    html.push_str("</tbody></table>");
+}
+
 /// The whole page.
 pub fn render(replay: &Replay) -> String {
     let studies = study_charts(replay);
     let endpoint_tables = endpoints::endpoint_tables(replay);
+    let eligibility_tables = eligibility::tables(replay);
     let outcomes = replay.outcomes();
     let mut algorithms: Vec<String> = outcomes
         .iter()
@@ -478,6 +507,12 @@ pub fn render(replay: &Replay) -> String {
             .find(|(id, _, _)| id.as_str() == study.study_id)
         {
             endpoint_section(&mut html, protocol, tables);
+        }
+        if let Some((_, table)) = eligibility_tables
+            .iter()
+            .find(|(id, _)| id.as_str() == study.study_id)
+        {
+            eligibility_section(&mut html, table);
         }
     }
     html.push_str("</body></html>\n");
