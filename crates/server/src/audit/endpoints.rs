@@ -540,6 +540,14 @@ pub(crate) mod tests {
 
         // Report: a table per endpoint with the served responders and exact CI.
         let html = report::render(&replay);
+        let p_text = |p: f64| {
+            if p < 0.0001 {
+                "< 0.0001".to_string()
+            } else {
+                format!("{p:.4}")
+            }
+        };
+        let mut paired_shown = 0;
         for table in &served {
             let start = html
                 .find(&format!("data-endpoint=\"{}\"", table.endpoint))
@@ -558,7 +566,20 @@ pub(crate) mod tests {
                 assert!(section.contains(&expected), "{expected} in {section}");
             }
             assert!(section.contains(&format!("<td class=\"t missing\">{}</td>", table.missing)));
+            // A continuous endpoint shows the served paired test (t-test and Wilcoxon p-values).
+            let served_json: Value = serde_json::from_str(&table.table_json).expect("table JSON");
+            let paired = &served_json["paired"];
+            if let Some(t_p) = paired["t_test"]["p_value"].as_f64() {
+                paired_shown += 1;
+                let expected = format!("t-test {}", p_text(t_p));
+                assert!(section.contains(&expected), "{expected} in {section}");
+                if let Some(w_p) = paired["wilcoxon"]["p_value"].as_f64() {
+                    let expected = format!("Wilcoxon signed-rank {}", p_text(w_p));
+                    assert!(section.contains(&expected), "{expected} in {section}");
+                }
+            }
         }
+        assert!(paired_shown >= 1, "STIR's CDASI change has a paired test");
     }
 
     #[test]

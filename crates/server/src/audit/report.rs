@@ -417,6 +417,18 @@ fn endpoint_section(html: &mut String, protocol: &Protocol, tables: &[EndpointCo
                 summary_text(paired.followup.value()),
             );
             row("Change", "values", summary_text(paired.change.value()));
+            let t_test = paired.t_test.value().map(|t| t.p_value);
+            let wilcoxon = paired.wilcoxon.value().map(|w| w.p_value);
+            row(
+                "Paired test (p, two-sided)",
+                "paired",
+                format!(
+                    "t-test {}; Wilcoxon signed-rank {} ({} pairs)",
+                    p_value(t_test),
+                    p_value(wilcoxon),
+                    paired.n_pairs
+                ),
+            );
         }
         row(
             "Protocol deviations (outside window)",
