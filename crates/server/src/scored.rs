@@ -116,39 +116,20 @@ pub fn from_outcome(outcome: CaseOutcome) -> Scored {
 }
 
 /// The result in the `myolog score` JSON contract, as `serde_json::to_string` writes it, but
-/// serialised into a buffer that keeps its capacity: growing a fresh buffer from empty for every
-/// outcome (a few KiB each) was most of the cost of serialising a replay's outcomes. The buffer is
-/// one that [`recycle`] handed back on this thread, if any: a replay drops each outcome right after
-/// writing it, and a fresh multi-KiB allocation per outcome made glibc's allocator consolidate its
-/// small-chunk bins every time (a visible share of a replay's CPU).
+/// serialised into a per-thread buffer that keeps its capacity: growing a fresh buffer from empty
+/// for every outcome (a few KiB each) was most of the cost of serialising a replay's outcomes.
 fn to_json(outcome: &CaseOutcome) -> String {
-    let mut buffer = RECYCLED
-        .with_borrow_mut(Vec::pop)
-        .map(String::into_bytes)
-        .unwrap_or_default();
-    buffer.clear();
-    match serde_json::to_writer(&mut buffer, outcome) {
-        // serde_json writes valid UTF-8; checking it is cheaper than the lossy conversion.
-        Ok(()) => String::from_utf8(buffer)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
-        Err(e) => format!("{{\"error\":\"{e}\"}}"),
+    thread_local! {
+        static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-}
-
-thread_local! {
-    /// Result buffers handed back by [`recycle`], reused by the next [`to_json`] calls on this
-    /// thread (a subject's visits are all scored before any is written, hence more than one).
-    static RECYCLED: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Hands a result's JSON text back once it has been written, so that the next outcome scored on
-/// this thread serialises into its capacity instead of a fresh allocation.
-pub fn recycle(json: String) {
-    /// Enough for a subject's follow-up visits; beyond it buffers are simply freed.
-    const KEPT: usize = 32;
-    RECYCLED.with_borrow_mut(|pool| {
-        if pool.len() < KEPT {
-            pool.push(json);
+    BUFFER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        match serde_json::to_writer(&mut *buffer, outcome) {
+            // serde_json writes valid UTF-8; checking it is cheaper than the lossy conversion.
+            Ok(()) => std::str::from_utf8(buffer)
+                .map(str::to_owned)
+                .unwrap_or_else(|_| String::from_utf8_lossy(buffer).into_owned()),
+            Err(e) => format!("{{\"error\":\"{e}\"}}"),
         }
-    });
+    })
 }

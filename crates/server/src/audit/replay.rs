@@ -345,7 +345,7 @@ impl Replay {
                     subject,
                     self.last_sequence,
                 ) {
-                    let mut replayed = ReplayedOutcome {
+                    let replayed = ReplayedOutcome {
                         provenance: Provenance {
                             last_sequence: self.last_sequence,
                             chain_hash: chain_hash.clone(),
@@ -361,8 +361,6 @@ impl Replay {
                             let _ = write_csv_row(&mut bytes, &csv_record(&replayed));
                         }
                     }
-                    // Written: its result text's buffer serves the next outcome on this thread.
-                    crate::scored::recycle(std::mem::take(&mut replayed.outcome.result_json));
                 }
             }
             bytes
