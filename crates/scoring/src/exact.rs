@@ -25,13 +25,57 @@ pub struct Ratio {
     denominator: i128,
 }
 
-fn gcd(mut a: i128, mut b: i128) -> i128 {
-    a = a.abs();
-    b = b.abs();
+fn gcd(a: i128, b: i128) -> i128 {
+    let (a, b) = (a.unsigned_abs(), b.unsigned_abs());
+    // Scores, sums and percentages keep every operand far below 2^64: there a 64-bit binary gcd
+    // (shifts and subtractions) replaces the 128-bit remainders, which are library calls and were a
+    // visible share of a replay's scoring time. The gcd is the same number either way.
+    match (u64::try_from(a), u64::try_from(b)) {
+        (Ok(a), Ok(b)) => i128::from(gcd_u64(a, b)),
+        _ => gcd_u128(a, b) as i128,
+    }
+}
+
+/// Stein's binary gcd; `gcd_u64(0, 0) == 0`.
+fn gcd_u64(mut a: u64, mut b: u64) -> u64 {
+    if a == 0 {
+        return b;
+    }
+    if b == 0 {
+        return a;
+    }
+    let shift = (a | b).trailing_zeros();
+    a >>= a.trailing_zeros();
+    loop {
+        b >>= b.trailing_zeros();
+        if a > b {
+            (a, b) = (b, a);
+        }
+        b -= a;
+        if b == 0 {
+            return a << shift;
+        }
+    }
+}
+
+fn gcd_u128(mut a: u128, mut b: u128) -> u128 {
     while b != 0 {
         (a, b) = (b, a % b);
     }
     a
+}
+
+/// `value / divisor` for an exact divisor, in 64-bit arithmetic when both fit (a hardware division
+/// instead of a 128-bit library call); the quotient is the same.
+fn divide(value: i128, divisor: i128) -> i128 {
+    match (i64::try_from(value), i64::try_from(divisor)) {
+        // i64::MIN / -1 is the one 64-bit quotient that does not fit; checked_div leaves it to i128.
+        (Ok(v), Ok(d)) => match v.checked_div(d) {
+            Some(q) => i128::from(q),
+            None => value / divisor,
+        },
+        _ => value / divisor,
+    }
 }
 
 impl Ratio {
@@ -48,8 +92,8 @@ impl Ratio {
         let divisor = gcd(numerator, denominator).max(1);
         let sign = if denominator < 0 { -1 } else { 1 };
         Ok(Self {
-            numerator: sign * numerator / divisor,
-            denominator: sign * denominator / divisor,
+            numerator: sign * divide(numerator, divisor),
+            denominator: sign * divide(denominator, divisor),
         })
     }
 
@@ -112,11 +156,11 @@ impl Ratio {
         // Cross-reduce first to keep the products small.
         let first = gcd(self.numerator, other.denominator).max(1);
         let second = gcd(other.numerator, self.denominator).max(1);
-        let numerator = (self.numerator / first)
-            .checked_mul(other.numerator / second)
+        let numerator = divide(self.numerator, first)
+            .checked_mul(divide(other.numerator, second))
             .ok_or(Overflow)?;
-        let denominator = (self.denominator / second)
-            .checked_mul(other.denominator / first)
+        let denominator = divide(self.denominator, second)
+            .checked_mul(divide(other.denominator, first))
             .ok_or(Overflow)?;
         Self::new(numerator, denominator)
     }
@@ -132,9 +176,28 @@ impl Ratio {
     /// The value rounded half away from zero to [`DISPLAY_DECIMALS`] places, for output only.
     /// `None` if it does not fit a `Decimal`.
     pub fn to_display_decimal(self) -> Option<Decimal> {
+        let scale = 10_i128.pow(DISPLAY_DECIMALS);
+        // The same steps in 64-bit arithmetic when nothing can leave it: |remainder| < denominator
+        // < 2^43, so remainder * 10^6 < 2^63 (hardware divisions instead of 128-bit library calls).
+        if let (Ok(numerator), Ok(denominator)) = (
+            i64::try_from(self.numerator),
+            i64::try_from(self.denominator),
+        ) && denominator < 1 << 43
+        {
+            let whole = numerator / denominator;
+            let scaled = (numerator % denominator) * 1_000_000;
+            let mut fraction = scaled / denominator;
+            if (scaled % denominator).abs() * 2 >= denominator {
+                fraction += if numerator < 0 { -1 } else { 1 };
+            }
+            // |whole| < 2^63, so whole * 10^6 fits an i128 (the checked steps below never fail here).
+            let total = i128::from(whole) * scale + i128::from(fraction);
+            return Decimal::try_from_i128_with_scale(total, DISPLAY_DECIMALS)
+                .ok()
+                .map(|value| value.normalize());
+        }
         let whole = self.numerator / self.denominator;
         let remainder = self.numerator % self.denominator;
-        let scale = 10_i128.pow(DISPLAY_DECIMALS);
         // remainder/denominator in [0, 1) scaled to DISPLAY_DECIMALS places, rounded half away from zero.
         let scaled = remainder.checked_mul(scale)?;
         let mut fraction = scaled / self.denominator;
@@ -157,6 +220,16 @@ impl Ratio {
 impl Ord for Ratio {
     /// Exact comparison by continued-fraction expansion: no products, so no overflow.
     fn cmp(&self, other: &Self) -> Ordering {
+        // Denominators are positive, so a/b vs c/d is a*d vs c*b; with all four within 64 bits the
+        // products fit an i128 and need no division at all (the usual case: scores and thresholds).
+        if let (Ok(a), Ok(b), Ok(c), Ok(d)) = (
+            i64::try_from(self.numerator),
+            i64::try_from(self.denominator),
+            i64::try_from(other.numerator),
+            i64::try_from(other.denominator),
+        ) {
+            return (i128::from(a) * i128::from(d)).cmp(&(i128::from(c) * i128::from(b)));
+        }
         let (mut a, mut b, mut c, mut d) = (
             self.numerator,
             self.denominator,
@@ -303,7 +376,45 @@ mod tests {
         check("33.333333", "33.333333");
     }
 
+    /// The 128-bit rounding the 64-bit fast path of `to_display_decimal` must reproduce.
+    fn display_reference(value: Ratio) -> Option<Decimal> {
+        let (numerator, denominator) = (value.numerator, value.denominator);
+        let scale = 10_i128.pow(DISPLAY_DECIMALS);
+        let whole = numerator / denominator;
+        let scaled = (numerator % denominator).checked_mul(scale)?;
+        let mut fraction = scaled / denominator;
+        if (scaled % denominator).abs().checked_mul(2)? >= denominator {
+            fraction += if numerator < 0 { -1 } else { 1 };
+        }
+        let total = whole.checked_mul(scale)?.checked_add(fraction)?;
+        Decimal::try_from_i128_with_scale(total, DISPLAY_DECIMALS)
+            .ok()
+            .map(|value| value.normalize())
+    }
+
+    fn gcd_reference(mut a: i128, mut b: i128) -> i128 {
+        a = a.abs();
+        b = b.abs();
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    }
+
     proptest! {
+        #[test]
+        fn fast_paths_agree_with_128_bit_arithmetic(a in -(1i128 << 70)..(1i128 << 70), b in 1i128..(1i128 << 70), c in any::<i64>(), d in 1i64..i64::MAX, e in -(1i128 << 45)..(1i128 << 45)) {
+            prop_assert_eq!(gcd(a, b), gcd_reference(a, b));
+            prop_assert_eq!(gcd(i128::from(c), i128::from(d)), gcd_reference(i128::from(c), i128::from(d)));
+            prop_assert_eq!(gcd(e, i128::from(d)), gcd_reference(e, i128::from(d)));
+            prop_assert_eq!(gcd(0, e), gcd_reference(0, e));
+            for value in [ratio(a, b), ratio(i128::from(c), i128::from(d)), ratio(e, i128::from(d)), ratio(i128::from(c), 1 << 43), ratio(e, (1 << 43) - 1)] {
+                prop_assert_eq!(value.to_display_decimal(), display_reference(value));
+            }
+            let (x, y) = (ratio(i128::from(c), i128::from(d)), ratio(e, i128::from(d) / 3 + 1));
+            prop_assert_eq!(x.cmp(&y), (x.numerator * y.denominator).cmp(&(y.numerator * x.denominator)));
+        }
+
         #[test]
         fn comparison_agrees_with_cross_multiplication(a in -10_000i128..10_000, b in 1i128..10_000, c in -10_000i128..10_000, d in 1i128..10_000) {
             prop_assert_eq!(ratio(a, b).cmp(&ratio(c, d)), (a * d).cmp(&(c * b)));
