@@ -288,17 +288,30 @@ pub fn encode_event(fields: &EventFields<'_>) -> (Vec<u8>, Hash) {
     (out, hash)
 }
 
-/// [`encode_event`] into `out` (cleared first), returning the event hash. The writer encodes every
-/// event of a group into one reused buffer and copies it once into the value sled stores, instead of
-/// allocating, filling and freeing a vector per event.
+/// [`encode_event`] into `out` (cleared first), returning the event hash.
 pub fn encode_event_into(out: &mut Vec<u8>, fields: &EventFields<'_>) -> Hash {
+    out.clear();
+    out.reserve(encoded_event_len(fields));
+    put_event_before_prev_hash(out, fields);
+    out.extend_from_slice(&fields.prev_hash.0);
+    let hash = Hash(Sha256::digest(&out[..]).into());
+    out.extend_from_slice(&hash.0);
+    hash
+}
+
+/// The stored length of an event: canonical bytes and hash.
+fn encoded_event_len(fields: &EventFields<'_>) -> usize {
     let variable = fields.stream_key.len()
         + fields.event_id.len()
         + fields.event_type.len()
         + fields.payload.len()
         + fields.recorded_by.len();
-    out.clear();
-    out.reserve(8 + 2 + 8 + 8 + 4 + 8 + 4 + 8 + 5 * 4 + variable + 2 * HASH_LEN);
+    8 + 2 + 8 + 8 + 4 + 8 + 4 + 8 + 5 * 4 + variable + 2 * HASH_LEN
+}
+
+/// The canonical encoding up to, not including, the previous hash: everything of an event that
+/// does not depend on the chain.
+fn put_event_before_prev_hash(out: &mut Vec<u8>, fields: &EventFields<'_>) {
     out.extend_from_slice(EVENT_TAG);
     out.extend_from_slice(&RECORD_VERSION.to_be_bytes());
     out.extend_from_slice(&fields.seq.to_be_bytes());
@@ -310,10 +323,86 @@ pub fn encode_event_into(out: &mut Vec<u8>, fields: &EventFields<'_>) -> Hash {
     put_bytes(out, fields.payload);
     out.extend_from_slice(&fields.recorded_at_unix_nanos.to_be_bytes());
     put_bytes(out, fields.recorded_by.as_bytes());
-    out.extend_from_slice(&fields.prev_hash.0);
-    let hash = Hash(Sha256::digest(&out[..]).into());
-    out.extend_from_slice(&hash.0);
-    hash
+}
+
+/// An event encoded up to its previous hash, which comes last in the canonical bytes, with SHA-256
+/// already run over every complete 64-byte block before it: what the writer prepares for many
+/// events at once (on two threads for a large group), so that only [`PreparedEvent::seal`] — at
+/// most two SHA-256 blocks and two 32-byte copies — runs in chain order. The stored bytes and the
+/// hash are exactly [`encode_event`]'s (SHA-256 is computed block by block from the start, so its
+/// state after the prefix does not depend on what follows).
+#[derive(Clone)]
+pub struct PreparedEvent {
+    /// The final stored value, with the previous hash and the hash still zero: sled's own buffer
+    /// (never shared before it is sealed, so sealing writes into it without a copy).
+    value: sled::IVec,
+    /// SHA-256 state, after the bytes before the previous hash once [`PreparedEvent::hash_prefix`]
+    /// ran.
+    hasher: Sha256,
+    prefix_hashed: bool,
+}
+
+impl std::fmt::Debug for PreparedEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedEvent")
+            .field("len", &self.value.len())
+            .field("prefix_hashed", &self.prefix_hashed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedEvent {
+    /// Encodes `fields` except `fields.prev_hash` (ignored: the chain supplies it to
+    /// [`PreparedEvent::seal`]) through `scratch` into the buffer sled will keep.
+    pub fn new(scratch: &mut Vec<u8>, fields: &EventFields<'_>) -> PreparedEvent {
+        scratch.clear();
+        scratch.reserve(encoded_event_len(fields));
+        put_event_before_prev_hash(scratch, fields);
+        scratch.extend_from_slice(&[0u8; 2 * HASH_LEN]);
+        PreparedEvent {
+            value: sled::IVec::from(&scratch[..]),
+            hasher: Sha256::new(),
+            prefix_hashed: false,
+        }
+    }
+
+    /// Forgets any hashing done so far (after a panic may have interrupted it).
+    pub fn reset_hash(&mut self) {
+        self.hasher = Sha256::new();
+        self.prefix_hashed = false;
+    }
+
+    /// Runs SHA-256 over the bytes before the previous hash (any thread, any order of events).
+    pub fn hash_prefix(&mut self) {
+        if !self.prefix_hashed {
+            let prefix_len = self.value.len() - 2 * HASH_LEN;
+            self.hasher.update(&self.value[..prefix_len]);
+            self.prefix_hashed = true;
+        }
+    }
+
+    /// The stored value's length.
+    pub fn len(&self) -> usize {
+        self.value.len()
+    }
+
+    /// Never true: an encoded event has at least its tag.
+    pub fn is_empty(&self) -> bool {
+        self.value.is_empty()
+    }
+
+    /// Completes the event after `prev_hash`: returns the stored value and the event hash.
+    pub fn seal(mut self, prev_hash: Hash) -> (sled::IVec, Hash) {
+        self.hash_prefix();
+        self.hasher.update(prev_hash.0);
+        let hash = Hash(self.hasher.finalize().into());
+        // `IVec`'s mutable view copies only a shared buffer, and this one is not shared.
+        let bytes: &mut [u8] = &mut self.value;
+        let len = bytes.len();
+        bytes[len - 2 * HASH_LEN..len - HASH_LEN].copy_from_slice(&prev_hash.0);
+        bytes[len - HASH_LEN..].copy_from_slice(&hash.0);
+        (self.value, hash)
+    }
 }
 
 /// Decodes a stored event value, checking its layout strictly but not its hash.
@@ -439,6 +528,46 @@ impl<'a> Reader<'a> {
             Err(DecodeError::TrailingBytes {
                 count: self.bytes.len(),
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_and_sealed_event_is_byte_for_byte_the_encoded_event() {
+        for payload_len in [0, 1, 7, 55, 56, 63, 64, 100, 1024, 5000] {
+            let payload: Vec<u8> = (0..payload_len).map(|i| (i * 7 + 3) as u8).collect();
+            for prev in [Hash::ZERO, Hash([0xab; 32])] {
+                let fields = EventFields {
+                    seq: 42,
+                    stream_key: "study/subject-17",
+                    stream_version: 3,
+                    event_id: "edc-7f3a",
+                    event_type: "myolog.v1.MmtAssessed",
+                    schema_version: 2,
+                    payload: &payload,
+                    recorded_at_unix_nanos: -5,
+                    recorded_by: "edc@site-12",
+                    prev_hash: prev,
+                };
+                let (expected, expected_hash) = encode_event(&fields);
+                let mut scratch = vec![1, 2, 3];
+                let prepared = PreparedEvent::new(
+                    &mut scratch,
+                    &EventFields {
+                        prev_hash: Hash([0x55; 32]),
+                        ..fields
+                    },
+                );
+                assert_eq!(prepared.len(), expected.len());
+                let (value, hash) = prepared.seal(prev);
+                assert_eq!(hash, expected_hash, "payload {payload_len}");
+                assert_eq!(&value[..], &expected[..], "payload {payload_len}");
+                assert_eq!(decode_and_check_event(&value).map(|e| e.hash), Ok(hash));
+            }
         }
     }
 }

@@ -192,6 +192,7 @@ impl EventLog {
             max_group_events: options.max_group_events.max(1),
             shared: shared.clone(),
             scratch: Vec::new(),
+            hash_helper: crate::writer::HashHelper::start(),
         };
         let syncer = Syncer {
             db: db.clone(),

@@ -13,7 +13,7 @@
 //! once with its error and contributes nothing; the other batches of the group are unaffected.
 //! Nothing is visible to readers before it is durable: readers stop at the durable head.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
@@ -111,6 +111,8 @@ pub(crate) struct Writer {
     pub shared: Arc<CommitShared>,
     /// Reused for encoding each event before it is copied into sled's buffer.
     pub scratch: Vec<u8>,
+    /// Hashes part of a large group's events on the other core.
+    pub hash_helper: HashHelper,
 }
 
 /// A group applied to sled whose accepted appenders wait for it to become durable.
@@ -408,29 +410,18 @@ impl Writer {
         let mut hashes = Vec::with_capacity(staged.len());
         let mut large_value = false;
         let mut prev_hash = group_start.hash;
-        for (seq, staged_event) in (first_seq..).zip(&staged) {
-            let event = staged_event.event;
-            let hash = format::encode_event_into(
-                &mut self.scratch,
-                &EventFields {
-                    seq,
-                    stream_key: &event.stream_key,
-                    stream_version: staged_event.stream_version,
-                    event_id: &event.event_id,
-                    event_type: &event.event_type,
-                    schema_version: event.schema_version,
-                    payload: &event.payload,
-                    recorded_at_unix_nanos: recorded_at,
-                    recorded_by: staged_event.principal,
-                    prev_hash,
-                },
-            );
-            large_value |= self.scratch.len() > format::SMALL_VALUE_LIMIT;
-            // One copy of the encoded bytes into the buffer sled keeps (`IVec` from a slice).
-            sled_batch.insert(
-                sled::IVec::from(&format::event_key(seq)[..]),
-                sled::IVec::from(&self.scratch[..]),
-            );
+        let prepared = self.hash_helper.hash_prefixes(prepare_events(
+            &staged,
+            first_seq,
+            recorded_at,
+            &mut self.scratch,
+        ));
+        // Only this fold follows the chain: each event's last SHA-256 blocks and its two hashes.
+        for (seq, prepared) in (first_seq..).zip(prepared) {
+            large_value |= prepared.len() > format::SMALL_VALUE_LIMIT;
+            let (value, hash) = prepared.seal(prev_hash);
+            // The encoded bytes were copied once, into the buffer sled keeps, when prepared.
+            sled_batch.insert(sled::IVec::from(&format::event_key(seq)[..]), value);
             hashes.push(hash);
             prev_hash = hash;
         }
@@ -644,6 +635,210 @@ impl Writer {
     }
 }
 
+/// Groups of at least this many new events share their prefix hashing with the [`HashHelper`].
+/// Waking it costs a few microseconds; hashing a 1 KB event's prefix about half of one.
+const PARALLEL_HASH_MIN_EVENTS: usize = 64;
+
+/// Events per unit of hashing claimed by either thread.
+const PREPARE_CHUNK_EVENTS: usize = 16;
+
+/// Encodes every staged event into the buffer sled will keep, up to its previous hash (see
+/// [`format::PreparedEvent`]). Encoding, and so every allocation, stays on the apply leader's
+/// thread; the prefix hashing of a large group is then shared with the [`HashHelper`].
+fn prepare_events(
+    staged: &[StagedEvent<'_>],
+    first_seq: u64,
+    recorded_at: i64,
+    scratch: &mut Vec<u8>,
+) -> Vec<format::PreparedEvent> {
+    let prepare = |scratch: &mut Vec<u8>, offset: usize, events: &[StagedEvent<'_>]| {
+        (first_seq + offset as u64..)
+            .zip(events)
+            .map(|(seq, staged_event)| {
+                let event = staged_event.event;
+                format::PreparedEvent::new(
+                    scratch,
+                    &EventFields {
+                        seq,
+                        stream_key: &event.stream_key,
+                        stream_version: staged_event.stream_version,
+                        event_id: &event.event_id,
+                        event_type: &event.event_type,
+                        schema_version: event.schema_version,
+                        payload: &event.payload,
+                        recorded_at_unix_nanos: recorded_at,
+                        recorded_by: staged_event.principal,
+                        prev_hash: Hash::ZERO,
+                    },
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    prepare(scratch, 0, staged)
+}
+
+/// One large group's prefix hashing, shared by the apply leader and the [`HashHelper`]: chunks of
+/// prepared events, claimed in turn from `next`.
+#[derive(Debug)]
+struct HashJob {
+    chunks: Vec<Mutex<Vec<format::PreparedEvent>>>,
+    next: AtomicUsize,
+}
+
+impl HashJob {
+    /// Hashes unclaimed chunks until none is left.
+    fn claim_all(&self) {
+        while let Some(chunk) = self.chunks.get(self.next.fetch_add(1, Ordering::Relaxed)) {
+            let mut chunk = chunk.lock().unwrap_or_else(|poisoned| {
+                let mut chunk = poisoned.into_inner();
+                chunk.iter_mut().for_each(format::PreparedEvent::reset_hash);
+                chunk
+            });
+            chunk
+                .iter_mut()
+                .for_each(format::PreparedEvent::hash_prefix);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct HelperSlot {
+    job: Option<Arc<HashJob>>,
+    shutdown: bool,
+}
+
+#[derive(Debug, Default)]
+struct HelperShared {
+    slot: Mutex<HelperSlot>,
+    posted: Condvar,
+}
+
+/// A thread, one per open log, that hashes part of each large group's event prefixes (see
+/// [`format::PreparedEvent`]) while the apply leader hashes the rest, so that a lone appender's
+/// big batch uses both cores when the other one is free. The leader never waits for the helper to
+/// start: it hashes every chunk the helper has not claimed, and waits only for a chunk the helper
+/// is hashing (at most [`PREPARE_CHUNK_EVENTS`] events). Absent on a single core or when the
+/// thread cannot be spawned; then [`format::PreparedEvent::seal`] hashes everything. Stops when
+/// the log is dropped.
+#[derive(Debug)]
+pub(crate) struct HashHelper {
+    shared: Option<Arc<HelperShared>>,
+}
+
+impl HashHelper {
+    pub fn start() -> HashHelper {
+        if !two_cores() {
+            return HashHelper { shared: None };
+        }
+        let shared = Arc::new(HelperShared::default());
+        let theirs = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("myolog-hash".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                loop {
+                    let job = {
+                        let mut slot = theirs
+                            .slot
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        loop {
+                            if slot.shutdown {
+                                return;
+                            }
+                            if let Some(job) = slot.job.take() {
+                                break job;
+                            }
+                            slot = theirs
+                                .posted
+                                .wait(slot)
+                                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        }
+                    };
+                    job.claim_all();
+                }
+            });
+        HashHelper {
+            shared: spawned.is_ok().then_some(shared),
+        }
+    }
+
+    /// Runs the prefix hashing of a large group on this thread and the helper; returns the events
+    /// in their order.
+    fn hash_prefixes(&self, prepared: Vec<format::PreparedEvent>) -> Vec<format::PreparedEvent> {
+        let Some(shared) = &self.shared else {
+            return prepared;
+        };
+        if prepared.len() < PARALLEL_HASH_MIN_EVENTS {
+            return prepared;
+        }
+        let total = prepared.len();
+        let mut chunks = Vec::with_capacity(total.div_ceil(PREPARE_CHUNK_EVENTS));
+        let mut rest = prepared.into_iter();
+        loop {
+            let chunk: Vec<_> = rest.by_ref().take(PREPARE_CHUNK_EVENTS).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            chunks.push(Mutex::new(chunk));
+        }
+        let job = Arc::new(HashJob {
+            chunks,
+            next: AtomicUsize::new(0),
+        });
+        {
+            let mut slot = shared
+                .slot
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            slot.job = Some(job.clone());
+        }
+        shared.posted.notify_one();
+        job.claim_all();
+        // A helper that has not started yet must not start on this job later for nothing.
+        shared
+            .slot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .job = None;
+        let mut out = Vec::with_capacity(total);
+        for chunk in &job.chunks {
+            // Waits only while the helper hashes this chunk; events it left unhashed (if it
+            // panicked) are hashed by `seal`.
+            let mut chunk = chunk.lock().unwrap_or_else(|poisoned| {
+                let mut chunk = poisoned.into_inner();
+                chunk.iter_mut().for_each(format::PreparedEvent::reset_hash);
+                chunk
+            });
+            out.append(&mut chunk);
+        }
+        out
+    }
+}
+
+impl Drop for HashHelper {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            shared
+                .slot
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .shutdown = true;
+            shared.posted.notify_all();
+        }
+    }
+}
+
+/// Whether this process may run on more than one core (asked once).
+fn two_cores() -> bool {
+    static TWO_CORES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TWO_CORES.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|cores| cores.get() > 1)
+            .unwrap_or(false)
+    })
+}
+
 /// Removes `staged[from..]` from the index, newest first.
 fn unstage(index: &mut Index, staged: &[StagedEvent<'_>], first_seq: u64, from: usize) {
     for (at, staged_event) in staged.iter().enumerate().skip(from).rev() {
@@ -720,6 +915,7 @@ mod tests {
             max_group_events: 1000,
             shared: shared.clone(),
             scratch: Vec::new(),
+            hash_helper: HashHelper::start(),
         };
         let syncer = Syncer {
             free_lanes: Mutex::new(vec![

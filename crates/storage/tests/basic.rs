@@ -198,3 +198,54 @@ fn no_blob_file_while_values_are_small_and_the_first_large_value_removes_the_mar
     assert_eq!(log.head().seq, 601);
     assert!(log.verify().unwrap().is_intact());
 }
+
+#[test]
+fn large_batches_hashed_on_two_threads_chain_exactly_as_the_format_says() {
+    use myolog_storage::format::{EventFields, encode_event};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    let log = open(&path);
+    // Sizes below, at and well above the size from which a group's hashing is shared.
+    for (batch, size) in [(1usize, 63usize), (2, 64), (3, 65), (4, 1000), (5, 301)] {
+        let events: Vec<NewEvent> = (0..size)
+            .map(|i| {
+                event(
+                    &format!("b{batch}-e{i}"),
+                    &format!("s{}", i % 7),
+                    ExpectedVersion::Any,
+                )
+            })
+            .collect();
+        let appended = log.append(events, "tester").unwrap();
+        assert_eq!(appended.len(), size);
+    }
+    let mut prev = Hash::ZERO;
+    let mut count = 0;
+    for recorded in log.read_range(..) {
+        let recorded = recorded.unwrap();
+        assert_eq!(recorded.prev_hash, prev, "seq {}", recorded.seq);
+        let (_, hash) = encode_event(&EventFields {
+            seq: recorded.seq,
+            stream_key: &recorded.stream_key,
+            stream_version: recorded.stream_version,
+            event_id: &recorded.event_id,
+            event_type: &recorded.event_type,
+            schema_version: recorded.schema_version,
+            payload: &recorded.payload,
+            recorded_at_unix_nanos: recorded.recorded_at_unix_nanos,
+            recorded_by: &recorded.recorded_by,
+            prev_hash: prev,
+        });
+        assert_eq!(recorded.hash, hash, "seq {}", recorded.seq);
+        prev = hash;
+        count += 1;
+    }
+    assert_eq!(count, 63 + 64 + 65 + 1000 + 301);
+    let report = log.verify().unwrap();
+    assert_eq!(report.first_bad, None);
+    assert_eq!(report.events_checked, count);
+    drop(log);
+    let log = reopen(&path);
+    assert_eq!(log.verify().unwrap().first_bad, None);
+    assert_eq!(log.head().hash, prev);
+}
