@@ -12,6 +12,7 @@ use myolog_domain::event::StudyId;
 use myolog_proto::v1 as pb;
 use serde_json::json;
 
+use super::endpoints::protocol_provenance;
 use super::replay::{Format, Replay};
 use super::table::write_csv_row;
 use super::{AuditError, ENGINE_VERSION};
@@ -129,12 +130,7 @@ pub fn write_subject_eligibility(
                         "verdict": criterion.verdict,
                         "explanation": criterion.explanation,
                         "seen": seen,
-                        "provenance": {
-                            "last_sequence": replay.last_sequence,
-                            "chain_hash": hash,
-                            "protocol": report.protocol,
-                            "engine_version": ENGINE_VERSION,
-                        },
+                        "provenance": protocol_provenance(replay, &hash, &report.protocol),
                     });
                     serde_json::to_writer(&mut *out, &record)?;
                     out.write_all(b"\n")?;
@@ -193,12 +189,7 @@ pub fn write_eligibility_tables(
                         "not_met": criterion.not_met,
                         "not_applicable": criterion.not_applicable,
                         "criterion_not_evaluable": criterion.not_evaluable,
-                        "provenance": {
-                            "last_sequence": replay.last_sequence,
-                            "chain_hash": hash,
-                            "protocol": table.protocol,
-                            "engine_version": ENGINE_VERSION,
-                        },
+                        "provenance": protocol_provenance(replay, &hash, &table.protocol),
                     });
                     serde_json::to_writer(&mut *out, &record)?;
                     out.write_all(b"\n")?;

@@ -183,6 +183,17 @@ pub fn analysis_value(result: &EndpointResult) -> (Option<Decimal>, String) {
     }
 }
 
+/// The provenance every protocol record carries: the replay point (last sequence and its chain hash),
+/// the protocol version the result was computed under, and the engine version.
+pub(super) fn protocol_provenance(replay: &Replay, chain_hash: &str, protocol: &str) -> Value {
+    json!({
+        "last_sequence": replay.last_sequence,
+        "chain_hash": chain_hash,
+        "protocol": protocol,
+        "engine_version": ENGINE_VERSION,
+    })
+}
+
 /// The CSV columns of `myolog replay --endpoints`.
 pub const SUBJECT_COLUMNS: [&str; 17] = [
     "study_id",
@@ -238,12 +249,7 @@ pub fn write_subject_endpoints(
                     "counts_as_responder": r.counts_as_responder,
                     "deviation": is_deviation(r),
                     "result": serde_json::to_value(r).unwrap_or(Value::Null),
-                    "provenance": {
-                        "last_sequence": replay.last_sequence,
-                        "chain_hash": hash,
-                        "protocol": r.protocol.to_string(),
-                        "engine_version": ENGINE_VERSION,
-                    },
+                    "provenance": protocol_provenance(replay, &hash, &r.protocol.to_string()),
                 });
                 serde_json::to_writer(&mut *out, &record)?;
                 out.write_all(b"\n")?;
@@ -322,12 +328,7 @@ pub fn write_endpoint_tables(
                         "endpoint": table.endpoint,
                         "responder_rule": rule,
                         "table": serde_json::to_value(&table).unwrap_or(Value::Null),
-                        "provenance": {
-                            "last_sequence": replay.last_sequence,
-                            "chain_hash": hash,
-                            "protocol": table.protocol.to_string(),
-                            "engine_version": ENGINE_VERSION,
-                        },
+                        "provenance": protocol_provenance(replay, &hash, &table.protocol.to_string()),
                     });
                     serde_json::to_writer(&mut *out, &record)?;
                     out.write_all(b"\n")?;
