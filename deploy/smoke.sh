@@ -217,11 +217,12 @@ run_local "$tag-1"
 wait_serving "$tag-1"
 "$client" demo --addr "$addr" > "$work/demo-1.txt" 2> "$work/demo-1.err" \
     || { cat "$work/demo-1.txt" "$work/demo-1.err"; fail "demo against the container"; }
-sed 's/^/  | /' "$work/demo-1.txt" | head -n 40
+# One process reads and cuts: `sed | head` dies of SIGPIPE under pipefail once the output is long.
+sed -n '1,40s/^/  | /p' "$work/demo-1.txt"
 read -r acked_1 dup_1 <<< "$(acks "$work/demo-1.txt")"
 [ "${acked_1:-0}" -gt 0 ] && [ "$dup_1" = 0 ] || fail "the demo did not append a fresh cohort"
 # The primary visit as the demo names it ("Cohort at W12 (n = 10)"): the id depends on the protocol.
-visit=$(sed -n 's/^Cohort at \([^ ]*\) (n = .*/\1/p' "$work/demo-1.txt" | head -n 1)
+visit=$(sed -n 's/^Cohort at \([^ ]*\) (n = .*/\1/p;T;q' "$work/demo-1.txt")
 [ -n "$visit" ] || fail "no cohort visit in the demo's output"
 "$client" outcomes --addr "$addr" --study "$study" --visit "$visit" > "$work/outcomes-1.txt" 2>&1 \
     || { cat "$work/outcomes-1.txt"; fail "myolog outcomes against the first container"; }
@@ -298,7 +299,7 @@ diff <(sed 's/, as of log sequence [0-9]*$//' "$work/outcomes-1.txt") \
     <(sed 's/, as of log sequence [0-9]*$//' "$work/outcomes-3.txt") > "$work/outcomes.diff" \
     || { cat "$work/outcomes.diff"; fail "the outcomes read after the restarts differ"; }
 passed "myolog outcomes identical to before the restarts ($(wc -l < "$work/outcomes-3.txt") lines)"
-sed 's/^/  | /' "$work/outcomes-3.txt" | head -n 14
+sed -n '1,14s/^/  | /p' "$work/outcomes-3.txt"
 # SMOKE-2, sent through the published port of the second container, read on loopback (local mode).
 python3 deploy/grpc_check.py read proto "127.0.0.1:$grpc_port" "" "$smoke_study" > "$work/read-3.json" \
     || fail "reading $smoke_study from the third container"
