@@ -16,6 +16,7 @@ use crate::mmt8::Mmt8;
 use crate::protocol::Protocol;
 use crate::visit::{Population, VisitAssessments};
 use rust_decimal::Decimal;
+use smol_str::SmolStr;
 use std::fmt;
 
 /// Longest identifier, in characters.
@@ -45,15 +46,18 @@ fn check_identifier(text: &str) -> Result<(), Problem> {
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
+        ///
+        /// Held as a [`SmolStr`]: short ids inline, longer ones shared, so that a clone never
+        /// allocates (the projection keys its maps by these and copies them into every index).
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(SmolStr);
 
         impl $name {
             /// Validates 1-64 characters from `[A-Za-z0-9._:-]`.
-            pub fn new(text: impl Into<String>) -> Result<Self, Problem> {
-                let text = text.into();
-                check_identifier(&text)?;
-                Ok(Self(text))
+            pub fn new(text: impl AsRef<str>) -> Result<Self, Problem> {
+                let text = text.as_ref();
+                check_identifier(text)?;
+                Ok(Self(SmolStr::new(text)))
             }
 
             /// The identifier's text.

@@ -282,6 +282,24 @@ impl Serialize for Ratio {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JsonNumber(pub Decimal);
 
+/// Powers of ten that a binary64 holds exactly (10^22 is the largest: 5^22 < 2^53).
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+impl JsonNumber {
+    /// The binary64 nearest to the decimal, without going through its text: when the mantissa and
+    /// the power of ten are both exact in binary64, one IEEE division rounds correctly, so this is
+    /// the value `text.parse::<f64>()` gives (Clinger's fast path). `None` outside that range.
+    fn nearest_f64(value: Decimal) -> Option<f64> {
+        let mantissa = value.mantissa();
+        let power = *EXACT_POWERS_OF_TEN.get(usize::try_from(value.scale()).ok()?)?;
+        // |mantissa| <= 2^53 converts exactly.
+        (mantissa.unsigned_abs() <= 1 << 53).then(|| mantissa as f64 / power)
+    }
+}
+
 impl Serialize for JsonNumber {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let value = self.0.normalize();
@@ -289,6 +307,10 @@ impl Serialize for JsonNumber {
             && let Ok(integer) = i64::try_from(value.mantissa())
         {
             return serializer.serialize_i64(integer);
+        }
+        // A replay serialises about a million of these: the text round trip below was most of it.
+        if let Some(float) = Self::nearest_f64(value) {
+            return serializer.serialize_f64(float);
         }
         let text = value.to_string();
         match text.parse::<f64>() {
@@ -402,6 +424,17 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn json_numbers_without_text_are_the_parsed_text(mantissa in -(1i64 << 53)..=(1i64 << 53), scale in 0u32..=28) {
+            let value = Decimal::from_i128_with_scale(i128::from(mantissa), scale).normalize();
+            let parsed = value.to_string().parse::<f64>().expect("a decimal's text is a float");
+            if let Some(float) = JsonNumber::nearest_f64(value) {
+                prop_assert_eq!(float.to_bits(), parsed.to_bits(), "{}", value);
+            } else {
+                prop_assert!(value.scale() > 22, "{}", value);
+            }
+        }
+
         #[test]
         fn fast_paths_agree_with_128_bit_arithmetic(a in -(1i128 << 70)..(1i128 << 70), b in 1i128..(1i128 << 70), c in any::<i64>(), d in 1i64..i64::MAX, e in -(1i128 << 45)..(1i128 << 45)) {
             prop_assert_eq!(gcd(a, b), gcd_reference(a, b));

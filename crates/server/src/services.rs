@@ -170,7 +170,7 @@ impl Outcomes for Services {
         caller.check_read(&request.get_ref().study_id)?;
         let request = request.into_inner();
         let study_id = study_id(&request.study_id)?;
-        let subject_id = SubjectId::new(request.subject_id.clone()).map_err(|p| {
+        let subject_id = SubjectId::new(&request.subject_id).map_err(|p| {
             to_status(&ServiceError::invalid(vec![crate::error::Violation::new(
                 "subject_id",
                 p.to_string(),
@@ -305,7 +305,7 @@ fn blind_outcome(outcome: &mut pb::VisitOutcome) {
 
 /// [`blind_outcome`] if the outcome's study hides arms now.
 fn blind_if_hidden(app: &App, outcome: &mut pb::VisitOutcome) {
-    let hides = StudyId::new(outcome.study_id.clone()).is_ok_and(|study| {
+    let hides = StudyId::new(&outcome.study_id).is_ok_and(|study| {
         app.projection()
             .study(&study)
             .is_some_and(crate::projection::Study::hides_arms)

@@ -175,24 +175,21 @@ pub fn event_from_proto(event: &pb::Event, path: &str) -> Result<Event, Vec<Viol
     let mut c = Checker::default();
     let event_id = c.check(
         format_args!("{path}.event_id"),
-        EventId::new(event.event_id.clone()),
+        EventId::new(&event.event_id),
     );
     let study = c.check(
         format_args!("{path}.study_id"),
-        StudyId::new(event.study_id.clone()),
+        StudyId::new(&event.study_id),
     );
     let subject = optional_id(
         &mut c,
         &field(&path, "subject_id"),
         &event.subject_id,
-        SubjectId::new,
+        |text| SubjectId::new(text),
     );
-    let visit = optional_id(
-        &mut c,
-        &field(&path, "visit_id"),
-        &event.visit_id,
-        VisitId::new,
-    );
+    let visit = optional_id(&mut c, &field(&path, "visit_id"), &event.visit_id, |text| {
+        VisitId::new(text)
+    });
     let date_path = field(&path, "clinical_date");
     let clinical_date = if event.clinical_date.is_empty() {
         c.problem(
@@ -237,12 +234,12 @@ fn optional_id<T>(
     c: &mut Checker,
     path: &dyn fmt::Display,
     text: &str,
-    make: impl Fn(String) -> Result<T, Problem>,
+    make: impl Fn(&str) -> Result<T, Problem>,
 ) -> Option<Option<T>> {
     if text.is_empty() {
         return Some(None);
     }
-    c.check(path, make(text.to_string())).map(Some)
+    c.check(path, make(text)).map(Some)
 }
 
 fn population(value: i32) -> Option<Population> {
@@ -419,7 +416,9 @@ fn body_from_proto(
                     return None;
                 }
             };
-            let site = optional_id(c, &format!("{base}.site_id"), &subject.site_id, SiteId::new)?;
+            let site = optional_id(c, &format!("{base}.site_id"), &subject.site_id, |text| {
+                SiteId::new(text)
+            })?;
             let facts = match EnrolmentFacts::new(
                 subject.age_years,
                 subject.muscle_active,
@@ -449,7 +448,7 @@ fn body_from_proto(
             let base = field(path, "assessment_corrected");
             let supersedes = c.check(
                 format_args!("{base}.supersedes_event_id"),
-                EventId::new(corrected.supersedes_event_id.clone()),
+                EventId::new(&corrected.supersedes_event_id),
             );
             let reason = c.check(
                 format_args!("{base}.reason"),

@@ -14,7 +14,6 @@
 //! - [`commands`]: `myolog replay`, `export`, `report`; [`grpc`]: `Audit.Replay`.
 
 pub mod adam;
-pub mod canonical;
 pub mod commands;
 pub mod eligibility;
 pub mod endpoints;

@@ -21,7 +21,7 @@ use super::{AuditError, ENGINE_VERSION};
 use crate::app::decode_stored;
 use crate::outcomes;
 use crate::projection::{Projection, Study, Subject};
-use myolog_domain::event::{Event, StudyId, SubjectId};
+use myolog_domain::event::{Event, EventBody, StudyId, SubjectId};
 
 /// The point of the log to replay up to (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,8 +86,9 @@ fn parallelism() -> usize {
 /// One chunk of the log, decoded.
 #[derive(Debug, Default)]
 struct DecodedChunk {
-    /// Sequence, recorded-by and the decoded event, in order.
-    events: Vec<(u64, String, Event)>,
+    /// Sequence, recorded-by (kept only where the projection reads it: a study lock names who
+    /// set it) and the decoded event, in order.
+    events: Vec<(u64, Option<String>, Event)>,
     /// Sequence, chain hash and recorded-at of the chunk's last event applied.
     last: Option<(u64, Hash, i64)>,
     /// The as-of time was reached in this chunk: nothing after it is applied.
@@ -97,9 +98,16 @@ struct DecodedChunk {
 type Decoded = Result<DecodedChunk, AuditError>;
 
 /// Reads and decodes the events of `range` (stopping at the first one recorded after an as-of time).
-fn read_chunk(log: &EventLog, range: std::ops::RangeInclusive<u64>, as_of: AsOf) -> Decoded {
+fn read_chunk(
+    log: &EventLog,
+    range: std::ops::RangeInclusive<u64>,
+    as_of: AsOf,
+    mut events: Vec<(u64, Option<String>, Event)>,
+) -> Decoded {
+    events.clear();
+    events.reserve(CHUNK);
     let mut chunk = DecodedChunk {
-        events: Vec::with_capacity(CHUNK),
+        events,
         ..DecodedChunk::default()
     };
     for stored in log.read_range(range) {
@@ -115,7 +123,11 @@ fn read_chunk(log: &EventLog, range: std::ops::RangeInclusive<u64>, as_of: AsOf)
             reason,
         })?;
         chunk.last = Some((stored.seq, stored.hash, stored.recorded_at_unix_nanos));
-        chunk.events.push((stored.seq, stored.recorded_by, event));
+        // Freed here, on the thread that allocated it: glibc's allocator serialises frees of
+        // another thread's memory behind a lock, and the applying thread is the replay's bottleneck.
+        let recorded_by = matches!(event.body, EventBody::StudyLocked { .. })
+            .then_some(stored.recorded_by);
+        chunk.events.push((stored.seq, recorded_by, event));
     }
     Ok(chunk)
 }
@@ -162,11 +174,19 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
         }
         let token_rx = std::sync::Arc::new(std::sync::Mutex::new(token_rx));
         let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel::<(u64, Decoded)>(window);
+        // Applied chunks' vectors go back to the readers: a fresh one per chunk (hundreds of KiB,
+        // freed by another thread) made glibc consolidate its free lists every time.
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<_>>(window);
+        let recycle_rx = std::sync::Arc::new(std::sync::Mutex::new(recycle_rx));
         let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let handles: Vec<_> = (0..workers)
             .map(|_| {
-                let (token_rx, decoded_tx, next) =
-                    (token_rx.clone(), decoded_tx.clone(), next.clone());
+                let (token_rx, decoded_tx, next, recycle_rx) = (
+                    token_rx.clone(),
+                    decoded_tx.clone(),
+                    next.clone(),
+                    recycle_rx.clone(),
+                );
                 scope.spawn(move || {
                     loop {
                         let token = match token_rx.lock() {
@@ -185,9 +205,14 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
                         let range = first..=last.min(first + chunk_size - 1);
                         // A panic would leave its chunk missing while the others wait for room
                         // to read ahead: report it in the chunk's place instead.
+                        let events = recycle_rx
+                            .lock()
+                            .ok()
+                            .and_then(|recycled| recycled.try_recv().ok())
+                            .unwrap_or_default();
                         let decoded =
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                read_chunk(log, range, as_of)
+                                read_chunk(log, range, as_of, events)
                             }))
                             .unwrap_or(Err(AuditError::Worker("a log reading thread panicked")));
                         if decoded_tx.send((index, decoded)).is_err() {
@@ -224,10 +249,15 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
                     replay.chain_hash = hash;
                     replay.last_recorded_at = Some(recorded_at);
                 }
-                for (seq, recorded_by, event) in chunk.events {
-                    replay.projection.apply_owned(seq, event, &recorded_by);
+                let mut events = chunk.events;
+                for (seq, recorded_by, event) in events.drain(..) {
+                    replay
+                        .projection
+                        .apply_owned(seq, event, recorded_by.as_deref().unwrap_or_default());
                     progress.tick();
                 }
+                // A full return channel just lets this vector go.
+                let _ = recycle_tx.try_send(events);
                 if chunk.cut {
                     cut = true;
                     break 'receive;
@@ -235,7 +265,7 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
             }
         }
         // The workers stop at their next token or send.
-        drop((token_tx, decoded_rx));
+        drop((token_tx, decoded_rx, recycle_tx));
         let panicked = handles
             .into_iter()
             .map(|handle| handle.join().is_err())
@@ -563,9 +593,12 @@ pub fn to_json(replayed: &ReplayedOutcome) -> Value {
     })
 }
 
-/// Appends one outcome as a JSON line: the same bytes as `serde_json::to_writer(out, &to_json(r))`
-/// plus a newline, written field by field in sorted-key order rather than through a `Value` tree
-/// (which cost more than scoring the outcome). `tests::records_match_to_json` holds it to that.
+/// Appends one outcome as a JSON line: the value of [`to_json`], written field by field in
+/// sorted-key order rather than through a `Value` tree (which cost more than scoring the outcome).
+/// The scoring result goes in as the service's `result_json` bytes, verbatim: an auditor can
+/// compare it byte for byte with what the service answered, and re-sorting its keys was a fifth of
+/// a replay's work. `result_json` is JSON by construction ([`crate::scored`] serialises it); an
+/// empty one is written as `null`. `tests::records_match_to_json` holds it to all that.
 pub fn write_jsonl_record(replayed: &ReplayedOutcome, out: &mut Vec<u8>) {
     // Serialising strings, numbers and string lists into a `Vec` cannot fail.
     fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T) {
@@ -601,7 +634,11 @@ pub fn write_jsonl_record(replayed: &ReplayedOutcome, out: &mut Vec<u8>) {
     put(out, ",\"engine_version\":", p.engine_version);
     put(out, ",\"last_sequence\":", &p.last_sequence);
     out.extend_from_slice(b"},\"result\":");
-    super::canonical::write_sorted(&o.result_json, out);
+    if o.result_json.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        out.extend_from_slice(o.result_json.as_bytes());
+    }
     put(out, ",\"study_id\":", &o.study_id);
     put(out, ",\"subject_id\":", &o.subject_id);
     match &o.tis {
@@ -916,15 +953,14 @@ mod tests {
     }
 
     /// What `myolog replay` printed before it streamed: the outcomes collected, then each one's
-    /// `to_json` value serialised (JSONL) or its CSV record.
+    /// record, one after the other.
     fn collected(replay: &Replay, format: Format) -> Vec<u8> {
         let outcomes = replay.outcomes();
         let mut out = Vec::new();
         match format {
             Format::Jsonl => {
                 for replayed in &outcomes {
-                    serde_json::to_writer(&mut out, &to_json(replayed)).expect("json");
-                    out.push(b'\n');
+                    write_jsonl_record(replayed, &mut out);
                 }
             }
             Format::Csv => write_outcomes(&outcomes, format, &mut out).expect("csv"),
@@ -1014,7 +1050,7 @@ mod tests {
         no_parts.outcome.doi = None;
         no_parts.outcome.tis = None;
         no_parts.outcome.cdasi = None;
-        no_parts.outcome.result_json = "not json".into();
+        no_parts.outcome.result_json = r#"{"note":"\u00e9t\u00e9 \"quoted\"","n":-0.25}"#.into();
         let mut not_evaluable = full.clone();
         if let Some(tis) = not_evaluable.outcome.tis.as_mut() {
             tis.evaluable = false;
@@ -1026,12 +1062,22 @@ mod tests {
         for replayed in [full, no_parts, not_evaluable] {
             let mut line = Vec::new();
             write_jsonl_record(&replayed, &mut line);
-            let mut expected = serde_json::to_vec(&to_json(&replayed)).expect("json");
-            expected.push(b'\n');
-            assert_eq!(
-                String::from_utf8_lossy(&line),
-                String::from_utf8_lossy(&expected)
+            let text = String::from_utf8(line).expect("UTF-8");
+            let record = text.strip_suffix('\n').expect("one line");
+            assert!(!record.contains('\n'), "{record}");
+            let parsed: Value = serde_json::from_str(record).expect("a JSON object");
+            assert_eq!(parsed, to_json(&replayed), "{record}");
+            // Every key but the result's is sorted: the line is `to_json` with the result's bytes.
+            let result = &replayed.outcome.result_json;
+            let verbatim = if result.is_empty() { "null" } else { result };
+            let mut sorted = serde_json::to_string(&to_json(&replayed)).expect("json");
+            let canonical = serde_json::to_string(&parsed["result"]).expect("json");
+            sorted = sorted.replacen(
+                &format!("\"result\":{canonical}"),
+                &format!("\"result\":{verbatim}"),
+                1,
             );
+            assert_eq!(record, sorted);
         }
     }
 
