@@ -118,10 +118,17 @@ impl Visit {
     }
 }
 
+/// What the projection keeps of each applied event id.
+#[derive(Debug, Clone)]
+struct Applied {
+    seq: u64,
+    /// Where the form of an assessment (or correction) lives; `None` for other events.
+    form: Option<FormRef>,
+}
+
 /// Where an assessment event lives, for corrections.
 #[derive(Debug, Clone)]
 struct FormRef {
-    seq: u64,
     study: StudyId,
     subject: SubjectId,
     visit: VisitId,
@@ -144,9 +151,9 @@ pub struct Projection {
     /// Highest sequence applied.
     pub head_seq: u64,
     pub studies: BTreeMap<StudyId, Study>,
-    /// Every event id applied -> its sequence (idempotency pre-check).
-    event_seqs: HashMap<EventId, u64>,
-    forms: HashMap<EventId, FormRef>,
+    /// Every event id applied -> its sequence (idempotency pre-check) and, for assessments, where
+    /// the form lives (corrections). One map, so applying an event hashes its id once.
+    applied: HashMap<EventId, Applied, foldhash::fast::RandomState>,
 }
 
 impl Projection {
@@ -154,15 +161,14 @@ impl Projection {
     /// log (a replay) does not rehash them over and over as they grow.
     pub fn with_capacity(events: usize) -> Self {
         Self {
-            event_seqs: HashMap::with_capacity(events),
-            forms: HashMap::with_capacity(events),
+            applied: HashMap::with_capacity_and_hasher(events, Default::default()),
             ..Self::default()
         }
     }
 
     /// The sequence of an event id already in the projection.
     pub fn seq_of(&self, event_id: &EventId) -> Option<u64> {
-        self.event_seqs.get(event_id).copied()
+        self.applied.get(event_id).map(|applied| applied.seq)
     }
 
     /// The study, if registered.
@@ -248,7 +254,7 @@ impl Projection {
                 ));
                 continue;
             }
-            if self.event_seqs.contains_key(&event.event_id) {
+            if self.applied.contains_key(&event.event_id) {
                 continue;
             }
             let study_known =
@@ -412,8 +418,9 @@ impl Projection {
             } = &event.body
             {
                 let target = self
-                    .forms
+                    .applied
                     .get(supersedes)
+                    .and_then(|applied| applied.form.as_ref())
                     .map(|f| {
                         (
                             &f.study,
@@ -479,7 +486,7 @@ impl Projection {
         let mut registered: BTreeMap<&StudyId, &Protocol> = BTreeMap::new();
         let mut enrolled: BTreeMap<(&StudyId, &SubjectId), &str> = BTreeMap::new();
         for (index, event) in batch.iter().enumerate() {
-            if self.event_seqs.contains_key(&event.event_id) {
+            if self.applied.contains_key(&event.event_id) {
                 continue;
             }
             let protocol = registered.get(&event.study).copied().or_else(|| {
@@ -561,11 +568,39 @@ impl Projection {
 
     /// Applies one stored event. Events already applied (same id) are ignored. Returns what changed.
     pub fn apply(&mut self, seq: u64, event: &Event) -> Option<Touched> {
-        if self.event_seqs.contains_key(&event.event_id) {
+        if self.applied.contains_key(&event.event_id) {
             return None;
         }
-        self.event_seqs.insert(event.event_id.clone(), seq);
         self.head_seq = self.head_seq.max(seq);
+        let (form, touched) = self.apply_body(seq, event);
+        self.applied
+            .insert(event.event_id.clone(), Applied { seq, form });
+        touched
+    }
+
+    /// [`Projection::apply`] after the id check: what changed, and where an assessment's form went.
+    fn apply_body(&mut self, seq: u64, event: &Event) -> (Option<FormRef>, Option<Touched>) {
+        if let EventBody::AssessmentRecorded(assessment) = &event.body {
+            return self.add_form(seq, FormEvent::of(event, true), assessment.clone(), None);
+        }
+        if let EventBody::AssessmentCorrected {
+            supersedes,
+            corrected,
+            ..
+        } = &event.body
+        {
+            return self.add_form(
+                seq,
+                FormEvent::of(event, true),
+                corrected.clone(),
+                Some(supersedes),
+            );
+        }
+        (None, self.apply_other(seq, event))
+    }
+
+    /// Applies an event that is not an assessment.
+    fn apply_other(&mut self, seq: u64, event: &Event) -> Option<Touched> {
         match &event.body {
             EventBody::StudyRegistered {
                 title,
@@ -662,19 +697,8 @@ impl Projection {
                 subject.doses.push((event.clinical_date, dose.clone()));
                 None
             }
-            EventBody::AssessmentRecorded(assessment) => {
-                self.add_form(seq, FormEvent::of(event, true), assessment.clone(), None)
-            }
-            EventBody::AssessmentCorrected {
-                supersedes,
-                corrected,
-                ..
-            } => self.add_form(
-                seq,
-                FormEvent::of(event, true),
-                corrected.clone(),
-                Some(supersedes),
-            ),
+            // Taken by `apply_body`.
+            EventBody::AssessmentRecorded(_) | EventBody::AssessmentCorrected { .. } => None,
         }
     }
 
@@ -685,7 +709,7 @@ impl Projection {
         if !matches!(
             event.body,
             EventBody::AssessmentRecorded(_) | EventBody::AssessmentCorrected { .. }
-        ) || self.event_seqs.contains_key(&event.event_id)
+        ) || self.applied.contains_key(&event.event_id)
         {
             self.apply_recorded(seq, &event, recorded_by);
             return;
@@ -706,20 +730,18 @@ impl Projection {
             clinical_date,
             touched: false,
         };
-        match body {
+        let (form, _) = match body {
             EventBody::AssessmentRecorded(assessment) => {
-                self.add_form(seq, header, assessment, None);
+                self.add_form(seq, header, assessment, None)
             }
             EventBody::AssessmentCorrected {
                 supersedes,
                 corrected,
                 ..
-            } => {
-                self.add_form(seq, header, corrected, Some(&supersedes));
-            }
-            _ => {}
-        }
-        self.event_seqs.insert(event_id, seq);
+            } => self.add_form(seq, header, corrected, Some(&supersedes)),
+            _ => (None, None),
+        };
+        self.applied.insert(event_id, Applied { seq, form });
         self.head_seq = self.head_seq.max(seq);
     }
 
@@ -729,13 +751,18 @@ impl Projection {
         event: FormEvent<'_>,
         assessment: Assessment,
         supersedes: Option<&EventId>,
-    ) -> Option<Touched> {
-        let subject_id = event.subject?;
-        let visit_id = event.visit?;
-        if let Some(old) = supersedes.and_then(|id| self.forms.get_mut(id)) {
+    ) -> (Option<FormRef>, Option<Touched>) {
+        let (Some(subject_id), Some(visit_id)) = (event.subject, event.visit) else {
+            return (None, None);
+        };
+        if let Some(Applied {
+            seq: old_seq,
+            form: Some(old),
+        }) = supersedes.and_then(|id| self.applied.get_mut(id))
+        {
             old.superseded_by = Some(event.event_id.clone());
             let (old_seq, old_study, old_subject, old_visit) = (
-                old.seq,
+                *old_seq,
                 old.study.clone(),
                 old.subject.clone(),
                 old.visit.clone(),
@@ -749,28 +776,28 @@ impl Projection {
                 visit.live.remove(&old_seq);
             }
         }
-        let study = self.studies.get_mut(event.study)?;
+        let Some(study) = self.studies.get_mut(event.study) else {
+            return (None, None);
+        };
         let at_baseline = *visit_id == study.baseline_visit;
-        let subject = study.subjects.get_mut(subject_id)?;
+        let Some(subject) = study.subjects.get_mut(subject_id) else {
+            return (None, None);
+        };
         let visit = subject.visits.entry(visit_id.clone()).or_default();
         visit.note_date(event.clinical_date);
         let kind = assessment.kind();
         visit.live.insert(seq, assessment);
         // A change at the baseline visit (or of which visit is first) can change every outcome.
         let every_visit = at_baseline || subject.visits.len() <= 2;
-        self.forms.insert(
-            event.event_id.clone(),
-            FormRef {
-                seq,
-                study: event.study.clone(),
-                subject: subject_id.clone(),
-                visit: visit_id.clone(),
-                kind,
-                superseded_by: None,
-            },
-        );
+        let form = FormRef {
+            study: event.study.clone(),
+            subject: subject_id.clone(),
+            visit: visit_id.clone(),
+            kind,
+            superseded_by: None,
+        };
         // Only the live path reads what changed; a replay applies a million forms without it.
-        event.touched.then(|| Touched {
+        let touched = event.touched.then(|| Touched {
             study: event.study.clone(),
             subject: subject_id.clone(),
             visit: if every_visit {
@@ -778,7 +805,8 @@ impl Projection {
             } else {
                 Some(visit_id.clone())
             },
-        })
+        });
+        (Some(form), touched)
     }
 }
 

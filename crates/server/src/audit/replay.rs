@@ -125,8 +125,8 @@ fn read_chunk(
         chunk.last = Some((stored.seq, stored.hash, stored.recorded_at_unix_nanos));
         // Freed here, on the thread that allocated it: glibc's allocator serialises frees of
         // another thread's memory behind a lock, and the applying thread is the replay's bottleneck.
-        let recorded_by = matches!(event.body, EventBody::StudyLocked { .. })
-            .then_some(stored.recorded_by);
+        let recorded_by =
+            matches!(event.body, EventBody::StudyLocked { .. }).then_some(stored.recorded_by);
         chunk.events.push((stored.seq, recorded_by, event));
     }
     Ok(chunk)
@@ -251,9 +251,11 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
                 }
                 let mut events = chunk.events;
                 for (seq, recorded_by, event) in events.drain(..) {
-                    replay
-                        .projection
-                        .apply_owned(seq, event, recorded_by.as_deref().unwrap_or_default());
+                    replay.projection.apply_owned(
+                        seq,
+                        event,
+                        recorded_by.as_deref().unwrap_or_default(),
+                    );
                     progress.tick();
                 }
                 // A full return channel just lets this vector go.
