@@ -176,6 +176,14 @@ impl Ratio {
     /// The value rounded half away from zero to [`DISPLAY_DECIMALS`] places, for output only.
     /// `None` if it does not fit a `Decimal`.
     pub fn to_display_decimal(self) -> Option<Decimal> {
+        Decimal::try_from_i128_with_scale(self.display_scaled()?, DISPLAY_DECIMALS)
+            .ok()
+            .map(|value| value.normalize())
+    }
+
+    /// The value times 10^[`DISPLAY_DECIMALS`], rounded half away from zero: the mantissa of
+    /// [`Ratio::to_display_decimal`] before it is normalised. `None` on overflow.
+    fn display_scaled(self) -> Option<i128> {
         let scale = 10_i128.pow(DISPLAY_DECIMALS);
         // The same steps in 64-bit arithmetic when nothing can leave it: |remainder| < denominator
         // < 2^43, so remainder * 10^6 < 2^63 (hardware divisions instead of 128-bit library calls).
@@ -191,10 +199,7 @@ impl Ratio {
                 fraction += if numerator < 0 { -1 } else { 1 };
             }
             // |whole| < 2^63, so whole * 10^6 fits an i128 (the checked steps below never fail here).
-            let total = i128::from(whole) * scale + i128::from(fraction);
-            return Decimal::try_from_i128_with_scale(total, DISPLAY_DECIMALS)
-                .ok()
-                .map(|value| value.normalize());
+            return Some(i128::from(whole) * scale + i128::from(fraction));
         }
         let whole = self.numerator / self.denominator;
         let remainder = self.numerator % self.denominator;
@@ -205,10 +210,7 @@ impl Ratio {
         if rest.checked_mul(2)? >= self.denominator {
             fraction += if self.numerator < 0 { -1 } else { 1 };
         }
-        let total = whole.checked_mul(scale)?.checked_add(fraction)?;
-        Decimal::try_from_i128_with_scale(total, DISPLAY_DECIMALS)
-            .ok()
-            .map(|value| value.normalize())
+        whole.checked_mul(scale)?.checked_add(fraction)
     }
 
     /// The value as a float, for outputs that are floats by nature (log2 fold change).
@@ -267,8 +269,25 @@ impl PartialOrd for Ratio {
 }
 
 impl Serialize for Ratio {
-    /// As a JSON number rounded to [`DISPLAY_DECIMALS`] places (null if it cannot be shown).
+    /// As a JSON number rounded to [`DISPLAY_DECIMALS`] places (null if it cannot be shown): what
+    /// [`JsonNumber`] writes for [`Ratio::to_display_decimal`], computed without the `Decimal` where
+    /// the digits fit a binary64 exactly (a replay writes millions of these).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if let Some(scaled) = self.display_scaled() {
+            let (mut mantissa, mut scale) = (scaled, DISPLAY_DECIMALS as usize);
+            while scale > 0 && mantissa % 10 == 0 {
+                mantissa /= 10;
+                scale -= 1;
+            }
+            if scale == 0
+                && let Ok(integer) = i64::try_from(mantissa)
+            {
+                return serializer.serialize_i64(integer);
+            }
+            if scale > 0 && mantissa.unsigned_abs() <= 1 << 53 {
+                return serializer.serialize_f64(mantissa as f64 / EXACT_POWERS_OF_TEN[scale]);
+            }
+        }
         match self.to_display_decimal() {
             Some(value) => JsonNumber(value).serialize(serializer),
             None => serializer.serialize_none(),
@@ -424,6 +443,18 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn ratios_serialise_as_their_display_decimal(n in any::<i64>(), d in 1i64..i64::MAX, big in -(1i128 << 100)..(1i128 << 100), small in 1i128..1000) {
+            for ratio in [ratio(i128::from(n), i128::from(d)), ratio(i128::from(n % 100_000), i128::from(d % 1000 + 1)), ratio(big, small)] {
+                let expected = match ratio.to_display_decimal() {
+                    Some(value) => serde_json::to_string(&JsonNumber(value)),
+                    None => serde_json::to_string(&()),
+                }
+                .expect("json");
+                prop_assert_eq!(serde_json::to_string(&ratio).expect("json"), expected, "{:?}", ratio);
+            }
+        }
+
         #[test]
         fn json_numbers_without_text_are_the_parsed_text(mantissa in -(1i64 << 53)..=(1i64 << 53), scale in 0u32..=28) {
             let value = Decimal::from_i128_with_scale(i128::from(mantissa), scale).normalize();

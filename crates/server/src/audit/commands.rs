@@ -179,7 +179,7 @@ pub fn run_replay(args: &ReplayArgs) -> ExitCode {
         } else if args.cohort {
             replay::write_cohorts(&replayed, args.format, &mut out)
         } else {
-            replayed.write_all_outcomes(args.format, &mut out)
+            replayed.write_all_outcomes(args.format, &mut out).map(drop)
         }
     })();
     exit("replay", result)
