@@ -6,6 +6,7 @@
 //! form it supersedes from the live set and adds its own; both events stay in the log.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use myolog_domain::event::{
     Assessment, AssessmentKind, ClinicalDate, Dose, EnrolmentFacts, Event, EventBody, EventId,
@@ -100,6 +101,8 @@ pub struct Visit {
     pub last_date: Option<ClinicalDate>,
     /// Live assessment forms: sequence -> form.
     pub live: BTreeMap<u64, Assessment>,
+    /// Where this visit is, shared with the entry of each of its forms (made with the first form).
+    place: Option<Arc<FormPlace>>,
 }
 
 impl Visit {
@@ -126,14 +129,21 @@ struct Applied {
     form: Option<FormRef>,
 }
 
-/// Where an assessment event lives, for corrections.
+/// Where an assessment event lives, for corrections: the visit's shared place, so that an entry of
+/// the map of every applied id (a million in a big log) stays small.
 #[derive(Debug, Clone)]
 struct FormRef {
+    place: Arc<FormPlace>,
+    kind: AssessmentKind,
+    superseded: bool,
+}
+
+/// One subject x visit of a study.
+#[derive(Debug)]
+struct FormPlace {
     study: StudyId,
     subject: SubjectId,
     visit: VisitId,
-    kind: AssessmentKind,
-    superseded_by: Option<EventId>,
 }
 
 /// A subject x visit whose outcome may have changed.
@@ -423,11 +433,11 @@ impl Projection {
                     .and_then(|applied| applied.form.as_ref())
                     .map(|f| {
                         (
-                            &f.study,
-                            &f.subject,
-                            &f.visit,
+                            &f.place.study,
+                            &f.place.subject,
+                            &f.place.visit,
                             f.kind,
-                            f.superseded_by.is_some(),
+                            f.superseded,
                         )
                     })
                     .or_else(|| {
@@ -723,7 +733,6 @@ impl Projection {
             body,
         } = event;
         let header = FormEvent {
-            event_id: &event_id,
             study: &study,
             subject: subject.as_ref(),
             visit: visit.as_ref(),
@@ -760,18 +769,13 @@ impl Projection {
             form: Some(old),
         }) = supersedes.and_then(|id| self.applied.get_mut(id))
         {
-            old.superseded_by = Some(event.event_id.clone());
-            let (old_seq, old_study, old_subject, old_visit) = (
-                *old_seq,
-                old.study.clone(),
-                old.subject.clone(),
-                old.visit.clone(),
-            );
+            old.superseded = true;
+            let (old_seq, old_place) = (*old_seq, old.place.clone());
             if let Some(visit) = self
                 .studies
-                .get_mut(&old_study)
-                .and_then(|s| s.subjects.get_mut(&old_subject))
-                .and_then(|s| s.visits.get_mut(&old_visit))
+                .get_mut(&old_place.study)
+                .and_then(|s| s.subjects.get_mut(&old_place.subject))
+                .and_then(|s| s.visits.get_mut(&old_place.visit))
             {
                 visit.live.remove(&old_seq);
             }
@@ -787,15 +791,20 @@ impl Projection {
         visit.note_date(event.clinical_date);
         let kind = assessment.kind();
         visit.live.insert(seq, assessment);
+        let place = visit.place.get_or_insert_with(|| {
+            Arc::new(FormPlace {
+                study: event.study.clone(),
+                subject: subject_id.clone(),
+                visit: visit_id.clone(),
+            })
+        });
+        let form = FormRef {
+            place: place.clone(),
+            kind,
+            superseded: false,
+        };
         // A change at the baseline visit (or of which visit is first) can change every outcome.
         let every_visit = at_baseline || subject.visits.len() <= 2;
-        let form = FormRef {
-            study: event.study.clone(),
-            subject: subject_id.clone(),
-            visit: visit_id.clone(),
-            kind,
-            superseded_by: None,
-        };
         // Only the live path reads what changed; a replay applies a million forms without it.
         let touched = event.touched.then(|| Touched {
             study: event.study.clone(),
@@ -814,7 +823,6 @@ impl Projection {
 /// itself can be moved out of an owned event.
 #[derive(Debug, Clone, Copy)]
 struct FormEvent<'a> {
-    event_id: &'a EventId,
     study: &'a StudyId,
     subject: Option<&'a SubjectId>,
     visit: Option<&'a VisitId>,
@@ -826,7 +834,6 @@ struct FormEvent<'a> {
 impl<'a> FormEvent<'a> {
     fn of(event: &'a Event, touched: bool) -> Self {
         Self {
-            event_id: &event.event_id,
             study: &event.study,
             subject: event.subject.as_ref(),
             visit: event.visit.as_ref(),
