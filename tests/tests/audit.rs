@@ -136,6 +136,20 @@ async fn replay_as_of_each_batch_equals_what_the_service_reported() {
             "replay as of {}",
             snapshot.last_sequence
         );
+        // `myolog replay`'s JSON Lines carry the service's result JSON byte for byte.
+        let mut jsonl = Vec::new();
+        replayed
+            .write_all_outcomes(Format::Jsonl, &mut jsonl)
+            .expect("replay written");
+        let lines: Vec<&str> = std::str::from_utf8(&jsonl)
+            .expect("UTF-8")
+            .lines()
+            .collect();
+        assert_eq!(lines.len(), snapshot.outcomes.len());
+        for (line, live) in lines.iter().zip(&snapshot.outcomes) {
+            let result = format!("\"result\":{},", live.result_json);
+            assert!(line.contains(&result), "{line}\n{result}");
+        }
         assert_eq!(
             replayed.cohorts(),
             vec![snapshot.cohort.clone()],
