@@ -83,6 +83,16 @@ fn parallelism() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
+/// Joins every worker (none is left running) and tells whether any of them panicked.
+fn join_all<T>(workers: Vec<std::thread::ScopedJoinHandle<'_, T>>) -> bool {
+    workers
+        .into_iter()
+        .map(|worker| worker.join().is_err())
+        .filter(|panicked| *panicked)
+        .count()
+        > 0
+}
+
 /// One chunk of the log, decoded.
 #[derive(Debug, Default)]
 struct DecodedChunk {
@@ -268,12 +278,7 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
         }
         // The workers stop at their next token or send.
         drop((token_tx, decoded_rx, recycle_tx));
-        let panicked = handles
-            .into_iter()
-            .map(|handle| handle.join().is_err())
-            .filter(|panicked| *panicked)
-            .count()
-            > 0;
+        let panicked = join_all(handles);
         result?;
         if panicked || (applied < chunks && !cut) {
             return Err(AuditError::Worker("a log reading thread panicked"));
@@ -468,12 +473,7 @@ impl Replay {
             // On a write error the workers stop at their next block or send.
             stop.store(true, Ordering::Relaxed);
             drop(rx);
-            let panicked = workers
-                .into_iter()
-                .map(|worker| worker.join().is_err())
-                .filter(|panicked| *panicked)
-                .count()
-                > 0;
+            let panicked = join_all(workers);
             result?;
             if panicked || written != blocks.len() {
                 return Err(AuditError::Worker("a scoring thread panicked"));
