@@ -17,6 +17,7 @@ mod error;
 mod event;
 pub mod format;
 mod index;
+mod leftovers;
 mod log;
 mod verify;
 mod writer;

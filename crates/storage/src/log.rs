@@ -17,6 +17,7 @@ use crate::event::{
 };
 use crate::format::{self, CommitRecord};
 use crate::index::Index;
+use crate::leftovers::{self, DirectoryLock};
 use crate::verify::{self, VerifyReport};
 use crate::writer::{AppendRequest, CommitShared, HeadWatch, SYNC_LANES, Syncer, Writer};
 
@@ -106,6 +107,9 @@ struct Inner {
     max_batch_events: usize,
     /// Dropped after the fields above (declaration order), i.e. after the database handle.
     _registration: OpenLogRegistration,
+    /// Dropped after `db`, `tree` and the writer (fields drop in declaration order), so no other
+    /// process touches sled's files while this one may still use them.
+    _directory_lock: DirectoryLock,
 }
 
 impl Drop for Inner {
@@ -160,6 +164,9 @@ impl EventLog {
         let path = path.as_ref().to_path_buf();
         let creating = check_directory(&path, options.create_if_missing)?;
         let registration = OpenLogRegistration::register(&path)?;
+        let directory_lock = DirectoryLock::acquire(&path, options.lock_wait)?;
+        let mended = leftovers::mend_sled_leftovers(&path)?;
+        let creating = creating || mended.creation_was_cut;
         let db = open_sled_waiting_for_lock(&path, &options)?;
         let tree = open_myolog_tree(&path, &db)?;
         let (head, index, damage) = recover(&tree)?;
@@ -215,6 +222,7 @@ impl EventLog {
                 index,
                 max_batch_events: options.max_batch_events.max(1),
                 _registration: registration,
+                _directory_lock: directory_lock,
             }),
         })
     }
