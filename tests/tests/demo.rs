@@ -83,6 +83,7 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         &server.url(),
         synth::STUDY,
         stir_visit(PRIMARY_VISIT),
+        None,
         &mut out,
     )
     .await
@@ -110,6 +111,15 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         expected,
         "{outcomes}"
     );
+    // The endpoint tables are the demo's, whole (DOI_W12 responders 8/10 among them).
+    let endpoints = from(&outcomes, "Endpoints by the protocol");
+    assert!(
+        endpoints
+            .iter()
+            .any(|l| l.starts_with("  DOI_W12 ") && l.contains("responders 8/10")),
+        "{outcomes}"
+    );
+    assert_eq!(endpoints, from(&text, "Endpoints by the protocol"));
     // The per-subject and cohort tables are the demo's, line for line.
     for heading in ["Cohort at W12", "  S001 ", "  S010 "] {
         assert_eq!(

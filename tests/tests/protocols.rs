@@ -694,17 +694,43 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
     server = start(dir.path()).await;
     clients = Clients::connect(&server).await;
     assert_eq!(protocols_named(&mut clients, "STIR-X").await, expected);
-    let mut out = Vec::new();
-    myolog_server::demo::print_outcomes(&server.url(), "STIR-X", "W4", &mut out)
-        .await
-        .expect("myolog outcomes");
-    let text = String::from_utf8(out).expect("utf-8");
-    for line in [
-        "Eligibility by the protocol (STIR v2 registered as STIR-X): 0/1 eligible, 1 not eligible, 0 not evaluable",
-        "  S001     not eligible   not met: IN04; not evaluable: IN02",
+    // `myolog outcomes --protocol-version`: the latest by default, any earlier one on request, and
+    // a version the study does not have is the server's error naming the versions it has.
+    for (version, protocol) in [
+        (None, "STIR v2 registered as STIR-X"),
+        (Some(2), "STIR v2 registered as STIR-X"),
+        (Some(1), "STIR v1 registered as STIR-X"),
     ] {
-        assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
+        let mut out = Vec::new();
+        myolog_server::demo::print_outcomes(&server.url(), "STIR-X", "W4", version, &mut out)
+            .await
+            .expect("myolog outcomes");
+        let text = String::from_utf8(out).expect("utf-8");
+        for line in [
+            format!(
+                "Eligibility by the protocol ({protocol}): 0/1 eligible, 1 not eligible, 0 not evaluable"
+            ),
+            "  S001     not eligible   not met: IN04; not evaluable: IN02".to_string(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
+        }
     }
+    let error = myolog_server::demo::print_outcomes(
+        &server.url(),
+        "STIR-X",
+        "W4",
+        Some(3),
+        &mut Vec::new(),
+    )
+    .await
+    .expect_err("no version 3")
+    .to_string();
+    assert!(
+        error.ends_with(
+            "protocol_version: study STIR-X has no protocol version 3; its versions are 1, 2\""
+        ),
+        "{error}"
+    );
     server.stop().await.expect("stops");
 }
 

@@ -64,6 +64,10 @@ pub struct OutcomesArgs {
     /// Visit id. The default is the week-12 encounter as the demo records it under STIR's protocol.
     #[arg(long, default_value = crate::synth::STIR_VISIT_IDS[3].1)]
     pub visit: String,
+    /// Version of the study's protocol to compute endpoints, schedule and eligibility by (a study
+    /// registered at version 1 and amended twice has 1, 2 and 3). Default: the latest.
+    #[arg(long)]
+    pub protocol_version: Option<u32>,
 }
 
 /// `myolog serve`.
@@ -184,7 +188,15 @@ async fn run_async(command: Command) -> ExitCode {
             telemetry::init(LogFormat::Text, "warn");
             let url = crate::healthcheck::endpoint_url(&args.addr);
             let mut stdout = std::io::stdout();
-            match crate::demo::print_outcomes(&url, &args.study, &args.visit, &mut stdout).await {
+            match crate::demo::print_outcomes(
+                &url,
+                &args.study,
+                &args.visit,
+                args.protocol_version,
+                &mut stdout,
+            )
+            .await
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("myolog outcomes: {error}");

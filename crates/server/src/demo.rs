@@ -290,11 +290,14 @@ fn print_endpoints(out: &mut impl Write, tables: &[pb::EndpointTable]) -> Result
 }
 
 /// `myolog outcomes`: a study's outcomes at one visit, per subject (enrolled subjects found through
-/// `Audit.ReadEvents`) and for the cohort, from a running server.
+/// `Audit.ReadEvents`) and for the cohort, from a running server, under `protocol_version` of the
+/// study's protocol (`None`: the latest). A version the study does not have is the server's
+/// INVALID_ARGUMENT naming `protocol_version` and the versions it has.
 pub async fn print_outcomes(
     url: &str,
     study: &str,
     visit: &str,
+    protocol_version: Option<u32>,
     out: &mut impl Write,
 ) -> Result<(), DemoError> {
     let channel = Channel::from_shared(url.to_string())
@@ -333,7 +336,7 @@ pub async fn print_outcomes(
         .get_cohort(pb::GetCohortRequest {
             study_id: study.into(),
             visit_id: visit.into(),
-            protocol_version: None,
+            protocol_version,
         })
         .await?
         .into_inner();
@@ -349,7 +352,7 @@ pub async fn print_outcomes(
             .get_subject(pb::GetSubjectRequest {
                 study_id: study.into(),
                 subject_id: subject_id.clone(),
-                protocol_version: None,
+                protocol_version,
             })
             .await?
             .into_inner();
@@ -365,6 +368,7 @@ pub async fn print_outcomes(
     if let Some(summary) = summary {
         print_cohort(out, summary)?;
     }
+    print_endpoints(out, &cohort.endpoints)?;
     // Eligibility reads the baseline visit, not `visit`: shown even when `visit` has no data yet.
     if let Some(table) = &cohort.eligibility {
         print_eligibility(out, table)?;
