@@ -7,7 +7,9 @@
 //! the dataset and the service agree by construction. Only the dataset derivations are done here: CHG
 //! = AVAL - BASE and PCHG = CHG / BASE x 100 in exact decimals (PCHG rounded to 2 places, blank when
 //! BASE is 0), and ADY counted from the subject's baseline visit date (day 1, no day 0).
-//! CRIT1FL is `Y`/`N`, and blank when the criterion could not be evaluated.
+//! CRIT1FL is `Y`/`N`, and blank when the criterion could not be evaluated. Under a protocol, each
+//! subject's visit rows are followed by its eligibility rows (one per criterion, then `ELIGIBLE`) and
+//! one row per endpoint.
 
 use std::io::Write;
 use std::str::FromStr;
@@ -306,66 +308,137 @@ pub fn rows(replay: &Replay) -> Vec<AdamRow> {
             rows.splice(visit_start..visit_start, baseline);
         }
     }
-    with_endpoint_rows(replay, rows)
+    with_subject_level_rows(replay, rows)
 }
 
-/// Adds one row per subject x protocol endpoint after each subject's visit rows (subjects with
-/// endpoint results but no follow-up outcome at the end, in order): PARAMCD the endpoint id, AVISIT
-/// the visit the endpoint reads, AVAL/AVALC its value, CRIT1/CRIT1FL the responder rule and how the
-/// subject counts under it, ALGORITHM the protocol and version it was computed under.
-fn with_endpoint_rows(replay: &Replay, rows: Vec<AdamRow>) -> Vec<AdamRow> {
-    let mut pending: Vec<(String, String, AdamRow)> = endpoints::subject_endpoints(replay)
-        .into_iter()
-        .map(|row| {
-            let study = replay.projection.studies.get(row.study_id);
-            let subject = study.and_then(|study| study.subjects.get(row.subject_id));
-            let (_, visit_id) = endpoints::visit_ids(&row.result);
-            let date = subject
-                .and_then(|subject| {
-                    subject
-                        .visits
-                        .iter()
-                        .find(|(id, _)| id.as_str() == visit_id)
-                })
-                .and_then(|(_, visit)| visit.first_date);
-            let reference = study
-                .zip(subject)
-                .and_then(|(study, subject)| baseline_of(study, subject))
-                .and_then(|(_, visit)| visit.first_date);
-            let param = study
-                .and_then(|study| study.protocol.as_ref())
-                .and_then(|history| history.current().endpoint(&row.result.endpoint))
-                .map_or_else(|| row.result.endpoint.clone(), |e| e.text.clone());
-            let (aval, avalc) = endpoints::analysis_value(&row.result);
-            let adam = AdamRow {
-                studyid: row.study_id.to_string(),
-                usubjid: format!("{}-{}", row.study_id, row.subject_id),
-                subjid: row.subject_id.to_string(),
-                avisit: visit_id,
+/// The eligibility rows of every subject of a study with a protocol, at the subject's baseline
+/// visit: one per criterion (PARAMCD the criterion id, AVALC its verdict, AVAL the value it saw when
+/// it saw one number, CRIT1FL `Y` when met, `N` when not met, blank when not applicable or not
+/// evaluable), then `ELIGIBLE` (AVALC the subject's verdict). ALGORITHM names the protocol and
+/// version. The verdicts are the service's ([`super::eligibility::subject_reports`]).
+fn eligibility_rows(replay: &Replay) -> Vec<(String, String, AdamRow)> {
+    let mut out = Vec::new();
+    for (study_id, subject_id, report) in super::eligibility::subject_reports(replay) {
+        let date = baseline_date(replay, study_id.as_str(), &subject_id);
+        let row =
+            |paramcd: &str, param: String, avalc: &str, crit1: &str, flag: Option<bool>| AdamRow {
+                studyid: study_id.to_string(),
+                usubjid: format!("{study_id}-{subject_id}"),
+                subjid: subject_id.clone(),
+                avisit: report.baseline_visit_id.clone(),
                 adt: date.map(|d| d.to_string()).unwrap_or_default(),
-                ady: date
-                    .zip(reference)
-                    .map(|(date, reference)| study_day(date, reference)),
+                ady: date.map(|d| study_day(d, d)),
                 ablfl: false,
-                paramcd: row.result.endpoint.clone(),
+                paramcd: paramcd.chars().take(8).collect(),
                 param,
-                aval,
-                avalc,
+                aval: None,
+                avalc: avalc.to_string(),
                 base: None,
                 chg: None,
                 pchg: None,
-                crit1fl: (!row.rule.is_empty())
-                    .then_some(row.result.counts_as_responder)
-                    .flatten(),
-                crit1: row.rule,
-                algorithm: row.result.protocol.to_string(),
+                crit1: crit1.to_string(),
+                crit1fl: flag,
+                algorithm: report.protocol.clone(),
             };
-            (row.study_id.to_string(), row.subject_id.to_string(), adam)
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+        for criterion in &report.criteria {
+            let (kind, crit1) = match criterion.category.as_str() {
+                "exclusion" => ("Exclusion", "Exclusion criterion met"),
+                _ => ("Inclusion", "Inclusion criterion met"),
+            };
+            let flag = match criterion.verdict.as_str() {
+                "met" => Some(true),
+                "not_met" => Some(false),
+                _ => None,
+            };
+            let mut adam = row(
+                &criterion.id,
+                format!("{kind} criterion {}: {}", criterion.id, criterion.text),
+                &criterion.verdict,
+                crit1,
+                flag,
+            );
+            if let [seen] = criterion.seen.as_slice() {
+                adam.aval = Decimal::from_str(&seen.value).ok().map(|d| d.normalize());
+            }
+            out.push((study_id.to_string(), subject_id.clone(), adam));
+        }
+        let flag = match report.verdict.as_str() {
+            "eligible" => Some(true),
+            "not_eligible" => Some(false),
+            _ => None,
+        };
+        out.push((
+            study_id.to_string(),
+            subject_id.clone(),
+            row(
+                "ELIGIBLE",
+                "Eligible by the protocol (every inclusion met, no exclusion met)".into(),
+                &report.verdict,
+                "Eligible",
+                flag,
+            ),
+        ));
+    }
+    out
+}
+
+/// Adds each subject's subject-level rows after its visit rows (subjects with such rows but no
+/// follow-up outcome at the end, in order): first its eligibility rows ([`eligibility_rows`]), then
+/// one row per protocol endpoint: PARAMCD the endpoint id, AVISIT the visit the endpoint reads,
+/// AVAL/AVALC its value, CRIT1/CRIT1FL the responder rule and how the subject counts under it,
+/// ALGORITHM the protocol and version it was computed under.
+fn with_subject_level_rows(replay: &Replay, rows: Vec<AdamRow>) -> Vec<AdamRow> {
+    let endpoint_rows = endpoints::subject_endpoints(replay).into_iter().map(|row| {
+        let study = replay.projection.studies.get(row.study_id);
+        let subject = study.and_then(|study| study.subjects.get(row.subject_id));
+        let (_, visit_id) = endpoints::visit_ids(&row.result);
+        let date = subject
+            .and_then(|subject| {
+                subject
+                    .visits
+                    .iter()
+                    .find(|(id, _)| id.as_str() == visit_id)
+            })
+            .and_then(|(_, visit)| visit.first_date);
+        let reference = study
+            .zip(subject)
+            .and_then(|(study, subject)| baseline_of(study, subject))
+            .and_then(|(_, visit)| visit.first_date);
+        let param = study
+            .and_then(|study| study.protocol.as_ref())
+            .and_then(|history| history.current().endpoint(&row.result.endpoint))
+            .map_or_else(|| row.result.endpoint.clone(), |e| e.text.clone());
+        let (aval, avalc) = endpoints::analysis_value(&row.result);
+        let adam = AdamRow {
+            studyid: row.study_id.to_string(),
+            usubjid: format!("{}-{}", row.study_id, row.subject_id),
+            subjid: row.subject_id.to_string(),
+            avisit: visit_id,
+            adt: date.map(|d| d.to_string()).unwrap_or_default(),
+            ady: date
+                .zip(reference)
+                .map(|(date, reference)| study_day(date, reference)),
+            ablfl: false,
+            paramcd: row.result.endpoint.clone(),
+            param,
+            aval,
+            avalc,
+            base: None,
+            chg: None,
+            pchg: None,
+            crit1fl: (!row.rule.is_empty())
+                .then_some(row.result.counts_as_responder)
+                .flatten(),
+            crit1: row.rule,
+            algorithm: row.result.protocol.to_string(),
+        };
+        (row.study_id.to_string(), row.subject_id.to_string(), adam)
+    });
+    let mut pending: Vec<(String, String, AdamRow)> = eligibility_rows(replay);
+    pending.extend(endpoint_rows);
+    // Stable: a subject's eligibility rows stay before its endpoint rows.
+    pending.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    pending.reverse();
     let mut out = Vec::with_capacity(rows.len() + pending.len());
     let mut rows = rows.into_iter().peekable();
     while let Some(row) = rows.next() {

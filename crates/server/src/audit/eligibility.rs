@@ -227,7 +227,7 @@ mod tests {
 
     use super::*;
     use crate::audit::endpoints::tests::{replay_of, stir_log};
-    use crate::audit::report;
+    use crate::audit::{adam, report};
 
     /// Eight synthetic STIR subjects: adults (27 to 69 years), CDASI activity well above 5, muscle
     /// disease not active, prednisone at most 20 mg/day, stable 4 to 12 weeks except S007's 2 weeks
@@ -330,6 +330,81 @@ mod tests {
                 "{criterion}"
             );
         }
+
+        // The ADaM dataset: one row per subject x criterion at the baseline visit with the same
+        // verdicts (CRIT1FL Y when met, N when not met, blank otherwise), then ELIGIBLE.
+        let dataset = adam::rows(&replay);
+        for (criterion, met, not_met, not_applicable, not_evaluable) in EXPECTED {
+            let rows: Vec<&adam::AdamRow> =
+                dataset.iter().filter(|r| r.paramcd == criterion).collect();
+            let count = |verdict: &str, flag: Option<bool>| {
+                let n = rows
+                    .iter()
+                    .filter(|r| r.avalc == verdict && r.crit1fl == flag)
+                    .count();
+                u32::try_from(n).expect("small")
+            };
+            assert_eq!(
+                [
+                    count("met", Some(true)),
+                    count("not_met", Some(false)),
+                    count("not_applicable", None),
+                    count("not_evaluable", None)
+                ],
+                [met, not_met, not_applicable, not_evaluable],
+                "ADaM {criterion}"
+            );
+            assert!(rows.iter().all(|r| r.avisit == "BL" && r.ady == Some(1)));
+            assert!(
+                rows.iter()
+                    .all(|r| r.algorithm == "STIR v1 registered as STIR-DEMO")
+            );
+        }
+        let row = |subject: &str, paramcd: &str| {
+            dataset
+                .iter()
+                .find(|r| r.subjid == subject && r.paramcd == paramcd)
+                .unwrap_or_else(|| panic!("{subject} {paramcd}"))
+        };
+        // AVAL is the value a one-rule criterion saw (the age for IN01); IN04 has two rules.
+        let s007_in04 = row("S007", "IN04");
+        assert_eq!(
+            (s007_in04.aval, s007_in04.crit1.as_str()),
+            (None, "Inclusion criterion met")
+        );
+        assert!(s007_in04.param.starts_with("Inclusion criterion IN04: "));
+        let age_seen = records
+            .iter()
+            .find(|r| r["subject_id"] == "S007" && r["criterion"] == "IN01")
+            .and_then(|r| r["seen"][0]["value"].as_str())
+            .expect("IN01 saw an age");
+        assert_eq!(
+            row("S007", "IN01").aval.map(|d| d.to_string()).as_deref(),
+            Some(age_seen)
+        );
+        assert_eq!(
+            (
+                row("S007", "ELIGIBLE").avalc.as_str(),
+                row("S007", "ELIGIBLE").crit1fl
+            ),
+            ("not_eligible", Some(false))
+        );
+        let eligible = dataset
+            .iter()
+            .filter(|r| r.paramcd == "ELIGIBLE" && r.crit1fl == Some(true))
+            .count();
+        assert_eq!(eligible, 7);
+        // A subject's eligibility rows follow its visit rows and come before its endpoint rows.
+        let s001: Vec<&str> = dataset
+            .iter()
+            .filter(|r| r.subjid == "S001")
+            .map(|r| r.paramcd.as_str())
+            .collect();
+        let at = |paramcd: &str| s001.iter().position(|p| *p == paramcd).expect(paramcd);
+        assert!(
+            at("TIS") < at("IN01") && at("ELIGIBLE") < at("DOI_W12"),
+            "{s001:?}"
+        );
 
         // The report shows the same table.
         let html = report::render(&replay);
