@@ -18,6 +18,10 @@
 #   3. local mode again: the outcomes read back (STIR-DEMO with `myolog outcomes`, SMOKE-2 with the
 #      Python client on loopback) are identical to those before the restarts, and the demo cohort
 #      resent is acknowledged entirely as already in the log, the head unchanged;
+#   4. the operators' configuration with TLS (a CA and a server certificate for myolog.example made
+#      with openssl): SERVING over TLS from the host with the certificate verified against that
+#      name, refused against 127.0.0.1 and in plaintext, and the image's HEALTHCHECK healthy over
+#      TLS through MYOLOG_HEALTHCHECK_TLS_CA and MYOLOG_HEALTHCHECK_TLS_SERVER_NAME;
 # then `myolog verify --data /data` passes inside a container on the volume (every event of both).
 # Everything listens on 127.0.0.1 only. Bounded in time (SMOKE_TIMEOUT seconds, default 2700); the
 # containers and the volume are removed on exit, the images are kept as a build cache.
@@ -46,16 +50,16 @@ tag=smoke-$$
 volume=myolog-$tag
 work=$(mktemp -d /tmp/myolog-smoke.XXXXXX)
 
-step "tools: podman, buildah, runc, debootstrap"
+step "tools: podman, buildah, runc, debootstrap, openssl"
 missing=()
-for tool in podman buildah runc debootstrap; do
+for tool in podman buildah runc debootstrap openssl; do
     command -v "$tool" > /dev/null || missing+=("$tool")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q > "$work/apt.log" 2>&1 || { tail -n 20 "$work/apt.log"; exit 1; }
-    apt-get install -y -q podman buildah runc debootstrap >> "$work/apt.log" 2>&1 \
+    apt-get install -y -q podman buildah runc debootstrap openssl >> "$work/apt.log" 2>&1 \
         || { tail -n 20 "$work/apt.log"; exit 1; }
 fi
 podman --version
@@ -71,7 +75,7 @@ quiet() { "$@" 2> >(grep -v 'systemd connection' >&2); }
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    for name in "$tag-1" "$tag-2" "$tag-3" "$tag-verify"; do
+    for name in "$tag-1" "$tag-2" "$tag-3" "$tag-4" "$tag-verify"; do
         "${podman[@]}" rm -f -v -t 5 "$name" > /dev/null 2>&1 || true
     done
     "${podman[@]}" volume rm -f "$volume" > /dev/null 2>&1 || true
@@ -322,6 +326,54 @@ diff <(outcomes_of "$work/demo-1.txt") <(outcomes_of "$work/demo-3.txt") > "$wor
     || { cat "$work/demo.diff"; fail "the demo's outcomes differ after the restarts"; }
 passed "cohort resent: all already in the log, head unchanged, outcomes identical"
 stop_cleanly "$tag-3"
+
+step "4. TLS: the operators' configuration with a server certificate, the image's HEALTHCHECK over TLS"
+# A CA and a server certificate for the service's name only (not 127.0.0.1), made with openssl here:
+# the health checks must verify the certificate against that name.
+tls=$work/tls
+mkdir -p "$tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=Myolog smoke CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$tls/ca.key" -out "$tls/ca.pem" > "$work/openssl.log" 2>&1 || { cat "$work/openssl.log"; fail "openssl: CA"; }
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=myolog.example" \
+    -keyout "$tls/server.key" -out "$tls/server.csr" >> "$work/openssl.log" 2>&1 || { cat "$work/openssl.log"; fail "openssl: key"; }
+printf 'subjectAltName=DNS:myolog.example\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' \
+    > "$tls/server.ext"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 2 \
+    -extfile "$tls/server.ext" -out "$tls/server.pem" >> "$work/openssl.log" 2>&1 || { cat "$work/openssl.log"; fail "openssl: certificate"; }
+chown 10001:10001 "$tls/server.key" "$tls/server.pem" "$tls/ca.pem"
+chmod 0400 "$tls/server.key"
+quiet "${podman[@]}" run -d --name "$tag-4" "${hardened[@]}" --health-interval disable \
+    -p "127.0.0.1:$grpc_port:50051" \
+    -v "$work/principals.toml:/etc/myolog/principals.toml:ro" -v "$tls:/etc/myolog/tls:ro" \
+    -e MYOLOG_PRINCIPALS=/etc/myolog/principals.toml \
+    -e MYOLOG_TLS_CERT=/etc/myolog/tls/server.pem -e MYOLOG_TLS_KEY=/etc/myolog/tls/server.key \
+    -e MYOLOG_HEALTHCHECK_TLS_CA=/etc/myolog/tls/ca.pem \
+    -e MYOLOG_HEALTHCHECK_TLS_SERVER_NAME=myolog.example \
+    "$image" > /dev/null
+tls_addr=https://127.0.0.1:$grpc_port
+deadline=$(($(date +%s) + 90))
+until "$client" healthcheck --addr "$tls_addr" --tls-ca "$tls/ca.pem" --tls-server-name myolog.example \
+        > "$work/health.log" 2>&1; do
+    if [ "$("${podman[@]}" inspect -f '{{.State.Running}}' "$tag-4")" != true ]; then
+        "${podman[@]}" logs "$tag-4" 2>&1 | tail -n 30
+        fail "$tag-4 exited before it was SERVING"
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || { cat "$work/health.log"; fail "$tag-4 not SERVING over TLS in 90 s"; }
+    sleep 1
+done
+passed "$tag-4: SERVING over TLS on $tls_addr, certificate verified against myolog.example"
+if "$client" healthcheck --addr "$tls_addr" --tls-ca "$tls/ca.pem" > "$work/health-name.log" 2>&1; then
+    fail "a certificate for myolog.example was accepted for 127.0.0.1"
+fi
+if "$client" healthcheck --addr "http://127.0.0.1:$grpc_port" > "$work/health-plain.log" 2>&1; then
+    fail "a plaintext health check passed against the TLS server"
+fi
+passed "refused: the certificate checked against 127.0.0.1 ($(head -c 60 "$work/health-name.log")...), and plaintext"
+quiet "${podman[@]}" healthcheck run "$tag-4" > /dev/null || fail "the image's HEALTHCHECK over TLS failed"
+passed "$tag-4: image HEALTHCHECK healthy over TLS (MYOLOG_HEALTHCHECK_TLS_CA and _SERVER_NAME)"
+stop_cleanly "$tag-4"
 
 step "myolog verify --data /data inside a container on the volume"
 "${podman[@]}" run --name "$tag-verify" --no-healthcheck "${hardened[@]}" --network none "$image" \

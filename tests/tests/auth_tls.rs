@@ -68,6 +68,14 @@ fn token(file: &Path, principal: &str, role: &str) -> String {
     .expect("issued")
 }
 
+/// A health check over TLS: address, CA file, server name, and SERVING or the start of the error.
+type HealthCase<'a> = (
+    String,
+    Option<&'a Path>,
+    Option<&'a str>,
+    Result<(), &'a str>,
+);
+
 async fn connect(
     url: &str,
     tls: Option<ClientTlsConfig>,
@@ -293,6 +301,59 @@ async fn tls_with_tokens_and_with_client_certificates() {
         recorded_by[1..].iter().all(|by| by == "edc-cert (writer)"),
         "{recorded_by:?}"
     );
+
+    // `myolog healthcheck` against the TLS server: (address, CA, server name, SERVING or the start
+    // of the error).
+    let port = running.addr.port();
+    let ca_file = dir.path().join("ca.pem");
+    let stranger_file = write(dir.path(), "stranger.pem", &stranger_ca.pem());
+    let missing_file = dir.path().join("no-such-ca.pem");
+    let cases: [HealthCase<'_>; 9] = [
+        (url.clone(), Some(&ca_file), None, Ok(())),
+        (format!("127.0.0.1:{port}"), Some(&ca_file), None, Ok(())),
+        (url.clone(), Some(&ca_file), Some("localhost"), Ok(())),
+        (
+            url.clone(),
+            Some(&ca_file),
+            Some("elsewhere.example"),
+            Err("cannot connect"),
+        ),
+        (
+            url.clone(),
+            Some(&stranger_file),
+            None,
+            Err("cannot connect"),
+        ),
+        (url.clone(), None, None, Err("https://127.0.0.1:")),
+        (format!("http://127.0.0.1:{port}"), None, None, Err("")),
+        (
+            url.clone(),
+            Some(&missing_file),
+            None,
+            Err("reading the TLS CA certificate"),
+        ),
+        (
+            format!("http://127.0.0.1:{port}"),
+            Some(&ca_file),
+            None,
+            Err("http://127.0.0.1:"),
+        ),
+    ];
+    for (addr, ca, server_name, expected) in cases {
+        let tls = myolog_server::healthcheck::HealthTls {
+            ca: ca.map(Path::to_path_buf),
+            server_name: server_name.map(str::to_string),
+        };
+        let result =
+            myolog_server::healthcheck::check(&addr, &tls, std::time::Duration::from_secs(5))
+                .await
+                .map_err(|error| error.to_string());
+        match (&result, expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(error), Err(start)) if error.starts_with(start) => {}
+            _ => panic!("{addr} {ca:?} {server_name:?}: {result:?}, expected {expected:?}"),
+        }
+    }
     running.stop().await.expect("stops");
 }
 

@@ -566,7 +566,7 @@ async fn health_is_serving_and_reflection_lists_the_services() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path()).await;
-    myolog_server::healthcheck::check(&server.url(), Duration::from_secs(5))
+    myolog_server::healthcheck::check(&server.url(), &Default::default(), Duration::from_secs(5))
         .await
         .expect("SERVING");
 
@@ -626,7 +626,7 @@ async fn health_is_serving_and_reflection_lists_the_services() {
     let url = server.url();
     server.stop().await.expect("stops");
     assert!(
-        myolog_server::healthcheck::check(&url, Duration::from_secs(2))
+        myolog_server::healthcheck::check(&url, &Default::default(), Duration::from_secs(2))
             .await
             .is_err(),
         "not SERVING once stopped"

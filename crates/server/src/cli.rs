@@ -106,6 +106,14 @@ pub struct HealthcheckArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 3)]
     pub timeout_secs: u64,
+    /// CA certificate (PEM) that signed the server's TLS certificate: check over TLS (an `https://`
+    /// address needs it).
+    #[arg(long, env = "MYOLOG_HEALTHCHECK_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Name to verify the server's certificate against, when the address is not one of its names
+    /// (e.g. a container probing 127.0.0.1 of a server whose certificate names its service).
+    #[arg(long, env = "MYOLOG_HEALTHCHECK_TLS_SERVER_NAME", requires = "tls_ca")]
+    pub tls_server_name: Option<String>,
 }
 
 /// `myolog verify`.
@@ -161,8 +169,16 @@ async fn run_async(command: Command) -> ExitCode {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Healthcheck(args) => {
-            match crate::healthcheck::check(&args.addr, Duration::from_secs(args.timeout_secs))
-                .await
+            let tls = crate::healthcheck::HealthTls {
+                ca: args.tls_ca.clone(),
+                server_name: args.tls_server_name.clone(),
+            };
+            match crate::healthcheck::check(
+                &args.addr,
+                &tls,
+                Duration::from_secs(args.timeout_secs),
+            )
+            .await
             {
                 Ok(()) => {
                     println!("SERVING");
