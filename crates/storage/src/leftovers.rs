@@ -9,8 +9,8 @@
 //!   corrupted data". Deleting the file gives exactly the directory of a kill just before sled
 //!   created it, a state sled recovers from: the previous snapshot and the log behind it are intact.
 //! * **Configuration.** On creation, sled writes `conf` in place (text, then CRC) before it writes
-//!   any data, and a cut `conf` fails the open the same way. While `db` is still empty, the
-//!   database holds nothing, so `conf` can go and sled writes it whole again.
+//!   any data, and a cut `conf` fails the open the same way. While `db` is still empty and no
+//!   snapshot exists, the database holds nothing, so `conf` can go and sled writes it whole again.
 //!
 //! Deleting sled's files is safe only while no other process uses the directory, so the log takes
 //! an exclusive `flock` on the directory itself first and holds it for its lifetime. Unlike sled's
@@ -68,8 +68,8 @@ pub(crate) struct Mended {
     pub(crate) creation_was_cut: bool,
 }
 
-/// Deletes cut snapshots and, in a database never written, the configuration. Call only while
-/// holding the [`DirectoryLock`].
+/// Deletes cut snapshots and, in a database never written (an empty `db` and no snapshot), the
+/// configuration. Call only while holding the [`DirectoryLock`].
 pub(crate) fn mend_sled_leftovers(path: &Path) -> Result<Mended, StorageError> {
     let mut mended = Mended::default();
     let entries = std::fs::read_dir(path).map_err(io_error("listing the log directory"))?;
@@ -89,7 +89,13 @@ pub(crate) fn mend_sled_leftovers(path: &Path) -> Result<Mended, StorageError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => true,
         Err(error) => return Err(io_error("inspecting the log's database file")(error)),
     };
-    if database_empty && conf.exists() {
+    // A snapshot means sled once recovered data here: an empty `db` next to one is damage to
+    // report, never a creation to redo.
+    let snapshot_left = std::fs::read_dir(path)
+        .map_err(io_error("listing the log directory"))?
+        .filter_map(Result::ok)
+        .any(|entry| entry.file_name().to_string_lossy().starts_with("snap."));
+    if database_empty && !snapshot_left && conf.exists() {
         std::fs::remove_file(&conf).map_err(io_error(
             "deleting the configuration of a database never written",
         ))?;

@@ -117,6 +117,19 @@ fn a_configuration_cut_while_the_log_was_created_is_rewritten() {
         assert_eq!(log_again.head().seq, 1, "{case}");
     };
     let text = SLED_CONF_TEXT.as_bytes();
+    // An empty `db` next to a snapshot is damage, not a creation: the cut `conf` stays, the open
+    // fails, and no empty log is made in its place.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    log_with_snapshot(&path, 4);
+    let snapshot = snapshot_names(&path);
+    assert!(!snapshot.is_empty(), "sled wrote no snapshot");
+    std::fs::write(path.join("db"), b"").unwrap();
+    std::fs::write(path.join("conf"), &text[..9]).unwrap();
+    assert!(EventLog::open(&path, common::options()).is_err());
+    assert_eq!(std::fs::read(path.join("conf")).unwrap(), &text[..9]);
+    assert_eq!(snapshot_names(&path), snapshot);
+
     check("nine bytes", &text[..9]);
     check("cut in the version line", &text[..text.len() - 3]);
     check("text without its crc", text);
