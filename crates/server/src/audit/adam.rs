@@ -56,7 +56,8 @@ pub struct AdamRow {
     pub ady: Option<i64>,
     /// `Y` on the baseline record of a parameter.
     pub ablfl: bool,
-    /// At most 8 characters, as ADaM requires.
+    /// At most 8 characters, as ADaM requires, except on endpoint rows: those carry the protocol's
+    /// endpoint id unchanged (`TISCAT_W12` has 10), since a cut id could name two endpoints.
     pub paramcd: String,
     pub param: String,
     pub aval: Option<Decimal>,
