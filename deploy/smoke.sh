@@ -21,7 +21,7 @@
 #   4. the operators' configuration with TLS (a CA and a server certificate for myolog.example made
 #      with openssl): SERVING over TLS from the host with the certificate verified against that
 #      name, refused against 127.0.0.1 and in plaintext, and the image's HEALTHCHECK healthy over
-#      TLS through MYOLOG_HEALTHCHECK_TLS_CA and MYOLOG_HEALTHCHECK_TLS_SERVER_NAME;
+#      TLS through MYOLOG_CLIENT_TLS_CA and MYOLOG_CLIENT_TLS_SERVER_NAME;
 # then `myolog verify --data /data` passes inside a container on the volume (every event of both).
 # Everything listens on 127.0.0.1 only. Bounded in time (SMOKE_TIMEOUT seconds, default 2700); the
 # containers and the volume are removed on exit, the images are kept as a build cache.
@@ -354,12 +354,12 @@ quiet "${podman[@]}" run -d --name "$tag-4" "${hardened[@]}" --health-interval d
     -v "$work/principals.toml:/etc/myolog/principals.toml:ro" -v "$tls:/etc/myolog/tls:ro" \
     -e MYOLOG_PRINCIPALS=/etc/myolog/principals.toml \
     -e MYOLOG_TLS_CERT=/etc/myolog/tls/server.pem -e MYOLOG_TLS_KEY=/etc/myolog/tls/server.key \
-    -e MYOLOG_HEALTHCHECK_TLS_CA=/etc/myolog/tls/ca.pem \
-    -e MYOLOG_HEALTHCHECK_TLS_SERVER_NAME=myolog.example \
+    -e MYOLOG_CLIENT_TLS_CA=/etc/myolog/tls/ca.pem \
+    -e MYOLOG_CLIENT_TLS_SERVER_NAME=myolog.example \
     "$image" > /dev/null
 tls_addr=https://127.0.0.1:$grpc_port
 # SERVING over TLS with the certificate verified against myolog.example, then the image's
-# HEALTHCHECK over TLS (MYOLOG_HEALTHCHECK_TLS_CA and _SERVER_NAME).
+# HEALTHCHECK over TLS (MYOLOG_CLIENT_TLS_CA and MYOLOG_CLIENT_TLS_SERVER_NAME).
 wait_serving "$tag-4" --addr "$tls_addr" --tls-ca "$tls/ca.pem" --tls-server-name myolog.example
 if "$client" healthcheck --addr "$tls_addr" --tls-ca "$tls/ca.pem" > "$work/health-name.log" 2>&1; then
     fail "a certificate for myolog.example was accepted for 127.0.0.1"

@@ -13,10 +13,14 @@ use myolog_proto::v1 as pb;
 use myolog_proto::v1::audit_client::AuditClient;
 use myolog_proto::v1::ingest_client::IngestClient;
 use myolog_server::app::AppConfig;
+use myolog_server::auth::client::{ConnectError, ServerTls};
 use myolog_server::auth::commands::{IssueArgs, issue};
 use myolog_server::auth::tls::{TlsFiles, subject_common_name};
 use myolog_server::auth::{Auth, now_unix_nanos};
+use myolog_server::cli::DemoArgs;
+use myolog_server::demo::{self, DemoError};
 use myolog_server::server;
+use myolog_server::study_cli::{self, RegisterArgs, StudyError};
 use myolog_server::synth::{Cohort, STUDY};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -340,7 +344,7 @@ async fn tls_with_tokens_and_with_client_certificates() {
         ),
     ];
     for (addr, ca, server_name, expected) in cases {
-        let tls = myolog_server::healthcheck::HealthTls {
+        let tls = ServerTls {
             ca: ca.map(Path::to_path_buf),
             server_name: server_name.map(str::to_string),
         };
@@ -352,6 +356,66 @@ async fn tls_with_tokens_and_with_client_certificates() {
             (Ok(()), Ok(())) => {}
             (Err(error), Err(start)) if error.starts_with(start) => {}
             _ => panic!("{addr} {ca:?} {server_name:?}: {result:?}, expected {expected:?}"),
+        }
+    }
+
+    // The other client commands reach a TLS server the same way. With the CA they get through the
+    // handshake to the server's authentication (this process sends no token: UNAUTHENTICATED is
+    // the server's answer, so TLS worked); without it they stop at the address.
+    let with_ca = ServerTls {
+        ca: Some(ca_file.clone()),
+        server_name: Some("localhost".into()),
+    };
+    for (tls, reached) in [(with_ca, true), (ServerTls::default(), false)] {
+        let register = RegisterArgs {
+            file: std::path::PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../protocols/stir.toml"
+            )),
+            addr: url.clone(),
+            study: None,
+            amend: false,
+            date: None,
+            event_id: None,
+            tls: tls.clone(),
+        };
+        let registered = study_cli::register(&register, &mut Vec::new()).await;
+        let outcomes = demo::print_outcomes(&url, &tls, STUDY, "W12", None, &mut Vec::new()).await;
+        let demo_args = DemoArgs {
+            data: None,
+            addr: Some(url.clone()),
+            seed: 1,
+            tls,
+        };
+        let demo = demo::run(&demo_args, &mut Vec::new()).await;
+        if reached {
+            assert!(
+                matches!(&registered, Err(StudyError::Rejected(text)) if text.starts_with("Unauthenticated: ")),
+                "{registered:?}"
+            );
+            for result in [outcomes, demo] {
+                assert!(
+                    matches!(&result, Err(DemoError::Call(status)) if status.code() == Code::Unauthenticated),
+                    "{result:?}"
+                );
+            }
+        } else {
+            assert!(
+                matches!(
+                    &registered,
+                    Err(StudyError::Connect(ConnectError::MissingCa { .. }))
+                ),
+                "{registered:?}"
+            );
+            for result in [outcomes, demo] {
+                assert!(
+                    matches!(
+                        &result,
+                        Err(DemoError::Connect(ConnectError::MissingCa { .. }))
+                    ),
+                    "{result:?}"
+                );
+            }
         }
     }
     running.stop().await.expect("stops");

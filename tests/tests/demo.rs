@@ -22,6 +22,7 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         data: Some(dir.path().to_path_buf()),
         addr: None,
         seed: synth::DEFAULT_SEED,
+        tls: Default::default(),
     };
     let mut out = Vec::new();
     myolog_server::demo::run(&args, &mut out)
@@ -81,6 +82,7 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
     let mut out = Vec::new();
     myolog_server::demo::print_outcomes(
         &server.url(),
+        &Default::default(),
         synth::STUDY,
         stir_visit(PRIMARY_VISIT),
         None,

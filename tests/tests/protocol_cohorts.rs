@@ -394,6 +394,7 @@ async fn registered(dir: &Path, trial: &Trial) -> (Running, Clients) {
         amend: false,
         date: Some(date(-60)),
         event_id: None,
+        tls: Default::default(),
     };
     study_cli::register(&register, &mut Vec::new())
         .await
@@ -1501,6 +1502,7 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
             amend: true,
             date: Some(date(100)),
             event_id: None,
+            tls: Default::default(),
         },
         &mut Vec::new(),
     )

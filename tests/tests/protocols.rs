@@ -208,6 +208,7 @@ async fn stir_registered_visits_checked_deviations_reported_and_amendments_named
         amend: false,
         date: Some(day(-30)),
         event_id: None,
+        tls: Default::default(),
     };
     for duplicate in ["", " (already in the log)"] {
         let mut out = Vec::new();
@@ -587,6 +588,7 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
         amend: false,
         date: Some(day(-30)),
         event_id: None,
+        tls: Default::default(),
     };
     let mut out = Vec::new();
     study_cli::register(&register, &mut out)
@@ -702,9 +704,16 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
         (Some(1), "STIR v1 registered as STIR-X"),
     ] {
         let mut out = Vec::new();
-        myolog_server::demo::print_outcomes(&server.url(), "STIR-X", "W4", version, &mut out)
-            .await
-            .expect("myolog outcomes");
+        myolog_server::demo::print_outcomes(
+            &server.url(),
+            &Default::default(),
+            "STIR-X",
+            "W4",
+            version,
+            &mut out,
+        )
+        .await
+        .expect("myolog outcomes");
         let text = String::from_utf8(out).expect("utf-8");
         for line in [
             format!(
@@ -717,6 +726,7 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
     }
     let error = myolog_server::demo::print_outcomes(
         &server.url(),
+        &Default::default(),
         "STIR-X",
         "W4",
         Some(3),
@@ -917,6 +927,7 @@ async fn bird_prednisone_free_from_dose_records_at_the_window_edges() {
         amend: false,
         date: Some(day(-60)),
         event_id: None,
+        tls: Default::default(),
     };
     study_cli::register(&register, &mut Vec::new())
         .await
@@ -1026,6 +1037,7 @@ async fn myojak_delayed_start_baseline_switches_at_the_recorded_first_dose() {
         amend: false,
         date: Some(day(-60)),
         event_id: None,
+        tls: Default::default(),
     };
     study_cli::register(&register, &mut Vec::new())
         .await

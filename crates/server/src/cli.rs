@@ -68,6 +68,8 @@ pub struct OutcomesArgs {
     /// registered at version 1 and amended twice has 1, 2 and 3). Default: the latest.
     #[arg(long)]
     pub protocol_version: Option<u32>,
+    #[command(flatten)]
+    pub tls: crate::auth::client::ServerTls,
 }
 
 /// `myolog serve`.
@@ -106,14 +108,8 @@ pub struct HealthcheckArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 3)]
     pub timeout_secs: u64,
-    /// CA certificate (PEM) that signed the server's TLS certificate: check over TLS (an `https://`
-    /// address needs it).
-    #[arg(long, env = "MYOLOG_HEALTHCHECK_TLS_CA")]
-    pub tls_ca: Option<PathBuf>,
-    /// Name to verify the server's certificate against, when the address is not one of its names
-    /// (e.g. a container probing 127.0.0.1 of a server whose certificate names its service).
-    #[arg(long, env = "MYOLOG_HEALTHCHECK_TLS_SERVER_NAME", requires = "tls_ca")]
-    pub tls_server_name: Option<String>,
+    #[command(flatten)]
+    pub tls: crate::auth::client::ServerTls,
 }
 
 /// `myolog verify`.
@@ -136,6 +132,9 @@ pub struct DemoArgs {
     /// Seed of the synthetic cohort.
     #[arg(long, default_value_t = crate::synth::DEFAULT_SEED)]
     pub seed: u64,
+    /// TLS to the server at `--addr` (the demo's own server is plaintext on loopback).
+    #[command(flatten)]
+    pub tls: crate::auth::client::ServerTls,
 }
 
 /// Parses the command line and runs the command.
@@ -169,13 +168,9 @@ async fn run_async(command: Command) -> ExitCode {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Healthcheck(args) => {
-            let tls = crate::healthcheck::HealthTls {
-                ca: args.tls_ca.clone(),
-                server_name: args.tls_server_name.clone(),
-            };
             match crate::healthcheck::check(
                 &args.addr,
-                &tls,
+                &args.tls,
                 Duration::from_secs(args.timeout_secs),
             )
             .await
@@ -202,10 +197,10 @@ async fn run_async(command: Command) -> ExitCode {
         }
         Command::Outcomes(args) => {
             telemetry::init(LogFormat::Text, "warn");
-            let url = crate::healthcheck::endpoint_url(&args.addr);
             let mut stdout = std::io::stdout();
             match crate::demo::print_outcomes(
-                &url,
+                &args.addr,
+                &args.tls,
                 &args.study,
                 &args.visit,
                 args.protocol_version,

@@ -17,8 +17,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use crate::app::AppConfig;
+use crate::auth::client::ServerTls;
 use crate::cli::DemoArgs;
-use crate::healthcheck::endpoint_url;
 use crate::synth::{self, Cohort, PRIMARY_VISIT, STUDY, VISITS};
 
 /// Why the demo failed.
@@ -28,11 +28,8 @@ pub enum DemoError {
     Start(#[from] crate::app::StartError),
     #[error("temporary directory: {0}")]
     TempDir(std::io::Error),
-    #[error("connecting to {url}: {source}")]
-    Connect {
-        url: String,
-        source: tonic::transport::Error,
-    },
+    #[error(transparent)]
+    Connect(#[from] crate::auth::client::ConnectError),
     #[error("gRPC call failed: {0}")]
     Call(#[from] tonic::Status),
     #[error("the Submit stream ended early")]
@@ -51,7 +48,7 @@ pub async fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), DemoError>
     let mut temp = None;
     let mut running = None;
     let url = match &args.addr {
-        Some(addr) => endpoint_url(addr),
+        Some(addr) => args.tls.url(addr),
         None => {
             let dir = match &args.data {
                 Some(dir) => dir.clone(),
@@ -90,14 +87,13 @@ pub async fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), DemoError>
             args.seed
         )?;
     }
-    let channel = Channel::from_shared(url.clone())
-        .map_err(|e| DemoError::Unexpected(e.to_string()))?
-        .connect()
-        .await
-        .map_err(|source| DemoError::Connect {
-            url: url.clone(),
-            source,
-        })?;
+    // The demo's own server is plaintext on loopback; `--tls-*` are for a server at `--addr`.
+    let tls = if args.addr.is_some() {
+        args.tls.clone()
+    } else {
+        ServerTls::default()
+    };
+    let channel = tls.connect(&url).await?;
 
     let result = stream_and_report(&cohort, channel, out).await;
     if let Some(server) = running {
@@ -294,20 +290,14 @@ fn print_endpoints(out: &mut impl Write, tables: &[pb::EndpointTable]) -> Result
 /// study's protocol (`None`: the latest). A version the study does not have is the server's
 /// INVALID_ARGUMENT naming `protocol_version` and the versions it has.
 pub async fn print_outcomes(
-    url: &str,
+    addr: &str,
+    tls: &ServerTls,
     study: &str,
     visit: &str,
     protocol_version: Option<u32>,
     out: &mut impl Write,
 ) -> Result<(), DemoError> {
-    let channel = Channel::from_shared(url.to_string())
-        .map_err(|e| DemoError::Unexpected(e.to_string()))?
-        .connect()
-        .await
-        .map_err(|source| DemoError::Connect {
-            url: url.to_string(),
-            source,
-        })?;
+    let channel = tls.connect(addr).await?;
     // MYOLOG_TOKEN (an auditor's) against a server with a principals file (crate::auth::client).
     let bearer = crate::auth::client::Bearer::from_env()
         .map_err(|e| DemoError::Unexpected(e.to_string()))?;

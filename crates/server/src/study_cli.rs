@@ -14,7 +14,6 @@ use pb::ingest_client::IngestClient;
 use tonic_types::StatusExt;
 
 use crate::auth::client::Bearer;
-use crate::healthcheck::endpoint_url;
 
 /// `myolog study`.
 #[derive(Debug, Clone, Args)]
@@ -65,6 +64,8 @@ pub struct RegisterArgs {
     /// Event id (default `<study>.protocol.v<version>`, so sending the same file again is a retry).
     #[arg(long)]
     pub event_id: Option<String>,
+    #[command(flatten)]
+    pub tls: crate::auth::client::ServerTls,
 }
 
 /// Why a study command failed (printed on stderr; exit 1).
@@ -85,8 +86,10 @@ pub enum StudyError {
     },
     #[error("MYOLOG_TOKEN: {0}")]
     Token(#[from] crate::auth::client::InvalidToken),
-    #[error("connecting to {addr}: {reason}")]
-    Connect { addr: String, reason: String },
+    #[error(transparent)]
+    Connect(#[from] crate::auth::client::ConnectError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
     /// The server's rejection, with each field violation on its own line.
     #[error("{0}")]
     Rejected(String),
@@ -104,10 +107,7 @@ pub fn run(args: &StudyArgs) -> ExitCode {
                 .build()
             {
                 Ok(runtime) => runtime.block_on(register(register_args, &mut stdout)),
-                Err(error) => Err(StudyError::Connect {
-                    addr: register_args.addr.clone(),
-                    reason: format!("cannot start the async runtime: {error}"),
-                }),
+                Err(error) => Err(StudyError::Runtime(error)),
             }
         }
     };
@@ -220,16 +220,7 @@ pub async fn register(args: &RegisterArgs, out: &mut impl Write) -> Result<(), S
     let event = protocol_event(
         &protocol, &file_name, &toml, &study, args.amend, &date, &event_id,
     );
-    let url = endpoint_url(&args.addr);
-    let connect_error = |reason: String| StudyError::Connect {
-        addr: url.clone(),
-        reason,
-    };
-    let channel = tonic::transport::Endpoint::from_shared(url.clone())
-        .map_err(|e| connect_error(e.to_string()))?
-        .connect()
-        .await
-        .map_err(|e| connect_error(e.to_string()))?;
+    let channel = args.tls.connect(&args.addr).await?;
     let mut client = IngestClient::with_interceptor(channel, Bearer::from_env()?);
     let response = client
         .append(pb::SubmitRequest {
