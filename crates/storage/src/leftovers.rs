@@ -58,29 +58,24 @@ impl DirectoryLock {
     }
 }
 
-/// What [`mend_sled_leftovers`] found.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Mended {
-    /// Cut snapshots deleted.
-    pub(crate) cut_snapshots: usize,
-    /// The database was never written (its creation was cut): `conf` was deleted, and the open
-    /// is a creation.
-    pub(crate) creation_was_cut: bool,
-}
-
 /// Deletes cut snapshots and, in a database never written (an empty `db` and no snapshot), the
-/// configuration. Call only while holding the [`DirectoryLock`].
-pub(crate) fn mend_sled_leftovers(path: &Path) -> Result<Mended, StorageError> {
-    let mut mended = Mended::default();
+/// configuration. Answers whether the database was never written, i.e. whether the open is a
+/// creation. Call only while holding the [`DirectoryLock`].
+pub(crate) fn mend_sled_leftovers(path: &Path) -> Result<bool, StorageError> {
+    let mut snapshot_left = false;
     let entries = std::fs::read_dir(path).map_err(io_error("listing the log directory"))?;
     for entry in entries {
         let entry = entry.map_err(io_error("listing the log directory"))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("snap.") && name.ends_with(".generating") {
+        if !name.starts_with("snap.") {
+            continue;
+        }
+        if name.ends_with(".generating") {
             std::fs::remove_file(entry.path())
                 .map_err(io_error("deleting a snapshot sled left unfinished"))?;
-            mended.cut_snapshots += 1;
+        } else {
+            snapshot_left = true;
         }
     }
     let conf = path.join("conf");
@@ -91,15 +86,11 @@ pub(crate) fn mend_sled_leftovers(path: &Path) -> Result<Mended, StorageError> {
     };
     // A snapshot means sled once recovered data here: an empty `db` next to one is damage to
     // report, never a creation to redo.
-    let snapshot_left = std::fs::read_dir(path)
-        .map_err(io_error("listing the log directory"))?
-        .filter_map(Result::ok)
-        .any(|entry| entry.file_name().to_string_lossy().starts_with("snap."));
     if database_empty && !snapshot_left && conf.exists() {
         std::fs::remove_file(&conf).map_err(io_error(
             "deleting the configuration of a database never written",
         ))?;
-        mended.creation_was_cut = true;
+        return Ok(true);
     }
-    Ok(mended)
+    Ok(false)
 }

@@ -165,8 +165,8 @@ impl EventLog {
         let creating = check_directory(&path, options.create_if_missing)?;
         let registration = OpenLogRegistration::register(&path)?;
         let directory_lock = DirectoryLock::acquire(&path, options.lock_wait)?;
-        let mended = leftovers::mend_sled_leftovers(&path)?;
-        let creating = creating || mended.creation_was_cut;
+        let creation_was_cut = leftovers::mend_sled_leftovers(&path)?;
+        let creating = creating || creation_was_cut;
         let db = open_sled_waiting_for_lock(&path, &options)?;
         let tree = open_myolog_tree(&path, &db)?;
         let (head, index, damage) = recover(&tree)?;
