@@ -2,8 +2,8 @@
 //! registered with `blinded = true`. Until an admin's StudyUnblinded (reason required; allowed during
 //! a data lock), a reader never gets what depends on the arm — visit schedules (the arm's windows)
 //! and per-subject endpoint results (the arm's baseline and visits) — through GetSubject, Watch or
-//! an ingest answer, while the outcome values stay visible; the auditor sees everything; after the
-//! unblinding the reader does too.
+//! an ingest answer, nor GetCohort's per-arm endpoint tables, while the outcome values and the pooled
+//! tables stay visible; the auditor sees everything; after the unblinding the reader does too.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -130,6 +130,30 @@ async fn subject(channel: &Channel, token: &str) -> pb::SubjectOutcomes {
         .into_inner()
 }
 
+/// Whether GetCohort's endpoint tables come per arm; the pooled tables are always there.
+async fn cohort_shows_arms(channel: &Channel, token: &str) -> bool {
+    let cohort = OutcomesClient::new(channel.clone())
+        .get_cohort(with_token(
+            pb::GetCohortRequest {
+                study_id: STUDY.into(),
+                visit_id: String::new(),
+                protocol_version: None,
+            },
+            token,
+        ))
+        .await
+        .expect("cohort readable")
+        .into_inner();
+    assert!(!cohort.endpoints.is_empty(), "pooled tables stay visible");
+    let per_arm = cohort.endpoints.iter().all(|table| !table.arms.is_empty());
+    assert_eq!(
+        per_arm,
+        cohort.endpoints.iter().any(|table| !table.arms.is_empty()),
+        "all tables per arm or none: {cohort:?}"
+    );
+    per_arm
+}
+
 /// Whether the answer carries what depends on the arm; the outcome values are always there.
 fn shows_arm_dependent(subject: &pb::SubjectOutcomes) -> bool {
     assert!(!subject.visits.is_empty(), "outcomes stay visible");
@@ -155,6 +179,7 @@ async fn a_blinded_reader_sees_no_arm_until_an_admin_unblinds() {
     for (case, token, sees) in blinded {
         let answer = subject(&channel, token).await;
         assert_eq!(shows_arm_dependent(&answer), sees, "{case}");
+        assert_eq!(cohort_shows_arms(&channel, token).await, sees, "{case}");
         if !sees {
             assert!(
                 !format!("{answer:?}").contains(STIR_ARM),
@@ -265,6 +290,10 @@ async fn a_blinded_reader_sees_no_arm_until_an_admin_unblinds() {
     assert!(
         shows_arm_dependent(&subject(&channel, &t.reader).await),
         "unblinded reader"
+    );
+    assert!(
+        cohort_shows_arms(&channel, &t.reader).await,
+        "unblinded reader's cohort"
     );
     server.stop().await.expect("stops");
 }

@@ -166,6 +166,11 @@ struct Expected {
     /// Per subject: overall verdict and each criterion's verdict in protocol order.
     subject_eligibility: Vec<(&'static str, &'static str, Vec<&'static str>)>,
     tables: Vec<Table>,
+    /// The protocol's arms, in protocol order: one table per arm comes with every endpoint table.
+    arms: Vec<&'static str>,
+    /// The per-arm tables of some endpoints, as (arm, table), in endpoint then arm order; the other
+    /// endpoints' arm tables are held only to adding up to the pooled ones.
+    arm_tables: Vec<(&'static str, Table)>,
     /// Per subject, each responder endpoint: (endpoint, responder, counts as).
     subject_endpoints: Vec<(&'static str, Vec<ResponderRow>)>,
     /// Visits outside their window: (subject, visit, days outside, deviation text).
@@ -450,42 +455,117 @@ fn tables_of(cohort: &pb::CohortOutcomes) -> Vec<Table> {
         .endpoints
         .iter()
         .map(|t| {
-            let json: serde_json::Value = serde_json::from_str(&t.table_json).expect("table json");
-            let categories = json["categories"].as_array().map(|rows| {
-                let count = |name: &str| {
-                    rows.iter()
-                        .find(|row| row[0] == name)
-                        .and_then(|row| row[1].as_u64())
-                        .and_then(|n| u32::try_from(n).ok())
-                        .unwrap_or(u32::MAX)
-                };
-                [
-                    count("none"),
-                    count("minimal"),
-                    count("moderate"),
-                    count("major"),
-                ]
-            });
-            // Leaked only for the comparison: the expected tables hold &'static str.
-            let leak = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
-            Table {
-                endpoint: leak(t.endpoint.clone()),
-                subjects: t.subjects,
-                missing: t.missing,
-                not_evaluable: t.not_evaluable,
-                deviations: t.deviations,
-                responders: t.responders.as_ref().map(|p| {
-                    (
-                        p.responders,
-                        p.total,
-                        leak(format!("{:.2}", p.ci_low * 100.0)),
-                        leak(format!("{:.2}", p.ci_high * 100.0)),
-                    )
-                }),
-                categories,
-            }
+            table_of(
+                &t.endpoint,
+                [t.subjects, t.missing, t.not_evaluable, t.deviations],
+                t.responders.as_ref(),
+                &t.table_json,
+            )
         })
         .collect()
+}
+
+/// The per-arm tables of every endpoint, as (arm, table of the arm's subjects).
+fn arm_tables_of(cohort: &pb::CohortOutcomes) -> Vec<(String, Table)> {
+    cohort
+        .endpoints
+        .iter()
+        .flat_map(|t| {
+            t.arms.iter().map(|arm| {
+                (
+                    arm.arm.clone(),
+                    table_of(
+                        &t.endpoint,
+                        [arm.subjects, arm.missing, arm.not_evaluable, arm.deviations],
+                        arm.responders.as_ref(),
+                        &arm.table_json,
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// One served table (pooled or one arm's) in the shape of the expected ones.
+fn table_of(
+    endpoint: &str,
+    [subjects, missing, not_evaluable, deviations]: [u32; 4],
+    responders: Option<&pb::Proportion>,
+    table_json: &str,
+) -> Table {
+    let json: serde_json::Value = serde_json::from_str(table_json).expect("table json");
+    let categories = json["categories"].as_array().map(|rows| {
+        let count = |name: &str| {
+            rows.iter()
+                .find(|row| row[0] == name)
+                .and_then(|row| row[1].as_u64())
+                .and_then(|n| u32::try_from(n).ok())
+                .unwrap_or(u32::MAX)
+        };
+        [
+            count("none"),
+            count("minimal"),
+            count("moderate"),
+            count("major"),
+        ]
+    });
+    // Leaked only for the comparison: the expected tables hold &'static str.
+    let leak = |text: String| -> &'static str { Box::leak(text.into_boxed_str()) };
+    Table {
+        endpoint: leak(endpoint.to_string()),
+        subjects,
+        missing,
+        not_evaluable,
+        deviations,
+        responders: responders.map(|p| {
+            (
+                p.responders,
+                p.total,
+                leak(format!("{:.2}", p.ci_low * 100.0)),
+                leak(format!("{:.2}", p.ci_high * 100.0)),
+            )
+        }),
+        categories,
+    }
+}
+
+/// Every endpoint table comes once per protocol arm, in protocol order, and (every test subject's
+/// arm being known) the arms' counts add up to the pooled table's.
+fn check_arm_tables_add_up(cohort: &pb::CohortOutcomes, arms: &[&str], study: &str) {
+    for table in &cohort.endpoints {
+        let served: Vec<&str> = table.arms.iter().map(|arm| arm.arm.as_str()).collect();
+        assert_eq!(served, arms, "{study} {}", table.endpoint);
+        let sum =
+            |field: fn(&pb::EndpointArmTable) -> u32| table.arms.iter().map(field).sum::<u32>();
+        assert_eq!(
+            [
+                sum(|a| a.subjects),
+                sum(|a| a.missing),
+                sum(|a| a.not_evaluable),
+                sum(|a| a.deviations),
+                sum(|a| a.responders.as_ref().map_or(0, |p| p.responders)),
+                sum(|a| a.responders.as_ref().map_or(0, |p| p.total)),
+            ],
+            [
+                table.subjects,
+                table.missing,
+                table.not_evaluable,
+                table.deviations,
+                table.responders.as_ref().map_or(0, |p| p.responders),
+                table.responders.as_ref().map_or(0, |p| p.total),
+            ],
+            "{study} {}",
+            table.endpoint
+        );
+        assert!(
+            table
+                .arms
+                .iter()
+                .all(|arm| arm.responders.is_some() == table.responders.is_some()),
+            "{study} {}: a responder rule is the endpoint's, so every arm has it or none",
+            table.endpoint
+        );
+    }
 }
 
 fn criterion_counts(table: &pb::EligibilityTable) -> Vec<(String, [u32; 4])> {
@@ -620,6 +700,67 @@ async fn check(trial: Trial, expected: Expected) {
     let cohort = cohort(&mut clients, trial.study, None).await;
     assert!(cohort.endpoints.iter().all(|t| t.protocol == protocol));
     assert_eq!(tables_of(&cohort), expected.tables, "{}", trial.study);
+    check_arm_tables_add_up(&cohort, &expected.arms, trial.study);
+    let chosen: Vec<(String, Table)> = arm_tables_of(&cohort)
+        .into_iter()
+        .filter(|(_, table)| {
+            expected
+                .arm_tables
+                .iter()
+                .any(|(_, wanted)| wanted.endpoint == table.endpoint)
+        })
+        .collect();
+    let wanted: Vec<(String, Table)> = expected
+        .arm_tables
+        .iter()
+        .map(|(arm, table)| ((*arm).to_string(), table.clone()))
+        .collect();
+    assert_eq!(chosen, wanted, "{} per-arm tables", trial.study);
+    // `myolog outcomes` prints each arm's row under its endpoint when there is more than one arm.
+    let mut printed = Vec::new();
+    myolog_server::demo::print_outcomes(
+        &server.url(),
+        &Default::default(),
+        trial.study,
+        // The first subject's first follow-up visit.
+        trial.subjects[0].visits[1].0,
+        None,
+        &mut printed,
+    )
+    .await
+    .expect("myolog outcomes");
+    let printed = String::from_utf8(printed).expect("utf-8");
+    let lines: Vec<&str> = printed.lines().collect();
+    for table in &cohort.endpoints {
+        let at = lines
+            .iter()
+            .position(|line| line.starts_with(&format!("  {:<11} ", table.endpoint)))
+            .unwrap_or_else(|| panic!("{} printed in:\n{printed}", table.endpoint));
+        let arm_rows: Vec<String> = table
+            .arms
+            .iter()
+            .map(|arm| {
+                format!(
+                    "    {:<9} {:>2} {:>2} {:>2} {:>2}",
+                    arm.arm, arm.subjects, arm.missing, arm.not_evaluable, arm.deviations
+                )
+            })
+            .collect();
+        let shown = if expected.arms.len() > 1 {
+            arm_rows.len()
+        } else {
+            0
+        };
+        let next: Vec<&str> = lines[at + 1..].iter().take(shown + 1).copied().collect();
+        for (row, line) in arm_rows.iter().take(shown).zip(&next) {
+            assert!(line.starts_with(row.as_str()), "{row:?} in:\n{printed}");
+        }
+        assert!(
+            next.get(shown).is_none_or(|line| !line.starts_with("    ")),
+            "{}: {shown} arm rows in:\n{printed}",
+            table.endpoint
+        );
+    }
     let eligibility = cohort.eligibility.expect("eligibility table");
     assert_eq!(eligibility.protocol, protocol);
     let n = u32::try_from(trial.subjects.len()).expect("small");
@@ -827,6 +968,20 @@ fn stir() -> (Trial, Expected) {
             table("STAT1_W12", 6, 1, 3, 1, None, None),
             table("DOI_W16", 6, 5, 0, 0, Some((1, 1, "2.50", "100.00")), None),
         ],
+        // A single arm: its table is the pooled one.
+        arms: vec!["TOFA"],
+        arm_tables: vec![(
+            "TOFA",
+            table(
+                "TISCAT_W12",
+                6,
+                1,
+                1,
+                1,
+                Some((3, 4, "19.41", "99.37")),
+                Some([1, 0, 1, 2]),
+            ),
+        )],
         subject_endpoints: vec![
             (
                 "S01",
@@ -1047,6 +1202,68 @@ fn myojak() -> (Trial, Expected) {
             ),
             table("CDASI_24W_DRUG", 4, 2, 0, 1, None, None),
         ],
+        // The randomised comparison at week 12, arm by arm: TISCAT_W12 IMMED I01 major, I02 none;
+        // DELAYED D02 none, D01 not evaluable. DOI_W12 met by I01 only. DOI_24W_DRUG met by I01
+        // (late) and D01, with I02 and D02 missing.
+        arms: vec!["IMMED", "DELAYED"],
+        arm_tables: vec![
+            (
+                "IMMED",
+                table(
+                    "TISCAT_W12",
+                    2,
+                    0,
+                    0,
+                    0,
+                    Some((1, 2, "1.26", "98.74")),
+                    Some([1, 0, 0, 1]),
+                ),
+            ),
+            (
+                "DELAYED",
+                table(
+                    "TISCAT_W12",
+                    2,
+                    0,
+                    1,
+                    0,
+                    Some((0, 1, "0.00", "97.50")),
+                    Some([1, 0, 0, 0]),
+                ),
+            ),
+            (
+                "IMMED",
+                table("DOI_W12", 2, 0, 0, 0, Some((1, 2, "1.26", "98.74")), None),
+            ),
+            (
+                "DELAYED",
+                table("DOI_W12", 2, 0, 0, 0, Some((0, 2, "0.00", "84.19")), None),
+            ),
+            (
+                "IMMED",
+                table(
+                    "DOI_24W_DRUG",
+                    2,
+                    1,
+                    0,
+                    1,
+                    Some((1, 1, "2.50", "100.00")),
+                    None,
+                ),
+            ),
+            (
+                "DELAYED",
+                table(
+                    "DOI_24W_DRUG",
+                    2,
+                    1,
+                    0,
+                    0,
+                    Some((1, 1, "2.50", "100.00")),
+                    None,
+                ),
+            ),
+        ],
         subject_endpoints: vec![
             (
                 "I01",
@@ -1245,6 +1462,9 @@ fn bird() -> (Trial, Expected) {
             table("CDASI_W24", 5, 1, 0, 2, None, None),
             table("MCID_W24", 5, 1, 0, 2, Some((2, 4, "6.76", "93.24")), None),
         ],
+        // Held to adding up to the pooled tables only.
+        arms: vec!["BARI", "PBO"],
+        arm_tables: vec![],
         subject_endpoints: vec![
             (
                 "B01",

@@ -422,14 +422,14 @@ pub struct EndpointCohort {
 
 /// Tabulates one endpoint over the results of a cohort (results of other endpoints are ignored).
 /// `None` for an endpoint the protocol does not have.
-pub fn endpoint_cohort(
+pub fn endpoint_cohort<'a>(
     protocol: &Protocol,
     endpoint_id: &str,
-    results: &[EndpointResult],
+    results: impl IntoIterator<Item = &'a EndpointResult>,
 ) -> Option<EndpointCohort> {
     let endpoint = protocol.endpoint(endpoint_id)?;
     let results: Vec<&EndpointResult> = results
-        .iter()
+        .into_iter()
         .filter(|result| result.endpoint == endpoint.id)
         .collect();
     let count = |wanted: &dyn Fn(&EndpointResult) -> bool| {

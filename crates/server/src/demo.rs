@@ -271,16 +271,36 @@ fn print_endpoints(out: &mut impl Write, tables: &[pb::EndpointTable]) -> Result
         "\nEndpoints by the protocol ({}; subjects, missing, not evaluable, outside window)",
         first.protocol
     )?;
+    let responders_text = |responders: Option<&pb::Proportion>| match responders {
+        Some(p) => format!("  responders {}", proportion_text(Some(p))),
+        None => String::new(),
+    };
     for table in tables {
-        let responders = match &table.responders {
-            Some(p) => format!("  responders {}", proportion_text(Some(p))),
-            None => String::new(),
-        };
         writeln!(
             out,
-            "  {:<11} {:>2} {:>2} {:>2} {:>2}{responders}",
-            table.endpoint, table.subjects, table.missing, table.not_evaluable, table.deviations
+            "  {:<11} {:>2} {:>2} {:>2} {:>2}{}",
+            table.endpoint,
+            table.subjects,
+            table.missing,
+            table.not_evaluable,
+            table.deviations,
+            responders_text(table.responders.as_ref())
         )?;
+        // A single arm's table is the pooled one again.
+        if table.arms.len() > 1 {
+            for arm in &table.arms {
+                writeln!(
+                    out,
+                    "    {:<9} {:>2} {:>2} {:>2} {:>2}{}",
+                    arm.arm,
+                    arm.subjects,
+                    arm.missing,
+                    arm.not_evaluable,
+                    arm.deviations,
+                    responders_text(arm.responders.as_ref())
+                )?;
+            }
+        }
     }
     Ok(())
 }

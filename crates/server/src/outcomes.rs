@@ -286,38 +286,75 @@ pub fn cohort_endpoints(study: &Study) -> Vec<pb::EndpointTable> {
     cohort_endpoints_under(history.current(), study)
 }
 
-/// [`cohort_endpoints`] under a given protocol version (GetCohort asked for an earlier one).
+/// [`cohort_endpoints`] under a given protocol version (GetCohort asked for an earlier one). Each
+/// table also comes per arm of the protocol, over the subjects on that arm (a subject whose arm is
+/// not known yet counts in the pooled table only).
 pub fn cohort_endpoints_under(protocol: &Protocol, study: &Study) -> Vec<pb::EndpointTable> {
-    let results: Vec<EndpointResult> = study
+    let by_subject: Vec<(Option<&str>, Vec<EndpointResult>)> = study
         .subjects
         .values()
-        .flat_map(|subject| endpoint_results(protocol, subject))
+        .map(|subject| {
+            (
+                protocol_arm(protocol, &subject.arm),
+                endpoint_results(protocol, subject),
+            )
+        })
         .collect();
     protocol
         .endpoints()
         .iter()
-        .filter_map(|endpoint| endpoint_cohort(protocol, &endpoint.id, &results))
-        .map(|table| pb::EndpointTable {
-            protocol: table.protocol.to_string(),
-            endpoint: table.endpoint.clone(),
-            subjects: u32::try_from(table.subjects).unwrap_or(u32::MAX),
-            missing: u32::try_from(table.missing).unwrap_or(u32::MAX),
-            not_evaluable: u32::try_from(table.not_evaluable).unwrap_or(u32::MAX),
-            deviations: u32::try_from(table.deviations).unwrap_or(u32::MAX),
-            responders: table.responders.as_ref().map(|outcome| {
-                outcome
-                    .value()
-                    .map(|p| pb::Proportion {
-                        responders: u32::try_from(p.responders).unwrap_or(u32::MAX),
-                        total: u32::try_from(p.n).unwrap_or(u32::MAX),
-                        ci_low: p.ci_lower,
-                        ci_high: p.ci_upper,
+        .filter_map(|endpoint| {
+            let pooled = by_subject.iter().flat_map(|(_, results)| results);
+            let mut table = endpoint_table(&endpoint_cohort(protocol, &endpoint.id, pooled)?);
+            table.arms = protocol
+                .arms()
+                .iter()
+                .filter_map(|arm| {
+                    let on_arm = by_subject
+                        .iter()
+                        .filter(|(subject_arm, _)| *subject_arm == Some(arm.code.as_str()))
+                        .flat_map(|(_, results)| results);
+                    let arm_table =
+                        endpoint_table(&endpoint_cohort(protocol, &endpoint.id, on_arm)?);
+                    Some(pb::EndpointArmTable {
+                        arm: arm.code.clone(),
+                        subjects: arm_table.subjects,
+                        missing: arm_table.missing,
+                        not_evaluable: arm_table.not_evaluable,
+                        deviations: arm_table.deviations,
+                        responders: arm_table.responders,
+                        table_json: arm_table.table_json,
                     })
-                    .unwrap_or_default()
-            }),
-            table_json: serde_json::to_string(&table).unwrap_or_default(),
+                })
+                .collect();
+            Some(table)
         })
         .collect()
+}
+
+/// One tabulated endpoint on the wire (without its per-arm tables).
+fn endpoint_table(table: &EndpointCohort) -> pb::EndpointTable {
+    pb::EndpointTable {
+        protocol: table.protocol.to_string(),
+        endpoint: table.endpoint.clone(),
+        subjects: u32::try_from(table.subjects).unwrap_or(u32::MAX),
+        missing: u32::try_from(table.missing).unwrap_or(u32::MAX),
+        not_evaluable: u32::try_from(table.not_evaluable).unwrap_or(u32::MAX),
+        deviations: u32::try_from(table.deviations).unwrap_or(u32::MAX),
+        responders: table.responders.as_ref().map(|outcome| {
+            outcome
+                .value()
+                .map(|p| pb::Proportion {
+                    responders: u32::try_from(p.responders).unwrap_or(u32::MAX),
+                    total: u32::try_from(p.n).unwrap_or(u32::MAX),
+                    ci_low: p.ci_lower,
+                    ci_high: p.ci_upper,
+                })
+                .unwrap_or_default()
+        }),
+        table_json: serde_json::to_string(table).unwrap_or_default(),
+        arms: Vec::new(),
+    }
 }
 
 /// Scores one subject at one visit directly (what the service reports), for tests and tools.

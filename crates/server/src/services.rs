@@ -227,7 +227,8 @@ impl Outcomes for Services {
         &self,
         request: Request<pb::GetCohortRequest>,
     ) -> Result<Response<pb::CohortOutcomes>, Status> {
-        crate::auth::caller(&request)?.check_read(&request.get_ref().study_id)?;
+        let caller = crate::auth::caller(&request)?;
+        caller.check_read(&request.get_ref().study_id)?;
         let request = request.into_inner();
         let study_id = study_id(&request.study_id)?;
         let projection = self.app.projection();
@@ -243,6 +244,12 @@ impl Outcomes for Services {
         if let (Some(protocol), Some(_)) = (protocol, request.protocol_version) {
             cohort.endpoints = outcomes::cohort_endpoints_under(protocol, study);
             cohort.eligibility = Some(eligibility::cohort_eligibility(protocol, study));
+        }
+        if study.hides_arms() && !caller.sees_arms() {
+            // Pooled tables reveal no subject's arm; the per-arm ones are the comparison itself.
+            for table in &mut cohort.endpoints {
+                table.arms.clear();
+            }
         }
         Ok(Response::new(cohort))
     }
