@@ -286,10 +286,47 @@ pub fn cohort_endpoints(study: &Study) -> Vec<pb::EndpointTable> {
     cohort_endpoints_under(history.current(), study)
 }
 
-/// [`cohort_endpoints`] under a given protocol version (GetCohort asked for an earlier one). Each
-/// table also comes per arm of the protocol, over the subjects on that arm (a subject whose arm is
-/// not known yet counts in the pooled table only).
+/// [`cohort_endpoints`] under a given protocol version (GetCohort asked for an earlier one), each
+/// table with its per-arm tables (see [`endpoint_tables_under`]).
 pub fn cohort_endpoints_under(protocol: &Protocol, study: &Study) -> Vec<pb::EndpointTable> {
+    endpoint_tables_under(protocol, study)
+        .iter()
+        .map(|armed| {
+            let mut table = endpoint_table(&armed.pooled);
+            table.arms = armed
+                .arms
+                .iter()
+                .map(|(arm, cohort)| {
+                    let arm_table = endpoint_table(cohort);
+                    pb::EndpointArmTable {
+                        arm: arm.clone(),
+                        subjects: arm_table.subjects,
+                        missing: arm_table.missing,
+                        not_evaluable: arm_table.not_evaluable,
+                        deviations: arm_table.deviations,
+                        responders: arm_table.responders,
+                        table_json: arm_table.table_json,
+                    }
+                })
+                .collect();
+            table
+        })
+        .collect()
+}
+
+/// One protocol endpoint tabulated over every enrolled subject and over each arm's subjects.
+#[derive(Debug)]
+pub struct ArmedEndpointTable {
+    pub pooled: EndpointCohort,
+    /// Per arm of the protocol, in protocol order: (arm code, the table over its subjects).
+    pub arms: Vec<(String, EndpointCohort)>,
+}
+
+/// One table per protocol endpoint over every enrolled subject, each also per arm of the protocol
+/// (a subject whose arm is not known yet counts in the pooled table only), as the scoring crate
+/// tabulates them: GetCohort's tables and the audit outputs' (the report shows categories and
+/// summaries the wire table only carries as JSON).
+pub fn endpoint_tables_under(protocol: &Protocol, study: &Study) -> Vec<ArmedEndpointTable> {
     let by_subject: Vec<(Option<&str>, Vec<EndpointResult>)> = study
         .subjects
         .values()
@@ -305,8 +342,8 @@ pub fn cohort_endpoints_under(protocol: &Protocol, study: &Study) -> Vec<pb::End
         .iter()
         .filter_map(|endpoint| {
             let pooled = by_subject.iter().flat_map(|(_, results)| results);
-            let mut table = endpoint_table(&endpoint_cohort(protocol, &endpoint.id, pooled)?);
-            table.arms = protocol
+            let pooled = endpoint_cohort(protocol, &endpoint.id, pooled)?;
+            let arms = protocol
                 .arms()
                 .iter()
                 .filter_map(|arm| {
@@ -314,20 +351,13 @@ pub fn cohort_endpoints_under(protocol: &Protocol, study: &Study) -> Vec<pb::End
                         .iter()
                         .filter(|(subject_arm, _)| *subject_arm == Some(arm.code.as_str()))
                         .flat_map(|(_, results)| results);
-                    let arm_table =
-                        endpoint_table(&endpoint_cohort(protocol, &endpoint.id, on_arm)?);
-                    Some(pb::EndpointArmTable {
-                        arm: arm.code.clone(),
-                        subjects: arm_table.subjects,
-                        missing: arm_table.missing,
-                        not_evaluable: arm_table.not_evaluable,
-                        deviations: arm_table.deviations,
-                        responders: arm_table.responders,
-                        table_json: arm_table.table_json,
-                    })
+                    Some((
+                        arm.code.clone(),
+                        endpoint_cohort(protocol, &endpoint.id, on_arm)?,
+                    ))
                 })
                 .collect();
-            Some(table)
+            Some(ArmedEndpointTable { pooled, arms })
         })
         .collect()
 }
@@ -537,21 +567,11 @@ pub fn subject_endpoint_results(study: &Study, subject: &Subject) -> Vec<Endpoin
         .unwrap_or_default()
 }
 
-/// One table per protocol endpoint over every enrolled subject, as the scoring crate tabulates it
-/// (the report shows categories and summaries the wire table only carries as JSON).
-pub fn endpoint_tables(study: &Study) -> Vec<EndpointCohort> {
-    let Some(history) = &study.protocol else {
-        return Vec::new();
-    };
-    let protocol = history.current();
-    let results: Vec<EndpointResult> = study
-        .subjects
-        .values()
-        .flat_map(|subject| endpoint_results(protocol, subject))
-        .collect();
-    protocol
-        .endpoints()
-        .iter()
-        .filter_map(|endpoint| endpoint_cohort(protocol, &endpoint.id, &results))
-        .collect()
+/// [`endpoint_tables_under`] the protocol version in force; empty for a study without a protocol.
+pub fn endpoint_tables(study: &Study) -> Vec<ArmedEndpointTable> {
+    study
+        .protocol
+        .as_ref()
+        .map(|history| endpoint_tables_under(history.current(), study))
+        .unwrap_or_default()
 }

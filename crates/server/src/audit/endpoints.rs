@@ -14,7 +14,7 @@ use myolog_domain::protocol::{
     TisCategory as ProtocolTisCategory,
 };
 use myolog_scoring::doi::DoiStatus;
-use myolog_scoring::protocol_eval::{EndpointCohort, EndpointResult, EndpointValue};
+use myolog_scoring::protocol_eval::{EndpointResult, EndpointValue};
 use myolog_scoring::tis::TisCategory;
 use serde_json::{Value, json};
 
@@ -57,8 +57,10 @@ pub fn subject_endpoints(replay: &Replay) -> Vec<SubjectEndpoint<'_>> {
     out
 }
 
-/// One study's endpoint tables with the protocol they were computed under.
-pub fn endpoint_tables(replay: &Replay) -> Vec<(&StudyId, &Protocol, Vec<EndpointCohort>)> {
+/// One study's endpoint tables, each also per arm, with the protocol they were computed under.
+pub fn endpoint_tables(
+    replay: &Replay,
+) -> Vec<(&StudyId, &Protocol, Vec<outcomes::ArmedEndpointTable>)> {
     replay
         .projection
         .studies
@@ -285,12 +287,13 @@ pub fn write_subject_endpoints(
     Ok(())
 }
 
-/// The CSV columns of `myolog replay --endpoints --cohort`.
-pub const TABLE_COLUMNS: [&str; 16] = [
+/// The CSV columns of `myolog replay --endpoints --cohort`: `arm` is empty on the pooled row.
+pub const TABLE_COLUMNS: [&str; 17] = [
     "study_id",
     "protocol",
     "protocol_version",
     "endpoint",
+    "arm",
     "responder_rule",
     "subjects",
     "missing",
@@ -305,7 +308,8 @@ pub const TABLE_COLUMNS: [&str; 16] = [
     "engine_version",
 ];
 
-/// Writes one table per study x endpoint (the cohort tables of GetCohort) with the same provenance.
+/// Writes one table per study x endpoint and one per study x endpoint x arm (the cohort tables of
+/// GetCohort, per arm as in `EndpointTable.arms`) with the same provenance.
 pub fn write_endpoint_tables(
     replay: &Replay,
     format: Format,
@@ -316,7 +320,12 @@ pub fn write_endpoint_tables(
         write_csv_row(out, &TABLE_COLUMNS)?;
     }
     for (study_id, protocol, tables) in endpoint_tables(replay) {
-        for table in tables {
+        // The pooled table (arm empty), then the same table over each arm's subjects.
+        let rows = tables.iter().flat_map(|armed| {
+            std::iter::once(("", &armed.pooled))
+                .chain(armed.arms.iter().map(|(arm, table)| (arm.as_str(), table)))
+        });
+        for (arm, table) in rows {
             let proportion = table.responders.as_ref().and_then(|p| p.value());
             let rule = rule_text(protocol, &table.endpoint);
             match format {
@@ -326,6 +335,7 @@ pub fn write_endpoint_tables(
                         "protocol": table.protocol.study_id,
                         "protocol_version": table.protocol.version,
                         "endpoint": table.endpoint,
+                        "arm": arm,
                         "responder_rule": rule,
                         "table": serde_json::to_value(&table).unwrap_or(Value::Null),
                         "provenance": protocol_provenance(replay, &hash, &table.protocol.to_string()),
@@ -342,6 +352,7 @@ pub fn write_endpoint_tables(
                             table.protocol.study_id.clone(),
                             table.protocol.version.to_string(),
                             table.endpoint.clone(),
+                            arm.to_string(),
                             rule,
                             table.subjects.to_string(),
                             table.missing.to_string(),
@@ -481,35 +492,65 @@ pub(crate) mod tests {
         write_endpoint_tables(&replay, Format::Csv, &mut tables).expect("write");
         let rows = csv_rows(&tables);
         assert_eq!(rows[0], TABLE_COLUMNS);
-        assert_eq!(rows.len(), 1 + served.len());
-        for (row, table) in rows[1..].iter().zip(&served) {
-            let column = |name: &str| {
-                let index = TABLE_COLUMNS
-                    .iter()
-                    .position(|c| *c == name)
-                    .expect("column");
-                row[index].clone()
-            };
-            assert_eq!(column("endpoint"), table.endpoint);
-            assert_eq!(column("protocol_version"), "1");
-            assert_eq!(column("subjects"), table.subjects.to_string());
-            assert_eq!(column("missing"), table.missing.to_string());
-            assert_eq!(column("deviations"), table.deviations.to_string());
-            assert_eq!(
-                column("responders"),
-                table
-                    .responders
-                    .map(|p| p.responders.to_string())
-                    .unwrap_or_default()
-            );
-            assert_eq!(
-                column("responders_total"),
-                table
-                    .responders
-                    .map(|p| p.total.to_string())
-                    .unwrap_or_default()
-            );
-        }
+        // Each served table, then the same table per arm (STIR has one), in that order.
+        let expected: Vec<[String; 7]> = served
+            .iter()
+            .flat_map(|table| {
+                let counts =
+                    |arm: &str,
+                     counts: [u32; 3],
+                     responders: Option<&myolog_proto::v1::Proportion>| {
+                        [
+                            table.endpoint.clone(),
+                            arm.to_string(),
+                            counts[0].to_string(),
+                            counts[1].to_string(),
+                            counts[2].to_string(),
+                            responders
+                                .map(|p| p.responders.to_string())
+                                .unwrap_or_default(),
+                            responders.map(|p| p.total.to_string()).unwrap_or_default(),
+                        ]
+                    };
+                std::iter::once(counts(
+                    "",
+                    [table.subjects, table.missing, table.deviations],
+                    table.responders.as_ref(),
+                ))
+                .chain(table.arms.iter().map(move |arm| {
+                    counts(
+                        &arm.arm,
+                        [arm.subjects, arm.missing, arm.deviations],
+                        arm.responders.as_ref(),
+                    )
+                }))
+            })
+            .collect();
+        assert!(served.iter().all(|table| table.arms.len() == 1));
+        let written: Vec<[String; 7]> = rows[1..]
+            .iter()
+            .map(|row| {
+                let column = |name: &str| {
+                    let index = TABLE_COLUMNS
+                        .iter()
+                        .position(|c| *c == name)
+                        .expect("column");
+                    row[index].clone()
+                };
+                assert_eq!(column("protocol_version"), "1");
+                [
+                    "endpoint",
+                    "arm",
+                    "subjects",
+                    "missing",
+                    "deviations",
+                    "responders",
+                    "responders_total",
+                ]
+                .map(column)
+            })
+            .collect();
+        assert_eq!(written, expected);
 
         // ADaM: one row per subject x endpoint, CRIT1FL = Y exactly for the served responders.
         let adam_rows = adam::rows(&replay);

@@ -8,9 +8,9 @@
 
 use std::fmt::Write;
 
+use crate::outcomes::ArmedEndpointTable;
 use myolog_domain::protocol::Protocol;
 use myolog_proto::v1 as pb;
-use myolog_scoring::protocol_eval::EndpointCohort;
 use myolog_scoring::stats::Summary;
 use serde_json::Value;
 
@@ -349,13 +349,14 @@ fn summary_text(summary: Option<&Summary>) -> String {
 /// One table per protocol endpoint (the cohort tables GetCohort serves): responders n/N with the
 /// exact (Clopper-Pearson) 95% CI, TIS categories, mean ± SD and median [IQR] of the values,
 /// protocol deviations, missing and not evaluable subjects.
-fn endpoint_section(html: &mut String, protocol: &Protocol, tables: &[EndpointCohort]) {
+fn endpoint_section(html: &mut String, protocol: &Protocol, tables: &[ArmedEndpointTable]) {
     let _ = write!(
         html,
         "<h3>Protocol endpoints ({})</h3>",
         escape(&protocol.reference().to_string())
     );
-    for table in tables {
+    // The pooled tables; the per-arm ones are in GetCohort and `myolog replay --endpoints --cohort`.
+    for table in tables.iter().map(|armed| &armed.pooled) {
         let endpoint = protocol.endpoint(&table.endpoint);
         let _ = write!(
             html,
