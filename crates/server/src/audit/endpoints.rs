@@ -337,7 +337,7 @@ pub fn write_endpoint_tables(
                         "endpoint": table.endpoint,
                         "arm": arm,
                         "responder_rule": rule,
-                        "table": serde_json::to_value(&table).unwrap_or(Value::Null),
+                        "table": serde_json::to_value(table).unwrap_or(Value::Null),
                         "provenance": protocol_provenance(replay, &hash, &table.protocol.to_string()),
                     });
                     serde_json::to_writer(&mut *out, &record)?;
