@@ -381,6 +381,15 @@ async fn exports_link_corrections_and_flag_responders() {
     let mut csv = Vec::new();
     adam::write_dataset(&dataset, Format::Csv, &mut csv).expect("csv");
     let csv = String::from_utf8(csv).expect("utf-8");
-    assert!(csv.starts_with("STUDYID,USUBJID,SUBJID,AVISIT,ADT,ADY,ABLFL,PARAMCD,PARAM,AVAL,AVALC,BASE,CHG,PCHG,CRIT1,CRIT1FL,ALGORITHM\r\n"));
+    assert!(csv.starts_with("STUDYID,USUBJID,SUBJID,ARMCD,ARM,AVISIT,ADT,ADY,ABLFL,PARAMCD,PARAM,AVAL,AVALC,BASE,CHG,PCHG,CRIT1,CRIT1FL,ALGORITHM\r\n"));
+    // Every row names the arm the subject was enrolled on; without a protocol there is no arm name.
+    let arms: std::collections::BTreeSet<(&str, &str)> = dataset
+        .iter()
+        .map(|row| (row.armcd.as_str(), row.arm.as_str()))
+        .collect();
+    assert_eq!(
+        arms,
+        std::collections::BTreeSet::from([("tofacitinib XR 11 mg", "")])
+    );
     assert_eq!(csv.lines().count(), dataset.len() + 1);
 }

@@ -787,6 +787,43 @@ async fn check(trial: Trial, expected: Expected) {
         .collect();
     assert_eq!(criterion_counts(&eligibility), criteria, "{}", trial.study);
     server.stop().await.expect("stops");
+
+    // The ADaM dataset replayed from the log: every row carries its subject's ARMCD and the
+    // protocol's name for that arm (the arm rows of the per-arm tables above).
+    let log = myolog_server::audit::commands::open_log(dir.path()).expect("log opens");
+    let replayed = myolog_server::audit::replay::project(
+        &log,
+        myolog_server::audit::replay::AsOf::Head,
+        &mut myolog_server::audit::progress::Progress::hidden(),
+    )
+    .expect("replay");
+    let dataset = myolog_server::audit::adam::rows(&replayed);
+    let arm_names = arm_names(trial.file);
+    for subject in &trial.subjects {
+        let rows: Vec<_> = dataset.iter().filter(|r| r.subjid == subject.id).collect();
+        assert!(!rows.is_empty(), "{} {}", trial.study, subject.id);
+        for row in rows {
+            assert_eq!(
+                (row.armcd.as_str(), row.arm.as_str()),
+                (subject.arm, arm_names[subject.arm].as_str()),
+                "{} {} {}",
+                trial.study,
+                subject.id,
+                row.paramcd
+            );
+        }
+    }
+}
+
+/// Arm code -> arm name, as the protocol file declares them.
+fn arm_names(file: &str) -> std::collections::HashMap<String, String> {
+    let text = std::fs::read_to_string(protocol_path(file)).expect("protocol file");
+    myolog_domain::protocol::Protocol::from_toml(file, &text)
+        .expect("a valid protocol")
+        .arms()
+        .iter()
+        .map(|arm| (arm.code.clone(), arm.name.clone()))
+        .collect()
 }
 
 const STIR_LABS_BL: Option<(&str, &str, &str)> = Some(("400", "1000", "3"));

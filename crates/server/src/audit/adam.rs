@@ -21,13 +21,15 @@ use serde_json::{Value, json};
 use super::replay::{Format, Replay};
 use super::table::{study_day, write_csv_row};
 use super::{AuditError, endpoints};
-use crate::projection::baseline_of;
+use crate::projection::{baseline_of, protocol_arm};
 
 /// The dataset's columns, in order.
-pub const COLUMNS: [&str; 17] = [
+pub const COLUMNS: [&str; 19] = [
     "STUDYID",
     "USUBJID",
     "SUBJID",
+    "ARMCD",
+    "ARM",
     "AVISIT",
     "ADT",
     "ADY",
@@ -50,6 +52,10 @@ pub struct AdamRow {
     pub studyid: String,
     pub usubjid: String,
     pub subjid: String,
+    /// The subject's arm (SDTM DM's ARMCD and ARM, carried unchanged as ADaM does): the protocol's
+    /// arm code and name; without a protocol the code as enrolled and no name; blank when unknown.
+    pub armcd: String,
+    pub arm: String,
     pub avisit: String,
     /// Analysis date (the visit's clinical date), ISO 8601.
     pub adt: String,
@@ -143,6 +149,8 @@ pub fn rows(replay: &Replay) -> Vec<AdamRow> {
             studyid: outcome.study_id.clone(),
             usubjid: format!("{}-{}", outcome.study_id, outcome.subject_id),
             subjid: outcome.subject_id.clone(),
+            armcd: String::new(),
+            arm: String::new(),
             avisit: outcome.visit_id.clone(),
             adt: outcome.clinical_date.clone(),
             ady,
@@ -309,7 +317,33 @@ pub fn rows(replay: &Replay) -> Vec<AdamRow> {
             rows.splice(visit_start..visit_start, baseline);
         }
     }
-    with_subject_level_rows(replay, rows)
+    let mut rows = with_subject_level_rows(replay, rows);
+    fill_arms(replay, &mut rows);
+    rows
+}
+
+/// Sets ARMCD and ARM on every row from the subject's enrolment and the protocol in force.
+fn fill_arms(replay: &Replay, rows: &mut [AdamRow]) {
+    let mut arms = std::collections::HashMap::new();
+    for (study_id, study) in &replay.projection.studies {
+        let protocol = study.protocol.as_ref().map(|history| history.current());
+        for (subject_id, subject) in &study.subjects {
+            let (code, name) = match protocol {
+                Some(protocol) => {
+                    let code = protocol_arm(protocol, &subject.arm).unwrap_or(&subject.arm);
+                    (code, protocol.arm(code).map_or("", |arm| arm.name.as_str()))
+                }
+                None => (subject.arm.as_str(), ""),
+            };
+            arms.insert((study_id.as_str(), subject_id.as_str()), (code, name));
+        }
+    }
+    for row in rows {
+        if let Some((code, name)) = arms.get(&(row.studyid.as_str(), row.subjid.as_str())) {
+            row.armcd = (*code).to_string();
+            row.arm = (*name).to_string();
+        }
+    }
 }
 
 /// The eligibility rows of every subject of a study with a protocol, at the subject's baseline
@@ -326,6 +360,8 @@ fn eligibility_rows(replay: &Replay) -> Vec<(String, String, AdamRow)> {
                 studyid: study_id.to_string(),
                 usubjid: format!("{study_id}-{subject_id}"),
                 subjid: subject_id.clone(),
+                armcd: String::new(),
+                arm: String::new(),
                 avisit: report.baseline_visit_id.clone(),
                 adt: date.map(|d| d.to_string()).unwrap_or_default(),
                 ady: date.map(|d| study_day(d, d)),
@@ -414,6 +450,8 @@ fn with_subject_level_rows(replay: &Replay, rows: Vec<AdamRow>) -> Vec<AdamRow> 
             studyid: row.study_id.to_string(),
             usubjid: format!("{}-{}", row.study_id, row.subject_id),
             subjid: row.subject_id.to_string(),
+            armcd: String::new(),
+            arm: String::new(),
             avisit: visit_id,
             adt: date.map(|d| d.to_string()).unwrap_or_default(),
             ady: date
@@ -486,6 +524,8 @@ impl AdamRow {
             self.studyid.clone(),
             self.usubjid.clone(),
             self.subjid.clone(),
+            self.armcd.clone(),
+            self.arm.clone(),
             self.avisit.clone(),
             self.adt.clone(),
             self.ady.map(|d| d.to_string()).unwrap_or_default(),
@@ -514,6 +554,8 @@ impl AdamRow {
             "STUDYID": self.studyid,
             "USUBJID": self.usubjid,
             "SUBJID": self.subjid,
+            "ARMCD": blank_null(&self.armcd),
+            "ARM": blank_null(&self.arm),
             "AVISIT": self.avisit,
             "ADT": self.adt,
             "ADY": self.ady,
