@@ -799,6 +799,32 @@ async fn check(trial: Trial, expected: Expected) {
     .expect("replay");
     let dataset = myolog_server::audit::adam::rows(&replayed);
     let arm_names = arm_names(trial.file);
+
+    // The report: with more than one arm, each responder endpoint's table has one row per arm
+    // with the served arm table's n/N; a single arm adds none.
+    let html = myolog_server::audit::report::render(&replayed);
+    let arm_rows: Vec<String> = cohort
+        .endpoints
+        .iter()
+        .filter(|_| expected.arms.len() > 1)
+        .flat_map(|table| &table.arms)
+        .filter_map(|arm| {
+            let p = arm.responders.as_ref()?;
+            Some(format!(
+                "<tr><td>Responders, {} ({})</td><td class=\"t responders-arm\">{}/{}",
+                arm_names[&arm.arm], arm.arm, p.responders, p.total
+            ))
+        })
+        .collect();
+    for row in &arm_rows {
+        assert!(html.contains(row.as_str()), "{row} in the report");
+    }
+    assert_eq!(
+        html.matches("responders-arm").count(),
+        arm_rows.len(),
+        "{}",
+        trial.study
+    );
     for subject in &trial.subjects {
         let rows: Vec<_> = dataset.iter().filter(|r| r.subjid == subject.id).collect();
         assert!(!rows.is_empty(), "{} {}", trial.study, subject.id);

@@ -11,7 +11,7 @@ use std::fmt::Write;
 use crate::outcomes::ArmedEndpointTable;
 use myolog_domain::protocol::Protocol;
 use myolog_proto::v1 as pb;
-use myolog_scoring::stats::Summary;
+use myolog_scoring::stats::{Outcome as StatsOutcome, Proportion, Summary};
 use serde_json::Value;
 
 use super::replay::{Replay, ReplayedOutcome, doi_status, tis_category};
@@ -347,7 +347,24 @@ fn summary_text(summary: Option<&Summary>) -> String {
 }
 
 /// One table per protocol endpoint (the cohort tables GetCohort serves): responders n/N with the
-/// exact (Clopper-Pearson) 95% CI, TIS categories, mean ± SD and median [IQR] of the values,
+/// exact (Clopper-Pearson) 95% CI (also per arm when the protocol has more than one), TIS categories, mean ± SD and median [IQR] of the values,
+
+/// Responders n/N with the exact 95% CI, as the report writes them.
+fn responders_text(responders: &StatsOutcome<Proportion>) -> String {
+    match responders.value() {
+        Some(p) if p.n > 0 => format!(
+            "{}/{} ({:.1}%; exact 95% CI {:.1}% to {:.1}%)",
+            p.responders,
+            p.n,
+            100.0 * p.estimate,
+            100.0 * p.ci_lower,
+            100.0 * p.ci_upper
+        ),
+        Some(p) => format!("{}/{}", p.responders, p.n),
+        None => "not evaluable".to_string(),
+    }
+}
+
 /// protocol deviations, missing and not evaluable subjects.
 fn endpoint_section(html: &mut String, protocol: &Protocol, tables: &[ArmedEndpointTable]) {
     let _ = write!(
@@ -355,8 +372,8 @@ fn endpoint_section(html: &mut String, protocol: &Protocol, tables: &[ArmedEndpo
         "<h3>Protocol endpoints ({})</h3>",
         escape(&protocol.reference().to_string())
     );
-    // The pooled tables; the per-arm ones are in GetCohort and `myolog replay --endpoints --cohort`.
-    for table in tables.iter().map(|armed| &armed.pooled) {
+    for armed in tables {
+        let table = &armed.pooled;
         let endpoint = protocol.endpoint(&table.endpoint);
         let _ = write!(
             html,
@@ -375,19 +392,25 @@ fn endpoint_section(html: &mut String, protocol: &Protocol, tables: &[ArmedEndpo
         row("Subjects", "subjects", table.subjects.to_string());
         if let Some(responders) = &table.responders {
             let rule = endpoints::rule_text(protocol, &table.endpoint);
-            let text = match responders.value() {
-                Some(p) if p.n > 0 => format!(
-                    "{}/{} ({:.1}%; exact 95% CI {:.1}% to {:.1}%)",
-                    p.responders,
-                    p.n,
-                    100.0 * p.estimate,
-                    100.0 * p.ci_lower,
-                    100.0 * p.ci_upper
-                ),
-                Some(p) => format!("{}/{}", p.responders, p.n),
-                None => "not evaluable".to_string(),
-            };
-            row(&format!("Responders ({rule})"), "responders", text);
+            row(
+                &format!("Responders ({rule})"),
+                "responders",
+                responders_text(responders),
+            );
+            // With more than one arm, each arm's responders over its own subjects (a single arm's
+            // are the pooled ones).
+            if armed.arms.len() > 1 {
+                for (arm, arm_table) in &armed.arms {
+                    let name = protocol.arm(arm).map_or(arm.as_str(), |a| a.name.as_str());
+                    if let Some(responders) = &arm_table.responders {
+                        row(
+                            &format!("Responders, {name} ({arm})"),
+                            "responders-arm",
+                            responders_text(responders),
+                        );
+                    }
+                }
+            }
         }
         if let Some(categories) = &table.categories {
             let text = categories
