@@ -346,9 +346,6 @@ fn summary_text(summary: Option<&Summary>) -> String {
     }
 }
 
-/// One table per protocol endpoint (the cohort tables GetCohort serves): responders n/N with the
-/// exact (Clopper-Pearson) 95% CI (also per arm when the protocol has more than one), TIS categories, mean ± SD and median [IQR] of the values,
-
 /// Responders n/N with the exact 95% CI, as the report writes them.
 fn responders_text(responders: &StatsOutcome<Proportion>) -> String {
     match responders.value() {
@@ -365,6 +362,9 @@ fn responders_text(responders: &StatsOutcome<Proportion>) -> String {
     }
 }
 
+/// One table per protocol endpoint (the cohort tables GetCohort serves): responders n/N with the
+/// exact (Clopper-Pearson) 95% CI (also per arm when the protocol has more than one), TIS
+/// categories, mean ± SD and median [IQR] of the values,
 /// protocol deviations, missing and not evaluable subjects.
 fn endpoint_section(html: &mut String, protocol: &Protocol, tables: &[ArmedEndpointTable]) {
     let _ = write!(
