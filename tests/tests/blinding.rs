@@ -2,8 +2,9 @@
 //! registered with `blinded = true`. Until an admin's StudyUnblinded (reason required; allowed during
 //! a data lock), a reader never gets what depends on the arm — visit schedules (the arm's windows)
 //! and per-subject endpoint results (the arm's baseline and visits) — through GetSubject, Watch or
-//! an ingest answer, nor GetCohort's per-arm endpoint tables, while the outcome values and the pooled
-//! tables stay visible; the auditor sees everything; after the unblinding the reader does too.
+//! an ingest answer, nor GetCohort's per-arm tables (endpoints and visits), while the outcome values
+//! and the tables of every subject stay visible; the auditor sees everything; after the unblinding
+//! the reader does too.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -150,6 +151,11 @@ async fn cohort_shows_arms(channel: &Channel, token: &str) -> bool {
         per_arm,
         cohort.endpoints.iter().any(|table| !table.arms.is_empty()),
         "all tables per arm or none: {cohort:?}"
+    );
+    assert_eq!(
+        per_arm,
+        cohort.visits.iter().all(|visit| !visit.arms.is_empty()),
+        "visit statistics per arm exactly when endpoint tables are: {cohort:?}"
     );
     per_arm
 }

@@ -171,6 +171,9 @@ struct Expected {
     /// The per-arm tables of some endpoints, as (arm, table), in endpoint then arm order; the other
     /// endpoints' arm tables are held only to adding up to the pooled ones.
     arm_tables: Vec<(&'static str, Table)>,
+    /// Some visits' per-arm statistics: (visit, arm, subjects, DOI met, DOI evaluable), in visit
+    /// then arm order; the other visits are held only to adding up.
+    visit_arms: Vec<(&'static str, &'static str, u32, u32, u32)>,
     /// Per subject, each responder endpoint: (endpoint, responder, counts as).
     subject_endpoints: Vec<(&'static str, Vec<ResponderRow>)>,
     /// Visits outside their window: (subject, visit, days outside, deviation text).
@@ -529,6 +532,47 @@ fn table_of(
     }
 }
 
+/// Each visit's statistics come per arm for the arms with data at the visit, in protocol order, and
+/// (every test subject's arm being known) the arms' counts add up to those of every subject.
+fn check_visit_arms_add_up(cohort: &pb::CohortOutcomes, arms: &[&str], study: &str) {
+    for visit in &cohort.visits {
+        let served: Vec<&str> = visit.arms.iter().map(|arm| arm.arm.as_str()).collect();
+        let in_order: Vec<&str> = arms
+            .iter()
+            .copied()
+            .filter(|arm| served.contains(arm))
+            .collect();
+        assert_eq!(served, in_order, "{study} {}", visit.visit_id);
+        assert!(
+            visit.arm.is_empty() && visit.arms.iter().all(|arm| arm.arms.is_empty()),
+            "{study} {}",
+            visit.visit_id
+        );
+        let counts = |v: &pb::CohortVisit| {
+            let doi = v.doi_responders.unwrap_or_default();
+            let tis = v.tis.unwrap_or_default();
+            let mcid = v.cdasi_mcid.unwrap_or_default();
+            [
+                v.subjects,
+                doi.responders,
+                doi.total,
+                tis.evaluable,
+                tis.none,
+                tis.minimal,
+                tis.moderate,
+                tis.major,
+                mcid.responders,
+                mcid.total,
+            ]
+        };
+        let sum = visit.arms.iter().map(counts).fold([0; 10], |mut sum, c| {
+            sum.iter_mut().zip(c).for_each(|(s, c)| *s += c);
+            sum
+        });
+        assert_eq!(sum, counts(visit), "{study} {}", visit.visit_id);
+    }
+}
+
 /// Every endpoint table comes once per protocol arm, in protocol order, and (every test subject's
 /// arm being known) the arms' counts add up to the pooled table's.
 fn check_arm_tables_add_up(cohort: &pb::CohortOutcomes, arms: &[&str], study: &str) {
@@ -701,6 +745,38 @@ async fn check(trial: Trial, expected: Expected) {
     assert!(cohort.endpoints.iter().all(|t| t.protocol == protocol));
     assert_eq!(tables_of(&cohort), expected.tables, "{}", trial.study);
     check_arm_tables_add_up(&cohort, &expected.arms, trial.study);
+    check_visit_arms_add_up(&cohort, &expected.arms, trial.study);
+    let visit_arms: Vec<(String, String, u32, u32, u32)> = cohort
+        .visits
+        .iter()
+        .flat_map(|visit| {
+            visit.arms.iter().map(|arm| {
+                let doi = arm.doi_responders.unwrap_or_default();
+                (
+                    visit.visit_id.clone(),
+                    arm.arm.clone(),
+                    arm.subjects,
+                    doi.responders,
+                    doi.total,
+                )
+            })
+        })
+        .filter(|(visit, ..)| expected.visit_arms.iter().any(|(v, ..)| v == visit))
+        .collect();
+    let wanted: Vec<(String, String, u32, u32, u32)> = expected
+        .visit_arms
+        .iter()
+        .map(|(visit, arm, subjects, met, evaluable)| {
+            (
+                visit.to_string(),
+                arm.to_string(),
+                *subjects,
+                *met,
+                *evaluable,
+            )
+        })
+        .collect();
+    assert_eq!(visit_arms, wanted, "{} per-arm visit tables", trial.study);
     let chosen: Vec<(String, Table)> = arm_tables_of(&cohort)
         .into_iter()
         .filter(|(_, table)| {
@@ -731,6 +807,36 @@ async fn check(trial: Trial, expected: Expected) {
     .expect("myolog outcomes");
     let printed = String::from_utf8(printed).expect("utf-8");
     let lines: Vec<&str> = printed.lines().collect();
+    // The cohort at that visit: each arm's DOI responders under the line of every subject.
+    let printed_visit = trial.subjects[0].visits[1].0;
+    let at_visit = cohort
+        .visits
+        .iter()
+        .find(|visit| visit.visit_id == printed_visit)
+        .expect("the printed visit");
+    let doi_line = lines
+        .iter()
+        .position(|line| line.starts_with("  IMACS DOI responders "))
+        .unwrap_or_else(|| panic!("DOI line in:\n{printed}"));
+    let shown_arms = if at_visit.arms.len() > 1 {
+        at_visit.arms.len()
+    } else {
+        0
+    };
+    for (arm, line) in at_visit
+        .arms
+        .iter()
+        .take(shown_arms)
+        .zip(&lines[doi_line + 1..])
+    {
+        let doi = arm.doi_responders.unwrap_or_default();
+        let start = format!("    {:<20} {}/{} ", arm.arm, doi.responders, doi.total);
+        assert!(line.starts_with(&start), "{start:?} in:\n{printed}");
+    }
+    assert!(
+        !lines[doi_line + 1 + shown_arms].starts_with("    "),
+        "{shown_arms} arm lines in:\n{printed}"
+    );
     for table in &cohort.endpoints {
         let at = lines
             .iter()
@@ -1033,6 +1139,7 @@ fn stir() -> (Trial, Expected) {
         ],
         // A single arm: its table is the pooled one.
         arms: vec!["TOFA"],
+        visit_arms: vec![],
         arm_tables: vec![(
             "TOFA",
             table(
@@ -1269,6 +1376,13 @@ fn myojak() -> (Trial, Expected) {
         // DELAYED D02 none, D01 not evaluable. DOI_W12 met by I01 only. DOI_24W_DRUG met by I01
         // (late) and D01, with I02 and D02 missing.
         arms: vec!["IMMED", "DELAYED"],
+        // Per visit against the study baseline (BL): at W12 DOI met by I01 only; only D01 attended
+        // W36, where the DOI is met on the five measures BL has (no MMT-8 at BL).
+        visit_arms: vec![
+            ("W12", "IMMED", 2, 1, 2),
+            ("W12", "DELAYED", 2, 0, 2),
+            ("W36", "DELAYED", 1, 1, 1),
+        ],
         arm_tables: vec![
             (
                 "IMMED",
@@ -1527,6 +1641,7 @@ fn bird() -> (Trial, Expected) {
         ],
         // Held to adding up to the pooled tables only.
         arms: vec!["BARI", "PBO"],
+        visit_arms: vec![],
         arm_tables: vec![],
         subject_endpoints: vec![
             (

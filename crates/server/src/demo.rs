@@ -596,6 +596,17 @@ fn print_cohort(out: &mut impl Write, summary: &pb::CohortVisit) -> Result<(), D
         "  IMACS DOI responders   {}",
         proportion_text(summary.doi_responders.as_ref())
     )?;
+    // With more than one arm, each arm's responders (one arm's are the line above).
+    if summary.arms.len() > 1 {
+        for arm in &summary.arms {
+            writeln!(
+                out,
+                "    {:<20} {}",
+                arm.arm,
+                proportion_text(arm.doi_responders.as_ref())
+            )?;
+        }
+    }
     if let Some(tis) = &summary.tis {
         writeln!(
             out,

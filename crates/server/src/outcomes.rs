@@ -452,14 +452,15 @@ pub fn cohort(
     only_visit: Option<&str>,
     as_of: u64,
 ) -> pb::CohortOutcomes {
-    // Visit id -> (earliest date, per-subject scored results).
-    let mut per_visit: BTreeMap<
-        VisitId,
-        (Option<myolog_domain::event::ClinicalDate>, Vec<Scored>),
-    > = BTreeMap::new();
+    let protocol = study.protocol.as_ref().map(|history| history.current());
+    let mut per_visit: BTreeMap<VisitId, VisitResults<'_>> = BTreeMap::new();
     for subject in study.subjects.values() {
         let Some((_, baseline)) = baseline_of(study, subject) else {
             continue;
+        };
+        let arm = match protocol {
+            Some(protocol) => protocol_arm(protocol, &subject.arm),
+            None => (!subject.arm.is_empty()).then_some(subject.arm.as_str()),
         };
         let baseline_assessments = baseline.assessments();
         let population = population_of(study, subject);
@@ -474,28 +475,56 @@ pub fn cohort(
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            entry.1.push(score(
-                population,
-                &baseline_assessments,
-                &visit.assessments(),
+            entry.1.push((
+                arm,
+                score(population, &baseline_assessments, &visit.assessments()),
             ));
         }
     }
-    let mut visits: Vec<(
-        VisitId,
-        Option<myolog_domain::event::ClinicalDate>,
-        Vec<Scored>,
-    )> = per_visit
+    let mut visits: Vec<_> = per_visit
         .into_iter()
         .map(|(id, (date, scored))| (id, date, scored))
         .collect();
     visits.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+    // Arms in protocol order; without a protocol, the labels as enrolled, in label order.
+    let arms: Vec<&str> = match protocol {
+        Some(protocol) => protocol
+            .arms()
+            .iter()
+            .map(|arm| arm.code.as_str())
+            .collect(),
+        None => study
+            .subjects
+            .values()
+            .map(|subject| subject.arm.as_str())
+            .filter(|arm| !arm.is_empty())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
     pb::CohortOutcomes {
         study_id: study_id.to_string(),
         enrolled: u32::try_from(study.subjects.len()).unwrap_or(u32::MAX),
         visits: visits
-            .into_iter()
-            .map(|(id, _, scored)| cohort_visit(&id, &scored))
+            .iter()
+            .map(|(id, _, scored)| {
+                let mut table = cohort_visit(id, scored.iter().map(|(_, s)| s));
+                table.arms = arms
+                    .iter()
+                    .filter(|arm| scored.iter().any(|(on, _)| on == &Some(**arm)))
+                    .map(|arm| {
+                        let on_arm = scored
+                            .iter()
+                            .filter(|(on, _)| on == &Some(*arm))
+                            .map(|(_, s)| s);
+                        pb::CohortVisit {
+                            arm: (*arm).to_string(),
+                            ..cohort_visit(id, on_arm)
+                        }
+                    })
+                    .collect();
+                table
+            })
             .collect(),
         endpoints: cohort_endpoints(study),
         eligibility: study
@@ -506,7 +535,18 @@ pub fn cohort(
     }
 }
 
-fn cohort_visit(visit_id: &VisitId, scored: &[Scored]) -> pb::CohortVisit {
+/// One visit's earliest date and each subject's arm (`None`: not known) and scored result.
+type VisitResults<'a> = (
+    Option<myolog_domain::event::ClinicalDate>,
+    Vec<(Option<&'a str>, Scored)>,
+);
+
+/// The statistics of one visit over the given subjects' results (without per-arm tables).
+fn cohort_visit<'a>(
+    visit_id: &VisitId,
+    scored: impl IntoIterator<Item = &'a Scored>,
+) -> pb::CohortVisit {
+    let scored: Vec<&Scored> = scored.into_iter().collect();
     let doi_met = scored
         .iter()
         .filter(|s| s.doi.status == pb::DoiStatus::Met as i32)
@@ -553,6 +593,8 @@ fn cohort_visit(visit_id: &VisitId, scored: &[Scored]) -> pb::CohortVisit {
         tis: Some(tis),
         cdasi_activity: Some(paired(&before, &after)),
         cdasi_mcid: Some(proportion(mcid, pairs.len() as u64)),
+        arm: String::new(),
+        arms: Vec::new(),
     }
 }
 

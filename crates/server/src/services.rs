@@ -250,6 +250,9 @@ impl Outcomes for Services {
             for table in &mut cohort.endpoints {
                 table.arms.clear();
             }
+            for visit in &mut cohort.visits {
+                visit.arms.clear();
+            }
         }
         Ok(Response::new(cohort))
     }
