@@ -458,10 +458,7 @@ pub fn cohort(
         let Some((_, baseline)) = baseline_of(study, subject) else {
             continue;
         };
-        let arm = match protocol {
-            Some(protocol) => protocol_arm(protocol, &subject.arm),
-            None => (!subject.arm.is_empty()).then_some(subject.arm.as_str()),
-        };
+        let arm = study.arm_of(subject);
         let baseline_assessments = baseline.assessments();
         let population = population_of(study, subject);
         for (visit_id, visit) in followups(study, subject) {

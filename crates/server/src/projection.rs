@@ -41,6 +41,15 @@ impl Study {
     pub fn hides_arms(&self) -> bool {
         self.blinded && self.unblinded_at.is_none()
     }
+
+    /// The subject's arm for per-arm tables: the protocol's arm code (see [`protocol_arm`]); without
+    /// a protocol, the arm as enrolled; `None` while not known.
+    pub fn arm_of<'a>(&'a self, subject: &'a Subject) -> Option<&'a str> {
+        match &self.protocol {
+            Some(history) => protocol_arm(history.current(), &subject.arm),
+            None => (!subject.arm.is_empty()).then_some(subject.arm.as_str()),
+        }
+    }
 }
 
 /// Whether a StudyRegistered makes a blinded study: its flag, or a protocol that is not open label.

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::replay::{Format, Replay};
 use super::table::{study_day, write_csv_row};
 use super::{AuditError, endpoints};
-use crate::projection::{baseline_of, protocol_arm};
+use crate::projection::baseline_of;
 
 /// The dataset's columns, in order.
 pub const COLUMNS: [&str; 19] = [
@@ -328,13 +328,10 @@ fn fill_arms(replay: &Replay, rows: &mut [AdamRow]) {
     for (study_id, study) in &replay.projection.studies {
         let protocol = study.protocol.as_ref().map(|history| history.current());
         for (subject_id, subject) in &study.subjects {
-            let (code, name) = match protocol {
-                Some(protocol) => {
-                    let code = protocol_arm(protocol, &subject.arm).unwrap_or(&subject.arm);
-                    (code, protocol.arm(code).map_or("", |arm| arm.name.as_str()))
-                }
-                None => (subject.arm.as_str(), ""),
-            };
+            let code = study.arm_of(subject).unwrap_or_default();
+            let name = protocol
+                .and_then(|protocol| protocol.arm(code))
+                .map_or("", |arm| arm.name.as_str());
             arms.insert((study_id.as_str(), subject_id.as_str()), (code, name));
         }
     }
