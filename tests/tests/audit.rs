@@ -194,12 +194,27 @@ async fn replays_are_byte_identical_and_as_of_time_cuts_at_recorded_at() {
         out
     };
     assert_eq!(cohorts(Format::Csv), cohorts(Format::Csv));
-    let visits: usize = replayed.cohorts().iter().map(|c| c.visits.len()).sum();
+    // Per visit, the row of every subject, then one per arm (here the demo's one enrolled arm).
+    let rows: Vec<(u32, pb::CohortVisit)> = replayed
+        .cohorts()
+        .iter()
+        .flat_map(|c| {
+            c.visits.iter().flat_map(move |v| {
+                std::iter::once((c.enrolled, v.clone()))
+                    .chain(v.arms.iter().map(move |arm| (c.enrolled, arm.clone())))
+            })
+        })
+        .collect();
+    assert!(rows.iter().any(|(_, v)| !v.arm.is_empty()), "arm rows");
     let jsonl = String::from_utf8(cohorts(Format::Jsonl)).expect("utf-8");
-    assert_eq!(jsonl.lines().count(), visits);
-    for (line, visit) in jsonl.lines().zip(&replayed.cohorts()[0].visits) {
+    assert_eq!(jsonl.lines().count(), rows.len());
+    for (line, (enrolled, visit)) in jsonl.lines().zip(&rows) {
         let value: serde_json::Value = serde_json::from_str(line).expect("JSON line");
         assert_eq!(value["visit_id"], visit.visit_id);
+        assert_eq!(value["arm"], visit.arm);
+        // Every demo subject is on the one arm.
+        assert_eq!(value["enrolled"], *enrolled);
+        assert_eq!(value["subjects"], visit.subjects);
         let doi = visit.doi_responders.unwrap_or_default();
         assert_eq!(value["doi_responders"]["responders"], doi.responders);
     }

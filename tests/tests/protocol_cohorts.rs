@@ -906,6 +906,82 @@ async fn check(trial: Trial, expected: Expected) {
     let dataset = myolog_server::audit::adam::rows(&replayed);
     let arm_names = arm_names(trial.file);
 
+    // `myolog replay --cohort`: per visit, the row of every subject and then one per arm with
+    // data there, each with the served per-visit statistics and its own enrolled count.
+    let mut csv = Vec::new();
+    myolog_server::audit::replay::write_cohorts(
+        &replayed,
+        myolog_server::audit::replay::Format::Csv,
+        &mut csv,
+    )
+    .expect("cohort CSV");
+    let csv = String::from_utf8(csv).expect("utf-8");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let picked = [
+        "visit_id",
+        "arm",
+        "enrolled",
+        "subjects",
+        "doi_responders",
+        "doi_evaluable",
+        "tis_evaluable",
+        "tis_major",
+        "cdasi_mcid_reached",
+    ];
+    let written: Vec<Vec<String>> = lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            picked
+                .iter()
+                .map(|name| {
+                    let at = header.iter().position(|h| h == name).expect("column");
+                    fields[at].to_string()
+                })
+                .collect()
+        })
+        .collect();
+    let enrolled_on = |arm: &str| trial.subjects.iter().filter(|s| s.arm == arm).count();
+    let served: Vec<Vec<String>> = cohort
+        .visits
+        .iter()
+        .flat_map(|visit| {
+            std::iter::once((visit, u64::from(cohort.enrolled))).chain(
+                visit
+                    .arms
+                    .iter()
+                    .map(|arm| (arm, enrolled_on(&arm.arm) as u64)),
+            )
+        })
+        .map(|(v, enrolled)| {
+            let doi = v.doi_responders.unwrap_or_default();
+            let tis = v.tis.unwrap_or_default();
+            let mcid = v.cdasi_mcid.map(|m| m.responders.to_string());
+            vec![
+                v.visit_id.clone(),
+                v.arm.clone(),
+                enrolled.to_string(),
+                v.subjects.to_string(),
+                doi.responders.to_string(),
+                doi.total.to_string(),
+                tis.evaluable.to_string(),
+                tis.major.to_string(),
+                mcid.unwrap_or_default(),
+            ]
+        })
+        .collect();
+    assert_eq!(written, served, "{}", trial.study);
+    assert_eq!(
+        expected
+            .arms
+            .iter()
+            .map(|arm| enrolled_on(arm))
+            .sum::<usize>(),
+        cohort.enrolled as usize,
+        "{}: every subject is on an arm",
+        trial.study
+    );
+
     // The report: with more than one arm, each responder endpoint's table has one row per arm
     // with the served arm table's n/N; a single arm adds none.
     let html = myolog_server::audit::report::render(&replayed);
@@ -928,6 +1004,30 @@ async fn check(trial: Trial, expected: Expected) {
     assert_eq!(
         html.matches("responders-arm").count(),
         arm_rows.len(),
+        "{}",
+        trial.study
+    );
+    // Its per-visit cohort table: with more than one arm, each visit's row is followed by one row
+    // per arm with data there, with that arm's n and DOI responders n/N.
+    let visit_arm_rows: Vec<String> = cohort
+        .visits
+        .iter()
+        .filter(|_| expected.arms.len() > 1)
+        .flat_map(|visit| visit.arms.iter().map(move |arm| (visit, arm)))
+        .map(|(visit, arm)| {
+            let doi = arm.doi_responders.unwrap_or_default();
+            format!(
+                "<tr class=\"cohort-arm\"><td>{}, arm {}</td><td>{}</td><td>{}/{}",
+                visit.visit_id, arm.arm, arm.subjects, doi.responders, doi.total
+            )
+        })
+        .collect();
+    for row in &visit_arm_rows {
+        assert!(html.contains(row.as_str()), "{row} in the report");
+    }
+    assert_eq!(
+        html.matches("<tr class=\"cohort-arm\">").count(),
+        visit_arm_rows.len(),
         "{}",
         trial.study
     );

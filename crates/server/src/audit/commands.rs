@@ -56,8 +56,8 @@ pub struct ReplayArgs {
     /// Write to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Write the cohort statistics (one record per study x follow-up visit) instead of the
-    /// subject x visit outcomes.
+    /// Write the cohort statistics (per study x follow-up visit, one record over every subject,
+    /// then one per arm) instead of the subject x visit outcomes.
     #[arg(long)]
     pub cohort: bool,
     /// Write the protocol's endpoints instead: one record per subject x endpoint (with

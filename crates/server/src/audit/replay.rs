@@ -785,10 +785,11 @@ pub fn write_outcomes(
 }
 
 /// The CSV columns of the cohort statistics.
-pub const COHORT_COLUMNS: [&str; 25] = [
+pub const COHORT_COLUMNS: [&str; 26] = [
     "study_id",
     "enrolled",
     "visit_id",
+    "arm",
     "subjects",
     "doi_responders",
     "doi_evaluable",
@@ -825,8 +826,10 @@ fn summary_json(s: Option<&pb::Summary>) -> Value {
     })
 }
 
-/// Writes the cohort statistics of a replay, one record per study x follow-up visit, with the
-/// replay's last sequence and chain hash.
+/// Writes the cohort statistics: per study x follow-up visit, the row of every subject (`arm`
+/// empty), then one row per arm with data at that visit (GetCohort's `CohortVisit.arms`: protocol
+/// order; without a protocol, the arm labels as enrolled). An arm row's `enrolled` counts the
+/// subjects enrolled on that arm.
 pub fn write_cohorts(
     replay: &Replay,
     format: Format,
@@ -836,93 +839,132 @@ pub fn write_cohorts(
     if format == Format::Csv {
         write_csv_row(out, &COHORT_COLUMNS)?;
     }
-    for cohort in replay.cohorts() {
-        for v in &cohort.visits {
-            let tis = v.tis.unwrap_or_default();
-            let cdasi = v.cdasi_activity.clone().unwrap_or_default();
-            match format {
-                Format::Jsonl => {
-                    let record = json!({
-                        "study_id": cohort.study_id,
-                        "enrolled": cohort.enrolled,
-                        "visit_id": v.visit_id,
-                        "subjects": v.subjects,
-                        "doi_responders": proportion_json(v.doi_responders.as_ref()),
-                        "tis": {
-                            "evaluable": tis.evaluable,
-                            "none": tis.none,
-                            "minimal": tis.minimal,
-                            "moderate": tis.moderate,
-                            "major": tis.major,
-                            "at_least_minimal": proportion_json(tis.at_least_minimal.as_ref()),
-                        },
-                        "cdasi_activity": {
-                            "n": cdasi.n,
-                            "baseline": summary_json(cdasi.baseline.as_ref()),
-                            "visit": summary_json(cdasi.visit.as_ref()),
-                            "change": summary_json(cdasi.change.as_ref()),
-                            "paired_t_p": cdasi.paired_t_p,
-                            "wilcoxon_p": cdasi.wilcoxon_p,
-                            "wilcoxon_method": cdasi.wilcoxon_method,
-                        },
-                        "cdasi_mcid": proportion_json(v.cdasi_mcid.as_ref()),
-                        "provenance": {
-                            "last_sequence": replay.last_sequence,
-                            "chain_hash": hash,
-                            "engine_version": ENGINE_VERSION,
-                        },
-                    });
-                    serde_json::to_writer(&mut *out, &record)?;
-                    out.write_all(b"\n")?;
-                }
-                Format::Csv => {
-                    let doi = v.doi_responders.unwrap_or_default();
-                    let mean_sd = |s: Option<&pb::Summary>| {
-                        s.filter(|s| s.n > 0)
-                            .map_or((String::new(), String::new()), |s| {
-                                (s.mean.to_string(), s.sd.to_string())
-                            })
-                    };
-                    let (bm, bs) = mean_sd(cdasi.baseline.as_ref());
-                    let (vm, vs) = mean_sd(cdasi.visit.as_ref());
-                    let (cm, cs) = mean_sd(cdasi.change.as_ref());
-                    let p = |p: Option<f64>| p.map(|p| p.to_string()).unwrap_or_default();
-                    let record = vec![
-                        cohort.study_id.clone(),
-                        cohort.enrolled.to_string(),
-                        v.visit_id.clone(),
-                        v.subjects.to_string(),
-                        doi.responders.to_string(),
-                        doi.total.to_string(),
-                        doi.ci_low.to_string(),
-                        doi.ci_high.to_string(),
-                        tis.evaluable.to_string(),
-                        tis.none.to_string(),
-                        tis.minimal.to_string(),
-                        tis.moderate.to_string(),
-                        tis.major.to_string(),
-                        cdasi.n.to_string(),
-                        bm,
-                        bs,
-                        vm,
-                        vs,
-                        cm,
-                        cs,
-                        p(cdasi.paired_t_p),
-                        p(cdasi.wilcoxon_p),
-                        v.cdasi_mcid
-                            .map(|m| m.responders.to_string())
-                            .unwrap_or_default(),
-                        replay.last_sequence.to_string(),
-                        hash.clone(),
-                    ];
-                    write_csv_row(out, &record)?;
-                }
+    for (study_id, study) in &replay.projection.studies {
+        let cohort = outcomes::cohort(study_id, study, None, replay.last_sequence);
+        let enrolled_on = |arm: &str| {
+            let on_arm = study.subjects.values();
+            let on_arm = on_arm.filter(|subject| study.arm_of(subject) == Some(arm));
+            u32::try_from(on_arm.count()).unwrap_or(u32::MAX)
+        };
+        for pooled in &cohort.visits {
+            let rows = std::iter::once((cohort.enrolled, pooled))
+                .chain(pooled.arms.iter().map(|arm| (enrolled_on(&arm.arm), arm)));
+            for (enrolled, visit) in rows {
+                let row = CohortRow {
+                    study_id: &cohort.study_id,
+                    enrolled,
+                    visit,
+                };
+                row.write(format, replay.last_sequence, &hash, out)?;
             }
         }
     }
     out.flush()?;
     Ok(())
+}
+
+/// One record of [`write_cohorts`]: a study's statistics at one visit, over every subject or (with
+/// `visit.arm` set) over one arm's.
+struct CohortRow<'a> {
+    study_id: &'a str,
+    enrolled: u32,
+    visit: &'a pb::CohortVisit,
+}
+
+impl CohortRow<'_> {
+    fn write(
+        &self,
+        format: Format,
+        last_sequence: u64,
+        hash: &str,
+        out: &mut impl Write,
+    ) -> Result<(), AuditError> {
+        let v = self.visit;
+        let tis = v.tis.unwrap_or_default();
+        let cdasi = v.cdasi_activity.clone().unwrap_or_default();
+        match format {
+            Format::Jsonl => {
+                let record = json!({
+                    "study_id": self.study_id,
+                    "enrolled": self.enrolled,
+                    "visit_id": v.visit_id,
+                    "arm": v.arm,
+                    "subjects": v.subjects,
+                    "doi_responders": proportion_json(v.doi_responders.as_ref()),
+                    "tis": {
+                        "evaluable": tis.evaluable,
+                        "none": tis.none,
+                        "minimal": tis.minimal,
+                        "moderate": tis.moderate,
+                        "major": tis.major,
+                        "at_least_minimal": proportion_json(tis.at_least_minimal.as_ref()),
+                    },
+                    "cdasi_activity": {
+                        "n": cdasi.n,
+                        "baseline": summary_json(cdasi.baseline.as_ref()),
+                        "visit": summary_json(cdasi.visit.as_ref()),
+                        "change": summary_json(cdasi.change.as_ref()),
+                        "paired_t_p": cdasi.paired_t_p,
+                        "wilcoxon_p": cdasi.wilcoxon_p,
+                        "wilcoxon_method": cdasi.wilcoxon_method,
+                    },
+                    "cdasi_mcid": proportion_json(v.cdasi_mcid.as_ref()),
+                    "provenance": {
+                        "last_sequence": last_sequence,
+                        "chain_hash": hash,
+                        "engine_version": ENGINE_VERSION,
+                    },
+                });
+                serde_json::to_writer(&mut *out, &record)?;
+                out.write_all(b"\n")?;
+            }
+            Format::Csv => {
+                let doi = v.doi_responders.unwrap_or_default();
+                let mean_sd = |s: Option<&pb::Summary>| {
+                    s.filter(|s| s.n > 0)
+                        .map_or((String::new(), String::new()), |s| {
+                            (s.mean.to_string(), s.sd.to_string())
+                        })
+                };
+                let (bm, bs) = mean_sd(cdasi.baseline.as_ref());
+                let (vm, vs) = mean_sd(cdasi.visit.as_ref());
+                let (cm, cs) = mean_sd(cdasi.change.as_ref());
+                let p = |p: Option<f64>| p.map(|p| p.to_string()).unwrap_or_default();
+                let record = vec![
+                    self.study_id.to_string(),
+                    self.enrolled.to_string(),
+                    v.visit_id.clone(),
+                    v.arm.clone(),
+                    v.subjects.to_string(),
+                    doi.responders.to_string(),
+                    doi.total.to_string(),
+                    doi.ci_low.to_string(),
+                    doi.ci_high.to_string(),
+                    tis.evaluable.to_string(),
+                    tis.none.to_string(),
+                    tis.minimal.to_string(),
+                    tis.moderate.to_string(),
+                    tis.major.to_string(),
+                    cdasi.n.to_string(),
+                    bm,
+                    bs,
+                    vm,
+                    vs,
+                    cm,
+                    cs,
+                    p(cdasi.paired_t_p),
+                    p(cdasi.wilcoxon_p),
+                    v.cdasi_mcid
+                        .map(|m| m.responders.to_string())
+                        .unwrap_or_default(),
+                    last_sequence.to_string(),
+                    hash.to_string(),
+                ];
+                write_csv_row(out, &record)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

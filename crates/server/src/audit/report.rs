@@ -265,31 +265,48 @@ fn p_value(p: Option<f64>) -> String {
     }
 }
 
+/// The per-visit cohort statistics; when the study has more than one arm, each visit's row is
+/// followed by one row per arm with data there (GetCohort's `CohortVisit.arms`), first cell
+/// "<visit>, arm <code>".
 fn cohort_table(html: &mut String, cohort: &pb::CohortOutcomes) {
     html.push_str("<table class=\"cohort\"><thead><tr><th>Visit</th><th>n</th><th>IMACS DOI responders</th><th>TIS none / minimal / moderate / major</th><th>TIS ≥ minimal</th><th>CDASI activity baseline</th><th>at visit</th><th>change</th><th>paired t p</th><th>Wilcoxon p</th><th>CDASI MCID</th></tr></thead><tbody>");
-    for v in &cohort.visits {
-        let tis = v.tis.unwrap_or_default();
-        let c = v.cdasi_activity.clone().unwrap_or_default();
-        let _ = write!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&v.visit_id),
-            v.subjects,
-            pct(v.doi_responders.as_ref()),
-            tis.none,
-            tis.minimal,
-            tis.moderate,
-            tis.major,
-            pct(tis.at_least_minimal.as_ref()),
-            mean_sd(c.baseline.as_ref()),
-            mean_sd(c.visit.as_ref()),
-            mean_sd(c.change.as_ref()),
-            p_value(c.paired_t_p),
-            p_value(c.wilcoxon_p),
-            pct(v.cdasi_mcid.as_ref()),
-        );
+    let arms: std::collections::BTreeSet<&str> = cohort
+        .visits
+        .iter()
+        .flat_map(|v| v.arms.iter().map(|arm| arm.arm.as_str()))
+        .collect();
+    for pooled in &cohort.visits {
+        cohort_row(html, "", &escape(&pooled.visit_id), pooled);
+        if arms.len() > 1 {
+            for arm in &pooled.arms {
+                let label = format!("{}, arm {}", escape(&pooled.visit_id), escape(&arm.arm));
+                cohort_row(html, " class=\"cohort-arm\"", &label, arm);
+            }
+        }
     }
     html.push_str("</tbody></table>");
+}
+
+fn cohort_row(html: &mut String, class: &str, label: &str, v: &pb::CohortVisit) {
+    let tis = v.tis.unwrap_or_default();
+    let c = v.cdasi_activity.clone().unwrap_or_default();
+    let _ = write!(
+        html,
+        "<tr{class}><td>{label}</td><td>{}</td><td>{}</td><td>{} / {} / {} / {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        v.subjects,
+        pct(v.doi_responders.as_ref()),
+        tis.none,
+        tis.minimal,
+        tis.moderate,
+        tis.major,
+        pct(tis.at_least_minimal.as_ref()),
+        mean_sd(c.baseline.as_ref()),
+        mean_sd(c.visit.as_ref()),
+        mean_sd(c.change.as_ref()),
+        p_value(c.paired_t_p),
+        p_value(c.wilcoxon_p),
+        pct(v.cdasi_mcid.as_ref()),
+    );
 }
 
 fn subject_table(html: &mut String, primary: &[ReplayedOutcome]) {
@@ -329,7 +346,7 @@ fn subject_table(html: &mut String, primary: &[ReplayedOutcome]) {
     html.push_str("</tbody></table>");
 }
 
-const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1140px}h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}p.prov{font-size:12px;color:#555;word-break:break-all}table{border-collapse:collapse;font-size:12px;margin:10px 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}td.t{text-align:left}td.met{color:#1a7f37;font-weight:bold}td.not_met{color:#b42318}svg.chart{display:block;margin:12px 0;border:1px solid #eee}";
+const STYLE: &str = "tr.cohort-arm td{color:#555}tr.cohort-arm td:first-child{padding-left:16px}body{font-family:sans-serif;margin:24px;color:#222;max-width:1140px}h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ccc}p.prov{font-size:12px;color:#555;word-break:break-all}table{border-collapse:collapse;font-size:12px;margin:10px 0}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}td.t{text-align:left}td.met{color:#1a7f37;font-weight:bold}td.not_met{color:#b42318}svg.chart{display:block;margin:12px 0;border:1px solid #eee}";
 
 fn summary_text(summary: Option<&Summary>) -> String {
     match summary {
