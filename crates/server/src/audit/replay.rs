@@ -841,14 +841,17 @@ pub fn write_cohorts(
     }
     for (study_id, study) in &replay.projection.studies {
         let cohort = outcomes::cohort(study_id, study, None, replay.last_sequence);
-        let enrolled_on = |arm: &str| {
-            let on_arm = study.subjects.values();
-            let on_arm = on_arm.filter(|subject| study.arm_of(subject) == Some(arm));
-            u32::try_from(on_arm.count()).unwrap_or(u32::MAX)
-        };
+        let mut enrolled_on: BTreeMap<&str, u32> = BTreeMap::new();
+        for arm in study.subjects.values().filter_map(|s| study.arm_of(s)) {
+            *enrolled_on.entry(arm).or_default() += 1;
+        }
         for pooled in &cohort.visits {
-            let rows = std::iter::once((cohort.enrolled, pooled))
-                .chain(pooled.arms.iter().map(|arm| (enrolled_on(&arm.arm), arm)));
+            let rows = std::iter::once((cohort.enrolled, pooled)).chain(
+                pooled
+                    .arms
+                    .iter()
+                    .map(|arm| (enrolled_on.get(arm.arm.as_str()).copied().unwrap_or(0), arm)),
+            );
             for (enrolled, visit) in rows {
                 let row = CohortRow {
                     study_id: &cohort.study_id,
