@@ -9,7 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use myolog_proto::v1 as pb;
 use myolog_storage::{EventLog, Hash};
@@ -167,127 +168,154 @@ pub fn project(log: &EventLog, as_of: AsOf, progress: &mut Progress) -> Result<R
         return Ok(replay);
     }
     // Reading and decoding the events costs more than applying them, and only applying is
-    // order-dependent: one worker per core reads a chunk of sequence numbers of its own and decodes
-    // it, and this thread applies the chunks in sequence order while the next ones are read. Each
-    // stored event is allocated and freed on the worker that read it (glibc's allocator slows down
-    // sharply when one thread frees what another allocated, as a separate reader thread did), and at
-    // most `WINDOW` chunks are read ahead of the one being applied.
-    let workers = parallelism();
+    // order-dependent: one worker per core claims the next chunk of sequence numbers, reads and
+    // decodes it, then waits for its turn and applies it itself, so chunks are applied in sequence
+    // order while the other workers read on. No thread sits between reading and applying: with one
+    // worker per core, nothing else competes for the cores, and each event is allocated, applied
+    // and (where the projection does not keep it) freed by one thread, which glibc's allocator
+    // needs to stay fast (it serialises frees of another thread's memory behind a lock).
     let chunk_size = CHUNK as u64;
     let chunks = last.div_ceil(chunk_size);
-    let window = workers * 2;
-    std::thread::scope(|scope| -> Result<(), AuditError> {
-        let (token_tx, token_rx) = std::sync::mpsc::sync_channel::<()>(window);
-        for _ in 0..window {
-            // Cannot fail: the receiver is alive and the channel has room for the window.
-            let _ = token_tx.send(());
-        }
-        let token_rx = std::sync::Arc::new(std::sync::Mutex::new(token_rx));
-        let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel::<(u64, Decoded)>(window);
-        // Applied chunks' vectors go back to the readers: a fresh one per chunk (hundreds of KiB,
-        // freed by another thread) made glibc consolidate its free lists every time.
-        let (recycle_tx, recycle_rx) = std::sync::mpsc::sync_channel::<Vec<_>>(window);
-        let recycle_rx = std::sync::Arc::new(std::sync::Mutex::new(recycle_rx));
-        let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let handles: Vec<_> = (0..workers)
+    let turn = Mutex::new(Turn {
+        next: 0,
+        stopped: false,
+        result: Ok(()),
+        replay: &mut replay,
+        progress,
+    });
+    let turned = Condvar::new();
+    let claimed = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..parallelism())
             .map(|_| {
-                let (token_rx, decoded_tx, next, recycle_rx) = (
-                    token_rx.clone(),
-                    decoded_tx.clone(),
-                    next.clone(),
-                    recycle_rx.clone(),
-                );
-                scope.spawn(move || {
+                scope.spawn(|| {
+                    // A worker that dies unexpectedly stops the replay instead of leaving the others
+                    // waiting for a turn that never comes.
+                    let _stop_on_panic = StopOnPanic {
+                        turn: &turn,
+                        turned: &turned,
+                    };
+                    let mut events = Vec::new();
                     loop {
-                        let token = match token_rx.lock() {
-                            Ok(token_rx) => token_rx.recv(),
-                            Err(_) => return,
-                        };
-                        // No token: the applying side has stopped.
-                        if token.is_err() {
-                            return;
-                        }
-                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let index = claimed.fetch_add(1, Ordering::Relaxed);
                         if index >= chunks {
                             return;
                         }
                         let first = index * chunk_size + 1;
                         let range = first..=last.min(first + chunk_size - 1);
-                        // A panic would leave its chunk missing while the others wait for room
-                        // to read ahead: report it in the chunk's place instead.
-                        let events = recycle_rx
-                            .lock()
-                            .ok()
-                            .and_then(|recycled| recycled.try_recv().ok())
-                            .unwrap_or_default();
                         let decoded =
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                read_chunk(log, range, as_of, events)
+                                read_chunk(log, range, as_of, std::mem::take(&mut events))
                             }))
                             .unwrap_or(Err(AuditError::Worker("a log reading thread panicked")));
-                        if decoded_tx.send((index, decoded)).is_err() {
+                        let mut state = lock_turn(&turn);
+                        while state.next != index && !state.stopped {
+                            state = turned
+                                .wait(state)
+                                .unwrap_or_else(std::sync::PoisonError::into_inner);
+                        }
+                        if state.stopped {
                             return;
                         }
+                        match decoded {
+                            Ok(chunk) => events = state.apply(chunk),
+                            Err(error) => state.stop(Err(error)),
+                        }
+                        state.next += 1;
+                        drop(state);
+                        turned.notify_all();
                     }
                 })
             })
             .collect();
-        drop((token_rx, decoded_tx));
-        // Chunks arrive in the order they finish; apply them in the order of the log.
-        let mut pending = BTreeMap::new();
-        let mut applied = 0;
-        let mut cut = false;
-        let mut result = Ok(());
-        'receive: while applied < chunks && !cut {
-            let Ok((index, decoded)) = decoded_rx.recv() else {
-                break;
-            };
-            pending.insert(index, decoded);
-            while let Some(decoded) = pending.remove(&applied) {
-                applied += 1;
-                // Room for one more chunk to be read ahead (cannot block: one token per chunk).
-                let _ = token_tx.send(());
-                let chunk = match decoded {
-                    Ok(chunk) => chunk,
-                    Err(error) => {
-                        result = Err(error);
-                        break 'receive;
-                    }
-                };
-                if let Some((seq, hash, recorded_at)) = chunk.last {
-                    replay.last_sequence = seq;
-                    replay.chain_hash = hash;
-                    replay.last_recorded_at = Some(recorded_at);
-                }
-                let mut events = chunk.events;
-                for (seq, recorded_by, event) in events.drain(..) {
-                    replay.projection.apply_owned(
-                        seq,
-                        event,
-                        recorded_by.as_deref().unwrap_or_default(),
-                    );
-                    progress.tick();
-                }
-                // A full return channel just lets this vector go.
-                let _ = recycle_tx.try_send(events);
-                if chunk.cut {
-                    cut = true;
-                    break 'receive;
-                }
-            }
+        let panicked = join_all(workers);
+        let mut state = lock_turn(&turn);
+        if panicked && state.result.is_ok() {
+            state.result = Err(AuditError::Worker("a log reading thread panicked"));
         }
-        // The workers stop at their next token or send.
-        drop((token_tx, decoded_rx, recycle_tx));
-        let panicked = join_all(handles);
-        result?;
-        if panicked || (applied < chunks && !cut) {
-            return Err(AuditError::Worker("a log reading thread panicked"));
-        }
-        Ok(())
-    })?;
+    });
+    let state = turn
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (result, applied, stopped) = (state.result, state.next, state.stopped);
+    result?;
+    // Every chunk applied, or the as-of time reached: anything else is a lost chunk.
+    if applied < chunks && !stopped {
+        return Err(AuditError::Worker("a log reading thread panicked"));
+    }
     // The service reports its head as "as of"; the replay reports the last event it applied.
     replay.projection.head_seq = replay.last_sequence;
     Ok(replay)
+}
+
+/// The applying side of [`project`], shared by its workers: whose turn it is and where the events go.
+struct Turn<'a> {
+    /// The chunk to apply next.
+    next: u64,
+    /// An error, a panic or the as-of time ended the replay: nothing more is applied.
+    stopped: bool,
+    result: Result<(), AuditError>,
+    replay: &'a mut Replay,
+    progress: &'a mut Progress,
+}
+
+impl Turn<'_> {
+    /// Applies a decoded chunk in order; hands back its emptied vector for the next chunk.
+    fn apply(&mut self, chunk: DecodedChunk) -> Vec<(u64, Option<String>, Event)> {
+        let mut events = chunk.events;
+        let replay = &mut *self.replay;
+        let progress = &mut *self.progress;
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for (seq, recorded_by, event) in events.drain(..) {
+                replay.projection.apply_owned(
+                    seq,
+                    event,
+                    recorded_by.as_deref().unwrap_or_default(),
+                );
+                progress.tick();
+            }
+        }));
+        if applied.is_err() {
+            self.stop(Err(AuditError::Worker("an applying thread panicked")));
+            return Vec::new();
+        }
+        if let Some((seq, hash, recorded_at)) = chunk.last {
+            replay.last_sequence = seq;
+            replay.chain_hash = hash;
+            replay.last_recorded_at = Some(recorded_at);
+        }
+        if chunk.cut {
+            self.stop(Ok(()));
+        }
+        events
+    }
+
+    fn stop(&mut self, result: Result<(), AuditError>) {
+        self.stopped = true;
+        if self.result.is_ok() {
+            self.result = result;
+        }
+    }
+}
+
+fn lock_turn<'a, 'b>(turn: &'a Mutex<Turn<'b>>) -> std::sync::MutexGuard<'a, Turn<'b>> {
+    turn.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Stops the replay when a worker unwinds outside the parts that catch panics.
+struct StopOnPanic<'a, 'b> {
+    turn: &'a Mutex<Turn<'b>>,
+    turned: &'a Condvar,
+}
+
+impl Drop for StopOnPanic<'_, '_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            lock_turn(self.turn).stop(Err(AuditError::Worker("a log reading thread panicked")));
+            self.turned.notify_all();
+        }
+    }
 }
 
 impl Replay {
@@ -1063,6 +1091,110 @@ mod tests {
                 assert_eq!(written, expected, "{as_of:?} {format:?}");
             }
         }
+    }
+
+    /// The reference the parallel projection must equal: every stored event decoded and applied
+    /// in sequence order on one thread, stopping at `until` (a recorded-at time) if given.
+    fn applied_in_order(log: &EventLog, until: Option<i64>) -> Replay {
+        let head = log.head();
+        let mut replay = Replay {
+            projection: Projection::with_capacity(0),
+            last_sequence: 0,
+            chain_hash: Hash::default(),
+            last_recorded_at: None,
+            head_sequence: head.seq,
+        };
+        for stored in log.read_range(1..=head.seq) {
+            let stored = stored.expect("read");
+            if until.is_some_and(|until| stored.recorded_at_unix_nanos > until) {
+                break;
+            }
+            let event = decode_stored(&stored).expect("decodes");
+            replay
+                .projection
+                .apply_owned(stored.seq, event, &stored.recorded_by);
+            replay.last_sequence = stored.seq;
+            replay.chain_hash = stored.hash;
+            replay.last_recorded_at = Some(stored.recorded_at_unix_nanos);
+        }
+        replay.projection.head_seq = replay.last_sequence;
+        replay
+    }
+
+    #[test]
+    fn the_parallel_projection_applies_every_event_in_sequence_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // About 4800 events: two read chunks, so the workers take turns.
+        let log = cohort_log(dir.path(), 130);
+        let head = log.head().seq;
+        assert!(head > CHUNK as u64, "{head} events");
+        let recorded_at = |seq: u64| {
+            log.get(seq)
+                .expect("read")
+                .expect("stored")
+                .recorded_at_unix_nanos
+        };
+        // As of the head, and as of times that cut inside the first and the second chunk.
+        let cuts = [
+            None,
+            Some(recorded_at(100)),
+            Some(recorded_at(CHUNK as u64 + 300)),
+        ];
+        for until in cuts {
+            let as_of = until.map_or(AsOf::Head, AsOf::Time);
+            let replay = project(&log, as_of, &mut Progress::hidden()).expect("replay");
+            let expected = applied_in_order(&log, until);
+            assert!(expected.last_sequence > 0, "{as_of:?}");
+            assert_eq!(
+                (
+                    replay.last_sequence,
+                    replay.chain_hash,
+                    replay.last_recorded_at
+                ),
+                (
+                    expected.last_sequence,
+                    expected.chain_hash,
+                    expected.last_recorded_at
+                ),
+                "{as_of:?}"
+            );
+            assert_eq!(
+                replay.projection.head_seq, expected.projection.head_seq,
+                "{as_of:?}"
+            );
+            assert_eq!(
+                collected(&replay, Format::Jsonl),
+                collected(&expected, Format::Jsonl),
+                "{as_of:?}"
+            );
+        }
+
+        // An undecodable event in the second chunk fails the replay naming it; up to the event
+        // before it, the replay works.
+        let bad = log
+            .append(
+                vec![NewEvent {
+                    event_id: "not-protobuf".into(),
+                    stream_key: "study/STIR".into(),
+                    expected_version: ExpectedVersion::Any,
+                    event_type: "Garbage".into(),
+                    schema_version: app::SCHEMA_VERSION,
+                    payload: vec![0xff; 7],
+                }],
+                "test",
+            )
+            .expect("the log stores opaque payloads")[0]
+            .seq;
+        match project(&log, AsOf::Head, &mut Progress::hidden()) {
+            Err(AuditError::Decode { seq, .. }) => assert_eq!(seq, bad),
+            other => panic!(
+                "expected a decode error at {bad}, got {:?}",
+                other.map(|r| r.last_sequence)
+            ),
+        }
+        let before = project(&log, AsOf::Sequence(bad - 1), &mut Progress::hidden())
+            .expect("replay before the bad event");
+        assert_eq!(before.last_sequence, bad - 1);
     }
 
     #[test]
