@@ -134,8 +134,8 @@ fn read_chunk(
             reason,
         })?;
         chunk.last = Some((stored.seq, stored.hash, stored.recorded_at_unix_nanos));
-        // Freed here, on the thread that allocated it: glibc's allocator serialises frees of
-        // another thread's memory behind a lock, and the applying thread is the replay's bottleneck.
+        // Only a study lock's principal is read by the projection: the rest of the stored event is
+        // freed here, before its chunk waits for its turn to be applied.
         let recorded_by =
             matches!(event.body, EventBody::StudyLocked { .. }).then_some(stored.recorded_by);
         chunk.events.push((stored.seq, recorded_by, event));
