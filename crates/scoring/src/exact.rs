@@ -107,10 +107,10 @@ impl Ratio {
 
     /// A decimal, exactly (mantissa / 10^scale; a `Decimal` has at most 28 decimal places).
     pub fn from_decimal(value: Decimal) -> Self {
-        let normalized = value.normalize();
-        let denominator = 10_i128.pow(normalized.scale());
+        // `new` reduces by the gcd, trailing zeros included, so the decimal need not be normalised.
+        let denominator = 10_i128.pow(value.scale());
         // A Decimal's mantissa is below 2^96 and its scale at most 28, so `new` cannot fail here.
-        Self::new(normalized.mantissa(), denominator).unwrap_or(Self::ZERO)
+        Self::new(value.mantissa(), denominator).unwrap_or(Self::ZERO)
     }
 
     pub const fn numerator(self) -> i128 {
@@ -162,7 +162,17 @@ impl Ratio {
         let denominator = divide(self.denominator, second)
             .checked_mul(divide(other.denominator, first))
             .ok_or(Overflow)?;
-        Self::new(numerator, denominator)
+        // Both operands are in lowest terms, so after the cross-reduction so is the product (a
+        // factor shared by its numerator and denominator would divide one operand's numerator and
+        // denominator), and its denominator is positive: no third gcd. A zero operand is 0/1, so a
+        // zero product is 0/1 too.
+        if numerator == i128::MIN {
+            return Err(Overflow);
+        }
+        Ok(Self {
+            numerator,
+            denominator,
+        })
     }
 
     /// `self / other`; `Err` when `other` is zero.
@@ -170,7 +180,12 @@ impl Ratio {
         if other.numerator == 0 {
             return Err(Overflow);
         }
-        self.checked_mul(Self::new(other.denominator, other.numerator)?)
+        // The reciprocal of a ratio in lowest terms is in lowest terms: only the sign moves.
+        let sign = other.numerator.signum();
+        self.checked_mul(Self {
+            numerator: sign * other.denominator,
+            denominator: sign * other.numerator,
+        })
     }
 
     /// The value rounded half away from zero to [`DISPLAY_DECIMALS`] places, for output only.
@@ -490,6 +505,19 @@ mod tests {
             prop_assert_eq!(sum, ratio(a * d + c * b, b * d));
             let product = ratio(a, b).checked_mul(ratio(c, d)).expect("no overflow");
             prop_assert_eq!(product, ratio(a * c, b * d));
+            if c != 0 {
+                let quotient = ratio(a, b).checked_div(ratio(c, d)).expect("no overflow");
+                prop_assert_eq!(quotient, ratio(a * d, b * c));
+            } else {
+                prop_assert_eq!(ratio(a, b).checked_div(ratio(c, d)), Err(Overflow));
+            }
+        }
+
+        #[test]
+        fn decimals_convert_to_the_reduced_ratio(mantissa in -(1i128 << 95)..(1i128 << 95), scale in 0u32..=28) {
+            let value = Decimal::from_i128_with_scale(mantissa, scale);
+            prop_assert_eq!(Ratio::from_decimal(value), ratio(mantissa, 10_i128.pow(scale)));
+            prop_assert_eq!(Ratio::from_decimal(value), Ratio::from_decimal(value.normalize()));
         }
     }
 }
