@@ -12,6 +12,9 @@
 //! The machine is shared and noisy (fsync latency varies several-fold from minute to minute), so
 //! the two sides are measured interleaved: each append scenario alternates Myolog and raw sled in
 //! `MYOLOG_BENCH_SLICES` slices, and replay alternates full scans, so both see the same conditions.
+//! Each append side runs in its own child process of this binary (see `Side`): sled's epoch garbage
+//! collector and IO threads are process-wide, and in a shared process each side would free part of
+//! the previous side's garbage.
 //! Besides the ratio of the totals, the table prints the median of the per-slice ratios (robust to
 //! a burst of load hitting one side's slice) and the process CPU time per event of each side
 //! (all threads, sled's included), which other engineers' builds disturb far less than throughput.
@@ -83,6 +86,10 @@ fn value_of(size: usize, salt: u64) -> Vec<u8> {
 }
 
 fn main() {
+    if let Ok(spec) = std::env::var(SIDE_VAR) {
+        serve_side(Side::from_spec(&spec));
+        return;
+    }
     let settings = Settings {
         seconds: env_or("MYOLOG_BENCH_SECONDS", 3.0),
         slices: env_or("MYOLOG_BENCH_SLICES", 6usize).max(1),
@@ -164,37 +171,175 @@ struct SideResult {
     cpu_micros_per_event: f64,
 }
 
-/// Runs Myolog, raw sled with payload-size values and raw sled with stored-size values, rotating
-/// which goes first in each slice.
+/// One side of an append scenario, measured in its own child process of this bench binary.
+///
+/// sled 0.34's epoch-based garbage collection (crossbeam-epoch's global collector) and its IO
+/// thread pool are process-wide: in one process, the side measured after another frees part of
+/// that side's deferred garbage (old page versions) whenever it pins, and shares its IO threads.
+/// So each side gets a process, a heap and sled's globals of its own, and the parent only
+/// orchestrates the interleaved slices.
+#[derive(Clone, Copy)]
+enum Side {
+    Myolog { batch: usize, payload_bytes: usize },
+    Raw { batch: usize, value_bytes: usize },
+}
+
+/// The environment variable that turns the bench binary into one side's child process.
+const SIDE_VAR: &str = "MYOLOG_BENCH_SIDE";
+
+impl Side {
+    fn to_spec(self) -> String {
+        match self {
+            Side::Myolog {
+                batch,
+                payload_bytes,
+            } => format!("myolog {batch} {payload_bytes}"),
+            Side::Raw { batch, value_bytes } => format!("raw {batch} {value_bytes}"),
+        }
+    }
+
+    fn from_spec(spec: &str) -> Side {
+        let words: Vec<&str> = spec.split_whitespace().collect();
+        let number = |at: usize| words[at].parse::<usize>().unwrap();
+        match words[0] {
+            "myolog" => Side::Myolog {
+                batch: number(1),
+                payload_bytes: number(2),
+            },
+            _ => Side::Raw {
+                batch: number(1),
+                value_bytes: number(2),
+            },
+        }
+    }
+
+    fn batch(self) -> usize {
+        match self {
+            Side::Myolog { batch, .. } | Side::Raw { batch, .. } => batch,
+        }
+    }
+}
+
+/// A running child process serving one [`Side`]: the parent writes `run <threads> <seconds>`
+/// lines, the child answers `<events> <seconds> <cpu seconds>` for each.
+struct SideProcess {
+    child: std::process::Child,
+    /// `None` once dropped: closing the child's stdin is what ends it.
+    commands: Option<std::process::ChildStdin>,
+    answers: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl SideProcess {
+    fn start(side: Side) -> SideProcess {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .env(SIDE_VAR, side.to_spec())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let commands = child.stdin.take().unwrap();
+        let mut answers = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut ready = String::new();
+        std::io::BufRead::read_line(&mut answers, &mut ready).unwrap();
+        assert_eq!(ready.trim(), "ready", "side process failed to start");
+        SideProcess {
+            child,
+            commands: Some(commands),
+            answers,
+        }
+    }
+
+    /// Runs one slice: (events, seconds, process CPU seconds of the child during the slice).
+    fn run(&mut self, threads: usize, seconds: f64) -> (f64, f64, f64) {
+        use std::io::{BufRead, Write};
+        let commands = self.commands.as_mut().unwrap();
+        writeln!(commands, "run {threads} {seconds}").unwrap();
+        commands.flush().unwrap();
+        let mut line = String::new();
+        self.answers.read_line(&mut line).unwrap();
+        let numbers: Vec<f64> = line
+            .split_whitespace()
+            .map(|word| word.parse().unwrap())
+            .collect();
+        assert_eq!(numbers.len(), 3, "side process answered {line:?}");
+        (numbers[0], numbers[1], numbers[2])
+    }
+}
+
+impl Drop for SideProcess {
+    fn drop(&mut self) {
+        // Closing stdin ends the child's command loop; it then removes its directory and exits.
+        drop(self.commands.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The child process's main: opens the side's store in a fresh directory and runs slices on
+/// command until its stdin closes.
+fn serve_side(side: Side) {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let work = match side {
+        Side::Myolog {
+            batch,
+            payload_bytes,
+        } => myolog_appends(dir.path(), payload_bytes, batch),
+        Side::Raw { batch, value_bytes } => raw_appends(dir.path(), value_bytes, batch),
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "ready").unwrap();
+    out.flush().unwrap();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let threads: usize = words[1].parse().unwrap();
+        let seconds: f64 = words[2].parse().unwrap();
+        let cpu_before = process_cpu_seconds();
+        let (events, elapsed) = measure(threads, seconds, side.batch(), work.clone());
+        let cpu = process_cpu_seconds() - cpu_before;
+        writeln!(out, "{events} {elapsed} {cpu}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+/// Runs Myolog, raw sled with payload-size values and raw sled with stored-size values, each in
+/// its own process (see [`Side`]), rotating which goes first in each slice.
 fn append_scenario(
     settings: &Settings,
     threads: usize,
     batch: usize,
     stored_bytes: usize,
 ) -> Vec<SideResult> {
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let sides = [
-        myolog_appends(dirs[0].path(), settings, batch),
-        raw_appends(dirs[1].path(), settings.value_bytes, batch),
-        raw_appends(dirs[2].path(), stored_bytes, batch),
-    ];
+    let mut sides = [
+        Side::Myolog {
+            batch,
+            payload_bytes: settings.value_bytes,
+        },
+        Side::Raw {
+            batch,
+            value_bytes: settings.value_bytes,
+        },
+        Side::Raw {
+            batch,
+            value_bytes: stored_bytes,
+        },
+    ]
+    .map(SideProcess::start);
     let slice_seconds = settings.seconds / settings.slices as f64;
     let mut totals = [(0.0, 0.0, 0.0); 3];
     let mut slice_rates = vec![Vec::new(); 3];
     for slice in 0..settings.slices {
         for turn in 0..sides.len() {
             let side = (slice + turn) % sides.len();
-            let cpu_before = process_cpu_seconds();
-            let (events, seconds) = measure(threads, slice_seconds, batch, sides[side].clone());
+            let (events, seconds, cpu) = sides[side].run(threads, slice_seconds);
             totals[side].0 += events;
             totals[side].1 += seconds;
-            totals[side].2 += process_cpu_seconds() - cpu_before;
+            totals[side].2 += cpu;
             slice_rates[side].push(events / seconds);
             if std::env::var_os("MYOLOG_BENCH_DEBUG").is_some() {
                 eprintln!(
-                    "slice {slice} side {side}: {:.0}/s cpu {:.2}s",
-                    events / seconds,
-                    process_cpu_seconds() - cpu_before
+                    "slice {slice} side {side}: {:.0}/s cpu {cpu:.2}s",
+                    events / seconds
                 );
             }
         }
@@ -297,9 +442,9 @@ fn measure(threads: usize, seconds: f64, events_per_call: usize, work: Work) -> 
     )
 }
 
-fn myolog_appends(dir: &Path, settings: &Settings, batch: usize) -> Work {
+fn myolog_appends(dir: &Path, payload_bytes: usize, batch: usize) -> Work {
     let log = EventLog::open(dir.join("log"), LogOptions::default()).unwrap();
-    let payload = value_of(settings.value_bytes, 1);
+    let payload = value_of(payload_bytes, 1);
     Arc::new(move |thread: usize, round: u64| {
         let events = (0..batch)
             .map(|i| NewEvent {
