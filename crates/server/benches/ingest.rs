@@ -103,7 +103,7 @@ fn to_new_events(batch: &pb::SubmitRequest) -> Vec<NewEvent> {
             event_id: e.event_id.to_string(),
             stream_key: wire::stream_key(e),
             expected_version: ExpectedVersion::Any,
-            event_type: e.body.type_name().to_string(),
+            event_type: e.body.type_name().into(),
             schema_version: SCHEMA_VERSION,
             payload: w.encode_to_vec(),
         })

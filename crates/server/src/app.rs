@@ -264,7 +264,7 @@ impl App {
                 event_id: event.event_id.to_string(),
                 stream_key: wire::stream_key(event),
                 expected_version: myolog_storage::ExpectedVersion::Any,
-                event_type: event.body.type_name().to_string(),
+                event_type: event.body.type_name().into(),
                 schema_version: SCHEMA_VERSION,
                 // Re-encoded from the decoded message: canonical bytes (unknown fields dropped), so
                 // a retry with the same content is recognised as a duplicate.

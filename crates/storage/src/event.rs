@@ -1,6 +1,7 @@
 //! The values that go into and come out of the log: what a client submits ([`NewEvent`]), what the
 //! log recorded ([`RecordedEvent`]), what an append answers ([`Appended`]) and the chain head.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -91,8 +92,10 @@ pub struct NewEvent {
     pub stream_key: String,
     /// Optimistic-concurrency precondition; not part of the event's content.
     pub expected_version: ExpectedVersion,
-    /// The payload's type name, e.g. `myolog.v1.MmtAssessed`. Opaque to storage.
-    pub event_type: String,
+    /// The payload's type name, e.g. `myolog.v1.MmtAssessed`. Opaque to storage. A `Cow` because
+    /// type names are usually constants of the caller's schema: borrowing them saves an allocation
+    /// and a free per event on the append path.
+    pub event_type: Cow<'static, str>,
     /// The payload's schema version, so old events stay decodable after the schema evolves.
     pub schema_version: u32,
     /// The payload: opaque bytes.

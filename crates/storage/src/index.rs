@@ -6,6 +6,7 @@
 //! fingerprint collision costs one extra read and never a wrong answer.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{BuildHasherDefault, DefaultHasher, Hash as _, Hasher};
 
 /// Event ids and streams of all committed events, and of the events of the group being staged.
@@ -64,19 +65,41 @@ impl Index {
 
     /// [`Index::insert`] with the id's [`fingerprint`] already computed.
     pub fn insert_fingerprint(&mut self, print: u64, stream_key: &str, seq: u64) {
-        if let Some(&first) = self.first_by_fingerprint.get(&print) {
-            if first != seq {
-                self.colliding.entry(print).or_default().push(seq);
-            }
-        } else {
-            self.first_by_fingerprint.insert(print, seq);
-        }
-        match self.streams.get_mut(stream_key) {
+        let _ = self.insert_next(print, stream_key, |_| {
+            Ok::<u64, std::convert::Infallible>(seq)
+        });
+    }
+
+    /// Records the next event of `stream_key`, whose id has fingerprint `print`, at the seq that
+    /// `seq_for` gives for the stream's current version (the writer checks the event's expected
+    /// version there). Returns the event's stream version; records nothing if `seq_for` fails.
+    /// One lookup of the stream and one of the fingerprint: this runs once per appended event.
+    pub fn insert_next<E>(
+        &mut self,
+        print: u64,
+        stream_key: &str,
+        seq_for: impl FnOnce(u64) -> Result<u64, E>,
+    ) -> Result<u64, E> {
+        let existing = self.streams.get_mut(stream_key);
+        let current_version = existing.as_ref().map_or(0, |seqs| seqs.len() as u64);
+        let seq = seq_for(current_version)?;
+        match existing {
             Some(seqs) => seqs.push(seq),
             None => {
                 self.streams.insert(stream_key.to_owned(), vec![seq]);
             }
         }
+        match self.first_by_fingerprint.entry(print) {
+            Entry::Occupied(first) => {
+                if *first.get() != seq {
+                    self.colliding.entry(print).or_default().push(seq);
+                }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(seq);
+            }
+        }
+        Ok(current_version + 1)
     }
 
     /// Undoes the [`Index::insert_fingerprint`] of `seq`, which must be the latest insert not yet
@@ -118,7 +141,9 @@ impl Index {
             .chain(more.iter().copied())
     }
 
-    /// The stream's current version: its number of events.
+    /// The stream's current version: its number of events (the writer gets it from
+    /// [`Index::insert_next`]).
+    #[cfg(test)]
     pub fn stream_version(&self, stream_key: &str) -> u64 {
         self.streams
             .get(stream_key)
@@ -191,5 +216,40 @@ mod tests {
         assert_eq!(index.stream_version("new"), 0);
         assert!(index.colliding.is_empty());
         assert!(!index.streams.contains_key("new"));
+    }
+
+    #[test]
+    fn insert_next_passes_the_current_version_and_records_nothing_when_refused() {
+        let mut index = Index::default();
+        index.insert("a", "s", 1);
+        let mut seen = Vec::new();
+        let refused = index.insert_next(fingerprint("b"), "s", |version| {
+            seen.push(version);
+            Err("expected version 0")
+        });
+        assert_eq!(refused, Err("expected version 0"));
+        let refused_new = index.insert_next(fingerprint("c"), "new", |version| {
+            seen.push(version);
+            Err("expected version 3")
+        });
+        assert_eq!(refused_new, Err("expected version 3"));
+        assert!(index.candidates("b").is_empty());
+        assert!(index.candidates("c").is_empty());
+        assert!(!index.streams.contains_key("new"));
+        assert_eq!(index.stream_version("s"), 1);
+        let accepted = index.insert_next(fingerprint("b"), "s", |version| {
+            seen.push(version);
+            Ok::<u64, &str>(2)
+        });
+        assert_eq!(accepted, Ok(2));
+        let accepted_new = index.insert_next(fingerprint("c"), "new", |version| {
+            seen.push(version);
+            Ok::<u64, &str>(3)
+        });
+        assert_eq!(accepted_new, Ok(1));
+        assert_eq!(seen, [1, 0, 1, 0]);
+        assert_eq!(index.candidates("b"), [2]);
+        assert_eq!(index.stream_seqs("s", 1, u64::MAX), [1, 2]);
+        assert_eq!(index.stream_seqs("new", 1, u64::MAX), [3]);
     }
 }

@@ -548,30 +548,32 @@ impl Writer {
                 });
                 continue;
             }
-            let current_version = index.stream_version(&event.stream_key);
-            if let ExpectedVersion::Exactly(expected) = event.expected_version
-                && expected != current_version
-            {
-                return Err(AppendError::WrongExpectedVersion {
-                    index: position,
-                    event_id: event.event_id.clone(),
-                    stream_key: event.stream_key.clone(),
-                    expected,
-                    actual: current_version,
-                });
-            }
-            let seq = first_seq
-                .checked_add(staged.len() as u64)
-                .ok_or_else(sequence_exhausted)?;
-            index.insert_fingerprint(print, &event.stream_key, seq);
+            let position_in_group = staged.len();
+            let stream_version =
+                index.insert_next(print, &event.stream_key, |current_version| {
+                    if let ExpectedVersion::Exactly(expected) = event.expected_version
+                        && expected != current_version
+                    {
+                        return Err(AppendError::WrongExpectedVersion {
+                            index: position,
+                            event_id: event.event_id.clone(),
+                            stream_key: event.stream_key.clone(),
+                            expected,
+                            actual: current_version,
+                        });
+                    }
+                    Ok(first_seq
+                        .checked_add(position_in_group as u64)
+                        .ok_or_else(sequence_exhausted)?)
+                })?;
             slots.push(Slot::Staged {
-                position: staged.len(),
+                position: position_in_group,
                 duplicate: false,
             });
             staged.push(StagedEvent {
                 event,
                 principal: &request.principal,
-                stream_version: current_version + 1,
+                stream_version,
                 print,
             });
         }

@@ -1025,7 +1025,7 @@ mod tests {
                         event_id: event.event_id.to_string(),
                         stream_key: wire::stream_key(&event),
                         expected_version: ExpectedVersion::Any,
-                        event_type: event.body.type_name().to_string(),
+                        event_type: event.body.type_name().into(),
                         schema_version: app::SCHEMA_VERSION,
                         payload: wire_event.encode_to_vec(),
                     }

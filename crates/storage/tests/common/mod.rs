@@ -41,7 +41,7 @@ pub fn event(event_id: &str, stream_key: &str, expected: ExpectedVersion) -> New
         event_id: event_id.to_owned(),
         stream_key: stream_key.to_owned(),
         expected_version: expected,
-        event_type: "test.v1.Thing".to_owned(),
+        event_type: "test.v1.Thing".into(),
         schema_version: 1,
         payload: payload_for(event_id),
     }
