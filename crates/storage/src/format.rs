@@ -86,7 +86,8 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Most events one commit record names. A group commit writes one record per this many events:
 /// sled 0.34 keeps up to 16 entries per leaf and copies the whole leaf on every insert into it, so
-/// records of a few KB (not one record of 20,000 events) keep commit-record leaves cheap.
+/// records of a few KB (not one record of a whole group's thousands of events) keep commit-record
+/// leaves cheap.
 pub const MAX_EVENTS_PER_COMMIT_RECORD: usize = 64;
 
 /// Key prefix of event records.
