@@ -750,3 +750,63 @@ fn recover(tree: &sled::Tree) -> Result<(Head, Index, Option<String>), StorageEr
     }
     Ok((head, index, None))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ExpectedVersion;
+
+    fn request(events: usize) -> AppendRequest {
+        let (reply, _answer) = mpsc::sync_channel(1);
+        AppendRequest {
+            events: (0..events)
+                .map(|n| NewEvent {
+                    event_id: format!("e{n}"),
+                    stream_key: "s".into(),
+                    expected_version: ExpectedVersion::Any,
+                    event_type: "t".into(),
+                    schema_version: 1,
+                    payload: Vec::new(),
+                })
+                .collect(),
+            principal: "p".into(),
+            reply,
+        }
+    }
+
+    /// Queues batches of `sizes` events, takes one group capped at `max_events`, and compares the
+    /// group's batch sizes and what stays queued.
+    fn check(sizes: &[usize], max_events: usize, taken: &[usize], left: &[usize]) {
+        let mut waiting: Vec<_> = sizes.iter().map(|&size| request(size)).collect();
+        let group = take_group(&mut waiting, max_events);
+        let sizes_of = |requests: &[AppendRequest]| -> Vec<usize> {
+            requests
+                .iter()
+                .map(|request| request.events.len())
+                .collect()
+        };
+        assert_eq!(
+            sizes_of(&group),
+            taken,
+            "taken from {sizes:?}, cap {max_events}"
+        );
+        assert_eq!(
+            sizes_of(&waiting),
+            left,
+            "left of {sizes:?}, cap {max_events}"
+        );
+    }
+
+    #[test]
+    fn a_group_takes_queued_batches_in_order_up_to_the_cap_and_an_oversized_batch_alone() {
+        check(&[1], 4, &[1], &[]);
+        check(&[1, 1, 1, 1], 4, &[1, 1, 1, 1], &[]);
+        check(&[1, 1, 1, 1, 1], 4, &[1, 1, 1, 1], &[1]);
+        check(&[2, 3], 4, &[2], &[3]);
+        check(&[3, 1, 1], 4, &[3, 1], &[1]);
+        check(&[9, 1], 4, &[9], &[1]);
+        check(&[1, 9], 4, &[1], &[9]);
+        check(&[1000; 5], 4_000, &[1000; 4], &[1000]);
+        check(&[10_000, 1], 4_000, &[10_000], &[1]);
+    }
+}

@@ -240,3 +240,52 @@ fn concurrent_retries_of_the_same_events_record_each_once() {
     let events = assert_contiguous_and_intact(&log);
     assert_eq!(events.len(), IDS);
 }
+
+#[test]
+fn with_a_small_group_cap_every_batch_commits_whole_even_one_larger_than_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(
+        EventLog::open(
+            dir.path().join("log"),
+            myolog_storage::LogOptions {
+                max_group_events: 5,
+                ..common::options()
+            },
+        )
+        .unwrap(),
+    );
+    let threads = 8;
+    let start = Arc::new(Barrier::new(threads));
+    let workers: Vec<_> = (0..threads)
+        .map(|thread| {
+            let (log, start) = (log.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                (0..10)
+                    .map(|round| {
+                        // Sizes 1..=12: many batches fit a group of 5 together, some exceed it.
+                        let size = 1 + (thread * 10 + round) % 12;
+                        let batch: Vec<_> = (0..size)
+                            .map(|n| {
+                                event(
+                                    &format!("t{thread}-r{round}-e{n}"),
+                                    &format!("stream-{thread}"),
+                                    ExpectedVersion::Any,
+                                )
+                            })
+                            .collect();
+                        let appended = log.append(batch, "tester").unwrap();
+                        // A batch is atomic and contiguous, whatever group carried it.
+                        for pair in appended.windows(2) {
+                            assert_eq!(pair[1].seq, pair[0].seq + 1);
+                        }
+                        size
+                    })
+                    .sum::<usize>()
+            })
+        })
+        .collect();
+    let total: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    let events = assert_contiguous_and_intact(&log);
+    assert_eq!(events.len(), total);
+}
