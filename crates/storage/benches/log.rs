@@ -206,10 +206,11 @@ impl Side {
                 batch: number(1),
                 payload_bytes: number(2),
             },
-            _ => Side::Raw {
+            "raw" => Side::Raw {
                 batch: number(1),
                 value_bytes: number(2),
             },
+            other => panic!("{SIDE_VAR}: unknown side {other:?} (myolog or raw)"),
         }
     }
 
