@@ -27,6 +27,10 @@ pub struct CaseOutcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     pub population: &'static str,
+    /// The study conventions this result was scored under and the protocol version that set them;
+    /// absent when a case is scored on its own (`myolog score`), whose conventions are in each part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conventions: Option<StudyConventions>,
     pub doi: DoiOutcome,
     pub tis: TisOutcome,
     /// Each core set measure recorded at either visit.
@@ -45,6 +49,30 @@ pub struct CaseOutcome {
     pub stat1: Option<LabSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prednisone_mg_per_day: Option<LabSummary>,
+}
+
+/// The conventions a study's protocol chose, named with the protocol version in force when the
+/// result was computed, so a reader can tell which version's choices decided a boundary case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StudyConventions {
+    /// The protocol version, e.g. `STIR v2` (`registered as ...` when registered under another id).
+    pub protocol: String,
+    pub protocol_version: u32,
+    pub haq_min_categories: usize,
+    pub cdasi_mcid: u8,
+    pub cdasi_severity_cutoff: u8,
+}
+
+impl StudyConventions {
+    pub fn new(protocol: String, protocol_version: u32, conventions: &ScoringConventions) -> Self {
+        StudyConventions {
+            protocol,
+            protocol_version,
+            haq_min_categories: conventions.haq_min_categories.count(),
+            cdasi_mcid: conventions.cdasi_mcid.points(),
+            cdasi_severity_cutoff: conventions.cdasi_severity_cutoff.points(),
+        }
+    }
 }
 
 /// One core set measure at both visits with its DOI and TIS percentages (positive = better).
@@ -466,6 +494,7 @@ pub fn score_case(case: &ScoreCase) -> CaseOutcome {
     CaseOutcome {
         id: case.id.clone(),
         population: case.population.key(),
+        conventions: None,
         haq_di: haq_summary(case),
         mmt8: mmt_summary(case),
         cdasi: cdasi_summary(case),

@@ -287,6 +287,8 @@ impl App {
                     touched.insert(t);
                 } else if let Some(t) = dose_touches_endpoints(&projection, event) {
                     dosed.insert(t);
+                } else {
+                    touched.extend(amendment_touches(&projection, event));
                 }
             }
             drop(projection);
@@ -390,6 +392,27 @@ fn dose_touches_endpoints(projection: &Projection, event: &Event) -> Option<Touc
         subject: event.subject.clone()?,
         visit: None,
     })
+}
+
+/// A new protocol version can change every outcome of its study: its conventions score the visits,
+/// its schedule places them and its endpoints read them. Every subject of the study is touched, so
+/// the answer and `Watch` carry the outcomes recomputed under the new version.
+fn amendment_touches(projection: &Projection, event: &Event) -> Vec<Touched> {
+    let EventBody::ProtocolAmended { .. } = &event.body else {
+        return Vec::new();
+    };
+    let Some(study) = projection.study(&event.study) else {
+        return Vec::new();
+    };
+    study
+        .subjects
+        .keys()
+        .map(|subject| Touched {
+            study: event.study.clone(),
+            subject: subject.clone(),
+            visit: None,
+        })
+        .collect()
 }
 
 /// Decodes a stored payload back to a validated domain event.

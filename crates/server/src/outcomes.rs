@@ -28,8 +28,35 @@ pub fn population_of(study: &Study, subject: &Subject) -> Population {
     subject.population.unwrap_or(study.population)
 }
 
-/// The outcomes of every follow-up visit of one subject, in visit order.
+/// The protocol version in force in the projection (the latest it has applied): the one whose
+/// conventions score every outcome and whose schedule and endpoints a read reports by default.
+pub fn protocol_in_force(study: &Study) -> Option<&Protocol> {
+    study.protocol.as_ref().map(|history| history.current())
+}
+
+/// The outcomes of every follow-up visit of one subject, in visit order, under the protocol
+/// version in force.
 pub fn subject_outcomes(
+    study_id: &StudyId,
+    study: &Study,
+    subject_id: &SubjectId,
+    subject: &Subject,
+    as_of: u64,
+) -> Vec<pb::VisitOutcome> {
+    subject_outcomes_under(
+        protocol_in_force(study),
+        study_id,
+        study,
+        subject_id,
+        subject,
+        as_of,
+    )
+}
+
+/// [`subject_outcomes`] under a given protocol version (GetSubject asked for an earlier one): its
+/// conventions score the visits and its schedule places them.
+pub fn subject_outcomes_under(
+    protocol: Option<&Protocol>,
     study_id: &StudyId,
     study: &Study,
     subject_id: &SubjectId,
@@ -39,7 +66,11 @@ pub fn subject_outcomes(
     let Some((baseline_id, baseline)) = baseline_of(study, subject) else {
         return Vec::new();
     };
-    let mut case = baseline_case(population_of(study, subject), baseline.assessments());
+    let mut case = baseline_case(
+        population_of(study, subject),
+        protocol,
+        baseline.assessments(),
+    );
     followups(study, subject)
         .into_iter()
         .map(|(visit_id, visit)| {
@@ -53,13 +84,15 @@ pub fn subject_outcomes(
                 scored,
                 as_of,
             );
-            outcome.schedule = schedule_of(study, subject, visit_id, visit);
+            outcome.schedule =
+                protocol.and_then(|protocol| schedule_under(protocol, subject, visit_id, visit));
             outcome
         })
         .collect()
 }
 
-/// The outcome of one follow-up visit of one subject (`None` for the baseline visit or an unknown visit).
+/// The outcome of one follow-up visit of one subject (`None` for the baseline visit or an unknown
+/// visit), under the protocol version in force.
 pub fn one_visit_outcome(
     study_id: &StudyId,
     study: &Study,
@@ -73,8 +106,10 @@ pub fn one_visit_outcome(
         return None;
     }
     let visit = subject.visits.get(visit_id)?;
+    let protocol = protocol_in_force(study);
     let scored = score(
         population_of(study, subject),
+        protocol,
         &baseline.assessments(),
         &visit.assessments(),
     );
@@ -387,13 +422,14 @@ fn endpoint_table(table: &EndpointCohort) -> pb::EndpointTable {
     }
 }
 
-/// Scores one subject at one visit directly (what the service reports), for tests and tools.
+/// Scores one subject at one visit directly (what the service reports for a study without a
+/// protocol), for tests and tools.
 pub fn score_visit(
     population: Population,
     baseline: &VisitAssessments,
     followup: &VisitAssessments,
 ) -> Scored {
-    score(population, baseline, followup)
+    score(population, None, baseline, followup)
 }
 
 fn proportion(responders: u64, total: u64) -> pb::Proportion {
@@ -445,14 +481,26 @@ fn paired(before: &[f64], after: &[f64]) -> pb::PairedComparison {
     }
 }
 
-/// Cohort statistics of a study per follow-up visit (or of one visit).
+/// Cohort statistics of a study per follow-up visit (or of one visit), under the protocol version
+/// in force.
 pub fn cohort(
     study_id: &StudyId,
     study: &Study,
     only_visit: Option<&str>,
     as_of: u64,
 ) -> pb::CohortOutcomes {
-    let protocol = study.protocol.as_ref().map(|history| history.current());
+    cohort_under(protocol_in_force(study), study_id, study, only_visit, as_of)
+}
+
+/// [`cohort`] under a given protocol version: its conventions score every visit, its arms order
+/// the per-arm tables, and its endpoints and eligibility are tabulated.
+pub fn cohort_under(
+    protocol: Option<&Protocol>,
+    study_id: &StudyId,
+    study: &Study,
+    only_visit: Option<&str>,
+    as_of: u64,
+) -> pb::CohortOutcomes {
     let mut per_visit: BTreeMap<VisitId, VisitResults<'_>> = BTreeMap::new();
     for subject in study.subjects.values() {
         let Some((_, baseline)) = baseline_of(study, subject) else {
@@ -474,7 +522,12 @@ pub fn cohort(
             };
             entry.1.push((
                 arm,
-                score(population, &baseline_assessments, &visit.assessments()),
+                score(
+                    population,
+                    protocol,
+                    &baseline_assessments,
+                    &visit.assessments(),
+                ),
             ));
         }
     }
@@ -523,11 +576,11 @@ pub fn cohort(
                 table
             })
             .collect(),
-        endpoints: cohort_endpoints(study),
-        eligibility: study
-            .protocol
-            .as_ref()
-            .map(|history| crate::eligibility::cohort_eligibility(history.current(), study)),
+        endpoints: protocol
+            .map(|protocol| cohort_endpoints_under(protocol, study))
+            .unwrap_or_default(),
+        eligibility: protocol
+            .map(|protocol| crate::eligibility::cohort_eligibility(protocol, study)),
         as_of_sequence: as_of,
     }
 }

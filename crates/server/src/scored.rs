@@ -1,12 +1,15 @@
 //! The adapter to the scoring crate: one subject x visit scored with `score_case` against its
-//! baseline (default conventions), projected onto the wire's outcome messages plus the full result in
-//! the `myolog score` JSON contract.
+//! baseline, under the conventions of the study's protocol version in force (the defaults for a study
+//! without a protocol), projected onto the wire's outcome messages plus the full result in the
+//! `myolog score` JSON contract, which then names that protocol version.
 
 use myolog_domain::case::ScoreCase;
 use myolog_domain::conventions::ScoringConventions;
+use myolog_domain::protocol::Protocol;
 use myolog_domain::visit::{Population, VisitAssessments};
 use myolog_proto::v1 as pb;
 use myolog_scoring::doi::DoiStatus;
+use myolog_scoring::outcome::StudyConventions;
 use myolog_scoring::tis::{TisCategory, TisStatus};
 use myolog_scoring::{CaseOutcome, score_case};
 
@@ -22,32 +25,59 @@ pub struct Scored {
     pub outcome: CaseOutcome,
 }
 
-/// Scores `followup` against `baseline` for `population`.
+/// Scores `followup` against `baseline` for `population` under `protocol`'s conventions.
 pub fn score(
     population: Population,
+    protocol: Option<&Protocol>,
     baseline: &VisitAssessments,
     followup: &VisitAssessments,
 ) -> Scored {
-    let mut case = baseline_case(population, baseline.clone());
+    let mut case = baseline_case(population, protocol, baseline.clone());
     score_followup(&mut case, followup.clone())
 }
 
-/// A case with `baseline` and no follow-up yet, for [`score_followup`]: a subject's visits are
-/// scored against one baseline, which is then not cloned again for every visit.
-pub fn baseline_case(population: Population, baseline: VisitAssessments) -> ScoreCase {
-    ScoreCase {
-        id: None,
-        population,
-        baseline,
-        followup: VisitAssessments::default(),
-        conventions: ScoringConventions::default(),
+/// A subject's visits scored against one baseline (which is then not cloned again for every
+/// visit), under one protocol version's conventions.
+#[derive(Debug, Clone)]
+pub struct BaselineCase {
+    case: ScoreCase,
+    conventions: Option<StudyConventions>,
+}
+
+/// A case with `baseline` and no follow-up yet, for [`score_followup`], scored under `protocol`'s
+/// conventions; without a protocol, the defaults, and the result names no protocol.
+pub fn baseline_case(
+    population: Population,
+    protocol: Option<&Protocol>,
+    baseline: VisitAssessments,
+) -> BaselineCase {
+    let conventions = protocol.map_or_else(ScoringConventions::default, |protocol| {
+        protocol.conventions().scoring()
+    });
+    BaselineCase {
+        case: ScoreCase {
+            id: None,
+            population,
+            baseline,
+            followup: VisitAssessments::default(),
+            conventions,
+        },
+        conventions: protocol.map(|protocol| {
+            StudyConventions::new(
+                protocol.reference().to_string(),
+                protocol.version(),
+                &conventions,
+            )
+        }),
     }
 }
 
 /// Scores `followup` against the case's baseline (the same result as [`score`]).
-pub fn score_followup(case: &mut ScoreCase, followup: VisitAssessments) -> Scored {
-    case.followup = followup;
-    from_outcome(score_case(case))
+pub fn score_followup(case: &mut BaselineCase, followup: VisitAssessments) -> Scored {
+    case.case.followup = followup;
+    let mut outcome = score_case(&case.case);
+    outcome.conventions.clone_from(&case.conventions);
+    from_outcome(outcome)
 }
 
 /// Projects a scoring result onto the wire.

@@ -189,19 +189,17 @@ impl Outcomes for Services {
         })?;
         let protocol = eligibility::protocol_version(&study_id, study, request.protocol_version)
             .map_err(|error| to_status(&error))?;
-        let mut visits =
-            outcomes::subject_outcomes(&study_id, study, &subject_id, subject, projection.head_seq);
-        if let (Some(protocol), Some(_)) = (protocol, request.protocol_version) {
-            // The schedule of the version asked for: a window an amendment widened is a
-            // deviation again under the version before it.
-            for outcome in &mut visits {
-                outcome.schedule = subject
-                    .visits
-                    .iter()
-                    .find(|(id, _)| id.as_str() == outcome.visit_id)
-                    .and_then(|(id, visit)| outcomes::schedule_under(protocol, subject, id, visit));
-            }
-        }
+        // The version asked for (the one in force by default) scores the visits with its
+        // conventions and places them in its schedule: a window an amendment widened is a
+        // deviation again under the version before it.
+        let mut visits = outcomes::subject_outcomes_under(
+            protocol,
+            &study_id,
+            study,
+            &subject_id,
+            subject,
+            projection.head_seq,
+        );
         let mut endpoints = protocol
             .map(|protocol| outcomes::subject_endpoints_under(protocol, subject))
             .unwrap_or_default();
@@ -240,11 +238,8 @@ impl Outcomes for Services {
         let only = (!request.visit_id.is_empty()).then_some(request.visit_id.as_str());
         let protocol = eligibility::protocol_version(&study_id, study, request.protocol_version)
             .map_err(|error| to_status(&error))?;
-        let mut cohort = outcomes::cohort(&study_id, study, only, projection.head_seq);
-        if let (Some(protocol), Some(_)) = (protocol, request.protocol_version) {
-            cohort.endpoints = outcomes::cohort_endpoints_under(protocol, study);
-            cohort.eligibility = Some(eligibility::cohort_eligibility(protocol, study));
-        }
+        let mut cohort =
+            outcomes::cohort_under(protocol, &study_id, study, only, projection.head_seq);
         if study.hides_arms() && !caller.sees_arms() {
             // Pooled tables reveal no subject's arm; the per-arm ones are the comparison itself.
             for table in &mut cohort.endpoints {

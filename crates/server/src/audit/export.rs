@@ -105,8 +105,14 @@ impl AuditRow {
 }
 
 /// Builds the row of one stored event; `seqs` maps the event ids seen so far to their sequences
-/// (a correction always comes after what it supersedes).
-pub fn audit_row(stored: &RecordedEvent, event: &Event, seqs: &HashMap<String, u64>) -> AuditRow {
+/// (a correction always comes after what it supersedes); `conventions` are those of the study's
+/// protocol version in force at that event (a HAQ-DI summary depends on them).
+pub fn audit_row(
+    stored: &RecordedEvent,
+    event: &Event,
+    seqs: &HashMap<String, u64>,
+    conventions: &ScoringConventions,
+) -> AuditRow {
     let (why, supersedes) = match &event.body {
         EventBody::AssessmentCorrected {
             supersedes, reason, ..
@@ -141,15 +147,15 @@ pub fn audit_row(stored: &RecordedEvent, event: &Event, seqs: &HashMap<String, u
             .unwrap_or_default(),
         clinical_date: event.clinical_date.to_string(),
         event_id: stored.event_id.clone(),
-        what: summarize(event),
+        what: summarize(event, conventions),
         why,
         supersedes,
         hash: stored.hash.to_hex(),
     }
 }
 
-/// A one-line summary of what an event records.
-pub fn summarize(event: &Event) -> String {
+/// A one-line summary of what an event records; totals are computed under `conventions`.
+pub fn summarize(event: &Event, conventions: &ScoringConventions) -> String {
     match &event.body {
         EventBody::StudyRegistered {
             title,
@@ -186,9 +192,9 @@ pub fn summarize(event: &Event) -> String {
                 None => format!("enrolled: arm {arm}{site}"),
             }
         }
-        EventBody::AssessmentRecorded(assessment) => summarize_assessment(assessment),
+        EventBody::AssessmentRecorded(assessment) => summarize_assessment(assessment, conventions),
         EventBody::AssessmentCorrected { corrected, .. } => {
-            format!("corrected {}", summarize_assessment(corrected))
+            format!("corrected {}", summarize_assessment(corrected, conventions))
         }
         EventBody::SubjectWithdrawn { .. } => "withdrawn".to_string(),
         EventBody::StudyLocked { .. } => "study locked".to_string(),
@@ -205,7 +211,7 @@ pub fn summarize(event: &Event) -> String {
 }
 
 /// The measures of one form; totals (MMT-8, HAQ-DI, CDASI) computed by the scoring crate.
-fn summarize_assessment(assessment: &Assessment) -> String {
+fn summarize_assessment(assessment: &Assessment, conventions: &ScoringConventions) -> String {
     use myolog_scoring::cdasi::cdasi_scores;
     use myolog_scoring::core_set::visit_haq_di;
     use myolog_scoring::mmt::mmt8_total;
@@ -234,7 +240,7 @@ fn summarize_assessment(assessment: &Assessment) -> String {
                 missing.missing.join(", ")
             ),
         },
-        Assessment::Haq(haq) => match visit_haq_di(haq, &ScoringConventions::default()) {
+        Assessment::Haq(haq) => match visit_haq_di(haq, conventions) {
             Ok(score) => format!(
                 "HAQ-DI {}",
                 score
@@ -289,6 +295,8 @@ pub fn write_audit_trail(
         AsOf::Sequence(seq) => (seq, i64::MAX),
     };
     let mut seqs: HashMap<String, u64> = HashMap::new();
+    // Each study's conventions as its protocol versions come into force along the log.
+    let mut conventions: HashMap<String, ScoringConventions> = HashMap::new();
     if format == Format::Csv {
         write_csv_row(out, &AUDIT_COLUMNS)?;
     }
@@ -304,7 +312,21 @@ pub fn write_audit_trail(
                 seq: stored.seq,
                 reason,
             })?;
-            let row = audit_row(&stored, &event, &seqs);
+            match &event.body {
+                EventBody::StudyRegistered {
+                    protocol: Some(protocol),
+                    ..
+                }
+                | EventBody::ProtocolAmended { protocol } => {
+                    conventions.insert(event.study.to_string(), protocol.conventions().scoring());
+                }
+                _ => {}
+            }
+            let in_force = conventions
+                .get(event.study.as_str())
+                .copied()
+                .unwrap_or_default();
+            let row = audit_row(&stored, &event, &seqs, &in_force);
             seqs.insert(stored.event_id.clone(), stored.seq);
             match format {
                 Format::Csv => write_csv_row(out, &row.fields())?,

@@ -45,6 +45,7 @@ pub fn to_proto(replayed: ReplayedOutcome) -> pb::ReplayedOutcome {
             chain_hash,
             algorithms: replayed.provenance.algorithms,
             engine_version: replayed.provenance.engine_version.to_string(),
+            protocol: replayed.provenance.protocol.unwrap_or_default(),
         }),
     }
 }

@@ -48,6 +48,9 @@ pub struct Provenance {
     pub algorithms: Vec<String>,
     /// The engine (crate) version that computed the outcome.
     pub engine_version: &'static str,
+    /// The study's protocol version in force at `last_sequence`, whose conventions scored the
+    /// outcome (e.g. `STIR v2`); `None` for a study registered without a protocol.
+    pub protocol: Option<String>,
 }
 
 /// One recomputed outcome and its provenance.
@@ -336,6 +339,7 @@ impl Replay {
         let score = |part: &[(&StudyId, &Study, &SubjectId, &Subject)]| {
             let mut out = Vec::new();
             for (study_id, study, subject_id, subject) in part {
+                let protocol = protocol_of(study);
                 for outcome in outcomes::subject_outcomes(
                     study_id,
                     study,
@@ -343,7 +347,7 @@ impl Replay {
                     subject,
                     self.last_sequence,
                 ) {
-                    let provenance = self.provenance(&outcome);
+                    let provenance = self.provenance(&outcome, protocol.clone());
                     out.push(ReplayedOutcome {
                         outcome,
                         provenance,
@@ -404,6 +408,7 @@ impl Replay {
             bytes.clear();
             let mut records = 0u64;
             for (study_id, study, subject_id, subject) in block {
+                let protocol = protocol_of(study);
                 for outcome in outcomes::subject_outcomes(
                     study_id,
                     study,
@@ -417,6 +422,7 @@ impl Replay {
                             chain_hash: chain_hash.clone(),
                             algorithms: algorithms(&outcome),
                             engine_version: ENGINE_VERSION,
+                            protocol: protocol.clone(),
                         },
                         outcome,
                     };
@@ -521,14 +527,20 @@ impl Replay {
             .collect()
     }
 
-    fn provenance(&self, outcome: &pb::VisitOutcome) -> Provenance {
+    fn provenance(&self, outcome: &pb::VisitOutcome, protocol: Option<String>) -> Provenance {
         Provenance {
             last_sequence: self.last_sequence,
             chain_hash: self.chain_hash.to_hex(),
             algorithms: algorithms(outcome),
             engine_version: ENGINE_VERSION,
+            protocol,
         }
     }
+}
+
+/// The protocol version in force in a replayed study, as an outcome's provenance names it.
+fn protocol_of(study: &Study) -> Option<String> {
+    outcomes::protocol_in_force(study).map(|protocol| protocol.reference().to_string())
 }
 
 /// Every `algorithm` id named anywhere in an outcome (DOI, TIS, and the full scoring result), sorted.
@@ -628,6 +640,7 @@ pub fn to_json(replayed: &ReplayedOutcome) -> Value {
             "chain_hash": p.chain_hash,
             "algorithms": p.algorithms,
             "engine_version": p.engine_version,
+            "protocol": p.protocol,
         },
     })
 }
@@ -672,6 +685,7 @@ pub fn write_jsonl_record(replayed: &ReplayedOutcome, out: &mut Vec<u8>) {
     put(out, ",\"chain_hash\":", &p.chain_hash);
     put(out, ",\"engine_version\":", p.engine_version);
     put(out, ",\"last_sequence\":", &p.last_sequence);
+    put(out, ",\"protocol\":", &p.protocol);
     out.extend_from_slice(b"},\"result\":");
     if o.result_json.is_empty() {
         out.extend_from_slice(b"null");
@@ -1233,6 +1247,7 @@ mod tests {
                 chain_hash: "ab".repeat(32),
                 algorithms: vec!["doi-2004@1".into(), "tis-2016@1".into()],
                 engine_version: ENGINE_VERSION,
+                protocol: Some("STIR v2".into()),
             },
         };
         let mut no_parts = full.clone();

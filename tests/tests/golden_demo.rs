@@ -1,0 +1,178 @@
+//! The golden demo log (`tests/data/golden-demo/`, written by an earlier build) replayed and
+//! exported by today's code: every output is byte-identical to what that build wrote, up to the
+//! intended changes named in `INTENDED`: the protocol version each outcome was scored under (in the
+//! result's `conventions` and in the provenance) and citations of `docs/clinical.md`. The demo study
+//! uses STIR's default conventions, so no score may change.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use myolog_server::audit::commands::{
+    AsOfArgs, ExportArgs, ReplayArgs, What, run_export, run_replay,
+};
+use myolog_server::audit::replay::Format;
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/golden-demo")
+        .join(name)
+}
+
+/// The golden log unpacked into a fresh directory.
+fn unpack(dir: &Path) -> PathBuf {
+    let log = dir.join("log");
+    std::fs::create_dir_all(&log).expect("log dir");
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(golden("demo-log.tar.gz"))
+        .arg("-C")
+        .arg(&log)
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "tar -xzf demo-log.tar.gz");
+    log
+}
+
+/// What today's outputs change in the golden bytes, literally: the files it applies to (by name
+/// prefix), the text the earlier build wrote and the text that replaces it.
+const INTENDED: &[(&str, &str, &str)] = &[
+    // Definitions cite the repository's own clinical document.
+    (
+        "",
+        "adult IMACS DOI (spec section 3)",
+        "adult IMACS DOI (docs/clinical.md#5-imacs-definition-of-improvement)",
+    ),
+    // Outcomes name the protocol version whose conventions scored them.
+    (
+        "replay",
+        "{\"population\":\"adult\",\"doi\":",
+        "{\"population\":\"adult\",\"conventions\":{\"protocol\":\"STIR v1 registered as STIR-DEMO\",\
+         \"protocol_version\":1,\"haq_min_categories\":6,\"cdasi_mcid\":4,\"cdasi_severity_cutoff\":14},\
+         \"doi\":",
+    ),
+    (
+        "replay",
+        "\"last_sequence\":382},",
+        "\"last_sequence\":382,\"protocol\":\"STIR v1 registered as STIR-DEMO\"},",
+    ),
+    (
+        "replay",
+        "\"last_sequence\":200},",
+        "\"last_sequence\":200,\"protocol\":\"STIR v1 registered as STIR-DEMO\"},",
+    ),
+];
+
+fn expected(name: &str) -> String {
+    let mut text = std::fs::read_to_string(golden(name)).expect("golden file");
+    for (files, before, after) in INTENDED {
+        if name.starts_with(files) {
+            text = text.replace(before, after);
+        }
+    }
+    text
+}
+
+fn as_of(seq: Option<u64>) -> AsOfArgs {
+    AsOfArgs {
+        as_of_seq: seq,
+        as_of_time: None,
+    }
+}
+
+/// (golden file, what writes today's version of it into the given path).
+type Writer = Box<dyn Fn(&Path, PathBuf) -> ExitCode>;
+
+fn replay(
+    format: Format,
+    seq: Option<u64>,
+    cohort: bool,
+    endpoints: bool,
+    eligibility: bool,
+) -> Writer {
+    Box::new(move |data: &Path, out: PathBuf| {
+        run_replay(&ReplayArgs {
+            data: data.to_path_buf(),
+            as_of: as_of(seq),
+            format,
+            out: Some(out),
+            cohort,
+            endpoints,
+            eligibility,
+        })
+    })
+}
+
+fn export(what: What) -> Writer {
+    Box::new(move |data: &Path, out: PathBuf| {
+        run_export(&ExportArgs {
+            data: data.to_path_buf(),
+            what,
+            format: Format::Csv,
+            out: Some(out),
+            as_of: as_of(None),
+        })
+    })
+}
+
+#[test]
+fn todays_code_writes_the_golden_outputs_of_the_demo_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = unpack(dir.path());
+    let outputs: Vec<(&str, Writer)> = vec![
+        (
+            "replay.jsonl",
+            replay(Format::Jsonl, None, false, false, false),
+        ),
+        ("replay.csv", replay(Format::Csv, None, false, false, false)),
+        (
+            "replay-seq200.jsonl",
+            replay(Format::Jsonl, Some(200), false, false, false),
+        ),
+        (
+            "cohort.jsonl",
+            replay(Format::Jsonl, None, true, false, false),
+        ),
+        ("cohort.csv", replay(Format::Csv, None, true, false, false)),
+        (
+            "endpoints.jsonl",
+            replay(Format::Jsonl, None, false, true, false),
+        ),
+        (
+            "endpoints-cohort.csv",
+            replay(Format::Csv, None, true, true, false),
+        ),
+        (
+            "eligibility.csv",
+            replay(Format::Csv, None, false, false, true),
+        ),
+        ("adam.csv", export(What::Adam)),
+        ("audit.csv", export(What::Audit)),
+    ];
+    for (name, write) in outputs {
+        let out = dir.path().join(name);
+        assert_eq!(write(&data, out.clone()), ExitCode::SUCCESS, "{name}");
+        let today = std::fs::read_to_string(&out).expect("output");
+        let expected = expected(name);
+        if today != expected {
+            let line = today
+                .lines()
+                .zip(expected.lines())
+                .position(|(a, b)| a != b)
+                .unwrap_or_else(|| today.lines().count().min(expected.lines().count()));
+            let show = |text: &str| {
+                text.lines()
+                    .nth(line)
+                    .unwrap_or("<end>")
+                    .chars()
+                    .take(2000)
+                    .collect::<String>()
+            };
+            panic!(
+                "{name} differs from the golden output at line {}:\n today:  {}\n golden: {}",
+                line + 1,
+                show(&today),
+                show(&expected)
+            );
+        }
+    }
+}
