@@ -4,7 +4,7 @@
 //! eligibility criterion with each verdict it can take. Each case is data — the subjects as sent and
 //! the tables expected — checked by one `check(trial, expected)`.
 //!
-//! The expected values are derived by hand from the spec (`shared/spec/outcomes.md`), never by calling
+//! The expected values are derived by hand from the definitions in `docs/clinical.md`, never by calling
 //! the code under test. The visit profiles below, against the baseline profile `B` (globals 6.0 cm,
 //! MMT-8 130/150, HAQ-DI 1.5, CK 800 with ULN 200, CDASI activity 20), score as follows:
 //!
@@ -1860,7 +1860,7 @@ fn verdicts(eligibility: &pb::SubjectEligibility) -> Vec<&str> {
         .collect()
 }
 
-/// Issue 8 items 2 and 3 on the STIR cohort: every Submit answer and Watch update of a protocol
+/// Pushed endpoints and the values criteria saw on the STIR cohort: every Submit answer and Watch update of a protocol
 /// study carries the subject's endpoint results naming the protocol version; the values each
 /// criterion saw are served; after an amendment the version in force answers by default, the
 /// earlier one when asked for, and a version that does not exist is INVALID_ARGUMENT naming

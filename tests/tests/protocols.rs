@@ -772,7 +772,7 @@ async fn the_demo_cohort_under_stir_has_no_deviation() {
 type TableRow<'a> = (&'a str, u32, u32, u32, u32, Option<(u32, u32)>);
 
 /// The cohort of the demo (10 subjects, its seed, with the correction) under STIR: the endpoint
-/// tables must say what the demo's week-12 table says, subject by subject (README, The demo):
+/// tables must say what the demo's week-12 table says, subject by subject (docs/user-guide.md, The demo):
 /// DOI met by all but S003 and S005; TIS categories none 1 (S005), minimal 4, moderate 2, major 3;
 /// CDASI activity improved by at least the MCID in all 10; every W16 extension visit attended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,4 +1,4 @@
-//! Skin-biopsy STAT1 immunohistochemistry (STIR secondary outcome; spec section 5): a semi-quantitative
+//! Skin-biopsy STAT1 immunohistochemistry (STIR secondary outcome; docs/clinical.md#7-biomarkers-and-skin-biopsy): a semi-quantitative
 //! score or the percent of positive cells. The kind travels with the value so the two never mix.
 
 use crate::error::Problem;

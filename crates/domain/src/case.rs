@@ -1,5 +1,5 @@
 //! A scoring case, baseline and follow-up visit of one subject, and its parser from the JSON of the
-//! `myolog score` contract (issue 2). Every rejection names the field path, e.g.
+//! `myolog score` contract (docs/reference/score-json.md). Every rejection names the field path, e.g.
 //! `followup.mmt8.grades.deltoid`, and what is allowed there. Numbers are read exactly.
 
 use crate::biopsy::Stat1;

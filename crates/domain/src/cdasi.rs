@@ -1,5 +1,5 @@
-//! Cutaneous Dermatomyositis Disease Area and Severity Index, version 2 (Klein et al. 2008; item
-//! scales from a transcription of the form; spec section 2): 15 body locations with activity and damage
+//! Cutaneous Dermatomyositis Disease Area and Severity Index, version 2 (Yassaee et al. 2010; item
+//! scales from a transcription of the form; docs/clinical.md#4-cdasi-version-2): 15 body locations with activity and damage
 //! items, Gottron's papules on the hands, periungual changes and alopecia. Items not recorded score 0.
 
 use crate::score::BoundedScore;

@@ -1,4 +1,4 @@
-//! Muscle enzymes with the laboratory's upper limit of normal (IMACS core set; spec section 1).
+//! Muscle enzymes with the laboratory's upper limit of normal (IMACS core set; docs/clinical.md#1-imacs-core-set-measures).
 //! Values are kept in U/L; ukat/L inputs are converted exactly (1 ukat/L = 60 U/L).
 
 use crate::error::Problem;

@@ -57,7 +57,7 @@ pub enum Problem {
     /// An array with the wrong number of elements.
     #[error("expected {expected} element(s), found {found}")]
     WrongLength { expected: usize, found: usize },
-    /// The MMT "trace" grade, which has no agreed Kendall number (spec section 1).
+    /// The MMT "trace" grade, which has no agreed Kendall number (docs/clinical.md#2-mmt-8-total).
     #[error(
         "trace (\"T\") has no agreed number on the Kendall 0-10 scale; give a grade 0 to 10, \
          or set conventions.mmt_trace_grade if the study maps trace to a number"

@@ -1,6 +1,6 @@
 //! Global activity assessments (physician, patient, extramuscular): a 10 cm visual analogue scale in
 //! cm with at most one decimal (or whole mm), or a Likert 0-4 form where a study allows it (IMACS core
-//! set; spec section 1). The scale travels with the value so that two scales are never compared.
+//! set; docs/clinical.md#1-imacs-core-set-measures). The scale travels with the value so that two scales are never compared.
 
 use crate::error::Problem;
 use crate::quantity::DecimalRule;

@@ -1,4 +1,5 @@
-//! Glucocorticoid dose in mg/day prednisone-equivalent (BIRD's prednisone-free response; spec section 7).
+//! Glucocorticoid dose in mg/day prednisone-equivalent (BIRD's prednisone-free response;
+//! docs/clinical.md#8-glucocorticoid-dose-and-prednisone-free-response).
 
 use crate::error::Problem;
 use crate::quantity::DecimalRule;

@@ -1,6 +1,7 @@
 //! The Stanford Health Assessment Questionnaire disability index (HAQ-DI) inputs: 20 items in 8
 //! categories, each 0 (no difficulty) to 3 (unable) or unanswered, with the aids/devices and help from
-//! another person that raise a category (Fries et al. 1980; Stanford HAQ scoring rules; spec section 2).
+//! another person that raise a category (Fries et al. 1980; Stanford HAQ scoring rules;
+//! docs/clinical.md#3-haq-di).
 
 use crate::error::Problem;
 use crate::quantity::DecimalRule;
@@ -134,8 +135,8 @@ impl HaqAid {
         Self::ALL.into_iter().find(|aid| aid.key() == key)
     }
 
-    /// The category an aid raises (Stanford mapping; bathtub seat -> hygiene is a [D] choice of the
-    /// spec). "Other" names no category: the form leaves its category to the reviewer, so it raises none.
+    /// The category an aid raises (Stanford mapping; bathtub seat -> hygiene is a [D] choice,
+    /// docs/clinical.md#3-haq-di). "Other" names no category: the form leaves its category to the reviewer, so it raises none.
     pub const fn category(self) -> Option<HaqCategory> {
         match self {
             HaqAid::DressingDevices => Some(HaqCategory::Dressing),

@@ -1,5 +1,5 @@
 //! Coded laboratory biomarkers with their units: serum CXCL9 and CXCL10 in pg/mL (STIR secondary
-//! outcomes; spec section 5) and other coded measurements. Each code accepts only its unit.
+//! outcomes; docs/clinical.md#7-biomarkers-and-skin-biopsy) and other coded measurements. Each code accepts only its unit.
 
 use crate::error::Problem;
 use crate::quantity::DecimalRule;

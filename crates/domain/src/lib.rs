@@ -1,7 +1,7 @@
 //! Trial facts as validated types: studies, subjects, visits, assessments and events. No IO.
 //!
-//! Parse, don't validate: every type here can only hold a value the spec allows
-//! (`../shared/spec/outcomes.md`, sections 1-2), and every rejection names the field path and the
+//! Parse, don't validate: every type here can only hold a value the clinical definitions allow
+//! (docs/clinical.md, sections 1-4), and every rejection names the field path and the
 //! allowed range ([`error::InvalidInput`]). Numbers are exact decimals ([`rust_decimal::Decimal`]).
 
 pub mod biopsy;

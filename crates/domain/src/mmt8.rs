@@ -1,6 +1,7 @@
 //! Manual muscle testing, MMT-8 (IMACS Form 04): eight muscle groups graded on the Kendall 0-10 scale,
 //! recorded unilaterally (total 0-80) or bilaterally (seven limb groups on both sides plus neck flexors,
-//! total 0-150). A missing grade is kept as missing; the total is then not computable (spec section 2).
+//! total 0-150). A missing grade is kept as missing; the total is then not computable
+//! (docs/clinical.md#2-mmt-8-total).
 
 use crate::error::Problem;
 use crate::score::BoundedScore;

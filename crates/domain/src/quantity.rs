@@ -1,5 +1,5 @@
 //! Exact decimal quantities: parsing JSON number text without binary floating point and checking a
-//! value against a range and a maximum number of decimal places (spec section 8: inputs are decimals).
+//! value against a range and a maximum number of decimal places (docs/clinical.md#10-exact-arithmetic: inputs are decimals).
 
 use crate::error::Problem;
 use rust_decimal::Decimal;

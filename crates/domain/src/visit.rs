@@ -10,7 +10,7 @@ use crate::haq::Haq;
 use crate::lab::LabPanel;
 use crate::mmt8::Mmt8;
 
-/// Adult or juvenile: the 2016 TIS category thresholds differ (spec section 4).
+/// Adult or juvenile: the 2016 TIS category thresholds differ (docs/clinical.md#6-total-improvement-score).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Population {
     Adult,

@@ -1,5 +1,5 @@
-//! Eligibility per trial, criterion by criterion, with the value each rule saw: the edges the spec
-//! names (STIR: CDASI 4/5, MMT-8 141/142 when muscle is active; BIRD: MMT-8 144/145, CDASI 20/21,
+//! Eligibility per trial, criterion by criterion, with the value each rule saw: the edges the trial
+//! texts name (docs/protocols.md) (STIR: CDASI 4/5, MMT-8 141/142 when muscle is active; BIRD: MMT-8 144/145, CDASI 20/21,
 //! abnormal measures counted with VAS exactly 3.0 and HAQ-DI exactly 0.25 not abnormal).
 
 use myolog_domain::protocol::{

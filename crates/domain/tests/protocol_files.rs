@@ -1,5 +1,5 @@
-//! The protocol files shipped in `protocols/` load, validate and say what the spec (section 7) says
-//! of each trial; STIR's SDTM trial design datasets match golden CSV files written out by hand.
+//! The protocol files shipped in `protocols/` load, validate and say what the published trial
+//! texts say of each trial (docs/protocols.md); STIR's SDTM trial design datasets match golden CSV files written out by hand.
 
 use myolog_domain::protocol::{
     BaselineRule, Blinding, DayWindow, EndpointBaseline, Level, MissingDataRule, Outcome, Phase,

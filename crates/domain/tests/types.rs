@@ -1,5 +1,5 @@
-//! The validated types on their own: each accepts exactly its spec range and precision (spec
-//! sections 1-2) and says what is allowed when it refuses.
+//! The validated types on their own: each accepts exactly its documented range and
+//! precision (docs/clinical.md, sections 1-4) and says what is allowed when it refuses.
 
 use myolog_domain::biopsy::Stat1;
 use myolog_domain::enzyme::{EnzymeField, EnzymeMeasurement, EnzymeUnit};

@@ -1,6 +1,6 @@
 //! CDASI v2 activity (0-100) and damage (0-32) totals, change from baseline, the minimal clinically
-//! important improvement and the severity band (Klein et al. 2008; Anyanwu et al., Br J Dermatol
-//! 2015;173:969; spec sections 2 and 5).
+//! important improvement and the severity band (Yassaee et al. 2010; Anyanwu et al., Br J Dermatol
+//! 2015;173:969; docs/clinical.md#4-cdasi-version-2).
 
 use myolog_domain::cdasi::CdasiV2;
 use myolog_domain::conventions::{CdasiMcid, CdasiSeverityCutoff};

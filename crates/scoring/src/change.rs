@@ -1,6 +1,7 @@
 //! Change between two visits: absolute change, percent change relative to baseline, fold change and
-//! log2 fold change (biomarkers, STAT1; spec section 5), and the improvement percentages of the DOI
-//! (relative to baseline, spec section 3) and the TIS (relative to the scale range, spec section 4).
+//! log2 fold change (biomarkers, STAT1; docs/clinical.md#7-biomarkers-and-skin-biopsy), and the improvement
+//! percentages of the DOI (relative to baseline, docs/clinical.md#5-imacs-definition-of-improvement) and the TIS (relative to the scale range,
+//! docs/clinical.md#6-total-improvement-score).
 
 use crate::exact::{Overflow, Ratio};
 use rust_decimal::Decimal;
@@ -59,7 +60,7 @@ pub fn relative_improvement_pct(
 }
 
 /// Improvement as a percentage of the scale's range: (baseline - follow-up) / range x 100, or the
-/// reverse for higher-is-better measures (2016 TIS "absolute percent change", spec section 4).
+/// reverse for higher-is-better measures (2016 TIS "absolute percent change", docs/clinical.md#6-total-improvement-score).
 pub fn range_improvement_pct(
     baseline: Ratio,
     followup: Ratio,

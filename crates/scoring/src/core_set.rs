@@ -1,6 +1,6 @@
 //! The six IMACS core set measures of a baseline/follow-up pair, as exact values ready for the DOI
 //! and the TIS: the three globals, MMT-8 total, HAQ-DI and the enzyme most abnormal at baseline
-//! (highest value/ULN; spec sections 1, 3 and 4). A measure that cannot be compared says why.
+//! (highest value/ULN; docs/clinical.md#1-imacs-core-set-measures). A measure that cannot be compared says why.
 
 use crate::exact::{Overflow, Ratio};
 use crate::haq_di::haq_di;
@@ -122,7 +122,8 @@ pub fn times_uln(measurement: EnzymeMeasurement) -> Result<Ratio, Overflow> {
 }
 
 /// The most abnormal enzyme: highest value/ULN; ties go to the first in the order ck, aldolase, ldh,
-/// ast, alt [D]. Enzymes within normal limits are eligible too (spec section 9 leaves it open).
+/// ast, alt [D]. Enzymes within normal limits are eligible too (the sources leave it open:
+/// docs/clinical.md#11-conventions-where-the-sources-are-silent).
 pub fn most_abnormal_enzyme(panel: &EnzymePanel) -> Option<(Enzyme, EnzymeMeasurement)> {
     let mut best: Option<(Enzyme, EnzymeMeasurement, Ratio)> = None;
     for enzyme in Enzyme::ALL {

@@ -1,4 +1,5 @@
-//! IMACS definition of improvement, 2004 (Rider et al., Arthritis Rheum 2004;50:2281; spec section 3):
+//! IMACS definition of improvement, 2004 (Rider et al., Arthritis Rheum 2004;50:2281;
+//! docs/clinical.md#5-imacs-definition-of-improvement):
 //! at least 3 of the 6 core set measures improved by >= 20%, no more than 2 worsened by >= 25%, and
 //! MMT not among the worsened. Percent change relative to baseline [D]; boundaries inclusive; with
 //! fewer than 3 measures available the DOI is not evaluable, never "not met".
@@ -56,7 +57,7 @@ pub struct DoiConventions {
     /// Measures whose baseline was 0.
     pub baseline_zero_measures: Vec<CoreMeasure>,
     pub haq_min_categories: usize,
-    /// Which definition was applied: spec section 3 defines the adult DOI only.
+    /// Which definition was applied (see docs/clinical.md#12-known-discrepancies-with-the-published-sources).
     pub definition: &'static str,
 }
 
@@ -207,5 +208,5 @@ pub const ENZYME_SELECTION: &str =
     "most abnormal at baseline: highest value/ULN; ties in the order ck, aldolase, ldh, ast, alt";
 
 /// The definition applied, as reported in conventions.
-pub const DOI_DEFINITION: &str = "adult IMACS DOI (spec section 3), also for juvenile cases; the juvenile \
+pub const DOI_DEFINITION: &str = "adult IMACS DOI (docs/clinical.md#5-imacs-definition-of-improvement), also for juvenile cases; the juvenile \
                                   variant is not applied";

@@ -1,4 +1,4 @@
-//! Exact rational arithmetic for every band and threshold decision (spec section 8: with binary floats
+//! Exact rational arithmetic for every band and threshold decision (docs/clinical.md#10-exact-arithmetic: with binary floats
 //! PhGA 1.1 -> 0.6 cm is 5.000000000000001% and HAQ 1.0 -> 0.8 is 19.999999999999996%).
 //!
 //! [`Ratio`] holds `numerator / denominator` in `i128`, reduced, and compares without overflow (by

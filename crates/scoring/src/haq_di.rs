@@ -1,5 +1,5 @@
-//! HAQ-DI from item-level answers by the Stanford rules (Fries et al. 1980; Bruce & Fries 2003; spec
-//! section 2): category score = highest answered item; aids/devices or help raise an answered category
+//! HAQ-DI from item-level answers by the Stanford rules (Fries et al. 1980; Bruce & Fries 2003;
+//! docs/clinical.md#3-haq-di): category score = highest answered item; aids/devices or help raise an answered category
 //! to at least 2; HAQ-DI = mean over answered categories; not computable below the minimum number of
 //! answered categories (6 by default, 7 selectable). The result is an exact fraction (k/8, k/7, k/6).
 
@@ -128,7 +128,7 @@ mod tests {
         ];
         // All zero.
         check(items(all_zero, &[], &[]), Six, Ok((0, 1)));
-        // The example: categories 2,3,2,1,1,3,3,1 = 16/8 = 2; cane -> walking 2, built-up chair
+        // A worked example: categories 2,3,2,1,1,3,3,1 = 16/8 = 2; cane -> walking 2, built-up chair
         // (arising already 3), help with dressing (already 2): 17/8.
         let example: [&[Option<u8>]; 8] = [
             &[Some(2), Some(1)],

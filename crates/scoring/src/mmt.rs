@@ -1,4 +1,4 @@
-//! MMT-8 totals (IMACS Form 04; spec section 2): the sum of 8 unilateral grades (0-80) or 15
+//! MMT-8 totals (IMACS Form 04; docs/clinical.md#2-mmt-8-total): the sum of 8 unilateral grades (0-80) or 15
 //! bilateral grades (0-150). Any missing grade makes the total not computable: no imputation [D].
 
 use myolog_domain::mmt8::{Mmt8, MmtScale, MuscleGroup};

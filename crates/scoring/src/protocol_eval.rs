@@ -397,7 +397,7 @@ fn category_rank_of(category: TisCategory) -> u8 {
     }
 }
 
-/// One endpoint over a cohort, as a trial paper tabulates it (spec section 6): how many subjects,
+/// One endpoint over a cohort, as a trial paper tabulates it (docs/clinical.md#9-cohort-statistics): how many subjects,
 /// how many missing, not evaluable or seen outside the visit window; responders n/N with the exact
 /// 95% CI under the endpoint's missing-data rule; TIS categories with counts; and for continuous
 /// outcomes the paired baseline/visit comparison (mean +/- SD, median [IQR], paired t and Wilcoxon).

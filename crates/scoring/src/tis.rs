@@ -1,6 +1,6 @@
 //! 2016 ACR/EULAR myositis response criteria: the Total Improvement Score (Aggarwal et al., Ann Rheum
 //! Dis 2017;76:792 (adult); Rider et al., Rheumatology 2017;56:1884, Table 3 (juvenile and the
-//! conditional points); spec section 4). Points per measure by improvement band, a value exactly on an
+//! conditional points); docs/clinical.md#6-total-improvement-score). Points per measure by improvement band, a value exactly on an
 //! edge in the lower band, worsening scoring 0; TIS = sum (0-100); adult thresholds 20/40/60,
 //! juvenile 30/45/70. All six measures are needed [D].
 
@@ -150,7 +150,7 @@ pub fn tis_change_pct(measure: CoreMeasure, pair: &MeasurePair) -> Result<Ratio,
         MeasureScale::Global(GlobalScale::VasCm) => Ratio::integer(10),
         MeasureScale::Global(GlobalScale::Likert) => {
             return Err(Unavailable::Unsupported(
-                "Likert globals have no agreed TIS percent change (spec section 9); give the 10 cm VAS".to_string(),
+                "Likert globals have no agreed TIS percent change (docs/clinical.md#11-conventions-where-the-sources-are-silent); give the 10 cm VAS".to_string(),
             ));
         }
         MeasureScale::HaqDi => Ratio::integer(3),

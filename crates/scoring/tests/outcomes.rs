@@ -1,5 +1,5 @@
 //! End-to-end scoring of `myolog score` cases: every IMACS DOI 2004 rule, every 2016 TIS band edge of
-//! every measure (a value exactly on an edge falls in the lower band), the TIS categories, the spec's
+//! every measure (a value exactly on an edge falls in the lower band), the TIS categories, the documented
 //! floating-point traps (section 8), CDASI and HAQ-DI conventions, and the measures reported.
 //! One `check` helper per table; inputs are JSON exactly as a statistician would write them.
 
@@ -128,7 +128,8 @@ fn doi_2004_rules() {
         &[("physician_global", "3"), ("patient_global", "3")],
         ("not_met", &["physician_global", "patient_global"], &[], &[]),
     );
-    // Exactly 20% counts as improved (inclusive), including the spec's HAQ 1.0 -> 0.8 trap.
+    // Exactly 20% counts as improved (inclusive), including the HAQ 1.0 -> 0.8 trap
+    // (docs/clinical.md#10-exact-arithmetic).
     check(
         &[("haq_di", "1.0")],
         &[
@@ -529,7 +530,7 @@ fn tis_points_at_every_band_edge() {
         check(key, "10", "6", measure, points[3]);
         check(key, "10", "5.9", measure, points[4]);
         check(key, "10", "0", measure, points[4]);
-        // Spec section 8 trap: 1.1 -> 0.6 cm is exactly 5%, not 5.000000000000001%.
+        // Exactness trap (docs/clinical.md#10-exact-arithmetic): 1.1 -> 0.6 cm is exactly 5%, not 5.000000000000001%.
         check(key, "1.1", "0.6", measure, points[0]);
         check(key, "1.1", "0.5", measure, points[1]);
         // mm input is the same scale: 55 mm -> 40 mm is 15%.

@@ -1,10 +1,10 @@
-//! Cohort statistics against published reference values, closed forms and the spec's sanity note,
+//! Cohort statistics against published reference values, closed forms and the sanity note of docs/clinical.md#9-cohort-statistics,
 //! plus every "not evaluable" and invalid-input case. One `check_*` helper per table.
 //!
 //! Sources: R's `binom.test`, `t.test(extra ~ group, data = sleep, paired = TRUE)` and
 //! `wilcox.test(..., paired = TRUE)` documented outputs for Student's (1908) sleep data; the
 //! Clopper-Pearson closed forms for x = 0 and x = n; Hyndman & Fan (1996) type-7 quantiles as printed
-//! by R's `quantile(1:10)`; spec section 6 (an exact two-sided Wilcoxon with n = 10 cannot go below
+//! by R's `quantile(1:10)`; docs/clinical.md#9-cohort-statistics (an exact two-sided Wilcoxon with n = 10 cannot go below
 //! 2/1024).
 
 use myolog_scoring::stats::{
@@ -121,7 +121,7 @@ fn stats_wilcoxon_published_and_exact_values() {
     let ten: Vec<f64> = (1..=10).map(|i| -f64::from(i) * 1.5).collect();
     // (name, differences, options, method, statistic, p)
     let table: Vec<WilcoxonRow> = vec![
-        // Spec section 6: n = 10 all one sign is the smallest exact two-sided p, 2/1024.
+        // docs/clinical.md#9-cohort-statistics: n = 10 all one sign is the smallest exact two-sided p, 2/1024.
         (
             "n10 all fall",
             ten.clone(),
@@ -177,7 +177,7 @@ fn stats_wilcoxon_published_and_exact_values() {
 #[test]
 fn stats_wilcoxon_n10_exact_never_below_two_in_1024() {
     // Every one of the 2^10 sign patterns of ranks 1..10: the STIR P = 0.0005 with n = 10 cannot be
-    // an exact Wilcoxon p (spec section 6).
+    // an exact Wilcoxon p (docs/clinical.md#9-cohort-statistics).
     for pattern in 0u32..1024 {
         let d: Vec<f64> = (0..10)
             .map(|i| {

@@ -1,4 +1,4 @@
-//! Cross-checks the cohort statistics against scipy/numpy run on the same data (issue 2 item 4).
+//! Cross-checks the cohort statistics against scipy/numpy run on the same data (docs/clinical.md#9-cohort-statistics).
 //!
 //! The test builds the datasets here, sends them as JSON to a small inline `python3` script that runs
 //! `scipy.stats.binomtest(...).proportion_ci(method='exact')`, `ttest_rel`, `wilcoxon` (exact and

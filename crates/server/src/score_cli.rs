@@ -1,5 +1,5 @@
 //! `myolog score`: reads scoring cases as JSON (one object, possibly spanning lines, or JSON Lines
-//! with one case per line) and writes one JSON result per case, in input order (issue 2 contract).
+//! with one case per line) and writes one JSON result per case, in input order (the contract in docs/reference/score-json.md).
 //! An invalid case yields `{"error": {"field": ..., "message": ..., "line": ...}}` in its place and the
 //! others are still scored; the caller exits with [`ScoreRunSummary::exit_code`] (2 if any was invalid).
 
@@ -264,10 +264,10 @@ mod tests {
         );
     }
 
-    /// The fenced block that follows `marker` in the README.
-    fn readme_block(marker: &str) -> String {
-        let readme = include_str!("../../../README.md");
-        let after = readme
+    /// The fenced block that follows `marker` in the contract page, docs/reference/score-json.md.
+    fn docs_block(marker: &str) -> String {
+        let page = include_str!("../../../docs/reference/score-json.md");
+        let after = page
             .split_once(marker)
             .map(|(_, rest)| rest)
             .unwrap_or_default();
@@ -281,12 +281,12 @@ mod tests {
     }
 
     #[test]
-    fn readme_example_is_the_real_output() {
-        let input = readme_block("<!-- score-example-input -->");
-        let expected = readme_block("<!-- score-example-output -->");
+    fn docs_example_is_the_real_output() {
+        let input = docs_block("<!-- score-example-input -->");
+        let expected = docs_block("<!-- score-example-output -->");
         assert!(
             !input.is_empty() && !expected.is_empty(),
-            "README example blocks not found"
+            "docs/reference/score-json.md example blocks not found"
         );
         let mut output = Vec::new();
         let summary = run(input.as_bytes(), &mut output).expect("in-memory IO cannot fail");

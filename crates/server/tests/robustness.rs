@@ -1,5 +1,5 @@
 //! Robustness properties: hostile or broken input never panics the server's parsers. Each property
-//! runs a fixed number of cases (below, and in the README), so a CI run tries the same amount:
+//! runs a fixed number of cases (below, and in docs/operations.md), so a CI run tries the same amount:
 //!
 //! - arbitrary bytes as a SubmitRequest or Event -> protobuf decode -> domain conversion;
 //! - real events (the synthetic cohort) with bytes flipped, inserted or cut -> decode -> conversion;
@@ -29,7 +29,7 @@ use myolog_storage::{Hash, RecordedEvent};
 use proptest::prelude::*;
 use prost::Message;
 
-/// Cases per property (the README's robustness paragraph quotes these).
+/// Cases per property (the robustness paragraph of docs/operations.md quotes these).
 const BYTES_CASES: u32 = 4000;
 const MUTATION_CASES: u32 = 2000;
 const TOML_CASES: u32 = 1000;

@@ -36,7 +36,7 @@ pub struct LogOptions {
     /// Default: 4,000. Larger groups save few fsyncs once a group holds thousands of events, while
     /// smaller ones keep a group's bytes closer to the cache and let the next group be applied
     /// while this one syncs: 16 appenders at batch 1000 ran about 6% faster with 4,000 than with
-    /// 20,000 (see the README's storage benchmark).
+    /// 20,000 (see docs/benchmarks.md, storage).
     pub max_group_events: usize,
     /// How long `open` keeps retrying while the directory's lock is held by something other than a
     /// live [`EventLog`] of this process. sled 0.34 releases its file lock only when its epoch-based

@@ -5,7 +5,7 @@
 //! The child is this test binary re-executed with an environment variable set, running
 //! `crash_child_appends_until_killed`, which prints `ACK <seq> <event id> <hash>` after each append
 //! returns. SIGKILL kills the process but not the kernel, so this proves the log's recovery of
-//! whatever sled had written; power loss is covered by the fdatasync discipline (see README).
+//! whatever sled had written; power loss is covered by the fdatasync discipline (see docs/operations.md, storage durability).
 #![allow(clippy::unwrap_used)] // A test should fail loudly at the failing call; helpers included.
 
 mod common;

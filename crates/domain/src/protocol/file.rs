@@ -223,7 +223,7 @@ pub(super) enum ResponderFile {
 }
 
 /// A threshold read exactly: a TOML integer (`5`) or a decimal written as a string (`"0.25"`).
-/// TOML floats are refused because they pass through binary floating point (spec section 8).
+/// TOML floats are refused because they pass through binary floating point (docs/clinical.md#10-exact-arithmetic).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct ExactDecimal(pub Decimal);
 

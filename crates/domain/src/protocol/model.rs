@@ -240,12 +240,12 @@ pub enum Population {
     Juvenile,
 }
 
-/// Scoring conventions the spec leaves open (section 9); each computed outcome names the one it used.
+/// Scoring conventions the published sources leave open (docs/clinical.md#11-conventions-where-the-sources-are-silent); each computed outcome names the one it used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conventions {
     /// MMT-8 maximum: 80 (unilateral) or 150 (bilateral). No default: both are in use.
     pub mmt8_max: u16,
-    /// The Kendall grade "T" (trace) counts as; `None` (default) rejects trace (spec section 1).
+    /// The Kendall grade "T" (trace) counts as; `None` (default) rejects trace (docs/clinical.md#2-mmt-8-total).
     pub mmt_trace_grade: Option<u8>,
     /// Global activity scale; default `vas_cm` (Likert only where a study says so).
     pub global_scale: GlobalScale,

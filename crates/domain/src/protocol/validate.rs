@@ -16,7 +16,7 @@ use crate::lab::LabCode;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Default prednisone-free window [D]: weeks 20 through 24 (spec section 7, BIRD).
+/// Default prednisone-free window [D]: weeks 20 through 24 (BIRD; docs/protocols.md#assumptions-marked-d).
 pub const DEFAULT_GLUCOCORTICOID_WINDOW: DayWindow = DayWindow {
     first_day: 140,
     last_day: 168,
@@ -484,8 +484,9 @@ impl Checker<'_> {
                 grade.to_string(),
             );
         }
-        // Both formulas are named so a protocol records its choice (spec section 9), but only the
-        // spec's defaults are implemented by scoring: refuse a protocol that could not be computed.
+        // Both formulas are named so a protocol records its choice
+        // (docs/clinical.md#11-conventions-where-the-sources-are-silent), but only the documented
+        // defaults are implemented by scoring: refuse a protocol that could not be computed.
         if raw.doi_percent_change == Some(PercentChangeRule::RangeOfScale) {
             self.invalid(
                 "conventions.doi_percent_change",

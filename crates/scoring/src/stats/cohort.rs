@@ -1,5 +1,5 @@
 //! Cohort-table building blocks: a statistic or the reason it is not evaluable, and the full paired
-//! comparison of one measure (baseline, visit, change, both tests) that spec section 6 asks for.
+//! comparison of one measure (baseline, visit, change, both tests) that docs/clinical.md#9-cohort-statistics describes.
 
 use serde::Serialize;
 
@@ -47,7 +47,7 @@ impl<T> From<Result<T, StatsError>> for Outcome<T> {
 
 /// One continuous measure over the participants with both a baseline and a visit value: n, mean +/- SD,
 /// median [IQR] at baseline, at the visit and of the change, the paired t-test and the Wilcoxon
-/// signed-rank test on the change (spec section 6).
+/// signed-rank test on the change (docs/clinical.md#9-cohort-statistics).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PairedComparison {
     /// Pairs compared (participants with both values).

@@ -1,4 +1,4 @@
-//! Cohort statistics (spec section 6): responder proportions with exact Clopper-Pearson confidence
+//! Cohort statistics (docs/clinical.md#9-cohort-statistics): responder proportions with exact Clopper-Pearson confidence
 //! intervals, the paired t-test, the Wilcoxon signed-rank test and descriptive summaries.
 //!
 //! These are estimates, so unlike band and threshold decisions they use binary floating point

@@ -19,7 +19,7 @@ pub const EXACT_MAX_N: usize = 200;
 #[serde(rename_all = "snake_case")]
 pub enum WilcoxonMethod {
     /// Exact when there are at most [`EXACT_AUTO_MAX_N`] non-zero differences and no ties among their
-    /// absolute values; the normal approximation otherwise (spec section 6).
+    /// absolute values; the normal approximation otherwise (docs/clinical.md#9-cohort-statistics).
     #[default]
     Auto,
     /// Always exact; ties are [`StatsError::ExactNotApplicable`] (the tie-free null distribution would
@@ -29,7 +29,7 @@ pub enum WilcoxonMethod {
     Normal,
 }
 
-/// Options of [`wilcoxon_with`]. The default is the spec's and scipy's: automatic method, no
+/// Options of [`wilcoxon_with`]. The default is the documented one (docs/clinical.md) and scipy's: automatic method, no
 /// continuity correction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 pub struct WilcoxonOptions {
@@ -85,15 +85,16 @@ pub fn wilcoxon(differences: &[f64]) -> Result<WilcoxonTest, StatsError> {
 ///   (`zero_method='wilcox'` of `scipy.stats.wilcoxon`). Ties are exact `f64` equality.
 /// - Exact: the null distribution of `W+` over the `2^n` equally likely sign patterns, by counting
 ///   subsets of `{1..n}` per rank sum; `p = min(1, 2 min(P(W+ <= w), P(W+ >= w)))` as in scipy. With
-///   n = 10 the smallest possible p is `2/1024` (spec section 6).
+///   n = 10 the smallest possible p is `2/1024` (docs/clinical.md#9-cohort-statistics).
 /// - Normal: `z = (W+ - n(n+1)/4) / sqrt(n(n+1)(2n+1)/24 - sum(t^3 - t)/48)` over tie groups of size t
 ///   (Hollander & Wolfe, Nonparametric Statistical Methods, 3.1), `p = 2 P(Z > |z|)`, without continuity
 ///   correction unless asked for. This is scipy's `method='asymptotic'` (called `'approx'` before 1.9).
 /// - [`WilcoxonMethod::Auto`] chooses exact when at most [`EXACT_AUTO_MAX_N`] differences are non-zero
 ///   and none are tied. scipy 1.17's `method='auto'` is the same rule except with zeros or ties among at
 ///   most 13 differences, where it runs an exact sign-flip permutation test instead, and with zeros among
-///   14..50 differences, where it uses the normal approximation; we follow the spec ("exact for small n
-///   without ties, normal approximation with tie correction otherwise") and decide after dropping zeros.
+///   14..50 differences, where it uses the normal approximation; we follow the documented rule
+///   (docs/clinical.md#9-cohort-statistics: exact for small n without ties, normal approximation with
+///   tie correction otherwise) and decide after dropping zeros.
 ///
 /// All differences zero is [`StatsError::AllZero`]; empty input is [`StatsError::Empty`].
 pub fn wilcoxon_with(

@@ -1,6 +1,6 @@
 //! Roles and the ONE permission table: every RPC the server answers names the permission it needs
 //! ([`RPC_PERMISSIONS`]); each role grants a set of permissions ([`Role::grants`]). Anything not in
-//! the table is denied. The README's permission table is rendered from these two by
+//! the table is denied. The permission table of docs/operations.md is rendered from these two by
 //! [`markdown_table`] (a test keeps them equal), and the end-to-end test walks every RPC x role.
 
 use std::fmt;
@@ -91,7 +91,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    /// Name in the README table.
+    /// Name in the permission table of docs/operations.md.
     pub const fn name(self) -> &'static str {
         match self {
             Permission::Public => "public",
@@ -144,7 +144,7 @@ pub fn required(path: &str) -> Option<Permission> {
         .map(|(_, permission)| *permission)
 }
 
-/// The README's permission table: one row per RPC, one column per role.
+/// The permission table of docs/operations.md: one row per RPC, one column per role.
 pub fn markdown_table() -> String {
     let mut out = String::from("| RPC | permission |");
     for role in Role::ALL {
@@ -229,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn the_grants_the_issue_asks_for() {
+    fn the_grants_of_each_role() {
         use Grant::*;
         use Permission::*;
         // (role, permission, grant): writers and readers scoped, auditors read everything and never
@@ -267,11 +267,11 @@ mod tests {
     }
 
     #[test]
-    fn readme_has_the_table() {
-        let readme = include_str!("../../../../README.md");
+    fn operations_guide_has_the_table() {
+        let page = include_str!("../../../../docs/operations.md");
         assert!(
-            readme.contains(&markdown_table()),
-            "README's permission table differs from the code; paste:\n{}",
+            page.contains(&markdown_table()),
+            "docs/operations.md's permission table differs from the code; paste:\n{}",
             markdown_table()
         );
     }
