@@ -128,7 +128,7 @@ async fn replay_as_of_each_batch_equals_what_the_service_reported() {
                     "{:?}",
                     r.provenance.algorithms
                 );
-                r.outcome
+                myolog_wire::outcome::visit_outcome(&r.outcome)
             })
             .collect();
         assert_eq!(
@@ -151,7 +151,11 @@ async fn replay_as_of_each_batch_equals_what_the_service_reported() {
             assert!(line.contains(&result), "{line}\n{result}");
         }
         assert_eq!(
-            replayed.cohorts(),
+            replayed
+                .cohorts()
+                .iter()
+                .map(myolog_wire::outcome::cohort)
+                .collect::<Vec<_>>(),
             vec![snapshot.cohort.clone()],
             "cohort as of {}",
             snapshot.last_sequence
@@ -195,7 +199,7 @@ async fn replays_are_byte_identical_and_as_of_time_cuts_at_recorded_at() {
     };
     assert_eq!(cohorts(Format::Csv), cohorts(Format::Csv));
     // Per visit, the row of every subject, then one per arm (here the demo's one enrolled arm).
-    let rows: Vec<(u32, pb::CohortVisit)> = replayed
+    let rows: Vec<(u32, myolog_projection::report::CohortVisit)> = replayed
         .cohorts()
         .iter()
         .flat_map(|c| {
@@ -339,19 +343,21 @@ async fn exports_link_corrections_and_flag_responders() {
             dataset
                 .iter()
                 .find(|r| {
-                    r.subjid == o.subject_id && r.avisit == o.visit_id && r.paramcd == paramcd
+                    r.subjid == o.subject_id.as_str()
+                        && r.avisit == o.visit_id.as_str()
+                        && r.paramcd == paramcd
                 })
                 .unwrap_or_else(|| panic!("{paramcd} row of {} {}", o.subject_id, o.visit_id))
         };
         let doi = row("DOI");
-        let expected = match replay::doi_status(o) {
+        let expected = match o.doi_status() {
             "met" => Some(true),
             "not_met" => Some(false),
             _ => None,
         };
         assert_eq!(doi.crit1fl, expected, "{} {}", o.subject_id, o.visit_id);
         let tis = row("TIS");
-        let score = o.tis.as_ref().map(|t| t.score.clone()).unwrap_or_default();
+        let score = o.tis_score();
         assert_eq!(
             tis.aval.map(|d| d.to_string()).unwrap_or_default(),
             score,
@@ -359,7 +365,7 @@ async fn exports_link_corrections_and_flag_responders() {
             o.subject_id,
             o.visit_id
         );
-        if let Some(cdasi) = &o.cdasi {
+        if let Some(cdasi) = o.cdasi() {
             let act = row("CDASIACT");
             assert_eq!(
                 act.chg.map(|d| d.to_string()),
@@ -377,13 +383,13 @@ async fn exports_link_corrections_and_flag_responders() {
         let o = &replayed.outcome;
         let first = dataset
             .iter()
-            .find(|r| r.subjid == o.subject_id)
+            .find(|r| r.subjid == o.subject_id.as_str())
             .expect("rows of the subject");
-        assert!(first.ablfl && first.avisit == o.baseline_visit_id);
-        if let Some(cdasi) = &o.cdasi {
+        assert!(first.ablfl && first.avisit == o.baseline_visit_id.as_str());
+        if let Some(cdasi) = o.cdasi() {
             let base = dataset
                 .iter()
-                .find(|r| r.subjid == o.subject_id && r.ablfl && r.paramcd == "CDASIACT")
+                .find(|r| r.subjid == o.subject_id.as_str() && r.ablfl && r.paramcd == "CDASIACT")
                 .expect("CDASI baseline record");
             assert_eq!(
                 base.aval.map(|d| d.to_string()),

@@ -51,6 +51,24 @@ pub struct CaseOutcome {
     pub prednisone_mg_per_day: Option<LabSummary>,
 }
 
+impl CaseOutcome {
+    /// Every algorithm id with its version that computed a part of this result (`doi-2004@1`, ...),
+    /// sorted and unique: what an outcome's provenance names.
+    pub fn algorithms(&self) -> Vec<&'static str> {
+        let mut ids = std::collections::BTreeSet::new();
+        ids.insert(self.doi.algorithm);
+        ids.insert(self.tis.algorithm);
+        ids.extend(self.haq_di.as_ref().map(|part| part.algorithm));
+        ids.extend(self.mmt8.as_ref().map(|part| part.algorithm));
+        ids.extend(self.cdasi.as_ref().map(|part| part.algorithm));
+        ids.extend(self.labs.values().map(|lab| lab.algorithm));
+        ids.extend(self.stat1.as_ref().map(|lab| lab.algorithm));
+        ids.extend(self.prednisone_mg_per_day.as_ref().map(|lab| lab.algorithm));
+        ids.retain(|id| !id.is_empty());
+        ids.into_iter().collect()
+    }
+}
+
 /// The conventions a study's protocol chose, named with the protocol version in force when the
 /// result was computed, so a reader can tell which version's choices decided a boundary case.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -16,8 +16,9 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::{ServiceError, Violation};
 use crate::metrics::Metrics;
-use crate::outcomes;
-use crate::projection::{Projection, Touched};
+use myolog_projection::outcome as outcomes;
+use myolog_projection::{Projection, Touched};
+use myolog_wire::outcome as to_wire;
 use crate::wire;
 
 /// The payload schema version of every event this build writes.
@@ -337,7 +338,7 @@ impl App {
     /// endpoint change without asking (computed once per subject).
     fn outcomes_for(&self, touched: &BTreeSet<Touched>) -> Vec<pb::VisitOutcome> {
         let projection = self.projection();
-        let mut out = Vec::new();
+        let mut out: Vec<myolog_projection::report::VisitOutcome> = Vec::new();
         for t in touched {
             let Some(study) = projection.study(&t.study) else {
                 continue;
@@ -370,7 +371,8 @@ impl App {
                 }
             }
         }
-        out
+        drop(projection);
+        out.iter().map(to_wire::visit_outcome).collect()
     }
 
     /// Reads the log from `from` (inclusive) up to the head at call time, at most `limit` events (0 = all).

@@ -6,24 +6,7 @@ use myolog_storage::{AppendError, StorageError};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
-/// One problem with one field of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// Field path relative to the request, e.g. `events[3].assessment_recorded.mmt8.grades.deltoid.grade`.
-    pub field: String,
-    /// What is wrong and what would be accepted.
-    pub description: String,
-}
-
-impl Violation {
-    /// A violation at `field`.
-    pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            description: description.into(),
-        }
-    }
-}
+pub use myolog_projection::Violation;
 
 /// Everything a service call can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,8 @@ use tonic_types::StatusExt;
 
 use crate::app::App;
 use crate::error::{ServiceError, to_status};
-use crate::{eligibility, outcomes};
+use myolog_projection::{eligibility, outcome as outcomes};
+use myolog_wire::outcome as to_wire;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -188,24 +189,31 @@ impl Outcomes for Services {
             )))
         })?;
         let protocol = eligibility::protocol_version(&study_id, study, request.protocol_version)
-            .map_err(|error| to_status(&error))?;
+            .map_err(|violation| to_status(&ServiceError::invalid(vec![violation])))?;
         // The version asked for (the one in force by default) scores the visits with its
         // conventions and places them in its schedule: a window an amendment widened is a
         // deviation again under the version before it.
-        let mut visits = outcomes::subject_outcomes_under(
+        let mut visits: Vec<pb::VisitOutcome> = outcomes::subject_outcomes_under(
             protocol,
             &study_id,
             study,
             &subject_id,
             subject,
             projection.head_seq,
-        );
-        let mut endpoints = protocol
+        )
+        .iter()
+        .map(to_wire::visit_outcome)
+        .collect();
+        let mut endpoints: Vec<pb::EndpointOutcome> = protocol
             .map(|protocol| outcomes::subject_endpoints_under(protocol, subject))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .iter()
+            .map(to_wire::endpoint_outcome)
+            .collect();
         // Eligibility reads baseline values and enrolment facts, never the arm: blinding keeps it.
-        let eligibility =
-            protocol.map(|protocol| eligibility::subject_eligibility(protocol, subject));
+        let eligibility = protocol.map(|protocol| {
+            to_wire::subject_eligibility(&eligibility::subject_eligibility(protocol, subject))
+        });
         if study.hides_arms() && !caller.sees_arms() {
             visits.iter_mut().for_each(blind_outcome);
             // The subject's arm decides the baseline and visits an endpoint uses.
@@ -237,9 +245,14 @@ impl Outcomes for Services {
         })?;
         let only = (!request.visit_id.is_empty()).then_some(request.visit_id.as_str());
         let protocol = eligibility::protocol_version(&study_id, study, request.protocol_version)
-            .map_err(|error| to_status(&error))?;
-        let mut cohort =
-            outcomes::cohort_under(protocol, &study_id, study, only, projection.head_seq);
+            .map_err(|violation| to_status(&ServiceError::invalid(vec![violation])))?;
+        let mut cohort = to_wire::cohort(&outcomes::cohort_under(
+            protocol,
+            &study_id,
+            study,
+            only,
+            projection.head_seq,
+        ));
         if study.hides_arms() && !caller.sees_arms() {
             // Pooled tables reveal no subject's arm; the per-arm ones are the comparison itself.
             for table in &mut cohort.endpoints {
@@ -313,7 +326,7 @@ fn blind_if_hidden(app: &App, outcome: &mut pb::VisitOutcome) {
     let hides = StudyId::new(&outcome.study_id).is_ok_and(|study| {
         app.projection()
             .study(&study)
-            .is_some_and(crate::projection::Study::hides_arms)
+            .is_some_and(myolog_projection::Study::hides_arms)
     });
     if hides {
         blind_outcome(outcome);

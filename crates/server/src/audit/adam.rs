@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::replay::{Format, Replay};
 use super::table::{study_day, write_csv_row};
 use super::{AuditError, endpoints};
-use crate::projection::baseline_of;
+use myolog_projection::state::baseline_of;
 
 /// The dataset's columns, in order.
 pub const COLUMNS: [&str; 19] = [
@@ -134,25 +134,28 @@ pub fn rows(replay: &Replay) -> Vec<AdamRow> {
     let mut previous_subject: Option<(String, String)> = None;
     for replayed in replay.outcomes() {
         let outcome = &replayed.outcome;
-        let first_of_subject = previous_subject.as_ref()
-            != Some(&(outcome.study_id.clone(), outcome.subject_id.clone()));
-        previous_subject = Some((outcome.study_id.clone(), outcome.subject_id.clone()));
+        let study_id = outcome.study_id.to_string();
+        let subject_id = outcome.subject_id.to_string();
+        let first_of_subject =
+            previous_subject.as_ref() != Some(&(study_id.clone(), subject_id.clone()));
+        previous_subject = Some((study_id.clone(), subject_id.clone()));
         let visit_start = rows.len();
-        let result: Value = serde_json::from_str(&outcome.result_json).unwrap_or(Value::Null);
-        let baseline_date = baseline_date(replay, &outcome.study_id, &outcome.subject_id);
-        let date = ClinicalDate::parse(&outcome.clinical_date).ok();
+        // The typed result as a tree: the dataset reads its parts by their contract keys.
+        let result: Value = serde_json::to_value(&outcome.result).unwrap_or(Value::Null);
+        let baseline_date = baseline_date(replay, &study_id, &subject_id);
+        let date = outcome.clinical_date;
         let ady = match (date, baseline_date) {
             (Some(date), Some(reference)) => Some(study_day(date, reference)),
             _ => None,
         };
         let subject_row = |paramcd: &str, param: String| AdamRow {
-            studyid: outcome.study_id.clone(),
-            usubjid: format!("{}-{}", outcome.study_id, outcome.subject_id),
-            subjid: outcome.subject_id.clone(),
+            studyid: study_id.clone(),
+            usubjid: format!("{study_id}-{subject_id}"),
+            subjid: subject_id.clone(),
             armcd: String::new(),
             arm: String::new(),
-            avisit: outcome.visit_id.clone(),
-            adt: outcome.clinical_date.clone(),
+            avisit: outcome.visit_id.to_string(),
+            adt: date.map(|date| date.to_string()).unwrap_or_default(),
             ady,
             ablfl: false,
             paramcd: paramcd.to_string(),
@@ -301,7 +304,7 @@ pub fn rows(replay: &Replay) -> Vec<AdamRow> {
                 .iter()
                 .filter(|row| row.base.is_some())
                 .map(|row| AdamRow {
-                    avisit: outcome.baseline_visit_id.clone(),
+                    avisit: outcome.baseline_visit_id.to_string(),
                     adt: baseline_date.map(|d| d.to_string()).unwrap_or_default(),
                     ady: baseline_date.map(|d| study_day(d, d)),
                     ablfl: true,

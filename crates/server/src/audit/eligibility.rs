@@ -9,14 +9,14 @@
 use std::io::Write;
 
 use myolog_domain::event::StudyId;
-use myolog_proto::v1 as pb;
+use myolog_projection::report::{CriterionOutcome, EligibilityTable, SubjectEligibility};
 use serde_json::json;
 
 use super::endpoints::protocol_provenance;
 use super::replay::{Format, Replay};
 use super::table::write_csv_row;
 use super::{AuditError, ENGINE_VERSION};
-use crate::eligibility::{cohort_eligibility, subject_eligibility};
+use myolog_projection::eligibility::{cohort_eligibility, subject_eligibility};
 
 /// The CSV columns of `myolog replay --eligibility`.
 pub const SUBJECT_COLUMNS: [&str; 14] = [
@@ -56,7 +56,7 @@ pub const TABLE_COLUMNS: [&str; 15] = [
 ];
 
 /// Every subject's eligibility under the protocol in force, in study then subject order.
-pub fn subject_reports(replay: &Replay) -> Vec<(&StudyId, String, pb::SubjectEligibility)> {
+pub fn subject_reports(replay: &Replay) -> Vec<(&StudyId, String, SubjectEligibility)> {
     let mut out = Vec::new();
     for (study_id, study) in &replay.projection.studies {
         let Some(history) = &study.protocol else {
@@ -74,7 +74,7 @@ pub fn subject_reports(replay: &Replay) -> Vec<(&StudyId, String, pb::SubjectEli
 }
 
 /// Each protocol study's eligibility count table under the protocol in force.
-pub fn tables(replay: &Replay) -> Vec<(&StudyId, pb::EligibilityTable)> {
+pub fn tables(replay: &Replay) -> Vec<(&StudyId, EligibilityTable)> {
     replay
         .projection
         .studies
@@ -87,7 +87,7 @@ pub fn tables(replay: &Replay) -> Vec<(&StudyId, pb::EligibilityTable)> {
 }
 
 /// What a criterion's leaf rules saw, as `rule saw value (verdict)` joined by `; `.
-fn seen_text(criterion: &pb::CriterionOutcome) -> String {
+fn seen_text(criterion: &CriterionOutcome) -> String {
     criterion
         .seen
         .iter()

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::replay::{Format, Replay};
 use super::table::write_csv_row;
 use super::{AuditError, ENGINE_VERSION};
-use crate::outcomes;
+use myolog_projection::outcome as outcomes;
 
 /// One subject's result on one endpoint.
 #[derive(Debug, Clone)]
@@ -429,6 +429,7 @@ pub(crate) mod tests {
             .studies
             .values()
             .flat_map(outcomes::cohort_endpoints)
+            .map(|table| myolog_wire::outcome::endpoint_table(&table))
             .collect()
     }
 

@@ -39,7 +39,7 @@ pub fn to_proto(replayed: ReplayedOutcome) -> pb::ReplayedOutcome {
         .map(|h| h.0.to_vec())
         .unwrap_or_default();
     pb::ReplayedOutcome {
-        outcome: Some(replayed.outcome),
+        outcome: Some(myolog_wire::outcome::visit_outcome(&replayed.outcome)),
         provenance: Some(pb::Provenance {
             last_sequence: replayed.provenance.last_sequence,
             chain_hash,

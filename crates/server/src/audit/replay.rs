@@ -7,12 +7,11 @@
 //! Output order is fixed (study, subject, then the service's visit order) and every JSON object is
 //! built with sorted keys, so replaying the same log twice gives byte-identical output.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
-use myolog_proto::v1 as pb;
 use myolog_storage::{EventLog, Hash};
 use serde_json::{Value, json};
 
@@ -20,8 +19,11 @@ use super::progress::Progress;
 use super::table::write_csv_row;
 use super::{AuditError, ENGINE_VERSION};
 use crate::app::decode_stored;
-use crate::outcomes;
-use crate::projection::{Projection, Study, Subject};
+use myolog_projection::outcome as outcomes;
+use myolog_projection::report::{
+    CohortOutcomes, CohortVisit, Proportion, Summary, VisitOutcome, tis_category_key,
+};
+use myolog_projection::{Projection, Study, Subject};
 use myolog_domain::event::{Event, EventBody, StudyId, SubjectId};
 
 /// The point of the log to replay up to (inclusive).
@@ -56,7 +58,7 @@ pub struct Provenance {
 /// One recomputed outcome and its provenance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplayedOutcome {
-    pub outcome: pb::VisitOutcome,
+    pub outcome: VisitOutcome,
     pub provenance: Provenance,
 }
 
@@ -519,7 +521,7 @@ impl Replay {
     }
 
     /// Cohort statistics per study, in study order.
-    pub fn cohorts(&self) -> Vec<pb::CohortOutcomes> {
+    pub fn cohorts(&self) -> Vec<CohortOutcomes> {
         self.projection
             .studies
             .iter()
@@ -527,7 +529,7 @@ impl Replay {
             .collect()
     }
 
-    fn provenance(&self, outcome: &pb::VisitOutcome, protocol: Option<String>) -> Provenance {
+    fn provenance(&self, outcome: &VisitOutcome, protocol: Option<String>) -> Provenance {
         Provenance {
             last_sequence: self.last_sequence,
             chain_hash: self.chain_hash.to_hex(),
@@ -543,114 +545,33 @@ fn protocol_of(study: &Study) -> Option<String> {
     outcomes::protocol_in_force(study).map(|protocol| protocol.reference().to_string())
 }
 
-/// Every `algorithm` id named anywhere in an outcome (DOI, TIS, and the full scoring result), sorted.
-/// Found by scanning the result's JSON text for `"algorithm":"..."` (ids hold no quotes or escapes)
-/// rather than parsing it: this runs once per outcome of a million-event replay.
-pub fn algorithms(outcome: &pb::VisitOutcome) -> Vec<String> {
-    const KEY: &str = "\"algorithm\":\"";
-    // Borrowed while collecting: the same few ids appear many times in one result.
-    let mut ids = BTreeSet::new();
-    for id in [
-        outcome.doi.as_ref().map(|d| d.algorithm.as_str()),
-        outcome.tis.as_ref().map(|t| t.algorithm.as_str()),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|id| !id.is_empty())
-    {
-        ids.insert(id);
-    }
-    // A SIMD substring search built once: `str::find` was a few percent of a whole replay.
-    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(KEY));
-    let mut rest = outcome.result_json.as_str();
-    while let Some(at) = FINDER.find(rest.as_bytes()) {
-        rest = &rest[at + KEY.len()..];
-        if let Some(end) = memchr::memchr(b'"', rest.as_bytes()) {
-            ids.insert(&rest[..end]);
-            rest = &rest[end..];
-        }
-    }
-    ids.into_iter().map(str::to_string).collect()
+/// Every algorithm id of an outcome's scoring result, sorted and unique.
+pub fn algorithms(outcome: &VisitOutcome) -> Vec<String> {
+    outcome
+        .algorithms()
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
-/// `met`, `not_met`, `not_evaluable` (empty when absent).
-pub fn doi_status(outcome: &pb::VisitOutcome) -> &'static str {
-    match outcome
-        .doi
-        .as_ref()
-        .and_then(|d| pb::DoiStatus::try_from(d.status).ok())
-    {
-        Some(pb::DoiStatus::Met) => "met",
-        Some(pb::DoiStatus::NotMet) => "not_met",
-        Some(pb::DoiStatus::NotEvaluable) => "not_evaluable",
-        Some(pb::DoiStatus::Unspecified) | None => "",
-    }
+/// `none`, `minimal`, `moderate`, `major`; empty when not evaluable.
+pub fn tis_category(outcome: &VisitOutcome) -> &'static str {
+    outcome.tis_category().map_or("", tis_category_key)
 }
 
-/// `none`, `minimal`, `moderate`, `major` (empty when not evaluable).
-pub fn tis_category(outcome: &pb::VisitOutcome) -> &'static str {
-    match outcome
-        .tis
-        .as_ref()
-        .and_then(|t| pb::TisCategory::try_from(t.category).ok())
-    {
-        Some(pb::TisCategory::None) => "none",
-        Some(pb::TisCategory::Minimal) => "minimal",
-        Some(pb::TisCategory::Moderate) => "moderate",
-        Some(pb::TisCategory::Major) => "major",
-        Some(pb::TisCategory::Unspecified) | None => "",
-    }
+fn clinical_date(outcome: &VisitOutcome) -> String {
+    outcome
+        .clinical_date
+        .map(|date| date.to_string())
+        .unwrap_or_default()
 }
 
-/// One outcome as a JSON object (sorted keys): the service's summary fields, the full scoring result
-/// and the provenance.
-pub fn to_json(replayed: &ReplayedOutcome) -> Value {
-    let o = &replayed.outcome;
-    let p = &replayed.provenance;
-    let result = serde_json::from_str::<Value>(&o.result_json).unwrap_or(Value::Null);
-    json!({
-        "study_id": o.study_id,
-        "subject_id": o.subject_id,
-        "visit_id": o.visit_id,
-        "baseline_visit_id": o.baseline_visit_id,
-        "clinical_date": o.clinical_date,
-        "doi": o.doi.as_ref().map(|d| json!({
-            "status": doi_status(o),
-            "improved": d.improved,
-            "worsened": d.worsened,
-            "algorithm": d.algorithm,
-        })),
-        "tis": o.tis.as_ref().map(|t| json!({
-            "evaluable": t.evaluable,
-            "score": (!t.score.is_empty()).then_some(&t.score),
-            "category": (!tis_category(o).is_empty()).then_some(tis_category(o)),
-            "missing": t.missing,
-            "algorithm": t.algorithm,
-        })),
-        "cdasi": o.cdasi.as_ref().map(|c| json!({
-            "baseline_activity": c.baseline_activity,
-            "followup_activity": c.followup_activity,
-            "activity_change": c.activity_change,
-            "mcid_reached": c.mcid_reached,
-        })),
-        "result": result,
-        "provenance": {
-            "last_sequence": p.last_sequence,
-            "chain_hash": p.chain_hash,
-            "algorithms": p.algorithms,
-            "engine_version": p.engine_version,
-            "protocol": p.protocol,
-        },
-    })
-}
-
-/// Appends one outcome as a JSON line: the value of [`to_json`], written field by field in
+/// Appends one outcome as a JSON line: the sorted-key object of the service's summary fields,
+/// the full scoring result and the provenance, written field by field in
 /// sorted-key order rather than through a `Value` tree (which cost more than scoring the outcome).
-/// The scoring result goes in as the service's `result_json` bytes, verbatim: an auditor can
-/// compare it byte for byte with what the service answered, and re-sorting its keys was a fifth of
-/// a replay's work. `result_json` is JSON by construction ([`crate::scored`] serialises it); an
-/// empty one is written as `null`. `tests::records_match_to_json` holds it to all that.
+/// The scoring result is serialised in its own field order, as the service's `result_json` is: an
+/// auditor can compare it byte for byte with what the service answered, and re-sorting its keys was
+/// a fifth of a replay's work. `tests::records_match_to_json_whatever_is_absent` holds it to all that.
 pub fn write_jsonl_record(replayed: &ReplayedOutcome, out: &mut Vec<u8>) {
     // Serialising strings, numbers and string lists into a `Vec` cannot fail.
     fn put<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, key: &str, value: &T) {
@@ -659,8 +580,8 @@ pub fn write_jsonl_record(replayed: &ReplayedOutcome, out: &mut Vec<u8>) {
     }
     let o = &replayed.outcome;
     let p = &replayed.provenance;
-    put(out, "{\"baseline_visit_id\":", &o.baseline_visit_id);
-    match &o.cdasi {
+    put(out, "{\"baseline_visit_id\":", o.baseline_visit_id.as_str());
+    match o.cdasi() {
         Some(c) => {
             put(out, ",\"cdasi\":{\"activity_change\":", &c.activity_change);
             put(out, ",\"baseline_activity\":", &c.baseline_activity);
@@ -670,51 +591,37 @@ pub fn write_jsonl_record(replayed: &ReplayedOutcome, out: &mut Vec<u8>) {
         }
         None => out.extend_from_slice(b",\"cdasi\":null"),
     }
-    put(out, ",\"clinical_date\":", &o.clinical_date);
-    match &o.doi {
-        Some(d) => {
-            put(out, ",\"doi\":{\"algorithm\":", &d.algorithm);
-            put(out, ",\"improved\":", &d.improved);
-            put(out, ",\"status\":", doi_status(o));
-            put(out, ",\"worsened\":", &d.worsened);
-            out.push(b'}');
-        }
-        None => out.extend_from_slice(b",\"doi\":null"),
-    }
+    put(out, ",\"clinical_date\":", &clinical_date(o));
+    put(out, ",\"doi\":{\"algorithm\":", o.result.doi.algorithm);
+    put(out, ",\"improved\":", &o.doi_improved());
+    put(out, ",\"status\":", o.doi_status());
+    put(out, ",\"worsened\":", &o.doi_worsened());
+    out.push(b'}');
     put(out, ",\"provenance\":{\"algorithms\":", &p.algorithms);
     put(out, ",\"chain_hash\":", &p.chain_hash);
     put(out, ",\"engine_version\":", p.engine_version);
     put(out, ",\"last_sequence\":", &p.last_sequence);
     put(out, ",\"protocol\":", &p.protocol);
-    out.extend_from_slice(b"},\"result\":");
-    if o.result_json.is_empty() {
-        out.extend_from_slice(b"null");
-    } else {
-        out.extend_from_slice(o.result_json.as_bytes());
-    }
-    put(out, ",\"study_id\":", &o.study_id);
-    put(out, ",\"subject_id\":", &o.subject_id);
-    match &o.tis {
-        Some(t) => {
-            put(out, ",\"tis\":{\"algorithm\":", &t.algorithm);
-            let category = tis_category(o);
-            put(
-                out,
-                ",\"category\":",
-                &(!category.is_empty()).then_some(category),
-            );
-            put(out, ",\"evaluable\":", &t.evaluable);
-            put(out, ",\"missing\":", &t.missing);
-            put(
-                out,
-                ",\"score\":",
-                &(!t.score.is_empty()).then_some(&t.score),
-            );
-            out.push(b'}');
-        }
-        None => out.extend_from_slice(b",\"tis\":null"),
-    }
-    put(out, ",\"visit_id\":", &o.visit_id);
+    put(out, "},\"result\":", &o.result);
+    put(out, ",\"study_id\":", o.study_id.as_str());
+    put(out, ",\"subject_id\":", o.subject_id.as_str());
+    put(out, ",\"tis\":{\"algorithm\":", o.result.tis.algorithm);
+    let category = tis_category(o);
+    put(
+        out,
+        ",\"category\":",
+        &(!category.is_empty()).then_some(category),
+    );
+    put(out, ",\"evaluable\":", &o.tis_evaluable());
+    put(out, ",\"missing\":", &o.tis_missing());
+    let score = o.tis_score();
+    put(
+        out,
+        ",\"score\":",
+        &(!score.is_empty()).then_some(&score),
+    );
+    out.push(b'}');
+    put(out, ",\"visit_id\":", o.visit_id.as_str());
     out.extend_from_slice(b"}\n");
 }
 
@@ -756,43 +663,27 @@ pub const CSV_COLUMNS: [&str; 22] = [
 fn csv_record(replayed: &ReplayedOutcome) -> Vec<String> {
     let o = &replayed.outcome;
     let p = &replayed.provenance;
-    let opt = |v: Option<String>| v.unwrap_or_default();
-    let doi = o.doi.clone().unwrap_or_default();
-    let tis = o.tis.clone().unwrap_or_default();
+    let cdasi = o.cdasi();
+    let text = |v: Option<String>| v.unwrap_or_default();
     vec![
-        o.study_id.clone(),
-        o.subject_id.clone(),
-        o.visit_id.clone(),
-        o.baseline_visit_id.clone(),
-        o.clinical_date.clone(),
-        doi_status(o).to_string(),
-        doi.improved.join(";"),
-        doi.worsened.join(";"),
-        doi.algorithm,
-        o.tis
-            .as_ref()
-            .map(|t| t.evaluable.to_string())
-            .unwrap_or_default(),
-        tis.score,
+        o.study_id.to_string(),
+        o.subject_id.to_string(),
+        o.visit_id.to_string(),
+        o.baseline_visit_id.to_string(),
+        clinical_date(o),
+        o.doi_status().to_string(),
+        o.doi_improved().join(";"),
+        o.doi_worsened().join(";"),
+        o.result.doi.algorithm.to_string(),
+        o.tis_evaluable().to_string(),
+        o.tis_score(),
         tis_category(o).to_string(),
-        tis.missing.join(";"),
-        tis.algorithm,
-        opt(o
-            .cdasi
-            .as_ref()
-            .and_then(|c| c.baseline_activity)
-            .map(|v| v.to_string())),
-        opt(o
-            .cdasi
-            .as_ref()
-            .and_then(|c| c.followup_activity)
-            .map(|v| v.to_string())),
-        opt(o
-            .cdasi
-            .as_ref()
-            .and_then(|c| c.activity_change)
-            .map(|v| v.to_string())),
-        opt(o.cdasi.as_ref().map(|c| c.mcid_reached.to_string())),
+        o.tis_missing().join(";"),
+        o.result.tis.algorithm.to_string(),
+        text(cdasi.and_then(|c| c.baseline_activity).map(|v| v.to_string())),
+        text(cdasi.and_then(|c| c.followup_activity).map(|v| v.to_string())),
+        text(cdasi.and_then(|c| c.activity_change).map(|v| v.to_string())),
+        text(cdasi.map(|c| c.mcid_reached.to_string())),
         p.last_sequence.to_string(),
         p.chain_hash.clone(),
         p.algorithms.join(";"),
@@ -856,13 +747,13 @@ pub const COHORT_COLUMNS: [&str; 26] = [
     "chain_hash",
 ];
 
-fn proportion_json(p: Option<&pb::Proportion>) -> Value {
+fn proportion_json(p: Option<&Proportion>) -> Value {
     p.map_or(Value::Null, |p| {
         json!({"responders": p.responders, "total": p.total, "ci_low": p.ci_low, "ci_high": p.ci_high})
     })
 }
 
-fn summary_json(s: Option<&pb::Summary>) -> Value {
+fn summary_json(s: Option<&Summary>) -> Value {
     s.map_or(Value::Null, |s| {
         json!({"n": s.n, "mean": s.mean, "sd": s.sd, "median": s.median, "q1": s.q1, "q3": s.q3})
     })
@@ -913,7 +804,7 @@ pub fn write_cohorts(
 struct CohortRow<'a> {
     study_id: &'a str,
     enrolled: u32,
-    visit: &'a pb::CohortVisit,
+    visit: &'a CohortVisit,
 }
 
 impl CohortRow<'_> {
@@ -965,7 +856,7 @@ impl CohortRow<'_> {
             }
             Format::Csv => {
                 let doi = v.doi_responders.unwrap_or_default();
-                let mean_sd = |s: Option<&pb::Summary>| {
+                let mean_sd = |s: Option<&Summary>| {
                     s.filter(|s| s.n > 0)
                         .map_or((String::new(), String::new()), |s| {
                             (s.mean.to_string(), s.sd.to_string())
@@ -1015,6 +906,52 @@ impl CohortRow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
+    /// One outcome as a JSON object (sorted keys): the service's summary fields, the full scoring result
+    /// and the provenance.
+    fn to_json(replayed: &ReplayedOutcome) -> Value {
+        let o = &replayed.outcome;
+        let p = &replayed.provenance;
+        let score = o.tis_score();
+        let category = tis_category(o);
+        json!({
+            "study_id": o.study_id.as_str(),
+            "subject_id": o.subject_id.as_str(),
+            "visit_id": o.visit_id.as_str(),
+            "baseline_visit_id": o.baseline_visit_id.as_str(),
+            "clinical_date": clinical_date(o),
+            "doi": {
+                "status": o.doi_status(),
+                "improved": o.doi_improved(),
+                "worsened": o.doi_worsened(),
+                "algorithm": o.result.doi.algorithm,
+            },
+            "tis": {
+                "evaluable": o.tis_evaluable(),
+                "score": (!score.is_empty()).then_some(&score),
+                "category": (!category.is_empty()).then_some(category),
+                "missing": o.tis_missing(),
+                "algorithm": o.result.tis.algorithm,
+            },
+            "cdasi": o.cdasi().map(|c| json!({
+                "baseline_activity": c.baseline_activity,
+                "followup_activity": c.followup_activity,
+                "activity_change": c.activity_change,
+                "mcid_reached": c.mcid_reached,
+            })),
+            "result": serde_json::from_str::<Value>(&myolog_wire::outcome::result_json(&o.result))
+                .unwrap_or(Value::Null),
+            "provenance": {
+                "last_sequence": p.last_sequence,
+                "chain_hash": p.chain_hash,
+                "algorithms": p.algorithms,
+                "engine_version": p.engine_version,
+                "protocol": p.protocol,
+            },
+        })
+    }
+
     use crate::synth::{Cohort, VISITS};
     use crate::{app, wire};
     use myolog_storage::{ExpectedVersion, LogOptions, NewEvent};
@@ -1213,57 +1150,23 @@ mod tests {
 
     #[test]
     fn records_match_to_json_whatever_is_absent() {
-        let full = ReplayedOutcome {
-            outcome: pb::VisitOutcome {
-                study_id: "ST\"1".into(),
-                subject_id: "S\\1".into(),
-                visit_id: "W12".into(),
-                baseline_visit_id: "BL".into(),
-                clinical_date: "2024-03-01".into(),
-                doi: Some(pb::Doi {
-                    status: pb::DoiStatus::Met as i32,
-                    improved: vec!["mmt".into(), "haq".into()],
-                    worsened: vec![],
-                    algorithm: "doi-2004@1".into(),
-                }),
-                tis: Some(pb::Tis {
-                    evaluable: true,
-                    score: "42.5".into(),
-                    category: pb::TisCategory::Moderate as i32,
-                    missing: vec![],
-                    algorithm: "tis-2016@1".into(),
-                }),
-                cdasi: Some(pb::CdasiChange {
-                    baseline_activity: Some(24),
-                    followup_activity: None,
-                    activity_change: Some(-5),
-                    mcid_reached: true,
-                }),
-                result_json: r#"{"z":1.5,"a":{"y":[1,2],"b":null},"algorithm":"x@1"}"#.into(),
-                ..Default::default()
-            },
-            provenance: Provenance {
-                last_sequence: 7,
-                chain_hash: "ab".repeat(32),
-                algorithms: vec!["doi-2004@1".into(), "tis-2016@1".into()],
-                engine_version: ENGINE_VERSION,
-                protocol: Some("STIR v2".into()),
-            },
-        };
-        let mut no_parts = full.clone();
-        no_parts.outcome.doi = None;
-        no_parts.outcome.tis = None;
-        no_parts.outcome.cdasi = None;
-        no_parts.outcome.result_json = r#"{"note":"\u00e9t\u00e9 \"quoted\"","n":-0.25}"#.into();
-        let mut not_evaluable = full.clone();
-        if let Some(tis) = not_evaluable.outcome.tis.as_mut() {
-            tis.evaluable = false;
-            tis.score.clear();
-            tis.category = pb::TisCategory::Unspecified as i32;
-            tis.missing = vec!["haq".into()];
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = cohort_log(dir.path(), 3);
+        let replay = project(&log, AsOf::Head, &mut Progress::hidden()).expect("replay");
+        let outcomes = replay.outcomes();
+        assert!(!outcomes.is_empty());
+        let mut variants = Vec::new();
+        for replayed in outcomes {
+            let mut no_cdasi = replayed.clone();
+            no_cdasi.outcome.result.cdasi = None;
+            no_cdasi.provenance.protocol = None;
+            let mut not_evaluable = replayed.clone();
+            not_evaluable.outcome.result.tis.status = myolog_scoring::tis::TisStatus::NotEvaluable;
+            not_evaluable.outcome.result.tis.score = None;
+            not_evaluable.outcome.result.tis.category = None;
+            variants.extend([replayed, no_cdasi, not_evaluable]);
         }
-        not_evaluable.outcome.result_json = String::new();
-        for replayed in [full, no_parts, not_evaluable] {
+        for replayed in variants {
             let mut line = Vec::new();
             write_jsonl_record(&replayed, &mut line);
             let text = String::from_utf8(line).expect("UTF-8");
@@ -1271,9 +1174,9 @@ mod tests {
             assert!(!record.contains('\n'), "{record}");
             let parsed: Value = serde_json::from_str(record).expect("a JSON object");
             assert_eq!(parsed, to_json(&replayed), "{record}");
-            // Every key but the result's is sorted: the line is `to_json` with the result's bytes.
-            let result = &replayed.outcome.result_json;
-            let verbatim = if result.is_empty() { "null" } else { result };
+            // Every key but the result's is sorted: the line is `to_json` with the result's bytes,
+            // which are the service's `result_json`.
+            let verbatim = myolog_wire::outcome::result_json(&replayed.outcome.result);
             let mut sorted = serde_json::to_string(&to_json(&replayed)).expect("json");
             let canonical = serde_json::to_string(&parsed["result"]).expect("json");
             sorted = sorted.replacen(
@@ -1285,35 +1188,38 @@ mod tests {
         }
     }
 
+    /// The typed list of algorithm ids is every `"algorithm"` the result's JSON names, and nothing else.
     #[test]
-    fn algorithms_are_collected_sorted_and_unique() {
-        let cases = [
-            (
-                r#"{"cdasi":{"algorithm":"cdasi-v2@1"},"doi":{"algorithm":"doi-2004@1"},"labs":{"cxcl9":{"algorithm":"biomarker-change@1"},"stat1":{"algorithm":"biomarker-change@1"}}}"#,
-                vec![
-                    "biomarker-change@1",
-                    "cdasi-v2@1",
-                    "doi-2004@1",
-                    "tis-2016@1",
-                ],
-            ),
-            ("", vec!["doi-2004@1", "tis-2016@1"]),
-            (r#"{"note":"algorithm"}"#, vec!["doi-2004@1", "tis-2016@1"]),
-        ];
-        for (json, expected) in cases {
-            let outcome = pb::VisitOutcome {
-                doi: Some(pb::Doi {
-                    algorithm: "doi-2004@1".into(),
-                    ..Default::default()
-                }),
-                tis: Some(pb::Tis {
-                    algorithm: "tis-2016@1".into(),
-                    ..Default::default()
-                }),
-                result_json: json.into(),
-                ..Default::default()
-            };
-            assert_eq!(algorithms(&outcome), expected, "{json}");
+    fn algorithms_are_every_algorithm_the_result_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = cohort_log(dir.path(), 3);
+        let replay = project(&log, AsOf::Head, &mut Progress::hidden()).expect("replay");
+        for replayed in replay.outcomes() {
+            let json = serde_json::to_value(&replayed.outcome.result).expect("json");
+            let mut named = BTreeSet::new();
+            collect_algorithms(&json, &mut named);
+            assert_eq!(
+                algorithms(&replayed.outcome),
+                named.into_iter().collect::<Vec<_>>()
+            );
+            assert!(replayed.provenance.algorithms.contains(&"doi-2004@1".to_string()));
+        }
+    }
+
+    fn collect_algorithms(value: &Value, out: &mut BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    match (key.as_str(), value) {
+                        ("algorithm", Value::String(id)) => {
+                            out.insert(id.clone());
+                        }
+                        _ => collect_algorithms(value, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| collect_algorithms(item, out)),
+            _ => {}
         }
     }
 }

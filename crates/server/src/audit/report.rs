@@ -8,13 +8,13 @@
 
 use std::fmt::Write;
 
-use crate::outcomes::ArmedEndpointTable;
+use myolog_projection::outcome::ArmedEndpointTable;
 use myolog_domain::protocol::Protocol;
-use myolog_proto::v1 as pb;
 use myolog_scoring::stats::{Outcome as StatsOutcome, Proportion, Summary};
 use serde_json::Value;
 
-use super::replay::{Replay, ReplayedOutcome, doi_status, tis_category};
+use super::replay::{Replay, ReplayedOutcome, tis_category};
+use myolog_projection::report::{self as reported, CohortOutcomes, CohortVisit, VisitOutcome};
 use super::svg::{self, Bar, DotRow, Series, escape};
 use super::{ENGINE_VERSION, eligibility, endpoints};
 
@@ -57,12 +57,13 @@ pub struct StudyCharts {
     pub core: Vec<DotRow>,
     /// The DOI's improvement threshold (%).
     pub doi_threshold: f64,
-    pub cohort: pb::CohortOutcomes,
+    pub cohort: CohortOutcomes,
     pub primary: Vec<ReplayedOutcome>,
 }
 
-fn result_of(outcome: &pb::VisitOutcome) -> Value {
-    serde_json::from_str(&outcome.result_json).unwrap_or(Value::Null)
+/// The typed result as a tree, read by its contract keys.
+fn result_of(outcome: &VisitOutcome) -> Value {
+    serde_json::to_value(&outcome.result).unwrap_or(Value::Null)
 }
 
 fn float(value: &Value) -> Option<f64> {
@@ -72,7 +73,7 @@ fn float(value: &Value) -> Option<f64> {
 /// The visit the charts centre on: the encounter of the protocol's first primary endpoint when the
 /// study was registered with a protocol (STIR: W12), else [`PRIMARY_VISIT`], else the last
 /// follow-up visit — whichever the cohort has first.
-fn primary_visit(study: &crate::projection::Study, followups: &[String]) -> String {
+fn primary_visit(study: &myolog_projection::Study, followups: &[String]) -> String {
     let from_protocol = study.protocol.as_ref().and_then(|history| {
         history
             .current()
@@ -97,7 +98,7 @@ pub fn study_charts(replay: &Replay) -> Vec<StudyCharts> {
     for (study_id, study) in &replay.projection.studies {
         let of_study: Vec<&ReplayedOutcome> = outcomes
             .iter()
-            .filter(|r| r.outcome.study_id == study_id.as_str())
+            .filter(|r| &r.outcome.study_id == study_id)
             .collect();
         let cohort = cohorts
             .iter()
@@ -113,16 +114,16 @@ pub fn study_charts(replay: &Replay) -> Vec<StudyCharts> {
         for subject_id in study.subjects.keys() {
             let mine: Vec<&&ReplayedOutcome> = of_study
                 .iter()
-                .filter(|r| r.outcome.subject_id == subject_id.as_str())
+                .filter(|r| &r.outcome.subject_id == subject_id)
                 .collect();
             let mut values = vec![None; visits.len()];
             for r in &mine {
-                let Some(c) = &r.outcome.cdasi else { continue };
+                let Some(c) = r.outcome.cdasi() else { continue };
                 if let Some(base) = c.baseline_activity {
                     values[0] = Some(f64::from(base));
                 }
                 if let (Some(i), Some(v)) = (
-                    followups.iter().position(|f| *f == r.outcome.visit_id),
+                    followups.iter().position(|f| f == r.outcome.visit_id.as_str()),
                     c.followup_activity,
                 ) {
                     values[i + 1] = Some(f64::from(v));
@@ -138,7 +139,7 @@ pub fn study_charts(replay: &Replay) -> Vec<StudyCharts> {
 
         let primary: Vec<ReplayedOutcome> = of_study
             .iter()
-            .filter(|r| r.outcome.visit_id == primary_visit)
+            .filter(|r| r.outcome.visit_id.as_str() == primary_visit)
             .map(|r| (*r).clone())
             .collect();
         let mut tis = Vec::new();
@@ -154,11 +155,11 @@ pub fn study_charts(replay: &Replay) -> Vec<StudyCharts> {
         for r in &primary {
             let o = &r.outcome;
             let result = result_of(o);
-            if let Some(t) = o.tis.as_ref().filter(|t| t.evaluable)
-                && let Ok(score) = t.score.parse::<f64>()
+            if o.tis_evaluable()
+                && let Ok(score) = o.tis_score().parse::<f64>()
             {
                 tis.push(Bar {
-                    label: o.subject_id.clone(),
+                    label: o.subject_id.to_string(),
                     value: score,
                     category: tis_category(o).to_string(),
                 });
@@ -176,7 +177,7 @@ pub fn study_charts(replay: &Replay) -> Vec<StudyCharts> {
             }
             for (row, (key, _)) in core.iter_mut().zip(CORE) {
                 if let Some(pct) = float(&result["measures"][key]["improvement_pct"]) {
-                    row.values.push((o.subject_id.clone(), pct));
+                    row.values.push((o.subject_id.to_string(), pct));
                 }
             }
         }
@@ -235,7 +236,7 @@ impl StudyCharts {
     }
 }
 
-fn pct(p: Option<&pb::Proportion>) -> String {
+fn pct(p: Option<&reported::Proportion>) -> String {
     match p {
         Some(p) if p.total > 0 => format!(
             "{}/{} ({:.0}%; 95% CI {:.0}–{:.0}%)",
@@ -250,7 +251,7 @@ fn pct(p: Option<&pb::Proportion>) -> String {
     }
 }
 
-fn mean_sd(s: Option<&pb::Summary>) -> String {
+fn mean_sd(s: Option<&reported::Summary>) -> String {
     match s {
         Some(s) if s.n > 0 => format!("{:.1} ± {:.1}", s.mean, s.sd),
         _ => "–".to_string(),
@@ -268,7 +269,7 @@ fn p_value(p: Option<f64>) -> String {
 /// The per-visit cohort statistics; when the study has more than one arm, each visit's row is
 /// followed by one row per arm with data there (GetCohort's `CohortVisit.arms`), first cell
 /// "<visit>, arm <code>".
-fn cohort_table(html: &mut String, cohort: &pb::CohortOutcomes) {
+fn cohort_table(html: &mut String, cohort: &CohortOutcomes) {
     html.push_str("<table class=\"cohort\"><thead><tr><th>Visit</th><th>n</th><th>IMACS DOI responders</th><th>TIS none / minimal / moderate / major</th><th>TIS ≥ minimal</th><th>CDASI activity baseline</th><th>at visit</th><th>change</th><th>paired t p</th><th>Wilcoxon p</th><th>CDASI MCID</th></tr></thead><tbody>");
     let arms: std::collections::BTreeSet<&str> = cohort
         .visits
@@ -287,7 +288,7 @@ fn cohort_table(html: &mut String, cohort: &pb::CohortOutcomes) {
     html.push_str("</tbody></table>");
 }
 
-fn cohort_row(html: &mut String, class: &str, label: &str, v: &pb::CohortVisit) {
+fn cohort_row(html: &mut String, class: &str, label: &str, v: &CohortVisit) {
     let tis = v.tis.unwrap_or_default();
     let c = v.cdasi_activity.clone().unwrap_or_default();
     let _ = write!(
@@ -313,9 +314,7 @@ fn subject_table(html: &mut String, primary: &[ReplayedOutcome]) {
     html.push_str("<table class=\"subjects\"><thead><tr><th>Subject</th><th>Date</th><th>DOI</th><th>Improved (≥ 20%)</th><th>Worsened (≥ 25%)</th><th>TIS</th><th>Category</th><th>CDASI activity</th><th>Change</th><th>MCID</th></tr></thead><tbody>");
     for r in primary {
         let o = &r.outcome;
-        let doi = o.doi.clone().unwrap_or_default();
-        let tis = o.tis.clone().unwrap_or_default();
-        let cdasi = o.cdasi.as_ref();
+        let cdasi = o.cdasi();
         let activity = cdasi
             .map(|c| {
                 format!(
@@ -328,13 +327,13 @@ fn subject_table(html: &mut String, primary: &[ReplayedOutcome]) {
         let _ = write!(
             html,
             "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&o.subject_id),
-            escape(&o.clinical_date),
-            doi_status(o),
-            doi_status(o).replace('_', " "),
-            escape(&doi.improved.join(", ")),
-            escape(&doi.worsened.join(", ")),
-            escape(&tis.score),
+            escape(o.subject_id.as_str()),
+            escape(&o.clinical_date.map(|d| d.to_string()).unwrap_or_default()),
+            o.doi_status(),
+            o.doi_status().replace('_', " "),
+            escape(&o.doi_improved().join(", ")),
+            escape(&o.doi_worsened().join(", ")),
+            escape(&o.tis_score()),
             tis_category(o),
             activity,
             cdasi
@@ -488,7 +487,7 @@ fn endpoint_section(html: &mut String, protocol: &Protocol, tables: &[ArmedEndpo
 
 /// The eligibility count table GetCohort serves: eligible n/N, then per criterion how many subjects
 /// met it, did not, had it not apply, or could not be evaluated (a missing value is never "not met").
-fn eligibility_section(html: &mut String, table: &myolog_proto::v1::EligibilityTable) {
+fn eligibility_section(html: &mut String, table: &reported::EligibilityTable) {
     let _ = write!(
         html,
         "<h3>Eligibility ({})</h3><p class=\"eligible\">Eligible {}/{} (not eligible {}, not evaluable {})</p><table class=\"eligibility\"><thead><tr><th>Criterion</th><th>Met</th><th>Not met</th><th>Not applicable</th><th>Not evaluable</th></tr></thead><tbody>",
@@ -645,12 +644,15 @@ mod tests {
                 .split(' ')
                 .collect();
             assert_eq!(values.len(), study.visits.len());
-            for r in outcomes.iter().filter(|r| r.outcome.subject_id == subject) {
-                let c = r.outcome.cdasi.as_ref().expect("CDASI recorded");
+            for r in outcomes
+                .iter()
+                .filter(|r| r.outcome.subject_id.as_str() == subject)
+            {
+                let c = r.outcome.cdasi().expect("CDASI recorded");
                 let at = study
                     .visits
                     .iter()
-                    .position(|v| *v == r.outcome.visit_id)
+                    .position(|v| v == r.outcome.visit_id.as_str())
                     .expect("visit on the axis");
                 assert_eq!(
                     values[at],
@@ -672,10 +674,13 @@ mod tests {
         let bars = nodes(&doc, "bar");
         let expected: Vec<(String, f64)> = outcomes
             .iter()
-            .filter(|r| r.outcome.visit_id == PRIMARY_VISIT)
+            .filter(|r| r.outcome.visit_id.as_str() == PRIMARY_VISIT)
+            .filter(|r| r.outcome.tis_evaluable())
             .filter_map(|r| {
-                let t = r.outcome.tis.as_ref().filter(|t| t.evaluable)?;
-                Some((r.outcome.subject_id.clone(), t.score.parse().ok()?))
+                Some((
+                    r.outcome.subject_id.to_string(),
+                    r.outcome.tis_score().parse().ok()?,
+                ))
             })
             .collect();
         assert_eq!(bars.len(), expected.len());

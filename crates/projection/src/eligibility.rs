@@ -12,30 +12,32 @@ use myolog_domain::protocol::{
     CriterionCategory, EligibilityReport, EligibilityVerdict, Protocol, RuleResult, Verdict,
 };
 use myolog_domain::visit::VisitAssessments;
-use myolog_proto::v1 as pb;
 use myolog_scoring::protocol_eval::{SubjectFacts, check_eligibility};
 
-use crate::error::{ServiceError, Violation};
-use crate::projection::{Study, Subject};
+use crate::Violation;
+use crate::report::{
+    CriterionCounts, CriterionOutcome, EligibilityTable, SeenValue, SubjectEligibility,
+};
+use crate::state::{Study, Subject};
 
 /// The protocol version a read asks for: the version in force when `version` is `None`; `Ok(None)`
-/// for a study without a protocol asked for no version. A version the study does not have is
-/// INVALID_ARGUMENT on `protocol_version`, listing the versions that exist.
+/// for a study without a protocol asked for no version. A version the study does not have is a
+/// violation of the request's `protocol_version`, listing the versions that exist.
 pub fn protocol_version<'a>(
     study_id: &StudyId,
     study: &'a Study,
     version: Option<u32>,
-) -> Result<Option<&'a Protocol>, ServiceError> {
+) -> Result<Option<&'a Protocol>, Violation> {
     let Some(history) = &study.protocol else {
         return match version {
             None => Ok(None),
-            Some(version) => Err(ServiceError::invalid(vec![Violation::new(
+            Some(version) => Err(Violation::new(
                 "protocol_version",
                 format!(
                     "protocol version {version} was asked for, but study {study_id} was registered \
                      without a protocol; leave protocol_version unset"
                 ),
-            )])),
+            )),
         };
     };
     let Some(version) = version else {
@@ -46,13 +48,13 @@ pub fn protocol_version<'a>(
             .versions()
             .map(|protocol| protocol.version().to_string())
             .collect();
-        ServiceError::invalid(vec![Violation::new(
+        Violation::new(
             "protocol_version",
             format!(
                 "study {study_id} has no protocol version {version}; its versions are {}",
                 versions.join(", ")
             ),
-        )])
+        )
     })
 }
 
@@ -121,9 +123,9 @@ fn overall_key(verdict: EligibilityVerdict) -> &'static str {
 }
 
 /// Every leaf rule of a result with what it saw, in rule order.
-fn leaves(result: &RuleResult, out: &mut Vec<pb::SeenValue>) {
+fn leaves(result: &RuleResult, out: &mut Vec<SeenValue>) {
     if result.parts.is_empty() {
-        out.push(pb::SeenValue {
+        out.push(SeenValue {
             rule: result.rule.clone(),
             value: result.seen.to_string(),
             verdict: verdict_key(result.verdict).to_string(),
@@ -135,9 +137,9 @@ fn leaves(result: &RuleResult, out: &mut Vec<pb::SeenValue>) {
 }
 
 /// One subject's eligibility under `protocol`, criterion by criterion.
-pub fn subject_eligibility(protocol: &Protocol, subject: &Subject) -> pb::SubjectEligibility {
+pub fn subject_eligibility(protocol: &Protocol, subject: &Subject) -> SubjectEligibility {
     let (baseline, report) = report(protocol, subject);
-    pb::SubjectEligibility {
+    SubjectEligibility {
         protocol: protocol.reference().to_string(),
         protocol_version: protocol.version(),
         verdict: overall_key(report.verdict).to_string(),
@@ -148,7 +150,7 @@ pub fn subject_eligibility(protocol: &Protocol, subject: &Subject) -> pb::Subjec
             .map(|criterion| {
                 let mut seen = Vec::new();
                 leaves(&criterion.result, &mut seen);
-                pb::CriterionOutcome {
+                CriterionOutcome {
                     id: criterion.id.clone(),
                     category: match criterion.category {
                         CriterionCategory::Inclusion => "inclusion",
@@ -167,7 +169,7 @@ pub fn subject_eligibility(protocol: &Protocol, subject: &Subject) -> pb::Subjec
 
 /// Eligibility over every enrolled subject of `study` under `protocol`: n/N eligible and, per
 /// criterion, how many subjects have each verdict.
-pub fn cohort_eligibility(protocol: &Protocol, study: &Study) -> pb::EligibilityTable {
+pub fn cohort_eligibility(protocol: &Protocol, study: &Study) -> EligibilityTable {
     let reports: Vec<EligibilityReport> = study
         .subjects
         .values()
@@ -180,7 +182,7 @@ pub fn cohort_eligibility(protocol: &Protocol, study: &Study) -> pb::Eligibility
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     };
-    pb::EligibilityTable {
+    EligibilityTable {
         protocol: protocol.reference().to_string(),
         protocol_version: protocol.version(),
         subjects: u32::try_from(reports.len()).unwrap_or(u32::MAX),
@@ -204,7 +206,7 @@ pub fn cohort_eligibility(protocol: &Protocol, study: &Study) -> pb::Eligibility
                         .count();
                     u32::try_from(n).unwrap_or(u32::MAX)
                 };
-                pb::CriterionCounts {
+                CriterionCounts {
                     id: criterion.id.clone(),
                     text: criterion.text.clone(),
                     met: count(Verdict::Met),

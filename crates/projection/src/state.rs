@@ -15,7 +15,7 @@ use myolog_domain::event::{
 use myolog_domain::protocol::{Blinding, Protocol, ProtocolHistory, VisitScheduleError};
 use myolog_domain::visit::{Population, VisitAssessments};
 
-use crate::error::Violation;
+use crate::Violation;
 
 /// A study as registered.
 #[derive(Debug, Clone)]

@@ -1,18 +1,19 @@
 //! Outcomes from the projection: per subject x visit with the scoring crate against the subject's
 //! baseline visit, and per cohort x visit with the statistics module (DOI responders with
-//! Clopper-Pearson CI, TIS categories, CDASI activity baseline vs visit with paired t and Wilcoxon).
+//! Clopper-Pearson CI, TIS categories, CDASI activity baseline vs visit with paired t and Wilcoxon),
+//! all under the protocol version in force (or one a read asks for), as the typed values of
+//! [`crate::report`].
 
 use std::collections::BTreeMap;
 
 use myolog_domain::event::{StudyId, SubjectId, VisitId};
 use myolog_domain::visit::{Population, VisitAssessments};
-use myolog_proto::v1 as pb;
 use myolog_scoring::stats::{self, Outcome, WilcoxonOptions};
 
 use myolog_domain::Decimal;
 use myolog_domain::event::{ClinicalDate, Dose};
 use myolog_domain::protocol::{
-    AttendedVisit, FollowupVisit, GlucocorticoidRecord, Protocol, ResponderStatus, VisitTiming,
+    AttendedVisit, FollowupVisit, GlucocorticoidRecord, Protocol, VisitTiming,
     protocol_day,
 };
 use myolog_scoring::protocol_eval::{
@@ -20,8 +21,15 @@ use myolog_scoring::protocol_eval::{
     evaluate_endpoint,
 };
 
-use crate::projection::{Study, Subject, Visit, baseline_of, followups, protocol_arm};
-use crate::scored::{Scored, baseline_case, score, score_followup};
+use crate::report::{
+    CohortOutcomes, CohortVisit, EndpointOutcome, PairedComparison, Proportion, Summary,
+    TisCategories, VisitOutcome, VisitSchedule,
+};
+use crate::score::{baseline_case, score, score_followup};
+use crate::state::{Study, Subject, Visit, baseline_of, followups, protocol_arm};
+use myolog_scoring::CaseOutcome;
+use myolog_scoring::doi::DoiStatus;
+use myolog_scoring::tis::{TisCategory, TisStatus};
 
 /// The population whose thresholds apply to a subject.
 pub fn population_of(study: &Study, subject: &Subject) -> Population {
@@ -42,7 +50,7 @@ pub fn subject_outcomes(
     subject_id: &SubjectId,
     subject: &Subject,
     as_of: u64,
-) -> Vec<pb::VisitOutcome> {
+) -> Vec<VisitOutcome> {
     subject_outcomes_under(
         protocol_in_force(study),
         study_id,
@@ -62,7 +70,7 @@ pub fn subject_outcomes_under(
     subject_id: &SubjectId,
     subject: &Subject,
     as_of: u64,
-) -> Vec<pb::VisitOutcome> {
+) -> Vec<VisitOutcome> {
     let Some((baseline_id, baseline)) = baseline_of(study, subject) else {
         return Vec::new();
     };
@@ -100,7 +108,7 @@ pub fn one_visit_outcome(
     subject: &Subject,
     visit_id: &VisitId,
     as_of: u64,
-) -> Option<pb::VisitOutcome> {
+) -> Option<VisitOutcome> {
     let (baseline_id, baseline) = baseline_of(study, subject)?;
     if baseline_id == visit_id {
         return None;
@@ -134,7 +142,7 @@ pub fn schedule_of(
     subject: &Subject,
     visit_id: &VisitId,
     visit: &Visit,
-) -> Option<pb::VisitSchedule> {
+) -> Option<VisitSchedule> {
     schedule_under(study.protocol.as_ref()?.current(), subject, visit_id, visit)
 }
 
@@ -145,7 +153,7 @@ pub fn schedule_under(
     subject: &Subject,
     visit_id: &VisitId,
     visit: &Visit,
-) -> Option<pb::VisitSchedule> {
+) -> Option<VisitSchedule> {
     let encounter = protocol.encounter(visit_id.as_str())?;
     let day = protocol_day(subject.enrolled_on, visit.first_date?);
     // A multi-arm subject whose arm is not yet known is placed by the encounter's own window.
@@ -186,7 +194,7 @@ pub fn schedule_under(
             ),
         ),
     };
-    Some(pb::VisitSchedule {
+    Some(VisitSchedule {
         protocol: protocol.reference().to_string(),
         protocol_version: protocol.version(),
         encounter: encounter.id.clone(),
@@ -205,20 +213,17 @@ fn visit_outcome(
     subject_id: &SubjectId,
     visit_id: &VisitId,
     baseline_id: &VisitId,
-    date: Option<myolog_domain::event::ClinicalDate>,
-    scored: Scored,
+    date: Option<ClinicalDate>,
+    result: CaseOutcome,
     as_of: u64,
-) -> pb::VisitOutcome {
-    pb::VisitOutcome {
-        study_id: study_id.to_string(),
-        subject_id: subject_id.to_string(),
-        visit_id: visit_id.to_string(),
-        baseline_visit_id: baseline_id.to_string(),
-        clinical_date: date.map(|d| d.to_string()).unwrap_or_default(),
-        doi: Some(scored.doi),
-        tis: Some(scored.tis),
-        cdasi: scored.cdasi,
-        result_json: scored.json,
+) -> VisitOutcome {
+    VisitOutcome {
+        study_id: study_id.clone(),
+        subject_id: subject_id.clone(),
+        visit_id: visit_id.clone(),
+        baseline_visit_id: baseline_id.clone(),
+        clinical_date: date,
+        result,
         as_of_sequence: as_of,
         schedule: None,
         endpoints: Vec::new(),
@@ -279,7 +284,7 @@ fn endpoint_results(protocol: &Protocol, subject: &Subject) -> Vec<EndpointResul
 }
 
 /// The protocol's endpoints for one subject (GetSubject), under the protocol version in force.
-pub fn subject_endpoints(study: &Study, subject: &Subject) -> Vec<pb::EndpointOutcome> {
+pub fn subject_endpoints(study: &Study, subject: &Subject) -> Vec<EndpointOutcome> {
     let Some(history) = &study.protocol else {
         return Vec::new();
     };
@@ -288,69 +293,26 @@ pub fn subject_endpoints(study: &Study, subject: &Subject) -> Vec<pb::EndpointOu
 
 /// The protocol's endpoints for one subject under a given protocol version (GetSubject asked for
 /// an earlier one).
-pub fn subject_endpoints_under(protocol: &Protocol, subject: &Subject) -> Vec<pb::EndpointOutcome> {
+pub fn subject_endpoints_under(protocol: &Protocol, subject: &Subject) -> Vec<EndpointOutcome> {
     endpoint_results(protocol, subject)
-        .iter()
-        .map(|result| pb::EndpointOutcome {
-            protocol: result.protocol.to_string(),
-            protocol_version: result.protocol.version,
-            endpoint: result.endpoint.clone(),
-            responder: match result.responder {
-                Some(ResponderStatus::Responder) => "responder",
-                Some(ResponderStatus::NonResponder) => "non_responder",
-                Some(ResponderStatus::NotEvaluable) => "not_evaluable",
-                Some(ResponderStatus::Missing) => "missing",
-                None => "",
-            }
-            .to_string(),
-            counts_as_responder: result.counts_as_responder,
+        .into_iter()
+        .map(|result| EndpointOutcome {
             deviation: matches!(
                 &result.visits.followup,
                 FollowupVisit::Found { timing, .. } if timing.is_deviation()
             ),
-            result_json: serde_json::to_string(result).unwrap_or_default(),
+            result,
         })
         .collect()
 }
 
-/// One table per protocol endpoint over every enrolled subject (GetCohort).
-pub fn cohort_endpoints(study: &Study) -> Vec<pb::EndpointTable> {
-    let Some(history) = &study.protocol else {
-        return Vec::new();
-    };
-    cohort_endpoints_under(history.current(), study)
-}
-
-/// [`cohort_endpoints`] under a given protocol version (GetCohort asked for an earlier one), each
-/// table with its per-arm tables (see [`endpoint_tables_under`]).
-pub fn cohort_endpoints_under(protocol: &Protocol, study: &Study) -> Vec<pb::EndpointTable> {
-    endpoint_tables_under(protocol, study)
-        .iter()
-        .map(|armed| {
-            let mut table = endpoint_table(&armed.pooled);
-            table.arms = armed
-                .arms
-                .iter()
-                .map(|(arm, cohort)| {
-                    let arm_table = endpoint_table(cohort);
-                    pb::EndpointArmTable {
-                        arm: arm.clone(),
-                        subjects: arm_table.subjects,
-                        missing: arm_table.missing,
-                        not_evaluable: arm_table.not_evaluable,
-                        deviations: arm_table.deviations,
-                        responders: arm_table.responders,
-                        table_json: arm_table.table_json,
-                    }
-                })
-                .collect();
-            table
-        })
-        .collect()
+/// One table per protocol endpoint over every enrolled subject (GetCohort), with its per-arm tables.
+pub fn cohort_endpoints(study: &Study) -> Vec<ArmedEndpointTable> {
+    endpoint_tables(study)
 }
 
 /// One protocol endpoint tabulated over every enrolled subject and over each arm's subjects.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ArmedEndpointTable {
     pub pooled: EndpointCohort,
     /// Per arm of the protocol, in protocol order: (arm code, the table over its subjects).
@@ -397,46 +359,21 @@ pub fn endpoint_tables_under(protocol: &Protocol, study: &Study) -> Vec<ArmedEnd
         .collect()
 }
 
-/// One tabulated endpoint on the wire (without its per-arm tables).
-fn endpoint_table(table: &EndpointCohort) -> pb::EndpointTable {
-    pb::EndpointTable {
-        protocol: table.protocol.to_string(),
-        endpoint: table.endpoint.clone(),
-        subjects: u32::try_from(table.subjects).unwrap_or(u32::MAX),
-        missing: u32::try_from(table.missing).unwrap_or(u32::MAX),
-        not_evaluable: u32::try_from(table.not_evaluable).unwrap_or(u32::MAX),
-        deviations: u32::try_from(table.deviations).unwrap_or(u32::MAX),
-        responders: table.responders.as_ref().map(|outcome| {
-            outcome
-                .value()
-                .map(|p| pb::Proportion {
-                    responders: u32::try_from(p.responders).unwrap_or(u32::MAX),
-                    total: u32::try_from(p.n).unwrap_or(u32::MAX),
-                    ci_low: p.ci_lower,
-                    ci_high: p.ci_upper,
-                })
-                .unwrap_or_default()
-        }),
-        table_json: serde_json::to_string(table).unwrap_or_default(),
-        arms: Vec::new(),
-    }
-}
-
 /// Scores one subject at one visit directly (what the service reports for a study without a
 /// protocol), for tests and tools.
 pub fn score_visit(
     population: Population,
     baseline: &VisitAssessments,
     followup: &VisitAssessments,
-) -> Scored {
+) -> CaseOutcome {
     score(population, None, baseline, followup)
 }
 
-fn proportion(responders: u64, total: u64) -> pb::Proportion {
+fn proportion(responders: u64, total: u64) -> Proportion {
     let (ci_low, ci_high) = stats::responder_proportion(responders, total)
         .map(|p| (p.ci_lower, p.ci_upper))
         .unwrap_or((0.0, 0.0));
-    pb::Proportion {
+    Proportion {
         responders: u32::try_from(responders).unwrap_or(u32::MAX),
         total: u32::try_from(total).unwrap_or(u32::MAX),
         ci_low,
@@ -444,9 +381,9 @@ fn proportion(responders: u64, total: u64) -> pb::Proportion {
     }
 }
 
-fn summary(outcome: &Outcome<stats::Summary>) -> pb::Summary {
+fn summary(outcome: &Outcome<stats::Summary>) -> Summary {
     match outcome.value() {
-        Some(s) => pb::Summary {
+        Some(s) => Summary {
             n: u32::try_from(s.n).unwrap_or(u32::MAX),
             mean: s.mean,
             sd: s.sd.unwrap_or(0.0),
@@ -454,14 +391,14 @@ fn summary(outcome: &Outcome<stats::Summary>) -> pb::Summary {
             q1: s.q1,
             q3: s.q3,
         },
-        None => pb::Summary::default(),
+        None => Summary::default(),
     }
 }
 
-fn paired(before: &[f64], after: &[f64]) -> pb::PairedComparison {
+fn paired(before: &[f64], after: &[f64]) -> PairedComparison {
     let n = u32::try_from(before.len()).unwrap_or(u32::MAX);
     match stats::paired_comparison(before, after, WilcoxonOptions::default()) {
-        Ok(c) => pb::PairedComparison {
+        Ok(c) => PairedComparison {
             n,
             baseline: Some(summary(&c.baseline)),
             visit: Some(summary(&c.followup)),
@@ -474,7 +411,7 @@ fn paired(before: &[f64], after: &[f64]) -> pb::PairedComparison {
                 .map(|w| w.method.to_string())
                 .unwrap_or_default(),
         },
-        Err(_) => pb::PairedComparison {
+        Err(_) => PairedComparison {
             n,
             ..Default::default()
         },
@@ -488,7 +425,7 @@ pub fn cohort(
     study: &Study,
     only_visit: Option<&str>,
     as_of: u64,
-) -> pb::CohortOutcomes {
+) -> CohortOutcomes {
     cohort_under(protocol_in_force(study), study_id, study, only_visit, as_of)
 }
 
@@ -500,7 +437,7 @@ pub fn cohort_under(
     study: &Study,
     only_visit: Option<&str>,
     as_of: u64,
-) -> pb::CohortOutcomes {
+) -> CohortOutcomes {
     let mut per_visit: BTreeMap<VisitId, VisitResults<'_>> = BTreeMap::new();
     for subject in study.subjects.values() {
         let Some((_, baseline)) = baseline_of(study, subject) else {
@@ -552,7 +489,7 @@ pub fn cohort_under(
             .into_iter()
             .collect(),
     };
-    pb::CohortOutcomes {
+    CohortOutcomes {
         study_id: study_id.to_string(),
         enrolled: u32::try_from(study.subjects.len()).unwrap_or(u32::MAX),
         visits: visits
@@ -567,7 +504,7 @@ pub fn cohort_under(
                             .iter()
                             .filter(|(on, _)| on == &Some(*arm))
                             .map(|(_, s)| s);
-                        pb::CohortVisit {
+                        CohortVisit {
                             arm: (*arm).to_string(),
                             ..cohort_visit(id, on_arm)
                         }
@@ -577,7 +514,7 @@ pub fn cohort_under(
             })
             .collect(),
         endpoints: protocol
-            .map(|protocol| cohort_endpoints_under(protocol, study))
+            .map(|protocol| endpoint_tables_under(protocol, study))
             .unwrap_or_default(),
         eligibility: protocol
             .map(|protocol| crate::eligibility::cohort_eligibility(protocol, study)),
@@ -588,34 +525,36 @@ pub fn cohort_under(
 /// One visit's earliest date and each subject's arm (`None`: not known) and scored result.
 type VisitResults<'a> = (
     Option<myolog_domain::event::ClinicalDate>,
-    Vec<(Option<&'a str>, Scored)>,
+    Vec<(Option<&'a str>, CaseOutcome)>,
 );
 
 /// The statistics of one visit over the given subjects' results (without per-arm tables).
 fn cohort_visit<'a>(
     visit_id: &VisitId,
-    scored: impl IntoIterator<Item = &'a Scored>,
-) -> pb::CohortVisit {
-    let scored: Vec<&Scored> = scored.into_iter().collect();
+    scored: impl IntoIterator<Item = &'a CaseOutcome>,
+) -> CohortVisit {
+    let scored: Vec<&CaseOutcome> = scored.into_iter().collect();
     let doi_met = scored
         .iter()
-        .filter(|s| s.doi.status == pb::DoiStatus::Met as i32)
+        .filter(|s| s.doi.status == DoiStatus::Met)
         .count() as u64;
     let doi_evaluable = scored
         .iter()
         .filter(|s| {
-            s.doi.status == pb::DoiStatus::Met as i32
-                || s.doi.status == pb::DoiStatus::NotMet as i32
+            s.doi.status == DoiStatus::Met || s.doi.status == DoiStatus::NotMet
         })
         .count() as u64;
-    let mut tis = pb::TisCategories::default();
-    for s in scored.iter().filter(|s| s.tis.evaluable) {
+    let mut tis = TisCategories::default();
+    for s in scored
+        .iter()
+        .filter(|s| s.tis.status == TisStatus::Evaluable)
+    {
         tis.evaluable += 1;
-        match pb::TisCategory::try_from(s.tis.category).unwrap_or(pb::TisCategory::Unspecified) {
-            pb::TisCategory::None | pb::TisCategory::Unspecified => tis.none += 1,
-            pb::TisCategory::Minimal => tis.minimal += 1,
-            pb::TisCategory::Moderate => tis.moderate += 1,
-            pb::TisCategory::Major => tis.major += 1,
+        match s.tis.category {
+            Some(TisCategory::None) | None => tis.none += 1,
+            Some(TisCategory::Minimal) => tis.minimal += 1,
+            Some(TisCategory::Moderate) => tis.moderate += 1,
+            Some(TisCategory::Major) => tis.major += 1,
         }
     }
     tis.at_least_minimal = Some(proportion(
@@ -627,16 +566,16 @@ fn cohort_visit<'a>(
         .filter_map(|s| {
             let c = s.cdasi.as_ref()?;
             Some((
-                f64::from(c.baseline_activity?),
-                f64::from(c.followup_activity?),
-                c.mcid_reached,
+                f64::from(c.baseline?.activity),
+                f64::from(c.followup?.activity),
+                c.mcid_reached.unwrap_or(false),
             ))
         })
         .collect();
     let before: Vec<f64> = pairs.iter().map(|p| p.0).collect();
     let after: Vec<f64> = pairs.iter().map(|p| p.1).collect();
     let mcid = pairs.iter().filter(|p| p.2).count() as u64;
-    pb::CohortVisit {
+    CohortVisit {
         visit_id: visit_id.to_string(),
         subjects: u32::try_from(scored.len()).unwrap_or(u32::MAX),
         doi_responders: Some(proportion(doi_met, doi_evaluable)),

@@ -1,0 +1,8 @@
+//! The only mapping between the protobuf contract (`myolog-proto`) and the domain: requests to
+//! validated domain events with field-path violations, stored payloads to events and back, and the
+//! typed outcomes of `myolog-projection` to the answers' messages.
+//!
+//! It holds no state and does no IO; it is not the service (no tonic) and it decides nothing
+//! clinical: every rule it applies is the domain's or the scoring crate's.
+
+pub mod outcome;
