@@ -11,7 +11,7 @@ use myolog_proto::v1::ingest_client::IngestClient;
 use myolog_proto::v1::outcomes_client::OutcomesClient;
 use myolog_server::app::AppConfig;
 use myolog_server::server::{self, Running};
-use myolog_server::synth::{self, Cohort, VISITS};
+use myolog_synth::{self as synth, Cohort, VISITS};
 use tonic::transport::Channel;
 
 /// Starts a server on an OS-chosen loopback port over the log in `dir`.
@@ -154,8 +154,8 @@ pub fn issue_token_for_sites(
     studies: &[&str],
     sites: &[&str],
 ) -> String {
-    myolog_server::auth::commands::issue(
-        &myolog_server::auth::commands::IssueArgs {
+    myolog_cli::token::issue(
+        &myolog_cli::token::IssueArgs {
             principal: principal.into(),
             role: role.into(),
             studies: studies.iter().map(|s| s.to_string()).collect(),

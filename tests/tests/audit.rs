@@ -5,12 +5,12 @@
 
 use std::collections::BTreeMap;
 
+use myolog_audit::progress::Progress;
+use myolog_audit::replay::{self, AsOf, Format};
+use myolog_audit::{adam, export};
+use myolog_cli::audit::open_log;
 use myolog_proto::v1 as pb;
-use myolog_server::audit::commands::open_log;
-use myolog_server::audit::progress::Progress;
-use myolog_server::audit::replay::{self, AsOf, Format};
-use myolog_server::audit::{adam, export};
-use myolog_server::synth::Cohort;
+use myolog_synth::Cohort;
 use myolog_tests::{Clients, cohort_batches, start};
 
 const SEED: u64 = 2017;

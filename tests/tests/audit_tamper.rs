@@ -2,12 +2,12 @@
 //! raw sled, as no API can). Verification must fail and name that first bad sequence, over gRPC
 //! (`Audit.Verify`) and in the storage report `myolog verify` prints; the intact prefix still replays.
 
+use myolog_audit::progress::Progress;
+use myolog_audit::replay::{self, AsOf};
+use myolog_cli::audit::open_log;
 use myolog_proto::v1 as pb;
-use myolog_server::audit::commands::open_log;
-use myolog_server::audit::progress::Progress;
-use myolog_server::audit::replay::{self, AsOf};
-use myolog_server::synth::Cohort;
 use myolog_storage::format;
+use myolog_synth::Cohort;
 use myolog_tests::{Clients, cohort_batches, start};
 
 /// Opens the directory with raw sled, retrying while the log's own handle lets go of the file lock.
@@ -82,10 +82,10 @@ async fn a_tampered_event_is_named_by_verify_and_the_prefix_still_replays() {
 
     drop(log);
     // `myolog verify` exits 3 on damage (its report, printed, is the one checked above).
-    let args = myolog_server::cli::VerifyArgs {
+    let args = myolog_cli::command::VerifyArgs {
         data: dir.path().to_path_buf(),
     };
-    let exit = tokio::task::spawn_blocking(move || myolog_server::cli::verify(&args))
+    let exit = tokio::task::spawn_blocking(move || myolog_cli::command::verify(&args))
         .await
         .expect("verify task");
     assert_eq!(exit, std::process::ExitCode::from(3));

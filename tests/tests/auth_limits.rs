@@ -8,16 +8,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use myolog_cli::token::{IssueArgs, issue};
 use myolog_proto::v1 as pb;
 use myolog_proto::v1::audit_client::AuditClient;
 use myolog_proto::v1::ingest_client::IngestClient;
 use myolog_proto::v1::outcomes_client::OutcomesClient;
 use myolog_server::app::AppConfig;
-use myolog_server::auth::commands::{IssueArgs, issue};
 use myolog_server::auth::limits::Limits;
 use myolog_server::auth::{Auth, now_unix_nanos};
 use myolog_server::server;
-use myolog_server::synth::{Cohort, STUDY};
+use myolog_synth::{Cohort, STUDY};
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 

@@ -9,19 +9,19 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use myolog_cli::client::{ConnectError, ServerTls};
+use myolog_cli::command::DemoArgs;
+use myolog_cli::demo::{self, DemoError};
+use myolog_cli::study::{self, RegisterArgs, StudyError};
+use myolog_cli::token::{IssueArgs, issue};
 use myolog_proto::v1 as pb;
 use myolog_proto::v1::audit_client::AuditClient;
 use myolog_proto::v1::ingest_client::IngestClient;
 use myolog_server::app::AppConfig;
-use myolog_server::auth::client::{ConnectError, ServerTls};
-use myolog_server::auth::commands::{IssueArgs, issue};
 use myolog_server::auth::tls::{TlsFiles, subject_common_name};
 use myolog_server::auth::{Auth, now_unix_nanos};
-use myolog_server::cli::DemoArgs;
-use myolog_server::demo::{self, DemoError};
 use myolog_server::server;
-use myolog_server::study_cli::{self, RegisterArgs, StudyError};
-use myolog_server::synth::{Cohort, STUDY};
+use myolog_synth::{Cohort, STUDY};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Code, Request};
@@ -348,10 +348,9 @@ async fn tls_with_tokens_and_with_client_certificates() {
             ca: ca.map(Path::to_path_buf),
             server_name: server_name.map(str::to_string),
         };
-        let result =
-            myolog_server::healthcheck::check(&addr, &tls, std::time::Duration::from_secs(5))
-                .await
-                .map_err(|error| error.to_string());
+        let result = myolog_cli::healthcheck::check(&addr, &tls, std::time::Duration::from_secs(5))
+            .await
+            .map_err(|error| error.to_string());
         match (&result, expected) {
             (Ok(()), Ok(())) => {}
             (Err(error), Err(start)) if error.starts_with(start) => {}
@@ -379,7 +378,7 @@ async fn tls_with_tokens_and_with_client_certificates() {
             event_id: None,
             tls: tls.clone(),
         };
-        let registered = study_cli::register(&register, &mut Vec::new()).await;
+        let registered = study::register(&register, &mut Vec::new()).await;
         let outcomes = demo::print_outcomes(&url, &tls, STUDY, "W12", None, &mut Vec::new()).await;
         let demo_args = DemoArgs {
             data: None,

@@ -15,7 +15,7 @@ use myolog_proto::v1::outcomes_client::OutcomesClient;
 use myolog_server::app::AppConfig;
 use myolog_server::auth::Auth;
 use myolog_server::server::{self, Running};
-use myolog_server::synth::{Cohort, STIR_ARM, STUDY, subject_id};
+use myolog_synth::{Cohort, STIR_ARM, STUDY, subject_id};
 use myolog_tests::issue_token;
 use tonic::transport::Channel;
 use tonic::{Code, Request};

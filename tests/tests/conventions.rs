@@ -9,13 +9,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use myolog_cli::audit::OutputFormat as Format;
+use myolog_cli::audit::{AsOfArgs, ExportArgs, ReplayArgs, What, run_export, run_replay};
+use myolog_cli::study::{self, RegisterArgs};
 use myolog_proto::v1 as pb;
-use myolog_server::audit::commands::{
-    AsOfArgs, ExportArgs, ReplayArgs, What, run_export, run_replay,
-};
-use myolog_server::audit::replay::Format;
-use myolog_server::study_cli::{self, RegisterArgs};
-use myolog_server::synth;
+use myolog_synth as synth;
 use myolog_tests::{Clients, start};
 use pb::assessment_recorded::Instrument;
 use serde_json::Value;
@@ -201,7 +199,7 @@ async fn register(file: &Path, url: String, amend: bool) {
         event_id: None,
         tls: Default::default(),
     };
-    study_cli::register(&args, &mut Vec::new())
+    study::register(&args, &mut Vec::new())
         .await
         .expect("register");
 }

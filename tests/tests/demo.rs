@@ -3,8 +3,8 @@
 //! restarted server serves with the same outcomes, which `myolog outcomes` prints with each
 //! subject's eligibility.
 
-use myolog_server::cli::DemoArgs;
-use myolog_server::synth::{self, PRIMARY_VISIT};
+use myolog_cli::command::DemoArgs;
+use myolog_synth::{self as synth, PRIMARY_VISIT};
 use myolog_tests::{Clients, start};
 
 /// The demo registers STIR's protocol, so its visits carry STIR's encounter ids.
@@ -25,7 +25,7 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         tls: Default::default(),
     };
     let mut out = Vec::new();
-    myolog_server::demo::run(&args, &mut out)
+    myolog_cli::demo::run(&args, &mut out)
         .await
         .expect("demo runs");
     let text = String::from_utf8(out).expect("utf-8");
@@ -80,7 +80,7 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
     // `myolog outcomes` on that server: the demo's week-12 tables, then the same eligibility table
     // and each subject's verdict with the criteria that decide it.
     let mut out = Vec::new();
-    myolog_server::demo::print_outcomes(
+    myolog_cli::demo::print_outcomes(
         &server.url(),
         &Default::default(),
         synth::STUDY,

@@ -7,10 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use myolog_server::audit::commands::{
-    AsOfArgs, ExportArgs, ReplayArgs, What, run_export, run_replay,
-};
-use myolog_server::audit::replay::Format;
+use myolog_cli::audit::OutputFormat as Format;
+use myolog_cli::audit::{AsOfArgs, ExportArgs, ReplayArgs, What, run_export, run_replay};
 
 fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -11,9 +11,9 @@ use myolog_domain::conventions::ScoringConventions;
 use myolog_domain::event::EventBody;
 use myolog_domain::visit::{Population, VisitAssessments};
 use myolog_proto::v1 as pb;
-use myolog_server::synth::{self, Cohort, PRIMARY_VISIT, STUDY};
-use myolog_server::wire;
+use myolog_synth::{self as synth, Cohort, PRIMARY_VISIT, STUDY};
 use myolog_tests::{Clients, cohort_batches, start, violation_fields};
+use myolog_wire as wire;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -566,7 +566,7 @@ async fn health_is_serving_and_reflection_lists_the_services() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start(dir.path()).await;
-    myolog_server::healthcheck::check(&server.url(), &Default::default(), Duration::from_secs(5))
+    myolog_cli::healthcheck::check(&server.url(), &Default::default(), Duration::from_secs(5))
         .await
         .expect("SERVING");
 
@@ -626,7 +626,7 @@ async fn health_is_serving_and_reflection_lists_the_services() {
     let url = server.url();
     server.stop().await.expect("stops");
     assert!(
-        myolog_server::healthcheck::check(&url, &Default::default(), Duration::from_secs(2))
+        myolog_cli::healthcheck::check(&url, &Default::default(), Duration::from_secs(2))
             .await
             .is_err(),
         "not SERVING once stopped"

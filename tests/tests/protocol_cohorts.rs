@@ -23,10 +23,10 @@
 
 use std::path::{Path, PathBuf};
 
+use myolog_cli::study::{self, RegisterArgs};
 use myolog_proto::v1 as pb;
 use myolog_server::server::Running;
-use myolog_server::study_cli::{self, RegisterArgs};
-use myolog_server::synth;
+use myolog_synth as synth;
 use myolog_tests::{Clients, start};
 use pb::assessment_recorded::Instrument;
 use tonic_types::StatusExt;
@@ -404,7 +404,7 @@ async fn registered(dir: &Path, trial: &Trial) -> (Running, Clients) {
         event_id: None,
         tls: Default::default(),
     };
-    study_cli::register(&register, &mut Vec::new())
+    study::register(&register, &mut Vec::new())
         .await
         .expect("register");
     (server, clients)
@@ -794,7 +794,7 @@ async fn check(trial: Trial, expected: Expected) {
     assert_eq!(chosen, wanted, "{} per-arm tables", trial.study);
     // `myolog outcomes` prints each arm's row under its endpoint when there is more than one arm.
     let mut printed = Vec::new();
-    myolog_server::demo::print_outcomes(
+    myolog_cli::demo::print_outcomes(
         &server.url(),
         &Default::default(),
         trial.study,
@@ -896,25 +896,21 @@ async fn check(trial: Trial, expected: Expected) {
 
     // The ADaM dataset replayed from the log: every row carries its subject's ARMCD and the
     // protocol's name for that arm (the arm rows of the per-arm tables above).
-    let log = myolog_server::audit::commands::open_log(dir.path()).expect("log opens");
-    let replayed = myolog_server::audit::replay::project(
+    let log = myolog_cli::audit::open_log(dir.path()).expect("log opens");
+    let replayed = myolog_audit::replay::project(
         &log,
-        myolog_server::audit::replay::AsOf::Head,
-        &mut myolog_server::audit::progress::Progress::hidden(),
+        myolog_audit::replay::AsOf::Head,
+        &mut myolog_audit::progress::Progress::hidden(),
     )
     .expect("replay");
-    let dataset = myolog_server::audit::adam::rows(&replayed);
+    let dataset = myolog_audit::adam::rows(&replayed);
     let arm_names = arm_names(trial.file);
 
     // `myolog replay --cohort`: per visit, the row of every subject and then one per arm with
     // data there, each with the served per-visit statistics and its own enrolled count.
     let mut csv = Vec::new();
-    myolog_server::audit::replay::write_cohorts(
-        &replayed,
-        myolog_server::audit::replay::Format::Csv,
-        &mut csv,
-    )
-    .expect("cohort CSV");
+    myolog_audit::replay::write_cohorts(&replayed, myolog_audit::replay::Format::Csv, &mut csv)
+        .expect("cohort CSV");
     let csv = String::from_utf8(csv).expect("utf-8");
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
@@ -984,7 +980,7 @@ async fn check(trial: Trial, expected: Expected) {
 
     // The report: with more than one arm, each responder endpoint's table has one row per arm
     // with the served arm table's n/N; a single arm adds none.
-    let html = myolog_server::audit::report::render(&replayed);
+    let html = myolog_audit::report::render(&replayed);
     let arm_rows: Vec<String> = cohort
         .endpoints
         .iter()
@@ -1992,7 +1988,7 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
     // Amendment 1 (v2): IN02 >= 3, W12 window to day 98.
     let amended = dir.path().join("stir-v2.toml");
     std::fs::write(&amended, stir_v2()).expect("write v2");
-    study_cli::register(
+    study::register(
         &RegisterArgs {
             file: amended,
             addr: server.url(),

@@ -10,9 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use myolog_cli::study::{self, RegisterArgs, StudyArgs, StudyCommand};
 use myolog_proto::v1 as pb;
-use myolog_server::study_cli::{self, RegisterArgs, StudyArgs, StudyCommand};
-use myolog_server::synth::{self, Cohort};
+use myolog_synth::{self as synth, Cohort};
 use myolog_tests::{Clients, start};
 use tonic_types::StatusExt;
 
@@ -27,7 +27,7 @@ fn stir_text() -> String {
 }
 
 fn validate_exit(file: &Path) -> ExitCode {
-    study_cli::run(&StudyArgs {
+    study::run(&StudyArgs {
         command: StudyCommand::Validate {
             file: file.to_path_buf(),
         },
@@ -53,7 +53,7 @@ fn study_validate_summarises_each_protocol_file() {
     for (file, first_line) in cases {
         let path = protocol_path(file);
         let mut out = Vec::new();
-        study_cli::validate(&path, &mut out).expect(file);
+        study::validate(&path, &mut out).expect(file);
         let text = String::from_utf8(out).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], format!("{}: valid", path.display()), "{file}");
@@ -95,7 +95,7 @@ fn study_validate_names_the_file_and_key_path_of_each_error_and_exits_1() {
         );
         let path = dir.path().join("broken.toml");
         std::fs::write(&path, stir.replacen(from, to, 1)).expect("write");
-        let error = study_cli::validate(&path, &mut Vec::new()).expect_err(what);
+        let error = study::validate(&path, &mut Vec::new()).expect_err(what);
         let message = error.to_string();
         let line = format!("{}: {expected}", path.display());
         assert!(
@@ -112,7 +112,7 @@ fn study_validate_names_the_file_and_key_path_of_each_error_and_exits_1() {
 fn study_export_writes_the_four_trial_design_datasets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tdm = dir.path().join("tdm");
-    study_cli::export(&protocol_path("stir.toml"), &tdm, &mut Vec::new()).expect("export");
+    study::export(&protocol_path("stir.toml"), &tdm, &mut Vec::new()).expect("export");
     let cases = [
         (
             "ta.csv",
@@ -212,7 +212,7 @@ async fn stir_registered_visits_checked_deviations_reported_and_amendments_named
     };
     for duplicate in ["", " (already in the log)"] {
         let mut out = Vec::new();
-        study_cli::register(&register, &mut out)
+        study::register(&register, &mut out)
             .await
             .expect("register");
         assert_eq!(
@@ -334,7 +334,7 @@ async fn stir_registered_visits_checked_deviations_reported_and_amendments_named
         ..register.clone()
     };
     let mut out = Vec::new();
-    study_cli::register(&amend, &mut out).await.expect("amend");
+    study::register(&amend, &mut out).await.expect("amend");
     assert!(String::from_utf8(out).expect("utf-8").starts_with(
         "amended study STIR with protocol STIR v2 (stir-v2.toml): event STIR.protocol.v2 sequence "
     ),);
@@ -344,7 +344,7 @@ async fn stir_registered_visits_checked_deviations_reported_and_amendments_named
         event_id: Some("STIR.protocol.v2.again".into()),
         ..amend.clone()
     };
-    let error = study_cli::register(&again, &mut Vec::new())
+    let error = study::register(&again, &mut Vec::new())
         .await
         .expect_err("not the next version");
     assert!(
@@ -591,7 +591,7 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
         tls: Default::default(),
     };
     let mut out = Vec::new();
-    study_cli::register(&register, &mut out)
+    study::register(&register, &mut out)
         .await
         .expect("register");
     assert_eq!(
@@ -651,7 +651,7 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
         event_id: Some("STIR-X.protocol.bird".into()),
         ..register.clone()
     };
-    let error = study_cli::register(&other_trial, &mut Vec::new())
+    let error = study::register(&other_trial, &mut Vec::new())
         .await
         .expect_err("another trial's protocol");
     let error = error.to_string();
@@ -677,7 +677,7 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
             ),
     )
     .expect("write v2");
-    study_cli::register(
+    study::register(
         &RegisterArgs {
             file: amended_path,
             amend: true,
@@ -704,7 +704,7 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
         (Some(1), "STIR v1 registered as STIR-X"),
     ] {
         let mut out = Vec::new();
-        myolog_server::demo::print_outcomes(
+        myolog_cli::demo::print_outcomes(
             &server.url(),
             &Default::default(),
             "STIR-X",
@@ -724,7 +724,7 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
             assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
         }
     }
-    let error = myolog_server::demo::print_outcomes(
+    let error = myolog_cli::demo::print_outcomes(
         &server.url(),
         &Default::default(),
         "STIR-X",
@@ -929,7 +929,7 @@ async fn bird_prednisone_free_from_dose_records_at_the_window_edges() {
         event_id: None,
         tls: Default::default(),
     };
-    study_cli::register(&register, &mut Vec::new())
+    study::register(&register, &mut Vec::new())
         .await
         .expect("register BIRD");
     // (subject, day prednisone stops, whether a 0 mg record is made at W24, responder, counts as)
@@ -1039,7 +1039,7 @@ async fn myojak_delayed_start_baseline_switches_at_the_recorded_first_dose() {
         event_id: None,
         tls: Default::default(),
     };
-    study_cli::register(&register, &mut Vec::new())
+    study::register(&register, &mut Vec::new())
         .await
         .expect("register MYOJAK");
     let mut events = vec![pb::Event {

@@ -13,8 +13,7 @@ use myolog_scoring::stats::{self, Outcome, WilcoxonOptions};
 use myolog_domain::Decimal;
 use myolog_domain::event::{ClinicalDate, Dose};
 use myolog_domain::protocol::{
-    AttendedVisit, FollowupVisit, GlucocorticoidRecord, Protocol, VisitTiming,
-    protocol_day,
+    AttendedVisit, FollowupVisit, GlucocorticoidRecord, Protocol, VisitTiming, protocol_day,
 };
 use myolog_scoring::protocol_eval::{
     EndpointCohort, EndpointResult, RecordedVisit, SubjectRecord, endpoint_cohort,
@@ -540,9 +539,7 @@ fn cohort_visit<'a>(
         .count() as u64;
     let doi_evaluable = scored
         .iter()
-        .filter(|s| {
-            s.doi.status == DoiStatus::Met || s.doi.status == DoiStatus::NotMet
-        })
+        .filter(|s| s.doi.status == DoiStatus::Met || s.doi.status == DoiStatus::NotMet)
         .count() as u64;
     let mut tis = TisCategories::default();
     for s in scored

@@ -4,9 +4,9 @@
 //! maps each onto its protobuf message) and what the audit outputs write, so both read one value.
 
 use myolog_domain::event::{ClinicalDate, StudyId, SubjectId, VisitId};
+use myolog_domain::protocol::ResponderStatus;
 use myolog_scoring::CaseOutcome;
 use myolog_scoring::doi::DoiStatus;
-use myolog_domain::protocol::ResponderStatus;
 use myolog_scoring::protocol_eval::EndpointResult;
 use myolog_scoring::tis::{TisCategory, TisStatus};
 

@@ -15,9 +15,9 @@ use myolog_proto::v1 as pb;
 use myolog_proto::v1::ingest_client::IngestClient;
 use myolog_server::app::{AppConfig, SCHEMA_VERSION};
 use myolog_server::server;
-use myolog_server::synth::{Cohort, STUDY};
-use myolog_server::wire;
 use myolog_storage::{EventLog, ExpectedVersion, LogOptions, NewEvent};
+use myolog_synth::{Cohort, STUDY};
+use myolog_wire as wire;
 use prost::Message;
 use tokio_stream::wrappers::ReceiverStream;
 

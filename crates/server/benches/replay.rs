@@ -1,6 +1,6 @@
 //! Replay to all outcomes against the storage crate's bare scan, in the same run, over the same log.
 //!
-//! The log holds copies of the synthetic STIR-like cohort ([`myolog_server::synth`]), 500 subjects per
+//! The log holds copies of the synthetic STIR-like cohort ([`myolog_synth`]), 500 subjects per
 //! study, up to the requested number of events (about 37 events per subject: enrollment and five
 //! visits of item-level forms), appended through `EventLog::append` exactly as the service stores
 //! them (canonical protobuf payloads). Then, alternating and best of `MYOLOG_BENCH_ROUNDS`:
@@ -19,11 +19,12 @@ use std::hint::black_box;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use myolog_server::audit::progress::Progress;
-use myolog_server::audit::replay::{self, AsOf, Format};
-use myolog_server::synth::{self, Cohort, VISITS};
-use myolog_server::{app, wire};
+use myolog_audit::progress::Progress;
+use myolog_audit::replay::{self, AsOf, Format};
+use myolog_server::app;
 use myolog_storage::{EventLog, ExpectedVersion, LogOptions, NewEvent};
+use myolog_synth::{self as synth, Cohort, VISITS};
+use myolog_wire as wire;
 use prost::Message;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {

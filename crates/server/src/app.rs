@@ -18,11 +18,11 @@ use crate::error::{ServiceError, Violation};
 use crate::metrics::Metrics;
 use myolog_projection::outcome as outcomes;
 use myolog_projection::{Projection, Touched};
+use myolog_wire as wire;
 use myolog_wire::outcome as to_wire;
-use crate::wire;
 
 /// The payload schema version of every event this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub use myolog_wire::stored::SCHEMA_VERSION;
 /// Default recorded-by principal until authentication exists.
 pub const DEFAULT_PRINCIPAL: &str = "edc-default";
 
@@ -244,10 +244,11 @@ impl App {
                     .check_sites(&events, sites)
                     .map_err(ServiceError::PermissionDenied)?;
             }
-            let mut violations =
-                crate::registration::check_protocol_study_ids(&request.events, &events, |id| {
-                    projection.seq_of(id).is_some()
-                });
+            let mut violations = myolog_wire::registration::check_protocol_study_ids(
+                &request.events,
+                &events,
+                |id| projection.seq_of(id).is_some(),
+            );
             violations.extend(projection.check_visits(&events));
             if !violations.is_empty() {
                 return Err(ServiceError::invalid(violations));
@@ -417,20 +418,7 @@ fn amendment_touches(projection: &Projection, event: &Event) -> Vec<Touched> {
         .collect()
 }
 
-/// Decodes a stored payload back to a validated domain event.
+/// Decodes a stored event back to a validated domain event (the payload codec is the wire's).
 pub fn decode_stored(stored: &RecordedEvent) -> Result<Event, String> {
-    if stored.schema_version != SCHEMA_VERSION {
-        return Err(format!(
-            "unsupported payload schema version {}",
-            stored.schema_version
-        ));
-    }
-    let wire_event = pb::Event::decode(stored.payload.as_slice()).map_err(|e| e.to_string())?;
-    wire::event_from_proto(&wire_event, "event").map_err(|violations| {
-        violations
-            .iter()
-            .map(|v| format!("{}: {}", v.field, v.description))
-            .collect::<Vec<_>>()
-            .join("; ")
-    })
+    myolog_wire::stored::decode(stored.schema_version, &stored.payload)
 }

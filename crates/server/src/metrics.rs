@@ -32,14 +32,6 @@ pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 pub const CONTENT_TYPE_OPENMETRICS: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Command-line and environment settings of the metrics endpoint, for `serve` to flatten in.
-#[derive(Debug, Clone, clap::Args)]
-pub struct MetricsArgs {
-    /// Address of the Prometheus metrics endpoint (`GET /metrics`).
-    #[arg(long = "metrics-addr", env = "MYOLOG_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR)]
-    pub metrics_addr: SocketAddr,
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: String,
@@ -310,19 +302,5 @@ mod tests {
 
         stop.send(()).unwrap();
         server.await.unwrap().unwrap();
-    }
-
-    #[test]
-    fn metrics_addr_defaults_to_loopback() {
-        use clap::Parser;
-        #[derive(Debug, Parser)]
-        struct Cli {
-            #[command(flatten)]
-            metrics: MetricsArgs,
-        }
-        let cli = Cli::try_parse_from(["myolog"]).unwrap();
-        assert_eq!(cli.metrics.metrics_addr.to_string(), DEFAULT_METRICS_ADDR);
-        let cli = Cli::try_parse_from(["myolog", "--metrics-addr", "0.0.0.0:9000"]).unwrap();
-        assert_eq!(cli.metrics.metrics_addr.to_string(), "0.0.0.0:9000");
     }
 }

@@ -1,5 +1,5 @@
 //! The tonic service implementations: `Ingest` (Submit, Append), `Outcomes` (GetSubject, GetCohort,
-//! Watch) and `Audit` (ReadEvents, Verify, and Replay from [`crate::audit::grpc`]). Thin: each call
+//! Watch) and `Audit` (ReadEvents, Verify, and Replay from [`crate::audit_service`]). Thin: each call
 //! maps the wire to [`App`] and every error through [`crate::error::to_status`].
 
 use std::pin::Pin;
@@ -404,7 +404,7 @@ impl Audit for Services {
         &self,
         request: Request<pb::ReplayRequest>,
     ) -> Result<Response<Self::ReplayStream>, Status> {
-        let rx = crate::audit::grpc::replay_stream(self.app.log().clone(), &request.into_inner());
+        let rx = crate::audit_service::replay_stream(self.app.log().clone(), &request.into_inner());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 

@@ -23,9 +23,9 @@ use myolog_proto::v1 as pb;
 use myolog_server::app::decode_stored;
 use myolog_server::auth::principals::PrincipalsFile;
 use myolog_server::auth::{tls, tokens};
-use myolog_server::synth::{Cohort, VISITS};
-use myolog_server::wire;
 use myolog_storage::{Hash, RecordedEvent};
+use myolog_synth::{Cohort, VISITS};
+use myolog_wire as wire;
 use proptest::prelude::*;
 use prost::Message;
 

@@ -5,4 +5,9 @@
 //! It holds no state and does no IO; it is not the service (no tonic) and it decides nothing
 //! clinical: every rule it applies is the domain's or the scoring crate's.
 
+pub mod event;
 pub mod outcome;
+pub mod registration;
+pub mod stored;
+
+pub use event::*;

@@ -17,23 +17,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use clap::Args;
 use tonic::Status;
 
-/// Limit settings (flags of `serve`).
-#[derive(Debug, Clone, Copy, PartialEq, Args)]
+/// Limit settings (the `serve` flags of the same names set them).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Largest accepted gRPC message in bytes.
-    #[arg(long, env = "MYOLOG_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_message_bytes: usize,
     /// Most events in one batch (Append or one Submit message).
-    #[arg(long, env = "MYOLOG_MAX_EVENTS_PER_BATCH", default_value_t = 1000)]
     pub max_events_per_batch: usize,
     /// Most concurrent calls (open streams included) per principal.
-    #[arg(long, env = "MYOLOG_MAX_STREAMS_PER_PRINCIPAL", default_value_t = 32)]
     pub max_streams_per_principal: usize,
     /// Calls plus streamed batches per second per principal (0: unlimited).
-    #[arg(long, env = "MYOLOG_RATE_PER_PRINCIPAL", default_value_t = 200)]
     pub rate_per_principal: u32,
 }
 

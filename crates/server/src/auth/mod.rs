@@ -15,8 +15,6 @@
 //! (bearer token or, later, the client certificate) and never from the payload; it becomes the
 //! recorded-by of every event the call appends.
 
-pub mod client;
-pub mod commands;
 pub mod interceptor;
 pub mod limits;
 pub mod permissions;

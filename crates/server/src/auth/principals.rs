@@ -31,7 +31,7 @@ use tonic::Status;
 use super::AuthError;
 use super::permissions::{Grant, Permission, Role};
 use super::tokens::{self, TokenHash};
-use crate::audit::table::parse_rfc3339;
+use myolog_audit::table::parse_rfc3339;
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,4 +1,4 @@
-//! `Audit.Replay` over gRPC: the same [`super::replay`] the command line runs, on the service's open
+//! `Audit.Replay` over gRPC: the same `myolog_audit::replay` the command line runs, on the service's open
 //! log, streamed. The replay runs on the blocking pool (it reads the whole prefix of the log) and
 //! builds its own projection, so it never holds the live projection's lock.
 
@@ -7,9 +7,9 @@ use myolog_storage::{EventLog, Hash};
 use tokio::sync::mpsc;
 use tonic::Status;
 
-use super::AuditError;
-use super::progress::Progress;
-use super::replay::{self, AsOf, ReplayedOutcome};
+use myolog_audit::AuditError;
+use myolog_audit::progress::Progress;
+use myolog_audit::replay::{self, AsOf, ReplayedOutcome};
 
 /// The replay point a request names.
 pub fn as_of(request: &pb::ReplayRequest) -> AsOf {

@@ -8,15 +8,15 @@
 
 use std::fmt::Write;
 
-use myolog_projection::outcome::ArmedEndpointTable;
 use myolog_domain::protocol::Protocol;
+use myolog_projection::outcome::ArmedEndpointTable;
 use myolog_scoring::stats::{Outcome as StatsOutcome, Proportion, Summary};
 use serde_json::Value;
 
 use super::replay::{Replay, ReplayedOutcome, tis_category};
-use myolog_projection::report::{self as reported, CohortOutcomes, CohortVisit, VisitOutcome};
 use super::svg::{self, Bar, DotRow, Series, escape};
 use super::{ENGINE_VERSION, eligibility, endpoints};
+use myolog_projection::report::{self as reported, CohortOutcomes, CohortVisit, VisitOutcome};
 
 /// The visit the report treats as primary when the study has no protocol naming one and has this
 /// visit (the synthetic cohort's week 12); otherwise the last follow-up visit.
@@ -123,7 +123,9 @@ pub fn study_charts(replay: &Replay) -> Vec<StudyCharts> {
                     values[0] = Some(f64::from(base));
                 }
                 if let (Some(i), Some(v)) = (
-                    followups.iter().position(|f| f == r.outcome.visit_id.as_str()),
+                    followups
+                        .iter()
+                        .position(|f| f == r.outcome.visit_id.as_str()),
                     c.followup_activity,
                 ) {
                     values[i + 1] = Some(f64::from(v));
@@ -573,38 +575,22 @@ pub fn render(replay: &Replay) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::app::{App, AppConfig};
-    use crate::audit::commands::open_log;
-    use crate::audit::progress::Progress;
-    use crate::audit::replay::{AsOf, project};
-    use crate::synth::{Cohort, VISITS};
+    use crate::open_log;
+    use crate::progress::Progress;
+    use crate::replay::{AsOf, project};
+    use myolog_synth::Cohort;
 
     const SUBJECTS: usize = 6;
 
-    /// A log holding a small synthetic cohort, written through the service's own ingest path.
-    async fn cohort_log(dir: &std::path::Path, with_protocol: bool) {
-        let app = App::open(AppConfig::new(dir)).await.expect("app opens");
+    /// A log holding a small synthetic cohort, stored as the service stores it.
+    fn cohort_log(dir: &std::path::Path, with_protocol: bool) {
         let cohort = if with_protocol {
             Cohort::new(7, SUBJECTS).with_stir_protocol()
         } else {
             Cohort::new(7, SUBJECTS)
         };
-        app.submit(cohort.enrollment()).await.expect("enrollment");
-        for (visit, _) in VISITS {
-            for index in 0..SUBJECTS {
-                app.submit(cohort.visit_batch(index, visit))
-                    .await
-                    .expect("visit batch");
-            }
-        }
-        // Closing the log joins its writer thread: do it off the async runtime.
-        let app = Arc::try_unwrap(app).expect("sole owner");
-        tokio::task::spawn_blocking(move || drop(app))
-            .await
-            .expect("closed");
+        crate::test_log::cohort_log(dir, &cohort);
     }
 
     fn nodes<'a>(doc: &'a roxmltree::Document<'a>, class: &str) -> Vec<roxmltree::Node<'a, 'a>> {
@@ -619,10 +605,10 @@ mod tests {
             .unwrap_or(f64::NAN)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn report_charts_hold_the_replayed_series() {
+    #[test]
+    fn report_charts_hold_the_replayed_series() {
         let dir = tempfile::tempdir().expect("temp dir");
-        cohort_log(dir.path(), false).await;
+        cohort_log(dir.path(), false);
         let log = open_log(dir.path()).expect("log opens");
         let replay = project(&log, AsOf::Head, &mut Progress::hidden()).expect("replay");
         let outcomes = replay.outcomes();
@@ -717,10 +703,10 @@ mod tests {
         assert_eq!(html, render(&replay));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_primary_visit_comes_from_the_protocol() {
+    #[test]
+    fn the_primary_visit_comes_from_the_protocol() {
         let dir = tempfile::tempdir().expect("temp dir");
-        cohort_log(dir.path(), true).await;
+        cohort_log(dir.path(), true);
         let log = open_log(dir.path()).expect("log opens");
         let replay = project(&log, AsOf::Head, &mut Progress::hidden()).expect("replay");
         let studies = study_charts(&replay);

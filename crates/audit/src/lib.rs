@@ -2,8 +2,11 @@
 //! export the audit trail and an ADaM-style analysis dataset, and draw a self-contained HTML report.
 //!
 //! Everything here is recomputed from the stored events through the same projection and outcome code
-//! the service runs ([`crate::projection`], [`crate::outcomes`]), so an inspector's replay and the
-//! service's live answer cannot drift apart.
+//! the service runs (`myolog-projection`), with events decoded by the same codec (`myolog-wire`), so
+//! an inspector's replay and the service's live answer cannot drift apart.
+//!
+//! It is not the service: no gRPC (the server wraps [`replay`] as `Audit.Replay`), no command line
+//! (the `myolog` binary parses the arguments), and it never writes to the log.
 //!
 //! - [`replay`]: the log up to a sequence or a time, projected and scored; provenance per outcome.
 //! - [`export`]: the audit trail (who, when, what, why, what it supersedes).
@@ -11,19 +14,18 @@
 //! - [`endpoints`], [`eligibility`]: the protocol's endpoints and eligibility, per subject and as tables.
 //! - [`report`], [`svg`]: the HTML page and its hand-written SVG charts.
 //! - [`table`]: RFC 4180 CSV and timestamps; [`progress`]: the terminal-only progress bar.
-//! - [`commands`]: `myolog replay`, `export`, `report`; [`grpc`]: `Audit.Replay`.
 
 pub mod adam;
-pub mod commands;
 pub mod eligibility;
 pub mod endpoints;
 pub mod export;
-pub mod grpc;
 pub mod progress;
 pub mod replay;
 pub mod report;
 pub mod svg;
 pub mod table;
+#[cfg(test)]
+mod test_log;
 
 use std::path::PathBuf;
 
@@ -51,6 +53,22 @@ pub enum AuditError {
     Worker(&'static str),
     #[error("serialising JSON: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+/// Opens an existing log (never creates one: a typo in `--data` is an error, not an empty log).
+pub fn open_log(data: &std::path::Path) -> Result<myolog_storage::EventLog, AuditError> {
+    let options = myolog_storage::LogOptions {
+        create_if_missing: false,
+        ..Default::default()
+    };
+    myolog_storage::EventLog::open(data, options).map_err(AuditError::Open)
+}
+
+/// A stored event decoded and validated exactly as the service decodes it at start-up.
+pub fn decode_stored(
+    stored: &myolog_storage::RecordedEvent,
+) -> Result<myolog_domain::event::Event, String> {
+    myolog_wire::stored::decode(stored.schema_version, &stored.payload)
 }
 
 /// The engine version every replayed outcome names: this build of the `myolog` crates.

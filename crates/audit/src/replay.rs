@@ -1,5 +1,5 @@
 //! Replay: the log read from sequence 1 up to a point (a sequence or a recorded-at time), applied to
-//! a fresh [`Projection`] exactly as the service does at start-up ([`crate::app::decode_stored`] then
+//! a fresh [`Projection`] exactly as the service does at start-up ([`crate::decode_stored`] then
 //! [`Projection::apply`]), then every outcome computed with [`crate::outcomes`]. Each outcome carries
 //! its provenance: the last sequence included, the chain hash at that sequence, the algorithm ids and
 //! versions it used and the engine version.
@@ -18,13 +18,13 @@ use serde_json::{Value, json};
 use super::progress::Progress;
 use super::table::write_csv_row;
 use super::{AuditError, ENGINE_VERSION};
-use crate::app::decode_stored;
+use crate::decode_stored;
+use myolog_domain::event::{Event, EventBody, StudyId, SubjectId};
 use myolog_projection::outcome as outcomes;
 use myolog_projection::report::{
     CohortOutcomes, CohortVisit, Proportion, Summary, VisitOutcome, tis_category_key,
 };
 use myolog_projection::{Projection, Study, Subject};
-use myolog_domain::event::{Event, EventBody, StudyId, SubjectId};
 
 /// The point of the log to replay up to (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -615,18 +615,14 @@ pub fn write_jsonl_record(replayed: &ReplayedOutcome, out: &mut Vec<u8>) {
     put(out, ",\"evaluable\":", &o.tis_evaluable());
     put(out, ",\"missing\":", &o.tis_missing());
     let score = o.tis_score();
-    put(
-        out,
-        ",\"score\":",
-        &(!score.is_empty()).then_some(&score),
-    );
+    put(out, ",\"score\":", &(!score.is_empty()).then_some(&score));
     out.push(b'}');
     put(out, ",\"visit_id\":", o.visit_id.as_str());
     out.extend_from_slice(b"}\n");
 }
 
 /// Output formats of `replay` and `export`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// JSON Lines: one object per line.
     Jsonl,
@@ -680,8 +676,16 @@ fn csv_record(replayed: &ReplayedOutcome) -> Vec<String> {
         tis_category(o).to_string(),
         o.tis_missing().join(";"),
         o.result.tis.algorithm.to_string(),
-        text(cdasi.and_then(|c| c.baseline_activity).map(|v| v.to_string())),
-        text(cdasi.and_then(|c| c.followup_activity).map(|v| v.to_string())),
+        text(
+            cdasi
+                .and_then(|c| c.baseline_activity)
+                .map(|v| v.to_string()),
+        ),
+        text(
+            cdasi
+                .and_then(|c| c.followup_activity)
+                .map(|v| v.to_string()),
+        ),
         text(cdasi.and_then(|c| c.activity_change).map(|v| v.to_string())),
         text(cdasi.map(|c| c.mcid_reached.to_string())),
         p.last_sequence.to_string(),
@@ -952,39 +956,14 @@ mod tests {
         })
     }
 
-    use crate::synth::{Cohort, VISITS};
-    use crate::{app, wire};
     use myolog_storage::{ExpectedVersion, LogOptions, NewEvent};
-    use prost::Message;
+    use myolog_synth::Cohort;
 
     /// A log of the synthetic cohort stored as the service stores it: `subjects` subjects, enough
     /// for several read chunks and scoring blocks.
     fn cohort_log(dir: &std::path::Path, subjects: usize) -> EventLog {
-        let log = EventLog::open(dir.join("log"), LogOptions::default()).expect("log opens");
-        let cohort = Cohort::new(2017, subjects);
-        let mut batches = vec![cohort.enrollment()];
-        for (visit, _) in VISITS {
-            batches.extend((0..cohort.len()).map(|index| cohort.visit_batch(index, visit)));
-        }
-        for request in batches {
-            let events = request
-                .events
-                .iter()
-                .map(|wire_event| {
-                    let event = wire::event_from_proto(wire_event, "event").expect("valid event");
-                    NewEvent {
-                        event_id: event.event_id.to_string(),
-                        stream_key: wire::stream_key(&event),
-                        expected_version: ExpectedVersion::Any,
-                        event_type: event.body.type_name().into(),
-                        schema_version: app::SCHEMA_VERSION,
-                        payload: wire_event.encode_to_vec(),
-                    }
-                })
-                .collect();
-            log.append(events, "test").expect("append");
-        }
-        log
+        crate::test_log::cohort_log(&dir.join("log"), &Cohort::new(2017, subjects));
+        EventLog::open(dir.join("log"), LogOptions::default()).expect("log opens")
     }
 
     /// What `myolog replay` printed before it streamed: the outcomes collected, then each one's
@@ -1129,7 +1108,7 @@ mod tests {
                     stream_key: "study/STIR".into(),
                     expected_version: ExpectedVersion::Any,
                     event_type: "Garbage".into(),
-                    schema_version: app::SCHEMA_VERSION,
+                    schema_version: myolog_wire::stored::SCHEMA_VERSION,
                     payload: vec![0xff; 7],
                 }],
                 "test",
@@ -1202,7 +1181,12 @@ mod tests {
                 algorithms(&replayed.outcome),
                 named.into_iter().collect::<Vec<_>>()
             );
-            assert!(replayed.provenance.algorithms.contains(&"doi-2004@1".to_string()));
+            assert!(
+                replayed
+                    .provenance
+                    .algorithms
+                    .contains(&"doi-2004@1".to_string())
+            );
         }
     }
 

@@ -122,7 +122,7 @@ impl Bearer {
     /// A token's interceptor (the token's shape is checked, so a typo fails here, not remotely).
     pub fn new(token: &str) -> Result<Self, InvalidToken> {
         let header = format!("Bearer {}", token.trim());
-        super::tokens::parse_bearer(header.as_bytes()).map_err(|_| InvalidToken)?;
+        myolog_server::auth::tokens::parse_bearer(header.as_bytes()).map_err(|_| InvalidToken)?;
         let value = header.parse().map_err(|_| InvalidToken)?;
         Ok(Self(Some(value)))
     }
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn adds_the_header_only_with_a_token() {
-        let token = super::super::tokens::generate().expect("random");
+        let token = myolog_server::auth::tokens::generate().expect("random");
         let mut bearer = Bearer::new(&token).expect("valid");
         let request = bearer.call(Request::new(())).expect("passes");
         let header = request.metadata().get("authorization").expect("header");

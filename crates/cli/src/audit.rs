@@ -1,5 +1,5 @@
 //! The audit commands of the `myolog` binary: `replay`, `export` and `report`. Each opens the log
-//! read-only in spirit (it never appends), does its work through [`super::replay`] and friends, and
+//! read-only in spirit (it never appends), does its work through `myolog_audit::replay` and friends, and
 //! turns every [`AuditError`] into a message on stderr and a non-zero exit code.
 
 use std::fs::File;
@@ -10,10 +10,10 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use myolog_storage::{EventLog, LogOptions};
 
-use super::progress::Progress;
-use super::replay::{self, AsOf, Format};
-use super::table::parse_rfc3339;
-use super::{AuditError, adam, eligibility, endpoints, export, report};
+use myolog_audit::progress::Progress;
+use myolog_audit::replay::{self, AsOf, Format};
+use myolog_audit::table::parse_rfc3339;
+use myolog_audit::{AuditError, adam, eligibility, endpoints, export, report};
 
 /// Exit code of a failed audit command (a damaged log from `verify` exits 3).
 const FAILURE: u8 = 1;
@@ -42,6 +42,24 @@ impl AsOfArgs {
     }
 }
 
+/// Output formats of `replay` and `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// JSON Lines: one object per line.
+    Jsonl,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+}
+
+impl From<OutputFormat> for Format {
+    fn from(format: OutputFormat) -> Self {
+        match format {
+            OutputFormat::Jsonl => Format::Jsonl,
+            OutputFormat::Csv => Format::Csv,
+        }
+    }
+}
+
 /// `myolog replay`.
 #[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
@@ -52,7 +70,7 @@ pub struct ReplayArgs {
     pub as_of: AsOfArgs,
     /// Output format.
     #[arg(long, value_enum, default_value = "jsonl")]
-    pub format: Format,
+    pub format: OutputFormat,
     /// Write to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -90,7 +108,7 @@ pub struct ExportArgs {
     pub what: What,
     /// Output format.
     #[arg(long, value_enum, default_value = "csv")]
-    pub format: Format,
+    pub format: OutputFormat,
     /// Write to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -169,17 +187,19 @@ pub fn run_replay(args: &ReplayArgs) -> ExitCode {
         }
         let mut out = output(args.out.as_deref())?;
         if args.eligibility && args.cohort {
-            eligibility::write_eligibility_tables(&replayed, args.format, &mut out)
+            eligibility::write_eligibility_tables(&replayed, args.format.into(), &mut out)
         } else if args.eligibility {
-            eligibility::write_subject_eligibility(&replayed, args.format, &mut out)
+            eligibility::write_subject_eligibility(&replayed, args.format.into(), &mut out)
         } else if args.endpoints && args.cohort {
-            endpoints::write_endpoint_tables(&replayed, args.format, &mut out)
+            endpoints::write_endpoint_tables(&replayed, args.format.into(), &mut out)
         } else if args.endpoints {
-            endpoints::write_subject_endpoints(&replayed, args.format, &mut out)
+            endpoints::write_subject_endpoints(&replayed, args.format.into(), &mut out)
         } else if args.cohort {
-            replay::write_cohorts(&replayed, args.format, &mut out)
+            replay::write_cohorts(&replayed, args.format.into(), &mut out)
         } else {
-            replayed.write_all_outcomes(args.format, &mut out).map(drop)
+            replayed
+                .write_all_outcomes(args.format.into(), &mut out)
+                .map(drop)
         }
     })();
     exit("replay", result)
@@ -195,7 +215,7 @@ pub fn run_export(args: &ExportArgs) -> ExitCode {
             export::write_audit_trail(
                 &log,
                 args.as_of.as_of()?,
-                args.format,
+                args.format.into(),
                 &mut out,
                 &mut progress,
             )?;
@@ -204,7 +224,7 @@ pub fn run_export(args: &ExportArgs) -> ExitCode {
         What::Adam => {
             let replayed = replay_log(&args.data, &args.as_of, "export")?;
             let mut out = output(args.out.as_deref())?;
-            adam::write_dataset(&adam::rows(&replayed), args.format, &mut out)
+            adam::write_dataset(&adam::rows(&replayed), args.format.into(), &mut out)
         }
     })();
     exit("export", result)

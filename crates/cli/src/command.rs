@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::app::{App, AppConfig, DEFAULT_PRINCIPAL};
 use crate::telemetry::{self, LogFormat};
+use myolog_server::app::{App, AppConfig, DEFAULT_PRINCIPAL};
 
 /// Myolog: dermatomyositis trial outcomes from a tamper-evident event log.
 #[derive(Debug, Parser)]
@@ -37,15 +37,15 @@ pub enum Command {
     /// running server.
     Outcomes(OutcomesArgs),
     /// Recompute every outcome from the log alone, as of a sequence or a time, with provenance.
-    Replay(crate::audit::commands::ReplayArgs),
+    Replay(crate::audit::ReplayArgs),
     /// Export the audit trail or the ADaM-style analysis dataset as CSV or JSON Lines.
-    Export(crate::audit::commands::ExportArgs),
+    Export(crate::audit::ExportArgs),
     /// Write a self-contained HTML report with SVG charts and the cohort tables.
-    Report(crate::audit::commands::ReportArgs),
+    Report(crate::audit::ReportArgs),
     /// Issue bearer tokens (printed once; only their hashes go to the principals file).
-    Token(crate::auth::commands::TokenArgs),
+    Token(crate::token::TokenArgs),
     /// Validate a protocol file, register it with a running server, or export its SDTM trial design.
-    Study(crate::study_cli::StudyArgs),
+    Study(crate::study::StudyArgs),
 }
 
 /// `myolog outcomes`.
@@ -59,17 +59,25 @@ pub struct OutcomesArgs {
     )]
     pub addr: String,
     /// Study id.
-    #[arg(long, default_value = crate::synth::STUDY)]
+    #[arg(long, default_value = myolog_synth::STUDY)]
     pub study: String,
     /// Visit id. The default is the week-12 encounter as the demo records it under STIR's protocol.
-    #[arg(long, default_value = crate::synth::STIR_VISIT_IDS[3].1)]
+    #[arg(long, default_value = myolog_synth::STIR_VISIT_IDS[3].1)]
     pub visit: String,
     /// Version of the study's protocol to compute endpoints, schedule and eligibility by (a study
     /// registered at version 1 and amended twice has 1, 2 and 3). Default: the latest.
     #[arg(long)]
     pub protocol_version: Option<u32>,
     #[command(flatten)]
-    pub tls: crate::auth::client::ServerTls,
+    pub tls: crate::client::ServerTls,
+}
+
+/// Command-line and environment settings of the metrics endpoint, for `serve` to flatten in.
+#[derive(Debug, Clone, Args)]
+pub struct MetricsArgs {
+    /// Address of the Prometheus metrics endpoint (`GET /metrics`).
+    #[arg(long = "metrics-addr", env = "MYOLOG_METRICS_ADDR", default_value = myolog_server::metrics::DEFAULT_METRICS_ADDR)]
+    pub metrics_addr: SocketAddr,
 }
 
 /// `myolog serve`.
@@ -89,10 +97,10 @@ pub struct ServeArgs {
     pub principal: String,
     /// The Prometheus metrics endpoint.
     #[command(flatten)]
-    pub metrics: crate::metrics::MetricsArgs,
+    pub metrics: crate::command::MetricsArgs,
     /// Principals file and plaintext policy (crate::auth).
     #[command(flatten)]
-    pub security: crate::auth::commands::SecurityArgs,
+    pub security: crate::token::SecurityArgs,
 }
 
 /// `myolog healthcheck`.
@@ -109,7 +117,7 @@ pub struct HealthcheckArgs {
     #[arg(long, default_value_t = 3)]
     pub timeout_secs: u64,
     #[command(flatten)]
-    pub tls: crate::auth::client::ServerTls,
+    pub tls: crate::client::ServerTls,
 }
 
 /// `myolog verify`.
@@ -130,11 +138,11 @@ pub struct DemoArgs {
     #[arg(long)]
     pub addr: Option<String>,
     /// Seed of the synthetic cohort.
-    #[arg(long, default_value_t = crate::synth::DEFAULT_SEED)]
+    #[arg(long, default_value_t = myolog_synth::DEFAULT_SEED)]
     pub seed: u64,
     /// TLS to the server at `--addr` (the demo's own server is plaintext on loopback).
     #[command(flatten)]
-    pub tls: crate::auth::client::ServerTls,
+    pub tls: crate::client::ServerTls,
 }
 
 /// Parses the command line and runs the command.
@@ -143,11 +151,11 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Score => score(),
         Command::Verify(args) => verify(&args),
-        Command::Replay(args) => crate::audit::commands::run_replay(&args),
-        Command::Export(args) => crate::audit::commands::run_export(&args),
-        Command::Report(args) => crate::audit::commands::run_report(&args),
-        Command::Token(args) => crate::auth::commands::run(&args),
-        Command::Study(args) => crate::study_cli::run(&args),
+        Command::Replay(args) => crate::audit::run_replay(&args),
+        Command::Export(args) => crate::audit::run_export(&args),
+        Command::Report(args) => crate::audit::run_report(&args),
+        Command::Token(args) => crate::token::run(&args),
+        Command::Study(args) => crate::study::run(&args),
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -245,7 +253,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let metrics_listener = match crate::metrics::bind(args.metrics.metrics_addr).await {
+    let metrics_listener = match myolog_server::metrics::bind(args.metrics.metrics_addr).await {
         Ok(listener) => listener,
         Err(error) => {
             tracing::error!(addr = %args.metrics.metrics_addr, %error, "cannot listen for metrics");
@@ -261,15 +269,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let mut draining = app.draining();
     tracing::info!(addr = %args.metrics.metrics_addr, "metrics on GET /metrics");
-    let metrics_task = tokio::spawn(crate::metrics::serve(
+    let metrics_task = tokio::spawn(myolog_server::metrics::serve(
         metrics_listener,
         std::sync::Arc::clone(app.metrics()),
         async move {
             let _ = draining.wait_for(|d| *d).await;
         },
     ));
-    crate::auth::spawn_reload_on_sighup(std::sync::Arc::clone(&auth));
-    let result = crate::server::serve_secured(listener, app.clone(), auth, shutdown_signal()).await;
+    myolog_server::auth::spawn_reload_on_sighup(std::sync::Arc::clone(&auth));
+    let result =
+        myolog_server::server::serve_secured(listener, app.clone(), auth, shutdown_signal()).await;
     let _ = metrics_task.await;
     // Let stream tasks let go of the app, then close the log (joins the writer, flushes).
     for _ in 0..200 {
@@ -313,7 +322,7 @@ pub async fn shutdown_signal() {
 fn score() -> ExitCode {
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
-    match crate::score_cli::run(stdin.lock(), stdout.lock()) {
+    match crate::score::run(stdin.lock(), stdout.lock()) {
         Ok(summary) => ExitCode::from(u8::try_from(summary.exit_code()).unwrap_or(1)),
         Err(error) => {
             eprintln!("myolog score: {error}");

@@ -379,35 +379,18 @@ pub fn write_endpoint_tables(
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::app::{App, AppConfig};
-    use crate::audit::commands::open_log;
-    use crate::audit::progress::Progress;
-    use crate::audit::replay::{AsOf, project};
-    use crate::audit::{adam, report};
-    use crate::synth::{Cohort, VISITS};
+    use crate::open_log;
+    use crate::progress::Progress;
+    use crate::replay::{AsOf, project};
+    use crate::{adam, report};
+    use myolog_synth::Cohort;
 
     const SUBJECTS: usize = 6;
 
-    /// A log of the synthetic cohort registered under STIR's protocol, through the service's ingest.
-    pub(crate) async fn stir_log(dir: &std::path::Path, subjects: usize) {
-        let app = App::open(AppConfig::new(dir)).await.expect("app opens");
-        let cohort = Cohort::new(11, subjects).with_stir_protocol();
-        app.submit(cohort.enrollment()).await.expect("enrollment");
-        for (visit, _) in VISITS {
-            for index in 0..subjects {
-                app.submit(cohort.visit_batch(index, visit))
-                    .await
-                    .expect("visit batch");
-            }
-        }
-        // Closing the log joins its writer thread: do it off the async runtime.
-        let app = Arc::try_unwrap(app).expect("sole owner");
-        tokio::task::spawn_blocking(move || drop(app))
-            .await
-            .expect("closed");
+    /// A log of the synthetic cohort registered under STIR's protocol, stored as the service stores it.
+    pub(crate) fn stir_log(dir: &std::path::Path, subjects: usize) {
+        crate::test_log::cohort_log(dir, &Cohort::new(11, subjects).with_stir_protocol());
     }
 
     pub(crate) fn replay_of(dir: &std::path::Path) -> Replay {
@@ -433,10 +416,10 @@ pub(crate) mod tests {
             .collect()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn replay_export_and_report_carry_the_served_endpoints() {
+    #[test]
+    fn replay_export_and_report_carry_the_served_endpoints() {
         let dir = tempfile::tempdir().expect("temp dir");
-        stir_log(dir.path(), SUBJECTS).await;
+        stir_log(dir.path(), SUBJECTS);
         let replay = replay_of(dir.path());
         let served = served_tables(&replay);
         assert!(

@@ -26,7 +26,7 @@ use myolog_domain::score::BoundedScore;
 use myolog_domain::visit::Population;
 use myolog_proto::v1 as pb;
 
-use crate::error::Violation;
+use myolog_projection::Violation;
 
 /// The baseline visit id when a study does not name one.
 pub const DEFAULT_BASELINE_VISIT: &str = "baseline";
@@ -1304,12 +1304,12 @@ mod tests {
         "U/L",
     ];
 
-    fn pick<'a>(rng: &mut crate::prng::SplitMix64, values: &[&'a str]) -> &'a str {
+    fn pick<'a>(rng: &mut myolog_synth::prng::SplitMix64, values: &[&'a str]) -> &'a str {
         values[usize::try_from(rng.range(0, i64::try_from(values.len()).unwrap_or(1) - 1))
             .unwrap_or(0)]
     }
 
-    fn number(rng: &mut crate::prng::SplitMix64) -> u32 {
+    fn number(rng: &mut myolog_synth::prng::SplitMix64) -> u32 {
         match rng.range(0, 3) {
             0 => u32::try_from(rng.range(0, 12)).unwrap_or(0),
             1 => u32::MAX,
@@ -1318,10 +1318,10 @@ mod tests {
         }
     }
 
-    fn random_event(rng: &mut crate::prng::SplitMix64) -> pb::Event {
+    fn random_event(rng: &mut myolog_synth::prng::SplitMix64) -> pb::Event {
         use pb::assessment_recorded::Instrument;
-        let text = |rng: &mut crate::prng::SplitMix64| pick(rng, TEXTS).to_string();
-        let vas = |rng: &mut crate::prng::SplitMix64| match rng.range(0, 2) {
+        let text = |rng: &mut myolog_synth::prng::SplitMix64| pick(rng, TEXTS).to_string();
+        let vas = |rng: &mut myolog_synth::prng::SplitMix64| match rng.range(0, 2) {
             0 => None,
             1 => Some(pb::Vas {
                 value: Some(pb::vas::Value::Cm(pick(rng, TEXTS).to_string())),
@@ -1330,7 +1330,7 @@ mod tests {
                 value: Some(pb::vas::Value::Mm(number(rng))),
             }),
         };
-        let grade = |rng: &mut crate::prng::SplitMix64| {
+        let grade = |rng: &mut myolog_synth::prng::SplitMix64| {
             Some(pb::MmtGrade {
                 grade: (rng.range(0, 1) == 0).then(|| number(rng)),
                 right: (rng.range(0, 2) == 0).then(|| number(rng)),
@@ -1453,7 +1453,7 @@ mod tests {
 
     #[test]
     fn random_wire_values_give_a_value_or_field_violations_never_a_panic() {
-        let mut rng = crate::prng::SplitMix64::new(42);
+        let mut rng = myolog_synth::prng::SplitMix64::new(42);
         let (mut valid, mut invalid) = (0, 0);
         for _ in 0..5000 {
             let event = random_event(&mut rng);
@@ -1479,7 +1479,7 @@ mod tests {
     #[test]
     fn arbitrary_bytes_never_panic_the_decoder_or_the_mapping() {
         use prost::Message;
-        let mut rng = crate::prng::SplitMix64::new(7);
+        let mut rng = myolog_synth::prng::SplitMix64::new(7);
         let seed_event = random_event(&mut rng).encode_to_vec();
         for round in 0..3000 {
             let mut bytes = seed_event.clone();

@@ -14,8 +14,8 @@
 use std::io::Write;
 use std::str::FromStr;
 
+use myolog_domain::Decimal;
 use myolog_domain::event::ClinicalDate;
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::replay::{Format, Replay};

@@ -16,20 +16,20 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
-use crate::app::AppConfig;
-use crate::auth::client::ServerTls;
-use crate::cli::DemoArgs;
-use crate::synth::{self, Cohort, PRIMARY_VISIT, STUDY, VISITS};
+use crate::client::ServerTls;
+use crate::command::DemoArgs;
+use myolog_server::app::AppConfig;
+use myolog_synth::{self as synth, Cohort, PRIMARY_VISIT, STUDY, VISITS};
 
 /// Why the demo failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("starting the server: {0}")]
-    Start(#[from] crate::app::StartError),
+    Start(#[from] myolog_server::app::StartError),
     #[error("temporary directory: {0}")]
     TempDir(std::io::Error),
     #[error(transparent)]
-    Connect(#[from] crate::auth::client::ConnectError),
+    Connect(#[from] crate::client::ConnectError),
     #[error("gRPC call failed: {0}")]
     Call(#[from] tonic::Status),
     #[error("the Submit stream ended early")]
@@ -63,7 +63,7 @@ pub async fn run(args: &DemoArgs, out: &mut impl Write) -> Result<(), DemoError>
                 }
             };
             let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-            let server = crate::server::start(AppConfig::new(&dir), addr).await?;
+            let server = myolog_server::server::start(AppConfig::new(&dir), addr).await?;
             writeln!(
                 out,
                 "Myolog demo: synthetic STIR-like cohort (10 adults, seed {}), fictional data",
@@ -318,9 +318,9 @@ pub async fn print_outcomes(
     out: &mut impl Write,
 ) -> Result<(), DemoError> {
     let channel = tls.connect(addr).await?;
-    // MYOLOG_TOKEN (an auditor's) against a server with a principals file (crate::auth::client).
-    let bearer = crate::auth::client::Bearer::from_env()
-        .map_err(|e| DemoError::Unexpected(e.to_string()))?;
+    // MYOLOG_TOKEN (an auditor's) against a server with a principals file (myolog_server::auth::client).
+    let bearer =
+        crate::client::Bearer::from_env().map_err(|e| DemoError::Unexpected(e.to_string()))?;
     let mut audit = myolog_proto::v1::audit_client::AuditClient::with_interceptor(
         channel.clone(),
         bearer.clone(),

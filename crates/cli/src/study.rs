@@ -13,7 +13,7 @@ use myolog_proto::v1 as pb;
 use pb::ingest_client::IngestClient;
 use tonic_types::StatusExt;
 
-use crate::auth::client::Bearer;
+use crate::client::Bearer;
 
 /// `myolog study`.
 #[derive(Debug, Clone, Args)]
@@ -65,7 +65,7 @@ pub struct RegisterArgs {
     #[arg(long)]
     pub event_id: Option<String>,
     #[command(flatten)]
-    pub tls: crate::auth::client::ServerTls,
+    pub tls: crate::client::ServerTls,
 }
 
 /// Why a study command failed (printed on stderr; exit 1).
@@ -85,9 +85,9 @@ pub enum StudyError {
         source: std::io::Error,
     },
     #[error("MYOLOG_TOKEN: {0}")]
-    Token(#[from] crate::auth::client::InvalidToken),
+    Token(#[from] crate::client::InvalidToken),
     #[error(transparent)]
-    Connect(#[from] crate::auth::client::ConnectError),
+    Connect(#[from] crate::client::ConnectError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     /// The server's rejection, with each field violation on its own line.
@@ -267,5 +267,5 @@ fn today_utc() -> String {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_secs());
-    crate::synth::date_from_days(i64::try_from(seconds / 86_400).unwrap_or(0))
+    myolog_synth::date_from_days(i64::try_from(seconds / 86_400).unwrap_or(0))
 }

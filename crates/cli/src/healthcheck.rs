@@ -8,7 +8,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::auth::client::{ConnectError, ServerTls};
+use crate::client::{ConnectError, ServerTls};
 
 /// Why a health check did not report SERVING.
 #[derive(Debug, thiserror::Error)]

@@ -226,8 +226,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::audit::endpoints::tests::{replay_of, stir_log};
-    use crate::audit::{adam, report};
+    use crate::endpoints::tests::{replay_of, stir_log};
+    use crate::{adam, report};
 
     /// Eight synthetic STIR subjects: adults (27 to 69 years), CDASI activity well above 5, muscle
     /// disease not active, prednisone at most 20 mg/day, stable 4 to 12 weeks except S007's 2 weeks
@@ -250,10 +250,10 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn replay_and_report_carry_each_criterion_with_what_it_saw() {
+    #[test]
+    fn replay_and_report_carry_each_criterion_with_what_it_saw() {
         let dir = tempfile::tempdir().expect("temp dir");
-        stir_log(dir.path(), SUBJECTS).await;
+        stir_log(dir.path(), SUBJECTS);
         let replay = replay_of(dir.path());
 
         let mut jsonl = Vec::new();

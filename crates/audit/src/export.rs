@@ -17,7 +17,7 @@ use super::AuditError;
 use super::progress::Progress;
 use super::replay::{AsOf, Format};
 use super::table::{rfc3339_nanos, write_csv_row};
-use crate::app::decode_stored;
+use crate::decode_stored;
 
 /// The CSV columns of the audit trail.
 pub const AUDIT_COLUMNS: [&str; 14] = [

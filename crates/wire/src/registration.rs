@@ -12,7 +12,7 @@
 use myolog_domain::event::{Event, EventBody, EventId};
 use myolog_proto::v1 as pb;
 
-use crate::error::Violation;
+use myolog_projection::Violation;
 
 /// The violations of a valid batch (`events` decoded from `wire`, index by index) against the rule
 /// above; events already in the log (`stored`) are retries and are not judged again.
@@ -154,7 +154,7 @@ mod tests {
                 declared,
                 if with_protocol { STIR } else { "" },
             )];
-            let events = crate::wire::batch_from_proto(&wire).expect("a valid event");
+            let events = crate::event::batch_from_proto(&wire).expect("a valid event");
             let found: Vec<(String, String)> = check_protocol_study_ids(&wire, &events, |_| false)
                 .into_iter()
                 .map(|v| (v.field, v.description))
@@ -169,7 +169,7 @@ mod tests {
         }
         // A value longer than any study id is quoted cut.
         let wire = vec![registration("STIR", &"X".repeat(100), STIR)];
-        let events = crate::wire::batch_from_proto(&wire).expect("a valid event");
+        let events = crate::event::batch_from_proto(&wire).expect("a valid event");
         let found: Vec<String> = check_protocol_study_ids(&wire, &events, |_| false)
             .into_iter()
             .map(|v| v.description)
@@ -192,7 +192,7 @@ mod tests {
             ("STIR-DEMO", "STIR", "STIR v1 registered as STIR-DEMO"),
         ];
         for (study, declared, reference) in cases {
-            let events = crate::wire::batch_from_proto(&[registration(study, declared, STIR)])
+            let events = crate::event::batch_from_proto(&[registration(study, declared, STIR)])
                 .expect("a valid event");
             let protocol = match events.first().map(|event| &event.body) {
                 Some(EventBody::StudyRegistered {

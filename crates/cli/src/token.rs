@@ -10,13 +10,42 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 
-use super::permissions::Role;
-use super::principals::{PrincipalsFile, valid_id, valid_name};
-use super::tls::TlsFiles;
-use super::{Auth, SecurityError, check_listen, tokens};
-use crate::audit::table::{parse_rfc3339, rfc3339_nanos};
+use myolog_audit::table::{parse_rfc3339, rfc3339_nanos};
+use myolog_server::auth::limits::Limits;
+use myolog_server::auth::permissions::Role;
+use myolog_server::auth::principals::{PrincipalsFile, valid_id, valid_name};
+use myolog_server::auth::tls::TlsFiles;
+use myolog_server::auth::{Auth, SecurityError, check_listen, tokens};
 
 /// Security flags of `myolog serve`.
+
+/// Limits on what one caller can ask of the server (`serve` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Args)]
+pub struct LimitsArgs {
+    /// Largest accepted gRPC message in bytes.
+    #[arg(long, env = "MYOLOG_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
+    pub max_message_bytes: usize,
+    /// Most events in one batch (Append or one Submit message).
+    #[arg(long, env = "MYOLOG_MAX_EVENTS_PER_BATCH", default_value_t = Limits::default().max_events_per_batch)]
+    pub max_events_per_batch: usize,
+    /// Most concurrent calls (open streams included) per principal.
+    #[arg(long, env = "MYOLOG_MAX_STREAMS_PER_PRINCIPAL", default_value_t = Limits::default().max_streams_per_principal)]
+    pub max_streams_per_principal: usize,
+    /// Calls plus streamed batches per second per principal (0: unlimited).
+    #[arg(long, env = "MYOLOG_RATE_PER_PRINCIPAL", default_value_t = Limits::default().rate_per_principal)]
+    pub rate_per_principal: u32,
+}
+
+impl From<LimitsArgs> for Limits {
+    fn from(args: LimitsArgs) -> Self {
+        Limits {
+            max_message_bytes: args.max_message_bytes,
+            max_events_per_batch: args.max_events_per_batch,
+            max_streams_per_principal: args.max_streams_per_principal,
+            rate_per_principal: args.rate_per_principal,
+        }
+    }
+}
 #[derive(Debug, Clone, Args)]
 pub struct SecurityArgs {
     /// Principals file (TOML, token hashes only). Without one the server listens on loopback only
@@ -38,7 +67,7 @@ pub struct SecurityArgs {
     pub tls_client_ca: Option<PathBuf>,
     /// Message size, batch size, concurrent calls and rate per principal.
     #[command(flatten)]
-    pub limits: super::limits::Limits,
+    pub limits: LimitsArgs,
 }
 
 impl SecurityArgs {
@@ -73,8 +102,9 @@ impl SecurityArgs {
                 auth
             }
         };
-        auth.use_limits(self.limits);
-        tracing::info!(limits = ?self.limits, "limits");
+        let limits = Limits::from(self.limits);
+        auth.use_limits(limits);
+        tracing::info!(limits = ?limits, "limits");
         match tls {
             Some(files) => {
                 auth.use_tls(files.load()?);
@@ -142,7 +172,7 @@ pub enum IssueError {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Principals(#[from] super::PrincipalsError),
+    Principals(#[from] myolog_server::auth::PrincipalsError),
     #[error(transparent)]
     Random(#[from] tokens::RandomError),
     #[error("writing {path}: {source}")]
@@ -155,22 +185,24 @@ pub enum IssueError {
 /// Runs `myolog token ...`.
 pub fn run(args: &TokenArgs) -> ExitCode {
     match &args.command {
-        TokenCommand::Issue(issue_args) => match issue(issue_args, super::now_unix_nanos()) {
-            Ok(token) => {
-                println!("{token}");
-                eprintln!(
-                    "token for {} written to {} (hash only): shown once, store it now; \
+        TokenCommand::Issue(issue_args) => {
+            match issue(issue_args, myolog_server::auth::now_unix_nanos()) {
+                Ok(token) => {
+                    println!("{token}");
+                    eprintln!(
+                        "token for {} written to {} (hash only): shown once, store it now; \
                      send SIGHUP to a running server to load it",
-                    issue_args.principal,
-                    issue_args.file.display()
-                );
-                ExitCode::SUCCESS
+                        issue_args.principal,
+                        issue_args.file.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("myolog token issue: {error}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(error) => {
-                eprintln!("myolog token issue: {error}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         TokenCommand::Revoke(revoke_args) => match revoke(revoke_args) {
             Ok(count) => {
                 eprintln!(
@@ -433,7 +465,7 @@ mod tests {
         for token in [&first, &second] {
             assert_eq!(
                 file.authenticate(&tokens::hash(token), now),
-                Err(crate::auth::AuthError::Revoked("edc".into()))
+                Err(myolog_server::auth::AuthError::Revoked("edc".into()))
             );
         }
         assert!(file.authenticate(&tokens::hash(&other), now).is_ok());
