@@ -191,7 +191,9 @@ fn push_row(text: &mut String, dataset: &Dataset, row: &[Value]) {
             }
             Value::Integer(i) => text.push_str(&i.to_string()),
             // Decimal's Display is plain positional notation (never an exponent): valid JSON number text.
-            Value::Decimal(d) if column.data_type == DataType::Float => text.push_str(&d.to_string()),
+            Value::Decimal(d) if column.data_type == DataType::Float => {
+                text.push_str(&d.to_string())
+            }
             Value::Decimal(d) => push_string(text, &d.to_string()),
             Value::Date(d) => push_string(text, &d.to_string()),
             Value::DateTime(d) => push_string(text, &d.to_string()),
@@ -252,7 +254,8 @@ mod tests {
                 Column::new("IT.A", "A", "Text", DataType::String),
                 Column::new("IT.B", "B", "Decimal", DataType::Decimal),
                 Column::new("IT.C", "C", "Float", DataType::Float),
-                Column::new("IT.D", "D", "Date", DataType::Date).with_target(TargetDataType::Integer),
+                Column::new("IT.D", "D", "Date", DataType::Date)
+                    .with_target(TargetDataType::Integer),
             ],
             rows: vec![
                 vec![
@@ -261,7 +264,12 @@ mod tests {
                     Value::Decimal(Decimal::new(-5, 1)),
                     Value::Date(CalendarDate::new(2014, 1, 2).unwrap()),
                 ],
-                vec![Value::Text(String::new()), Value::Null, Value::Integer(3), Value::Null],
+                vec![
+                    Value::Text(String::new()),
+                    Value::Null,
+                    Value::Integer(3),
+                    Value::Null,
+                ],
             ],
         }
     }
@@ -285,6 +293,10 @@ mod tests {
         let mut late = file();
         late.db_last_modified = at(8);
         let error = write_json(&mut Vec::new(), &dataset(), &late).unwrap_err();
-        assert!(error.to_string().contains("is after datasetJSONCreationDateTime"));
+        assert!(
+            error
+                .to_string()
+                .contains("is after datasetJSONCreationDateTime")
+        );
     }
 }

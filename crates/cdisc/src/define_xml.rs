@@ -94,12 +94,18 @@ pub struct VariableDefinition {
 /// `def:Origin`. Derived values name the MethodDef that computes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    Collected { source: CollectedSource },
-    Derived { method_oid: String },
+    Collected {
+        source: CollectedSource,
+    },
+    Derived {
+        method_oid: String,
+    },
     Assigned,
     Protocol,
     /// Copied from another dataset's variable, e.g. `ADSL.AGE`.
-    Predecessor { from: String },
+    Predecessor {
+        from: String,
+    },
 }
 
 /// `def:Origin/@Source` of collected data.
@@ -231,7 +237,10 @@ pub struct Document {
 }
 
 /// Writes `document` as Define-XML 2.1, after checking that every reference in it resolves.
-pub fn write_define<W: Write>(out: &mut W, document: &DefineDocument<'_>) -> Result<(), CdiscError> {
+pub fn write_define<W: Write>(
+    out: &mut W,
+    document: &DefineDocument<'_>,
+) -> Result<(), CdiscError> {
     check_references(document)?;
     let mut xml = Xml::new();
     xml.write(document)?;
@@ -241,7 +250,9 @@ pub fn write_define<W: Write>(out: &mut W, document: &DefineDocument<'_>) -> Res
 
 fn check_references(doc: &DefineDocument<'_>) -> Result<(), CdiscError> {
     let missing = |what: &str, oid: &str, at: &str| {
-        CdiscError::Metadata(format!("{at} refers to {what} {oid}, which the document does not define"))
+        CdiscError::Metadata(format!(
+            "{at} refers to {what} {oid}, which the document does not define"
+        ))
     };
     let mut item_oids = BTreeSet::new();
     let unique = |kind: &str, oid: &str, set: &mut BTreeSet<String>| {
@@ -249,7 +260,9 @@ fn check_references(doc: &DefineDocument<'_>) -> Result<(), CdiscError> {
             return Err(CdiscError::Metadata(format!("a {kind} has an empty OID")));
         }
         if !set.insert(oid.to_owned()) {
-            return Err(CdiscError::Metadata(format!("{kind} OID {oid} is defined twice")));
+            return Err(CdiscError::Metadata(format!(
+                "{kind} OID {oid} is defined twice"
+            )));
         }
         Ok(())
     };
@@ -278,7 +291,11 @@ fn check_references(doc: &DefineDocument<'_>) -> Result<(), CdiscError> {
         if let Some(leaf) = &method.document_leaf_id
             && !leaves.contains(leaf)
         {
-            return Err(missing("def:leaf", leaf, &format!("MethodDef {}", method.oid)));
+            return Err(missing(
+                "def:leaf",
+                leaf,
+                &format!("MethodDef {}", method.oid),
+            ));
         }
     }
     let mut value_lists = BTreeSet::new();
@@ -292,14 +309,22 @@ fn check_references(doc: &DefineDocument<'_>) -> Result<(), CdiscError> {
         if let Some(standard) = &definition.standard_oid
             && !standards.contains(standard)
         {
-            return Err(missing("def:Standard", standard, &format!("ItemGroupDef {}", dataset.item_group_oid)));
+            return Err(missing(
+                "def:Standard",
+                standard,
+                &format!("ItemGroupDef {}", dataset.item_group_oid),
+            ));
         }
         for column in &dataset.columns {
             unique("ItemDef", &column.item_oid, &mut item_oids)?;
         }
         for variable in &definition.variables {
             if !dataset.columns.iter().any(|c| c.name == variable.column) {
-                return Err(CdiscError::column(&dataset.name, &variable.column, "has a Define-XML definition but no column"));
+                return Err(CdiscError::column(
+                    &dataset.name,
+                    &variable.column,
+                    "has a Define-XML definition but no column",
+                ));
             }
         }
         for column in &dataset.columns {
@@ -310,7 +335,11 @@ fn check_references(doc: &DefineDocument<'_>) -> Result<(), CdiscError> {
         unique("def:ValueListDef", &list.oid, &mut value_lists)?;
         for item in &list.items {
             unique("ItemDef", &item.item_oid, &mut item_oids)?;
-            unique("def:WhereClauseDef", &item.where_clause.oid, &mut where_clauses)?;
+            unique(
+                "def:WhereClauseDef",
+                &item.where_clause.oid,
+                &mut where_clauses,
+            )?;
         }
     }
     let check_origin = |origin: &Origin, at: &str| match origin.method_oid() {
@@ -339,23 +368,44 @@ fn check_references(doc: &DefineDocument<'_>) -> Result<(), CdiscError> {
             check_origin(&item.origin, &at)?;
             check_code_list(&item.code_list_oid, &at)?;
             if !item_oids.contains(&item.where_clause.item_oid) {
-                return Err(missing("ItemDef", &item.where_clause.item_oid, &format!("WhereClauseDef {}", item.where_clause.oid)));
+                return Err(missing(
+                    "ItemDef",
+                    &item.where_clause.item_oid,
+                    &format!("WhereClauseDef {}", item.where_clause.oid),
+                ));
             }
             if item.where_clause.values.is_empty() {
-                return Err(CdiscError::Metadata(format!("WhereClauseDef {} has no values", item.where_clause.oid)));
+                return Err(CdiscError::Metadata(format!(
+                    "WhereClauseDef {} has no values",
+                    item.where_clause.oid
+                )));
             }
         }
     }
     Ok(())
 }
 
-fn variable_of<'d>(definition: &'d DatasetDefinition<'_>, column: &Column) -> Result<&'d VariableDefinition, CdiscError> {
-    let mut matches = definition.variables.iter().filter(|v| v.column == column.name);
-    let first = matches
-        .next()
-        .ok_or_else(|| CdiscError::column(&definition.dataset.name, &column.name, "has no Define-XML variable definition"))?;
+fn variable_of<'d>(
+    definition: &'d DatasetDefinition<'_>,
+    column: &Column,
+) -> Result<&'d VariableDefinition, CdiscError> {
+    let mut matches = definition
+        .variables
+        .iter()
+        .filter(|v| v.column == column.name);
+    let first = matches.next().ok_or_else(|| {
+        CdiscError::column(
+            &definition.dataset.name,
+            &column.name,
+            "has no Define-XML variable definition",
+        )
+    })?;
     if matches.next().is_some() {
-        return Err(CdiscError::column(&definition.dataset.name, &column.name, "has two Define-XML variable definitions"));
+        return Err(CdiscError::column(
+            &definition.dataset.name,
+            &column.name,
+            "has two Define-XML variable definitions",
+        ));
     }
     Ok(first)
 }
@@ -367,7 +417,9 @@ fn leaf_id(dataset: &Dataset) -> String {
 /// The Define-XML `DataType` of a column: ADaM numeric dates are integers (shown through their format).
 fn define_data_type(data_type: DataType, target: Option<TargetDataType>) -> &'static str {
     match (data_type, target) {
-        (DataType::Date | DataType::DateTime | DataType::Time, Some(TargetDataType::Integer)) => "integer",
+        (DataType::Date | DataType::DateTime | DataType::Time, Some(TargetDataType::Integer)) => {
+            "integer"
+        }
         (DataType::String, _) => "text",
         (DataType::Integer, _) => "integer",
         (DataType::Decimal | DataType::Float, _) => "float",
@@ -427,7 +479,12 @@ impl Xml {
     }
 
     /// `<name attrs>text</name>` on one line.
-    fn text_element(&mut self, name: &str, attributes: &[(&str, &str)], text: &str) -> Result<(), CdiscError> {
+    fn text_element(
+        &mut self,
+        name: &str,
+        attributes: &[(&str, &str)],
+        text: &str,
+    ) -> Result<(), CdiscError> {
         self.start(name, attributes)?;
         self.writer.write_event(Event::Text(BytesText::new(text)))?;
         self.end(name)
@@ -565,7 +622,10 @@ impl Xml {
                     attributes.push(("MethodOID", method));
                 }
                 self.start("ItemRef", &attributes)?;
-                self.empty("def:WhereClauseRef", &[("WhereClauseOID", &item.where_clause.oid)])?;
+                self.empty(
+                    "def:WhereClauseRef",
+                    &[("WhereClauseOID", &item.where_clause.oid)],
+                )?;
                 self.end("ItemRef")?;
             }
             self.end("def:ValueListDef")?;
@@ -580,7 +640,11 @@ impl Xml {
             let comparator = if clause.values.len() == 1 { "EQ" } else { "IN" };
             self.start(
                 "RangeCheck",
-                &[("Comparator", comparator), ("SoftHard", "Soft"), ("def:ItemOID", &clause.item_oid)],
+                &[
+                    ("Comparator", comparator),
+                    ("SoftHard", "Soft"),
+                    ("def:ItemOID", &clause.item_oid),
+                ],
             )?;
             for value in &clause.values {
                 self.text_element("CheckValue", &[], value)?;
@@ -631,7 +695,12 @@ impl Xml {
         self.end("ItemGroupDef")
     }
 
-    fn variable_item_def(&mut self, definition: &DatasetDefinition<'_>, index: usize, column: &Column) -> Result<(), CdiscError> {
+    fn variable_item_def(
+        &mut self,
+        definition: &DatasetDefinition<'_>,
+        index: usize,
+        column: &Column,
+    ) -> Result<(), CdiscError> {
         let dataset = definition.dataset;
         let variable = variable_of(definition, column)?;
         let data_type = define_data_type(column.data_type, column.target_data_type);
@@ -658,7 +727,11 @@ impl Xml {
     fn item_def(&mut self, item: &ItemFacts<'_>) -> Result<(), CdiscError> {
         let length = item.length.map(|l| l.to_string());
         let digits = item.significant_digits.map(|d| d.to_string());
-        let mut attributes = vec![("OID", item.oid), ("Name", item.name), ("DataType", item.data_type)];
+        let mut attributes = vec![
+            ("OID", item.oid),
+            ("Name", item.name),
+            ("DataType", item.data_type),
+        ];
         if let Some(length) = &length {
             attributes.push(("Length", length));
         }
@@ -699,10 +772,20 @@ impl Xml {
             CodeListType::Integer => "integer",
             CodeListType::Float => "float",
         };
-        self.start("CodeList", &[("OID", &list.oid), ("Name", &list.name), ("DataType", data_type)])?;
+        self.start(
+            "CodeList",
+            &[
+                ("OID", &list.oid),
+                ("Name", &list.name),
+                ("DataType", data_type),
+            ],
+        )?;
         for (index, term) in list.terms.iter().enumerate() {
             let order = (index + 1).to_string();
-            let attributes = [("CodedValue", term.coded_value.as_str()), ("OrderNumber", order.as_str())];
+            let attributes = [
+                ("CodedValue", term.coded_value.as_str()),
+                ("OrderNumber", order.as_str()),
+            ];
             match &term.decode {
                 Some(decode) => {
                     self.start("CodeListItem", &attributes)?;
@@ -722,7 +805,10 @@ impl Xml {
             MethodKind::Computation => "Computation",
             MethodKind::Imputation => "Imputation",
         };
-        self.start("MethodDef", &[("OID", &method.oid), ("Name", &method.name), ("Type", kind)])?;
+        self.start(
+            "MethodDef",
+            &[("OID", &method.oid), ("Name", &method.name), ("Type", kind)],
+        )?;
         self.description(&format!(
             "{} Algorithm {}; documented in {}.",
             method.description.trim_end(),

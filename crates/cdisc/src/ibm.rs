@@ -47,9 +47,15 @@ fn from_ratio(negative: bool, numerator: u128, denominator: u128) -> IbmDouble {
         // fraction = |value| × 16^(14 - exponent) = num / den
         let shift = 4 * (14 - exponent);
         let (num, den) = if shift >= 0 {
-            (U256::from(numerator).shl(shift as u32), U256::from(denominator))
+            (
+                U256::from(numerator).shl(shift as u32),
+                U256::from(denominator),
+            )
         } else {
-            (U256::from(numerator), U256::from(denominator).shl((-shift) as u32))
+            (
+                U256::from(numerator),
+                U256::from(denominator).shl((-shift) as u32),
+            )
         };
         if num >= den.shl(FRACTION_BITS) {
             exponent += 1;
@@ -158,7 +164,11 @@ mod tests {
     use std::str::FromStr;
 
     fn hex(bytes: IbmDouble) -> String {
-        bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(" ")
+        bytes
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Expected values were computed independently with exact rational arithmetic (Python's

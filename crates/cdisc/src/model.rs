@@ -216,7 +216,10 @@ impl Dataset {
                 return Err(CdiscError::column(
                     ds,
                     col,
-                    format!("name used twice (item OIDs {} and {})", other.item_oid, column.item_oid),
+                    format!(
+                        "name used twice (item OIDs {} and {})",
+                        other.item_oid, column.item_oid
+                    ),
                 ));
             }
             if self.columns[..index]
@@ -238,7 +241,9 @@ impl Dataset {
                     return Err(CdiscError::column(
                         ds,
                         col,
-                        format!("length {length} exceeds the SAS V5 limit of {MAX_TEXT_BYTES} bytes"),
+                        format!(
+                            "length {length} exceeds the SAS V5 limit of {MAX_TEXT_BYTES} bytes"
+                        ),
                     ));
                 }
             }
@@ -318,8 +323,7 @@ fn check_sas_name(name: &str) -> Result<(), String> {
     }
     let mut chars = name.chars();
     let first_is_letter = chars.next().is_some_and(|c| c.is_ascii_uppercase());
-    if !first_is_letter
-        || !chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+    if !first_is_letter || !chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
     {
         return Err(format!(
             "name {name:?} must be uppercase letters, digits or underscores, starting with a letter"
@@ -408,11 +412,7 @@ pub struct SasFormat {
 
 impl SasFormat {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "display format {text:?} is not NAMEw.d (e.g. DATE9., E8601DA., 8.2)"
-            )
-        };
+        let bad = || format!("display format {text:?} is not NAMEw.d (e.g. DATE9., E8601DA., 8.2)");
         let (head, decimals) = text.split_once('.').ok_or_else(bad)?;
         // The name may contain digits (E8601DA), so the width is the digits after its last non-digit.
         let name_end = head
@@ -423,7 +423,11 @@ impl SasFormat {
         let (name, width) = head.split_at(name_end);
         let name_ok = name.is_empty()
             || (name.len() <= MAX_NAME_LEN
-                && name.trim_start_matches('$').chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && name
+                    .trim_start_matches('$')
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_uppercase())
                 && name
                     .chars()
                     .all(|c| c == '$' || c == '_' || c.is_ascii_uppercase() || c.is_ascii_digit()));
@@ -469,48 +473,89 @@ mod tests {
 
     #[test]
     fn names_labels_and_lengths_are_checked_with_the_dataset_and_column_named() {
-        let text = Column::new("IT.ADSL.USUBJID", "USUBJID", "Unique Subject Identifier", DataType::String);
-        assert!(dataset(vec![text.clone()], vec![vec![Value::Text("01-001".into())]]).validate().is_ok());
+        let text = Column::new(
+            "IT.ADSL.USUBJID",
+            "USUBJID",
+            "Unique Subject Identifier",
+            DataType::String,
+        );
+        assert!(
+            dataset(vec![text.clone()], vec![vec![Value::Text("01-001".into())]])
+                .validate()
+                .is_ok()
+        );
 
         let mut long = dataset(vec![text.clone()], vec![]);
         long.name = "ADSLLONGX".into();
         assert!(error_of(long).contains("dataset ADSLLONGX: name \"ADSLLONGX\" must be 1 to 8"));
 
         let lower = Column::new("IT.ADSL.x", "usubjid", "x", DataType::String);
-        assert!(error_of(dataset(vec![lower], vec![])).contains("column usubjid: name \"usubjid\" must be uppercase"));
+        assert!(
+            error_of(dataset(vec![lower], vec![]))
+                .contains("column usubjid: name \"usubjid\" must be uppercase")
+        );
 
         let digit_first = Column::new("IT.ADSL.1X", "1X", "x", DataType::String);
         assert!(error_of(dataset(vec![digit_first], vec![])).contains("starting with a letter"));
 
         let long_label = Column::new("IT.ADSL.A", "A", &"L".repeat(41), DataType::String);
-        assert!(error_of(dataset(vec![long_label], vec![])).contains("dataset ADSL, column A: label"));
+        assert!(
+            error_of(dataset(vec![long_label], vec![])).contains("dataset ADSL, column A: label")
+        );
 
         let too_long_value = vec![vec![Value::Text("x".repeat(201))]];
-        assert!(error_of(dataset(vec![text.clone()], too_long_value)).contains("row 1, column USUBJID: value"));
+        assert!(
+            error_of(dataset(vec![text.clone()], too_long_value))
+                .contains("row 1, column USUBJID: value")
+        );
 
         let declared = text.clone().with_length(3);
-        assert!(error_of(dataset(vec![declared], vec![vec![Value::Text("abcd".into())]])).contains("more than the declared length limit of 3"));
+        assert!(
+            error_of(dataset(
+                vec![declared],
+                vec![vec![Value::Text("abcd".into())]]
+            ))
+            .contains("more than the declared length limit of 3")
+        );
     }
 
     #[test]
     fn values_must_fit_their_column_type() {
         let age = Column::new("IT.ADSL.AGE", "AGE", "Age", DataType::Integer);
-        let message = error_of(dataset(vec![age], vec![vec![Value::Integer(50)], vec![Value::Text("50".into())]]));
-        assert_eq!(message, "dataset ADSL, row 2, column AGE: a text value does not fit dataType integer");
+        let message = error_of(dataset(
+            vec![age],
+            vec![vec![Value::Integer(50)], vec![Value::Text("50".into())]],
+        ));
+        assert_eq!(
+            message,
+            "dataset ADSL, row 2, column AGE: a text value does not fit dataType integer"
+        );
 
-        let trtsdt = Column::new("IT.ADSL.TRTSDT", "TRTSDT", "Date of First Exposure", DataType::Date)
-            .with_target(TargetDataType::Integer);
+        let trtsdt = Column::new(
+            "IT.ADSL.TRTSDT",
+            "TRTSDT",
+            "Date of First Exposure",
+            DataType::Date,
+        )
+        .with_target(TargetDataType::Integer);
         let partial = vec![vec![Value::Text("2014-01".into())]];
         assert!(error_of(dataset(vec![trtsdt], partial)).contains("(targetDataType integer)"));
 
-        let bad_target = Column::new("IT.ADSL.AGE", "AGE", "Age", DataType::Integer).with_target(TargetDataType::Decimal);
-        assert!(error_of(dataset(vec![bad_target], vec![])).contains("targetDataType decimal does not apply to dataType integer"));
+        let bad_target = Column::new("IT.ADSL.AGE", "AGE", "Age", DataType::Integer)
+            .with_target(TargetDataType::Decimal);
+        assert!(
+            error_of(dataset(vec![bad_target], vec![]))
+                .contains("targetDataType decimal does not apply to dataType integer")
+        );
     }
 
     #[test]
     fn row_width_and_duplicates_are_refused() {
         let a = Column::new("IT.ADSL.A", "A", "A", DataType::String);
-        let message = error_of(dataset(vec![a.clone()], vec![vec![Value::Null, Value::Null]]));
+        let message = error_of(dataset(
+            vec![a.clone()],
+            vec![vec![Value::Null, Value::Null]],
+        ));
         assert_eq!(message, "dataset ADSL: row 1 has 2 values for 1 columns");
         assert!(error_of(dataset(vec![a.clone(), a], vec![])).contains("name used twice"));
     }
@@ -520,7 +565,11 @@ mod tests {
         let check = |text: &str, name: &str, width: u16, decimals: u16| {
             assert_eq!(
                 SasFormat::parse(text).unwrap(),
-                SasFormat { name: name.into(), width, decimals },
+                SasFormat {
+                    name: name.into(),
+                    width,
+                    decimals
+                },
                 "{text}"
             );
         };

@@ -23,7 +23,11 @@ const SAS_VERSION: &str = "9.4";
 const HOST: &str = "Myolog";
 
 /// Writes one dataset as an XPORT v5 file (one member, as FDA expects one dataset per file).
-pub fn write_xpt<W: Write>(out: &mut W, dataset: &Dataset, created: DateTime) -> Result<(), CdiscError> {
+pub fn write_xpt<W: Write>(
+    out: &mut W,
+    dataset: &Dataset,
+    created: DateTime,
+) -> Result<(), CdiscError> {
     write_xpt_library(out, &[dataset], created)
 }
 
@@ -77,7 +81,10 @@ fn member(bytes: &mut Vec<u8>, dataset: &Dataset, stamp: &str) -> Result<(), Cdi
     ]));
     let variables = dataset.columns.len();
     if variables > 9999 {
-        return Err(CdiscError::dataset(ds, "XPORT v5 holds at most 9999 variables"));
+        return Err(CdiscError::dataset(
+            ds,
+            "XPORT v5 holds at most 9999 variables",
+        ));
     }
     bytes.extend(header_record(
         "NAMESTR",
@@ -158,8 +165,11 @@ fn namestr(
     out.extend(field("", 8));
     out.extend(int16(0, "informat width")?);
     out.extend(int16(0, "informat decimals")?);
-    let position = i32::try_from(position)
-        .map_err(|_| problem(format!("observation offset {position} exceeds XPORT's 32-bit field")))?;
+    let position = i32::try_from(position).map_err(|_| {
+        problem(format!(
+            "observation offset {position} exceeds XPORT's 32-bit field"
+        ))
+    })?;
     out.extend(position.to_be_bytes());
     out.extend([0u8; 52]);
     Ok(out)
@@ -251,10 +261,20 @@ mod tests {
             purpose: Purpose::Analysis,
             is_reference_data: false,
             columns: vec![
-                Column::new("IT.ADSL.USUBJID", "USUBJID", "Unique Subject Identifier", DataType::String)
-                    .with_length(6),
-                Column::new("IT.ADSL.TRTSDT", "TRTSDT", "Date of First Exposure", DataType::Date)
-                    .with_target(TargetDataType::Integer),
+                Column::new(
+                    "IT.ADSL.USUBJID",
+                    "USUBJID",
+                    "Unique Subject Identifier",
+                    DataType::String,
+                )
+                .with_length(6),
+                Column::new(
+                    "IT.ADSL.TRTSDT",
+                    "TRTSDT",
+                    "Date of First Exposure",
+                    DataType::Date,
+                )
+                .with_target(TargetDataType::Integer),
                 Column::new("IT.ADSL.BMIBL", "BMIBL", "Baseline BMI", DataType::Decimal),
             ],
             rows: vec![
@@ -274,14 +294,56 @@ mod tests {
         write_xpt(&mut bytes, &small(), created()).unwrap();
         assert_eq!(bytes.len() % 80, 0);
         let record = |n: usize| String::from_utf8_lossy(&bytes[n * 80..(n + 1) * 80]).into_owned();
-        assert_eq!(record(0), format!("{:<80}", "HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!000000000000000000000000000000"));
-        assert_eq!(record(1), format!("{:<64}07DEC26:01:02:03", "SAS     SAS     SASLIB  9.4     Myolog"));
+        assert_eq!(
+            record(0),
+            format!(
+                "{:<80}",
+                "HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!000000000000000000000000000000"
+            )
+        );
+        assert_eq!(
+            record(1),
+            format!(
+                "{:<64}07DEC26:01:02:03",
+                "SAS     SAS     SASLIB  9.4     Myolog"
+            )
+        );
         assert_eq!(record(2), format!("{:<80}", "07DEC26:01:02:03"));
-        assert_eq!(record(3), format!("{:<80}", "HEADER RECORD*******MEMBER  HEADER RECORD!!!!!!!000000000000000001600000000140"));
-        assert_eq!(record(4), format!("{:<80}", "HEADER RECORD*******DSCRPTR HEADER RECORD!!!!!!!000000000000000000000000000000"));
-        assert_eq!(record(5), format!("{:<64}07DEC26:01:02:03", "SAS     ADSL    SASDATA 9.4     Myolog"));
-        assert_eq!(record(6), format!("07DEC26:01:02:03{:16}{:<40}{:8}", "", "Subject-Level Analysis Dataset", ""));
-        assert_eq!(record(7), format!("{:<80}", "HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!000000000300000000000000000000"));
+        assert_eq!(
+            record(3),
+            format!(
+                "{:<80}",
+                "HEADER RECORD*******MEMBER  HEADER RECORD!!!!!!!000000000000000001600000000140"
+            )
+        );
+        assert_eq!(
+            record(4),
+            format!(
+                "{:<80}",
+                "HEADER RECORD*******DSCRPTR HEADER RECORD!!!!!!!000000000000000000000000000000"
+            )
+        );
+        assert_eq!(
+            record(5),
+            format!(
+                "{:<64}07DEC26:01:02:03",
+                "SAS     ADSL    SASDATA 9.4     Myolog"
+            )
+        );
+        assert_eq!(
+            record(6),
+            format!(
+                "07DEC26:01:02:03{:16}{:<40}{:8}",
+                "", "Subject-Level Analysis Dataset", ""
+            )
+        );
+        assert_eq!(
+            record(7),
+            format!(
+                "{:<80}",
+                "HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!000000000300000000000000000000"
+            )
+        );
         // Three NAMESTRs (420 bytes) fill six records (480 bytes).
         let namestrs = &bytes[8 * 80..14 * 80];
         let second = &namestrs[140..280];
@@ -291,12 +353,21 @@ mod tests {
         assert_eq!(&second[64..66], &[0, 10]);
         assert_eq!(&second[84..88], &[0, 0, 0, 6]);
         assert!(namestrs[420..].iter().all(|&b| b == b' '));
-        assert_eq!(record(14), format!("{:<80}", "HEADER RECORD*******OBS     HEADER RECORD!!!!!!!000000000000000000000000000000"));
+        assert_eq!(
+            record(14),
+            format!(
+                "{:<80}",
+                "HEADER RECORD*******OBS     HEADER RECORD!!!!!!!000000000000000000000000000000"
+            )
+        );
         let obs = &bytes[15 * 80..];
         assert_eq!(obs.len(), 80);
         assert_eq!(&obs[0..6], b"01-001");
         assert_eq!(&obs[6..14], &[0x44, 0x4D, 0x0D, 0, 0, 0, 0, 0]);
-        assert_eq!(&obs[14..22], &[0x40, 0x19, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9A]);
+        assert_eq!(
+            &obs[14..22],
+            &[0x40, 0x19, 0x99, 0x99, 0x99, 0x99, 0x99, 0x9A]
+        );
         assert_eq!(&obs[22..28], b"      ");
         assert_eq!(&obs[28..36], &ibm::MISSING);
         assert_eq!(&obs[36..44], &ibm::MISSING);
@@ -308,6 +379,10 @@ mod tests {
         let mut dataset = small();
         dataset.rows[1][0] = Value::Text("Zoë".into());
         let error = write_xpt(&mut Vec::new(), &dataset, created()).unwrap_err();
-        assert!(error.to_string().starts_with("dataset ADSL, row 2, column USUBJID: value \"Zoë\" is not ASCII"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("dataset ADSL, row 2, column USUBJID: value \"Zoë\" is not ASCII")
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! express: row width, `records` equal to the row count, and each value's JSON type against its column's
 //! `dataType`/`targetDataType` as the specification's "Supported Column Data Type Combinations" table
 //! gives it.
+#![allow(clippy::unwrap_used)] // A test should fail loudly at the failing call; helpers included.
 
 mod common;
 
@@ -13,14 +14,19 @@ use myolog_cdisc::dataset_json::{write_json, write_ndjson};
 use serde_json::Value as Json;
 
 fn schema(file: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/dataset-json-1.1").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/schemas/dataset-json-1.1")
+        .join(file);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let schema: Json = serde_json::from_str(&text).unwrap();
     jsonschema::draft201909::new(&schema).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn schema_errors(validator: &jsonschema::Validator, instance: &Json) -> Vec<String> {
-    validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+    validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
 
 /// The specification's type table: which JSON type a non-null value of a column must have.
@@ -42,7 +48,11 @@ fn semantic_problems(metadata: &Json, rows: &[Json]) -> Vec<String> {
     let mut problems = Vec::new();
     let columns = metadata["columns"].as_array().unwrap();
     if metadata["records"].as_u64() != Some(rows.len() as u64) {
-        problems.push(format!("records {} but {} rows", metadata["records"], rows.len()));
+        problems.push(format!(
+            "records {} but {} rows",
+            metadata["records"],
+            rows.len()
+        ));
     }
     for (r, row) in rows.iter().enumerate() {
         let Some(cells) = row.as_array() else {
@@ -50,7 +60,11 @@ fn semantic_problems(metadata: &Json, rows: &[Json]) -> Vec<String> {
             continue;
         };
         if cells.len() != columns.len() {
-            problems.push(format!("row {r} has {} values for {} columns", cells.len(), columns.len()));
+            problems.push(format!(
+                "row {r} has {} values for {} columns",
+                cells.len(),
+                columns.len()
+            ));
         }
         for (cell, column) in cells.iter().zip(columns) {
             let expected = expected_json_type(column);
@@ -66,7 +80,10 @@ fn semantic_problems(metadata: &Json, rows: &[Json]) -> Vec<String> {
                 _ => false,
             };
             if !fits {
-                problems.push(format!("row {r}, column {}: {cell} is not a JSON {expected}", column["name"]));
+                problems.push(format!(
+                    "row {r}, column {}: {cell} is not a JSON {expected}",
+                    column["name"]
+                ));
             }
         }
     }
@@ -84,7 +101,9 @@ fn ndjson_lines(dataset: &Dataset) -> Vec<Json> {
     write_ndjson(&mut out, dataset, &common::file(dataset)).unwrap();
     let text = String::from_utf8(out).unwrap();
     assert!(text.ends_with('\n'));
-    text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
 }
 
 #[test]
@@ -92,11 +111,24 @@ fn json_files_are_valid_against_the_dataset_json_1_1_schema() {
     let validator = schema("dataset.schema.json");
     for dataset in [common::adsl(), common::adeff()] {
         let document = json_of(&dataset);
-        assert_eq!(schema_errors(&validator, &document), Vec::<String>::new(), "{}", dataset.name);
+        assert_eq!(
+            schema_errors(&validator, &document),
+            Vec::<String>::new(),
+            "{}",
+            dataset.name
+        );
         let rows = document["rows"].as_array().unwrap();
-        assert_eq!(semantic_problems(&document, rows), Vec::<String>::new(), "{}", dataset.name);
+        assert_eq!(
+            semantic_problems(&document, rows),
+            Vec::<String>::new(),
+            "{}",
+            dataset.name
+        );
         assert_eq!(document["datasetJSONVersion"], "1.1.0");
-        assert_eq!(document["datasetJSONCreationDateTime"], "2026-12-07T03:30:15Z");
+        assert_eq!(
+            document["datasetJSONCreationDateTime"],
+            "2026-12-07T03:30:15Z"
+        );
     }
 }
 
@@ -108,9 +140,19 @@ fn ndjson_header_and_rows_are_valid_and_agree_with_the_json_file() {
     for dataset in [common::adsl(), common::adeff()] {
         let lines = ndjson_lines(&dataset);
         let (header, rows) = lines.split_first().unwrap();
-        assert_eq!(schema_errors(&validator, header), Vec::<String>::new(), "{} header", dataset.name);
+        assert_eq!(
+            schema_errors(&validator, header),
+            Vec::<String>::new(),
+            "{} header",
+            dataset.name
+        );
         assert!(header.get("rows").is_none());
-        assert_eq!(semantic_problems(header, rows), Vec::<String>::new(), "{}", dataset.name);
+        assert_eq!(
+            semantic_problems(header, rows),
+            Vec::<String>::new(),
+            "{}",
+            dataset.name
+        );
         // Reassembled, the NDJSON is the JSON file.
         let mut whole = header.clone();
         whole["rows"] = Json::Array(rows.to_vec());
@@ -161,7 +203,10 @@ fn the_checks_reject_broken_documents() {
     let mut wrong_count = good.clone();
     wrong_count["records"] = 2.into();
     let rows = wrong_count["rows"].as_array().unwrap().clone();
-    assert_eq!(semantic_problems(&wrong_count, &rows), vec!["records 2 but 3 rows".to_owned()]);
+    assert_eq!(
+        semantic_problems(&wrong_count, &rows),
+        vec!["records 2 but 3 rows".to_owned()]
+    );
 
     let mut numeric_decimal = good.clone();
     numeric_decimal["rows"][0][4] = serde_json::json!(162.9);
@@ -171,5 +216,8 @@ fn the_checks_reject_broken_documents() {
     let mut short_row = good;
     short_row["rows"][1].as_array_mut().unwrap().pop();
     let rows = short_row["rows"].as_array().unwrap().clone();
-    assert_eq!(semantic_problems(&short_row, &rows), vec!["row 1 has 12 values for 13 columns".to_owned()]);
+    assert_eq!(
+        semantic_problems(&short_row, &rows),
+        vec!["row 1 has 12 values for 13 columns".to_owned()]
+    );
 }

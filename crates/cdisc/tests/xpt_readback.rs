@@ -3,6 +3,7 @@
 //! labels, numbers equal within IBM double precision, ADaM dates as SAS day numbers, datetimes as SAS
 //! seconds, booleans as 1/0, and character missing and empty both blank. A missing Python package fails
 //! the test with the install command (CI installs requirements-test.txt first).
+#![allow(clippy::unwrap_used)] // A test should fail loudly at the failing call; helpers included.
 
 mod common;
 
@@ -16,7 +17,9 @@ use serde_json::Value as Json;
 
 fn read_back(dataset: &Dataset) -> (Json, Json) {
     let directory = tempfile::tempdir().unwrap();
-    let path = directory.path().join(format!("{}.xpt", dataset.name.to_lowercase()));
+    let path = directory
+        .path()
+        .join(format!("{}.xpt", dataset.name.to_lowercase()));
     let mut bytes = Vec::new();
     write_xpt(&mut bytes, dataset, common::created()).unwrap();
     std::fs::write(&path, &bytes).unwrap();
@@ -25,7 +28,9 @@ fn read_back(dataset: &Dataset) -> (Json, Json) {
         .arg(&script)
         .arg(&path)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run python3 (needed to read XPORT back with pyreadstat and pandas): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run python3 (needed to read XPORT back with pyreadstat and pandas): {e}")
+        });
     assert!(
         output.status.success(),
         "{} failed: {}",
@@ -40,7 +45,12 @@ fn read_back(dataset: &Dataset) -> (Json, Json) {
 
 fn sas_days(iso: &str) -> f64 {
     let parts: Vec<&str> = iso.split('-').collect();
-    let date = CalendarDate::new(parts[0].parse().unwrap(), parts[1].parse().unwrap(), parts[2].parse().unwrap()).unwrap();
+    let date = CalendarDate::new(
+        parts[0].parse().unwrap(),
+        parts[1].parse().unwrap(),
+        parts[2].parse().unwrap(),
+    )
+    .unwrap();
     date.sas_days() as f64
 }
 
@@ -55,7 +65,8 @@ fn sas_seconds(iso: &str) -> f64 {
 fn expected_cell(column: &Json, cell: &Json) -> Json {
     let data_type = column["dataType"].as_str().unwrap();
     let numeric_date = column.get("targetDataType") == Some(&Json::from("integer"));
-    let character = data_type == "string" || (matches!(data_type, "date" | "datetime" | "time") && !numeric_date);
+    let character = data_type == "string"
+        || (matches!(data_type, "date" | "datetime" | "time") && !numeric_date);
     match cell {
         Json::Null if character => Json::from(""),
         Json::Null => Json::Null,
@@ -84,21 +95,32 @@ fn same(expected: &Json, actual: &Json) -> bool {
 fn compare(reader: &str, read: &Json, document: &Json) {
     let columns = document["columns"].as_array().unwrap();
     let names: Vec<&Json> = columns.iter().map(|c| &c["name"]).collect();
-    assert_eq!(read["columns"].as_array().unwrap().iter().collect::<Vec<_>>(), names, "{reader}: column names");
+    assert_eq!(
+        read["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        names,
+        "{reader}: column names"
+    );
     let expected_rows = document["rows"].as_array().unwrap();
     let rows = read["rows"].as_array().unwrap();
     assert_eq!(rows.len(), expected_rows.len(), "{reader}: row count");
     for (r, (row, expected_row)) in rows.iter().zip(expected_rows).enumerate() {
-        for ((column, actual), cell) in columns.iter().zip(row.as_array().unwrap()).zip(expected_row.as_array().unwrap()) {
+        for ((column, actual), cell) in columns
+            .iter()
+            .zip(row.as_array().unwrap())
+            .zip(expected_row.as_array().unwrap())
+        {
             let expected = expected_cell(column, cell);
             // pandas' IBM conversion has no zero case (a known, open pandas bug): SAS's zero, eight zero
             // bytes, reads as the smallest IBM magnitude 16^-65. Only that exact value stands for 0.
             let pandas_zero = reader == "pandas.read_sas"
-                && expected == Json::from(0.0)
+                && expected == 0.0
                 && actual.as_f64() == Some(16f64.powi(-65));
             assert!(
-                pandas_zero ||
-                same(&expected, actual),
+                pandas_zero || same(&expected, actual),
                 "{reader}: row {r}, column {}: read {actual}, expected {expected} (Dataset-JSON {cell})",
                 column["name"]
             );
@@ -116,7 +138,12 @@ fn both_readers_agree_with_dataset_json() {
         assert_eq!(readstat["table_name"], dataset.name.as_str());
         assert_eq!(readstat["file_label"], dataset.label.as_str());
         let labels: Vec<&str> = dataset.columns.iter().map(|c| c.label.as_str()).collect();
-        assert_eq!(readstat["labels"], serde_json::json!(labels), "{}", dataset.name);
+        assert_eq!(
+            readstat["labels"],
+            serde_json::json!(labels),
+            "{}",
+            dataset.name
+        );
     }
 }
 
@@ -134,7 +161,14 @@ fn date_formats_reach_sas() {
 #[test]
 fn extreme_decimals_survive_the_ibm_encoding() {
     let mut dataset = common::adeff();
-    let values = ["0.0000000000000000000000000001", "79228162514264337593543950335", "-0.1", "123456789.123456789", "1E-5", "3.14159265358979323846264338"];
+    let values = [
+        "0.0000000000000000000000000001",
+        "79228162514264337593543950335",
+        "-0.1",
+        "123456789.123456789",
+        "1E-5",
+        "3.14159265358979323846264338",
+    ];
     dataset.rows.truncate(values.len());
     for (row, value) in dataset.rows.iter_mut().zip(values) {
         row[5] = common::dec(value);

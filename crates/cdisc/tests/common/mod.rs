@@ -2,16 +2,22 @@
 //! parameter-per-row efficacy dataset that between them use every data type, missing and empty values,
 //! decimals that binary floating point cannot hold, negative numbers, dates before 1960 and characters
 //! that need escaping in JSON, CSV and XML.
-#![allow(dead_code)]
+#![allow(dead_code)] // Each test binary uses a different part of the fixtures.
+#![allow(clippy::unwrap_used)] // A fixture that cannot be built should fail the test at once.
 
 use std::str::FromStr;
 
 use myolog_cdisc::dataset_json::DatasetJsonFile;
-use myolog_cdisc::{CalendarDate, Column, DataType, Dataset, DateTime, Purpose, TargetDataType, TimeOfDay, Value};
+use myolog_cdisc::{
+    CalendarDate, Column, DataType, Dataset, DateTime, Purpose, TargetDataType, TimeOfDay, Value,
+};
 use rust_decimal::Decimal;
 
 pub fn at(year: i32, month: u8, day: u8, hour: u8) -> DateTime {
-    DateTime::new(CalendarDate::new(year, month, day).unwrap(), TimeOfDay::new(hour, 30, 15).unwrap())
+    DateTime::new(
+        CalendarDate::new(year, month, day).unwrap(),
+        TimeOfDay::new(hour, 30, 15).unwrap(),
+    )
 }
 
 pub fn date(year: i32, month: u8, day: u8) -> Value {
@@ -54,24 +60,76 @@ pub fn adsl() -> Dataset {
         purpose: Purpose::Analysis,
         is_reference_data: false,
         columns: vec![
-            Column::new("IT.ADSL.STUDYID", "STUDYID", "Study Identifier", DataType::String).with_length(8),
-            Column::new("IT.ADSL.USUBJID", "USUBJID", "Unique Subject Identifier", DataType::String)
-                .with_key_sequence(1),
+            Column::new(
+                "IT.ADSL.STUDYID",
+                "STUDYID",
+                "Study Identifier",
+                DataType::String,
+            )
+            .with_length(8),
+            Column::new(
+                "IT.ADSL.USUBJID",
+                "USUBJID",
+                "Unique Subject Identifier",
+                DataType::String,
+            )
+            .with_key_sequence(1),
             Column::new("IT.ADSL.AGE", "AGE", "Age", DataType::Integer).with_length(3),
             Column::new("IT.ADSL.SEX", "SEX", "Sex", DataType::String).with_length(1),
-            Column::new("IT.ADSL.HEIGHTBL", "HEIGHTBL", "Baseline Height (cm)", DataType::Decimal),
-            Column::new("IT.ADSL.WEIGHTBL", "WEIGHTBL", "Baseline Weight (kg)", DataType::Float),
-            Column::new("IT.ADSL.TRTSDT", "TRTSDT", "Date of First Exposure to Treatment", DataType::Date)
-                .with_target(TargetDataType::Integer)
-                .with_display_format("DATE9."),
+            Column::new(
+                "IT.ADSL.HEIGHTBL",
+                "HEIGHTBL",
+                "Baseline Height (cm)",
+                DataType::Decimal,
+            ),
+            Column::new(
+                "IT.ADSL.WEIGHTBL",
+                "WEIGHTBL",
+                "Baseline Weight (kg)",
+                DataType::Float,
+            ),
+            Column::new(
+                "IT.ADSL.TRTSDT",
+                "TRTSDT",
+                "Date of First Exposure to Treatment",
+                DataType::Date,
+            )
+            .with_target(TargetDataType::Integer)
+            .with_display_format("DATE9."),
             Column::new("IT.ADSL.BRTHDT", "BRTHDT", "Date of Birth", DataType::Date)
                 .with_target(TargetDataType::Integer),
-            Column::new("IT.ADSL.RANDDTM", "RANDDTM", "Datetime of Randomization", DataType::DateTime)
-                .with_target(TargetDataType::Integer),
-            Column::new("IT.ADSL.RFSTDTC", "RFSTDTC", "Subject Reference Start Date/Time", DataType::Date),
-            Column::new("IT.ADSL.SAFFL", "SAFFL", "Safety Population Flag", DataType::String).with_length(1),
-            Column::new("IT.ADSL.ITTFL", "ITTFL", "Intent-To-Treat Flag (1/0)", DataType::Boolean),
-            Column::new("IT.ADSL.DCSREAS", "DCSREAS", "Reason for Discontinuation from Study", DataType::String),
+            Column::new(
+                "IT.ADSL.RANDDTM",
+                "RANDDTM",
+                "Datetime of Randomization",
+                DataType::DateTime,
+            )
+            .with_target(TargetDataType::Integer),
+            Column::new(
+                "IT.ADSL.RFSTDTC",
+                "RFSTDTC",
+                "Subject Reference Start Date/Time",
+                DataType::Date,
+            ),
+            Column::new(
+                "IT.ADSL.SAFFL",
+                "SAFFL",
+                "Safety Population Flag",
+                DataType::String,
+            )
+            .with_length(1),
+            Column::new(
+                "IT.ADSL.ITTFL",
+                "ITTFL",
+                "Intent-To-Treat Flag (1/0)",
+                DataType::Boolean,
+            ),
+            Column::new(
+                "IT.ADSL.DCSREAS",
+                "DCSREAS",
+                "Reason for Discontinuation from Study",
+                DataType::String,
+            ),
         ],
         rows: vec![
             vec![
@@ -139,10 +197,20 @@ pub fn adeff() -> Dataset {
         ("DM01-001", "TIS", "Week 24", dec("42.5"), date(2024, 6, 18)),
         ("DM01-002", "MMT8", "Baseline", dec("97"), date(2024, 2, 5)),
         ("DM01-002", "PGA", "Week 24", Value::Null, Value::Null),
-        ("DM01-002", "TIS", "Week 24", dec("0.00001"), date(2024, 7, 22)),
+        (
+            "DM01-002",
+            "TIS",
+            "Week 24",
+            dec("0.00001"),
+            date(2024, 7, 22),
+        ),
     ];
     for (index, (subject, paramcd, visit, aval, adt)) in values.into_iter().enumerate() {
-        let param = PARAMETERS.iter().find(|(code, _)| *code == paramcd).map(|(_, label)| *label).unwrap();
+        let param = PARAMETERS
+            .iter()
+            .find(|(code, _)| *code == paramcd)
+            .map(|(_, label)| *label)
+            .unwrap();
         rows.push(vec![
             text("DM01"),
             text(subject),
@@ -163,19 +231,45 @@ pub fn adeff() -> Dataset {
         purpose: Purpose::Analysis,
         is_reference_data: false,
         columns: vec![
-            Column::new("IT.ADEFF.STUDYID", "STUDYID", "Study Identifier", DataType::String),
-            Column::new("IT.ADEFF.USUBJID", "USUBJID", "Unique Subject Identifier", DataType::String)
-                .with_key_sequence(1),
-            Column::new("IT.ADEFF.PARAMCD", "PARAMCD", "Parameter Code", DataType::String)
-                .with_length(8)
-                .with_key_sequence(2),
+            Column::new(
+                "IT.ADEFF.STUDYID",
+                "STUDYID",
+                "Study Identifier",
+                DataType::String,
+            ),
+            Column::new(
+                "IT.ADEFF.USUBJID",
+                "USUBJID",
+                "Unique Subject Identifier",
+                DataType::String,
+            )
+            .with_key_sequence(1),
+            Column::new(
+                "IT.ADEFF.PARAMCD",
+                "PARAMCD",
+                "Parameter Code",
+                DataType::String,
+            )
+            .with_length(8)
+            .with_key_sequence(2),
             Column::new("IT.ADEFF.PARAM", "PARAM", "Parameter", DataType::String),
-            Column::new("IT.ADEFF.AVISIT", "AVISIT", "Analysis Visit", DataType::String).with_key_sequence(3),
+            Column::new(
+                "IT.ADEFF.AVISIT",
+                "AVISIT",
+                "Analysis Visit",
+                DataType::String,
+            )
+            .with_key_sequence(3),
             Column::new("IT.ADEFF.AVAL", "AVAL", "Analysis Value", DataType::Decimal),
             Column::new("IT.ADEFF.ADT", "ADT", "Analysis Date", DataType::Date)
                 .with_target(TargetDataType::Integer)
                 .with_display_format("E8601DA."),
-            Column::new("IT.ADEFF.ASEQ", "ASEQ", "Analysis Sequence Number", DataType::Integer),
+            Column::new(
+                "IT.ADEFF.ASEQ",
+                "ASEQ",
+                "Analysis Sequence Number",
+                DataType::Integer,
+            ),
         ],
         rows,
     }
