@@ -6,7 +6,7 @@
 //! normalised fraction has a non-zero first hexadecimal digit, so it keeps 53 to 56 significant bits.
 //! Zero is eight zero bytes.
 //!
-//! Rounding rule: the 56-bit fraction is the exact quotient `|value| × 16^(14-e) ` rounded to nearest,
+//! Rounding rule: the 56-bit fraction is the exact quotient `|value| × 16^(14-e)` rounded to nearest,
 //! ties to even, computed in 256-bit integer arithmetic from the decimal's integer mantissa and power-of-ten
 //! scale. No binary floating point is involved, so `0.1` becomes `40 19 99 99 99 99 99 9A` (the nearest
 //! IBM double) rather than the `...99 A0` that a conversion through an IEEE double gives. A rounding that
