@@ -159,8 +159,8 @@ fn namestr(
     out.extend(field(&format.name, 8));
     out.extend(int16(usize::from(format.width), "format width")?);
     out.extend(int16(usize::from(format.decimals), "format decimals")?);
-    // Justification: 0 left (character), 1 right (numeric), as SAS writes it.
-    out.extend(int16(usize::from(numeric), "justification")?);
+    // Format justification: 0 for every variable, as SAS 9.4 writes it (see tests/sas_reference.rs).
+    out.extend(int16(0, "justification")?);
     out.extend([0u8; 2]);
     out.extend(field("", 8));
     out.extend(int16(0, "informat width")?);
