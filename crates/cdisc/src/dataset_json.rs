@@ -1,8 +1,8 @@
 //! CDISC Dataset-JSON 1.1 writer: `.json` (one object with `rows`) and `.ndjson` (the metadata object on
 //! line 1, then one row array per line).
 //!
-//! Conventions, from the Dataset-JSON 1.1 specification text (`doc/dataset-json1-1.md` of
-//! cdisc-org/DataExchange-DatasetJson; the schema is committed under `crates/cdisc/tests/schemas/`):
+//! Conventions, from the Dataset-JSON 1.1 specification text (committed as
+//! `crates/cdisc/tests/schemas/dataset-json-1.1/dataset-json1-1.md`, beside the JSON schema):
 //! - `decimal` columns carry `targetDataType: "decimal"` and their values as JSON strings with `.` as
 //!   the separator, exactly the decimal's digits (no binary rounding);
 //! - `float` columns are JSON numbers, written from the decimal's digits;
