@@ -287,11 +287,16 @@ impl Dataset {
     /// The byte length a character column occupies: its declared length, else its longest value, at
     /// least 1. Only meaningful for columns that are character in SAS.
     pub fn character_length(&self, column_index: usize) -> usize {
-        let declared = self.columns[column_index].length.map(|l| l as usize);
+        let declared = self
+            .columns
+            .get(column_index)
+            .and_then(|c| c.length)
+            .map(|l| l as usize);
         declared.unwrap_or_else(|| {
             self.rows
                 .iter()
-                .map(|row| text_of(&row[column_index]).map_or(0, |t| t.len()))
+                .filter_map(|row| row.get(column_index).and_then(text_of))
+                .map(|t| t.len())
                 .max()
                 .unwrap_or(0)
                 .max(1)

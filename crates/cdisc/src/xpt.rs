@@ -51,8 +51,14 @@ pub fn write_xpt_library<W: Write>(
         field(&stamp, 16),
     ]));
     bytes.extend(record(&[field(&stamp, 16)]));
-    for dataset in datasets {
+    for (index, dataset) in datasets.iter().enumerate() {
         dataset.validate()?;
+        if datasets[..index].iter().any(|d| d.name == dataset.name) {
+            return Err(CdiscError::dataset(
+                &dataset.name,
+                "is in the library twice",
+            ));
+        }
         member(&mut bytes, dataset, &stamp)?;
     }
     out.write_all(&bytes)?;
@@ -372,6 +378,23 @@ mod tests {
         assert_eq!(&obs[28..36], &ibm::MISSING);
         assert_eq!(&obs[36..44], &ibm::MISSING);
         assert!(obs[44..].iter().all(|&b| b == b' '));
+    }
+
+    #[test]
+    fn a_library_holds_each_member_once() {
+        let (a, mut b) = (small(), small());
+        let mut bytes = Vec::new();
+        let error = write_xpt_library(&mut bytes, &[&a, &b], created()).unwrap_err();
+        assert_eq!(error.to_string(), "dataset ADSL: is in the library twice");
+        b.name = "ADSL2".into();
+        write_xpt_library(&mut bytes, &[&a, &b], created()).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(
+            text.matches("HEADER RECORD*******MEMBER  HEADER RECORD")
+                .count(),
+            2
+        );
+        assert!(text.contains("SAS     ADSL2   SASDATA "));
     }
 
     #[test]
