@@ -8,6 +8,9 @@
 //! caller-supplied [`DateTime`], so equal inputs give equal bytes), and has no command line or wire.
 //!
 //! Conventions (rounding, dates, missing versus empty) are described in `docs/cdisc-formats.md`.
+//! The tests validate the output against CDISC's published schemas, committed under
+//! `crates/cdisc/tests/schemas/` (Dataset-JSON 1.1 JSON Schema; Define-XML 2.1.0 XML Schema, checked with
+//! xmllint), and against an XPORT file written by SAS (`crates/cdisc/tests/data/cdisc-example/`).
 //!
 //! Entry points: [`xpt::write_xpt`], [`dataset_json::write_json`], [`dataset_json::write_ndjson`],
 //! [`csv::write_csv`], [`define_xml::write_define`]. Each validates its input first
