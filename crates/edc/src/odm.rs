@@ -246,6 +246,8 @@ pub struct OdmRow {
     pub form_status: Option<SmolStr>,
     /// Byte offset of the row's end in the input.
     pub position: u64,
+    /// Ordinal of the `SubjectData` element (from 1): a Transactional file applies one at a time.
+    pub subject_block: u64,
 }
 
 /// What went wrong while reading.
@@ -363,6 +365,7 @@ pub struct OdmReader<R: BufRead> {
     /// Text of an audit record's child, kept apart so an audit inside a typed item leaves its value be.
     audit_text: String,
     rows: u64,
+    subject_blocks: u64,
     finished: bool,
 }
 
@@ -390,6 +393,7 @@ impl<R: BufRead> OdmReader<R> {
             text: String::new(),
             audit_text: String::new(),
             rows: 0,
+            subject_blocks: 0,
             finished: false,
         }
     }
@@ -589,11 +593,12 @@ impl<R: BufRead> OdmReader<R> {
             }
             (FrameKind::ClinicalData, b"SubjectData") => {
                 let key = self.required(start, "SubjectData", "SubjectKey")?;
-                let transaction = self.transaction(start, "SubjectData")?;
+                self.subject_blocks += 1;
                 self.path = KeyPath {
                     subject_key: Some(SmolStr::new(key)),
                     ..KeyPath::default()
                 };
+                let transaction = self.transaction(start, "SubjectData")?;
                 self.site = self
                     .vendor_attribute(start, "DataAccessGroup")?
                     .filter(|group| !group.is_empty())
@@ -612,14 +617,14 @@ impl<R: BufRead> OdmReader<R> {
                     "StudyEventOID",
                     "StudyEventRepeatKey",
                 )?;
-                let transaction = self.transaction(start, "StudyEventData")?;
                 self.path.study_event = Some(event);
+                let transaction = self.transaction(start, "StudyEventData")?;
                 self.push(FrameKind::StudyEventData, transaction);
             }
             (FrameKind::SubjectData | FrameKind::StudyEventData, b"FormData") => {
                 let form = self.keyed(start, "FormData", "FormOID", "FormRepeatKey")?;
-                let transaction = self.transaction(start, "FormData")?;
                 self.path.form = Some(form);
+                let transaction = self.transaction(start, "FormData")?;
                 self.form_status = self.vendor_attribute(start, "Status")?.map(SmolStr::new);
                 self.push(FrameKind::FormData, transaction);
             }
@@ -627,15 +632,15 @@ impl<R: BufRead> OdmReader<R> {
                 // REDCap writes ItemGroupOID=""; an empty OID is kept as it is, not rejected.
                 let group =
                     self.keyed(start, "ItemGroupData", "ItemGroupOID", "ItemGroupRepeatKey")?;
-                let transaction = self.transaction(start, "ItemGroupData")?;
                 self.path.item_group = Some(group);
+                let transaction = self.transaction(start, "ItemGroupData")?;
                 self.push(FrameKind::ItemGroupData, transaction);
             }
             (FrameKind::ItemGroupData, element) if is_item_data(element) => {
                 let typed = element != b"ItemData";
                 let oid = self.required(start, "ItemData", "ItemOID")?;
-                let transaction = self.transaction(start, "ItemData")?;
                 self.path.item_oid = Some(SmolStr::new(oid));
+                let transaction = self.transaction(start, "ItemData")?;
                 let is_null = self
                     .attribute(start, "IsNull")?
                     .is_some_and(|flag| flag == "Yes");
@@ -763,6 +768,7 @@ impl<R: BufRead> OdmReader<R> {
             audit: self.effective(|frame| frame.audit.as_ref()),
             form_status: self.form_status.clone(),
             position: self.reader.buffer_position(),
+            subject_block: self.subject_blocks,
         })
     }
 

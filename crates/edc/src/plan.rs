@@ -118,6 +118,10 @@ pub struct SentEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SentLedger {
     entries: BTreeMap<String, SentEntry>,
+    /// Each visit's clinical date as last read, so a later transaction without the date item can
+    /// still be dated.
+    #[serde(default)]
+    visit_dates: BTreeMap<String, String>,
 }
 
 fn ledger_key(study: &str, subject: &str, visit: &str, instrument: &str) -> String {
@@ -172,9 +176,8 @@ impl SentLedger {
     }
 
     fn visit_date(&self, study: &str, subject: &str, visit: &str) -> Option<ClinicalDate> {
-        self.subject_entries(study, subject)
-            .filter(|(v, _, _)| *v == visit)
-            .find_map(|(_, _, entry)| entry.clinical_date.as_deref())
+        self.visit_dates
+            .get(&ledger_key(study, subject, visit, ""))
             .and_then(|date| ClinicalDate::parse(date).ok())
     }
 }
@@ -239,7 +242,9 @@ impl<'m> Planner<'m> {
     /// Adds a row; a subject's rows are planned when the next subject starts.
     pub fn push(&mut self, row: OdmRow) {
         if let Some(last) = self.block.last()
-            && (last.study_oid != row.study_oid || last.key.subject_key != row.key.subject_key)
+            && (last.subject_block != row.subject_block
+                || last.study_oid != row.study_oid
+                || last.key.subject_key != row.key.subject_key)
         {
             self.flush();
         }
@@ -433,36 +438,31 @@ impl<'m> Planner<'m> {
             };
         }
         if let Some(event) = &first.key.study_event {
-            let repeat = event.repeat_key.as_deref();
-            if !matches!(repeat, None | Some("1")) {
-                let problem = format!(
-                    "repeat {} of event {} has no visit: only the first occurrence maps",
-                    repeat.unwrap_or_default(),
-                    event.oid
-                );
-                self.discrepancy(&form_path, None, problem);
-                return None;
+            if let Some(visit) = event_visit(&rules.events, event) {
+                return Some(visit);
             }
-            return match rules.events.get(event.oid.as_str()) {
-                Some(visit) => Some(visit.clone()),
-                None => {
-                    // Enrolment-only events need no visit: report only when a mapped item is here.
-                    let carries_items = rows.iter().any(|row| {
-                        row.key
-                            .item_oid
-                            .as_deref()
-                            .is_some_and(|oid| self.mapping.items.contains_key(oid))
-                    });
-                    if carries_items {
-                        let problem = format!(
-                            "StudyEventOID {} is not mapped to a visit (visits.events)",
-                            event.oid
-                        );
-                        self.discrepancy(&form_path, None, problem);
-                    }
-                    None
-                }
-            };
+            // Enrolment-only events need no visit: report only when a mapped item is here.
+            let carries_items = rows.iter().any(|row| {
+                row.key
+                    .item_oid
+                    .as_deref()
+                    .is_some_and(|oid| self.mapping.items.contains_key(oid))
+            });
+            if carries_items {
+                let problem = match event.repeat_key.as_deref() {
+                    Some(repeat) if !is_first_occurrence(&event.oid, repeat) => format!(
+                        "occurrence {repeat} of StudyEventOID {} is not mapped to a visit \
+                         (visits.events: \"{}#{repeat}\")",
+                        event.oid, event.oid
+                    ),
+                    _ => format!(
+                        "StudyEventOID {} is not mapped to a visit (visits.events)",
+                        event.oid
+                    ),
+                };
+                self.discrepancy(&form_path, None, problem);
+            }
+            return None;
         }
         let carries_items = rows.iter().any(|row| {
             row.key
@@ -1027,6 +1027,24 @@ impl<'m> Planner<'m> {
             }
         }
     }
+}
+
+/// Whether a repeat key names an event's first occurrence: absent, `1`, or Rave's `OID[1]`.
+fn is_first_occurrence(oid: &str, repeat: &str) -> bool {
+    repeat == "1" || repeat == format!("{oid}[1]")
+}
+
+/// The visit of an event occurrence: `OID#RepeatKey` names one occurrence; `OID` names the first.
+fn event_visit(events: &BTreeMap<String, VisitId>, event: &Keyed) -> Option<VisitId> {
+    if let Some(repeat) = &event.repeat_key {
+        if let Some(visit) = events.get(&format!("{}#{repeat}", event.oid)) {
+            return Some(visit.clone());
+        }
+        if !is_first_occurrence(&event.oid, repeat) {
+            return None;
+        }
+    }
+    events.get(event.oid.as_str()).cloned()
 }
 
 /// A clinical date from the visit date item: a calendar date as written. A datetime keeps its date

@@ -220,6 +220,7 @@ pub fn records_to_rows(
     const WHAT: &str = "records";
     let record_field = metadata.record_id_field();
     let mut rows = Vec::new();
+    let mut blocks: BTreeMap<String, u64> = BTreeMap::new();
     for (index, object) in objects(json, WHAT)?.into_iter().enumerate() {
         let get = |key: &str| -> Result<String, RedcapError> {
             object
@@ -236,6 +237,12 @@ pub fn records_to_rows(
                 field: record_field.to_string(),
             });
         }
+        let next_block = u64::try_from(blocks.len())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let subject_block = *blocks.entry(record.clone()).or_insert(next_block);
+        // REDCap's own ODM export names events `Event.<unique name>` and forms `Form.<name>`:
+        // the same names here let one mapping file serve both exports.
         let event = get("redcap_event_name")?;
         let repeat_instrument = get("redcap_repeat_instrument")?;
         let repeat_instance = get("redcap_repeat_instance")?;
@@ -276,7 +283,7 @@ pub fn records_to_rows(
             let key = KeyPath {
                 subject_key: Some(SmolStr::new(&record)),
                 study_event: (!event.is_empty()).then(|| Keyed {
-                    oid: SmolStr::new(&event),
+                    oid: SmolStr::new(format!("Event.{event}")),
                     repeat_key: Some(SmolStr::new(if repeating_event {
                         instance.as_str()
                     } else {
@@ -284,7 +291,7 @@ pub fn records_to_rows(
                     })),
                 }),
                 form: Some(Keyed {
-                    oid: SmolStr::new(form),
+                    oid: SmolStr::new(format!("Form.{form}")),
                     repeat_key: Some(SmolStr::new(if repeating_event {
                         "1"
                     } else {
@@ -309,11 +316,12 @@ pub fn records_to_rows(
                 audit: None,
                 form_status: None,
                 position: u64::try_from(index).unwrap_or(u64::MAX),
+                subject_block,
             });
         }
     }
     // The planner reads one subject at a time: keep each record's rows together, in export order.
-    rows.sort_by(|a, b| a.key.subject_key.cmp(&b.key.subject_key));
+    rows.sort_by_key(|row| row.subject_block);
     Ok(rows)
 }
 
