@@ -679,6 +679,14 @@ impl<'m> Planner<'m> {
                 None => {
                     let path = row.key.clone();
                     let listed = item.units.keys().cloned().collect::<Vec<_>>().join(", ");
+                    if unit.is_empty() {
+                        let problem = format!(
+                            "no unit is given and the mapping converts only from {listed} \
+                             (add \"\" = \"1\" to its units to take such values as they are)"
+                        );
+                        self.discrepancy(&path, Some(raw), problem);
+                        return Err(());
+                    }
                     let problem =
                         format!("unit {unit:?} has no conversion in the mapping (units: {listed})");
                     self.discrepancy(&path, Some(raw), problem);
@@ -715,6 +723,13 @@ impl<'m> Planner<'m> {
                 .ledger
                 .visit_date(&study, subject.as_str(), visit.as_str()),
         };
+        if let (Some(date), Some(_)) = (date, date_row) {
+            self.ledger.visit_dates.insert(
+                ledger_key(&study, subject.as_str(), visit.as_str(), ""),
+                date.to_string(),
+            );
+        }
+        let mut held: BTreeMap<Instrument, KeyPath> = BTreeMap::new();
         let mut by_instrument: BTreeMap<Instrument, BTreeMap<Target, FieldChange>> =
             BTreeMap::new();
         let consumed: BTreeSet<&str> = [
@@ -757,7 +772,15 @@ impl<'m> Planner<'m> {
             } else {
                 match self.field_value(&item, row) {
                     Ok(value) => value,
-                    Err(()) => continue,
+                    Err(()) => {
+                        held.entry(item.target.instrument())
+                            .or_insert_with(|| KeyPath {
+                                item_group: None,
+                                item_oid: None,
+                                ..row.key.clone()
+                            });
+                        continue;
+                    }
                 }
             };
             let fields = by_instrument.entry(item.target.instrument()).or_default();
@@ -780,6 +803,17 @@ impl<'m> Planner<'m> {
                     row: row.clone(),
                 },
             );
+        }
+        // A form with a bad value is held whole: sending the rest would replace a complete form
+        // already sent with a partial one.
+        for (instrument, form_path) in held {
+            if by_instrument.remove(&instrument).is_some() {
+                let problem = format!(
+                    "the visit's {} values are held until the value(s) reported above are fixed",
+                    instrument.key()
+                );
+                self.discrepancy(&form_path, None, problem);
+            }
         }
         let instruments: BTreeSet<String> = by_instrument
             .keys()
