@@ -267,3 +267,36 @@ fn a_reading_error_discards_the_plan_and_leaves_the_ledger_as_it_was() {
     assert!(result.is_err());
     assert!(ledger.is_empty());
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever a damaged export holds, planning gives a plan or a reading error, never a panic, and
+    /// every id it plans is a valid Myolog id.
+    #[test]
+    fn planning_mutated_exports_never_panics(
+        which in 0usize..3,
+        edits in proptest::collection::vec(
+            (proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()),
+            1..8,
+        ),
+    ) {
+        let (source, mapping_file) = [
+            ("redcap_longitudinal_stir.xml", "stir_redcap.mapping.toml"),
+            ("transactional_changes.xml", "transactional.mapping.toml"),
+            ("redcap_classic_repeating.xml", "redcap_classic.mapping.toml"),
+        ][which];
+        let mut bytes = fixture(source);
+        for (index, byte) in edits {
+            let at = index.index(bytes.len());
+            // Printable bytes keep most mutations well-formed, so values, not syntax, get damaged.
+            bytes[at] = b' ' + byte % 95;
+        }
+        let mut ledger = SentLedger::default();
+        if let Ok(plan) = plan(read_slice(&bytes), &mapping(mapping_file), &mut ledger) {
+            for change in &plan.changes {
+                proptest::prop_assert!(change.event_id().as_str().len() <= 64);
+            }
+        }
+    }
+}
