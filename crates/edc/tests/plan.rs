@@ -44,6 +44,13 @@ fn stir_redcap_project_plans_enrolments_assessments_doses_and_reports_bad_record
 }
 
 #[test]
+fn every_instrument_at_item_level_is_built_by_the_domain_types() {
+    let (plan, _) = check_plan("all_instruments.xml", "all_instruments.mapping.toml");
+    // Baseline: HAQ, CDASI, MMT-8 and enzymes; week 4: only the MMT-8, the other three held.
+    assert_eq!(plan.changes.len(), 5, "{}", render_plan(&plan));
+}
+
+#[test]
 fn reimporting_the_same_file_yields_the_same_ids_and_nothing_to_send() {
     let bytes = fixture("redcap_longitudinal_stir.xml");
     let mapping = mapping("stir_redcap.mapping.toml");

@@ -6,7 +6,7 @@
 
 use myolog_domain::event::{Assessment, Dose, Event, EventBody};
 use myolog_domain::global::GlobalAssessment;
-use myolog_domain::haq::Haq;
+use myolog_domain::haq::{Haq, HaqCategory};
 use myolog_domain::mmt8::Mmt8;
 use myolog_edc::odm::{ItemValue, OdmError, OdmRow};
 use myolog_edc::plan::{Change, Plan, Provenance};
@@ -130,7 +130,27 @@ pub fn render_assessment(assessment: &Assessment) -> String {
         ),
         Assessment::Mmt8(Mmt8::Bilateral(grades)) => format!("mmt8 bilateral {grades:?}"),
         Assessment::Haq(Haq::Score(score)) => format!("haq_di={}", score.get()),
-        Assessment::Haq(Haq::Items(items)) => format!("haq items {items:?}"),
+        Assessment::Haq(Haq::Items(items)) => {
+            let answers: Vec<String> = HaqCategory::ALL
+                .iter()
+                .map(|category| {
+                    let scores: Vec<String> = items
+                        .answers(*category)
+                        .iter()
+                        .map(|score| score.map_or("-".to_string(), |s| s.get().to_string()))
+                        .collect();
+                    format!("{}=[{}]", category.key(), scores.join(","))
+                })
+                .collect();
+            let aids: Vec<&str> = items.aids().iter().map(|aid| aid.key()).collect();
+            let help: Vec<&str> = items.help().iter().map(|c| c.key()).collect();
+            format!(
+                "haq items {} aids=[{}] help=[{}]",
+                answers.join(" "),
+                aids.join(","),
+                help.join(",")
+            )
+        }
         Assessment::Enzymes(panel) => {
             let parts: Vec<String> = panel
                 .iter()
