@@ -918,10 +918,12 @@ impl<'m> Planner<'m> {
                     .filter(|reason| !reason.trim().is_empty())
             })
             .unwrap_or_else(|| self.mapping.default_reason.clone());
+        // The visit's date is part of what is sent: a corrected date is a correction too.
+        let date_text = date.map(|date| date.to_string());
         let event_id = event_id(
             &study,
             subject.as_str(),
-            visit.as_str(),
+            &format!("{visit}@{}", date_text.as_deref().unwrap_or_default()),
             instrument.key(),
             file_type,
             sources.iter(),
@@ -930,7 +932,8 @@ impl<'m> Planner<'m> {
             return;
         };
         if let Some(prior) = &prior
-            && (prior.event_id == event_id.as_str() || prior.fields == fields)
+            && (prior.event_id == event_id.as_str()
+                || (prior.fields == fields && prior.clinical_date == date_text))
         {
             self.plan.unchanged += 1;
             return;

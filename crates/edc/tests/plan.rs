@@ -122,6 +122,39 @@ fn a_changed_snapshot_value_is_a_correction_of_the_event_sent_before() {
     // The corrected value is now what was sent: importing it again sends nothing.
     let third = plan_bytes(changed.as_bytes(), &mapping, &mut ledger);
     assert!(third.changes.is_empty());
+    // A corrected visit date corrects each instrument of that visit, dated anew.
+    let redated = changed.replacen(r#"Value="2024-01-15""#, r#"Value="2024-01-16""#, 1);
+    let fourth = plan_bytes(redated.as_bytes(), &mapping, &mut ledger);
+    let corrected: Vec<String> = fourth
+        .changes
+        .iter()
+        .map(|change| match change {
+            Change::Event { event, .. } => format!(
+                "{} {} {}",
+                event
+                    .visit
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                event.clinical_date,
+                matches!(event.body, EventBody::AssessmentCorrected { .. })
+            ),
+            Change::Retraction { .. } => "retraction".to_string(),
+        })
+        .collect();
+    assert_eq!(
+        corrected,
+        ["BL 2024-01-16 true"; 4],
+        "{}",
+        render_plan(&fourth)
+    );
+    // The dose is reported instead: the domain has no dose correction. The other four are the file's own.
+    assert_eq!(fourth.discrepancies.len(), 5, "{:?}", fourth.discrepancies);
+    assert!(
+        fourth.discrepancies[0]
+            .problem
+            .starts_with("the dose changed after it was sent")
+    );
 }
 
 #[test]
