@@ -57,6 +57,7 @@ struct MappingFile {
 #[serde(deny_unknown_fields)]
 struct StudyFile {
     id: String,
+    source_oid: Option<String>,
     time_zone: String,
     default_reason: Option<String>,
 }
@@ -480,6 +481,9 @@ pub struct InputRules {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
     pub study: StudyId,
+    /// The source's `ClinicalData/@StudyOID` (REDCap `Project.<name>`), when the file pins it: data of
+    /// another study is then refused rather than imported under this one.
+    pub source_study_oid: Option<String>,
     pub time_zone: SourceTimeZone,
     /// The reason a correction carries when the source's audit record gives none.
     pub default_reason: String,
@@ -738,6 +742,7 @@ impl Mapping {
         match (study, time_zone) {
             (Some(study), Some(time_zone)) if errors.errors.is_empty() => Ok(Mapping {
                 study,
+                source_study_oid: file.study.source_oid,
                 time_zone,
                 default_reason,
                 visits: VisitRules {

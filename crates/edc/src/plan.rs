@@ -285,6 +285,16 @@ impl<'m> Planner<'m> {
                 return;
             }
         };
+        if let Some(expected) = &self.mapping.source_study_oid
+            && first.study_oid != expected.as_str()
+        {
+            let problem = format!(
+                "StudyOID {} is not this mapping's study (study.source_oid = {expected:?})",
+                first.study_oid
+            );
+            self.discrepancy(&subject_path, Some(&first.study_oid.clone()), problem);
+            return;
+        }
         let file_type = first.file_type;
         let mut applied = Vec::new();
         let mut removed_containers = Vec::new();

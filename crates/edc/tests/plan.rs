@@ -298,6 +298,29 @@ fn an_unmapped_event_and_an_unknown_visit_code_are_reported_with_their_key_paths
 }
 
 #[test]
+fn data_of_another_study_is_refused_when_the_mapping_pins_the_source_study() {
+    let mapping = mapping("stir_redcap.mapping.toml");
+    let other =
+        fixture_text("redcap_longitudinal_stir.xml").replace("Project.STIR", "Project.OTHER");
+    let mut ledger = SentLedger::default();
+    let plan = plan_bytes(other.as_bytes(), &mapping, &mut ledger);
+    assert!(plan.changes.is_empty());
+    let problems: Vec<String> = plan
+        .discrepancies
+        .iter()
+        .map(|d| format!("{}: {}", d.path, d.problem))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "SubjectData[SubjectKey=STIR-01]: StudyOID Project.OTHER is not this mapping's study (study.source_oid = \"Project.STIR\")",
+            "SubjectData[SubjectKey=STIR-02]: StudyOID Project.OTHER is not this mapping's study (study.source_oid = \"Project.STIR\")",
+        ]
+    );
+    assert!(ledger.is_empty());
+}
+
+#[test]
 fn a_reading_error_discards_the_plan_and_leaves_the_ledger_as_it_was() {
     let mapping = mapping("stir_redcap.mapping.toml");
     let original = fixture("redcap_longitudinal_stir.xml");
