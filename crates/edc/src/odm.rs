@@ -209,20 +209,6 @@ impl fmt::Display for KeyPath {
     }
 }
 
-impl KeyPath {
-    /// Whether `self` is `other` or lies inside it (every level `other` names, `self` names the same).
-    pub fn is_within(&self, other: &KeyPath) -> bool {
-        fn level<T: PartialEq>(mine: &Option<T>, theirs: &Option<T>) -> bool {
-            theirs.is_none() || mine == theirs
-        }
-        level(&self.subject_key, &other.subject_key)
-            && level(&self.study_event, &other.study_event)
-            && level(&self.form, &other.form)
-            && level(&self.item_group, &other.item_group)
-            && level(&self.item_oid, &other.item_oid)
-    }
-}
-
 /// One value of the export, flattened: everything needed to map it without looking at another row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OdmRow {

@@ -151,6 +151,7 @@ impl SentLedger {
     }
 
     pub fn to_json(&self) -> String {
+        // String-keyed maps of strings always serialise; the default is never taken.
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
