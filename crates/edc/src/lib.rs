@@ -1,0 +1,16 @@
+//! The EDC side of the bridge that lets electronic data capture exports feed Myolog: a streaming
+//! CDISC ODM 1.3.x ClinicalData reader ([`odm`]), REDCap record JSON and Data Entry Trigger parsing
+//! ([`redcap`]), a per-study mapping file and its skeleton generator ([`mapping`], [`init`]), and the
+//! planner that turns source rows into validated Myolog domain events ([`plan`]) with a discrepancy
+//! CSV for dry runs ([`discrepancy`]).
+//!
+//! What this crate is NOT: no network, no gRPC or protobuf (the wire mapping of a [`plan::Change`]
+//! lives with the server), no command line, no async, no HTTP server for the Data Entry Trigger (only
+//! the parsing of its body). It never resolves a DTD or an external entity.
+
+pub mod discrepancy;
+pub mod init;
+pub mod mapping;
+pub mod odm;
+pub mod plan;
+pub mod redcap;

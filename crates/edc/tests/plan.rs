@@ -1,0 +1,365 @@
+//! Rows -> Myolog changes on the fixture exports: expected plans per source shape, idempotent
+//! re-imports, corrections and retractions from Snapshot changes and Transactional records, bad records
+//! reported while the rest goes through, REDCap JSON planned like REDCap ODM, and the discrepancy CSV.
+
+mod common;
+
+use common::{check, fixture, fixture_text, render_assessment, render_plan};
+use myolog_domain::event::EventBody;
+use myolog_edc::discrepancy::write_csv;
+use myolog_edc::mapping::Mapping;
+use myolog_edc::odm::read_slice;
+use myolog_edc::plan::{Change, Plan, SentLedger, plan};
+use myolog_edc::redcap::{RedcapMetadata, records_to_rows};
+
+fn mapping(name: &str) -> Mapping {
+    Mapping::from_toml(&fixture_text(name)).unwrap_or_else(|errors| panic!("{name}: {errors}"))
+}
+
+fn plan_bytes(bytes: &[u8], mapping: &Mapping, ledger: &mut SentLedger) -> Plan {
+    plan(read_slice(bytes), mapping, ledger).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Plans a fixture with a fresh ledger and compares with `expected/<fixture>.plan.txt`.
+fn check_plan(source: &str, mapping_file: &str) -> (Plan, SentLedger) {
+    let mut ledger = SentLedger::default();
+    let plan = plan_bytes(&fixture(source), &mapping(mapping_file), &mut ledger);
+    check(&render_plan(&plan), &format!("{source}.plan.txt"));
+    (plan, ledger)
+}
+
+fn ids(plan: &Plan) -> Vec<String> {
+    plan.changes
+        .iter()
+        .map(|change| change.event_id().to_string())
+        .collect()
+}
+
+#[test]
+fn stir_redcap_project_plans_enrolments_assessments_doses_and_reports_bad_records() {
+    let (plan, _) = check_plan("redcap_longitudinal_stir.xml", "stir_redcap.mapping.toml");
+    // Bad records do not stop the rest: both subjects have all their other visits.
+    assert!(plan.changes.len() > 40, "{}", plan.changes.len());
+    assert_eq!(plan.discrepancies.len(), 4, "{:?}", plan.discrepancies);
+}
+
+#[test]
+fn every_instrument_at_item_level_is_built_by_the_domain_types() {
+    let (plan, _) = check_plan("all_instruments.xml", "all_instruments.mapping.toml");
+    // Baseline: HAQ, CDASI, MMT-8 and enzymes; week 4: only the MMT-8, the other three held.
+    assert_eq!(plan.changes.len(), 5, "{}", render_plan(&plan));
+}
+
+#[test]
+fn reimporting_the_same_file_yields_the_same_ids_and_nothing_to_send() {
+    let bytes = fixture("redcap_longitudinal_stir.xml");
+    let mapping = mapping("stir_redcap.mapping.toml");
+    let mut first_ledger = SentLedger::default();
+    let first = plan_bytes(&bytes, &mapping, &mut first_ledger);
+    let mut fresh = SentLedger::default();
+    let again = plan_bytes(&bytes, &mapping, &mut fresh);
+    assert_eq!(ids(&first), ids(&again));
+    assert_eq!(first_ledger, fresh);
+    // With what was sent remembered, the same file sends nothing.
+    let mut ledger = SentLedger::from_json(&first_ledger.to_json()).expect("ledger JSON");
+    let repeat = plan_bytes(&bytes, &mapping, &mut ledger);
+    assert!(repeat.changes.is_empty(), "{}", render_plan(&repeat));
+    assert_eq!(repeat.unchanged, first.changes.len());
+    // Every id is unique and within the domain's 64 characters.
+    let mut unique = ids(&first);
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), first.changes.len());
+    assert!(
+        unique
+            .iter()
+            .all(|id| id.len() == 44 && id.starts_with("edc-"))
+    );
+}
+
+#[test]
+fn a_changed_snapshot_value_is_a_correction_of_the_event_sent_before() {
+    let original = fixture_text("redcap_longitudinal_stir.xml");
+    let mapping = mapping("stir_redcap.mapping.toml");
+    let mut ledger = SentLedger::default();
+    let first = plan_bytes(original.as_bytes(), &mapping, &mut ledger);
+    let sent_globals = first
+        .changes
+        .iter()
+        .find_map(|change| match change {
+            Change::Event { event, .. }
+                if event.subject.as_ref().is_some_and(|s| s.as_str() == "STIR-01")
+                    && event.visit.as_ref().is_some_and(|v| v.as_str() == "BL")
+                    && matches!(&event.body, EventBody::AssessmentRecorded(a) if a.kind().key() == "globals") =>
+            {
+                Some(event.event_id.clone())
+            }
+            _ => None,
+        })
+        .expect("STIR-01 baseline globals");
+    let changed = original.replacen(r#"Value="6.5""#, r#"Value="6.0""#, 1);
+    assert_ne!(changed, original);
+    let second = plan_bytes(changed.as_bytes(), &mapping, &mut ledger);
+    assert_eq!(second.changes.len(), 1, "{}", render_plan(&second));
+    let Change::Event { event, .. } = &second.changes[0] else {
+        panic!("a correction");
+    };
+    assert_ne!(event.event_id, sent_globals);
+    let EventBody::AssessmentCorrected {
+        supersedes,
+        reason,
+        corrected,
+    } = &event.body
+    else {
+        panic!("{:?}", event.body);
+    };
+    assert_eq!(supersedes, &sent_globals);
+    assert_eq!(reason.as_str(), myolog_edc::mapping::DEFAULT_REASON);
+    assert_eq!(
+        render_assessment(corrected),
+        "globals physician=6cm patient=7cm extramuscular=4.2cm"
+    );
+    // The corrected value is now what was sent: importing it again sends nothing.
+    let third = plan_bytes(changed.as_bytes(), &mapping, &mut ledger);
+    assert!(third.changes.is_empty());
+    // A corrected visit date corrects each instrument of that visit, dated anew.
+    let redated = changed.replacen(r#"Value="2024-01-15""#, r#"Value="2024-01-16""#, 1);
+    let fourth = plan_bytes(redated.as_bytes(), &mapping, &mut ledger);
+    let corrected: Vec<String> = fourth
+        .changes
+        .iter()
+        .map(|change| match change {
+            Change::Event { event, .. } => format!(
+                "{} {} {}",
+                event
+                    .visit
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                event.clinical_date,
+                matches!(event.body, EventBody::AssessmentCorrected { .. })
+            ),
+            Change::Retraction { .. } => "retraction".to_string(),
+        })
+        .collect();
+    assert_eq!(
+        corrected,
+        ["BL 2024-01-16 true"; 4],
+        "{}",
+        render_plan(&fourth)
+    );
+    // The dose is reported instead: the domain has no dose correction. The other four are the file's own.
+    assert_eq!(fourth.discrepancies.len(), 5, "{:?}", fourth.discrepancies);
+    assert!(
+        fourth.discrepancies[0]
+            .problem
+            .starts_with("the dose changed after it was sent")
+    );
+}
+
+#[test]
+fn transactional_insert_update_context_and_removals_become_record_correct_and_retract() {
+    let (plan, ledger) = check_plan("transactional_changes.xml", "transactional.mapping.toml");
+    let kinds: Vec<&str> = plan
+        .changes
+        .iter()
+        .map(|change| match change {
+            Change::Event { event, .. } => match event.body {
+                EventBody::AssessmentRecorded(_) => "record",
+                EventBody::AssessmentCorrected { .. } => "correct",
+                _ => "other",
+            },
+            Change::Retraction { .. } => "retract",
+        })
+        .collect();
+    assert_eq!(kinds, ["record", "correct", "correct", "retract"]);
+    assert_eq!(plan.context_rows, 1);
+    // Each change supersedes the one before it.
+    for pair in plan.changes.windows(2) {
+        let superseded = match &pair[1] {
+            Change::Event { event, .. } => match &event.body {
+                EventBody::AssessmentCorrected { supersedes, .. } => supersedes.clone(),
+                other => panic!("{other:?}"),
+            },
+            Change::Retraction { supersedes, .. } => supersedes.clone(),
+        };
+        assert_eq!(&superseded, pair[0].event_id());
+    }
+    // The retracted instrument is gone from the ledger; the visit's date stays known.
+    assert!(ledger.get("STIR", "STIR-01", "W12", "globals").is_none());
+}
+
+#[test]
+fn rave_audit_pages_apply_one_subject_block_at_a_time() {
+    check_plan("rave_clinical_audit_records.xml", "rave.mapping.toml");
+}
+
+#[test]
+fn redcap_classic_visits_come_from_the_visit_item_of_each_instance() {
+    check_plan(
+        "redcap_classic_repeating.xml",
+        "redcap_classic.mapping.toml",
+    );
+}
+
+#[test]
+fn openclinica_forms_not_complete_are_not_imported() {
+    check_plan("openclinica3_audit_logs.xml", "openclinica.mapping.toml");
+}
+
+#[test]
+fn windows_1252_file_plans_and_writes_its_discrepancies_as_csv() {
+    let (plan, _) = check_plan("windows1252.xml", "transactional.mapping.toml");
+    let mut csv = Vec::new();
+    write_csv(&mut csv, &plan.discrepancies).expect("write");
+    check(
+        &String::from_utf8(csv).expect("utf-8"),
+        "windows1252.xml.discrepancies.csv",
+    );
+}
+
+#[test]
+fn redcap_record_json_plans_the_same_events_as_the_project_xml() {
+    let mapping = mapping("stir_redcap.mapping.toml");
+    let metadata =
+        RedcapMetadata::from_json(&fixture_text("stir_metadata.json")).expect("metadata");
+    let rows = records_to_rows(
+        &fixture_text("stir_records.json"),
+        &metadata,
+        "Project.STIR",
+    )
+    .expect("records");
+    let mut ledger = SentLedger::default();
+    let from_json = plan(rows.into_iter().map(Ok), &mapping, &mut ledger).expect("plan");
+    let mut ledger = SentLedger::default();
+    let from_xml = plan_bytes(
+        &fixture("redcap_longitudinal_stir.xml"),
+        &mapping,
+        &mut ledger,
+    );
+    // The same facts (an enrolment, 5 visits x 5 instruments less the week 16 MMT-8 not done); ids
+    // differ since REDCap's XML names item groups its JSON does not have.
+    let bodies = |plan: &Plan, subject: &str| -> Vec<String> {
+        plan.changes
+            .iter()
+            .filter_map(|change| match change {
+                Change::Event { event, .. }
+                    if event
+                        .subject
+                        .as_ref()
+                        .is_some_and(|s| s.as_str() == subject) =>
+                {
+                    Some(format!(
+                        "{:?} {} {:?}",
+                        event.visit, event.clinical_date, event.body
+                    ))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let json_bodies = bodies(&from_json, "STIR-01");
+    assert_eq!(json_bodies.len(), 25, "{json_bodies:#?}");
+    assert_eq!(json_bodies, bodies(&from_xml, "STIR-01"));
+    // The repeating adverse event instrument is ignored, not reported; nothing else is wrong.
+    assert!(
+        from_json.discrepancies.is_empty(),
+        "{:?}",
+        from_json.discrepancies
+    );
+}
+
+#[test]
+fn an_unmapped_event_and_an_unknown_visit_code_are_reported_with_their_key_paths() {
+    let text =
+        fixture_text("stir_redcap.mapping.toml").replace("\"Event.week_16_arm_1\" = \"W16\"\n", "");
+    let mapping = Mapping::from_toml(&text).expect("mapping");
+    let mut ledger = SentLedger::default();
+    let plan = plan_bytes(
+        &fixture("redcap_longitudinal_stir.xml"),
+        &mapping,
+        &mut ledger,
+    );
+    let unmapped: Vec<String> = plan
+        .discrepancies
+        .iter()
+        .filter(|d| d.problem.contains("not mapped to a visit"))
+        .map(|d| d.path.to_string())
+        .collect();
+    // globals, mmt8, haq, enzymes and medication for each subject (STIR-02's globals are incomplete).
+    assert_eq!(unmapped.len(), 9, "{unmapped:#?}");
+    assert!(unmapped.contains(
+        &"SubjectData[SubjectKey=STIR-01]/StudyEventData[StudyEventOID=Event.week_16_arm_1,RepeatKey=1]/FormData[FormOID=Form.mmt8,RepeatKey=1]".to_string()
+    ));
+    assert!(plan.changes.iter().all(|change| match change {
+        Change::Event { event, .. } => event.visit.as_ref().is_none_or(|v| v.as_str() != "W16"),
+        Change::Retraction { .. } => false,
+    }));
+}
+
+#[test]
+fn data_of_another_study_is_refused_when_the_mapping_pins_the_source_study() {
+    let mapping = mapping("stir_redcap.mapping.toml");
+    let other =
+        fixture_text("redcap_longitudinal_stir.xml").replace("Project.STIR", "Project.OTHER");
+    let mut ledger = SentLedger::default();
+    let plan = plan_bytes(other.as_bytes(), &mapping, &mut ledger);
+    assert!(plan.changes.is_empty());
+    let problems: Vec<String> = plan
+        .discrepancies
+        .iter()
+        .map(|d| format!("{}: {}", d.path, d.problem))
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "SubjectData[SubjectKey=STIR-01]: StudyOID Project.OTHER is not this mapping's study (study.source_oid = \"Project.STIR\")",
+            "SubjectData[SubjectKey=STIR-02]: StudyOID Project.OTHER is not this mapping's study (study.source_oid = \"Project.STIR\")",
+        ]
+    );
+    assert!(ledger.is_empty());
+}
+
+#[test]
+fn a_reading_error_discards_the_plan_and_leaves_the_ledger_as_it_was() {
+    let mapping = mapping("stir_redcap.mapping.toml");
+    let original = fixture("redcap_longitudinal_stir.xml");
+    let truncated = &original[..original.len() - 2000];
+    let mut ledger = SentLedger::default();
+    let result = plan(read_slice(truncated), &mapping, &mut ledger);
+    assert!(result.is_err());
+    assert!(ledger.is_empty());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever a damaged export holds, planning gives a plan or a reading error, never a panic, and
+    /// every id it plans is a valid Myolog id.
+    #[test]
+    fn planning_mutated_exports_never_panics(
+        which in 0usize..3,
+        edits in proptest::collection::vec(
+            (proptest::prelude::any::<proptest::sample::Index>(), proptest::prelude::any::<u8>()),
+            1..8,
+        ),
+    ) {
+        let (source, mapping_file) = [
+            ("redcap_longitudinal_stir.xml", "stir_redcap.mapping.toml"),
+            ("transactional_changes.xml", "transactional.mapping.toml"),
+            ("redcap_classic_repeating.xml", "redcap_classic.mapping.toml"),
+        ][which];
+        let mut bytes = fixture(source);
+        for (index, byte) in edits {
+            let at = index.index(bytes.len());
+            // Printable bytes keep most mutations well-formed, so values, not syntax, get damaged.
+            bytes[at] = b' ' + byte % 95;
+        }
+        let mut ledger = SentLedger::default();
+        if let Ok(plan) = plan(read_slice(&bytes), &mapping(mapping_file), &mut ledger) {
+            for change in &plan.changes {
+                proptest::prop_assert!(change.event_id().as_str().len() <= 64);
+            }
+        }
+    }
+}
