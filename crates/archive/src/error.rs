@@ -34,7 +34,11 @@ pub enum ArchiveError {
         problem: SegmentProblem,
     },
     #[error("segments for seqs {from}..={to} are missing: the archive jumps to {next}")]
-    MissingSegment { from: u64, to: u64, next: SegmentName },
+    MissingSegment {
+        from: u64,
+        to: u64,
+        next: SegmentName,
+    },
     #[error("segment {name} duplicates seqs already covered by {earlier}")]
     DuplicateSegment {
         name: SegmentName,

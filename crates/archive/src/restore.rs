@@ -188,7 +188,11 @@ fn past(as_of: Option<RestorePoint>, event: &StoredEvent) -> bool {
 
 /// Appends the events after `start` (a resumed restore's existing head) to `log`; returns how
 /// many were appended.
-async fn append(log: &EventLog, start: Head, events: Vec<StoredEvent>) -> Result<u64, ArchiveError> {
+async fn append(
+    log: &EventLog,
+    start: Head,
+    events: Vec<StoredEvent>,
+) -> Result<u64, ArchiveError> {
     // An interrupted restore of this archive left exactly its prefix: the event at the existing
     // head must be the archive's.
     if let Some(at_head) = events.iter().find(|event| event.seq == start.seq)

@@ -227,7 +227,9 @@ impl Segment {
             return Err(SegmentProblem::Empty);
         }
         if u64::from(count) != last_seq.saturating_sub(first_seq).saturating_add(1) {
-            return Err(SegmentProblem::Truncated("events (count disagrees with range)"));
+            return Err(SegmentProblem::Truncated(
+                "events (count disagrees with range)",
+            ));
         }
         // Never trust a count to size an allocation: each event takes at least 36 bytes.
         let mut events = Vec::with_capacity((count as usize).min(reader.bytes.len() / 36));

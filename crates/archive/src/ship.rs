@@ -99,7 +99,8 @@ impl SegmentWriter {
         // What is sealed must chain exactly onto what is archived: the bytes are checked as a
         // restore will check them, before they leave.
         let bytes = segment.encode();
-        Segment::decode(&bytes, &name).map_err(|problem| ArchiveError::Segment { name, problem })?;
+        Segment::decode(&bytes, &name)
+            .map_err(|problem| ArchiveError::Segment { name, problem })?;
         if segment.first_seq() != self.archived.seq + 1 {
             return Err(ArchiveError::Segment {
                 name,
@@ -325,7 +326,8 @@ impl Archiver {
         mut self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<Head, ArchiveError> {
-        let poll = (self.policy.max_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let poll =
+            (self.policy.max_age / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {

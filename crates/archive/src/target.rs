@@ -28,14 +28,15 @@ impl ArchiveTarget {
         std::fs::create_dir_all(dir).map_err(|error| {
             ArchiveError::Config(format!("creating {}: {error}", dir.display()))
         })?;
-        let store = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(
-            |source| ArchiveError::Store {
-                target: dir.display().to_string(),
-                action: "opening",
-                object: dir.display().to_string(),
-                source,
-            },
-        )?;
+        let store =
+            object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|source| {
+                ArchiveError::Store {
+                    target: dir.display().to_string(),
+                    action: "opening",
+                    object: dir.display().to_string(),
+                    source,
+                }
+            })?;
         Ok(ArchiveTarget {
             store: Arc::new(store),
             prefix: ObjectPath::default(),
@@ -121,9 +122,9 @@ impl ArchiveTarget {
             Err(object_store::Error::AlreadyExists { .. }) => Err(ArchiveError::AlreadyExists {
                 object: format!("{folder}/{file_name}"),
             }),
-            Err(source) => Err(self.store_error("writing", format!("{folder}/{file_name}"))(
-                source,
-            )),
+            Err(source) => {
+                Err(self.store_error("writing", format!("{folder}/{file_name}"))(source))
+            }
         }
     }
 
