@@ -12,10 +12,16 @@ pub enum ArchiveError {
         target: String,
         action: &'static str,
         object: String,
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("archive target configuration: {0}")]
     Config(String),
+    #[error("{action} {path}: {source}")]
+    LocalIo {
+        action: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "{object} already exists: archive objects are written create-only and never replaced \
          (another writer sealed it)"

@@ -20,13 +20,18 @@ pub struct ArchiveTarget {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     description: String,
+    /// The directory of a local target: object_store's `LocalFileSystem` does not fsync, so the
+    /// archive does, before it counts an object as written.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl ArchiveTarget {
     /// A directory on this machine (created if missing), e.g. a mounted backup volume.
     pub fn local_directory(dir: &std::path::Path) -> Result<ArchiveTarget, ArchiveError> {
-        std::fs::create_dir_all(dir).map_err(|error| {
-            ArchiveError::Config(format!("creating {}: {error}", dir.display()))
+        std::fs::create_dir_all(dir).map_err(|source| ArchiveError::LocalIo {
+            action: "creating",
+            path: dir.display().to_string(),
+            source,
         })?;
         let store =
             object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|source| {
@@ -34,13 +39,14 @@ impl ArchiveTarget {
                     target: dir.display().to_string(),
                     action: "opening",
                     object: dir.display().to_string(),
-                    source,
+                    source: Box::new(source),
                 }
             })?;
         Ok(ArchiveTarget {
             store: Arc::new(store),
             prefix: ObjectPath::default(),
             description: format!("directory {}", dir.display()),
+            local_root: Some(dir.to_path_buf()),
         })
     }
 
@@ -75,6 +81,7 @@ impl ArchiveTarget {
             store,
             prefix: ObjectPath::from(prefix),
             description: description.into(),
+            local_root: None,
         }
     }
 
@@ -96,7 +103,7 @@ impl ArchiveTarget {
             target: self.description.clone(),
             action,
             object,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -118,7 +125,7 @@ impl ArchiveTarget {
             .put_opts(&path, PutPayload::from(bytes), options)
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => self.sync_local(folder, file_name),
             Err(object_store::Error::AlreadyExists { .. }) => Err(ArchiveError::AlreadyExists {
                 object: format!("{folder}/{file_name}"),
             }),
@@ -126,6 +133,27 @@ impl ArchiveTarget {
                 Err(self.store_error("writing", format!("{folder}/{file_name}"))(source))
             }
         }
+    }
+
+    /// On a local target, fsyncs a new object and its folder, so an object counted as archived
+    /// survives a power cut of the archive's machine.
+    fn sync_local(&self, folder: &str, file_name: &str) -> Result<(), ArchiveError> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let folder_path = root.join(folder);
+        let sync = |path: &std::path::Path| {
+            std::fs::File::open(path)
+                .and_then(|file| file.sync_all())
+                .map_err(|source| ArchiveError::LocalIo {
+                    action: "fsync of",
+                    path: path.display().to_string(),
+                    source,
+                })
+        };
+        sync(&folder_path.join(file_name))?;
+        sync(&folder_path)?;
+        sync(root)
     }
 
     pub(crate) async fn get(&self, folder: &str, file_name: &str) -> Result<Vec<u8>, ArchiveError> {
