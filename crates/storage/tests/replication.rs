@@ -307,8 +307,9 @@ fn a_copy_killed_at_any_moment_reopens_as_a_verified_prefix_of_the_original() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (acks, acked_seqs) = std::sync::mpsc::channel::<u64>();
         let reader = std::thread::spawn(move || {
-            let mut last = 0u64;
+            // Only complete lines count: a line cut by the kill was never fully acknowledged.
             let mut line = String::new();
             let mut reader = BufReader::new(stdout);
             while reader.read_line(&mut line).unwrap_or(0) > 0 {
@@ -316,19 +317,28 @@ fn a_copy_killed_at_any_moment_reopens_as_a_verified_prefix_of_the_original() {
                     rest.strip_suffix('\n')
                         .and_then(|seq| seq.parse::<u64>().ok())
                 }) {
-                    last = last.max(seq);
+                    let _ = acks.send(seq);
                 }
                 line.clear();
             }
-            last
         });
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(5 + seed % 60));
+        if round % 2 == 0 {
+            // Odd rounds kill while the child starts and opens both logs; even rounds wait for its
+            // first acknowledgement (however loaded the machine) and kill it mid-copy.
+            if let Ok(seq) = acked_seqs.recv_timeout(Duration::from_secs(30)) {
+                acked = acked.max(seq);
+            }
+            std::thread::sleep(Duration::from_millis(seed % 40));
+        } else {
+            std::thread::sleep(Duration::from_millis(5 + seed % 60));
+        }
         child.kill().unwrap();
         child.wait().unwrap();
-        acked = acked.max(reader.join().unwrap());
+        reader.join().unwrap();
+        acked = acked.max(acked_seqs.try_iter().max().unwrap_or(0));
 
         let target = open_after_kill(&target_path);
         let head = target.head();
