@@ -47,10 +47,10 @@ impl SegmentWriter {
     /// Claims `epoch` on `target` and finds where the archive ends. Refused with
     /// [`ArchiveError::Fenced`] if a newer epoch has claimed the archive.
     pub async fn open(target: ArchiveTarget, epoch: u64) -> Result<SegmentWriter, ArchiveError> {
-        target.check_not_fenced(epoch).await?;
+        target.check_not_fenced(epoch, true).await?;
         target.claim_epoch(epoch).await?;
         // A newer writer may have claimed between the check and the claim.
-        target.check_not_fenced(epoch).await?;
+        target.check_not_fenced(epoch, false).await?;
         let archived = match target.segments().await?.last() {
             None => Head::default(),
             Some(last) => {
@@ -110,7 +110,7 @@ impl SegmentWriter {
                 },
             });
         }
-        self.target.check_not_fenced(self.epoch).await?;
+        self.target.check_not_fenced(self.epoch, false).await?;
         self.target
             .put_new(SEGMENT_FOLDER, &name.file_name(), bytes)
             .await?;

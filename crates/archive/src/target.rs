@@ -218,15 +218,19 @@ impl ArchiveTarget {
 
     /// The newest epoch any writer has claimed (or sealed a segment with); `None` for a new archive.
     pub async fn newest_epoch(&self) -> Result<Option<u64>, ArchiveError> {
+        let claimed = self.newest_claimed_epoch().await?;
+        let sealed = self.segments().await?.iter().map(|name| name.epoch).max();
+        Ok(claimed.max(sealed))
+    }
+
+    /// The newest epoch in `epochs/`: every writer claims its epoch there before it seals.
+    async fn newest_claimed_epoch(&self) -> Result<Option<u64>, ArchiveError> {
         let mut newest = None;
         for file_name in self.list(EPOCH_FOLDER).await? {
             let epoch = parse_epoch(&file_name).ok_or_else(|| ArchiveError::UnknownObject {
                 object: format!("{EPOCH_FOLDER}/{file_name}"),
             })?;
             newest = newest.max(Some(epoch));
-        }
-        for segment in self.segments().await? {
-            newest = newest.max(Some(segment.epoch));
         }
         Ok(newest)
     }
@@ -242,9 +246,20 @@ impl ArchiveTarget {
         }
     }
 
-    /// Fails with [`ArchiveError::Fenced`] if a newer epoch than `epoch` has been claimed.
-    pub(crate) async fn check_not_fenced(&self, epoch: u64) -> Result<(), ArchiveError> {
-        match self.newest_epoch().await? {
+    /// Fails with [`ArchiveError::Fenced`] if a newer epoch than `epoch` has been claimed or, with
+    /// `and_segments`, has sealed a segment (an archive whose `epochs/` was lost). Without it, one
+    /// small listing: what the writer checks before every seal, however many segments exist.
+    pub(crate) async fn check_not_fenced(
+        &self,
+        epoch: u64,
+        and_segments: bool,
+    ) -> Result<(), ArchiveError> {
+        let newest = if and_segments {
+            self.newest_epoch().await?
+        } else {
+            self.newest_claimed_epoch().await?
+        };
+        match newest {
             Some(newer) if newer > epoch => Err(ArchiveError::Fenced { epoch, newer }),
             _ => Ok(()),
         }
