@@ -9,6 +9,8 @@
 //! * [`EventLog::append`] — atomic, idempotent, optimistically concurrent, durable (group commit).
 //! * [`EventLog::read_range`], [`EventLog::read_stream`], [`EventLog::get_by_event_id`],
 //!   [`EventLog::head`] — reads; [`EventLog::verify`] — the audit walk.
+//! * [`EventLog::read_stored_range`], [`EventLog::append_replicated`] — copying a log event for
+//!   event with its hashes (archives, restores, followers).
 //!
 //! There is deliberately no API that updates or deletes an event: a correction is a new event.
 
@@ -19,6 +21,7 @@ pub mod format;
 mod index;
 mod leftovers;
 mod log;
+mod replication;
 mod verify;
 mod writer;
 
@@ -27,5 +30,6 @@ pub use event::{
     Appended, Clock, ExpectedVersion, Hash, Head, MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, NewEvent,
     RecordedEvent, SystemClock, system_time_from_unix_nanos, unix_nanos_from_system_time,
 };
-pub use log::{EventIter, EventLog, LogOptions, StreamIter};
+pub use log::{EventIter, EventLog, LogOptions, StoredEventIter, StreamIter};
+pub use replication::{Refusal, ReplicationError, StoredEvent, canonical_hash};
 pub use verify::{FailureReason, VerifyFailure, VerifyReport};

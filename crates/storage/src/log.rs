@@ -18,6 +18,7 @@ use crate::event::{
 use crate::format::{self, CommitRecord};
 use crate::index::Index;
 use crate::leftovers::{self, DirectoryLock};
+use crate::replication::{ReplicationError, StoredEvent};
 use crate::verify::{self, VerifyReport};
 use crate::writer::{AppendRequest, CommitShared, HeadWatch, SYNC_LANES, Syncer, Writer};
 
@@ -409,6 +410,61 @@ impl EventLog {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Streams stored events with sequence numbers in `range` as their canonical bytes and chain
+    /// hashes, for an archive or a follower: like [`EventLog::read_range`], capped at the durable
+    /// head when the iterator is created. The bytes are handed on as stored (layout checked, hash
+    /// not): the receiver re-checks the chain.
+    pub fn read_stored_range(&self, range: impl RangeBounds<u64>) -> StoredEventIter {
+        StoredEventIter {
+            inner: self.read_range(range).inner,
+        }
+    }
+
+    /// Appends events another log already numbered, timestamped and chained (a restore from an
+    /// archive, a follower), keeping their sequences, recorded-at times, principals and hashes.
+    /// `events` must continue the head in order: each event's seq is the head's plus one, its
+    /// previous hash is the head's hash, its canonical bytes hash to its stated hash, its stream
+    /// version follows its stream and its event id is new; otherwise
+    /// [`ReplicationError::Refused`] names the first sequence that failed and nothing is written.
+    /// All or nothing, and durable (flushed and fdatasync'd) when this returns `Ok` with the new
+    /// head. Waits for any group commit being applied; ordinary appends may interleave between
+    /// calls, which a follower's log never has.
+    pub fn append_replicated(&self, events: &[StoredEvent]) -> Result<Head, ReplicationError> {
+        if events.is_empty() {
+            return Err(ReplicationError::EmptyBatch);
+        }
+        if events.len() > self.inner.max_batch_events {
+            return Err(ReplicationError::BatchTooLarge {
+                len: events.len(),
+                max: self.inner.max_batch_events,
+            });
+        }
+        // Take the apply role as an appender leading a group commit would, so the writer's head
+        // and indexes see no concurrent group.
+        let mut queue = lock(&self.inner.queue);
+        while queue.applying {
+            queue = self
+                .inner
+                .leader_done
+                .wait(queue)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        queue.applying = true;
+        let term = ApplyTerm { inner: &self.inner };
+        let applied = {
+            let mut writer = lock(&self.inner.writer);
+            drop(queue);
+            writer.apply_replicated(events)
+        };
+        drop(term);
+        let head = applied?;
+        self.inner
+            .syncer
+            .sync_through(head.seq)
+            .map_err(|cause| StorageError::Poisoned { cause })?;
+        Ok(head)
+    }
+
     /// Walks the whole chain and the indexes and reports the first bad sequence and why.
     pub fn verify(&self) -> Result<VerifyReport, StorageError> {
         verify::verify(&self.inner.tree)
@@ -447,6 +503,34 @@ impl DoubleEndedIterator for EventIter {
                 .map_err(StorageError::from)
                 .and_then(|(key, value)| decode_stored(&key, &value)),
         )
+    }
+}
+
+/// Iterator over stored events by sequence; see [`EventLog::read_stored_range`].
+pub struct StoredEventIter {
+    inner: sled::Iter,
+}
+
+impl fmt::Debug for StoredEventIter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StoredEventIter")
+    }
+}
+
+impl Iterator for StoredEventIter {
+    type Item = Result<StoredEvent, StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = self.inner.next()?;
+        Some(entry.map_err(StorageError::from).and_then(|(key, value)| {
+            StoredEvent::from_stored_value(&value).map_err(|reason| StorageError::Corrupt {
+                location: match format::seq_from_event_key(&key) {
+                    Some(seq) => format!("event seq {seq}"),
+                    None => format!("event key {key:?}"),
+                },
+                reason,
+            })
+        }))
     }
 }
 

@@ -81,14 +81,14 @@ pub(crate) struct CommitShared {
 }
 
 impl CommitShared {
-    fn poisoned(&self) -> Option<String> {
+    pub(crate) fn poisoned(&self) -> Option<String> {
         self.poisoned
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
 
-    fn poison(&self, cause: String) {
+    pub(crate) fn poison(&self, cause: String) {
         let mut poisoned = self
             .poisoned
             .lock()
@@ -194,7 +194,7 @@ impl Syncer {
         }
     }
 
-    fn sync_through(&self, seq: u64) -> Result<(), String> {
+    pub(crate) fn sync_through(&self, seq: u64) -> Result<(), String> {
         if let Some(cause) = self.shared.poisoned() {
             return Err(cause);
         }
