@@ -32,7 +32,7 @@ pub enum Command {
     /// Walk the log's hash chain; non-zero exit naming the first bad sequence on any damage.
     Verify(VerifyArgs),
     /// Stream a synthetic STIR-like cohort through a real gRPC server and print the outcomes.
-    Demo(DemoArgs),
+    Demo(crate::demo::DemoArgs),
     /// Print a study's outcomes at one visit (per subject and cohort) and its eligibility from a
     /// running server.
     Outcomes(OutcomesArgs),
@@ -97,7 +97,7 @@ pub struct ServeArgs {
     pub principal: String,
     /// The Prometheus metrics endpoint.
     #[command(flatten)]
-    pub metrics: crate::command::MetricsArgs,
+    pub metrics: MetricsArgs,
     /// Principals file and plaintext policy (crate::auth).
     #[command(flatten)]
     pub security: crate::token::SecurityArgs,
@@ -126,23 +126,6 @@ pub struct VerifyArgs {
     /// Directory of the event log.
     #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
     pub data: PathBuf,
-}
-
-/// `myolog demo`.
-#[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
-    /// Keep the log in this directory instead of a temporary one.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Stream to an already running server at this URL instead of starting one.
-    #[arg(long)]
-    pub addr: Option<String>,
-    /// Seed of the synthetic cohort.
-    #[arg(long, default_value_t = myolog_synth::DEFAULT_SEED)]
-    pub seed: u64,
-    /// TLS to the server at `--addr` (the demo's own server is plaintext on loopback).
-    #[command(flatten)]
-    pub tls: crate::client::ServerTls,
 }
 
 /// Parses the command line and runs the command.
