@@ -1,6 +1,6 @@
-//! The `myolog` command line: `serve`, `healthcheck`, `score`, `verify`, `demo` and the audit
-//! commands `replay`, `export` and `report` ([`crate::audit::commands`]). Every flag of
-//! `serve` also reads a `MYOLOG_*` environment variable.
+//! The `myolog` command line: `serve`, `healthcheck`, `score`, `verify`, `demo`, `outcomes`, the
+//! audit commands `replay`, `export` and `report` ([`crate::audit`]), `token` and `study`. Every
+//! flag of `serve` also reads a `MYOLOG_*` environment variable.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +14,8 @@ use myolog_server::app::{App, AppConfig, DEFAULT_PRINCIPAL};
 
 /// Myolog: dermatomyositis trial outcomes from a tamper-evident event log.
 #[derive(Debug, Parser)]
-#[command(name = "myolog", version, about)]
+// A fixed width, so `--help` and docs/reference/cli.md are the same text on every terminal.
+#[command(name = "myolog", version, about, term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
