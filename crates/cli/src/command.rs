@@ -229,6 +229,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let config = AppConfig {
         data_dir: args.data.clone(),
         principal: args.principal.clone(),
+        max_events_per_batch: args.security.limits.max_events_per_batch,
     };
     let listener = match tokio::net::TcpListener::bind(args.addr).await {
         Ok(listener) => listener,
