@@ -11,7 +11,6 @@ use myolog_domain::Decimal;
 use myolog_domain::event::{StudyId, SubjectId};
 use myolog_domain::protocol::{
     BaselineVisit, FollowupVisit, Protocol, ResponderRule, ResponderStatus,
-    TisCategory as ProtocolTisCategory,
 };
 use myolog_scoring::doi::DoiStatus;
 use myolog_scoring::protocol_eval::{EndpointResult, EndpointValue};
@@ -84,13 +83,7 @@ pub fn rule_text(protocol: &Protocol, endpoint: &str) -> String {
         }
         ResponderRule::TisAtLeast(threshold) => format!("TIS >= {threshold}"),
         ResponderRule::TisCategoryAtLeast(category) => {
-            let key = match category {
-                ProtocolTisCategory::None => "none",
-                ProtocolTisCategory::Minimal => "minimal",
-                ProtocolTisCategory::Moderate => "moderate",
-                ProtocolTisCategory::Major => "major",
-            };
-            format!("TIS category {key} or better")
+            format!("TIS category {} or better", category.key())
         }
         ResponderRule::PrednisoneFreeTisMet => {
             "TIS threshold met and prednisone-free over the protocol's window".to_string()
@@ -99,12 +92,7 @@ pub fn rule_text(protocol: &Protocol, endpoint: &str) -> String {
 }
 
 fn tis_category_key(category: TisCategory) -> &'static str {
-    match category {
-        TisCategory::None => "none",
-        TisCategory::Minimal => "minimal",
-        TisCategory::Moderate => "moderate",
-        TisCategory::Major => "major",
-    }
+    category.key()
 }
 
 /// `responder`, `non_responder`, `not_evaluable`, `missing`; empty for a continuous endpoint.

@@ -54,8 +54,12 @@ impl TryFrom<Decimal> for VasCm {
 /// A Likert global, 0 (none) to 4 (extremely severe).
 pub type LikertGlobal = BoundedScore<4>;
 
-/// Which scale a global was recorded on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Which scale a global was recorded on, and the scale a protocol declares for its globals (TOML
+/// `vas_cm` or `likert`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum GlobalScale {
     /// 10 cm visual analogue scale (values in cm).
     VasCm,

@@ -11,7 +11,10 @@ use crate::lab::LabPanel;
 use crate::mmt8::Mmt8;
 
 /// Adult or juvenile: the 2016 TIS category thresholds differ (docs/clinical.md#6-total-improvement-score).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Population {
     Adult,
     Juvenile,

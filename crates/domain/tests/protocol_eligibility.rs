@@ -433,7 +433,7 @@ fn bird_eligibility() {
                 &[
                     AGE,
                     ACTIVE,
-                    "IN03: at least 2 of [physician_global > 3 saw 4 on likert, not on vas_cm: not evaluable; patient_global > 3 saw 2.0: not met; extramuscular_global > 3 saw 1.0: not met; haq_di > 0.25 saw 0.125: not met; any enzyme > ULN saw CK 400 (ULN 200): met]: not evaluable",
+                    "IN03: at least 2 of [physician_global > 3 saw 4 on likert_0_4, not on vas_cm: not evaluable; patient_global > 3 saw 2.0: not met; extramuscular_global > 3 saw 1.0: not met; haq_di > 0.25 saw 0.125: not met; any enzyme > ULN saw CK 400 (ULN 200): met]: not evaluable",
                     PREDNISONE,
                 ],
             ),

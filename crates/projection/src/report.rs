@@ -108,12 +108,7 @@ impl VisitOutcome {
 
 /// The key of a TIS category, as every output spells it.
 pub fn tis_category_key(category: TisCategory) -> &'static str {
-    match category {
-        TisCategory::None => "none",
-        TisCategory::Minimal => "minimal",
-        TisCategory::Moderate => "moderate",
-        TisCategory::Major => "major",
-    }
+    category.key()
 }
 
 /// CDASI activity baseline vs visit.

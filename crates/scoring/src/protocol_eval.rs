@@ -13,15 +13,15 @@ use crate::stats::{
     Outcome as StatsOutcome, PairedComparison, Proportion, Summary, WilcoxonOptions,
     paired_comparison, responder_proportion, summarize,
 };
-use crate::tis::{TisCategory as ScoringTisCategory, TisOutcome, tis, tis_category};
+use crate::tis::{TisOutcome, tis, tis_category};
 use myolog_domain::conventions::ScoringConventions;
-use myolog_domain::global::{GlobalAssessment, GlobalScale as InputGlobalScale};
+use myolog_domain::global::GlobalAssessment;
 use myolog_domain::lab::LabCode;
 use myolog_domain::protocol::{
     AttendedVisit, BaselineMeasures, BaselineVisit, EligibilityReport, Endpoint, EndpointVisits,
-    EndpointVisitsError, EnzymeResult, FollowupVisit, GlobalScale, GlobalValue,
-    GlucocorticoidRecord, MissingDataRule, Mmt8Total, Outcome, Population, PrednisoneFreeResult,
-    Protocol, ProtocolRef, ResponderRule, ResponderStatus, TisCategory, VisitTiming,
+    EndpointVisitsError, EnzymeResult, FollowupVisit, GlobalValue, GlucocorticoidRecord,
+    MissingDataRule, Mmt8Total, Outcome, Population, PrednisoneFreeResult, Protocol, ProtocolRef,
+    ResponderRule, ResponderStatus, TisCategory, VisitTiming,
 };
 use myolog_domain::visit::VisitAssessments;
 use rust_decimal::Decimal;
@@ -98,10 +98,7 @@ pub fn check_eligibility(
 fn global_value(assessment: GlobalAssessment) -> GlobalValue {
     GlobalValue {
         value: assessment.value(),
-        scale: match assessment.scale() {
-            InputGlobalScale::VasCm => GlobalScale::VasCm,
-            InputGlobalScale::Likert => GlobalScale::Likert,
-        },
+        scale: assessment.scale(),
     }
 }
 
@@ -259,7 +256,7 @@ fn endpoint_value(
     glucocorticoid: &[GlucocorticoidRecord],
 ) -> EndpointValue {
     let conventions = protocol.conventions().scoring();
-    let population = protocol.study().population.for_scoring();
+    let population = protocol.study().population;
     match &endpoint.outcome {
         Outcome::Doi => EndpointValue::Doi(doi(
             &core_set(baseline, followup, &conventions),
@@ -363,12 +360,11 @@ fn responder_status(
         (ResponderRule::TisAtLeast(points), EndpointValue::Tis(outcome)) => {
             from(outcome.score.map(|score| score.0 >= points))
         }
-        (ResponderRule::TisCategoryAtLeast(category), EndpointValue::Tis(outcome)) => {
-            from(outcome.score.map(|score| {
-                category_rank(tis_category(score.0, population.for_scoring()))
-                    >= category_rank_of(category)
-            }))
-        }
+        (ResponderRule::TisCategoryAtLeast(category), EndpointValue::Tis(outcome)) => from(
+            outcome
+                .score
+                .map(|score| tis_category(score.0, population) >= category),
+        ),
         (ResponderRule::CdasiMcidReached { .. }, EndpointValue::Cdasi { change, .. }) => {
             from(Some(change.mcid_reached))
         }
@@ -376,24 +372,6 @@ fn responder_status(
             from(result.is_met())
         }
         _ => ResponderStatus::NotEvaluable,
-    }
-}
-
-fn category_rank(category: ScoringTisCategory) -> u8 {
-    match category {
-        ScoringTisCategory::None => 0,
-        ScoringTisCategory::Minimal => 1,
-        ScoringTisCategory::Moderate => 2,
-        ScoringTisCategory::Major => 3,
-    }
-}
-
-fn category_rank_of(category: TisCategory) -> u8 {
-    match category {
-        TisCategory::None => 0,
-        TisCategory::Minimal => 1,
-        TisCategory::Moderate => 2,
-        TisCategory::Major => 3,
     }
 }
 
@@ -466,7 +444,7 @@ pub fn endpoint_cohort<'a>(
             _ => None,
         })
         .collect();
-    let population = protocol.study().population.for_scoring();
+    let population = protocol.study().population;
     let categories = matches!(endpoint.outcome, Outcome::TisCategory).then(|| {
         [
             TisCategory::None,
@@ -478,9 +456,7 @@ pub fn endpoint_cohort<'a>(
         .map(|category| {
             let in_category = tis_scores
                 .iter()
-                .filter(|score| {
-                    category_rank(tis_category(**score, population)) == category_rank_of(category)
-                })
+                .filter(|score| tis_category(**score, population) == category)
                 .count();
             (category, in_category)
         })

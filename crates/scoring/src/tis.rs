@@ -60,15 +60,8 @@ pub fn tis_points(measure: CoreMeasure, improvement_pct: Ratio) -> Decimal {
     points[band]
 }
 
-/// TIS response category.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TisCategory {
-    None,
-    Minimal,
-    Moderate,
-    Major,
-}
+/// TIS response category: the domain's one type.
+pub use myolog_domain::protocol::TisCategory;
 
 /// Category thresholds (minimal, moderate, major), inclusive.
 pub const fn category_thresholds(population: Population) -> [i64; 3] {

@@ -323,7 +323,7 @@ fn body_from_proto(
             let title = limited_text(c, &format!("{base}.title"), &title_text, 0, 500);
             let population = match &protocol {
                 Some(protocol) => {
-                    let from_protocol = protocol.study().population.for_scoring();
+                    let from_protocol = protocol.study().population;
                     match population(study.population) {
                         Some(given) if given != from_protocol => {
                             c.text(

@@ -233,12 +233,8 @@ impl Blinding {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Population {
-    Adult,
-    Juvenile,
-}
+/// The population whose TIS thresholds apply: the same type a visit is scored with.
+pub use crate::visit::Population;
 
 /// Scoring conventions the published sources leave open (docs/clinical.md#11-conventions-where-the-sources-are-silent); each computed outcome names the one it used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -262,30 +258,8 @@ pub struct Conventions {
     pub tis_percent_change: PercentChangeRule,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GlobalScale {
-    /// 10 cm visual analogue scale, in cm.
-    VasCm,
-    /// Likert 0-4.
-    Likert,
-}
-
-impl GlobalScale {
-    pub fn name(self) -> &'static str {
-        match self {
-            GlobalScale::VasCm => "vas_cm",
-            GlobalScale::Likert => "likert",
-        }
-    }
-
-    pub fn max(self) -> Decimal {
-        match self {
-            GlobalScale::VasCm => Decimal::from(10),
-            GlobalScale::Likert => Decimal::from(4),
-        }
-    }
-}
+/// The scale a protocol declares for its globals: the same type a recorded global carries.
+pub use crate::global::GlobalScale;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -716,13 +690,27 @@ pub enum ResponderRule {
     PrednisoneFreeTisMet,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A 2016 TIS improvement category, ordered from none to major (docs/clinical.md#6-total-improvement-score):
+/// the one type the scoring result, the protocol's responder rules and every output use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TisCategory {
     None,
     Minimal,
     Moderate,
     Major,
+}
+
+impl TisCategory {
+    /// The category's key in every output: `none`, `minimal`, `moderate`, `major`.
+    pub const fn key(self) -> &'static str {
+        match self {
+            TisCategory::None => "none",
+            TisCategory::Minimal => "minimal",
+            TisCategory::Moderate => "moderate",
+            TisCategory::Major => "major",
+        }
+    }
 }
 
 /// How a missing scheduled visit counts in a responder table.
@@ -772,22 +760,6 @@ impl Conventions {
             crate::mmt8::MmtScale::Unilateral
         } else {
             crate::mmt8::MmtScale::Bilateral
-        }
-    }
-
-    pub fn global_scale_of_inputs(&self) -> crate::global::GlobalScale {
-        match self.global_scale {
-            GlobalScale::VasCm => crate::global::GlobalScale::VasCm,
-            GlobalScale::Likert => crate::global::GlobalScale::Likert,
-        }
-    }
-}
-
-impl Population {
-    pub fn for_scoring(self) -> crate::visit::Population {
-        match self {
-            Population::Adult => crate::visit::Population::Adult,
-            Population::Juvenile => crate::visit::Population::Juvenile,
         }
     }
 }

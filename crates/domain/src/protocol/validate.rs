@@ -1325,7 +1325,7 @@ fn measure_range(measure: Measure, conventions: &Conventions) -> (Decimal, Decim
             " (conventions.mmt8_max)",
         ),
         Measure::PhysicianGlobal | Measure::PatientGlobal | Measure::ExtramuscularGlobal => {
-            (Decimal::ZERO, conventions.global_scale.max(), global_unit)
+            (Decimal::ZERO, conventions.global_scale.range(), global_unit)
         }
         Measure::HaqDi => (Decimal::ZERO, Decimal::from(3), ""),
         Measure::PrednisoneMgPerDay => (Decimal::ZERO, Decimal::from(1000), " mg/day"),
