@@ -10,8 +10,8 @@ use myolog_domain::cdasi::{CdasiLocation, CdasiLocationScores, CdasiV2, GottronH
 use myolog_domain::enzyme::{Enzyme, EnzymeField, EnzymeMeasurement, EnzymePanel, EnzymeUnit};
 use myolog_domain::error::Problem;
 use myolog_domain::event::{
-    Assessment, ClinicalDate, Dose, EnrolmentFacts, Event, EventBody, EventId, Reason, SiteId,
-    StudyId, SubjectId, VisitId,
+    Assessment, ClinicalDate, Demographics, Dose, EnrolmentFacts, Event, EventBody, EventId, Race,
+    Reason, Sex, SiteId, StudyId, SubjectId, VisitId,
 };
 use myolog_domain::global::{GlobalAssessment, VasCm};
 use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
@@ -432,6 +432,34 @@ fn body_from_proto(
                     return None;
                 }
             };
+            // Each demographic field is optional; a present value must be a CDISC submission value.
+            let sex = subject
+                .sex
+                .as_deref()
+                .map(|text| c.check(format_args!("{base}.sex"), Sex::parse(text)));
+            let race = subject
+                .race
+                .as_deref()
+                .map(|text| c.check(format_args!("{base}.race"), Race::parse(text)));
+            let consent = subject.informed_consent_date.as_deref().map(|text| {
+                c.check(
+                    format_args!("{base}.informed_consent_date"),
+                    ClinicalDate::parse(text),
+                )
+            });
+            // Every bad field is reported before the event is refused.
+            if matches!(sex, Some(None))
+                || matches!(race, Some(None))
+                || matches!(consent, Some(None))
+            {
+                return None;
+            }
+            let demographics = Demographics {
+                sex: sex.flatten(),
+                race: race.flatten(),
+                informed_consent: consent.flatten(),
+            };
+            let facts = facts.with_demographics(demographics);
             Some(EventBody::SubjectEnrolled {
                 arm,
                 population,
@@ -1427,6 +1455,7 @@ mod tests {
                 age_years: Some(number(rng)),
                 muscle_active: Some(rng.next_u64().is_multiple_of(2)),
                 prednisone_stable_weeks: Some(number(rng)),
+                ..Default::default()
             }),
             2 => pb::event::Body::AssessmentCorrected(pb::AssessmentCorrected {
                 supersedes_event_id: text(rng),
