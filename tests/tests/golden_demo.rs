@@ -104,10 +104,11 @@ fn export(what: What) -> Writer {
     Box::new(move |data: &Path, out: PathBuf| {
         run_export(&ExportArgs {
             data: data.to_path_buf(),
-            what,
+            what: Some(what),
             format: Format::Csv,
             out: Some(out),
             as_of: as_of(None),
+            package: Default::default(),
         })
     })
 }

@@ -56,6 +56,8 @@ pub enum AuditError {
     Worker(&'static str),
     #[error("serialising JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Package(String),
 }
 
 /// Opens an existing log (never creates one: a typo in `--data` is an error, not an empty log).

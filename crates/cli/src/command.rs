@@ -126,6 +126,10 @@ pub struct VerifyArgs {
     /// Directory of the event log.
     #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
     pub data: PathBuf,
+    /// Instead of the log's chain, check an analysis package (`myolog export --package`): rebuild
+    /// it from the log at the point its manifest names and name every file that differs (exit 3).
+    #[arg(long, value_name = "DIR")]
+    pub package: Option<PathBuf>,
 }
 
 /// `myolog demo`.
@@ -333,6 +337,9 @@ fn score() -> ExitCode {
 
 /// `myolog verify`: prints the report; exit 3 naming the first bad sequence on damage, 1 on errors.
 pub fn verify(args: &VerifyArgs) -> ExitCode {
+    if let Some(dir) = &args.package {
+        return crate::audit::verify_package(&args.data, dir);
+    }
     let options = myolog_storage::LogOptions {
         create_if_missing: false,
         ..Default::default()

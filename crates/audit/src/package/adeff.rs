@@ -202,10 +202,17 @@ fn measures(outcome: &VisitOutcome) -> Result<Vec<Measure>, PackageError> {
             .iter()
             .find(|(code, _, _)| *code == paramcd)
             .map_or_else(|| paramcd.clone(), |(_, _, label)| (*label).to_string());
+        // The globals name their scale (one study records one); the totals' ranges are in PARAM's
+        // Define-XML decode, the enzyme's unit in its label.
+        let global = matches!(
+            measure,
+            CoreMeasure::PhysicianGlobal
+                | CoreMeasure::PatientGlobal
+                | CoreMeasure::ExtramuscularGlobal
+        );
         let param = match summary.scale.as_deref() {
-            Some(scale) if summary.enzyme.is_none() && !scale.is_empty() => {
-                format!("{label} ({scale})")
-            }
+            Some("vas_cm") if global => format!("{label} (VAS, cm)"),
+            Some("likert") if global => format!("{label} (Likert 0-4)"),
             _ => label,
         };
         let algoid = match measure {
