@@ -63,10 +63,13 @@ pub const FIXED_PARAMETERS: [(&str, i64, &str); 16] = [
     ("CDASIACT", 11, "CDASI v2 Activity Score (0-100)"),
     ("CDASIDAM", 12, "CDASI v2 Damage Score (0-32)"),
     ("PREDDOSE", 13, "Prednisone-Equivalent Dose (mg/day)"),
-    ("DOI", 90, "IMACS Definition of Improvement"),
+    ("DOI", 90, DOI_PARAM),
     ("TIS", 91, "2016 ACR/EULAR Total Improvement Score"),
     ("PFTIS", 92, "Prednisone-Free TIS Endpoint"),
 ];
+
+/// PARAM of the DOI rows: AVAL counts the improved core set measures, AVALC is the verdict.
+pub const DOI_PARAM: &str = "IMACS DOI (Core Set Measures Improved)";
 
 /// One ADEFF row before layout.
 #[derive(Debug, Clone, PartialEq)]
@@ -211,7 +214,7 @@ fn measures(outcome: &VisitOutcome) -> Result<Vec<Measure>, PackageError> {
                 | CoreMeasure::ExtramuscularGlobal
         );
         let param = match summary.scale.as_deref() {
-            Some("vas_cm") if global => format!("{label} (VAS, cm)"),
+            Some("vas_cm") if global => format!("{label} (VAS cm)"),
             Some("likert") if global => format!("{label} (Likert 0-4)"),
             _ => label,
         };
@@ -365,11 +368,13 @@ pub fn rows(
                         ..row(&measure.paramcd, measure.param.clone())
                     });
                 }
+                // A measure not recorded at this visit has no record here (its baseline may still
+                // be there); only the composite responses always have one.
+                let Some(followup) = measure.followup else {
+                    continue;
+                };
                 let mut out = row(&measure.paramcd, measure.param.clone());
-                out.aval = measure
-                    .followup
-                    .map(|f| exact(f, &what(&measure.paramcd)))
-                    .transpose()?;
+                out.aval = Some(exact(followup, &what(&measure.paramcd))?);
                 out.base = base;
                 (out.chg, out.pchg) =
                     change(measure.followup, measure.baseline, &what(&measure.paramcd))?;
@@ -380,7 +385,7 @@ pub fn rows(
                 visit_rows.push(out);
             }
             let result = &outcome.result;
-            let mut doi = row("DOI", "IMACS Definition of Improvement".into());
+            let mut doi = row("DOI", DOI_PARAM.into());
             doi.aval = Some(Decimal::from(result.doi.improved.len()));
             doi.avalc = outcome.doi_status().to_string();
             doi.criteria[0] = (

@@ -248,7 +248,12 @@ pub fn document(
                 oid: method_oid(suffix),
                 name: (*name).into(),
                 kind: MethodKind::Computation,
-                description: format!("{description} {ROUNDING_RULE}"),
+                // Only the numeric derivations can round; the flags and dates cannot.
+                description: if matches!(*suffix, "AVAL" | "BASE" | "CHG") {
+                    format!("{description} {ROUNDING_RULE}")
+                } else {
+                    (*description).to_string()
+                },
                 algorithm_id: PACKAGE_ALGORITHM.into(),
                 docs_path: format!("{DOCS}#derivations"),
                 document_leaf_id: Some("LF.ADRG".into()),

@@ -420,6 +420,112 @@ mod tests {
         assert_eq!(date_time_of(-1).unwrap().iso_utc(), "1969-12-31T23:59:59Z");
     }
 
+    /// A package of a study registered without a protocol (the synthetic cohort's test log).
+    fn no_protocol_package(formats: Vec<PackageFormat>) -> Vec<PackageFile> {
+        let dir = tempfile::tempdir().unwrap();
+        crate::test_log::cohort_log(dir.path(), &myolog_synth::Cohort::new(3, 4));
+        let log = crate::open_log(dir.path()).unwrap();
+        let replay = crate::replay::project(
+            &log,
+            crate::replay::AsOf::Head,
+            &mut crate::progress::Progress::hidden(),
+        )
+        .unwrap();
+        let options = PackageOptions {
+            study: None,
+            formats,
+            unblinded_reason: None,
+        };
+        build(&replay, &options).unwrap()
+    }
+
+    #[test]
+    fn a_study_without_protocol_gets_analysis_datasets_and_dm_but_no_trial_design() {
+        let files = no_protocol_package(vec![PackageFormat::Csv]);
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "adeff.csv",
+                "adrg.md",
+                "adsl.csv",
+                "define.xml",
+                "dm.csv",
+                "manifest.json"
+            ]
+        );
+        let text = |name: &str| {
+            String::from_utf8(files.iter().find(|f| f.name == name).unwrap().bytes.clone()).unwrap()
+        };
+        // One ADSL row per subject (header + 4).
+        assert_eq!(text("adsl.csv").lines().count(), 5);
+        let adeff = text("adeff.csv");
+        let header: Vec<&str> = adeff.lines().next().unwrap().split(',').collect();
+        let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        for line in adeff.lines().skip(1) {
+            // No field of the synthetic cohort's rows has a comma or quote.
+            let cells: Vec<&str> = line.split(',').collect();
+            if matches!(cells[at("PARAMCD")], "DOI" | "TIS") {
+                assert_eq!(
+                    (cells[at("BASE")], cells[at("CHG")], cells[at("PCHG")]),
+                    ("", "", ""),
+                    "{line}"
+                );
+            }
+            // Without a protocol the baseline is visit 0 and no visit is outside a window.
+            if cells[at("ABLFL")] == "Y" {
+                assert_eq!(cells[at("AVISITN")], "0", "{line}");
+            }
+            assert_eq!(cells[at("ANL01FL")], "Y", "{line}");
+        }
+        assert!(text("adrg.md").contains("Registered without a protocol"));
+    }
+
+    #[test]
+    fn a_package_without_a_format_or_with_a_blank_reason_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::test_log::cohort_log(dir.path(), &myolog_synth::Cohort::new(3, 2));
+        let log = crate::open_log(dir.path()).unwrap();
+        let replay = crate::replay::project(
+            &log,
+            crate::replay::AsOf::Head,
+            &mut crate::progress::Progress::hidden(),
+        )
+        .unwrap();
+        let options = |formats, reason: Option<&str>| PackageOptions {
+            study: None,
+            formats,
+            unblinded_reason: reason.map(str::to_string),
+        };
+        assert!(matches!(
+            build(&replay, &options(vec![], None)),
+            Err(PackageError::NoFormat)
+        ));
+        assert!(matches!(
+            build(&replay, &options(vec![PackageFormat::Csv], Some(" "))),
+            Err(PackageError::EmptyReason)
+        ));
+        let unknown = PackageOptions {
+            study: Some("NOPE".into()),
+            ..options(vec![PackageFormat::Csv], None)
+        };
+        assert!(matches!(
+            build(&replay, &unknown),
+            Err(PackageError::UnknownStudy(_))
+        ));
+        // Nothing replayed: no study to export.
+        let empty = crate::replay::project(
+            &log,
+            crate::replay::AsOf::Sequence(0),
+            &mut crate::progress::Progress::hidden(),
+        )
+        .unwrap();
+        assert!(matches!(
+            build(&empty, &options(vec![PackageFormat::Csv], None)),
+            Err(PackageError::NoStudy(0))
+        ));
+    }
+
     #[test]
     fn formats_round_trip_their_keys() {
         for format in PackageFormat::ALL {
