@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use myolog_cdisc::{CalendarDate, DataType, Dataset, Purpose, Value};
 use myolog_domain::Decimal;
 use myolog_domain::protocol::{Outcome, Protocol, ResponderStatus};
-use myolog_projection::Study;
 use myolog_projection::report::VisitOutcome;
 use myolog_scoring::core_set::CoreMeasure;
 use myolog_scoring::doi::DoiStatus;
@@ -126,7 +125,7 @@ fn change(
 
 /// The live assessment events of a visit as SRCSEQ text: their sequence numbers in order, or, when
 /// they do not fit 200 characters, `N events, sequences A to B`.
-fn srcseq(study: &Study, subject: &SubjectFacts<'_>, visit: &str) -> String {
+fn srcseq(subject: &SubjectFacts<'_>, visit: &str) -> String {
     let Some(found) = subject
         .subject
         .visits
@@ -136,7 +135,6 @@ fn srcseq(study: &Study, subject: &SubjectFacts<'_>, visit: &str) -> String {
     else {
         return String::new();
     };
-    let _ = study;
     let seqs: Vec<u64> = found.live.keys().copied().collect();
     let text = seqs
         .iter()
@@ -340,7 +338,7 @@ pub fn rows(
                 pchg: None,
                 anl01fl: in_window,
                 criteria: empty_criteria(),
-                srcseq: srcseq(study, subject, visit),
+                srcseq: srcseq(subject, visit),
                 algoid: String::new(),
             };
             let what = |code: &str| format!("{} {code} at {visit}", subject.usubjid);
@@ -363,7 +361,7 @@ pub fn rows(
                         ablfl: true,
                         base: Some(base),
                         anl01fl: true,
-                        srcseq: srcseq(study, subject, baseline_visit),
+                        srcseq: srcseq(subject, baseline_visit),
                         algoid: measure.algoid.clone(),
                         ..row(&measure.paramcd, measure.param.clone())
                     });
@@ -479,7 +477,7 @@ fn prednisone_free_rows(
             pchg: None,
             anl01fl: in_window,
             criteria,
-            srcseq: srcseq(context.study, subject, &visit),
+            srcseq: srcseq(subject, &visit),
             algoid: tis.algorithm.into(),
             avisit: visit,
         });

@@ -103,6 +103,11 @@ pub enum PackageError {
     Cdisc(#[from] CdiscError),
     #[error("{what}: {why}")]
     Derivation { what: String, why: String },
+    #[error(
+        "{dir} holds files that are not part of this package ({others}); write it to an empty \
+         directory or one holding only an earlier export of the same package files"
+    )]
+    NotEmpty { dir: PathBuf, others: String },
     #[error("manifest: {0}")]
     Manifest(String),
     #[error("reading {path}: {source}")]
@@ -332,12 +337,27 @@ pub fn dataset_file(dataset: &str, format: PackageFormat) -> String {
     format!("{}.{}", dataset.to_ascii_lowercase(), format.extension())
 }
 
-/// Writes the files into `dir` (created if missing).
+/// Writes the files into `dir` (created if missing). A directory holding anything that is not part
+/// of this package (another format's files, notes) is refused: the package would no longer be what
+/// its manifest lists, and `verify --package` would report the leftovers.
 pub fn write(dir: &Path, files: &[PackageFile]) -> Result<(), PackageError> {
     std::fs::create_dir_all(dir).map_err(|source| PackageError::Write {
         path: dir.to_path_buf(),
         source,
     })?;
+    let others: Vec<String> = compare(dir, files)?
+        .into_iter()
+        .filter_map(|difference| match difference {
+            Difference::Extra(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    if !others.is_empty() {
+        return Err(PackageError::NotEmpty {
+            dir: dir.to_path_buf(),
+            others: others.join(", "),
+        });
+    }
     for file in files {
         let path = dir.join(&file.name);
         std::fs::write(&path, &file.bytes)
@@ -524,6 +544,19 @@ mod tests {
             build(&empty, &options(vec![PackageFormat::Csv], None)),
             Err(PackageError::NoStudy(0))
         ));
+    }
+
+    #[test]
+    fn a_directory_with_other_files_is_refused_and_an_earlier_export_is_replaced() {
+        let files = no_protocol_package(vec![PackageFormat::Csv]);
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &files).unwrap();
+        // The same package again over itself: fine, and identical.
+        write(dir.path(), &files).unwrap();
+        assert!(compare(dir.path(), &files).unwrap().is_empty());
+        std::fs::write(dir.path().join("adsl.xpt"), b"stale").unwrap();
+        let error = write(dir.path(), &files).unwrap_err().to_string();
+        assert!(error.contains("(adsl.xpt)"), "{error}");
     }
 
     #[test]
