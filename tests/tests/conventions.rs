@@ -347,7 +347,7 @@ fn adam_cell(data: &Path, paramcd: &str, column: &str) -> String {
     let code = run_export(&ExportArgs {
         data: data.to_path_buf(),
         what: Some(What::Adam),
-        format: Format::Jsonl,
+        format: vec![myolog_cli::audit::ExportFormat::Jsonl],
         out: Some(out.clone()),
         as_of: head(),
         package: Default::default(),

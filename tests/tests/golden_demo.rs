@@ -105,7 +105,7 @@ fn export(what: What) -> Writer {
         run_export(&ExportArgs {
             data: data.to_path_buf(),
             what: Some(what),
-            format: Format::Csv,
+            format: vec![myolog_cli::audit::ExportFormat::Csv],
             out: Some(out),
             as_of: as_of(None),
             package: Default::default(),

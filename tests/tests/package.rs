@@ -23,7 +23,7 @@ use std::process::{Command, ExitCode};
 use myolog_audit::package::{self, Difference, PackageFormat, PackageOptions};
 use myolog_audit::progress::Progress;
 use myolog_audit::replay::{self, AsOf};
-use myolog_cli::audit::{AsOfArgs, ExportArgs, OutputFormat, PackageArgs, run_export};
+use myolog_cli::audit::{AsOfArgs, ExportArgs, ExportFormat, PackageArgs, run_export};
 use myolog_cli::command::{VerifyArgs, verify};
 use myolog_proto::v1 as pb;
 use myolog_storage::{EventLog, ExpectedVersion, LogOptions, NewEvent};
@@ -98,7 +98,7 @@ fn export_args(data: &Path, dir: &Path, as_of_seq: Option<u64>) -> ExportArgs {
     ExportArgs {
         data: data.to_path_buf(),
         what: None,
-        format: OutputFormat::Csv,
+        format: Vec::new(),
         out: None,
         as_of: AsOfArgs {
             as_of_seq,
@@ -594,7 +594,7 @@ fn demographics_come_from_the_enrolment_and_older_logs_leave_them_missing() {
     let log = offline_log(dir.path(), stir_requests(5, false));
     let out = dir.path().join("package");
     let mut args = export_args(&log, &out, None);
-    args.package.package_formats = vec![myolog_cli::audit::PackageFormatArg::DatasetJson];
+    args.format = vec![ExportFormat::DatasetJson];
     assert_eq!(run_export(&args), ExitCode::SUCCESS);
     let dm = json(&out.join("dm.json"));
     assert_eq!(
@@ -691,4 +691,38 @@ fn a_small_package_matches_the_reviewed_golden_files() {
             "{name} differs from tests/data/package/{name} (see tests/data/package/README.md)"
         );
     }
+}
+
+#[test]
+fn formats_are_checked_against_what_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = golden_log(dir.path());
+    // JSON Lines is not a dataset format of the package.
+    let mut args = export_args(&log, &dir.path().join("jsonl"), Some(GOLDEN_AS_OF));
+    args.format = vec![ExportFormat::Jsonl];
+    assert_eq!(run_export(&args), ExitCode::from(1));
+    // The single-dataset export writes one table format, never XPORT.
+    let mut args = export_args(&log, &dir.path().join("unused"), Some(GOLDEN_AS_OF));
+    args.package = PackageArgs::default();
+    args.what = Some(myolog_cli::audit::What::Adam);
+    args.out = Some(dir.path().join("adam.xpt"));
+    args.format = vec![ExportFormat::Xpt];
+    assert_eq!(run_export(&args), ExitCode::from(1));
+    // Two package formats: exactly those files.
+    let out = dir.path().join("two");
+    let mut args = export_args(&log, &out, Some(GOLDEN_AS_OF));
+    args.format = vec![ExportFormat::Xpt, ExportFormat::Csv];
+    assert_eq!(run_export(&args), ExitCode::SUCCESS);
+    let names: Vec<String> = files(&out).into_keys().collect();
+    assert!(names.contains(&"adsl.xpt".to_string()) && names.contains(&"adsl.csv".to_string()));
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.ends_with(".json") && n != "manifest.json")
+    );
+    assert_eq!(
+        json(&out.join("manifest.json"))["formats"],
+        serde_json::json!(["xpt", "csv"])
+    );
+    assert_eq!(verify_exit(&log, &out), ExitCode::SUCCESS);
 }

@@ -99,24 +99,49 @@ pub enum What {
     Adam,
 }
 
-/// A dataset format of the package.
+/// Formats of `myolog export`: one of `jsonl`/`csv` for `--what`, any of `xpt`/`dataset-json`/`csv`
+/// for `--package`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PackageFormatArg {
-    /// SAS XPORT v5 (`.xpt`).
-    Xpt,
-    /// CDISC Dataset-JSON 1.1 (`.json`).
-    DatasetJson,
-    /// CSV with a header row (`.csv`).
+pub enum ExportFormat {
+    /// JSON Lines (`--what` only).
+    Jsonl,
+    /// RFC 4180 CSV with a header row.
     Csv,
+    /// SAS XPORT v5, `.xpt` (`--package` only).
+    Xpt,
+    /// CDISC Dataset-JSON 1.1, `.json` (`--package` only).
+    DatasetJson,
 }
 
-impl From<PackageFormatArg> for PackageFormat {
-    fn from(format: PackageFormatArg) -> Self {
-        match format {
-            PackageFormatArg::Xpt => PackageFormat::Xpt,
-            PackageFormatArg::DatasetJson => PackageFormat::DatasetJson,
-            PackageFormatArg::Csv => PackageFormat::Csv,
+impl ExportFormat {
+    /// The one table format of `--what audit|adam`: CSV unless given.
+    fn table(formats: &[ExportFormat]) -> Result<Format, AuditError> {
+        match formats {
+            [] | [ExportFormat::Csv] => Ok(Format::Csv),
+            [ExportFormat::Jsonl] => Ok(Format::Jsonl),
+            _ => Err(AuditError::Package(
+                "--what writes one format, csv or jsonl; xpt and dataset-json are formats of --package"
+                    .into(),
+            )),
         }
+    }
+
+    /// The dataset formats of `--package`: all three unless given.
+    fn package(formats: &[ExportFormat]) -> Result<Vec<PackageFormat>, AuditError> {
+        if formats.is_empty() {
+            return Ok(PackageFormat::ALL.to_vec());
+        }
+        formats
+            .iter()
+            .map(|format| match format {
+                ExportFormat::Xpt => Ok(PackageFormat::Xpt),
+                ExportFormat::DatasetJson => Ok(PackageFormat::DatasetJson),
+                ExportFormat::Csv => Ok(PackageFormat::Csv),
+                ExportFormat::Jsonl => Err(AuditError::Package(
+                    "jsonl is not a package format: give xpt, dataset-json or csv".into(),
+                )),
+            })
+            .collect()
     }
 }
 
@@ -127,14 +152,6 @@ pub struct PackageArgs {
     /// adrg.md, manifest.json) into this directory instead of one dataset.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["what", "out"])]
     pub package: Option<PathBuf>,
-    /// Dataset formats of the package (repeat or separate with commas); all three by default.
-    #[arg(
-        long = "package-format",
-        value_enum,
-        value_delimiter = ',',
-        requires = "package"
-    )]
-    pub package_formats: Vec<PackageFormatArg>,
     /// The study to export, when the log holds more than one.
     #[arg(long, requires = "package")]
     pub study: Option<String>,
@@ -148,12 +165,7 @@ pub struct PackageArgs {
 }
 
 impl PackageArgs {
-    fn options(&self) -> PackageOptions {
-        let formats = if self.package_formats.is_empty() {
-            PackageFormat::ALL.to_vec()
-        } else {
-            self.package_formats.iter().map(|f| (*f).into()).collect()
-        };
+    fn options(&self, formats: Vec<PackageFormat>) -> PackageOptions {
         PackageOptions {
             study: self.study.clone(),
             formats,
@@ -175,9 +187,10 @@ pub struct ExportArgs {
     /// The audit trail or the analysis dataset (or give --package).
     #[arg(long, value_enum, required_unless_present = "package")]
     pub what: Option<What>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "csv")]
-    pub format: OutputFormat,
+    /// Output format: csv (default) or jsonl with --what; with --package any of xpt,
+    /// dataset-json, csv (repeat or separate with commas), all three by default.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub format: Vec<ExportFormat>,
     /// Write to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -283,22 +296,18 @@ pub fn run_export(args: &ExportArgs) -> ExitCode {
     }
     let result = (|| match args.what.unwrap_or(What::Adam) {
         What::Audit => {
+            let format = ExportFormat::table(&args.format)?;
             let log = open_log(&args.data)?;
             let mut progress = Progress::for_terminal(log.head().seq, "export");
             let mut out = output(args.out.as_deref())?;
-            export::write_audit_trail(
-                &log,
-                args.as_of.as_of()?,
-                args.format.into(),
-                &mut out,
-                &mut progress,
-            )?;
+            export::write_audit_trail(&log, args.as_of.as_of()?, format, &mut out, &mut progress)?;
             Ok(())
         }
         What::Adam => {
+            let format = ExportFormat::table(&args.format)?;
             let replayed = replay_log(&args.data, &args.as_of, "export")?;
             let mut out = output(args.out.as_deref())?;
-            adam::write_dataset(&adam::rows(&replayed), args.format.into(), &mut out)
+            adam::write_dataset(&adam::rows(&replayed), format, &mut out)
         }
     })();
     exit("export", result)
@@ -311,8 +320,8 @@ fn package_error(error: PackageError) -> AuditError {
 
 /// `myolog export --package DIR`.
 fn export_package(args: &ExportArgs, dir: &Path) -> Result<(), AuditError> {
+    let options = args.package.options(ExportFormat::package(&args.format)?);
     let replayed = replay_log(&args.data, &args.as_of, "export")?;
-    let options = args.package.options();
     let files = package::build(&replayed, &options).map_err(package_error)?;
     package::write(dir, &files).map_err(package_error)?;
     eprintln!(

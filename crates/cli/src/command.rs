@@ -38,7 +38,8 @@ pub enum Command {
     Outcomes(OutcomesArgs),
     /// Recompute every outcome from the log alone, as of a sequence or a time, with provenance.
     Replay(crate::audit::ReplayArgs),
-    /// Export the audit trail or the ADaM-style analysis dataset as CSV or JSON Lines.
+    /// Export the audit trail or the ADaM-style analysis dataset as CSV or JSON Lines, or (with
+    /// --package DIR) the analysis and tabulation package: ADSL, ADEFF, DM, trial design, Define-XML.
     Export(crate::audit::ExportArgs),
     /// Write a self-contained HTML report with SVG charts and the cohort tables.
     Report(crate::audit::ReportArgs),
