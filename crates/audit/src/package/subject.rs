@@ -165,6 +165,65 @@ pub fn relative_day(date: CalendarDate, start: CalendarDate) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use myolog_domain::event::{ClinicalDate, EnrolmentFacts};
+    use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
+
+    fn subject_with(doses: &[(u8, &str, bool)]) -> Subject {
+        Subject {
+            arm: "TOFA".into(),
+            site: None,
+            enrolled_on: ClinicalDate::new(2026, 1, 1).unwrap(),
+            population: None,
+            facts: EnrolmentFacts::default(),
+            withdrawn: false,
+            visits: Default::default(),
+            doses: doses
+                .iter()
+                .map(|(day, mg, study_drug)| {
+                    let mg_per_day =
+                        PrednisoneEquivalentDose::try_from(mg.parse::<Decimal>().unwrap()).unwrap();
+                    let dose = if *study_drug {
+                        Dose::StudyDrug {
+                            drug: "tofacitinib".into(),
+                            mg_per_day,
+                        }
+                    } else {
+                        Dose::Glucocorticoid {
+                            drug: "prednisone".into(),
+                            mg_per_day,
+                        }
+                    };
+                    (ClinicalDate::new(2026, 1, *day).unwrap(), dose)
+                })
+                .collect(),
+        }
+    }
+
+    fn dates(doses: &[(u8, &str, bool)]) -> (Option<String>, Option<String>) {
+        let (start, end) = treatment_dates(&subject_with(doses)).unwrap();
+        (start.map(|d| d.to_string()), end.map(|d| d.to_string()))
+    }
+
+    #[test]
+    fn treatment_dates_come_from_study_drug_records_only() {
+        let day = |d: u8| Some(format!("2026-01-{d:02}"));
+        // No study drug (only a glucocorticoid): not treated.
+        assert_eq!(dates(&[(3, "10", false)]), (None, None));
+        // Ongoing: start known, end not.
+        assert_eq!(dates(&[(5, "11", true), (20, "11", true)]), (day(5), None));
+        // Stopped by a 0 mg/day record: the day before it; a record entered late still sorts by date.
+        assert_eq!(
+            dates(&[(20, "0", true), (5, "11", true)]),
+            (day(5), day(19))
+        );
+        // Restarted after the stop: the end is not known.
+        assert_eq!(
+            dates(&[(5, "11", true), (20, "0", true), (25, "5", true)]),
+            (day(5), None)
+        );
+        // A 0 mg/day record before the first dose starts nothing.
+        assert_eq!(dates(&[(2, "0", true), (6, "11", true)]), (day(6), None));
+    }
 
     #[test]
     fn relative_days_skip_day_zero() {
