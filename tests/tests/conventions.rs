@@ -349,10 +349,11 @@ fn adam_cell(data: &Path, paramcd: &str, column: &str) -> String {
         .join(format!("adam-{paramcd}.jsonl"));
     let code = run_export(&ExportArgs {
         data: data.to_path_buf(),
-        what: What::Adam,
-        format: Format::Jsonl,
+        what: Some(What::Adam),
+        format: vec![myolog_cli::audit::ExportFormat::Jsonl],
         out: Some(out.clone()),
         as_of: head(),
+        package: Default::default(),
     });
     assert_eq!(code, std::process::ExitCode::SUCCESS, "export");
     let text = std::fs::read_to_string(out).expect("adam jsonl");

@@ -106,10 +106,11 @@ fn export(what: What) -> Writer {
     Box::new(move |data: &Path, out: PathBuf| {
         run_export(&ExportArgs {
             data: data.to_path_buf(),
-            what,
-            format: Format::Csv,
+            what: Some(what),
+            format: vec![myolog_cli::audit::ExportFormat::Csv],
             out: Some(out),
             as_of: as_of(None),
+            package: Default::default(),
         })
     })
 }

@@ -11,6 +11,8 @@
 //! - [`replay`]: the log up to a sequence or a time, projected and scored; provenance per outcome.
 //! - [`export`]: the audit trail (who, when, what, why, what it supersedes).
 //! - [`adam`]: one row per subject x visit x parameter with the columns ADaM statisticians expect.
+//! - [`package`]: the analysis and tabulation package (ADSL, ADEFF, DM, TA/TV/TI/TS in XPORT,
+//!   Dataset-JSON and CSV, Define-XML, reviewer's guide, manifest) and its verification.
 //! - [`endpoints`], [`eligibility`]: the protocol's endpoints and eligibility, per subject and as tables.
 //! - [`report`], [`svg`]: the HTML page and its hand-written SVG charts.
 //! - [`table`]: RFC 4180 CSV and timestamps; [`progress`]: the terminal-only progress bar.
@@ -19,6 +21,7 @@ pub mod adam;
 pub mod eligibility;
 pub mod endpoints;
 pub mod export;
+pub mod package;
 pub mod progress;
 pub mod replay;
 pub mod report;
@@ -53,6 +56,8 @@ pub enum AuditError {
     Worker(&'static str),
     #[error("serialising JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Package(String),
 }
 
 /// Opens an existing log (never creates one: a typo in `--data` is an error, not an empty log).

@@ -1,4 +1,5 @@
-//! The audit commands of the `myolog` binary: `replay`, `export` and `report`. Each opens the log
+//! The audit commands of the `myolog` binary: `replay`, `export` (also `--package`), `report` and
+//! `verify --package`. Each opens the log
 //! read-only in spirit (it never appends), does its work through `myolog_audit::replay` and friends, and
 //! turns every [`AuditError`] into a message on stderr and a non-zero exit code.
 
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 use myolog_storage::{EventLog, LogOptions};
 
+use myolog_audit::package::{self, PackageError, PackageFormat, PackageOptions};
 use myolog_audit::progress::Progress;
 use myolog_audit::replay::{self, AsOf, Format};
 use myolog_audit::table::parse_rfc3339;
@@ -97,23 +99,105 @@ pub enum What {
     Adam,
 }
 
+/// Formats of `myolog export`: one of `jsonl`/`csv` for `--what`, any of `xpt`/`dataset-json`/`csv`
+/// for `--package`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// JSON Lines (`--what` only).
+    Jsonl,
+    /// RFC 4180 CSV with a header row.
+    Csv,
+    /// SAS XPORT v5, `.xpt` (`--package` only).
+    Xpt,
+    /// CDISC Dataset-JSON 1.1, `.json` (`--package` only).
+    DatasetJson,
+}
+
+impl ExportFormat {
+    /// The one table format of `--what audit|adam`: CSV unless given.
+    fn table(formats: &[ExportFormat]) -> Result<Format, AuditError> {
+        match formats {
+            [] | [ExportFormat::Csv] => Ok(Format::Csv),
+            [ExportFormat::Jsonl] => Ok(Format::Jsonl),
+            _ => Err(AuditError::Package(
+                "--what writes one format, csv or jsonl; xpt and dataset-json are formats of --package"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The dataset formats of `--package`: all three unless given.
+    fn package(formats: &[ExportFormat]) -> Result<Vec<PackageFormat>, AuditError> {
+        if formats.is_empty() {
+            return Ok(PackageFormat::ALL.to_vec());
+        }
+        formats
+            .iter()
+            .map(|format| match format {
+                ExportFormat::Xpt => Ok(PackageFormat::Xpt),
+                ExportFormat::DatasetJson => Ok(PackageFormat::DatasetJson),
+                ExportFormat::Csv => Ok(PackageFormat::Csv),
+                ExportFormat::Jsonl => Err(AuditError::Package(
+                    "jsonl is not a package format: give xpt, dataset-json or csv".into(),
+                )),
+            })
+            .collect()
+    }
+}
+
+/// `myolog export --package`: the analysis and tabulation package.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PackageArgs {
+    /// Write the analysis and tabulation package (ADSL, ADEFF, DM, TA/TV/TI/TS, define.xml,
+    /// adrg.md, manifest.json) into this directory instead of one dataset.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["what", "out"])]
+    pub package: Option<PathBuf>,
+    /// The study to export, when the log holds more than one.
+    #[arg(long, requires = "package")]
+    pub study: Option<String>,
+    /// Export a blinded study's arms before it is unblinded (needs --reason; recorded in the
+    /// manifest).
+    #[arg(long, requires_all = ["package", "reason"])]
+    pub unblinded_export: bool,
+    /// Why the blinded study's arms are exported early.
+    #[arg(long, requires = "unblinded_export")]
+    pub reason: Option<String>,
+}
+
+impl PackageArgs {
+    fn options(&self, formats: Vec<PackageFormat>) -> PackageOptions {
+        PackageOptions {
+            study: self.study.clone(),
+            formats,
+            unblinded_reason: if self.unblinded_export {
+                Some(self.reason.clone().unwrap_or_default())
+            } else {
+                None
+            },
+        }
+    }
+}
+
 /// `myolog export`.
 #[derive(Debug, Clone, Args)]
 pub struct ExportArgs {
     /// Directory of the event log.
     #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
     pub data: PathBuf,
-    /// The audit trail or the analysis dataset.
-    #[arg(long, value_enum)]
-    pub what: What,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "csv")]
-    pub format: OutputFormat,
+    /// The audit trail or the analysis dataset (or give --package).
+    #[arg(long, value_enum, required_unless_present = "package")]
+    pub what: Option<What>,
+    /// Output format: csv (default) or jsonl with --what; with --package any of xpt,
+    /// dataset-json, csv (repeat or separate with commas), all three by default.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub format: Vec<ExportFormat>,
     /// Write to this file instead of stdout.
     #[arg(long)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub as_of: AsOfArgs,
+    #[command(flatten)]
+    pub package: PackageArgs,
 }
 
 /// `myolog report`.
@@ -207,27 +291,89 @@ pub fn run_replay(args: &ReplayArgs) -> ExitCode {
 
 /// `myolog export`.
 pub fn run_export(args: &ExportArgs) -> ExitCode {
-    let result = (|| match args.what {
+    if let Some(dir) = &args.package.package {
+        return exit("export", export_package(args, dir));
+    }
+    let result = (|| match args.what.unwrap_or(What::Adam) {
         What::Audit => {
+            let format = ExportFormat::table(&args.format)?;
             let log = open_log(&args.data)?;
             let mut progress = Progress::for_terminal(log.head().seq, "export");
             let mut out = output(args.out.as_deref())?;
-            export::write_audit_trail(
-                &log,
-                args.as_of.as_of()?,
-                args.format.into(),
-                &mut out,
-                &mut progress,
-            )?;
+            export::write_audit_trail(&log, args.as_of.as_of()?, format, &mut out, &mut progress)?;
             Ok(())
         }
         What::Adam => {
+            let format = ExportFormat::table(&args.format)?;
             let replayed = replay_log(&args.data, &args.as_of, "export")?;
             let mut out = output(args.out.as_deref())?;
-            adam::write_dataset(&adam::rows(&replayed), args.format.into(), &mut out)
+            adam::write_dataset(&adam::rows(&replayed), format, &mut out)
         }
     })();
     exit("export", result)
+}
+
+/// Package errors as audit errors: the message is the package's own.
+fn package_error(error: PackageError) -> AuditError {
+    AuditError::Package(error.to_string())
+}
+
+/// `myolog export --package DIR`.
+fn export_package(args: &ExportArgs, dir: &Path) -> Result<(), AuditError> {
+    let options = args.package.options(ExportFormat::package(&args.format)?);
+    let replayed = replay_log(&args.data, &args.as_of, "export")?;
+    let files = package::build(&replayed, &options).map_err(package_error)?;
+    package::write(dir, &files).map_err(package_error)?;
+    eprintln!(
+        "wrote {} files to {} (log as of sequence {})",
+        files.len(),
+        dir.display(),
+        replayed.last_sequence
+    );
+    Ok(())
+}
+
+/// `myolog verify --package DIR --data LOG`: rebuilds the package from the log at the point its
+/// manifest names and compares every file. Exit 0 when identical, 3 naming each differing file.
+pub fn verify_package(data: &Path, dir: &Path) -> ExitCode {
+    let result = (|| {
+        let path = dir.join(package::manifest::MANIFEST_FILE);
+        let bytes = std::fs::read(&path).map_err(|source| {
+            package_error(PackageError::Read {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        let (sequence, options) =
+            package::manifest::Manifest::options_of(&bytes).map_err(package_error)?;
+        let as_of = AsOfArgs {
+            as_of_seq: Some(sequence),
+            as_of_time: None,
+        };
+        let replayed = replay_log(data, &as_of, "verify")?;
+        let rebuilt = package::build(&replayed, &options).map_err(package_error)?;
+        package::compare(dir, &rebuilt).map_err(package_error)
+    })();
+    match result {
+        Ok(differences) if differences.is_empty() => {
+            println!(
+                "ok: package {} matches the log ({} files)",
+                dir.display(),
+                std::fs::read_dir(dir).map_or(0, Iterator::count)
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(differences) => {
+            for difference in &differences {
+                println!("DIFFERS: {difference}");
+            }
+            ExitCode::from(3)
+        }
+        Err(error) => {
+            eprintln!("myolog verify: {error}");
+            ExitCode::from(FAILURE)
+        }
+    }
 }
 
 /// `myolog report`.

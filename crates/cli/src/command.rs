@@ -39,7 +39,8 @@ pub enum Command {
     Outcomes(OutcomesArgs),
     /// Recompute every outcome from the log alone, as of a sequence or a time, with provenance.
     Replay(crate::audit::ReplayArgs),
-    /// Export the audit trail or the ADaM-style analysis dataset as CSV or JSON Lines.
+    /// Export the audit trail or the ADaM-style analysis dataset as CSV or JSON Lines, or (with
+    /// --package DIR) the analysis and tabulation package: ADSL, ADEFF, DM, trial design, Define-XML.
     Export(crate::audit::ExportArgs),
     /// Write a self-contained HTML report with SVG charts and the cohort tables.
     Report(crate::audit::ReportArgs),
@@ -127,6 +128,10 @@ pub struct VerifyArgs {
     /// Directory of the event log.
     #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
     pub data: PathBuf,
+    /// Instead of the log's chain, check an analysis package (`myolog export --package`): rebuild
+    /// it from the log at the point its manifest names and name every file that differs (exit 3).
+    #[arg(long, value_name = "DIR")]
+    pub package: Option<PathBuf>,
 }
 
 /// Parses the command line and runs the command.
@@ -318,6 +323,9 @@ fn score() -> ExitCode {
 
 /// `myolog verify`: prints the report; exit 3 naming the first bad sequence on damage, 1 on errors.
 pub fn verify(args: &VerifyArgs) -> ExitCode {
+    if let Some(dir) = &args.package {
+        return crate::audit::verify_package(&args.data, dir);
+    }
     let options = myolog_storage::LogOptions {
         create_if_missing: false,
         ..Default::default()

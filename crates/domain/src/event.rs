@@ -254,6 +254,110 @@ pub struct EnrolmentFacts {
     /// Weeks the current prednisone dose has been stable before baseline, 0 to
     /// [`EnrolmentFacts::MAX_PREDNISONE_STABLE_WEEKS`].
     prednisone_stable_weeks: Option<u32>,
+    /// Demographics and informed consent (all absent in events sent before they existed).
+    demographics: Demographics,
+}
+
+/// Sex as CDISC's SEX code list codes it (C66731).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sex {
+    Female,
+    Male,
+    Intersex,
+    Unknown,
+}
+
+impl Sex {
+    /// The CDISC submission value, also the wire value.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Sex::Female => "F",
+            Sex::Male => "M",
+            Sex::Intersex => "INTERSEX",
+            Sex::Unknown => "U",
+        }
+    }
+
+    pub const ALL: [Sex; 4] = [Sex::Female, Sex::Male, Sex::Intersex, Sex::Unknown];
+
+    /// Parses a submission value exactly (upper case, as the code list spells it).
+    pub fn parse(text: &str) -> Result<Self, Problem> {
+        Self::ALL
+            .into_iter()
+            .find(|sex| sex.code() == text)
+            .ok_or_else(|| Problem::OutOfRange {
+                value: text.to_string(),
+                allowed: "one of F, M, INTERSEX, U (CDISC SEX), or absent".to_string(),
+            })
+    }
+}
+
+/// Race as CDISC's RACE code list codes it (C74457).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Race {
+    AmericanIndianOrAlaskaNative,
+    Asian,
+    BlackOrAfricanAmerican,
+    NativeHawaiianOrOtherPacificIslander,
+    White,
+    Multiple,
+    Other,
+    NotReported,
+    Unknown,
+}
+
+impl Race {
+    pub const ALL: [Race; 9] = [
+        Race::AmericanIndianOrAlaskaNative,
+        Race::Asian,
+        Race::BlackOrAfricanAmerican,
+        Race::NativeHawaiianOrOtherPacificIslander,
+        Race::White,
+        Race::Multiple,
+        Race::Other,
+        Race::NotReported,
+        Race::Unknown,
+    ];
+
+    /// The CDISC submission value, also the wire value.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Race::AmericanIndianOrAlaskaNative => "AMERICAN INDIAN OR ALASKA NATIVE",
+            Race::Asian => "ASIAN",
+            Race::BlackOrAfricanAmerican => "BLACK OR AFRICAN AMERICAN",
+            Race::NativeHawaiianOrOtherPacificIslander => {
+                "NATIVE HAWAIIAN OR OTHER PACIFIC ISLANDER"
+            }
+            Race::White => "WHITE",
+            Race::Multiple => "MULTIPLE",
+            Race::Other => "OTHER",
+            Race::NotReported => "NOT REPORTED",
+            Race::Unknown => "UNKNOWN",
+        }
+    }
+
+    /// Parses a submission value exactly.
+    pub fn parse(text: &str) -> Result<Self, Problem> {
+        Self::ALL
+            .into_iter()
+            .find(|race| race.code() == text)
+            .ok_or_else(|| Problem::OutOfRange {
+                value: text.to_string(),
+                allowed:
+                    "a CDISC RACE submission value (e.g. WHITE, ASIAN, NOT REPORTED), or absent"
+                        .to_string(),
+            })
+    }
+}
+
+/// Demographics reported at enrolment; each optional, so a log written before they existed reads
+/// as "not recorded", never as an invented value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Demographics {
+    pub sex: Option<Sex>,
+    pub race: Option<Race>,
+    /// Date the subject signed informed consent (SDTM DM RFICDTC).
+    pub informed_consent: Option<ClinicalDate>,
 }
 
 /// Which [`EnrolmentFacts`] value a check refers to (its wire field name).
@@ -314,10 +418,21 @@ impl EnrolmentFacts {
                 age_years,
                 muscle_active,
                 prednisone_stable_weeks,
+                demographics: Demographics::default(),
             })
         } else {
             Err(problems)
         }
+    }
+
+    /// The same facts with the subject's demographics.
+    pub const fn with_demographics(mut self, demographics: Demographics) -> Self {
+        self.demographics = demographics;
+        self
+    }
+
+    pub const fn demographics(&self) -> Demographics {
+        self.demographics
     }
 
     pub const fn age_years(&self) -> Option<u32> {

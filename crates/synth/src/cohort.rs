@@ -190,6 +190,12 @@ impl Cohort {
                     age_years: Some(enrolment_age(index)),
                     muscle_active: Some(false),
                     prednisone_stable_weeks: Some(stable_prednisone_weeks(index)),
+                    sex: Some(enrolment_sex(index).into()),
+                    race: Some(enrolment_race(index).into()),
+                    // Consent two weeks before enrolment (screening).
+                    informed_consent_date: Some(date_from_days(
+                        baseline_day(index) - if self.stir_protocol { 14 } else { 21 },
+                    )),
                 })),
             });
         }
@@ -446,6 +452,22 @@ impl Cohort {
 
 /// Age at enrolment, 27 to 69 completed years: adults as in STIR. Not drawn from the generator, so
 /// the visit data of a seed stay what they were before enrolments carried ages.
+/// Sex as CDISC codes it: two women to one man, dermatomyositis' usual ratio.
+fn enrolment_sex(index: usize) -> &'static str {
+    if index % 3 == 2 { "M" } else { "F" }
+}
+
+/// Race as CDISC codes it, cycling so every export shows several values, one not reported.
+fn enrolment_race(index: usize) -> &'static str {
+    [
+        "WHITE",
+        "ASIAN",
+        "WHITE",
+        "BLACK OR AFRICAN AMERICAN",
+        "NOT REPORTED",
+    ][index % 5]
+}
+
 fn enrolment_age(index: usize) -> u32 {
     27 + u32::try_from(index * 17 % 43).unwrap_or(0)
 }

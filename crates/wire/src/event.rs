@@ -10,8 +10,8 @@ use myolog_domain::cdasi::{CdasiLocation, CdasiLocationScores, CdasiV2, GottronH
 use myolog_domain::enzyme::{Enzyme, EnzymeField, EnzymeMeasurement, EnzymePanel, EnzymeUnit};
 use myolog_domain::error::Problem;
 use myolog_domain::event::{
-    Assessment, ClinicalDate, Dose, EnrolmentFacts, Event, EventBody, EventId, Reason, SiteId,
-    StudyId, SubjectId, VisitId,
+    Assessment, ClinicalDate, Demographics, Dose, EnrolmentFacts, Event, EventBody, EventId, Race,
+    Reason, Sex, SiteId, StudyId, SubjectId, VisitId,
 };
 use myolog_domain::global::{GlobalAssessment, VasCm};
 use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
@@ -422,6 +422,34 @@ fn body_from_proto(
                     return None;
                 }
             };
+            // Each demographic field is optional; a present value must be a CDISC submission value.
+            let sex = subject
+                .sex
+                .as_deref()
+                .map(|text| c.check(format_args!("{base}.sex"), Sex::parse(text)));
+            let race = subject
+                .race
+                .as_deref()
+                .map(|text| c.check(format_args!("{base}.race"), Race::parse(text)));
+            let consent = subject.informed_consent_date.as_deref().map(|text| {
+                c.check(
+                    format_args!("{base}.informed_consent_date"),
+                    ClinicalDate::parse(text),
+                )
+            });
+            // Every bad field is reported before the event is refused.
+            if matches!(sex, Some(None))
+                || matches!(race, Some(None))
+                || matches!(consent, Some(None))
+            {
+                return None;
+            }
+            let demographics = Demographics {
+                sex: sex.flatten(),
+                race: race.flatten(),
+                informed_consent: consent.flatten(),
+            };
+            let facts = facts.with_demographics(demographics);
             Some(EventBody::SubjectEnrolled {
                 arm,
                 population,
@@ -1080,6 +1108,75 @@ mod tests {
         }
     }
 
+    fn enrolled(sex: Option<&str>, race: Option<&str>, consent: Option<&str>) -> pb::Event {
+        let mut enrolment = event(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+            arm: "TOFA".into(),
+            age_years: Some(50),
+            sex: sex.map(str::to_string),
+            race: race.map(str::to_string),
+            informed_consent_date: consent.map(str::to_string),
+            ..Default::default()
+        }));
+        // An enrolment names no visit.
+        enrolment.visit_id.clear();
+        enrolment
+    }
+
+    fn demographics_of(event: &Event) -> myolog_domain::event::Demographics {
+        match &event.body {
+            EventBody::SubjectEnrolled { facts, .. } => facts.demographics(),
+            other => panic!("not an enrolment: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn enrolment_demographics_are_cdisc_values_and_absent_when_not_sent() {
+        let full = event_from_proto(
+            &enrolled(
+                Some("F"),
+                Some("BLACK OR AFRICAN AMERICAN"),
+                Some("2024-02-01"),
+            ),
+            "e",
+        )
+        .unwrap();
+        let demographics = demographics_of(&full);
+        assert_eq!(demographics.sex, Some(Sex::Female));
+        assert_eq!(demographics.race, Some(Race::BlackOrAfricanAmerican));
+        assert_eq!(
+            demographics.informed_consent.map(|d| d.to_string()),
+            Some("2024-02-01".to_string())
+        );
+        // An event written before the fields existed: nothing recorded, nothing invented.
+        let old = event_from_proto(&enrolled(None, None, None), "e").unwrap();
+        assert_eq!(demographics_of(&old), Demographics::default());
+        assert_eq!(
+            match old.body {
+                EventBody::SubjectEnrolled { facts, .. } => facts.age_years(),
+                _ => None,
+            },
+            Some(50)
+        );
+    }
+
+    #[test]
+    fn bad_demographics_are_each_refused_with_their_field() {
+        let violations = event_from_proto(
+            &enrolled(Some("female"), Some("White"), Some("2024-02-30")),
+            "e",
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "e.subject_enrolled.sex",
+                "e.subject_enrolled.race",
+                "e.subject_enrolled.informed_consent_date"
+            ]
+        );
+    }
+
     fn recorded(instrument: pb::assessment_recorded::Instrument) -> pb::Event {
         event(pb::event::Body::AssessmentRecorded(
             pb::AssessmentRecorded {
@@ -1417,6 +1514,7 @@ mod tests {
                 age_years: Some(number(rng)),
                 muscle_active: Some(rng.next_u64().is_multiple_of(2)),
                 prednisone_stable_weeks: Some(number(rng)),
+                ..Default::default()
             }),
             2 => pb::event::Body::AssessmentCorrected(pb::AssessmentCorrected {
                 supersedes_event_id: text(rng),
