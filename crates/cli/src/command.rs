@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::telemetry::{self, LogFormat};
-use myolog_server::app::{App, AppConfig, DEFAULT_PRINCIPAL};
+use myolog_server::app::DEFAULT_PRINCIPAL;
 
 /// Myolog: dermatomyositis trial outcomes from a tamper-evident event log.
 #[derive(Debug, Parser)]
@@ -46,6 +46,12 @@ pub enum Command {
     Token(crate::token::TokenArgs),
     /// Validate a protocol file, register it with a running server, or export its SDTM trial design.
     Study(crate::study::StudyArgs),
+    /// Ship a stopped log's events not yet archived to an archive (file:///dir or s3://bucket/prefix).
+    Archive(crate::archive::ArchiveArgs),
+    /// Rebuild a log from an archive, whole or as of a point; --verify-only is the drill.
+    Restore(crate::archive::RestoreArgs),
+    /// Sign a log's head with an Ed25519 key (one JSON line), or print the key's public half.
+    Head(crate::archive::HeadArgs),
 }
 
 /// `myolog outcomes`.
@@ -101,6 +107,9 @@ pub struct ServeArgs {
     /// Principals file and plaintext policy (crate::auth).
     #[command(flatten)]
     pub security: crate::token::SecurityArgs,
+    /// Archive, follower and signed-head settings.
+    #[command(flatten)]
+    pub archive: crate::archive::ServeArchiveArgs,
 }
 
 /// `myolog healthcheck`.
@@ -126,6 +135,9 @@ pub struct VerifyArgs {
     /// Directory of the event log.
     #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
     pub data: PathBuf,
+    /// Also check the log against a signed head.
+    #[command(flatten)]
+    pub head: crate::archive::HeadCheckArgs,
 }
 
 /// `myolog demo`.
@@ -156,6 +168,9 @@ pub fn main() -> ExitCode {
         Command::Report(args) => crate::audit::run_report(&args),
         Command::Token(args) => crate::token::run(&args),
         Command::Study(args) => crate::study::run(&args),
+        Command::Archive(args) => crate::archive::run_archive(&args),
+        Command::Restore(args) => crate::archive::run_restore(&args),
+        Command::Head(args) => crate::archive::run_head(&args),
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -229,72 +244,15 @@ async fn run_async(command: Command) -> ExitCode {
         | Command::Export(_)
         | Command::Report(_)
         | Command::Token(_)
-        | Command::Study(_) => ExitCode::FAILURE,
+        | Command::Study(_)
+        | Command::Archive(_)
+        | Command::Restore(_)
+        | Command::Head(_) => ExitCode::FAILURE,
     }
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    telemetry::init(args.log_format, "info");
-    let auth = match args.security.authenticator(args.addr, &args.principal) {
-        Ok(auth) => auth,
-        Err(error) => {
-            tracing::error!(%error, "refusing to start");
-            return ExitCode::FAILURE;
-        }
-    };
-    let config = AppConfig {
-        data_dir: args.data.clone(),
-        principal: args.principal.clone(),
-    };
-    let listener = match tokio::net::TcpListener::bind(args.addr).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(addr = %args.addr, %error, "cannot listen");
-            return ExitCode::FAILURE;
-        }
-    };
-    let metrics_listener = match myolog_server::metrics::bind(args.metrics.metrics_addr).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(addr = %args.metrics.metrics_addr, %error, "cannot listen for metrics");
-            return ExitCode::FAILURE;
-        }
-    };
-    let app = match App::open(config).await {
-        Ok(app) => app,
-        Err(error) => {
-            tracing::error!(%error, "cannot start");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut draining = app.draining();
-    tracing::info!(addr = %args.metrics.metrics_addr, "metrics on GET /metrics");
-    let metrics_task = tokio::spawn(myolog_server::metrics::serve(
-        metrics_listener,
-        std::sync::Arc::clone(app.metrics()),
-        async move {
-            let _ = draining.wait_for(|d| *d).await;
-        },
-    ));
-    myolog_server::auth::spawn_reload_on_sighup(std::sync::Arc::clone(&auth));
-    let result =
-        myolog_server::server::serve_secured(listener, app.clone(), auth, shutdown_signal()).await;
-    let _ = metrics_task.await;
-    // Let stream tasks let go of the app, then close the log (joins the writer, flushes).
-    for _ in 0..200 {
-        if std::sync::Arc::strong_count(&app) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let _ = tokio::task::spawn_blocking(move || drop(app)).await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "server failed");
-            ExitCode::FAILURE
-        }
-    }
+    crate::serve::serve(args).await
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.
@@ -351,7 +309,17 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
                     "ok: {} events verified; head sequence {} hash {}",
                     report.events_checked, report.head.seq, report.head.hash
                 );
-                ExitCode::SUCCESS
+                match crate::archive::check_head(&log, &args.head) {
+                    Ok(None) => ExitCode::SUCCESS,
+                    Ok(Some(line)) => {
+                        println!("{line}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => {
+                        println!("MISMATCH: {error}");
+                        ExitCode::from(3)
+                    }
+                }
             }
             Some(failure) => {
                 println!(

@@ -7,12 +7,14 @@
 //! It holds no clinical rule and no service logic; each command parses, calls a library, and turns
 //! the result into output and an exit code.
 
+pub mod archive;
 pub mod audit;
 pub mod client;
 pub mod command;
 pub mod demo;
 pub mod healthcheck;
 pub mod score;
+pub mod serve;
 pub mod study;
 pub mod telemetry;
 pub mod token;
