@@ -226,6 +226,42 @@ fn age_seconds(recorded_at_unix_nanos: i64) -> f64 {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn an_unknown_event_type_stops_the_follower_and_stores_nothing() {
+        let primary_dir = tempfile::tempdir().expect("tempdir");
+        let primary =
+            myolog_storage::EventLog::open(primary_dir.path(), myolog_storage::LogOptions::default())
+                .expect("open");
+        primary
+            .append(
+                vec![myolog_storage::NewEvent {
+                    event_id: "future-1".into(),
+                    stream_key: "s".into(),
+                    expected_version: myolog_storage::ExpectedVersion::Any,
+                    event_type: "SomethingFromTheFuture".into(),
+                    schema_version: crate::app::SCHEMA_VERSION,
+                    payload: vec![0xff, 0x01],
+                }],
+                "tester",
+            )
+            .expect("append");
+        let events: Vec<StoredEvent> = primary
+            .read_stored_range(1..=1)
+            .collect::<Result<_, _>>()
+            .expect("read");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let app = App::open(crate::app::AppConfig::new(dir.path()))
+            .await
+            .expect("app");
+        let error = app.apply_replicated(events).await.expect_err("refused");
+        let message = error.to_string();
+        assert!(
+            message.contains("SomethingFromTheFuture") && message.contains("seq 1"),
+            "{message}"
+        );
+        assert_eq!(app.head_seq(), 0, "nothing stored");
+    }
+
     #[test]
     fn a_record_whose_fields_disagree_with_its_bytes_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
