@@ -48,8 +48,9 @@ pub fn target(url: &str) -> Result<ArchiveTarget, ArchiveError> {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArchiveArgs {
     /// Ship the log to this archive in the background: file:///dir or s3://bucket/prefix (S3
-    /// credentials from AWS_* in the environment only).
-    #[arg(long, env = "MYOLOG_ARCHIVE", value_name = "URL", conflicts_with = "follow")]
+    /// credentials from AWS_* in the environment only). Empty: no archive (a follower sharing the
+    /// primary's environment sets MYOLOG_ARCHIVE to "").
+    #[arg(long, env = "MYOLOG_ARCHIVE", value_name = "URL")]
     pub archive: Option<String>,
     /// This writer's archive epoch. Raise it whenever another server takes over the archive (a
     /// newer epoch fences older writers off); `--promote` picks the next one itself.
@@ -64,15 +65,15 @@ pub struct ServeArchiveArgs {
     pub archive_max_age_ms: Option<u64>,
     /// Refuse writes (UNAVAILABLE, naming the lag) while more than N durable events are not yet
     /// archived. Without it an object-store outage never stops data entry.
-    #[arg(long, env = "MYOLOG_MAX_ARCHIVE_LAG", value_name = "N", requires = "archive")]
+    #[arg(long, env = "MYOLOG_MAX_ARCHIVE_LAG", value_name = "N")]
     pub max_archive_lag: Option<u64>,
     /// Answer an ingest call only once its events are in a sealed segment of the archive (adds
     /// the segment age limit plus an upload to every answer).
-    #[arg(long, env = "MYOLOG_ACK_AFTER_ARCHIVE", requires = "archive")]
+    #[arg(long, env = "MYOLOG_ACK_AFTER_ARCHIVE")]
     pub ack_after_archive: bool,
     /// Become the primary: first catch the log up from the archive, then archive with an epoch
     /// newer than any the archive has seen (fencing the old primary's archiver off).
-    #[arg(long, requires = "archive")]
+    #[arg(long)]
     pub promote: bool,
     /// Run as a read-only follower of this primary (http(s)://host:port): copy its log, serve
     /// reads, refuse writes. The token of an auditor or admin principal comes from
@@ -92,6 +93,11 @@ pub struct ServeArchiveArgs {
 }
 
 impl ServeArchiveArgs {
+    /// The archive URL, if one is set and not empty.
+    pub fn archive_url(&self) -> Option<&str> {
+        self.archive.as_deref().filter(|url| !url.trim().is_empty())
+    }
+
     /// The segment policy these settings give.
     pub fn policy(&self) -> myolog_archive::SegmentPolicy {
         let default_ms = if self.ack_after_archive { 20 } else { 5_000 };

@@ -67,7 +67,19 @@ async fn serve_inner(args: ServeArgs) -> Result<(), String> {
         .authenticator(args.addr, &args.principal)
         .map_err(|error| format!("refusing to start: {error}"))?;
     let settings = &args.archive;
-    let target = match &settings.archive {
+    if settings.archive_url().is_some() && settings.follow.is_some() {
+        return Err(
+            "--archive and --follow go apart: a follower copies its primary, which archives".into(),
+        );
+    }
+    if settings.archive_url().is_none()
+        && (settings.promote || settings.ack_after_archive || settings.max_archive_lag.is_some())
+    {
+        return Err(
+            "--promote, --ack-after-archive and --max-archive-lag need --archive".into(),
+        );
+    }
+    let target = match settings.archive_url() {
         Some(url) => Some(crate::archive::target(url).map_err(|e| e.to_string())?),
         None => None,
     };
