@@ -54,7 +54,12 @@ pub struct ServeArchiveArgs {
     pub archive: Option<String>,
     /// This writer's archive epoch. Raise it whenever another server takes over the archive (a
     /// newer epoch fences older writers off); `--promote` picks the next one itself.
-    #[arg(long, env = "MYOLOG_ARCHIVE_EPOCH", default_value_t = 1, value_name = "N")]
+    #[arg(
+        long,
+        env = "MYOLOG_ARCHIVE_EPOCH",
+        default_value_t = 1,
+        value_name = "N"
+    )]
     pub archive_epoch: u64,
     /// Seal a segment as soon as this many events wait.
     #[arg(long, env = "MYOLOG_ARCHIVE_SEGMENT_EVENTS", default_value_t = 1_000)]
@@ -81,10 +86,20 @@ pub struct ServeArchiveArgs {
     #[arg(long, env = "MYOLOG_FOLLOW", value_name = "URL")]
     pub follow: Option<String>,
     /// CA certificate (PEM) of the primary's TLS certificate (an https:// --follow).
-    #[arg(long, env = "MYOLOG_FOLLOW_TLS_CA", value_name = "FILE", requires = "follow")]
+    #[arg(
+        long,
+        env = "MYOLOG_FOLLOW_TLS_CA",
+        value_name = "FILE",
+        requires = "follow"
+    )]
     pub follow_tls_ca: Option<PathBuf>,
     /// How often a caught-up follower asks its primary for new events (milliseconds).
-    #[arg(long, env = "MYOLOG_FOLLOW_POLL_MS", default_value_t = 200, requires = "follow")]
+    #[arg(
+        long,
+        env = "MYOLOG_FOLLOW_POLL_MS",
+        default_value_t = 200,
+        requires = "follow"
+    )]
     pub follow_poll_ms: u64,
     /// Ed25519 key (PKCS#8 DER) that Audit.GetSignedHead signs with; mount it from a secret, never
     /// from the data volume.
@@ -353,7 +368,11 @@ pub fn check_head(log: &EventLog, args: &HeadCheckArgs) -> Result<Option<String>
         "signed head ok: seq {} hash {}{}",
         signed.seq,
         signed.hash,
-        if args.exact { " (the log ends there)" } else { "" }
+        if args.exact {
+            " (the log ends there)"
+        } else {
+            ""
+        }
     )))
 }
 

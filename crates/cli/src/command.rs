@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC service (Ingest, Outcomes, Audit, health, reflection).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Exit 0 only if the server at --addr reports SERVING (grpc.health.v1).
     Healthcheck(HealthcheckArgs),
     /// Score JSON cases from stdin (one object, or JSON Lines); one JSON result per case on stdout.
@@ -251,8 +251,8 @@ async fn run_async(command: Command) -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> ExitCode {
-    crate::serve::serve(args).await
+async fn serve(args: Box<ServeArgs>) -> ExitCode {
+    crate::serve::serve(*args).await
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

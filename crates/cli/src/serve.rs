@@ -75,9 +75,7 @@ async fn serve_inner(args: ServeArgs) -> Result<(), String> {
     if settings.archive_url().is_none()
         && (settings.promote || settings.ack_after_archive || settings.max_archive_lag.is_some())
     {
-        return Err(
-            "--promote, --ack-after-archive and --max-archive-lag need --archive".into(),
-        );
+        return Err("--promote, --ack-after-archive and --max-archive-lag need --archive".into());
     }
     let target = match settings.archive_url() {
         Some(url) => Some(crate::archive::target(url).map_err(|e| e.to_string())?),
@@ -204,13 +202,14 @@ async fn serve_inner(args: ServeArgs) -> Result<(), String> {
     ));
     myolog_server::auth::spawn_reload_on_sighup(Arc::clone(&auth));
     let fatal_wait = fatal.clone();
-    let result = myolog_server::server::serve_secured(listener, Arc::clone(&app), auth, async move {
-        tokio::select! {
-            () = shutdown_signal() => {}
-            () = fatal_wait.wait() => {}
-        }
-    })
-    .await;
+    let result =
+        myolog_server::server::serve_secured(listener, Arc::clone(&app), auth, async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = fatal_wait.wait() => {}
+            }
+        })
+        .await;
     let _ = metrics_task.await;
     // Stop the background tasks; the archiver ships everything durable before it returns.
     stop_tx.send_replace(true);
@@ -252,7 +251,8 @@ async fn start_archiver(
     epoch: u64,
     settings: &ServeArchiveArgs,
 ) -> Result<Archiver, ArchiveError> {
-    let archiver = Archiver::start(app.log().clone(), target.clone(), epoch, settings.policy()).await?;
+    let archiver =
+        Archiver::start(app.log().clone(), target.clone(), epoch, settings.policy()).await?;
     app.set_archive_guard(ArchiveGuard {
         lag: archiver.lag_handle(),
         max_lag_events: settings.max_archive_lag,
@@ -295,7 +295,10 @@ async fn run_archiver(
     };
     match archiver.run(shutdown).await {
         Ok(head) => {
-            tracing::info!(archived_seq = head.seq, "archiver stopped: everything durable is archived");
+            tracing::info!(
+                archived_seq = head.seq,
+                "archiver stopped: everything durable is archived"
+            );
         }
         Err(error) => fatal.raise(format!("archive {}: {error}", target.description())),
     }
@@ -311,18 +314,29 @@ async fn promote(
     let describe = |error: ArchiveError| format!("promote from {}: {error}", target.description());
     match myolog_archive::restore(target, data, RestoreOptions::default()).await {
         Ok(report) => {
-            tracing::info!(head = report.head.seq, appended = report.events_appended, "promote: caught up from the archive");
+            tracing::info!(
+                head = report.head.seq,
+                appended = report.events_appended,
+                "promote: caught up from the archive"
+            );
         }
         // A follower may hold events the old primary had not archived yet: they chain on the
         // archive (the restore checked the prefix) and the new archiver ships them.
         Err(ArchiveError::LogAheadOfArchive { log, archived }) => {
-            tracing::info!(log, archived, "promote: the log is ahead of the archive; it will be archived");
+            tracing::info!(
+                log,
+                archived,
+                "promote: the log is ahead of the archive; it will be archived"
+            );
         }
         Err(error) => return Err(describe(error)),
     }
     let newest = target.newest_epoch().await.map_err(describe)?.unwrap_or(0);
     let epoch = requested.max(newest + 1);
-    tracing::warn!(epoch, "promote: taking archive epoch {epoch}; set MYOLOG_ARCHIVE_EPOCH={epoch} for this server's restarts");
+    tracing::warn!(
+        epoch,
+        "promote: taking archive epoch {epoch}; set MYOLOG_ARCHIVE_EPOCH={epoch} for this server's restarts"
+    );
     Ok(epoch)
 }
 

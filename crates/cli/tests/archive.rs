@@ -29,7 +29,11 @@ fn replay(dir: &Path, data: &Path, as_of_seq: Option<u64>) -> String {
 }
 
 fn verify_line(dir: &Path, data: &Path) -> String {
-    stdout(&run(dir, &["verify", "--data", &data.display().to_string()], true))
+    stdout(&run(
+        dir,
+        &["verify", "--data", &data.display().to_string()],
+        true,
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +68,9 @@ async fn a_deleted_log_is_restored_from_the_archive_and_replays_identically() {
     assert_ne!(original, original_half);
 
     std::fs::remove_dir_all(&data).expect("the disk is lost");
-    let segments = std::fs::read_dir(archive.join("segments")).expect("segments").count();
+    let segments = std::fs::read_dir(archive.join("segments"))
+        .expect("segments")
+        .count();
     assert!(segments >= 3, "{segments} segments");
 
     let drill = run(
@@ -72,7 +78,11 @@ async fn a_deleted_log_is_restored_from_the_archive_and_replays_identically() {
         &["restore", "--from", &file_url(&archive), "--verify-only"],
         true,
     );
-    assert!(stdout(&drill).contains("nothing written"), "{}", stdout(&drill));
+    assert!(
+        stdout(&drill).contains("nothing written"),
+        "{}",
+        stdout(&drill)
+    );
     assert!(!data.exists(), "the drill writes nothing");
 
     let restored = run(
@@ -128,7 +138,11 @@ async fn a_deleted_log_is_restored_from_the_archive_and_replays_identically() {
     );
     let message = stderr(&failed);
     assert!(message.contains("are missing"), "{message}");
-    let next = names[2].file_name().expect("name").to_string_lossy().into_owned();
+    let next = names[2]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
     assert!(message.contains(&next), "{message} should name {next}");
 }
 
@@ -178,7 +192,13 @@ async fn with_ack_after_archive_every_acknowledged_event_survives_a_lost_disk() 
 
     run(
         dir.path(),
-        &["restore", "--from", &file_url(&archive), "--data", "restored"],
+        &[
+            "restore",
+            "--from",
+            &file_url(&archive),
+            "--data",
+            "restored",
+        ],
         true,
     );
     let log = EventLog::open(
@@ -191,9 +211,10 @@ async fn with_ack_after_archive_every_acknowledged_event_survives_a_lost_disk() 
     .expect("open the restored log");
     assert!(!acks.is_empty());
     for (seq, hash) in &acks {
-        let event = log.get(*seq).expect("read").unwrap_or_else(|| {
-            panic!("acknowledged event {seq} is not in the restored log")
-        });
+        let event = log
+            .get(*seq)
+            .expect("read")
+            .unwrap_or_else(|| panic!("acknowledged event {seq} is not in the restored log"));
         assert_eq!(&event.hash.0.to_vec(), hash, "event {seq}");
     }
 }
@@ -281,23 +302,47 @@ async fn a_signed_head_verifies_its_log_and_fails_on_one_byte() {
     let inside = key_file(&dir.path().join("data"), "head.p8");
     let refused = run(
         dir.path(),
-        &["head", "--data", "data", "--sign", &inside.display().to_string()],
+        &[
+            "head",
+            "--data",
+            "data",
+            "--sign",
+            &inside.display().to_string(),
+        ],
         false,
     );
-    assert!(stderr(&refused).contains("data volume"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("data volume"),
+        "{}",
+        stderr(&refused)
+    );
     std::fs::remove_file(inside).expect("remove");
 
     run(
         dir.path(),
-        &["head", "--data", "data", "--sign", &key, "--out", "head.json"],
+        &[
+            "head",
+            "--data",
+            "data",
+            "--sign",
+            &key,
+            "--out",
+            "head.json",
+        ],
         true,
     );
-    let public = stdout(&run(dir.path(), &["head", "--sign", &key, "--public-key"], true));
+    let public = stdout(&run(
+        dir.path(),
+        &["head", "--sign", &key, "--public-key"],
+        true,
+    ));
     let public = public.trim();
     for head in ["head.json", "served.json"] {
         let ok = run(
             dir.path(),
-            &["verify", "--data", "data", "--head", head, "--pubkey", public, "--exact"],
+            &[
+                "verify", "--data", "data", "--head", head, "--pubkey", public, "--exact",
+            ],
             true,
         );
         assert!(stdout(&ok).contains("signed head ok"), "{}", stdout(&ok));
@@ -320,12 +365,21 @@ async fn a_signed_head_verifies_its_log_and_fails_on_one_byte() {
     canonical[at] = if canonical[at] == b'a' { b'b' } else { b'a' };
     let hash = myolog_storage::canonical_hash(&canonical);
     let altered = StoredEvent::from_canonical(canonical, hash).expect("still an event");
-    copy.append_replicated(&[altered]).expect("the altered event chains");
+    copy.append_replicated(&[altered])
+        .expect("the altered event chains");
     drop(copy);
     verify_line(dir.path(), &dir.path().join("copy"));
     let mismatch = myolog_cmd_status(
         dir.path(),
-        &["verify", "--data", "copy", "--head", "head.json", "--pubkey", public],
+        &[
+            "verify",
+            "--data",
+            "copy",
+            "--head",
+            "head.json",
+            "--pubkey",
+            public,
+        ],
     );
     assert_eq!(mismatch.0, Some(3), "{}", mismatch.1);
     assert!(mismatch.1.contains("MISMATCH"), "{}", mismatch.1);

@@ -26,7 +26,14 @@ impl Random {
 fn follow(dir: &Path, data: &str, primary: &str) -> Server {
     Server::start(
         dir,
-        &["--data", data, "--follow", primary, "--follow-poll-ms", "20"],
+        &[
+            "--data",
+            data,
+            "--follow",
+            primary,
+            "--follow-poll-ms",
+            "20",
+        ],
     )
 }
 
@@ -62,7 +69,9 @@ async fn a_follower_killed_at_random_moments_resumes_and_converges() {
     let url = primary.url.clone();
     let writer = tokio::spawn(async move {
         for batch in cohort_batches(21, 16) {
-            append(&url, batch).await.expect("the primary takes the write");
+            append(&url, batch)
+                .await
+                .expect("the primary takes the write");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
@@ -108,7 +117,8 @@ async fn a_follower_killed_at_random_moments_resumes_and_converges() {
         .expect_err("a follower takes no writes");
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
     assert!(
-        refused.message().contains("read-only follower") && refused.message().contains(&primary.url),
+        refused.message().contains("read-only follower")
+            && refused.message().contains(&primary.url),
         "{}",
         refused.message()
     );
@@ -164,7 +174,14 @@ async fn a_promoted_follower_takes_over_the_archive_and_fences_the_old_primary()
     let archive = format!("file://{}", dir.path().join("archive").display());
     let primary = Server::start(
         dir.path(),
-        &["--data", "primary", "--archive", &archive, "--archive-max-age-ms", "50"],
+        &[
+            "--data",
+            "primary",
+            "--archive",
+            &archive,
+            "--archive-max-age-ms",
+            "50",
+        ],
     );
     let follower = follow(dir.path(), "follower", &primary.url);
     let mut batches = cohort_batches(8, 2);
@@ -182,7 +199,11 @@ async fn a_promoted_follower_takes_over_the_archive_and_fences_the_old_primary()
         dir.path(),
         &["--data", "follower", "--archive", &archive, "--promote"],
     );
-    assert!(promoted.log_text().contains("epoch 2"), "{}", promoted.log_text());
+    assert!(
+        promoted.log_text().contains("epoch 2"),
+        "{}",
+        promoted.log_text()
+    );
     assert_eq!(head(&promoted.url).await, target);
     let acks = append(&promoted.url, last)
         .await
@@ -192,7 +213,13 @@ async fn a_promoted_follower_takes_over_the_archive_and_fences_the_old_primary()
 
     // The old primary comes back with its old epoch: its archiver is fenced off and it stops.
     let mut old = common::myolog(dir.path())
-        .args(["serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
         .args(["--data", "primary", "--archive", &archive])
         .output()
         .expect("runs");

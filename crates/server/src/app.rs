@@ -193,9 +193,9 @@ impl App {
             let lag = guard.lag.get();
             let behind = self.log.head().seq.saturating_sub(lag.archived_seq);
             if behind > max {
-                let cause = lag
-                    .last_error
-                    .map_or_else(String::new, |error| format!("; last archive error: {error}"));
+                let cause = lag.last_error.map_or_else(String::new, |error| {
+                    format!("; last archive error: {error}")
+                });
                 return Err(ServiceError::ArchiveLagging(format!(
                     "writes refused: the archive is {behind} events ({:.1} s) behind the log, more \
                      than --max-archive-lag {max}{cause}",
@@ -219,9 +219,9 @@ impl App {
                 return Ok(());
             }
             if started.elapsed() >= ARCHIVE_ACK_TIMEOUT || *draining.borrow() {
-                let cause = lag
-                    .last_error
-                    .map_or_else(String::new, |error| format!(" (last archive error: {error})"));
+                let cause = lag.last_error.map_or_else(String::new, |error| {
+                    format!(" (last archive error: {error})")
+                });
                 return Err(ServiceError::Unavailable(format!(
                     "event seq {seq} is durable in the log but not yet archived after {} s{cause}; \
                      retry: the batch will be answered as a duplicate once archived",
@@ -250,10 +250,12 @@ impl App {
         }
         let mut decoded = Vec::with_capacity(events.len());
         for stored in &events {
-            let recorded = stored.decode().map_err(|reason| ReplicaError::Undecodable {
-                seq: stored.seq,
-                reason: reason.to_string(),
-            })?;
+            let recorded = stored
+                .decode()
+                .map_err(|reason| ReplicaError::Undecodable {
+                    seq: stored.seq,
+                    reason: reason.to_string(),
+                })?;
             let event = decode_stored(&recorded).map_err(|reason| ReplicaError::UnknownEvent {
                 seq: recorded.seq,
                 event_type: recorded.event_type.clone(),
@@ -277,7 +279,9 @@ impl App {
             let mut projection = app.projection_mut();
             let touched = apply_all(
                 &mut projection,
-                decoded.iter().map(|(seq, event, by)| (*seq, event, by.as_str())),
+                decoded
+                    .iter()
+                    .map(|(seq, event, by)| (*seq, event, by.as_str())),
             );
             drop(projection);
             Ok::<_, ReplicaError>(touched)

@@ -229,9 +229,11 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_event_type_stops_the_follower_and_stores_nothing() {
         let primary_dir = tempfile::tempdir().expect("tempdir");
-        let primary =
-            myolog_storage::EventLog::open(primary_dir.path(), myolog_storage::LogOptions::default())
-                .expect("open");
+        let primary = myolog_storage::EventLog::open(
+            primary_dir.path(),
+            myolog_storage::LogOptions::default(),
+        )
+        .expect("open");
         primary
             .append(
                 vec![myolog_storage::NewEvent {
@@ -265,9 +267,8 @@ mod tests {
     #[test]
     fn a_record_whose_fields_disagree_with_its_bytes_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log =
-            myolog_storage::EventLog::open(dir.path(), myolog_storage::LogOptions::default())
-                .expect("open");
+        let log = myolog_storage::EventLog::open(dir.path(), myolog_storage::LogOptions::default())
+            .expect("open");
         log.append(
             vec![myolog_storage::NewEvent {
                 event_id: "e1".into(),

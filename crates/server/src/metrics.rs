@@ -330,7 +330,10 @@ fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Byte
     };
     let health = request.uri().path() == "/health";
     if request.uri().path() != "/metrics" && !health {
-        return plain(StatusCode::NOT_FOUND, "not found: try /metrics or /health\n");
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics or /health\n",
+        );
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");

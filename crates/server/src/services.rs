@@ -445,15 +445,16 @@ impl Audit for Services {
             ));
         };
         let log = self.app.log().clone();
-        let signed = tokio::task::spawn_blocking(move || {
-            myolog_archive::SignedHead::sign(&log, &key)
-        })
-        .await
-        .map_err(|e| to_status(&ServiceError::Internal(format!("sign task: {e}"))))?
-        .map_err(|e| match e {
-            myolog_archive::HeadError::EmptyLog => Status::failed_precondition(e.to_string()),
-            other => to_status(&ServiceError::Internal(other.to_string())),
-        })?;
+        let signed =
+            tokio::task::spawn_blocking(move || myolog_archive::SignedHead::sign(&log, &key))
+                .await
+                .map_err(|e| to_status(&ServiceError::Internal(format!("sign task: {e}"))))?
+                .map_err(|e| match e {
+                    myolog_archive::HeadError::EmptyLog => {
+                        Status::failed_precondition(e.to_string())
+                    }
+                    other => to_status(&ServiceError::Internal(other.to_string())),
+                })?;
         Ok(Response::new(pb::SignedHeadResponse {
             signed_head_json: signed.to_json(),
             head_sequence: signed.seq,

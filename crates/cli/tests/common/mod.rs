@@ -60,7 +60,13 @@ impl Server {
     /// waits until it serves.
     pub fn start(dir: &Path, args: &[&str]) -> Server {
         let mut child = myolog(dir)
-            .args(["serve", "--addr", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
             .args(args)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
@@ -78,7 +84,7 @@ impl Server {
                 {
                     let _ = addr_tx.send(addr.to_string());
                 }
-                lines.lock().unwrap().push(line);
+                lines.lock().expect("log lock").push(line);
             }
         });
         let addr = match addr_rx.recv_timeout(Duration::from_secs(60)) {
@@ -86,7 +92,10 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("the server did not start:\n{}", log.lock().unwrap().join("\n"));
+                panic!(
+                    "the server did not start:\n{}",
+                    log.lock().expect("log lock").join("\n")
+                );
             }
         };
         Server {
@@ -114,7 +123,7 @@ impl Server {
     }
 
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.log.lock().expect("log lock").join("\n")
     }
 
     /// Waits for the process to exit by itself; its exit status.
@@ -150,7 +159,10 @@ pub fn cohort_batches(seed: u64, n: usize) -> Vec<pb::SubmitRequest> {
 }
 
 /// Appends `batch` through `Ingest.Append`: its acks (sequence, hash), or the refusal.
-pub async fn append(url: &str, batch: pb::SubmitRequest) -> Result<Vec<(u64, Vec<u8>)>, tonic::Status> {
+pub async fn append(
+    url: &str,
+    batch: pb::SubmitRequest,
+) -> Result<Vec<(u64, Vec<u8>)>, tonic::Status> {
     let mut client = IngestClient::connect(url.to_string())
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
@@ -170,7 +182,9 @@ pub async fn append(url: &str, batch: pb::SubmitRequest) -> Result<Vec<(u64, Vec
 
 /// The server's head (sequence, hash) through `Audit.Verify`, which also checks the chain.
 pub async fn head(url: &str) -> (u64, Vec<u8>) {
-    let mut client = AuditClient::connect(url.to_string()).await.expect("connect");
+    let mut client = AuditClient::connect(url.to_string())
+        .await
+        .expect("connect");
     let report = client
         .verify(pb::VerifyRequest {})
         .await
