@@ -59,7 +59,13 @@ impl Server {
     /// Starts `myolog serve --addr 127.0.0.1:0 --metrics-addr 127.0.0.1:0 <args>` in `dir` and
     /// waits until it serves.
     pub fn start(dir: &Path, args: &[&str]) -> Server {
+        Server::start_with_env(dir, args, &[])
+    }
+
+    /// [`Server::start`] with these environment variables set.
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Server {
         let mut child = myolog(dir)
+            .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
             .args([
                 "serve",
                 "--addr",
