@@ -1,5 +1,6 @@
 //! The tonic service implementations: `Ingest` (Submit, Append), `Outcomes` (GetSubject, GetCohort,
-//! Watch) and `Audit` (ReadEvents, Verify, and Replay from [`crate::audit_service`]). Thin: each call
+//! Watch) and `Audit` (ReadEvents, Verify, ReadStored for followers, GetSignedHead, and Replay from
+//! [`crate::audit_service`]). Thin: each call
 //! maps the wire to [`App`] and every error through [`crate::error::to_status`].
 
 use std::pin::Pin;
