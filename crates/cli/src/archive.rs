@@ -202,8 +202,8 @@ pub struct HeadArgs {
     pub public_key: bool,
 }
 
-/// `verify`'s signed-head check.
-#[derive(Debug, Clone, Args)]
+/// `verify`'s signed-head check (the default: none).
+#[derive(Debug, Clone, Default, Args)]
 pub struct HeadCheckArgs {
     /// A signed head file (`myolog head`) the log must contain.
     #[arg(long, value_name = "FILE", requires = "pubkey")]
