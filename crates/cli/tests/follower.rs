@@ -1,7 +1,9 @@
 //! Read-only followers through the real `myolog` binary: a follower SIGKILLed at random moments
 //! while its primary takes writes resumes and converges on the primary's exact chain and
 //! outcomes; writes to a follower are refused naming the primary; a follower whose log does not
-//! chain onto what the primary sends stops and says so; a promoted follower takes a newer archive
+//! chain onto what the primary sends stops and says so; with a principals file, a follower holding
+//! a reader's token is refused the copy (replication needs an auditor or admin) and one holding an
+//! auditor's answers each role as the primary does; a promoted follower takes a newer archive
 //! epoch and the old primary, restarted, is fenced off.
 
 mod common;
@@ -106,10 +108,16 @@ async fn a_follower_killed_at_random_moments_resumes_and_converges() {
                 .into_inner()
         }
     };
-    assert_eq!(
-        cohort(follower.url.clone()).await,
-        cohort(primary.url.clone()).await
-    );
+    // The log's head is visible a moment before the projection has applied the last batch.
+    let expected = cohort(primary.url.clone()).await;
+    let started = Instant::now();
+    while cohort(follower.url.clone()).await != expected {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the outcomes differ"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Writes to the follower are refused, naming the primary.
     let refused = append(&follower.url, cohort_batches(22, 1).remove(0))
@@ -226,4 +234,202 @@ async fn a_promoted_follower_takes_over_the_archive_and_fences_the_old_primary()
     assert!(!old.status.success());
     let message = String::from_utf8_lossy(&std::mem::take(&mut old.stderr)).into_owned();
     assert!(message.contains("fenced off"), "{message}");
+}
+
+fn issue(dir: &Path, principal: &str, role: &str, study: Option<&str>) -> String {
+    let mut args = vec![
+        "token",
+        "issue",
+        "--principal",
+        principal,
+        "--role",
+        role,
+        "--file",
+        "principals.toml",
+    ];
+    if let Some(study) = study {
+        args.extend(["--study", study]);
+    }
+    stdout(&run(dir, &args, true)).trim().to_string()
+}
+
+async fn append_as(
+    url: &str,
+    batch: myolog_proto::v1::SubmitRequest,
+    token: &str,
+) -> Result<(), tonic::Status> {
+    let mut client = myolog_proto::v1::ingest_client::IngestClient::connect(url.to_string())
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut request = tonic::Request::new(batch);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    let response = client.append(request).await?.into_inner();
+    assert!(response.rejection.is_none(), "{:?}", response.rejection);
+    Ok(())
+}
+
+async fn cohort_as(
+    url: &str,
+    token: &str,
+) -> Result<myolog_proto::v1::CohortOutcomes, tonic::Status> {
+    let mut client = myolog_proto::v1::outcomes_client::OutcomesClient::connect(url.to_string())
+        .await
+        .expect("connect");
+    let mut request = tonic::Request::new(myolog_proto::v1::GetCohortRequest {
+        study_id: myolog_synth::STUDY.into(),
+        visit_id: myolog_synth::STIR_VISIT_IDS[3].1.into(),
+        ..Default::default()
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    client
+        .get_cohort(request)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_with_tokens_answers_each_role_as_the_primary_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let study = myolog_synth::STUDY;
+    let admin = issue(dir.path(), "dm-admin", "admin", None);
+    let writer = issue(dir.path(), "edc", "writer", Some(study));
+    let reader = issue(dir.path(), "statistician", "reader", Some(study));
+    let auditor = issue(dir.path(), "inspector", "auditor", None);
+    let secured = ["--principals", "principals.toml"];
+    let primary = Server::start(dir.path(), &[&["--data", "primary"][..], &secured].concat());
+    let mut batches = cohort_batches(31, 3).into_iter();
+    let (register, enroll): (Vec<_>, Vec<_>) = batches
+        .next()
+        .expect("enrolment")
+        .events
+        .into_iter()
+        .partition(|e| {
+            matches!(
+                e.body,
+                Some(myolog_proto::v1::event::Body::StudyRegistered(_))
+            )
+        });
+    let batch = |id: &str, events| myolog_proto::v1::SubmitRequest {
+        batch_id: id.into(),
+        events,
+    };
+    append_as(&primary.url, batch("register", register), &admin)
+        .await
+        .expect("admin registers");
+    append_as(&primary.url, batch("enroll", enroll), &writer)
+        .await
+        .expect("writer enrols");
+    for visit in batches {
+        append_as(&primary.url, visit, &writer)
+            .await
+            .expect("writer sends visits");
+    }
+    let primary_head = common::head_as(&primary.url, &auditor).await;
+
+    // A follower whose token is a reader's is refused the copy and says why; it copies nothing.
+    let refused = common::Server::start_with_env(
+        dir.path(),
+        &[
+            &[
+                "--data",
+                "refused",
+                "--follow",
+                &primary.url,
+                "--follow-poll-ms",
+                "20",
+            ][..],
+            &secured,
+        ]
+        .concat(),
+        &[("MYOLOG_FOLLOW_TOKEN", reader.clone())],
+    );
+    let started = Instant::now();
+    while !refused.log_text().contains("cannot read the primary") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            refused.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        refused.log_text().contains("replicate"),
+        "{}",
+        refused.log_text()
+    );
+    assert_eq!(common::head_as(&refused.url, &auditor).await.0, 0);
+    refused.stop();
+
+    let follower = common::Server::start_with_env(
+        dir.path(),
+        &[
+            &[
+                "--data",
+                "follower",
+                "--follow",
+                &primary.url,
+                "--follow-poll-ms",
+                "20",
+            ][..],
+            &secured,
+        ]
+        .concat(),
+        &[("MYOLOG_FOLLOW_TOKEN", auditor.clone())],
+    );
+    let started = Instant::now();
+    while common::head_as(&follower.url, &auditor).await != primary_head {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no convergence"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Each role reads on the follower exactly what it reads on the primary (the same principals
+    // file, the same blinding rules). The log's head is visible a moment before the projection
+    // has applied the last batch, so the reads are compared until they agree.
+    for token in [&reader, &auditor] {
+        let expected = cohort_as(&primary.url, token)
+            .await
+            .expect("the primary answers");
+        let started = Instant::now();
+        loop {
+            let answer = cohort_as(&follower.url, token).await;
+            if answer.as_ref().ok() == Some(&expected) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the follower answers {answer:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // A reader's token does not reach the audit reads on the follower either.
+    let mut audit = myolog_proto::v1::audit_client::AuditClient::connect(follower.url.clone())
+        .await
+        .expect("connect");
+    let mut request = tonic::Request::new(myolog_proto::v1::VerifyRequest {});
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {reader}").parse().expect("ascii"),
+    );
+    let denied = audit.verify(request).await.expect_err("denied");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    // A writer's write to the follower is refused naming the primary.
+    let refused = append_as(&follower.url, cohort_batches(31, 3).remove(1), &writer)
+        .await
+        .expect_err("refused");
+    assert!(
+        refused.message().contains(&primary.url),
+        "{}",
+        refused.message()
+    );
+    follower.stop();
+    primary.stop();
 }

@@ -199,3 +199,18 @@ pub async fn head(url: &str) -> (u64, Vec<u8>) {
     assert!(report.ok, "{report:?}");
     (report.head_sequence, report.head_hash)
 }
+
+/// [`head`] with a bearer token.
+pub async fn head_as(url: &str, token: &str) -> (u64, Vec<u8>) {
+    let mut client = AuditClient::connect(url.to_string())
+        .await
+        .expect("connect");
+    let mut request = tonic::Request::new(pb::VerifyRequest {});
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    let report = client.verify(request).await.expect("verify").into_inner();
+    assert!(report.ok, "{report:?}");
+    (report.head_sequence, report.head_hash)
+}
