@@ -23,6 +23,10 @@
 #      name, refused against 127.0.0.1 and in plaintext, and the image's HEALTHCHECK healthy over
 #      TLS through MYOLOG_CLIENT_TLS_CA and MYOLOG_CLIENT_TLS_SERVER_NAME;
 # then `myolog verify --data /data` passes inside a container on the volume (every event of both).
+# Every server container also archives to a directory (`MYOLOG_ARCHIVE=file:///archive`, a host
+# directory): at the end the drill (`myolog restore --verify-only`) passes, the log's volume is
+# deleted, `myolog restore` rebuilds it from the archive on a new volume, and `myolog verify` there
+# reports the same events, head sequence and hash as before.
 # Everything listens on 127.0.0.1 only. Bounded in time (SMOKE_TIMEOUT seconds, default 2700); the
 # containers and the volume are removed on exit, the images are kept as a build cache.
 #
@@ -75,7 +79,8 @@ quiet() { "$@" 2> >(grep -v 'systemd connection' >&2); }
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    for name in "$tag-1" "$tag-2" "$tag-3" "$tag-4" "$tag-verify"; do
+    for name in "$tag-1" "$tag-2" "$tag-3" "$tag-4" "$tag-verify" "$tag-drill" "$tag-restore" \
+        "$tag-verify-restored"; do
         "${podman[@]}" rm -f -v -t 5 "$name" > /dev/null 2>&1 || true
     done
     "${podman[@]}" volume rm -f "$volume" > /dev/null 2>&1 || true
@@ -144,8 +149,14 @@ addr=http://127.0.0.1:$grpc_port
 study=STIR-DEMO
 smoke_study=SMOKE-2
 
-# The settings of deploy/k8s: read-only root with a /tmp, no capabilities, no privilege escalation.
-hardened=(--read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges -v "$volume:/data")
+# The archive: a host directory the containers' user owns (a mounted backup volume in production).
+archive=$work/archive
+mkdir -p "$archive"
+chown 10001:10001 "$archive"
+# The settings of deploy/k8s: read-only root with a /tmp, no capabilities, no privilege escalation;
+# every server archives its log in the background.
+hardened=(--read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges -v "$volume:/data"
+    -v "$archive:/archive" -e MYOLOG_ARCHIVE=file:///archive)
 
 # Local mode: the container shares the host's network namespace and binds 127.0.0.1 (no principals
 # file, so off-loopback addresses are refused by design). The image's HEALTHCHECK names port 50051;
@@ -378,3 +389,23 @@ total=$((acked_1 + smoke_acked))
 grep -q "^ok: $total events verified; head sequence $smoke_head " "$work/verify.txt" \
     || fail "verify did not check the $total events ($acked_1 demo, $smoke_acked $smoke_study)"
 passed "myolog verify --data /data in a container ($total events)"
+
+step "lost volume: the archive's drill passes, then a restore on a new volume verifies as before"
+segments=$(find "$archive/segments" -name '*.seg' | wc -l)
+[ "$segments" -gt 0 ] || fail "nothing was archived"
+"${podman[@]}" run --name "$tag-drill" --no-healthcheck "${hardened[@]}" --network none "$image" \
+    restore --from file:///archive --verify-only > "$work/drill.txt" 2>&1 || { cat "$work/drill.txt"; fail "drill"; }
+sed 's/^/  /' "$work/drill.txt"
+passed "restore drill: $segments segments verified"
+"${podman[@]}" rm -f -v "$tag-1" "$tag-2" "$tag-3" "$tag-4" "$tag-verify" "$tag-drill" > /dev/null 2>&1 || true
+"${podman[@]}" volume rm -f "$volume" > /dev/null
+"${podman[@]}" volume create "$volume" > /dev/null
+"${podman[@]}" run --name "$tag-restore" --no-healthcheck "${hardened[@]}" --network none "$image" \
+    restore --from file:///archive --data /data > "$work/restore.txt" 2>&1 || { cat "$work/restore.txt"; fail "restore"; }
+sed 's/^/  /' "$work/restore.txt"
+"${podman[@]}" run --name "$tag-verify-restored" --no-healthcheck "${hardened[@]}" --network none "$image" \
+    verify --data /data > "$work/verify-restored.txt" 2>&1 || { cat "$work/verify-restored.txt"; fail "verify"; }
+sed 's/^/  /' "$work/verify-restored.txt"
+diff "$work/verify.txt" "$work/verify-restored.txt" > "$work/restore.diff" \
+    || { cat "$work/restore.diff"; fail "the restored log differs from the lost one"; }
+passed "volume deleted and restored from the archive: $total events, same head sequence and hash"

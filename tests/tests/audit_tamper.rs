@@ -85,6 +85,7 @@ async fn a_tampered_event_is_named_by_verify_and_the_prefix_still_replays() {
     let args = myolog_cli::command::VerifyArgs {
         data: dir.path().to_path_buf(),
         package: None,
+        head: myolog_cli::archive::HeadCheckArgs::default(),
     };
     let exit = tokio::task::spawn_blocking(move || myolog_cli::command::verify(&args))
         .await

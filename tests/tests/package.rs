@@ -472,6 +472,7 @@ fn verify_exit(data: &Path, dir: &Path) -> ExitCode {
     verify(&VerifyArgs {
         data: data.to_path_buf(),
         package: Some(dir.to_path_buf()),
+        head: myolog_cli::archive::HeadCheckArgs::default(),
     })
 }
 

@@ -2,7 +2,6 @@
 //! audit commands `replay`, `export` and `report` ([`crate::audit`]), `token` and `study`. Every
 //! flag of `serve` also reads a `MYOLOG_*` environment variable.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +9,6 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::telemetry::{self, LogFormat};
-use myolog_server::app::{App, AppConfig, DEFAULT_PRINCIPAL};
 
 /// Myolog: dermatomyositis trial outcomes from a tamper-evident event log.
 #[derive(Debug, Parser)]
@@ -25,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gRPC service (Ingest, Outcomes, Audit, health, reflection).
-    Serve(ServeArgs),
+    Serve(Box<crate::serve::ServeArgs>),
     /// Exit 0 only if the server at --addr reports SERVING (grpc.health.v1).
     Healthcheck(HealthcheckArgs),
     /// Score JSON cases from stdin (one object, or JSON Lines); one JSON result per case on stdout.
@@ -48,6 +46,12 @@ pub enum Command {
     Token(crate::token::TokenArgs),
     /// Validate a protocol file, register it with a running server, or export its SDTM trial design.
     Study(crate::study::StudyArgs),
+    /// Ship a stopped log's events not yet archived to an archive (file:///dir or s3://bucket/prefix).
+    Archive(crate::archive::ArchiveArgs),
+    /// Rebuild a log from an archive, whole or as of a point; --verify-only is the drill.
+    Restore(crate::archive::RestoreArgs),
+    /// Sign a log's head with an Ed25519 key (one JSON line), or print the key's public half.
+    Head(crate::archive::HeadArgs),
 }
 
 /// `myolog outcomes`.
@@ -72,37 +76,6 @@ pub struct OutcomesArgs {
     pub protocol_version: Option<u32>,
     #[command(flatten)]
     pub tls: crate::client::ServerTls,
-}
-
-/// Command-line and environment settings of the metrics endpoint, for `serve` to flatten in.
-#[derive(Debug, Clone, Args)]
-pub struct MetricsArgs {
-    /// Address of the Prometheus metrics endpoint (`GET /metrics`).
-    #[arg(long = "metrics-addr", env = "MYOLOG_METRICS_ADDR", default_value = myolog_server::metrics::DEFAULT_METRICS_ADDR)]
-    pub metrics_addr: SocketAddr,
-}
-
-/// `myolog serve`.
-#[derive(Debug, Clone, Args)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "MYOLOG_ADDR", default_value = "127.0.0.1:50051")]
-    pub addr: SocketAddr,
-    /// Directory of the event log (created if missing).
-    #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
-    pub data: PathBuf,
-    /// Log line format on stderr.
-    #[arg(long, env = "MYOLOG_LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-    /// Recorded-by of every appended event (until authentication exists).
-    #[arg(long, env = "MYOLOG_PRINCIPAL", default_value = DEFAULT_PRINCIPAL)]
-    pub principal: String,
-    /// The Prometheus metrics endpoint.
-    #[command(flatten)]
-    pub metrics: MetricsArgs,
-    /// Principals file and plaintext policy (crate::auth).
-    #[command(flatten)]
-    pub security: crate::token::SecurityArgs,
 }
 
 /// `myolog healthcheck`.
@@ -132,6 +105,9 @@ pub struct VerifyArgs {
     /// it from the log at the point its manifest names and name every file that differs (exit 3).
     #[arg(long, value_name = "DIR")]
     pub package: Option<PathBuf>,
+    /// Also check the log against a signed head.
+    #[command(flatten)]
+    pub head: crate::archive::HeadCheckArgs,
 }
 
 /// Parses the command line and runs the command.
@@ -145,6 +121,9 @@ pub fn main() -> ExitCode {
         Command::Report(args) => crate::audit::run_report(&args),
         Command::Token(args) => crate::token::run(&args),
         Command::Study(args) => crate::study::run(&args),
+        Command::Archive(args) => crate::archive::run_archive(&args),
+        Command::Restore(args) => crate::archive::run_restore(&args),
+        Command::Head(args) => crate::archive::run_head(&args),
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -218,95 +197,15 @@ async fn run_async(command: Command) -> ExitCode {
         | Command::Export(_)
         | Command::Report(_)
         | Command::Token(_)
-        | Command::Study(_) => ExitCode::FAILURE,
+        | Command::Study(_)
+        | Command::Archive(_)
+        | Command::Restore(_)
+        | Command::Head(_) => ExitCode::FAILURE,
     }
 }
 
-async fn serve(args: ServeArgs) -> ExitCode {
-    telemetry::init(args.log_format, "info");
-    let auth = match args.security.authenticator(args.addr, &args.principal) {
-        Ok(auth) => auth,
-        Err(error) => {
-            tracing::error!(%error, "refusing to start");
-            return ExitCode::FAILURE;
-        }
-    };
-    let config = AppConfig {
-        data_dir: args.data.clone(),
-        principal: args.principal.clone(),
-        max_events_per_batch: args.security.limits.max_events_per_batch,
-    };
-    let listener = match tokio::net::TcpListener::bind(args.addr).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(addr = %args.addr, %error, "cannot listen");
-            return ExitCode::FAILURE;
-        }
-    };
-    let metrics_listener = match myolog_server::metrics::bind(args.metrics.metrics_addr).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            tracing::error!(addr = %args.metrics.metrics_addr, %error, "cannot listen for metrics");
-            return ExitCode::FAILURE;
-        }
-    };
-    let app = match App::open(config).await {
-        Ok(app) => app,
-        Err(error) => {
-            tracing::error!(%error, "cannot start");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut draining = app.draining();
-    tracing::info!(addr = %args.metrics.metrics_addr, "metrics on GET /metrics");
-    let metrics_task = tokio::spawn(myolog_server::metrics::serve(
-        metrics_listener,
-        std::sync::Arc::clone(app.metrics()),
-        async move {
-            let _ = draining.wait_for(|d| *d).await;
-        },
-    ));
-    myolog_server::auth::spawn_reload_on_sighup(std::sync::Arc::clone(&auth));
-    let result =
-        myolog_server::server::serve_secured(listener, app.clone(), auth, shutdown_signal()).await;
-    let _ = metrics_task.await;
-    // Let stream tasks let go of the app, then close the log (joins the writer, flushes).
-    for _ in 0..200 {
-        if std::sync::Arc::strong_count(&app) == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let _ = tokio::task::spawn_blocking(move || drop(app)).await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "server failed");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
-    }
+async fn serve(args: Box<crate::serve::ServeArgs>) -> ExitCode {
+    crate::serve::serve(*args).await
 }
 
 fn score() -> ExitCode {
@@ -344,7 +243,17 @@ pub fn verify(args: &VerifyArgs) -> ExitCode {
                     "ok: {} events verified; head sequence {} hash {}",
                     report.events_checked, report.head.seq, report.head.hash
                 );
-                ExitCode::SUCCESS
+                match crate::archive::check_head(&log, &args.head) {
+                    Ok(None) => ExitCode::SUCCESS,
+                    Ok(Some(line)) => {
+                        println!("{line}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(error) => {
+                        println!("MISMATCH: {error}");
+                        ExitCode::from(3)
+                    }
+                }
             }
             Some(failure) => {
                 println!(

@@ -2,11 +2,13 @@
 //! what each runs: the service (`serve`, from `myolog-server`), the client commands that talk to a
 //! running server (`demo`, `outcomes`, `healthcheck`, `study register`), the offline ones over a
 //! log directory (`verify`, `replay`, `export`, `report`, from `myolog-audit`), `score`, `token` and
-//! `study validate | export`.
+//! `study validate | export`, and the archive's (`archive`, `restore`, `head`, `verify --head`, and
+//! `serve --archive | --follow | --promote`, from `myolog-archive` and [`serve`]).
 //!
 //! It holds no clinical rule and no service logic; each command parses, calls a library, and turns
 //! the result into output and an exit code.
 
+pub mod archive;
 pub mod audit;
 pub mod client;
 pub mod command;
@@ -14,6 +16,7 @@ pub mod demo;
 pub mod healthcheck;
 pub mod reference;
 pub mod score;
+pub mod serve;
 pub mod study;
 pub mod telemetry;
 pub mod token;

@@ -37,6 +37,9 @@ pub struct AppConfig {
     /// guard refuses a larger request before anything is decoded; the log is opened with the same
     /// bound, so no other path can append more in one batch.
     pub max_events_per_batch: usize,
+    /// `Some(primary)`: a read-only follower of that primary; writes are refused naming it and the
+    /// log grows only by [`App::apply_replicated`].
+    pub follow: Option<String>,
 }
 
 impl AppConfig {
@@ -46,6 +49,7 @@ impl AppConfig {
             data_dir: data_dir.into(),
             principal: DEFAULT_PRINCIPAL.to_string(),
             max_events_per_batch: crate::auth::limits::Limits::default().max_events_per_batch,
+            follow: None,
         }
     }
 }
@@ -80,6 +84,48 @@ pub struct App {
     /// Serialises validation + append + apply against study-level changes (see
     /// [`App::submit_inner`]); holds no data.
     ingest_gate: Arc<tokio::sync::RwLock<()>>,
+    /// The primary of a follower (see [`AppConfig::follow`]).
+    follow: Option<String>,
+    /// The archiver's lag and what it means for writes, once an archiver runs.
+    archive: std::sync::OnceLock<ArchiveGuard>,
+    /// The key `Audit.GetSignedHead` signs with (`serve --head-key`, mounted from a secret).
+    head_key: std::sync::OnceLock<Arc<myolog_archive::HeadSigningKey>>,
+}
+
+/// How a running archiver constrains ingest (`serve --archive`).
+#[derive(Debug, Clone)]
+pub struct ArchiveGuard {
+    /// The archiver's lag report.
+    pub lag: myolog_archive::LagHandle,
+    /// Refuse writes while more than this many durable events are not archived (`None`: never;
+    /// an object-store outage then never stops data entry).
+    pub max_lag_events: Option<u64>,
+    /// Answer an ingest call only once its events are in a sealed segment.
+    pub ack_after_archive: bool,
+}
+
+/// How long an ingest call waits for the archive under `ack_after_archive` before answering
+/// UNAVAILABLE (the events are durable in the log; a retry is answered as a duplicate).
+pub const ARCHIVE_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Why a follower stopped copying from its primary.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(
+        "event seq {seq} from the primary has event type {event_type:?}, which this build cannot \
+         read ({reason}): upgrade the follower before it follows this primary"
+    )]
+    UnknownEvent {
+        seq: u64,
+        event_type: String,
+        reason: String,
+    },
+    #[error("event seq {seq} from the primary does not verify: {reason}")]
+    Undecodable { seq: u64, reason: String },
+    #[error("the primary's events do not chain onto this follower's log: {0}")]
+    Refused(#[from] myolog_storage::ReplicationError),
+    #[error("apply task failed: {0}")]
+    Task(String),
 }
 
 impl App {
@@ -112,7 +158,152 @@ impl App {
             draining,
             metrics: Arc::new(Metrics::new()),
             ingest_gate: Arc::new(tokio::sync::RwLock::new(())),
+            follow: config.follow.clone(),
+            archive: std::sync::OnceLock::new(),
+            head_key: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Attaches the running archiver's lag (once; a second call is ignored and returns false).
+    pub fn set_archive_guard(&self, guard: ArchiveGuard) -> bool {
+        self.archive.set(guard).is_ok()
+    }
+
+    /// Gives `Audit.GetSignedHead` its key (once; a second call is ignored and returns false).
+    pub fn set_head_key(&self, key: myolog_archive::HeadSigningKey) -> bool {
+        self.head_key.set(Arc::new(key)).is_ok()
+    }
+
+    /// The head-signing key, if the server was given one.
+    pub fn head_key(&self) -> Option<Arc<myolog_archive::HeadSigningKey>> {
+        self.head_key.get().cloned()
+    }
+
+    /// The archiver's lag, if an archiver runs.
+    pub fn archive_lag(&self) -> Option<myolog_archive::ArchiveLag> {
+        self.archive.get().map(|guard| guard.lag.get())
+    }
+
+    /// The primary this server follows, if it is a follower.
+    pub fn primary(&self) -> Option<&str> {
+        self.follow.as_deref()
+    }
+
+    /// Refuses a write on a follower (naming the primary) or while the archive lags too far.
+    fn check_writable(&self) -> Result<(), ServiceError> {
+        if let Some(primary) = &self.follow {
+            return Err(ServiceError::ReadOnly(format!(
+                "this server is a read-only follower of {primary}: send writes to the primary"
+            )));
+        }
+        if let Some(guard) = self.archive.get()
+            && let Some(max) = guard.max_lag_events
+        {
+            let lag = guard.lag.get();
+            let behind = self.log.head().seq.saturating_sub(lag.archived_seq);
+            if behind > max {
+                let cause = lag.last_error.map_or_else(String::new, |error| {
+                    format!("; last archive error: {error}")
+                });
+                return Err(ServiceError::ArchiveLagging(format!(
+                    "writes refused: the archive is {behind} events ({:.1} s) behind the log, more \
+                     than --max-archive-lag {max}{cause}",
+                    lag.seconds_behind
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Under `ack_after_archive`, waits until event `seq` is archived.
+    async fn wait_archived(&self, seq: u64) -> Result<(), ServiceError> {
+        let Some(guard) = self.archive.get().filter(|guard| guard.ack_after_archive) else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        let mut draining = self.draining();
+        loop {
+            let lag = guard.lag.get();
+            if lag.archived_seq >= seq {
+                return Ok(());
+            }
+            if started.elapsed() >= ARCHIVE_ACK_TIMEOUT || *draining.borrow() {
+                let cause = lag.last_error.map_or_else(String::new, |error| {
+                    format!(" (last archive error: {error})")
+                });
+                return Err(ServiceError::Unavailable(format!(
+                    "event seq {seq} is durable in the log but not yet archived after {} s{cause}; \
+                     retry: the batch will be answered as a duplicate once archived",
+                    started.elapsed().as_secs()
+                )));
+            }
+            // The lag handle has no notification; the archiver polls at least every 10 ms, so
+            // polling it as often costs nothing noticeable.
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
+                _ = draining.changed() => {}
+            }
+        }
+    }
+
+    /// Appends events another log numbered and chained (a follower's copy of its primary) and
+    /// applies them to the projection, broadcasting the outcomes they change. Every event is
+    /// decoded before anything is stored: an event this build cannot read stops the follower
+    /// without writing it.
+    pub async fn apply_replicated(
+        self: &Arc<Self>,
+        events: Vec<myolog_storage::StoredEvent>,
+    ) -> Result<u64, ReplicaError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut decoded = Vec::with_capacity(events.len());
+        for stored in &events {
+            let recorded = stored
+                .decode()
+                .map_err(|reason| ReplicaError::Undecodable {
+                    seq: stored.seq,
+                    reason: reason.to_string(),
+                })?;
+            let event = decode_stored(&recorded).map_err(|reason| ReplicaError::UnknownEvent {
+                seq: recorded.seq,
+                event_type: recorded.event_type.clone(),
+                reason,
+            })?;
+            if event.body.type_name() != recorded.event_type {
+                return Err(ReplicaError::UnknownEvent {
+                    seq: recorded.seq,
+                    event_type: recorded.event_type.clone(),
+                    reason: format!("its payload reads as {}", event.body.type_name()),
+                });
+            }
+            decoded.push((recorded.seq, event, recorded.recorded_by));
+        }
+        let gate = Arc::clone(&self.ingest_gate).write_owned().await;
+        let app = Arc::clone(self);
+        let count = events.len() as u64;
+        let touched = tokio::task::spawn_blocking(move || {
+            let _gate = gate;
+            app.log.append_replicated(&events)?;
+            let mut projection = app.projection_mut();
+            let touched = apply_all(
+                &mut projection,
+                decoded
+                    .iter()
+                    .map(|(seq, event, by)| (*seq, event, by.as_str())),
+            );
+            drop(projection);
+            Ok::<_, ReplicaError>(touched)
+        })
+        .await
+        .map_err(|e| ReplicaError::Task(e.to_string()))??;
+        let outcomes = self.outcomes_for(&touched);
+        if self.outcomes_tx.receiver_count() > 0 {
+            for outcome in &outcomes {
+                let _ = self.outcomes_tx.send(outcome.clone());
+            }
+        }
+        Ok(count)
     }
 
     /// [`App::open_blocking`] on the blocking pool.
@@ -226,6 +417,7 @@ impl App {
         recorded_by: &str,
         sites: Option<&BTreeSet<String>>,
     ) -> Result<pb::SubmitResponse, ServiceError> {
+        self.check_writable()?;
         if request.batch_id.chars().count() > 64 {
             return Err(ServiceError::invalid(vec![Violation::new(
                 "batch_id",
@@ -287,35 +479,23 @@ impl App {
         let (events, appended, touched) = tokio::task::spawn_blocking(move || {
             let _gate = gate;
             let appended = app.log.append(batch, &recorded_by)?;
-            let mut touched = BTreeSet::new();
-            let mut dosed = BTreeSet::new();
             let mut projection = app.projection_mut();
-            for (event, ack) in events.iter().zip(&appended) {
-                if ack.duplicate {
-                    continue;
-                }
-                if let Some(t) = projection.apply_recorded(ack.seq, event, &recorded_by) {
-                    touched.insert(t);
-                } else if let Some(t) = dose_touches_endpoints(&projection, event) {
-                    dosed.insert(t);
-                } else {
-                    touched.extend(amendment_touches(&projection, event));
-                }
-            }
-            drop(projection);
-            // A subject whose visits the batch touched already gets its endpoints with them.
-            for t in dosed {
-                if !touched
+            let touched = apply_all(
+                &mut projection,
+                events
                     .iter()
-                    .any(|other: &Touched| (&other.study, &other.subject) == (&t.study, &t.subject))
-                {
-                    touched.insert(t);
-                }
-            }
+                    .zip(&appended)
+                    .filter(|(_, ack)| !ack.duplicate)
+                    .map(|(event, ack)| (ack.seq, event, recorded_by.as_str())),
+            );
+            drop(projection);
             Ok::<_, myolog_storage::AppendError>((events, appended, touched))
         })
         .await
         .map_err(|e| ServiceError::Internal(format!("append task: {e}")))??;
+        if let Some(last) = appended.iter().map(|ack| ack.seq).max() {
+            self.wait_archived(last).await?;
+        }
         let outcomes = self.outcomes_for(&touched);
         if self.outcomes_tx.receiver_count() > 0 {
             for outcome in &outcomes {
@@ -389,6 +569,35 @@ impl App {
     pub fn head_seq(&self) -> u64 {
         self.log.head().seq
     }
+}
+
+/// Applies recorded events `(seq, event, recorded_by)` in order; returns the subjects x visits
+/// whose outcomes they change (see [`dose_touches_endpoints`], [`amendment_touches`]).
+fn apply_all<'a>(
+    projection: &mut Projection,
+    events: impl Iterator<Item = (u64, &'a Event, &'a str)>,
+) -> BTreeSet<Touched> {
+    let mut touched = BTreeSet::new();
+    let mut dosed = BTreeSet::new();
+    for (seq, event, recorded_by) in events {
+        if let Some(t) = projection.apply_recorded(seq, event, recorded_by) {
+            touched.insert(t);
+        } else if let Some(t) = dose_touches_endpoints(projection, event) {
+            dosed.insert(t);
+        } else {
+            touched.extend(amendment_touches(projection, event));
+        }
+    }
+    // A subject whose visits the batch touched already gets its endpoints with them.
+    for t in dosed {
+        if !touched
+            .iter()
+            .any(|other: &Touched| (&other.study, &other.subject) == (&t.study, &t.subject))
+        {
+            touched.insert(t);
+        }
+    }
+    touched
 }
 
 /// A dose record changes no visit outcome, but in a protocol study it can change an endpoint (a

@@ -40,6 +40,12 @@ pub enum ServiceError {
     /// The server is shutting down or the log refuses appends until restarted.
     #[error("{0}")]
     Unavailable(String),
+    /// This server is a read-only follower: writes go to the primary it names.
+    #[error("{0}")]
+    ReadOnly(String),
+    /// The archive is further behind than `--max-archive-lag` allows: writes wait for it.
+    #[error("{0}")]
+    ArchiveLagging(String),
     /// The log failed.
     #[error("event log: {0}")]
     Storage(#[from] StorageError),
@@ -74,6 +80,8 @@ impl ServiceError {
             ServiceError::NotFound(_) => "not_found",
             ServiceError::PermissionDenied(_) => "permission_denied",
             ServiceError::Unavailable(_) => "unavailable",
+            ServiceError::ReadOnly(_) => "read_only",
+            ServiceError::ArchiveLagging(_) => "archive_lagging",
             ServiceError::Storage(_) => "storage",
             ServiceError::Internal(_) => "internal",
         }
@@ -176,6 +184,11 @@ pub fn to_status(error: &ServiceError) -> Status {
         ServiceError::NotFound(message) => Status::not_found(message.clone()),
         ServiceError::PermissionDenied(message) => Status::permission_denied(message.clone()),
         ServiceError::Unavailable(message) => Status::unavailable(message.clone()),
+        // The request can never succeed here, whatever the retry: FAILED_PRECONDITION, not
+        // UNAVAILABLE, so clients do not retry against the follower.
+        ServiceError::ReadOnly(message) => Status::failed_precondition(message.clone()),
+        // Retrying later succeeds once the archive catches up.
+        ServiceError::ArchiveLagging(message) => Status::unavailable(message.clone()),
         ServiceError::Storage(StorageError::Poisoned { .. }) => {
             Status::unavailable(error.to_string())
         }

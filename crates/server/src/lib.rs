@@ -6,6 +6,7 @@
 //!   shutdown.
 //! - [`auth`]: principals, bearer tokens, roles, blinding, limits and the guard before every service.
 //! - [`error`]: service errors and the one mapping to `tonic::Status`.
+//! - [`follower`]: a read-only follower tailing its primary's `Audit.ReadStored`.
 //! - [`metrics`]: Prometheus metrics of the ingest path on a port of their own.
 //!
 //! It holds no clinical rule (`myolog-projection` and `myolog-scoring` do), no protobuf mapping
@@ -15,6 +16,7 @@ pub mod app;
 pub mod audit_service;
 pub mod auth;
 pub mod error;
+pub mod follower;
 pub mod metrics;
 pub mod server;
 pub mod services;

@@ -3,6 +3,8 @@
 //! [`Metrics`] holds the counters that the services update (events appended, events rejected by
 //! reason, append latency, outcomes computed, open streams); [`serve`] answers scrapes with the
 //! OpenMetrics text format over plain HTTP/1.1, on hyper, which tonic already brings in.
+//! `GET /health` answers the health details as JSON: the archive's lag (`serve --archive`) and a
+//! follower's lag behind its primary (`serve --follow`), with their last errors.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -51,6 +53,14 @@ pub struct Metrics {
     append_latency: Histogram,
     outcomes_computed: Family<OutcomeLabel, Counter>,
     open_streams: Gauge,
+    archive_archived_seq: Gauge,
+    archive_events_behind: Gauge,
+    archive_seconds_behind: Gauge<f64, std::sync::atomic::AtomicU64>,
+    archive_failing: Gauge,
+    follower_events_behind: Gauge,
+    follower_seconds_behind: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// What `GET /health` shows: the archive's and the follower's lag, as JSON.
+    details: std::sync::Mutex<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl Default for Metrics {
@@ -96,8 +106,53 @@ impl Metrics {
             "gRPC streams currently open",
             open_streams.clone(),
         );
+        let archive_archived_seq = Gauge::default();
+        registry.register(
+            "archive_archived_seq",
+            "The last log sequence sealed into the archive",
+            archive_archived_seq.clone(),
+        );
+        let archive_events_behind = Gauge::default();
+        registry.register(
+            "archive_lag_events",
+            "Durable events not yet archived: what a lost disk would lose now",
+            archive_events_behind.clone(),
+        );
+        let archive_seconds_behind = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register_with_unit(
+            "archive_lag",
+            "Age of the oldest durable event not yet archived",
+            Unit::Seconds,
+            archive_seconds_behind.clone(),
+        );
+        let archive_failing = Gauge::default();
+        registry.register(
+            "archive_failing",
+            "1 while the archiver's last attempt failed (an object-store outage), else 0",
+            archive_failing.clone(),
+        );
+        let follower_events_behind = Gauge::default();
+        registry.register(
+            "follower_lag_events",
+            "Events the primary holds that this follower does not yet",
+            follower_events_behind.clone(),
+        );
+        let follower_seconds_behind = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register_with_unit(
+            "follower_lag",
+            "Age of this follower's newest event while it is behind its primary",
+            Unit::Seconds,
+            follower_seconds_behind.clone(),
+        );
         Self {
             registry,
+            archive_archived_seq,
+            archive_events_behind,
+            archive_seconds_behind,
+            archive_failing,
+            follower_events_behind,
+            follower_seconds_behind,
+            details: std::sync::Mutex::default(),
             events_appended,
             events_rejected,
             append_latency,
@@ -141,6 +196,64 @@ impl Metrics {
         OpenStream {
             metrics: Arc::clone(self),
         }
+    }
+
+    /// Records the archiver's lag (gauges and the `archive` entry of `GET /health`).
+    pub fn set_archive_lag(&self, lag: &myolog_archive::ArchiveLag) {
+        self.archive_archived_seq
+            .set(i64::try_from(lag.archived_seq).unwrap_or(i64::MAX));
+        self.archive_events_behind
+            .set(i64::try_from(lag.events_behind).unwrap_or(i64::MAX));
+        self.archive_seconds_behind.set(lag.seconds_behind);
+        self.archive_failing
+            .set(i64::from(lag.last_error.is_some()));
+        self.set_detail(
+            "archive",
+            serde_json::json!({
+                "archived_seq": lag.archived_seq,
+                "durable_seq": lag.durable_seq,
+                "lag_events": lag.events_behind,
+                "lag_seconds": lag.seconds_behind,
+                "segments_sealed": lag.segments_sealed,
+                "last_error": lag.last_error,
+            }),
+        );
+    }
+
+    /// Records a follower's lag (gauges and the `follower` entry of `GET /health`).
+    pub fn set_follower_lag(&self, primary: &str, lag: &FollowerLag) {
+        self.follower_events_behind
+            .set(i64::try_from(lag.events_behind).unwrap_or(i64::MAX));
+        self.follower_seconds_behind.set(lag.seconds_behind);
+        self.set_detail(
+            "follower",
+            serde_json::json!({
+                "primary": primary,
+                "local_seq": lag.local_seq,
+                "primary_seq": lag.primary_seq,
+                "lag_events": lag.events_behind,
+                "lag_seconds": lag.seconds_behind,
+                "last_error": lag.last_error,
+            }),
+        );
+    }
+
+    fn set_detail(&self, key: &str, value: serde_json::Value) {
+        self.details
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(key.to_owned(), value);
+    }
+
+    /// The health details as one JSON object (`{}` for a plain primary).
+    #[must_use]
+    pub fn health_details(&self) -> String {
+        let details = self
+            .details
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        serde_json::Value::Object(details).to_string()
     }
 
     /// The current values in the OpenMetrics text format.
@@ -215,8 +328,12 @@ fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Byte
         *response.status_mut() = status;
         response
     };
-    if request.uri().path() != "/metrics" {
-        return plain(StatusCode::NOT_FOUND, "not found: try /metrics\n");
+    let health = request.uri().path() == "/health";
+    if request.uri().path() != "/metrics" && !health {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics or /health\n",
+        );
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -225,12 +342,34 @@ fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Byte
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
         return response;
     }
+    if health {
+        let mut response = Response::new(Full::new(Bytes::from(metrics.health_details())));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return response;
+    }
     let mut response = Response::new(Full::new(Bytes::from(metrics.encode())));
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static(CONTENT_TYPE_OPENMETRICS),
     );
     response
+}
+
+/// How far the follower is behind its primary: what the metrics endpoint reads.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FollowerLag {
+    /// The follower's durable head.
+    pub local_seq: u64,
+    /// The primary's head when last asked.
+    pub primary_seq: u64,
+    /// `primary_seq - local_seq`.
+    pub events_behind: u64,
+    /// Age of the follower's newest event while it is behind (0 when caught up).
+    pub seconds_behind: f64,
+    /// The last error reaching the primary, cleared by the next success.
+    pub last_error: Option<String>,
 }
 
 #[cfg(test)]
@@ -291,6 +430,32 @@ mod tests {
                 "missing {line:?} in\n{response}"
             );
         }
+
+        metrics.set_archive_lag(&myolog_archive::ArchiveLag {
+            archived_seq: 7,
+            durable_seq: 9,
+            events_behind: 2,
+            seconds_behind: 1.5,
+            segments_sealed: 1,
+            last_error: Some("bucket unreachable".into()),
+        });
+        let response = get(addr, "GET", "/metrics").await;
+        for line in [
+            "myolog_archive_archived_seq 7",
+            "myolog_archive_lag_events 2",
+            "myolog_archive_lag_seconds 1.5",
+            "myolog_archive_failing 1",
+        ] {
+            assert!(
+                response.lines().any(|l| l == line),
+                "missing {line:?} in\n{response}"
+            );
+        }
+        let health = get(addr, "GET", "/health").await;
+        assert!(
+            health.contains(r#""lag_events":2"#) && health.contains("bucket unreachable"),
+            "{health}"
+        );
 
         drop(held);
         let response = get(addr, "GET", "/metrics").await;

@@ -1,5 +1,6 @@
 //! The tonic service implementations: `Ingest` (Submit, Append), `Outcomes` (GetSubject, GetCohort,
-//! Watch) and `Audit` (ReadEvents, Verify, and Replay from [`crate::audit_service`]). Thin: each call
+//! Watch) and `Audit` (ReadEvents, Verify, ReadStored for followers, GetSignedHead, and Replay from
+//! [`crate::audit_service`]). Thin: each call
 //! maps the wire to [`App`] and every error through [`crate::error::to_status`].
 
 use std::pin::Pin;
@@ -396,6 +397,69 @@ impl Audit for Services {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    type ReadStoredStream = BoxStream<pb::StoredEventRecord>;
+
+    async fn read_stored(
+        &self,
+        request: Request<pb::ReadStoredRequest>,
+    ) -> Result<Response<Self::ReadStoredStream>, Status> {
+        let request = request.into_inner();
+        let log = self.app.log().clone();
+        let from = request.from_sequence.max(1);
+        let head = log.head().seq;
+        let last = if request.limit == 0 {
+            head
+        } else {
+            head.min(from.saturating_add(request.limit - 1))
+        };
+        let (tx, rx) = mpsc::channel::<Result<pb::StoredEventRecord, Status>>(256);
+        tokio::task::spawn_blocking(move || {
+            for stored in log.read_stored_range(from..=last) {
+                let item = stored
+                    .map(|e| pb::StoredEventRecord {
+                        sequence: e.seq,
+                        recorded_at_unix_nanos: e.recorded_at_unix_nanos,
+                        prev_hash: e.prev_hash.0.to_vec(),
+                        hash: e.hash.0.to_vec(),
+                        canonical_event: e.canonical,
+                        head_sequence: head,
+                    })
+                    .map_err(|error| to_status(&ServiceError::Storage(error)));
+                let fatal = item.is_err();
+                if tx.blocking_send(item).is_err() || fatal {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_signed_head(
+        &self,
+        _request: Request<pb::GetSignedHeadRequest>,
+    ) -> Result<Response<pb::SignedHeadResponse>, Status> {
+        let Some(key) = self.app.head_key() else {
+            return Err(Status::failed_precondition(
+                "this server has no head-signing key: start it with --head-key FILE",
+            ));
+        };
+        let log = self.app.log().clone();
+        let signed =
+            tokio::task::spawn_blocking(move || myolog_archive::SignedHead::sign(&log, &key))
+                .await
+                .map_err(|e| to_status(&ServiceError::Internal(format!("sign task: {e}"))))?
+                .map_err(|e| match e {
+                    myolog_archive::HeadError::EmptyLog => {
+                        Status::failed_precondition(e.to_string())
+                    }
+                    other => to_status(&ServiceError::Internal(other.to_string())),
+                })?;
+        Ok(Response::new(pb::SignedHeadResponse {
+            signed_head_json: signed.to_json(),
+            head_sequence: signed.seq,
+        }))
     }
 
     type ReplayStream = BoxStream<pb::ReplayedOutcome>;

@@ -60,7 +60,8 @@ impl Role {
             (Role::Writer, WriteEvents) => OwnStudies,
             (Role::Admin, WriteEvents) => All,
             (Role::Reader, ReadStudy) => OwnStudies,
-            (Role::Auditor, ReadStudy | ReadAudit) => All,
+            (Role::Auditor, ReadStudy | ReadAudit | Replicate) => All,
+            (Role::Admin, Replicate) => All,
             _ => Denied,
         }
     }
@@ -88,6 +89,9 @@ pub enum Permission {
     ReadStudy,
     /// Read the whole log: raw events, verification, replays (all studies at once).
     ReadAudit,
+    /// Copy the whole log as stored bytes (a read-only follower, run by operators): every study,
+    /// unblinded payloads included, so only auditors and admins.
+    Replicate,
 }
 
 impl Permission {
@@ -99,6 +103,7 @@ impl Permission {
             Permission::WriteEvents => "write events",
             Permission::ReadStudy => "read study",
             Permission::ReadAudit => "read audit",
+            Permission::Replicate => "replicate",
         }
     }
 }
@@ -124,6 +129,8 @@ pub const RPC_PERMISSIONS: &[(&str, Permission)] = &[
     ("/myolog.v1.Audit/ReadEvents", Permission::ReadAudit),
     ("/myolog.v1.Audit/Verify", Permission::ReadAudit),
     ("/myolog.v1.Audit/Replay", Permission::ReadAudit),
+    ("/myolog.v1.Audit/ReadStored", Permission::Replicate),
+    ("/myolog.v1.Audit/GetSignedHead", Permission::ReadAudit),
     ("/grpc.health.v1.Health/Check", Permission::Public),
     ("/grpc.health.v1.Health/Watch", Permission::Public),
     (
@@ -247,6 +254,11 @@ mod tests {
             (Role::Admin, WriteEvents, All),
             (Role::Admin, ReadStudy, Denied),
             (Role::Admin, ReadAudit, Denied),
+            (Role::Writer, Replicate, Denied),
+            (Role::Reader, Replicate, Denied),
+            (Role::Auditor, Replicate, All),
+            (Role::Admin, Replicate, All),
+            (Role::Local, Replicate, All),
             (Role::Local, WriteEvents, All),
             (Role::Local, ReadAudit, All),
         ];
