@@ -310,6 +310,7 @@ async fn writes_outside_the_callers_scope_are_denied_and_store_nothing() {
         .audit()
         .read_events(with_token(
             pb::ReadEventsRequest {
+                study_id: String::new(),
                 from_sequence: 1,
                 limit: 0,
             },
@@ -610,6 +611,7 @@ async fn readers_see_only_their_studies() {
                 .audit()
                 .read_events(with_token(
                     pb::ReadEventsRequest {
+                        study_id: String::new(),
                         from_sequence: 1,
                         limit: 0,
                     },

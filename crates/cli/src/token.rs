@@ -149,7 +149,7 @@ pub struct IssueArgs {
     /// Principal name, e.g. `edc-stir` (1-64 characters from [A-Za-z0-9._:@-]).
     #[arg(long)]
     pub principal: String,
-    /// writer, reader, auditor or admin.
+    /// writer, reader, auditor, admin or integration (an EDC bridge: writes and reads its studies).
     #[arg(long)]
     pub role: String,
     /// A study the principal is scoped to (repeat for several; writers and readers need one).
@@ -343,7 +343,7 @@ pub fn issue(args: &IssueArgs, now_unix_nanos: i64) -> Result<String, IssueError
     }
     let role = Role::parse_issuable(&args.role).ok_or_else(|| {
         IssueError::Invalid(format!(
-            "--role {:?} is not writer, reader, auditor or admin",
+            "--role {:?} is not writer, reader, auditor, admin or integration",
             args.role
         ))
     })?;

@@ -484,6 +484,48 @@ impl Projection {
                     }
                 }
             }
+            if let EventBody::AssessmentRetracted { retracts, .. } = &event.body {
+                let target = self
+                    .applied
+                    .get(retracts)
+                    .and_then(|applied| applied.form.as_ref())
+                    .map(|f| {
+                        (
+                            &f.place.study,
+                            &f.place.subject,
+                            &f.place.visit,
+                            f.superseded,
+                        )
+                    })
+                    .or_else(|| {
+                        new_forms
+                            .get(retracts)
+                            .map(|(st, su, vi, _)| (*st, *su, *vi, false))
+                    });
+                let field = format!("{path}.assessment_retracted.retracts_event_id");
+                match target {
+                    None => violations.push(Violation::new(
+                        field,
+                        format!("no assessment with event id {retracts} is recorded"),
+                    )),
+                    Some((st, su, vi, _)) if (st, su, vi) != (&event.study, subject, visit) => {
+                        violations.push(Violation::new(
+                            field,
+                            format!("{retracts} is an assessment of {st}/{su} at {vi}, not of this subject and visit"),
+                        ));
+                    }
+                    // Superseded or retracted before (in the log or in this batch): only the
+                    // latest form of an instrument can be withdrawn, so nothing counts twice.
+                    Some((_, _, _, superseded)) => {
+                        if superseded || !superseded_in_batch.insert(retracts) {
+                            violations.push(Violation::new(
+                                field,
+                                format!("{retracts} was already superseded or retracted; retract the latest correction instead"),
+                            ));
+                        }
+                    }
+                }
+            }
             if let Some(assessment) = event.body.assessment() {
                 new_forms.insert(
                     &event.event_id,
@@ -615,7 +657,37 @@ impl Projection {
                 Some(supersedes),
             );
         }
+        if let EventBody::AssessmentRetracted { retracts, .. } = &event.body {
+            return (None, self.retract(retracts, true));
+        }
         (None, self.apply_other(seq, event))
+    }
+
+    /// Drops a retracted form from its visit's live set, as a correction drops the form it
+    /// supersedes; the retracted event stays applied (and in the log). `None` when the id names no
+    /// live form (check_batch refused such a retraction before it was stored).
+    fn retract(&mut self, retracts: &EventId, touched: bool) -> Option<Touched> {
+        let Applied {
+            seq: old_seq,
+            form: Some(old),
+        } = self.applied.get_mut(retracts)?
+        else {
+            return None;
+        };
+        old.superseded = true;
+        let (old_seq, place) = (*old_seq, old.place.clone());
+        let study = self.studies.get_mut(&place.study)?;
+        let at_baseline = place.visit == study.baseline_visit;
+        let subject = study.subjects.get_mut(&place.subject)?;
+        let visit = subject.visits.get_mut(&place.visit)?;
+        visit.live.remove(&old_seq);
+        // As for a new form: a change at the baseline (or of which visit is first) reaches every visit.
+        let every_visit = at_baseline || subject.visits.len() <= 2;
+        touched.then(|| Touched {
+            study: place.study.clone(),
+            subject: place.subject.clone(),
+            visit: (!every_visit).then(|| place.visit.clone()),
+        })
     }
 
     /// Applies an event that is not an assessment.
@@ -717,7 +789,9 @@ impl Projection {
                 None
             }
             // Taken by `apply_body`.
-            EventBody::AssessmentRecorded(_) | EventBody::AssessmentCorrected { .. } => None,
+            EventBody::AssessmentRecorded(_)
+            | EventBody::AssessmentCorrected { .. }
+            | EventBody::AssessmentRetracted { .. } => None,
         }
     }
 
@@ -740,6 +814,7 @@ impl Projection {
             visit,
             clinical_date,
             body,
+            source: _,
         } = event;
         let header = FormEvent {
             study: &study,

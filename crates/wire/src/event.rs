@@ -11,7 +11,7 @@ use myolog_domain::enzyme::{Enzyme, EnzymeField, EnzymeMeasurement, EnzymePanel,
 use myolog_domain::error::Problem;
 use myolog_domain::event::{
     Assessment, ClinicalDate, Dose, EnrolmentFacts, Event, EventBody, EventId, Reason, SiteId,
-    StudyId, SubjectId, VisitId,
+    SourceAudit, SourceAuditField, StudyId, SubjectId, VisitId,
 };
 use myolog_domain::global::{GlobalAssessment, VasCm};
 use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
@@ -207,7 +207,7 @@ pub fn event_from_proto(event: &pb::Event, path: &str) -> Result<Event, Vec<Viol
             c.text(
                 format_args!("{path}.body"),
                 "exactly one of study_registered, subject_enrolled, assessment_recorded, \
-                 assessment_corrected, subject_withdrawn, dose_recorded is required",
+                 assessment_corrected, assessment_retracted, subject_withdrawn, dose_recorded is required",
             );
             None
         }
@@ -218,15 +218,47 @@ pub fn event_from_proto(event: &pb::Event, path: &str) -> Result<Event, Vec<Viol
     else {
         return Err(c.violations);
     };
+    let source = match &event.source_audit {
+        None => None,
+        Some(audit) => source_audit_from_proto(&mut c, audit, &field(&path, "source_audit")),
+    };
     if !c.violations.is_empty() {
         return Err(c.violations);
     }
-    Event::new(event_id, study, subject, visit, clinical_date, body).map_err(|(field, problem)| {
-        vec![Violation::new(
-            format!("{path}.{}", field.key()),
-            problem.to_string(),
-        )]
-    })
+    Event::new(event_id, study, subject, visit, clinical_date, body)
+        .map(|event| event.with_source(source))
+        .map_err(|(field, problem)| {
+            vec![Violation::new(
+                format!("{path}.{}", field.key()),
+                problem.to_string(),
+            )]
+        })
+}
+
+/// The source's audit record: free text, each part bounded; all empty is "none".
+fn source_audit_from_proto(
+    c: &mut Checker,
+    audit: &pb::SourceAudit,
+    path: &dyn fmt::Display,
+) -> Option<SourceAudit> {
+    use SourceAuditField as F;
+    match SourceAudit::new([
+        (F::User, audit.user.as_str()),
+        (F::Timestamp, audit.timestamp.as_str()),
+        (F::UtcOffset, audit.utc_offset.as_str()),
+        (F::TimeZone, audit.time_zone.as_str()),
+        (F::Reason, audit.reason.as_str()),
+        (F::SourceId, audit.source_id.as_str()),
+        (F::Location, audit.location.as_str()),
+    ]) {
+        Ok(audit) => audit,
+        Err(problems) => {
+            for (part, problem) in problems {
+                c.problem(field(path, part.key()), problem);
+            }
+            None
+        }
+    }
 }
 
 /// Empty text is "absent"; anything else must be a valid identifier. `Some(None)` = absent, `None` = invalid.
@@ -470,6 +502,21 @@ fn body_from_proto(
                 supersedes: supersedes?,
                 reason: reason?,
                 corrected: assessment?,
+            })
+        }
+        Body::AssessmentRetracted(retracted) => {
+            let base = field(path, "assessment_retracted");
+            let retracts = c.check(
+                format_args!("{base}.retracts_event_id"),
+                EventId::new(&retracted.retracts_event_id),
+            );
+            let reason = c.check(
+                format_args!("{base}.reason"),
+                Reason::new(retracted.reason.clone()),
+            );
+            Some(EventBody::AssessmentRetracted {
+                retracts: retracts?,
+                reason: reason?,
             })
         }
         Body::SubjectWithdrawn(withdrawn) => {
@@ -1081,6 +1128,7 @@ mod tests {
 
     fn event(body: pb::event::Body) -> pb::Event {
         pb::Event {
+            source_audit: None,
             event_id: "e1".into(),
             study_id: "STIR".into(),
             subject_id: "S1".into(),
@@ -1244,6 +1292,7 @@ mod tests {
             (
                 "no body",
                 pb::Event {
+                    source_audit: None,
                     body: None,
                     ..recorded(globals("1"))
                 },
@@ -1442,6 +1491,7 @@ mod tests {
             _ => pb::event::Body::AssessmentRecorded(recorded),
         };
         pb::Event {
+            source_audit: None,
             event_id: text(rng),
             study_id: text(rng),
             subject_id: text(rng),
