@@ -46,6 +46,10 @@ pub enum Command {
     Token(crate::token::TokenArgs),
     /// Validate a protocol file, register it with a running server, or export its SDTM trial design.
     Study(crate::study::StudyArgs),
+    /// Import an EDC export (CDISC ODM) into a running server through the study's mapping file.
+    Import(crate::edc::ImportArgs),
+    /// Write a skeleton mapping file from an EDC's data dictionary.
+    Mapping(crate::edc::MappingArgs),
 }
 
 /// `myolog outcomes`.
@@ -156,6 +160,17 @@ pub fn main() -> ExitCode {
         Command::Report(args) => crate::audit::run_report(&args),
         Command::Token(args) => crate::token::run(&args),
         Command::Study(args) => crate::study::run(&args),
+        Command::Mapping(args) => match &args.command {
+            crate::edc::MappingCommand::Init(init) => {
+                match crate::edc::mapping_init(init, &mut std::io::stdout()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("myolog mapping init: {error}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+        },
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -223,7 +238,24 @@ async fn run_async(command: Command) -> ExitCode {
                 }
             }
         }
+        Command::Import(args) => {
+            telemetry::init(LogFormat::Text, "warn");
+            let crate::edc::ImportFormat::Odm(args) = &args.format;
+            let mut stdout = std::io::stdout();
+            match crate::edc::import_odm(args, &mut stdout).await {
+                Ok(summary) => {
+                    // The summary goes to stderr: on a dry run stdout is the discrepancy CSV.
+                    eprint!("{}", summary.render());
+                    ExitCode::from(summary.exit_code())
+                }
+                Err(error) => {
+                    eprintln!("myolog import odm: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Score
+        | Command::Mapping(_)
         | Command::Verify(_)
         | Command::Replay(_)
         | Command::Export(_)

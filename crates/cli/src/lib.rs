@@ -1,6 +1,6 @@
 //! The `myolog` command line: every subcommand's arguments (the only place that knows clap) and
 //! what each runs: the service (`serve`, from `myolog-server`), the client commands that talk to a
-//! running server (`demo`, `outcomes`, `healthcheck`, `study register`), the offline ones over a
+//! running server (`demo`, `outcomes`, `healthcheck`, `study register`, `import odm`, `bridge`), the offline ones over a
 //! log directory (`verify`, `replay`, `export`, `report`, from `myolog-audit`), `score`, `token` and
 //! `study validate | export`.
 //!
@@ -11,6 +11,7 @@ pub mod audit;
 pub mod client;
 pub mod command;
 pub mod demo;
+pub mod edc;
 pub mod healthcheck;
 pub mod score;
 pub mod study;
