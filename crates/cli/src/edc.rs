@@ -298,15 +298,12 @@ pub fn plan_file(
         path: file.to_path_buf(),
         source,
     })?;
-    myolog_edc::plan::plan(
-        OdmReader::new(BufReader::new(reader)),
-        mapping,
-        ledger,
+    myolog_edc::plan::plan(OdmReader::new(BufReader::new(reader)), mapping, ledger).map_err(
+        |error| ImportError::Odm {
+            path: file.to_path_buf(),
+            error,
+        },
     )
-    .map_err(|error| ImportError::Odm {
-        path: file.to_path_buf(),
-        error,
-    })
 }
 
 /// The Ingest client of the import and the bridge, with the bearer token.
@@ -368,10 +365,10 @@ fn named_events(status: &tonic::Status) -> BTreeMap<usize, Vec<String>> {
                 .and_then(|rest| rest.split_once(']'))
                 .and_then(|(index, _)| index.parse::<usize>().ok());
             if let Some(index) = index {
-                named.entry(index).or_default().push(format!(
-                    "{}: {}",
-                    violation.field, violation.description
-                ));
+                named
+                    .entry(index)
+                    .or_default()
+                    .push(format!("{}: {}", violation.field, violation.description));
             }
         }
     }
@@ -496,11 +493,9 @@ pub fn wire_events(changes: &[Change]) -> Result<Vec<pb::Event>, ImportError> {
     changes
         .iter()
         .map(|change| {
-            myolog_wire::event_to_proto(&change.to_event()).map_err(|error| {
-                ImportError::Outbound {
-                    event_id: change.event_id().to_string(),
-                    message: error.to_string(),
-                }
+            myolog_wire::event_to_proto(&change.to_event()).map_err(|error| ImportError::Outbound {
+                event_id: change.event_id().to_string(),
+                message: error.to_string(),
             })
         })
         .collect()
@@ -601,16 +596,12 @@ pub async fn import_odm(
         bar.finish_and_clear();
     }
     // What the server refused, or never acknowledged, does not count as sent.
-    let unsent = outcome
-        .refused
-        .iter()
-        .map(|(index, _)| *index)
-        .chain(
-            outcome
-                .stopped
-                .iter()
-                .flat_map(|(from, _)| *from..plan.changes.len()),
-        );
+    let unsent = outcome.refused.iter().map(|(index, _)| *index).chain(
+        outcome
+            .stopped
+            .iter()
+            .flat_map(|(from, _)| *from..plan.changes.len()),
+    );
     for index in unsent {
         if let Some(change) = plan.changes.get(index) {
             ledger.revert(&previous, change);
@@ -705,9 +696,8 @@ pub fn mapping_init(args: &MappingInitArgs, out: &mut impl Write) -> Result<(), 
 /// The unique event names of REDCap's `content=event` JSON (`[{"unique_event_name": ...}, ...]`).
 pub fn redcap_event_names(path: &Path) -> Result<Vec<String>, ImportError> {
     let text = read_text(path)?;
-    parse_redcap_events(&text).map_err(|message| {
-        ImportError::Other(format!("{}: {message}", path.display()))
-    })
+    parse_redcap_events(&text)
+        .map_err(|message| ImportError::Other(format!("{}: {message}", path.display())))
 }
 
 /// [`redcap_event_names`] on text.
@@ -753,8 +743,7 @@ mod tests {
             tonic_types::FieldViolation::new("events[10]", "x"),
             tonic_types::FieldViolation::new("batch_id", "too long"),
         ]);
-        let status =
-            tonic::Status::with_error_details(Code::InvalidArgument, "refused", details);
+        let status = tonic::Status::with_error_details(Code::InvalidArgument, "refused", details);
         let named = named_events(&status);
         assert_eq!(named.keys().copied().collect::<Vec<_>>(), vec![2, 10]);
         assert_eq!(named[&2].len(), 2);
@@ -763,7 +752,9 @@ mod tests {
     #[test]
     fn redcap_events_are_read_or_refused_by_position() {
         assert_eq!(
-            parse_redcap_events(r#"[{"unique_event_name":"baseline_arm_1","event_name":"Baseline"}]"#),
+            parse_redcap_events(
+                r#"[{"unique_event_name":"baseline_arm_1","event_name":"Baseline"}]"#
+            ),
             Ok(vec!["baseline_arm_1".to_string()])
         );
         assert_eq!(

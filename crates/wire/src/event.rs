@@ -1453,7 +1453,7 @@ mod tests {
         let recorded = pb::AssessmentRecorded {
             instrument: Some(instrument),
         };
-        let body = match rng.range(0, 6) {
+        let body = match rng.range(0, 7) {
             0 => pb::event::Body::StudyRegistered(pb::StudyRegistered {
                 title: text(rng),
                 population: i32::try_from(rng.range(-1, 3)).unwrap_or(0),
@@ -1488,10 +1488,27 @@ mod tests {
                 drug: text(rng),
                 mg_per_day: text(rng),
             }),
+            5 => pb::event::Body::AssessmentRetracted(pb::AssessmentRetracted {
+                retracts_event_id: text(rng),
+                reason: text(rng),
+            }),
             _ => pb::event::Body::AssessmentRecorded(recorded),
         };
+        let source_audit = match rng.range(0, 3) {
+            0 => None,
+            1 => Some(pb::SourceAudit::default()),
+            _ => Some(pb::SourceAudit {
+                user: text(rng),
+                timestamp: text(rng),
+                utc_offset: text(rng),
+                time_zone: text(rng),
+                reason: text(rng),
+                source_id: text(rng),
+                location: text(rng),
+            }),
+        };
         pb::Event {
-            source_audit: None,
+            source_audit,
             event_id: text(rng),
             study_id: text(rng),
             subject_id: text(rng),
@@ -1524,6 +1541,83 @@ mod tests {
         }
         assert!(invalid > 0, "the generator produces invalid events");
         assert!(valid + invalid == 5000);
+    }
+
+    #[test]
+    fn every_valid_event_goes_back_to_the_wire_and_reads_the_same() {
+        // domain -> proto -> domain is the identity on everything the wire accepts, so a client
+        // sending `event_to_proto` of its domain events (the EDC bridge) sends exactly those events.
+        let mut rng = myolog_synth::prng::SplitMix64::new(2024);
+        let mut kinds = std::collections::BTreeSet::new();
+        let mut with_source = 0;
+        for _ in 0..20_000 {
+            let Ok(event) = event_from_proto(&random_event(&mut rng), "events[0]") else {
+                continue;
+            };
+            let wire =
+                crate::outbound::event_to_proto(&event).expect("a wire-read event maps back");
+            let again = event_from_proto(&wire, "events[0]").expect("its own mapping reads back");
+            assert_eq!(again, event, "{wire:?}");
+            kinds.insert(event.body.type_name());
+            with_source += usize::from(event.source.is_some());
+        }
+        for kind in [
+            "myolog.v1.AssessmentRecorded",
+            "myolog.v1.AssessmentCorrected",
+            "myolog.v1.AssessmentRetracted",
+            "myolog.v1.SubjectWithdrawn",
+            "myolog.v1.DoseRecorded",
+        ] {
+            assert!(
+                kinds.contains(kind),
+                "{kind} never generated valid: {kinds:?}"
+            );
+        }
+        assert!(
+            with_source > 0,
+            "no valid event carried a source audit record"
+        );
+        // The generator's enrolments are never valid (population 7): one by hand, every fact set.
+        let mut enrolled = event(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+            arm: "ivig".into(),
+            population: pb::Population::Juvenile as i32,
+            site_id: "SITE-A".into(),
+            age_years: Some(12),
+            muscle_active: Some(false),
+            prednisone_stable_weeks: Some(4),
+        }));
+        enrolled.visit_id.clear();
+        let read = event_from_proto(&enrolled, "events[0]").expect("valid");
+        let wire = crate::outbound::event_to_proto(&read).expect("maps");
+        assert_eq!(wire, enrolled);
+    }
+
+    #[test]
+    fn source_audit_text_is_bounded_and_all_empty_is_none() {
+        let mut event = event(pb::event::Body::SubjectWithdrawn(pb::SubjectWithdrawn {
+            reason: "moved away".into(),
+        }));
+        event.visit_id.clear();
+        event.source_audit = Some(pb::SourceAudit::default());
+        let read = event_from_proto(&event, "events[0]").expect("valid");
+        assert_eq!(read.source, None);
+        event.source_audit = Some(pb::SourceAudit {
+            user: "u".repeat(201),
+            utc_offset: "+02:00".into(),
+            reason: "r".repeat(1001),
+            ..Default::default()
+        });
+        let Err(violations) = event_from_proto(&event, "events[0]") else {
+            panic!("too long");
+        };
+        let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "events[0].source_audit.user",
+                "events[0].source_audit.reason"
+            ]
+        );
     }
 
     #[test]
