@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use myolog_cli::client::ServerTls;
+use myolog_cli::client::{Bearer, ServerTls};
 use myolog_cli::edc::{ImportOdmArgs, ImportSummary, import_odm};
 use myolog_proto::v1 as pb;
 use myolog_server::server::Running;
@@ -42,7 +42,9 @@ fn args(server: &Running, file: &str, mapping: &Path) -> ImportOdmArgs {
 
 async fn import(args: &ImportOdmArgs) -> ImportSummary {
     let mut out = Vec::new();
-    import_odm(args, &mut out).await.expect("the import runs")
+    import_odm(args, Bearer::default(), &mut out)
+        .await
+        .expect("the import runs")
 }
 
 fn event(id: &str, subject: &str, visit: &str, date: &str, body: pb::event::Body) -> pb::Event {
@@ -562,6 +564,7 @@ async fn a_bad_mapping_is_named_by_its_toml_key_and_nothing_is_sent() {
     let mut out = Vec::new();
     let error = import_odm(
         &args(&server, "redcap_longitudinal_stir.xml", &bad),
+        Bearer::default(),
         &mut out,
     )
     .await
@@ -576,11 +579,125 @@ async fn a_bad_mapping_is_named_by_its_toml_key_and_nothing_is_sent() {
             "malformed_truncated.xml",
             &mapping(dir.path(), "stir_redcap.mapping.toml"),
         ),
+        Bearer::default(),
         &mut out,
     )
     .await
     .expect_err("refused");
     assert!(error.to_string().contains("nothing was sent"), "{error}");
     assert_eq!(clients.head().await, head);
+    server.stop().await.expect("stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_integration_role_imports_and_reads_back_its_own_study_only() {
+    use myolog_proto::v1::audit_client::AuditClient;
+    use myolog_server::auth::Auth;
+    use std::sync::Arc;
+    use tonic::Code;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("principals.toml");
+    let admin = myolog_tests::issue_token(&file, "dm", "admin", &[]);
+    let bridge = myolog_tests::issue_token(&file, "redcap-stir", "integration", &[STUDY]);
+    let elsewhere = myolog_tests::issue_token(&file, "redcap-other", "integration", &["OTHER"]);
+    let auth = Auth::from_file(&file).expect("principals file loads");
+    let server = myolog_server::server::start_secured(
+        myolog_server::app::AppConfig::new(dir.path().join("log")),
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        Some(Arc::clone(&auth)),
+    )
+    .await
+    .expect("server starts");
+    let channel = myolog_tests::channel(&server).await;
+    let authed = |token: &str| Bearer::new(token).expect("token");
+    // The admin registers the study; an integration may not.
+    let mut ingest = myolog_proto::v1::ingest_client::IngestClient::with_interceptor(
+        channel.clone(),
+        authed(&bridge),
+    );
+    let refused = ingest
+        .append(registration())
+        .await
+        .expect_err("not an admin's");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    myolog_proto::v1::ingest_client::IngestClient::with_interceptor(
+        channel.clone(),
+        authed(&admin),
+    )
+    .append(registration())
+    .await
+    .expect("registered");
+
+    let stir = mapping(dir.path(), "stir_redcap.mapping.toml");
+    let import_args = args(&server, "redcap_longitudinal_stir.xml", &stir);
+    let mut out = Vec::new();
+    let summary = import_odm(&import_args, authed(&bridge), &mut out)
+        .await
+        .expect("imports");
+    assert_eq!(summary.sent, 49, "{}", summary.render());
+
+    // Another study's integration: every batch refused, nothing stored, the ledger records nothing.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).expect("dir");
+    let other_args = args(
+        &server,
+        "redcap_longitudinal_stir.xml",
+        &mapping(&other, "stir_redcap.mapping.toml"),
+    );
+    let summary = import_odm(&other_args, authed(&elsewhere), &mut out)
+        .await
+        .expect("runs");
+    assert_eq!((summary.sent, summary.refused.len()), (0, 49));
+    assert!(
+        summary.refused[0].reason.contains("PermissionDenied"),
+        "{:?}",
+        summary.refused[0]
+    );
+
+    // Reading back: its own study's events only, and only when it names the study.
+    let mut audit = AuditClient::with_interceptor(channel.clone(), authed(&bridge));
+    let read = |study: &str| myolog_proto::v1::ReadEventsRequest {
+        from_sequence: 1,
+        limit: 0,
+        study_id: study.into(),
+    };
+    let mut stream = audit
+        .read_events(read(STUDY))
+        .await
+        .expect("own study")
+        .into_inner();
+    let mut events = 0;
+    while let Some(event) = stream.message().await.expect("event") {
+        assert!(
+            event.stream == STUDY || event.stream.starts_with("STIR/"),
+            "{}",
+            event.stream
+        );
+        events += 1;
+    }
+    assert_eq!(events, 50, "the registration and the 49 imported events");
+    let mut limited = audit
+        .read_events(myolog_proto::v1::ReadEventsRequest {
+            limit: 3,
+            ..read(STUDY)
+        })
+        .await
+        .expect("own study")
+        .into_inner();
+    let mut count = 0;
+    while limited.message().await.expect("event").is_some() {
+        count += 1;
+    }
+    assert_eq!(count, 3);
+    for study in ["", "OTHER"] {
+        let denied = audit.read_events(read(study)).await.expect_err("denied");
+        assert_eq!(denied.code(), Code::PermissionDenied, "{study:?}");
+    }
+    let denied = audit
+        .verify(myolog_proto::v1::VerifyRequest {})
+        .await
+        .expect_err("no whole-log verification");
+    assert_eq!(denied.code(), Code::PermissionDenied);
     server.stop().await.expect("stops");
 }

@@ -242,7 +242,14 @@ async fn run_async(command: Command) -> ExitCode {
             telemetry::init(LogFormat::Text, "warn");
             let crate::edc::ImportFormat::Odm(args) = &args.format;
             let mut stdout = std::io::stdout();
-            match crate::edc::import_odm(args, &mut stdout).await {
+            let bearer = match crate::client::Bearer::from_env() {
+                Ok(bearer) => bearer,
+                Err(error) => {
+                    eprintln!("myolog import odm: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match crate::edc::import_odm(args, bearer, &mut stdout).await {
                 Ok(summary) => {
                     // The summary goes to stderr: on a dry run stdout is the discrepancy CSV.
                     eprint!("{}", summary.render());

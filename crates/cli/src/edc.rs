@@ -515,10 +515,11 @@ fn progress_bar(total: usize) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// Runs `myolog import odm`: the summary on success (its exit code says whether records were
+/// Runs `myolog import odm` with the caller's token (the command reads MYOLOG_TOKEN): the summary on success (its exit code says whether records were
 /// refused), an error when nothing could be done or the server stopped answering.
 pub async fn import_odm(
     args: &ImportOdmArgs,
+    bearer: Bearer,
     out: &mut impl Write,
 ) -> Result<ImportSummary, ImportError> {
     let mapping = load_mapping(&args.mapping)?;
@@ -577,7 +578,7 @@ pub async fn import_odm(
         .as_deref()
         .ok_or_else(|| ImportError::Other("--addr is required unless --dry-run".into()))?;
     let channel = args.tls.connect(addr).await?;
-    let mut client = IngestClient::with_interceptor(channel, Bearer::from_env()?);
+    let mut client = IngestClient::with_interceptor(channel, bearer);
     let bar = progress_bar(events.len());
     let outcome = send_changes(
         &mut client,
