@@ -50,6 +50,9 @@ pub enum Command {
     Import(crate::edc::ImportArgs),
     /// Write a skeleton mapping file from an EDC's data dictionary.
     Mapping(crate::edc::MappingArgs),
+    /// Run the REDCap connector of one study: Data Entry Trigger endpoint, incremental poll,
+    /// /healthz and /metrics.
+    Bridge(crate::bridge::BridgeArgs),
 }
 
 /// `myolog outcomes`.
@@ -257,6 +260,16 @@ async fn run_async(command: Command) -> ExitCode {
                 }
                 Err(error) => {
                     eprintln!("myolog import odm: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Bridge(args) => {
+            telemetry::init(LogFormat::Text, "info");
+            match crate::bridge::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("myolog bridge: {error}");
                     ExitCode::FAILURE
                 }
             }

@@ -8,6 +8,7 @@
 //! the result into output and an exit code.
 
 pub mod audit;
+pub mod bridge;
 pub mod client;
 pub mod command;
 pub mod demo;
