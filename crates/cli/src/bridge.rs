@@ -80,7 +80,11 @@ pub struct BridgeArgs {
     /// Seconds each poll reaches back before the previous one began: REDCap reads `dateRangeBegin`
     /// in its server's local time, so a day covers any time zone; a record seen twice is planned as
     /// unchanged and sends nothing.
-    #[arg(long, env = "MYOLOG_BRIDGE_POLL_OVERLAP_SECS", default_value_t = 86_400)]
+    #[arg(
+        long,
+        env = "MYOLOG_BRIDGE_POLL_OVERLAP_SECS",
+        default_value_t = 86_400
+    )]
     pub poll_overlap_secs: u64,
     /// The bridge's state (pending record ids, last poll): default `<mapping>.bridge.json`.
     #[arg(long, env = "MYOLOG_BRIDGE_STATE")]
@@ -793,7 +797,11 @@ impl Bridge {
         Ok(())
     }
 
-    async fn work_loop(self: Arc<Self>, bearer: Bearer, mut stop: tokio::sync::watch::Receiver<bool>) {
+    async fn work_loop(
+        self: Arc<Self>,
+        bearer: Bearer,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut backoff = Duration::from_millis(250);
         let max_backoff = Duration::from_secs(30);
         let mut client: Option<IngestWithToken> = None;
@@ -926,9 +934,12 @@ async fn respond(shared: Arc<Shared>, request: Request<Incoming>) -> HttpRespons
         }
         (Method::POST, "/trigger") => {
             if let Some(secret) = &shared.secret {
-                let given = request.uri().query().unwrap_or_default().split('&').find_map(|pair| {
-                    pair.strip_prefix("secret=")
-                });
+                let given = request
+                    .uri()
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .find_map(|pair| pair.strip_prefix("secret="));
                 if !given.is_some_and(|given| same_secret(given.as_bytes(), secret.as_bytes())) {
                     return text(StatusCode::FORBIDDEN, "wrong or missing secret\n".into());
                 }
@@ -964,9 +975,10 @@ async fn respond(shared: Arc<Shared>, request: Request<Incoming>) -> HttpRespons
                 }
             }
         }
-        (_, "/healthz" | "/metrics" | "/trigger") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n".into())
-        }
+        (_, "/healthz" | "/metrics" | "/trigger") => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+        ),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: POST /trigger, GET /healthz, GET /metrics\n".into(),
@@ -1037,7 +1049,10 @@ mod tests {
     #[test]
     fn form_encoding_escapes_all_but_the_unreserved() {
         assert_eq!(form_encode("fields[0]"), "fields%5B0%5D");
-        assert_eq!(form_encode("2024-01-01 10:00:00"), "2024-01-01+10%3A00%3A00");
+        assert_eq!(
+            form_encode("2024-01-01 10:00:00"),
+            "2024-01-01+10%3A00%3A00"
+        );
         assert_eq!(form_encode("é&="), "%C3%A9%26%3D");
     }
 
@@ -1065,10 +1080,9 @@ mod tests {
             "../../../tests/data/edc/stir_redcap.mapping.toml"
         ))
         .expect("mapping");
-        let metadata = RedcapMetadata::from_json(include_str!(
-            "../../../tests/data/edc/stir_metadata.json"
-        ))
-        .expect("metadata");
+        let metadata =
+            RedcapMetadata::from_json(include_str!("../../../tests/data/edc/stir_metadata.json"))
+                .expect("metadata");
         let fields = requested_fields(&mapping, &metadata);
         assert_eq!(fields[0], "record_id");
         for expected in [
@@ -1079,11 +1093,17 @@ mod tests {
             "globals_complete",
             "enrolment_complete",
         ] {
-            assert!(fields.iter().any(|f| f == expected), "{expected}: {fields:?}");
+            assert!(
+                fields.iter().any(|f| f == expected),
+                "{expected}: {fields:?}"
+            );
         }
         // Ignored items (adverse events, the checkbox) never leave REDCap.
         for ignored in ["ae_term", "pred_change", "ae_complete"] {
-            assert!(!fields.iter().any(|f| f == ignored), "{ignored}: {fields:?}");
+            assert!(
+                !fields.iter().any(|f| f == ignored),
+                "{ignored}: {fields:?}"
+            );
         }
     }
 }
