@@ -17,8 +17,6 @@ use myolog_server::auth::principals::{PrincipalsFile, valid_id, valid_name};
 use myolog_server::auth::tls::TlsFiles;
 use myolog_server::auth::{Auth, SecurityError, check_listen, tokens};
 
-/// Security flags of `myolog serve`.
-
 /// Limits on what one caller can ask of the server (`serve` flags).
 #[derive(Debug, Clone, Copy, PartialEq, Args)]
 pub struct LimitsArgs {

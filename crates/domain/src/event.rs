@@ -539,8 +539,9 @@ pub struct Event {
     pub clinical_date: ClinicalDate,
     pub body: EventBody,
     /// The source system's own audit record of the change, when it has one (an EDC's audit trail).
-    /// Kept beside the log's recorded-at and recorded-by, never instead of them.
-    pub source: Option<SourceAudit>,
+    /// Kept beside the log's recorded-at and recorded-by, never instead of them. Boxed: most events
+    /// have none, and an event stays small without it.
+    pub source: Option<Box<SourceAudit>>,
 }
 
 /// Longest source audit text other than the reason (user, location, audit id), in characters.
@@ -730,7 +731,7 @@ impl Event {
     /// The same event with the source system's audit record.
     #[must_use]
     pub fn with_source(mut self, source: Option<SourceAudit>) -> Self {
-        self.source = source;
+        self.source = source.map(Box::new);
         self
     }
 }

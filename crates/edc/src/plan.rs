@@ -141,7 +141,7 @@ impl Change {
                     retracts: supersedes.clone(),
                     reason: reason.clone(),
                 },
-                source: source_audit(provenance.as_ref(), Some(reason.as_str())),
+                source: source_audit(provenance.as_ref(), Some(reason.as_str())).map(Box::new),
             },
         }
     }

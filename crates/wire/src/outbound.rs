@@ -139,7 +139,7 @@ pub fn event_to_proto(event: &Event) -> Result<pb::Event, OutboundError> {
             .unwrap_or_default(),
         clinical_date: event.clinical_date.to_string(),
         body: Some(body),
-        source_audit: event.source.as_ref().map(source_audit_to_proto),
+        source_audit: event.source.as_deref().map(source_audit_to_proto),
     })
 }
 
