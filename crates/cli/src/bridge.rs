@@ -105,6 +105,9 @@ pub enum BridgeError {
     Config(String),
     #[error("REDCap: {0}")]
     Redcap(String),
+    /// REDCap (or the network to it) did not answer: worth waiting for.
+    #[error("{0}")]
+    RedcapUnreachable(RedcapCallError),
     #[error(
         "REDCap token's export rights are de-identified: REDCap removes date fields ({field}) from \
          its exports, so clinical dates would be lost. Give the API user \"Full Data Set\" export \
@@ -121,6 +124,15 @@ pub enum RedcapCallError {
     Unreachable(String),
     #[error("REDCap answered {status}: {body}")]
     Status { status: u16, body: String },
+}
+
+impl From<RedcapCallError> for BridgeError {
+    fn from(error: RedcapCallError) -> Self {
+        match error {
+            RedcapCallError::Unreachable(_) => BridgeError::RedcapUnreachable(error),
+            RedcapCallError::Status { .. } => BridgeError::Redcap(error.to_string()),
+        }
+    }
 }
 
 /// The REDCap API over HTTP(S), form-encoded POSTs as REDCap documents them.
@@ -545,10 +557,7 @@ impl Bridge {
             }
         };
         let redcap = RedcapClient::new(&args.redcap_url, &token, args.redcap_ca.as_deref())?;
-        let metadata_json = redcap
-            .metadata()
-            .await
-            .map_err(|error| BridgeError::Redcap(error.to_string()))?;
+        let metadata_json = redcap.metadata().await?;
         let metadata = RedcapMetadata::from_json(&metadata_json)
             .map_err(|error| BridgeError::Redcap(format!("content=metadata: {error}")))?;
         let fields = requested_fields(&mapping, &metadata);
@@ -570,8 +579,7 @@ impl Bridge {
         let date_field = mapping.visits.date_item.clone();
         let sample = redcap
             .records(&[], &[record_id, date_field.clone()], None)
-            .await
-            .map_err(|error| BridgeError::Redcap(error.to_string()))?;
+            .await?;
         if dates_removed(&sample, &date_field) {
             return Err(BridgeError::DeIdentified { field: date_field });
         }
@@ -1027,11 +1035,25 @@ pub async fn run(args: BridgeArgs) -> Result<(), BridgeError> {
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|error| BridgeError::Config(format!("listen on {}: {error}", args.listen)))?;
-    let bridge = Bridge::start(args).await?;
+    // REDCap down at start is waited out (with backoff, until SIGTERM); a configuration REDCap
+    // refuses (bad token, de-identified rights, unknown fields) stops the bridge with the reason.
+    let mut delay = Duration::from_secs(1);
+    let mut shutdown = std::pin::pin!(crate::command::shutdown_signal());
+    let bridge = loop {
+        match Bridge::start(args.clone()).await {
+            Err(BridgeError::RedcapUnreachable(reason)) => {
+                tracing::warn!(%reason, ?delay, "REDCap not reachable at start; retrying");
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+            other => break other?,
+        }
+    };
     tracing::info!(addr = ?listener.local_addr().ok(), "bridge: POST /trigger, GET /healthz, GET /metrics");
-    bridge
-        .run(listener, bearer, crate::command::shutdown_signal())
-        .await
+    bridge.run(listener, bearer, shutdown).await
 }
 
 #[cfg(test)]

@@ -147,6 +147,16 @@ impl Change {
     }
 }
 
+/// Whether two instruments hold the same field values, wherever they were read from: the same form
+/// read from REDCap's ODM export and from its record JSON (whose key paths differ) is unchanged.
+fn same_values(sent: &BTreeMap<String, SentField>, now: &BTreeMap<String, SentField>) -> bool {
+    sent.len() == now.len()
+        && sent
+            .iter()
+            .zip(now)
+            .all(|((field, old), (again, new))| field == again && old.value == new.value)
+}
+
 /// The source audit record of a change. Text the domain would refuse as too long (a source is free
 /// to write a 300-character user name) is cut at the bound rather than losing the whole record.
 fn source_audit(provenance: Option<&Provenance>, reason: Option<&str>) -> Option<SourceAudit> {
@@ -1078,7 +1088,7 @@ impl<'m> Planner<'m> {
         };
         if let Some(prior) = &prior
             && (prior.event_id == event_id.as_str()
-                || (prior.fields == fields && prior.clinical_date == date_text))
+                || (same_values(&prior.fields, &fields) && prior.clinical_date == date_text))
         {
             self.plan.unchanged += 1;
             return;
