@@ -459,7 +459,12 @@ async fn the_bridge_pulls_triggered_and_polled_records_and_survives_restarts_of_
     let events = Clients::connect(&myolog).await.read_all().await;
     assert_eq!(
         events.last().map(|e| e.event_type.as_str()),
-        Some("myolog.v1.AssessmentCorrected")
+        Some("myolog.v1.AssessmentCorrected"),
+        "{:?}",
+        events
+            .iter()
+            .map(|e| (e.sequence, e.event_type.as_str(), e.event_id.as_str()))
+            .collect::<Vec<_>>()
     );
 
     // Myolog down: the trigger is still taken (queued on disk); the bridge retries until Myolog

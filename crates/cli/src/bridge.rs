@@ -310,12 +310,46 @@ pub fn dates_removed(records_json: &str, date_field: &str) -> bool {
             .all(|record| record.get(date_field).is_none())
 }
 
+/// A queued record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queued {
+    /// Unix seconds it was first queued (the lag is measured from here).
+    pub since: u64,
+    /// Bumped by every trigger or poll that names it: a record named again while it is being sent
+    /// stays queued, since the change that named it may be newer than what was pulled.
+    pub ticket: u64,
+}
+
+impl BridgeState {
+    /// Queues a record, or marks a queued one as named again.
+    pub fn queue(&mut self, record: &str, now: u64) {
+        self.pending
+            .entry(record.to_string())
+            .and_modify(|queued| queued.ticket += 1)
+            .or_insert(Queued {
+                since: now,
+                ticket: 0,
+            });
+    }
+
+    /// Takes a record off the queue if nothing named it again since `ticket` was read.
+    pub fn done(&mut self, record: &str, ticket: u64) {
+        if self
+            .pending
+            .get(record)
+            .is_some_and(|queued| queued.ticket == ticket)
+        {
+            self.pending.remove(record);
+        }
+    }
+}
+
 /// What survives a restart: the record ids not yet sent (with when they were queued) and when the
 /// last successful poll began.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BridgeState {
-    /// Record id -> Unix seconds it was queued.
-    pub pending: BTreeMap<String, u64>,
+    /// Record id -> when it was queued and how often.
+    pub pending: BTreeMap<String, Queued>,
     /// Unix seconds the last successful poll began; `None`: never polled (the first poll takes every
     /// record).
     pub last_poll_began: Option<u64>,
@@ -480,7 +514,7 @@ impl Shared {
     }
 
     fn refresh_gauges(&self, state: &BridgeState) {
-        let oldest = state.pending.values().min().copied();
+        let oldest = state.pending.values().map(|queued| queued.since).min();
         let lag = oldest.map_or(0, |queued| now_unix().saturating_sub(queued));
         self.metrics.lag.set(i64::try_from(lag).unwrap_or(i64::MAX));
         self.metrics
@@ -488,10 +522,17 @@ impl Shared {
             .set(i64::try_from(state.pending.len()).unwrap_or(i64::MAX));
     }
 
-    fn pending(&self) -> Vec<String> {
+    /// The queued records with their tickets.
+    fn pending(&self) -> Vec<(String, u64)> {
         self.state
             .lock()
-            .map(|state| state.pending.keys().cloned().collect())
+            .map(|state| {
+                state
+                    .pending
+                    .iter()
+                    .map(|(record, queued)| (record.clone(), queued.ticket))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -658,7 +699,7 @@ impl Bridge {
         let now = now_unix();
         self.shared.update(|state| {
             for record in records {
-                state.pending.entry(record.clone()).or_insert(now);
+                state.queue(record, now);
             }
             if let Some(began) = poll_began {
                 state.last_poll_began = Some(began);
@@ -828,7 +869,7 @@ impl Bridge {
                 continue;
             }
             let mut failed = false;
-            for record in pending {
+            for (record, ticket) in pending {
                 if *stop.borrow() {
                     return;
                 }
@@ -861,9 +902,8 @@ impl Bridge {
                 };
                 match self.process(ingest, &record, &mut ledger).await {
                     Ok(()) => {
-                        if let Err(error) = self.shared.update(|state| {
-                            state.pending.remove(&record);
-                        }) {
+                        if let Err(error) = self.shared.update(|state| state.done(&record, ticket))
+                        {
                             self.shared.metrics.error(error);
                             failed = true;
                             break;
@@ -967,7 +1007,7 @@ async fn respond(shared: Arc<Shared>, request: Request<Incoming>) -> HttpRespons
             };
             let now = now_unix();
             match shared.update(|state| {
-                state.pending.entry(trigger.record.clone()).or_insert(now);
+                state.queue(&trigger.record, now);
             }) {
                 Ok(()) => {
                     shared.wake.notify_one();
@@ -1087,6 +1127,20 @@ mod tests {
         ));
         assert!(!dates_removed("[]", "visit_date"));
         assert!(!dates_removed("not json", "visit_date"));
+    }
+
+    #[test]
+    fn a_record_named_again_while_it_is_sent_stays_queued() {
+        let mut state = BridgeState::default();
+        state.queue("A", 100);
+        let ticket = state.pending["A"].ticket;
+        // A trigger while A is being pulled and sent: its change may be newer than the pull.
+        state.queue("A", 200);
+        state.done("A", ticket);
+        assert_eq!(state.pending["A"].since, 100, "the lag runs from the first");
+        let ticket = state.pending["A"].ticket;
+        state.done("A", ticket);
+        assert!(state.pending.is_empty());
     }
 
     #[test]
