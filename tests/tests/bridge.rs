@@ -349,6 +349,20 @@ async fn wait_for_head(server_url: &str, events: u64) {
     panic!("the log holds {last} events, expected {events}");
 }
 
+/// Every stored event, once ReadEvents shows `head` of them (a Verify can see the head a moment
+/// before a ReadEvents started at the same time does).
+async fn read_all(server: &Running, head: u64) -> Vec<pb::LoggedEvent> {
+    let mut clients = Clients::connect(server).await;
+    for _ in 0..100 {
+        let events = clients.read_all().await;
+        if events.len() as u64 >= head {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    clients.read_all().await
+}
+
 async fn register(server: &Running) {
     Clients::connect(server)
         .await
@@ -456,7 +470,7 @@ async fn the_bridge_pulls_triggered_and_polled_records_and_survives_restarts_of_
     assert_eq!((status, text.as_str()), (200, "queued STIR-01\n"));
     head += 1;
     wait_for_head(&url, head).await;
-    let events = Clients::connect(&myolog).await.read_all().await;
+    let events = read_all(&myolog, head).await;
     assert_eq!(
         events.last().map(|e| e.event_type.as_str()),
         Some("myolog.v1.AssessmentCorrected"),
@@ -567,7 +581,7 @@ async fn the_bridge_pulls_triggered_and_polled_records_and_survives_restarts_of_
     .await;
     assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let events = Clients::connect(&myolog).await.read_all().await;
+    let events = read_all(&myolog, head).await;
     assert_eq!(events.len() as u64, head);
     let mut ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     ids.sort_unstable();
