@@ -302,6 +302,7 @@ fn bridge_args(dir: &Path, redcap: &str, myolog: &str, token_file: &Path) -> Bri
         addr: myolog.to_string(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         trigger_secret_file: Some(dir.join("trigger.secret")),
+        redcap_project_id: Some(42),
         poll_secs: 3600,
         poll_overlap_secs: 86_400,
         state: None,
@@ -466,6 +467,10 @@ async fn the_bridge_pulls_triggered_and_polled_records_and_survives_restarts_of_
         http(bridge.addr, "POST", &target, "project_id=42").await.0,
         400
     );
+    let other_project = body.replace("project_id=42", "project_id=43");
+    let (status, text) = http(bridge.addr, "POST", &target, &other_project).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("project 43"), "{text}");
     let (status, text) = http(bridge.addr, "POST", &target, &body).await;
     assert_eq!((status, text.as_str()), (200, "queued STIR-01\n"));
     head += 1;

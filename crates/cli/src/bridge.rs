@@ -74,6 +74,10 @@ pub struct BridgeArgs {
     /// characters from A-Z a-z 0-9 _ -.
     #[arg(long, env = "MYOLOG_BRIDGE_TRIGGER_SECRET_FILE")]
     pub trigger_secret_file: Option<PathBuf>,
+    /// The REDCap project id (as in its URLs, `pid=`): a trigger from another project is refused
+    /// instead of pulling a record id that means another subject there.
+    #[arg(long, env = "MYOLOG_BRIDGE_REDCAP_PROJECT_ID")]
+    pub redcap_project_id: Option<u64>,
     /// Seconds between two incremental polls of REDCap (records changed since the last one).
     #[arg(long, env = "MYOLOG_BRIDGE_POLL_SECS", default_value_t = 300)]
     pub poll_secs: u64,
@@ -493,6 +497,7 @@ struct Shared {
     wake: Notify,
     metrics: BridgeMetrics,
     secret: Option<String>,
+    project_id: Option<u64>,
 }
 
 impl Shared {
@@ -653,6 +658,7 @@ impl Bridge {
             wake: Notify::new(),
             metrics,
             secret,
+            project_id: args.redcap_project_id,
         });
         if let Ok(state) = shared.state.lock() {
             shared.refresh_gauges(&state);
@@ -1005,6 +1011,17 @@ async fn respond(shared: Arc<Shared>, request: Request<Incoming>) -> HttpRespons
                 Ok(trigger) => trigger,
                 Err(error) => return text(StatusCode::BAD_REQUEST, format!("{error}\n")),
             };
+            if let Some(expected) = shared.project_id
+                && trigger.project_id != expected
+            {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "a trigger of REDCap project {}; this bridge serves project {expected}\n",
+                        trigger.project_id
+                    ),
+                );
+            }
             let now = now_unix();
             match shared.update(|state| {
                 state.queue(&trigger.record, now);
