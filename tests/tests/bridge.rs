@@ -552,6 +552,7 @@ async fn the_bridge_pulls_triggered_and_polled_records_and_survives_restarts_of_
         "myolog_bridge_records_pulled_total",
         "myolog_bridge_events_sent_total 28",
         "myolog_bridge_errors_total",
+        "myolog_bridge_discrepancies_total 0",
         "myolog_bridge_lag_seconds",
         "myolog_bridge_pending_records 1",
         "myolog_bridge_last_error_timestamp",

@@ -396,6 +396,7 @@ pub struct BridgeMetrics {
     events_sent: Counter,
     events_present: Counter,
     events_refused: Counter,
+    discrepancies: Counter,
     errors: Counter,
     lag: Gauge,
     pending: Gauge,
@@ -430,6 +431,12 @@ impl BridgeMetrics {
             "Events Myolog refused (see the bridge's log)",
             events_refused.clone(),
         );
+        let discrepancies = Counter::default();
+        registry.register(
+            "discrepancies",
+            "Source records not imported (unmapped, out of range, ...; see the bridge's log)",
+            discrepancies.clone(),
+        );
         let errors = Counter::default();
         registry.register(
             "errors",
@@ -461,6 +468,7 @@ impl BridgeMetrics {
             events_sent,
             events_present,
             events_refused,
+            discrepancies,
             errors,
             lag,
             pending,
@@ -787,6 +795,10 @@ impl Bridge {
         let previous = ledger.clone();
         let plan = myolog_edc::plan::plan(rows.into_iter().map(Ok), &self.mapping, ledger)
             .map_err(|error| format!("record {record}: {error}"))?;
+        self.shared
+            .metrics
+            .discrepancies
+            .inc_by(plan.discrepancies.len() as u64);
         for discrepancy in &plan.discrepancies {
             tracing::warn!(
                 path = %discrepancy.path,

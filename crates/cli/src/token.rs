@@ -440,6 +440,16 @@ mod tests {
         assert_eq!(stat.studies.len(), 2);
         let later = parse_rfc3339("2026-12-01T00:00:00Z").expect("time");
         assert!(file.authenticate(&tokens::hash(&reader), later).is_err());
+        // The EDC bridge's role: scoped to its studies like a writer.
+        let mut bridge = args(&path, "redcap-stir", "integration", &["STIR"]);
+        bridge.sites.clear();
+        let token = issue(&bridge, now).expect("issued");
+        let file = PrincipalsFile::load(&path).expect("parses");
+        let principal = file
+            .authenticate(&tokens::hash(&token), now)
+            .expect("integration");
+        assert_eq!(principal.recorded_by(), "redcap-stir (integration)");
+        assert!(principal.studies.contains("STIR"));
     }
 
     #[test]
@@ -494,6 +504,7 @@ mod tests {
             (args(&path, "a\"", "writer", &["S"]), "--principal"),
             (args(&path, "a", "local", &["S"]), "--role"),
             (args(&path, "a", "writer", &[]), "at least one study"),
+            (args(&path, "a", "integration", &[]), "at least one study"),
             (
                 args(&path, "a", "writer", &["S\"]"]),
                 "not a study or site id",
