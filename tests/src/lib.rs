@@ -75,6 +75,7 @@ impl Clients {
         let mut stream = self
             .audit
             .read_events(pb::ReadEventsRequest {
+                study_id: String::new(),
                 from_sequence: 1,
                 limit: 0,
             })

@@ -43,6 +43,8 @@ struct Fixture {
     other_reader: String,
     auditor: String,
     admin: String,
+    /// Integration (EDC bridge) of STUDY.
+    integration: String,
     expired: String,
     revoked: String,
 }
@@ -71,6 +73,7 @@ impl Fixture {
         let other_reader = issue_token(&file, "stat-b", "reader", &[OTHER_STUDY]);
         let auditor = issue_token(&file, "inspector", "auditor", &[]);
         let admin = issue_token(&file, "dm-admin", "admin", &[]);
+        let integration = issue_token(&file, "redcap-a", "integration", &[STUDY]);
         let expired = append_entry(&file, "edc-old", "expires = \"2020-01-01T00:00:00Z\"");
         let revoked = append_entry(&file, "edc-lost", "revoked = true");
         let auth = Auth::from_file(&file).expect("principals file loads");
@@ -98,6 +101,7 @@ impl Fixture {
             other_reader,
             auditor,
             admin,
+            integration,
             expired,
             revoked,
         }
@@ -310,6 +314,7 @@ async fn writes_outside_the_callers_scope_are_denied_and_store_nothing() {
         .audit()
         .read_events(with_token(
             pb::ReadEventsRequest {
+                study_id: String::new(),
                 from_sequence: 1,
                 limit: 0,
             },
@@ -610,6 +615,7 @@ async fn readers_see_only_their_studies() {
                 .audit()
                 .read_events(with_token(
                     pb::ReadEventsRequest {
+                        study_id: String::new(),
                         from_sequence: 1,
                         limit: 0,
                     },
@@ -640,9 +646,27 @@ async fn call_rpc(channel: &Channel, path: &'static str, token: Option<&str>) ->
     } else {
         pb::WatchRequest::default()
     };
-    let request = with_header(message, token.map(bearer).as_deref());
+    let header = token.map(bearer);
+    let path_and_query = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    // A study-scoped read of the log names the study (a scoped caller may read no other).
+    if path == "/myolog.v1.Audit/ReadEvents" {
+        let request = with_header(
+            pb::ReadEventsRequest {
+                from_sequence: 1,
+                limit: 0,
+                study_id: STUDY.into(),
+            },
+            header.as_deref(),
+        );
+        let codec = tonic_prost::ProstCodec::<pb::ReadEventsRequest, ()>::default();
+        return match grpc.server_streaming(request, path_and_query, codec).await {
+            Ok(_) => Code::Ok,
+            Err(status) => status.code(),
+        };
+    }
+    let request = with_header(message, header.as_deref());
     let codec = tonic_prost::ProstCodec::<pb::WatchRequest, ()>::default();
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
+    let path = path_and_query;
     match grpc.server_streaming(request, path, codec).await {
         Ok(_) => Code::Ok,
         Err(status) => status.code(),
@@ -659,6 +683,7 @@ async fn every_rpc_and_role_answers_as_the_permission_table_says() {
         (Role::Reader, &fixture.reader),
         (Role::Auditor, &fixture.auditor),
         (Role::Admin, &fixture.admin),
+        (Role::Integration, &fixture.integration),
     ];
     let mut checked = 0;
     for (path, permission) in RPC_PERMISSIONS {
@@ -680,7 +705,7 @@ async fn every_rpc_and_role_answers_as_the_permission_table_says() {
             assert_eq!(anonymous, Code::Unauthenticated, "{path} without a token");
         }
     }
-    assert_eq!(checked, RPC_PERMISSIONS.len() * 4);
+    assert_eq!(checked, RPC_PERMISSIONS.len() * 5);
     // A method not in the table is denied even to the auditor.
     let code = call_rpc(
         &fixture.channel,

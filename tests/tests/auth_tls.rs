@@ -284,6 +284,7 @@ async fn tls_with_tokens_and_with_client_certificates() {
     let mut events = AuditClient::new(token_channel)
         .read_events(authed(
             pb::ReadEventsRequest {
+                study_id: String::new(),
                 from_sequence: 1,
                 limit: 0,
             },

@@ -64,6 +64,7 @@ fn study_event(id: &str, body: pb::event::Body) -> pb::SubmitRequest {
     pb::SubmitRequest {
         batch_id: id.into(),
         events: vec![pb::Event {
+            source_audit: None,
             event_id: id.into(),
             study_id: STUDY.into(),
             subject_id: String::new(),

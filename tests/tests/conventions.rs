@@ -96,6 +96,7 @@ fn vas(cm: &str) -> Option<pb::Vas> {
 
 fn form(visit: &str, offset: i64, name: &str, instrument: Instrument) -> pb::Event {
     pb::Event {
+        source_audit: None,
         event_id: format!("{STUDY}.{SUBJECT}.{visit}.{name}"),
         study_id: STUDY.into(),
         subject_id: SUBJECT.into(),
@@ -170,6 +171,7 @@ fn visit_forms(visit: &str, offset: i64) -> Vec<pb::Event> {
 
 fn enrolment() -> pb::Event {
     pb::Event {
+        source_audit: None,
         event_id: format!("{STUDY}.{SUBJECT}.enrolled"),
         study_id: STUDY.into(),
         subject_id: SUBJECT.into(),

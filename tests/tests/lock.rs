@@ -85,6 +85,7 @@ async fn head(channel: &Channel, auditor: &str) -> u64 {
 
 fn study_event(id: &str, body: pb::event::Body) -> pb::Event {
     pb::Event {
+        source_audit: None,
         event_id: id.into(),
         study_id: STUDY.into(),
         subject_id: String::new(),

@@ -227,6 +227,7 @@ fn event(
     body: pb::event::Body,
 ) -> pb::Event {
     pb::Event {
+        source_audit: None,
         event_id: format!("{study}.{subject}.{visit}.{suffix}"),
         study_id: study.into(),
         subject_id: subject.into(),
@@ -2094,6 +2095,7 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
     // A version the study does not have, or a version of a study without a protocol.
     clients
         .append(batch(vec![pb::Event {
+            source_audit: None,
             event_id: "PLAIN.registered".into(),
             study_id: "PLAIN".into(),
             subject_id: String::new(),

@@ -135,6 +135,7 @@ fn study_export_writes_the_four_trial_design_datasets() {
 /// A globals form of subject S001 at `visit` on `date`.
 fn globals(event_id: &str, visit: &str, date: &str) -> pb::Event {
     pb::Event {
+        source_audit: None,
         event_id: event_id.into(),
         study_id: "STIR".into(),
         subject_id: "S001".into(),
@@ -223,6 +224,7 @@ async fn stir_registered_visits_checked_deviations_reported_and_amendments_named
         );
     }
     let enrol = |arm: &str| pb::Event {
+        source_audit: None,
         event_id: format!("STIR.S001.enrolled.{arm}"),
         study_id: "STIR".into(),
         subject_id: "S001".into(),
@@ -538,6 +540,7 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
     let mut server = start(dir.path()).await;
     let mut clients = Clients::connect(&server).await;
     let registration = |declared: &str| pb::Event {
+        source_audit: None,
         event_id: "STIR-X.registered".into(),
         study_id: "STIR-X".into(),
         subject_id: String::new(),
@@ -619,6 +622,7 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
     clients
         .append(batch(vec![
             pb::Event {
+                source_audit: None,
                 event_id: "STIR-X.S001.enrolled".into(),
                 study_id: "STIR-X".into(),
                 subject_id: "S001".into(),
@@ -885,6 +889,7 @@ fn forms(study: &str, subject: &str, synth_visit: &str, visit: &str, date: &str)
         .filter(|event| !matches!(event.body, Some(pb::event::Body::DoseRecorded(_))))
         .enumerate()
         .map(|(index, event)| pb::Event {
+            source_audit: None,
             event_id: format!("{study}.{subject}.{visit}.{index}"),
             study_id: study.into(),
             subject_id: subject.into(),
@@ -897,6 +902,7 @@ fn forms(study: &str, subject: &str, synth_visit: &str, visit: &str, date: &str)
 
 fn prednisone(subject: &str, visit: &str, offset: i64, mg: &str) -> pb::Event {
     pb::Event {
+        source_audit: None,
         event_id: format!("BIRD.{subject}.prednisone.day{offset}"),
         study_id: "BIRD".into(),
         subject_id: subject.into(),
@@ -941,6 +947,7 @@ async fn bird_prednisone_free_from_dose_records_at_the_window_edges() {
     ];
     for (subject, stop, record_at_w24, _, _) in cases {
         let mut events = vec![pb::Event {
+            source_audit: None,
             event_id: format!("BIRD.{subject}.enrolled"),
             study_id: "BIRD".into(),
             subject_id: subject.into(),
@@ -1043,6 +1050,7 @@ async fn myojak_delayed_start_baseline_switches_at_the_recorded_first_dose() {
         .await
         .expect("register MYOJAK");
     let mut events = vec![pb::Event {
+        source_audit: None,
         event_id: "MYOJAK.D001.enrolled".into(),
         study_id: "MYOJAK".into(),
         subject_id: "D001".into(),
@@ -1076,6 +1084,7 @@ async fn myojak_delayed_start_baseline_switches_at_the_recorded_first_dose() {
 
     clients
         .append(batch(vec![pb::Event {
+            source_audit: None,
             event_id: "MYOJAK.D001.first-dose".into(),
             study_id: "MYOJAK".into(),
             subject_id: "D001".into(),

@@ -123,6 +123,14 @@ pub fn audit_row(
                 seqs.get(supersedes.as_str()).copied().unwrap_or(0),
             )),
         ),
+        // A retraction names the event it withdraws as a correction names the one it supersedes.
+        EventBody::AssessmentRetracted { retracts, reason } => (
+            reason.as_str().to_string(),
+            Some((
+                retracts.to_string(),
+                seqs.get(retracts.as_str()).copied().unwrap_or(0),
+            )),
+        ),
         EventBody::SubjectWithdrawn { reason }
         | EventBody::StudyLocked { reason }
         | EventBody::StudyUnlocked { reason }
@@ -196,6 +204,7 @@ pub fn summarize(event: &Event, conventions: &ScoringConventions) -> String {
         EventBody::AssessmentCorrected { corrected, .. } => {
             format!("corrected {}", summarize_assessment(corrected, conventions))
         }
+        EventBody::AssessmentRetracted { retracts, .. } => format!("retracted {retracts}"),
         EventBody::SubjectWithdrawn { .. } => "withdrawn".to_string(),
         EventBody::StudyLocked { .. } => "study locked".to_string(),
         EventBody::StudyUnlocked { .. } => "study unlocked".to_string(),

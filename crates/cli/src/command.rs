@@ -52,6 +52,13 @@ pub enum Command {
     Restore(crate::archive::RestoreArgs),
     /// Sign a log's head with an Ed25519 key (one JSON line), or print the key's public half.
     Head(crate::archive::HeadArgs),
+    /// Import an EDC export (CDISC ODM) into a running server through the study's mapping file.
+    Import(crate::edc::ImportArgs),
+    /// Write a skeleton mapping file from an EDC's data dictionary.
+    Mapping(crate::edc::MappingArgs),
+    /// Run the REDCap connector of one study: Data Entry Trigger endpoint, incremental poll,
+    /// /healthz and /metrics.
+    Bridge(crate::bridge::BridgeArgs),
 }
 
 /// `myolog outcomes`.
@@ -124,6 +131,17 @@ pub fn main() -> ExitCode {
         Command::Archive(args) => crate::archive::run_archive(&args),
         Command::Restore(args) => crate::archive::run_restore(&args),
         Command::Head(args) => crate::archive::run_head(&args),
+        Command::Mapping(args) => match &args.command {
+            crate::edc::MappingCommand::Init(init) => {
+                match crate::edc::mapping_init(init, &mut std::io::stdout()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(error) => {
+                        eprintln!("myolog mapping init: {error}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+        },
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -191,7 +209,41 @@ async fn run_async(command: Command) -> ExitCode {
                 }
             }
         }
+        Command::Import(args) => {
+            telemetry::init(LogFormat::Text, "warn");
+            let crate::edc::ImportFormat::Odm(args) = &args.format;
+            let mut stdout = std::io::stdout();
+            let bearer = match crate::client::Bearer::from_env() {
+                Ok(bearer) => bearer,
+                Err(error) => {
+                    eprintln!("myolog import odm: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match crate::edc::import_odm(args, bearer, &mut stdout).await {
+                Ok(summary) => {
+                    // The summary goes to stderr: on a dry run stdout is the discrepancy CSV.
+                    eprint!("{}", summary.render());
+                    ExitCode::from(summary.exit_code())
+                }
+                Err(error) => {
+                    eprintln!("myolog import odm: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Bridge(args) => {
+            telemetry::init(LogFormat::Text, "info");
+            match crate::bridge::run(args).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("myolog bridge: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Score
+        | Command::Mapping(_)
         | Command::Verify(_)
         | Command::Replay(_)
         | Command::Export(_)

@@ -346,6 +346,7 @@ pub async fn print_outcomes(
     );
     let mut events = audit
         .read_events(pb::ReadEventsRequest {
+            study_id: String::new(),
             from_sequence: 1,
             limit: 0,
         })

@@ -1,6 +1,6 @@
 //! The `myolog` command line: every subcommand's arguments (the only place that knows clap) and
 //! what each runs: the service (`serve`, from `myolog-server`), the client commands that talk to a
-//! running server (`demo`, `outcomes`, `healthcheck`, `study register`), the offline ones over a
+//! running server (`demo`, `outcomes`, `healthcheck`, `study register`, `import odm`, `bridge`), the offline ones over a
 //! log directory (`verify`, `replay`, `export`, `report`, from `myolog-audit`), `score`, `token` and
 //! `study validate | export`, and the archive's (`archive`, `restore`, `head`, `verify --head`, and
 //! `serve --archive | --follow | --promote`, from `myolog-archive` and [`serve`]).
@@ -10,9 +10,11 @@
 
 pub mod archive;
 pub mod audit;
+pub mod bridge;
 pub mod client;
 pub mod command;
 pub mod demo;
+pub mod edc;
 pub mod healthcheck;
 pub mod reference;
 pub mod score;

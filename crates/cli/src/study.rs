@@ -192,6 +192,7 @@ pub fn protocol_event(
         })
     };
     pb::Event {
+        source_audit: None,
         event_id: event_id.to_string(),
         study_id: study.to_string(),
         subject_id: String::new(),

@@ -151,7 +151,7 @@ pub struct IssueArgs {
     /// Principal name, e.g. `edc-stir` (1-64 characters from [A-Za-z0-9._:@-]).
     #[arg(long)]
     pub principal: String,
-    /// writer, reader, auditor or admin.
+    /// writer, reader, auditor, admin or integration (an EDC bridge: writes and reads its studies).
     #[arg(long)]
     pub role: String,
     /// A study the principal is scoped to (repeat for several; writers and readers need one).
@@ -345,7 +345,7 @@ pub fn issue(args: &IssueArgs, now_unix_nanos: i64) -> Result<String, IssueError
     }
     let role = Role::parse_issuable(&args.role).ok_or_else(|| {
         IssueError::Invalid(format!(
-            "--role {:?} is not writer, reader, auditor or admin",
+            "--role {:?} is not writer, reader, auditor, admin or integration",
             args.role
         ))
     })?;
@@ -444,6 +444,16 @@ mod tests {
         assert_eq!(stat.studies.len(), 2);
         let later = parse_rfc3339("2026-12-01T00:00:00Z").expect("time");
         assert!(file.authenticate(&tokens::hash(&reader), later).is_err());
+        // The EDC bridge's role: scoped to its studies like a writer.
+        let mut bridge = args(&path, "redcap-stir", "integration", &["STIR"]);
+        bridge.sites.clear();
+        let token = issue(&bridge, now).expect("issued");
+        let file = PrincipalsFile::load(&path).expect("parses");
+        let principal = file
+            .authenticate(&tokens::hash(&token), now)
+            .expect("integration");
+        assert_eq!(principal.recorded_by(), "redcap-stir (integration)");
+        assert!(principal.studies.contains("STIR"));
     }
 
     #[test]
@@ -498,6 +508,7 @@ mod tests {
             (args(&path, "a\"", "writer", &["S"]), "--principal"),
             (args(&path, "a", "local", &["S"]), "--role"),
             (args(&path, "a", "writer", &[]), "at least one study"),
+            (args(&path, "a", "integration", &[]), "at least one study"),
             (
                 args(&path, "a", "writer", &["S\"]"]),
                 "not a study or site id",

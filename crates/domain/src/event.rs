@@ -496,6 +496,12 @@ pub enum EventBody {
     StudyUnblinded {
         reason: Reason,
     },
+    /// An assessment withdrawn at the source: the retracted form stops counting (it leaves the
+    /// visit's live set, as a superseded one does) and stays in the log.
+    AssessmentRetracted {
+        retracts: EventId,
+        reason: Reason,
+    },
 }
 
 impl EventBody {
@@ -512,6 +518,7 @@ impl EventBody {
             EventBody::StudyLocked { .. } => "myolog.v1.StudyLocked",
             EventBody::StudyUnlocked { .. } => "myolog.v1.StudyUnlocked",
             EventBody::StudyUnblinded { .. } => "myolog.v1.StudyUnblinded",
+            EventBody::AssessmentRetracted { .. } => "myolog.v1.AssessmentRetracted",
         }
     }
 
@@ -528,12 +535,13 @@ impl EventBody {
         )
     }
 
-    /// Whether the event must name a visit (assessments, corrections, doses).
+    /// Whether the event must name a visit (assessments, corrections, retractions, doses).
     pub const fn needs_visit(&self) -> bool {
         matches!(
             self,
             EventBody::AssessmentRecorded(_)
                 | EventBody::AssessmentCorrected { .. }
+                | EventBody::AssessmentRetracted { .. }
                 | EventBody::DoseRecorded(_)
         )
     }
@@ -560,10 +568,110 @@ pub struct Event {
     /// Absent only for the study-level events (StudyRegistered, ProtocolAmended, StudyLocked,
     /// StudyUnlocked).
     pub subject: Option<SubjectId>,
-    /// Present for assessments, corrections and doses.
+    /// Present for assessments, corrections, retractions and doses.
     pub visit: Option<VisitId>,
     pub clinical_date: ClinicalDate,
     pub body: EventBody,
+    /// The source system's own audit record of the change, when it has one (an EDC's audit trail).
+    /// Kept beside the log's recorded-at and recorded-by, never instead of them. Boxed: most events
+    /// have none, and an event stays small without it.
+    pub source: Option<Box<SourceAudit>>,
+}
+
+/// Longest source audit text other than the reason (user, location, audit id), in characters.
+pub const MAX_SOURCE_TEXT_LEN: usize = 200;
+
+/// The source system's account of a change: who, when (as it wrote the time, with the offset it
+/// states or the zone it is in) and why, and its own id of the audit record. Each part is optional;
+/// the text is the source's, only bounded in length.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct SourceAudit {
+    pub user: Option<String>,
+    pub timestamp: Option<String>,
+    pub utc_offset: Option<String>,
+    pub time_zone: Option<String>,
+    pub reason: Option<String>,
+    pub source_id: Option<String>,
+    pub location: Option<String>,
+}
+
+/// Which [`SourceAudit`] part a check refers to (its wire field name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceAuditField {
+    User,
+    Timestamp,
+    UtcOffset,
+    TimeZone,
+    Reason,
+    SourceId,
+    Location,
+}
+
+impl SourceAuditField {
+    pub const fn key(self) -> &'static str {
+        match self {
+            SourceAuditField::User => "user",
+            SourceAuditField::Timestamp => "timestamp",
+            SourceAuditField::UtcOffset => "utc_offset",
+            SourceAuditField::TimeZone => "time_zone",
+            SourceAuditField::Reason => "reason",
+            SourceAuditField::SourceId => "source_id",
+            SourceAuditField::Location => "location",
+        }
+    }
+
+    /// The longest text the part may hold, in characters.
+    pub const fn max_len(self) -> usize {
+        match self {
+            SourceAuditField::Reason => MAX_REASON_LEN,
+            SourceAuditField::Timestamp | SourceAuditField::TimeZone => MAX_ID_LEN,
+            SourceAuditField::UtcOffset => 6,
+            SourceAuditField::User | SourceAuditField::SourceId | SourceAuditField::Location => {
+                MAX_SOURCE_TEXT_LEN
+            }
+        }
+    }
+}
+
+impl SourceAudit {
+    /// Validates the length of each part (empty text is "not stated", i.e. `None`); every part too
+    /// long is reported. `None` when nothing at all is stated.
+    pub fn new(
+        parts: [(SourceAuditField, &str); 7],
+    ) -> Result<Option<Self>, Vec<(SourceAuditField, Problem)>> {
+        let mut audit = SourceAudit::default();
+        let mut problems = Vec::new();
+        for (field, text) in parts {
+            if text.is_empty() {
+                continue;
+            }
+            let len = text.chars().count();
+            if len > field.max_len() {
+                problems.push((
+                    field,
+                    Problem::OutOfRange {
+                        value: format!("{len} characters"),
+                        allowed: format!("0 to {} characters", field.max_len()),
+                    },
+                ));
+                continue;
+            }
+            let slot = match field {
+                SourceAuditField::User => &mut audit.user,
+                SourceAuditField::Timestamp => &mut audit.timestamp,
+                SourceAuditField::UtcOffset => &mut audit.utc_offset,
+                SourceAuditField::TimeZone => &mut audit.time_zone,
+                SourceAuditField::Reason => &mut audit.reason,
+                SourceAuditField::SourceId => &mut audit.source_id,
+                SourceAuditField::Location => &mut audit.location,
+            };
+            *slot = Some(text.to_string());
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok((audit != SourceAudit::default()).then_some(audit))
+    }
 }
 
 /// Which header field an [`Event::new`] check refers to.
@@ -650,7 +758,15 @@ impl Event {
             visit,
             clinical_date,
             body,
+            source: None,
         })
+    }
+
+    /// The same event with the source system's audit record.
+    #[must_use]
+    pub fn with_source(mut self, source: Option<SourceAudit>) -> Self {
+        self.source = source.map(Box::new);
+        self
     }
 }
 

@@ -257,9 +257,11 @@ pub fn dictionary_from_redcap(
     }
     SourceDictionary {
         study_oid: Some(project.to_string()),
+        // Keyed as the rows name them (`Event.<unique event name>`, as REDCap's ODM export and
+        // `records_to_rows` do), so an uncommented line maps the event as it is.
         events: event_names
             .iter()
-            .map(|name| (name.clone(), String::new()))
+            .map(|name| (format!("Event.{name}"), name.clone()))
             .collect(),
         items,
     }

@@ -4,9 +4,10 @@
 //! planner that turns source rows into validated Myolog domain events ([`plan`]) with a discrepancy
 //! CSV for dry runs ([`discrepancy`]).
 //!
-//! What this crate is NOT: no network, no gRPC or protobuf (the wire mapping of a [`plan::Change`]
-//! lives with the server), no command line, no async, no HTTP server for the Data Entry Trigger (only
-//! the parsing of its body). It never resolves a DTD or an external entity.
+//! What this crate is NOT: no network, no gRPC or protobuf (a [`plan::Change`] becomes a domain event
+//! with [`plan::Change::to_event`]; `myolog-wire` maps that to the wire), no command line, no async, no
+//! HTTP server for the Data Entry Trigger (only the parsing of its body; `myolog bridge` serves it). It
+//! never resolves a DTD or an external entity.
 
 pub mod discrepancy;
 pub mod init;

@@ -23,7 +23,7 @@ use myolog_domain::enzyme::{EnzymeMeasurement, EnzymePanel, EnzymeUnit};
 use myolog_domain::error::Problem;
 use myolog_domain::event::{
     Assessment, ClinicalDate, Dose, EnrolmentFacts, Event, EventBody, EventId, Reason, SiteId,
-    StudyId, SubjectId, VisitId,
+    SourceAudit, SourceAuditField, StudyId, SubjectId, VisitId,
 };
 use myolog_domain::global::{GlobalAssessment, LikertGlobal, VasCm};
 use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
@@ -74,12 +74,15 @@ pub enum Change {
         sources: Vec<KeyPath>,
     },
     /// The source removed every value of an instrument already sent. The log keeps facts, so this
-    /// withdraws the earlier event rather than deleting it; the wire form is for the server to define.
+    /// withdraws the earlier event rather than deleting it: an `AssessmentRetracted` (see
+    /// [`Change::to_event`]).
     Retraction {
         event_id: EventId,
         study: StudyId,
         subject: SubjectId,
         visit: VisitId,
+        /// The date of the visit as sent with the withdrawn event.
+        clinical_date: ClinicalDate,
         supersedes: EventId,
         reason: Reason,
         provenance: Option<Provenance>,
@@ -94,6 +97,109 @@ impl Change {
             Change::Retraction { event_id, .. } => event_id,
         }
     }
+
+    /// The source key paths the change was planned from.
+    pub fn sources(&self) -> &[KeyPath] {
+        match self {
+            Change::Event { sources, .. } | Change::Retraction { sources, .. } => sources,
+        }
+    }
+
+    /// The domain event to send: the planned event, or an `AssessmentRetracted` for a retraction,
+    /// with the source's audit record (who, when, why, its audit id) attached. The reason stated is
+    /// the correction's or retraction's own, which is the source's ReasonForChange or the stated
+    /// default; a first record carries none.
+    pub fn to_event(&self) -> Event {
+        match self {
+            Change::Event {
+                event, provenance, ..
+            } => {
+                let reason = match &event.body {
+                    EventBody::AssessmentCorrected { reason, .. } => Some(reason.as_str()),
+                    _ => None,
+                };
+                let source = source_audit(provenance.as_ref(), reason);
+                event.clone().with_source(source)
+            }
+            Change::Retraction {
+                event_id,
+                study,
+                subject,
+                visit,
+                clinical_date,
+                supersedes,
+                reason,
+                provenance,
+                ..
+            } => Event {
+                event_id: event_id.clone(),
+                study: study.clone(),
+                subject: Some(subject.clone()),
+                visit: Some(visit.clone()),
+                clinical_date: *clinical_date,
+                body: EventBody::AssessmentRetracted {
+                    retracts: supersedes.clone(),
+                    reason: reason.clone(),
+                },
+                source: source_audit(provenance.as_ref(), Some(reason.as_str())).map(Box::new),
+            },
+        }
+    }
+}
+
+/// Whether two instruments hold the same field values, wherever they were read from: the same form
+/// read from REDCap's ODM export and from its record JSON (whose key paths differ) is unchanged.
+fn same_values(sent: &BTreeMap<String, SentField>, now: &BTreeMap<String, SentField>) -> bool {
+    sent.len() == now.len()
+        && sent
+            .iter()
+            .zip(now)
+            .all(|((field, old), (again, new))| field == again && old.value == new.value)
+}
+
+/// The source audit record of a change. Text the domain would refuse as too long (a source is free
+/// to write a 300-character user name) is cut at the bound rather than losing the whole record.
+fn source_audit(provenance: Option<&Provenance>, reason: Option<&str>) -> Option<SourceAudit> {
+    use SourceAuditField as F;
+    let bounded = |field: F, text: Option<&str>| -> String {
+        text.unwrap_or_default()
+            .chars()
+            .take(field.max_len())
+            .collect()
+    };
+    let timestamp = provenance.and_then(|p| p.timestamp.as_ref());
+    let parts = [
+        (
+            F::User,
+            bounded(F::User, provenance.and_then(|p| p.user.as_deref())),
+        ),
+        (
+            F::Timestamp,
+            bounded(F::Timestamp, timestamp.map(|t| t.text.as_str())),
+        ),
+        (
+            F::UtcOffset,
+            bounded(F::UtcOffset, timestamp.and_then(|t| t.offset.as_deref())),
+        ),
+        (
+            F::TimeZone,
+            bounded(F::TimeZone, timestamp.and_then(|t| t.zone.as_deref())),
+        ),
+        (F::Reason, bounded(F::Reason, reason)),
+        (
+            F::SourceId,
+            bounded(F::SourceId, provenance.and_then(|p| p.audit_id.as_deref())),
+        ),
+        (
+            F::Location,
+            bounded(F::Location, provenance.and_then(|p| p.location.as_deref())),
+        ),
+    ];
+    let borrowed = parts
+        .each_ref()
+        .map(|(field, text)| (*field, text.as_str()));
+    // Every part is within its bound, so this cannot fail; an error would drop the record only.
+    SourceAudit::new(borrowed).ok().flatten()
 }
 
 /// One value already sent, with the source row it came from.
@@ -157,6 +263,44 @@ impl SentLedger {
 
     pub fn from_json(text: &str) -> Result<Self, String> {
         serde_json::from_str(text).map_err(|error| error.to_string())
+    }
+
+    /// Undoes what planning `change` did to this ledger, from the ledger as it was before (the
+    /// server refused the change, so it must not count as sent): the instrument entry the change
+    /// wrote, or, for a retraction, the entry it removed, is put back as it was. Replanning the same
+    /// source then plans the same change again, with the same id.
+    pub fn revert(&mut self, previous: &SentLedger, change: &Change) {
+        let id = change.event_id().as_str();
+        let retracted = match change {
+            Change::Retraction { supersedes, .. } => Some(supersedes.as_str()),
+            Change::Event { .. } => None,
+        };
+        let keys: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.event_id == id)
+            .map(|(key, _)| key.clone())
+            .chain(
+                previous
+                    .entries
+                    .iter()
+                    .filter(|(key, entry)| {
+                        Some(entry.event_id.as_str()) == retracted
+                            && !self.entries.contains_key(*key)
+                    })
+                    .map(|(key, _)| key.clone()),
+            )
+            .collect();
+        for key in keys {
+            match previous.entries.get(&key) {
+                Some(entry) => {
+                    self.entries.insert(key, entry.clone());
+                }
+                None => {
+                    self.entries.remove(&key);
+                }
+            }
+        }
     }
 
     /// The entries of one subject, as (visit, instrument, entry).
@@ -944,7 +1088,7 @@ impl<'m> Planner<'m> {
         };
         if let Some(prior) = &prior
             && (prior.event_id == event_id.as_str()
-                || (prior.fields == fields && prior.clinical_date == date_text))
+                || (same_values(&prior.fields, &fields) && prior.clinical_date == date_text))
         {
             self.plan.unchanged += 1;
             return;
@@ -972,6 +1116,22 @@ impl<'m> Planner<'m> {
                     );
                     return;
                 };
+                // The retraction is dated as what it withdraws: the visit's date as sent.
+                let Some(clinical_date) = date.or_else(|| {
+                    prior
+                        .clinical_date
+                        .as_deref()
+                        .and_then(|date| ClinicalDate::parse(date).ok())
+                }) else {
+                    self.discrepancy(
+                        &visit_path,
+                        None,
+                        format!(
+                            "visit {visit} has no clinical date to date the retraction of {supersedes}"
+                        ),
+                    );
+                    return;
+                };
                 self.ledger.entries.remove(&ledger_key(
                     &study,
                     subject.as_str(),
@@ -983,6 +1143,7 @@ impl<'m> Planner<'m> {
                     study: self.mapping.study.clone(),
                     subject: subject.clone(),
                     visit: visit.clone(),
+                    clinical_date,
                     supersedes,
                     reason,
                     provenance,

@@ -322,5 +322,8 @@ fn skeleton_from_a_redcap_dictionary_explodes_checkboxes() {
     let text = skeleton(&dictionary);
     assert!(text.contains("# \"pga_vas\" = { field = \"\" }  # Physician global activity (VAS, cm); text (number); form globals"));
     assert!(text.contains("# \"rand_arm\" = { field = \"\" }  # Randomised arm; radio; form enrolment; codes 1=IVIg, 2=Placebo"));
-    assert!(text.contains("# \"baseline_arm_1\" = \"\""));
+    assert!(
+        text.contains("# \"Event.baseline_arm_1\" = \"\""),
+        "events are keyed as the rows name them: {text}"
+    );
 }

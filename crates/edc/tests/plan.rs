@@ -363,3 +363,61 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_record_sent_from_the_xml_export_is_unchanged_when_its_json_arrives() {
+    // `import odm` of the project's XML, then the bridge pulls the same record as JSON with the same
+    // ledger: the key paths differ (the JSON has no item groups), the values do not, so nothing new.
+    let mapping = mapping("stir_redcap.mapping.toml");
+    let mut ledger = SentLedger::default();
+    let from_xml = plan_bytes(
+        &fixture("redcap_longitudinal_stir.xml"),
+        &mapping,
+        &mut ledger,
+    );
+    assert!(!from_xml.changes.is_empty());
+    let metadata =
+        RedcapMetadata::from_json(&fixture_text("stir_metadata.json")).expect("metadata");
+    let rows = records_to_rows(
+        &fixture_text("stir_records.json"),
+        &metadata,
+        "Project.STIR",
+    )
+    .expect("records");
+    let from_json = plan(rows.into_iter().map(Ok), &mapping, &mut ledger).expect("plan");
+    assert!(from_json.changes.is_empty(), "{}", render_plan(&from_json));
+    assert_eq!(from_json.unchanged, 24, "STIR-01's 24 forms");
+}
+
+#[test]
+fn a_refused_change_is_taken_back_out_of_the_ledger() {
+    // A form sent, then removed (a retraction) that the server refuses: the ledger must hold the
+    // form again, so that the next run plans the same retraction.
+    let mapping = mapping("transactional.mapping.toml");
+    let record_only = br#"<?xml version="1.0"?>
+<ODM xmlns="http://www.cdisc.org/ns/odm/v1.3" FileType="Snapshot" FileOID="f" CreationDateTime="2024-04-08T00:00:00">
+<ClinicalData StudyOID="S" MetaDataVersionOID="v1">
+<SubjectData SubjectKey="STIR-01"><StudyEventData StudyEventOID="SE.W12"><FormData FormOID="F"><ItemGroupData ItemGroupOID="G">
+<ItemData ItemOID="IT.VISDAT" Value="2024-04-08"/><ItemData ItemOID="IT.PTGA_MM" Value="40"/>
+</ItemGroupData></FormData></StudyEventData></SubjectData></ClinicalData></ODM>"#;
+    let mut sent = SentLedger::default();
+    let first = plan_bytes(record_only, &mapping, &mut sent);
+    assert_eq!(first.changes.len(), 1, "{}", render_plan(&first));
+    assert_eq!(sent.len(), 1);
+    let removal = br#"<?xml version="1.0"?>
+<ODM xmlns="http://www.cdisc.org/ns/odm/v1.3" FileType="Transactional" FileOID="f2" CreationDateTime="2024-04-09T00:00:00">
+<ClinicalData StudyOID="S" MetaDataVersionOID="v1">
+<SubjectData SubjectKey="STIR-01"><StudyEventData StudyEventOID="SE.W12"><FormData FormOID="F" TransactionType="Remove"/>
+</StudyEventData></SubjectData></ClinicalData></ODM>"#;
+    let previous = sent.clone();
+    let second = plan_bytes(removal, &mapping, &mut sent);
+    let retract = second.changes.last().expect("a retraction");
+    assert!(
+        matches!(retract, Change::Retraction { .. }),
+        "{}",
+        render_plan(&second)
+    );
+    assert!(sent.is_empty());
+    sent.revert(&previous, retract);
+    assert_eq!(sent, previous, "the refused retraction is undone");
+}

@@ -484,6 +484,48 @@ impl Projection {
                     }
                 }
             }
+            if let EventBody::AssessmentRetracted { retracts, .. } = &event.body {
+                let target = self
+                    .applied
+                    .get(retracts)
+                    .and_then(|applied| applied.form.as_ref())
+                    .map(|f| {
+                        (
+                            &f.place.study,
+                            &f.place.subject,
+                            &f.place.visit,
+                            f.superseded,
+                        )
+                    })
+                    .or_else(|| {
+                        new_forms
+                            .get(retracts)
+                            .map(|(st, su, vi, _)| (*st, *su, *vi, false))
+                    });
+                let field = format!("{path}.assessment_retracted.retracts_event_id");
+                match target {
+                    None => violations.push(Violation::new(
+                        field,
+                        format!("no assessment with event id {retracts} is recorded"),
+                    )),
+                    Some((st, su, vi, _)) if (st, su, vi) != (&event.study, subject, visit) => {
+                        violations.push(Violation::new(
+                            field,
+                            format!("{retracts} is an assessment of {st}/{su} at {vi}, not of this subject and visit"),
+                        ));
+                    }
+                    // Superseded or retracted before (in the log or in this batch): only the
+                    // latest form of an instrument can be withdrawn, so nothing counts twice.
+                    Some((_, _, _, superseded)) => {
+                        if superseded || !superseded_in_batch.insert(retracts) {
+                            violations.push(Violation::new(
+                                field,
+                                format!("{retracts} was already superseded or retracted; retract the latest correction instead"),
+                            ));
+                        }
+                    }
+                }
+            }
             if let Some(assessment) = event.body.assessment() {
                 new_forms.insert(
                     &event.event_id,
@@ -615,7 +657,37 @@ impl Projection {
                 Some(supersedes),
             );
         }
+        if let EventBody::AssessmentRetracted { retracts, .. } = &event.body {
+            return (None, self.retract(retracts, true));
+        }
         (None, self.apply_other(seq, event))
+    }
+
+    /// Drops a retracted form from its visit's live set, as a correction drops the form it
+    /// supersedes; the retracted event stays applied (and in the log). `None` when the id names no
+    /// live form (check_batch refused such a retraction before it was stored).
+    fn retract(&mut self, retracts: &EventId, touched: bool) -> Option<Touched> {
+        let Applied {
+            seq: old_seq,
+            form: Some(old),
+        } = self.applied.get_mut(retracts)?
+        else {
+            return None;
+        };
+        old.superseded = true;
+        let (old_seq, place) = (*old_seq, old.place.clone());
+        let study = self.studies.get_mut(&place.study)?;
+        let at_baseline = place.visit == study.baseline_visit;
+        let subject = study.subjects.get_mut(&place.subject)?;
+        let visit = subject.visits.get_mut(&place.visit)?;
+        visit.live.remove(&old_seq);
+        // As for a new form: a change at the baseline (or of which visit is first) reaches every visit.
+        let every_visit = at_baseline || subject.visits.len() <= 2;
+        touched.then(|| Touched {
+            study: place.study.clone(),
+            subject: place.subject.clone(),
+            visit: (!every_visit).then(|| place.visit.clone()),
+        })
     }
 
     /// Applies an event that is not an assessment.
@@ -717,7 +789,9 @@ impl Projection {
                 None
             }
             // Taken by `apply_body`.
-            EventBody::AssessmentRecorded(_) | EventBody::AssessmentCorrected { .. } => None,
+            EventBody::AssessmentRecorded(_)
+            | EventBody::AssessmentCorrected { .. }
+            | EventBody::AssessmentRetracted { .. } => None,
         }
     }
 
@@ -740,6 +814,7 @@ impl Projection {
             visit,
             clinical_date,
             body,
+            source: _,
         } = event;
         let header = FormEvent {
             study: &study,
@@ -907,4 +982,189 @@ pub fn followups<'a>(study: &'a Study, subject: &'a Subject) -> Vec<(&'a VisitId
         .collect();
     visits.sort_by(|a, b| (a.1.first_date, a.0).cmp(&(b.1.first_date, b.0)));
     visits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use myolog_domain::event::Reason;
+    use myolog_domain::global::{GlobalAssessment, VasCm};
+
+    fn id(text: &str) -> EventId {
+        EventId::new(text).expect("id")
+    }
+
+    fn event(event_id: &str, visit: Option<&str>, body: EventBody) -> Event {
+        let needs_subject = body.needs_subject();
+        Event::new(
+            id(event_id),
+            StudyId::new("S").expect("study"),
+            needs_subject.then(|| SubjectId::new("P1").expect("subject")),
+            visit.map(|visit| VisitId::new(visit).expect("visit")),
+            ClinicalDate::new(2024, 1, 15).expect("date"),
+            body,
+        )
+        .expect("event")
+    }
+
+    fn globals(cm: i64) -> Assessment {
+        Assessment::Globals {
+            physician: Some(GlobalAssessment::Vas(
+                VasCm::from_cm(myolog_domain::Decimal::from(cm)).expect("vas"),
+            )),
+            patient: None,
+            extramuscular: None,
+        }
+    }
+
+    fn retraction(event_id: &str, retracts: &str, visit: &str) -> Event {
+        event(
+            event_id,
+            Some(visit),
+            EventBody::AssessmentRetracted {
+                retracts: id(retracts),
+                reason: Reason::new("entered for the wrong subject").expect("reason"),
+            },
+        )
+    }
+
+    /// A study with P1 enrolled, a baseline form r1 and a week-12 form w1 corrected by c1.
+    fn projection() -> Projection {
+        let mut projection = Projection::default();
+        let events = [
+            event(
+                "reg",
+                None,
+                EventBody::StudyRegistered {
+                    title: "t".into(),
+                    population: Population::Adult,
+                    baseline_visit: VisitId::new("BL").expect("visit"),
+                    protocol: None,
+                    blinded: false,
+                },
+            ),
+            event(
+                "enr",
+                None,
+                EventBody::SubjectEnrolled {
+                    arm: String::new(),
+                    population: None,
+                    site: None,
+                    facts: EnrolmentFacts::default(),
+                },
+            ),
+            event("r1", Some("BL"), EventBody::AssessmentRecorded(globals(6))),
+            event("w1", Some("W12"), EventBody::AssessmentRecorded(globals(4))),
+            event(
+                "c1",
+                Some("W12"),
+                EventBody::AssessmentCorrected {
+                    supersedes: id("w1"),
+                    reason: Reason::new("typo").expect("reason"),
+                    corrected: globals(3),
+                },
+            ),
+        ];
+        for (seq, event) in events.iter().enumerate() {
+            assert!(
+                projection
+                    .check_batch(std::slice::from_ref(event))
+                    .is_empty()
+            );
+            projection.apply(seq as u64 + 1, event);
+        }
+        projection
+    }
+
+    fn live(projection: &Projection, visit: &str) -> usize {
+        projection.studies[&StudyId::new("S").expect("study")].subjects
+            [&SubjectId::new("P1").expect("subject")]
+            .visits[&VisitId::new(visit).expect("visit")]
+            .live
+            .len()
+    }
+
+    #[test]
+    fn a_retraction_drops_the_form_from_the_live_set_and_keeps_the_event() {
+        let mut projection = projection();
+        assert_eq!(live(&projection, "W12"), 1);
+        let retract = retraction("x1", "c1", "W12");
+        assert!(
+            projection
+                .check_batch(std::slice::from_ref(&retract))
+                .is_empty()
+        );
+        let touched = projection.apply(6, &retract).expect("the visit changed");
+        assert_eq!(touched.subject.as_str(), "P1");
+        assert_eq!(live(&projection, "W12"), 0);
+        assert_eq!(live(&projection, "BL"), 1);
+        assert_eq!(projection.seq_of(&id("x1")), Some(6));
+        assert!(
+            projection.studies[&StudyId::new("S").expect("study")].subjects
+                [&SubjectId::new("P1").expect("subject")]
+                .visits[&VisitId::new("W12").expect("visit")]
+                .assessments()
+                .physician_global
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn only_a_live_form_of_the_same_visit_can_be_retracted() {
+        let mut projection = projection();
+        let field = "events[0].assessment_retracted.retracts_event_id";
+        let cases = [
+            (
+                retraction("x", "w1", "W12"),
+                "already superseded or retracted",
+            ),
+            (
+                retraction("x", "nope", "W12"),
+                "no assessment with event id nope",
+            ),
+            (
+                retraction("x", "r1", "W12"),
+                "not of this subject and visit",
+            ),
+            (
+                retraction("x", "reg", "W12"),
+                "no assessment with event id reg",
+            ),
+        ];
+        for (event, expected) in cases {
+            let violations = projection.check_batch(std::slice::from_ref(&event));
+            assert_eq!(violations.len(), 1, "{expected}");
+            assert_eq!(violations[0].field, field);
+            assert!(
+                violations[0].description.contains(expected),
+                "{violations:?}"
+            );
+        }
+        // Twice in one batch, or once more after it is applied: the second is refused.
+        let twice = [retraction("x1", "c1", "W12"), retraction("x2", "c1", "W12")];
+        assert_eq!(projection.check_batch(&twice).len(), 1);
+        projection.apply(6, &twice[0]);
+        assert_eq!(
+            projection
+                .check_batch(std::slice::from_ref(&twice[1]))
+                .len(),
+            1
+        );
+        // A retracted form cannot be corrected either.
+        let correction = event(
+            "c2",
+            Some("W12"),
+            EventBody::AssessmentCorrected {
+                supersedes: id("c1"),
+                reason: Reason::new("again").expect("reason"),
+                corrected: globals(2),
+            },
+        );
+        assert_eq!(
+            projection
+                .check_batch(std::slice::from_ref(&correction))
+                .len(),
+            1
+        );
+    }
 }

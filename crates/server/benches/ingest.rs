@@ -54,6 +54,7 @@ fn stream_batches(template: &pb::SubmitRequest, stream: usize, n: usize) -> Vec<
                 .iter()
                 .enumerate()
                 .map(|(k, e)| pb::Event {
+                    source_audit: None,
                     event_id: format!("b{stream}.v{i}.{k}"),
                     subject_id: format!("B{stream:03}"),
                     visit_id: format!("v{i}"),
@@ -76,6 +77,7 @@ fn setup_batches(template: &pb::SubmitRequest, streams: usize) -> Vec<pb::Submit
     let enrolled = cohort.enrollment().events[1].clone();
     for stream in 0..streams {
         enrollment.events.push(pb::Event {
+            source_audit: None,
             event_id: format!("b{stream}.enrolled"),
             subject_id: format!("B{stream:03}"),
             ..enrolled.clone()

@@ -394,6 +394,7 @@ fn event() -> BoxedStrategy<pb::Event> {
     )
         .prop_map(
             |(event_id, study_id, subject_id, visit_id, clinical_date, body)| pb::Event {
+                source_audit: None,
                 event_id,
                 study_id,
                 subject_id,

@@ -144,6 +144,7 @@ impl Cohort {
     /// The batch that registers the study and enrolls every subject.
     pub fn enrollment(&self) -> pb::SubmitRequest {
         let mut events = vec![pb::Event {
+            source_audit: None,
             event_id: format!("{STUDY}.registered"),
             study_id: STUDY.into(),
             subject_id: String::new(),
@@ -170,6 +171,7 @@ impl Cohort {
         }];
         for index in 0..self.len() {
             events.push(pb::Event {
+                source_audit: None,
                 event_id: format!("{STUDY}.{}.enrolled", subject_id(index)),
                 study_id: STUDY.into(),
                 subject_id: subject_id(index),
@@ -244,6 +246,7 @@ impl Cohort {
             }
         };
         let event = |suffix: &str, instrument: Instrument| pb::Event {
+            source_audit: None,
             event_id: format!("{STUDY}.{subject}.{wire_visit}.{suffix}"),
             study_id: STUDY.into(),
             subject_id: subject.clone(),
@@ -362,6 +365,7 @@ impl Cohort {
             ));
         }
         let dose = |suffix: &str, kind: pb::DoseKind, drug: &str, mg: &str| pb::Event {
+            source_audit: None,
             event_id: format!("{STUDY}.{subject}.{wire_visit}.{suffix}"),
             study_id: STUDY.into(),
             subject_id: subject.clone(),
@@ -434,6 +438,7 @@ impl Cohort {
         pb::SubmitRequest {
             batch_id: format!("{subject}/{}/correction", self.visit_id(visit)),
             events: vec![pb::Event {
+                source_audit: None,
                 event_id: format!("{superseded}.corrected"),
                 study_id: STUDY.into(),
                 subject_id: subject,

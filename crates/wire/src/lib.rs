@@ -6,8 +6,10 @@
 //! clinical: every rule it applies is the domain's or the scoring crate's.
 
 pub mod event;
+pub mod outbound;
 pub mod outcome;
 pub mod registration;
 pub mod stored;
 
 pub use event::*;
+pub use outbound::{OutboundError, event_to_proto, source_audit_to_proto};

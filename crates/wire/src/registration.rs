@@ -91,6 +91,7 @@ mod tests {
 
     fn registration(study: &str, declared: &str, toml: &str) -> pb::Event {
         pb::Event {
+            source_audit: None,
             event_id: format!("{study}.registered"),
             study_id: study.into(),
             subject_id: String::new(),

@@ -28,7 +28,7 @@ use std::sync::{Arc, RwLock};
 
 use tonic::Status;
 
-pub use permissions::{Permission, Role};
+pub use permissions::{Grant, Permission, Role};
 pub use principals::{Principal, PrincipalsError, PrincipalsFile};
 
 /// Why a call was not authenticated (answered with UNAUTHENTICATED; the message names the reason

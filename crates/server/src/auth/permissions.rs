@@ -17,17 +17,22 @@ pub enum Role {
     /// Registers studies, amends protocols, locks, unlocks and unblinds studies (StudyRegistered,
     /// ProtocolAmended, StudyLocked, StudyUnlocked, StudyUnblinded); no clinical data.
     Admin,
+    /// An EDC bridge of one or more studies (`myolog import odm`, `myolog bridge`): appends the
+    /// clinical events of its studies as a writer does, reads their outcomes and their own events back
+    /// (Audit.ReadEvents naming one of its studies); no registration, no whole-log reads, no replays.
+    Integration,
     /// The single principal of a server without a principals file (loopback only): everything.
     Local,
 }
 
 impl Role {
     /// Every role, in table order.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Writer,
         Role::Reader,
         Role::Auditor,
         Role::Admin,
+        Role::Integration,
         Role::Local,
     ];
 
@@ -38,6 +43,7 @@ impl Role {
             Role::Reader => "reader",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Integration => "integration",
             Role::Local => "local",
         }
     }
@@ -60,8 +66,9 @@ impl Role {
             (Role::Writer, WriteEvents) => OwnStudies,
             (Role::Admin, WriteEvents) => All,
             (Role::Reader, ReadStudy) => OwnStudies,
-            (Role::Auditor, ReadStudy | ReadAudit | Replicate) => All,
+            (Role::Auditor, ReadStudy | ReadEvents | ReadAudit | Replicate) => All,
             (Role::Admin, Replicate) => All,
+            (Role::Integration, WriteEvents | ReadStudy | ReadEvents) => OwnStudies,
             _ => Denied,
         }
     }
@@ -87,7 +94,10 @@ pub enum Permission {
     WriteEvents,
     /// Read one study's subjects and outcomes (the request names the study).
     ReadStudy,
-    /// Read the whole log: raw events, verification, replays (all studies at once).
+    /// Read stored events with their envelopes (Audit.ReadEvents): all studies at once, or, for a
+    /// study-scoped grant, only events of one of its studies named in the request.
+    ReadEvents,
+    /// Read the whole log: verification, replays (all studies at once).
     ReadAudit,
     /// Copy the whole log as stored bytes (a read-only follower, run by operators): every study,
     /// unblinded payloads included, so only auditors and admins.
@@ -102,6 +112,7 @@ impl Permission {
             Permission::Authenticated => "authenticated",
             Permission::WriteEvents => "write events",
             Permission::ReadStudy => "read study",
+            Permission::ReadEvents => "read events",
             Permission::ReadAudit => "read audit",
             Permission::Replicate => "replicate",
         }
@@ -126,7 +137,7 @@ pub const RPC_PERMISSIONS: &[(&str, Permission)] = &[
     ("/myolog.v1.Outcomes/GetSubject", Permission::ReadStudy),
     ("/myolog.v1.Outcomes/GetCohort", Permission::ReadStudy),
     ("/myolog.v1.Outcomes/Watch", Permission::ReadStudy),
-    ("/myolog.v1.Audit/ReadEvents", Permission::ReadAudit),
+    ("/myolog.v1.Audit/ReadEvents", Permission::ReadEvents),
     ("/myolog.v1.Audit/Verify", Permission::ReadAudit),
     ("/myolog.v1.Audit/Replay", Permission::ReadAudit),
     ("/myolog.v1.Audit/ReadStored", Permission::Replicate),
@@ -240,28 +251,42 @@ mod tests {
         use Grant::*;
         use Permission::*;
         // (role, permission, grant): writers and readers scoped, auditors read everything and never
-        // write, admins write (StudyRegistered only, per event) and read nothing.
+        // write, admins write (StudyRegistered only, per event) and read nothing, integrations write
+        // and read their own studies' events and outcomes and nothing of the whole log. Every role x
+        // permission is listed, so a new role or permission fails here until it is decided.
         let cases = [
             (Role::Writer, WriteEvents, OwnStudies),
             (Role::Writer, ReadStudy, Denied),
+            (Role::Writer, ReadEvents, Denied),
             (Role::Writer, ReadAudit, Denied),
             (Role::Reader, WriteEvents, Denied),
             (Role::Reader, ReadStudy, OwnStudies),
+            (Role::Reader, ReadEvents, Denied),
             (Role::Reader, ReadAudit, Denied),
             (Role::Auditor, WriteEvents, Denied),
             (Role::Auditor, ReadStudy, All),
+            (Role::Auditor, ReadEvents, All),
             (Role::Auditor, ReadAudit, All),
             (Role::Admin, WriteEvents, All),
             (Role::Admin, ReadStudy, Denied),
+            (Role::Admin, ReadEvents, Denied),
             (Role::Admin, ReadAudit, Denied),
             (Role::Writer, Replicate, Denied),
             (Role::Reader, Replicate, Denied),
             (Role::Auditor, Replicate, All),
             (Role::Admin, Replicate, All),
             (Role::Local, Replicate, All),
+            (Role::Integration, WriteEvents, OwnStudies),
+            (Role::Integration, ReadStudy, OwnStudies),
+            (Role::Integration, ReadEvents, OwnStudies),
+            (Role::Integration, ReadAudit, Denied),
+            (Role::Integration, Replicate, Denied),
             (Role::Local, WriteEvents, All),
+            (Role::Local, ReadStudy, All),
+            (Role::Local, ReadEvents, All),
             (Role::Local, ReadAudit, All),
         ];
+        assert_eq!(cases.len(), Role::ALL.len() * 5);
         for (role, permission, grant) in cases {
             assert_eq!(role.grants(permission), grant, "{role} {permission:?}");
         }
@@ -275,6 +300,7 @@ mod tests {
     fn local_is_not_issuable() {
         assert_eq!(Role::parse_issuable("local"), None);
         assert_eq!(Role::parse_issuable("writer"), Some(Role::Writer));
+        assert_eq!(Role::parse_issuable("integration"), Some(Role::Integration));
         assert_eq!(Role::parse_issuable("Writer"), None);
     }
 

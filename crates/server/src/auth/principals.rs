@@ -120,7 +120,9 @@ impl Principal {
             let allowed = match self.role {
                 Role::Local => true,
                 Role::Admin => registers,
-                Role::Writer => !registers && self.studies.contains(&event.study_id),
+                Role::Writer | Role::Integration => {
+                    !registers && self.studies.contains(&event.study_id)
+                }
                 Role::Reader | Role::Auditor => false,
             };
             if !allowed {
@@ -235,12 +237,13 @@ fn principal_from(
     if !valid_name(principal) {
         return Err("principal must be 1-64 characters from [A-Za-z0-9._:@-]".into());
     }
-    let role = Role::parse_issuable(role)
-        .ok_or_else(|| format!("role {role:?} is not writer, reader, auditor or admin"))?;
+    let role = Role::parse_issuable(role).ok_or_else(|| {
+        format!("role {role:?} is not writer, reader, auditor, admin or integration")
+    })?;
     if let Some(bad) = studies.iter().chain(sites).find(|s| !valid_id(s)) {
         return Err(format!("{bad:?} is not a study or site id"));
     }
-    if matches!(role, Role::Writer | Role::Reader) && studies.is_empty() {
+    if matches!(role, Role::Writer | Role::Reader | Role::Integration) && studies.is_empty() {
         return Err(format!("a {role} needs at least one study"));
     }
     Ok(Principal {
@@ -523,6 +526,7 @@ mod tests {
 
     fn event(study: &str, registers: bool) -> pb::Event {
         pb::Event {
+            source_audit: None,
             study_id: study.into(),
             body: Some(if registers {
                 pb::event::Body::StudyRegistered(pb::StudyRegistered::default())
@@ -566,6 +570,7 @@ mod tests {
     #[test]
     fn protocol_amendments_are_an_admins_act() {
         let amendment = pb::Event {
+            source_audit: None,
             study_id: "A".into(),
             body: Some(pb::event::Body::ProtocolAmended(
                 pb::ProtocolAmended::default(),

@@ -1,0 +1,782 @@
+//! The EDC bridge's client side: `myolog import odm FILE --mapping MAP` and `myolog mapping init`.
+//! The file is read and planned by `myolog-edc` (streaming ODM, the mapping, the ledger of what was
+//! sent); each planned change becomes the `myolog.v1.Event` any client would send
+//! (`myolog_wire::event_to_proto`) and goes through the public Ingest.Append in batches by subject,
+//! so the server checks an import exactly as it checks everyone else.
+//!
+//! What was sent is remembered in a ledger file next to the mapping (`<mapping>.ledger.json`, or
+//! `--ledger`), not rebuilt from the log: the ledger holds the source's values as read, before codes
+//! and units were applied, which is what a later Snapshot must be compared with to tell an unchanged
+//! form from a corrected one, and which the log does not hold in that form. It is written once, after
+//! the last batch, atomically (temporary file, fsync, rename), with every refused change taken back
+//! out of it. A run killed before that leaves the previous ledger, so the next run plans the very
+//! same changes with the very same event ids: what was stored is answered as a duplicate and the rest
+//! goes in (resumable, never doubled).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use myolog_domain::event::EventBody;
+use myolog_edc::mapping::Mapping;
+use myolog_edc::odm::OdmReader;
+use myolog_edc::plan::{Change, Plan, SentLedger};
+use myolog_proto::v1 as pb;
+use pb::ingest_client::IngestClient;
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+use crate::client::{Bearer, ServerTls};
+
+/// `myolog import`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub format: ImportFormat,
+}
+
+/// What is imported.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImportFormat {
+    /// A CDISC ODM 1.3 ClinicalData file (REDCap, OpenClinica, Rave exports), Snapshot or
+    /// Transactional, through the mapping file of its study.
+    Odm(ImportOdmArgs),
+}
+
+/// `myolog import odm`.
+#[derive(Debug, Clone, Args)]
+pub struct ImportOdmArgs {
+    /// The ODM XML file.
+    pub file: PathBuf,
+    /// The study's mapping file (TOML; `myolog mapping init` writes a skeleton).
+    #[arg(long)]
+    pub mapping: PathBuf,
+    /// Server URL (`http://host:port`) or `host:port`; the token is read from MYOLOG_TOKEN (an
+    /// integration or writer token of the mapping's study).
+    #[arg(long, env = "MYOLOG_IMPORT_ADDR", required_unless_present = "dry_run")]
+    pub addr: Option<String>,
+    /// What was sent before (default: next to the mapping, `<mapping>.ledger.json`).
+    #[arg(long)]
+    pub ledger: Option<PathBuf>,
+    /// Plan only: write the discrepancies (CSV) and the summary; send and store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the discrepancy CSV goes (`key_path,value,problem`); default: stdout on a dry run,
+    /// none otherwise (the summary still lists every refused record).
+    #[arg(long, value_name = "FILE")]
+    pub discrepancies: Option<PathBuf>,
+    /// Most events in one Ingest.Append (a subject with more is split).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub batch_size: u16,
+    #[command(flatten)]
+    pub tls: ServerTls,
+}
+
+/// `myolog mapping`.
+#[derive(Debug, Clone, Args)]
+pub struct MappingArgs {
+    #[command(subcommand)]
+    pub command: MappingCommand,
+}
+
+/// The mapping subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum MappingCommand {
+    /// Write a skeleton mapping file (every event and item as a commented line, nothing mapped)
+    /// from an ODM file's MetaDataVersion or a REDCap data dictionary.
+    Init(MappingInitArgs),
+}
+
+/// `myolog mapping init`.
+#[derive(Debug, Clone, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["from_odm", "from_redcap_metadata"])))]
+pub struct MappingInitArgs {
+    /// An ODM file with a Study/MetaDataVersion (REDCap, OpenClinica and Rave exports have one).
+    #[arg(long, value_name = "FILE")]
+    pub from_odm: Option<PathBuf>,
+    /// A REDCap data dictionary as the API's `content=metadata` JSON.
+    #[arg(long, value_name = "FILE")]
+    pub from_redcap_metadata: Option<PathBuf>,
+    /// The REDCap project's events (`content=event` JSON) of a longitudinal project.
+    #[arg(long, value_name = "FILE", requires = "from_redcap_metadata")]
+    pub redcap_events: Option<PathBuf>,
+    /// The REDCap project's name for its StudyOID (`Project.<name>`); default: the file's stem.
+    #[arg(long, requires = "from_redcap_metadata")]
+    pub project: Option<String>,
+    /// Write the skeleton here (refused if the file exists); default: stdout.
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+}
+
+/// Why an import could not run (nothing was stored, or the run stopped and may be resumed).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mapping file {path}:\n{errors}")]
+    Mapping { path: PathBuf, errors: String },
+    #[error("ledger {path}: {message}")]
+    Ledger { path: PathBuf, message: String },
+    #[error("{path}: {error}; nothing was sent")]
+    Odm {
+        path: PathBuf,
+        error: myolog_edc::odm::OdmError,
+    },
+    #[error("{0}")]
+    Connect(#[from] crate::client::ConnectError),
+    #[error("{0}")]
+    Token(#[from] crate::client::InvalidToken),
+    #[error("event {event_id} cannot be sent: {message}")]
+    Outbound { event_id: String, message: String },
+    #[error(
+        "the server stopped answering ({0}); what was acknowledged is stored and recorded in the \
+         ledger: run the same import again to send the rest"
+    )]
+    Unavailable(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A change the server refused (the rest of the import went in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub event_id: String,
+    /// The source key paths of the change.
+    pub sources: Vec<String>,
+    pub reason: String,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub subjects: usize,
+    pub visits: usize,
+    pub planned: usize,
+    /// Stored by this run.
+    pub sent: usize,
+    /// Already in the log (acknowledged as duplicates).
+    pub already_present: usize,
+    /// Of `sent`: corrections and retractions.
+    pub corrections: usize,
+    pub retractions: usize,
+    /// Unchanged since the ledger's last import (not sent at all).
+    pub unchanged: usize,
+    pub context_rows: usize,
+    pub discrepancies: usize,
+    pub refused: Vec<Refused>,
+    pub dry_run: bool,
+}
+
+impl ImportSummary {
+    /// 0: everything imported; 2: imported, but some records were refused (discrepancies or the
+    /// server's rejections) and are listed.
+    pub fn exit_code(&self) -> u8 {
+        if self.discrepancies == 0 && self.refused.is_empty() {
+            0
+        } else {
+            2
+        }
+    }
+
+    /// The summary lines printed after an import.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let verb = if self.dry_run { "planned" } else { "imported" };
+        out.push_str(&format!(
+            "{verb}: {} subjects, {} visits, {} changes planned\n",
+            self.subjects, self.visits, self.planned
+        ));
+        if !self.dry_run {
+            out.push_str(&format!(
+                "events sent: {} stored ({} corrections, {} retractions), {} already present\n",
+                self.sent, self.corrections, self.retractions, self.already_present
+            ));
+        }
+        out.push_str(&format!(
+            "unchanged since the last import: {}; context rows (never applied): {}\n",
+            self.unchanged, self.context_rows
+        ));
+        out.push_str(&format!(
+            "discrepancies: {} (records not imported; see the CSV)\n",
+            self.discrepancies
+        ));
+        out.push_str(&format!("rejected by the server: {}\n", self.refused.len()));
+        for refused in &self.refused {
+            let sources = if refused.sources.is_empty() {
+                String::new()
+            } else {
+                format!(" from {}", refused.sources.join(", "))
+            };
+            out.push_str(&format!(
+                "  {}{sources}: {}\n",
+                refused.event_id, refused.reason
+            ));
+        }
+        out
+    }
+}
+
+/// The ledger's default place: `<mapping without .toml>.ledger.json` beside the mapping.
+pub fn default_ledger_path(mapping: &Path) -> PathBuf {
+    mapping.with_extension("ledger.json")
+}
+
+fn read_text(path: &Path) -> Result<String, ImportError> {
+    std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads a mapping file, every problem named by its TOML key path.
+pub fn load_mapping(path: &Path) -> Result<Mapping, ImportError> {
+    Mapping::from_toml(&read_text(path)?).map_err(|errors| ImportError::Mapping {
+        path: path.to_path_buf(),
+        errors: errors.to_string(),
+    })
+}
+
+/// Reads a ledger; a missing file is an empty ledger (nothing sent yet).
+pub fn load_ledger(path: &Path) -> Result<SentLedger, ImportError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => SentLedger::from_json(&text).map_err(|message| ImportError::Ledger {
+            path: path.to_path_buf(),
+            message,
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(SentLedger::default()),
+        Err(source) => Err(ImportError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Writes a file atomically: a temporary file beside it, fsynced, renamed over it, the directory
+/// fsynced, so a crash leaves the old or the new content, never a mix.
+pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), ImportError> {
+    let error = |source| ImportError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut temporary = tempfile::NamedTempFile::new_in(&dir).map_err(error)?;
+    temporary.write_all(content).map_err(error)?;
+    temporary.as_file().sync_all().map_err(error)?;
+    temporary
+        .persist(path)
+        .map_err(|persist| error(persist.error))?;
+    if let Ok(directory) = std::fs::File::open(&dir) {
+        // Not every platform can fsync a directory; the rename itself is what matters.
+        let _ = directory.sync_all();
+    }
+    Ok(())
+}
+
+/// Plans a whole ODM file against the ledger (which the plan updates).
+pub fn plan_file(
+    file: &Path,
+    mapping: &Mapping,
+    ledger: &mut SentLedger,
+) -> Result<Plan, ImportError> {
+    let reader = std::fs::File::open(file).map_err(|source| ImportError::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    myolog_edc::plan::plan(OdmReader::new(BufReader::new(reader)), mapping, ledger).map_err(
+        |error| ImportError::Odm {
+            path: file.to_path_buf(),
+            error,
+        },
+    )
+}
+
+/// The Ingest client of the import and the bridge, with the bearer token.
+pub type IngestWithToken = IngestClient<InterceptedService<Channel, Bearer>>;
+
+/// How long to keep retrying a server that does not answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts per batch; `None`: forever (the bridge).
+    pub attempts: Option<u32>,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Retry {
+    /// An import's patience: about half a minute, then it stops (and can be resumed).
+    pub const IMPORT: Retry = Retry {
+        attempts: Some(7),
+        first_delay: Duration::from_millis(250),
+        max_delay: Duration::from_secs(8),
+    };
+}
+
+/// What sending a plan's changes gave.
+#[derive(Debug, Default)]
+pub struct SendOutcome {
+    pub sent: usize,
+    pub already_present: usize,
+    pub corrections: usize,
+    pub retractions: usize,
+    /// Indices (into the changes) of the refused ones, with why.
+    pub refused: Vec<(usize, String)>,
+    /// Set when the server stopped answering: indices from here on were not (all) acknowledged.
+    pub stopped: Option<(usize, String)>,
+}
+
+/// Whether a status is the server (or the network) being unavailable rather than a refusal.
+fn is_transient(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Unknown
+            | Code::Aborted
+            | Code::Internal
+            | Code::Cancelled
+    )
+}
+
+/// The indices (into the batch) a refusal's violations name (`events[3].…`), with their texts.
+fn named_events(status: &tonic::Status) -> BTreeMap<usize, Vec<String>> {
+    let mut named: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    if let Some(bad_request) = status.get_details_bad_request() {
+        for violation in bad_request.field_violations {
+            let index = violation
+                .field
+                .strip_prefix("events[")
+                .and_then(|rest| rest.split_once(']'))
+                .and_then(|(index, _)| index.parse::<usize>().ok());
+            if let Some(index) = index {
+                named
+                    .entry(index)
+                    .or_default()
+                    .push(format!("{}: {}", violation.field, violation.description));
+            }
+        }
+    }
+    named
+}
+
+/// Sends the changes (already mapped to wire events, `events[i]` for `changes[i]`) in batches by
+/// subject, at most `batch_size` events each. A refused batch is sent again without the events its
+/// violations name (those are refused, with the server's words), so one bad record never keeps the
+/// rest of its subject out; a refusal that names no event refuses the batch. A server that stops
+/// answering is retried with backoff; past the retry budget the outcome says where it stopped.
+pub async fn send_changes(
+    client: &mut IngestWithToken,
+    changes: &[Change],
+    events: &[pb::Event],
+    batch_size: usize,
+    retry: Retry,
+    mut on_batch: impl FnMut(usize),
+) -> SendOutcome {
+    let mut outcome = SendOutcome::default();
+    // Batches by (study, subject), in plan order: a subject's enrolment precedes its visits.
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    let mut last_subject: Option<String> = None;
+    for (index, event) in events.iter().enumerate() {
+        let subject = format!("{}/{}", event.study_id, event.subject_id);
+        let same = last_subject.as_deref() == Some(subject.as_str());
+        match batches.last_mut() {
+            Some(batch) if same && batch.len() < batch_size.max(1) => batch.push(index),
+            _ => batches.push(vec![index]),
+        }
+        last_subject = Some(subject);
+    }
+    for (number, batch) in batches.into_iter().enumerate() {
+        let mut pending = batch;
+        while !pending.is_empty() {
+            let request = pb::SubmitRequest {
+                batch_id: format!("import-{number}"),
+                events: pending.iter().map(|index| events[*index].clone()).collect(),
+            };
+            let mut delay = retry.first_delay;
+            let mut attempt = 0u32;
+            let answer = loop {
+                attempt += 1;
+                match client.append(request.clone()).await {
+                    Ok(response) => break Ok(response.into_inner()),
+                    Err(status) if is_transient(status.code()) => {
+                        if retry.attempts.is_some_and(|max| attempt >= max) {
+                            break Err(status);
+                        }
+                        tracing::warn!(code = ?status.code(), message = status.message(), ?delay, "server unavailable; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(retry.max_delay);
+                    }
+                    Err(status) => break Err(status),
+                }
+            };
+            match answer {
+                Ok(response) => {
+                    for ack in &response.acks {
+                        let Some(index) = pending.get(ack.index as usize) else {
+                            continue;
+                        };
+                        if ack.duplicate {
+                            outcome.already_present += 1;
+                        } else {
+                            outcome.sent += 1;
+                            match &changes[*index] {
+                                Change::Retraction { .. } => outcome.retractions += 1,
+                                Change::Event { event, .. } => {
+                                    if matches!(event.body, EventBody::AssessmentCorrected { .. }) {
+                                        outcome.corrections += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    on_batch(pending.len());
+                    pending.clear();
+                }
+                Err(status) if is_transient(status.code()) => {
+                    outcome.stopped = Some((
+                        pending.first().copied().unwrap_or_default(),
+                        format!("{:?}: {}", status.code(), status.message()),
+                    ));
+                    return outcome;
+                }
+                Err(status) => {
+                    let named = named_events(&status);
+                    let whole = format!("{:?}: {}", status.code(), status.message());
+                    if named.is_empty() || named.keys().any(|index| *index >= pending.len()) {
+                        // Nothing to take out: the whole batch is refused.
+                        for index in &pending {
+                            outcome.refused.push((*index, whole.clone()));
+                        }
+                        on_batch(pending.len());
+                        pending.clear();
+                        continue;
+                    }
+                    let mut kept = Vec::new();
+                    for (position, index) in pending.iter().enumerate() {
+                        match named.get(&position) {
+                            Some(reasons) => {
+                                outcome.refused.push((
+                                    *index,
+                                    format!("{:?}: {}", status.code(), reasons.join("; ")),
+                                ));
+                                on_batch(1);
+                            }
+                            None => kept.push(*index),
+                        }
+                    }
+                    pending = kept;
+                }
+            }
+        }
+    }
+    outcome
+}
+
+/// Maps every change to its wire event.
+pub fn wire_events(changes: &[Change]) -> Result<Vec<pb::Event>, ImportError> {
+    changes
+        .iter()
+        .map(|change| {
+            myolog_wire::event_to_proto(&change.to_event()).map_err(|error| ImportError::Outbound {
+                event_id: change.event_id().to_string(),
+                message: error.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn progress_bar(total: usize) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    // The template is a constant; should it ever fail to parse, the default style is kept.
+    if let Ok(style) = ProgressStyle::with_template(
+        "import [{bar:40}] {human_pos}/{human_len} events ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    Some(bar)
+}
+
+/// Runs `myolog import odm` with the caller's token (the command reads MYOLOG_TOKEN): the summary on success (its exit code says whether records were
+/// refused), an error when nothing could be done or the server stopped answering.
+pub async fn import_odm(
+    args: &ImportOdmArgs,
+    bearer: Bearer,
+    out: &mut impl Write,
+) -> Result<ImportSummary, ImportError> {
+    let mapping = load_mapping(&args.mapping)?;
+    let ledger_path = args
+        .ledger
+        .clone()
+        .unwrap_or_else(|| default_ledger_path(&args.mapping));
+    let previous = load_ledger(&ledger_path)?;
+    let mut ledger = previous.clone();
+    let plan = plan_file(&args.file, &mapping, &mut ledger)?;
+    let events = wire_events(&plan.changes)?;
+    let mut subjects = BTreeSet::new();
+    let mut visits = BTreeSet::new();
+    for event in &events {
+        subjects.insert((event.study_id.clone(), event.subject_id.clone()));
+        if !event.visit_id.is_empty() {
+            visits.insert((
+                event.study_id.clone(),
+                event.subject_id.clone(),
+                event.visit_id.clone(),
+            ));
+        }
+    }
+    let mut summary = ImportSummary {
+        subjects: subjects.len(),
+        visits: visits.len(),
+        planned: plan.changes.len(),
+        unchanged: plan.unchanged,
+        context_rows: plan.context_rows,
+        discrepancies: plan.discrepancies.len(),
+        dry_run: args.dry_run,
+        ..ImportSummary::default()
+    };
+    let csv_error = |path: &Path, source| ImportError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    match (&args.discrepancies, args.dry_run) {
+        (Some(path), _) => {
+            let mut csv = Vec::new();
+            myolog_edc::discrepancy::write_csv(&mut csv, &plan.discrepancies)
+                .map_err(|source| csv_error(path, source))?;
+            write_atomically(path, &csv)?;
+        }
+        (None, true) => {
+            myolog_edc::discrepancy::write_csv(out, &plan.discrepancies)
+                .map_err(|source| csv_error(Path::new("stdout"), source))?;
+        }
+        (None, false) => {}
+    }
+    if args.dry_run {
+        return Ok(summary);
+    }
+    let addr = args
+        .addr
+        .as_deref()
+        .ok_or_else(|| ImportError::Other("--addr is required unless --dry-run".into()))?;
+    let channel = args.tls.connect(addr).await?;
+    let mut client = IngestClient::with_interceptor(channel, bearer);
+    let bar = progress_bar(events.len());
+    let outcome = send_changes(
+        &mut client,
+        &plan.changes,
+        &events,
+        usize::from(args.batch_size),
+        Retry::IMPORT,
+        |done| {
+            if let Some(bar) = &bar {
+                bar.inc(done as u64);
+            }
+        },
+    )
+    .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    // What the server refused, or never acknowledged, does not count as sent.
+    let unsent = outcome.refused.iter().map(|(index, _)| *index).chain(
+        outcome
+            .stopped
+            .iter()
+            .flat_map(|(from, _)| *from..plan.changes.len()),
+    );
+    for index in unsent {
+        if let Some(change) = plan.changes.get(index) {
+            ledger.revert(&previous, change);
+        }
+    }
+    write_atomically(&ledger_path, ledger.to_json().as_bytes())?;
+    summary.sent = outcome.sent;
+    summary.already_present = outcome.already_present;
+    summary.corrections = outcome.corrections;
+    summary.retractions = outcome.retractions;
+    summary.refused = outcome
+        .refused
+        .iter()
+        .map(|(index, reason)| Refused {
+            event_id: plan.changes[*index].event_id().to_string(),
+            sources: plan.changes[*index]
+                .sources()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            reason: reason.clone(),
+        })
+        .collect();
+    if let Some((_, reason)) = outcome.stopped {
+        return Err(ImportError::Unavailable(reason));
+    }
+    Ok(summary)
+}
+
+/// Runs `myolog mapping init`: the skeleton to `--out` (never over an existing file) or stdout.
+pub fn mapping_init(args: &MappingInitArgs, out: &mut impl Write) -> Result<(), ImportError> {
+    let dictionary = match (&args.from_odm, &args.from_redcap_metadata) {
+        (Some(path), _) => {
+            let file = std::fs::File::open(path).map_err(|source| ImportError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            myolog_edc::init::dictionary_from_odm(BufReader::new(file)).map_err(|error| {
+                ImportError::Odm {
+                    path: path.clone(),
+                    error,
+                }
+            })?
+        }
+        (None, Some(path)) => {
+            let metadata = myolog_edc::redcap::RedcapMetadata::from_json(&read_text(path)?)
+                .map_err(|error| ImportError::Other(format!("{}: {error}", path.display())))?;
+            let events = match &args.redcap_events {
+                Some(events) => redcap_event_names(events)?,
+                None => Vec::new(),
+            };
+            let project = args.project.clone().unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|stem| stem.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "project".into())
+            });
+            myolog_edc::init::dictionary_from_redcap(&metadata, &project, &events)
+        }
+        (None, None) => {
+            return Err(ImportError::Other(
+                "give --from-odm FILE or --from-redcap-metadata FILE".into(),
+            ));
+        }
+    };
+    let skeleton = myolog_edc::init::skeleton(&dictionary);
+    match &args.out {
+        Some(path) => {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|source| ImportError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+            file.write_all(skeleton.as_bytes())
+                .map_err(|source| ImportError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        None => out
+            .write_all(skeleton.as_bytes())
+            .map_err(|source| ImportError::Write {
+                path: PathBuf::from("stdout"),
+                source,
+            })?,
+    }
+    Ok(())
+}
+
+/// The unique event names of REDCap's `content=event` JSON (`[{"unique_event_name": ...}, ...]`).
+pub fn redcap_event_names(path: &Path) -> Result<Vec<String>, ImportError> {
+    let text = read_text(path)?;
+    parse_redcap_events(&text)
+        .map_err(|message| ImportError::Other(format!("{}: {message}", path.display())))
+}
+
+/// [`redcap_event_names`] on text.
+pub fn parse_redcap_events(text: &str) -> Result<Vec<String>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|error| format!("not valid JSON: {error}"))?;
+    let Some(list) = value.as_array() else {
+        return Err("expected a JSON array of events".into());
+    };
+    list.iter()
+        .enumerate()
+        .map(|(index, event)| {
+            event
+                .get("unique_event_name")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("[{index}].unique_event_name: expected text"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ledger_sits_beside_the_mapping() {
+        assert_eq!(
+            default_ledger_path(Path::new("/studies/stir.mapping.toml")),
+            PathBuf::from("/studies/stir.mapping.ledger.json")
+        );
+        assert_eq!(
+            default_ledger_path(Path::new("stir")),
+            PathBuf::from("stir.ledger.json")
+        );
+    }
+
+    #[test]
+    fn refusals_name_their_events() {
+        let details = tonic_types::ErrorDetails::with_bad_request(vec![
+            tonic_types::FieldViolation::new("events[2].visit_id", "unknown visit"),
+            tonic_types::FieldViolation::new("events[2].clinical_date", "bad date"),
+            tonic_types::FieldViolation::new("events[10]", "x"),
+            tonic_types::FieldViolation::new("batch_id", "too long"),
+        ]);
+        let status = tonic::Status::with_error_details(Code::InvalidArgument, "refused", details);
+        let named = named_events(&status);
+        assert_eq!(named.keys().copied().collect::<Vec<_>>(), vec![2, 10]);
+        assert_eq!(named[&2].len(), 2);
+    }
+
+    #[test]
+    fn redcap_events_are_read_or_refused_by_position() {
+        assert_eq!(
+            parse_redcap_events(
+                r#"[{"unique_event_name":"baseline_arm_1","event_name":"Baseline"}]"#
+            ),
+            Ok(vec!["baseline_arm_1".to_string()])
+        );
+        assert_eq!(
+            parse_redcap_events(r#"[{"unique_event_name":"a"},{"event_name":"b"}]"#),
+            Err("[1].unique_event_name: expected text".to_string())
+        );
+        assert!(parse_redcap_events("{}").is_err());
+    }
+
+    #[test]
+    fn the_exit_code_says_whether_records_were_refused() {
+        let mut summary = ImportSummary::default();
+        assert_eq!(summary.exit_code(), 0);
+        summary.discrepancies = 1;
+        assert_eq!(summary.exit_code(), 2);
+        summary.discrepancies = 0;
+        summary.refused.push(Refused {
+            event_id: "e".into(),
+            sources: vec![],
+            reason: "r".into(),
+        });
+        assert_eq!(summary.exit_code(), 2);
+    }
+}
