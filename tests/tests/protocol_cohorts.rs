@@ -332,6 +332,7 @@ fn enrolment(study: &str, subject: &SubjectInput) -> pb::Event {
             age_years,
             muscle_active,
             prednisone_stable_weeks,
+            ..Default::default()
         }),
     )
     .with_id(format!("{study}.{}.enrolled", subject.id))

@@ -86,11 +86,14 @@ fn bird_baseline() -> VisitAssessments {
     visit
 }
 
-const FACTS: SubjectFacts = SubjectFacts {
-    age_years: Some(50),
-    muscle_active: Some(true),
-    prednisone_stable_weeks: Some(6),
-};
+fn facts() -> SubjectFacts {
+    SubjectFacts {
+        age_years: Some(50),
+        muscle_active: Some(true),
+        prednisone_stable_weeks: Some(6),
+        ..SubjectFacts::default()
+    }
+}
 
 /// (case, change to the baseline visit, verdict, the line of each criterion)
 type Case<'a> = (
@@ -105,7 +108,7 @@ fn check(protocol: &Protocol, cases: &[Case<'_>]) {
     for (name, change, verdict, lines) in cases {
         let mut visit = bird_baseline();
         change(&mut visit);
-        let report = check_eligibility(protocol, &visit, &FACTS);
+        let report = check_eligibility(protocol, &visit, &facts());
         let actual: Vec<String> = report
             .criteria
             .iter()

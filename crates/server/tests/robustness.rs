@@ -350,6 +350,7 @@ fn body() -> BoxedStrategy<Option<pb::event::Body>> {
                         age_years,
                         muscle_active,
                         prednisone_stable_weeks: stable_weeks,
+                        ..Default::default()
                     })
                 }
             ),

@@ -190,6 +190,7 @@ impl Cohort {
                     age_years: Some(enrolment_age(index)),
                     muscle_active: Some(false),
                     prednisone_stable_weeks: Some(stable_prednisone_weeks(index)),
+                    ..pb::SubjectEnrolled::default()
                 })),
             });
         }

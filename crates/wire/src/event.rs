@@ -10,8 +10,8 @@ use myolog_domain::cdasi::{CdasiLocation, CdasiLocationScores, CdasiV2, GottronH
 use myolog_domain::enzyme::{Enzyme, EnzymeField, EnzymeMeasurement, EnzymePanel, EnzymeUnit};
 use myolog_domain::error::Problem;
 use myolog_domain::event::{
-    Assessment, ClinicalDate, Dose, EnrolmentFacts, Event, EventBody, EventId, Reason, SiteId,
-    StudyId, SubjectId, VisitId,
+    Assessment, ClinicalDate, Dose, EnrolmentFacts, EnrolmentFactsInput, EnrolmentFlags, Event,
+    EventBody, EventId, Reason, SiteId, StudyId, SubjectId, VisitId,
 };
 use myolog_domain::global::{GlobalAssessment, VasCm};
 use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
@@ -419,11 +419,49 @@ fn body_from_proto(
             let site = optional_id(c, &format!("{base}.site_id"), &subject.site_id, |text| {
                 SiteId::new(text)
             })?;
-            let facts = match EnrolmentFacts::new(
-                subject.age_years,
-                subject.muscle_active,
-                subject.prednisone_stable_weeks,
-            ) {
+            let percent = |c: &mut Checker, name: &str, text: &Option<String>| match text {
+                Some(text) => c.decimal(format!("{base}.{name}"), text).map(Some),
+                None => Some(None),
+            };
+            let eular_acr = percent(
+                c,
+                "eular_acr_probability_percent",
+                &subject.eular_acr_probability_percent,
+            );
+            let fi3 = percent(c, "fi3_percent_of_upper", &subject.fi3_percent_of_upper);
+            let consent = match &subject.informed_consent_date {
+                Some(text) => c
+                    .check(
+                        format_args!("{base}.informed_consent_date"),
+                        ClinicalDate::parse(text),
+                    )
+                    .map(Some),
+                None => Some(None),
+            };
+            let input = EnrolmentFactsInput {
+                age_years: subject.age_years,
+                muscle_active: subject.muscle_active,
+                prednisone_stable_weeks: subject.prednisone_stable_weeks,
+                flags: EnrolmentFlags {
+                    treatment_naive: subject.treatment_naive,
+                    glucocorticoid_exposed: subject.glucocorticoid_exposed,
+                    on_immunosuppressant: subject.on_immunosuppressant,
+                    skin_biopsy_proven: subject.skin_biopsy_proven,
+                    bohan_peter_definite_or_probable: subject.bohan_peter_definite_or_probable,
+                    enmc_239_dermatomyositis: subject.enmc_239_dermatomyositis,
+                    active_extramuscular_disease: subject.active_extramuscular_disease,
+                    recent_inflammation_biopsy_or_mri: subject.recent_inflammation_biopsy_or_mri,
+                    severe_swallowing_trouble: subject.severe_swallowing_trouble,
+                    negative_cancer_screening: subject.negative_cancer_screening,
+                },
+                eular_acr_probability_percent: eular_acr?,
+                fi3_percent_of_upper: fi3?,
+                immunosuppressant_stable_months: subject.immunosuppressant_stable_months,
+                disease_duration_months: subject.disease_duration_months,
+                glucocorticoid_treated_weeks: subject.glucocorticoid_treated_weeks,
+                informed_consent_date: consent?,
+            };
+            let facts = match EnrolmentFacts::from_input(input) {
                 Ok(facts) => facts,
                 Err(problems) => {
                     for (fact, problem) in problems {
@@ -1427,6 +1465,9 @@ mod tests {
                 age_years: Some(number(rng)),
                 muscle_active: Some(rng.next_u64().is_multiple_of(2)),
                 prednisone_stable_weeks: Some(number(rng)),
+                eular_acr_probability_percent: Some(text(rng)),
+                informed_consent_date: Some(text(rng)),
+                ..pb::SubjectEnrolled::default()
             }),
             2 => pb::event::Body::AssessmentCorrected(pb::AssessmentCorrected {
                 supersedes_event_id: text(rng),

@@ -145,6 +145,7 @@ pub(super) struct RuleFile {
     pub rules: Option<Vec<RuleFile>>,
     pub condition: Option<Box<RuleFile>>,
     pub then: Option<Box<RuleFile>>,
+    pub weeks: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -157,6 +158,9 @@ pub(super) enum RuleKind {
     AnyOf,
     AtLeast,
     When,
+    GlucocorticoidMaxWithin,
+    GlucocorticoidSustained,
+    InformedConsent,
 }
 
 impl RuleKind {
@@ -169,6 +173,9 @@ impl RuleKind {
             RuleKind::AnyOf => "any_of",
             RuleKind::AtLeast => "at_least",
             RuleKind::When => "when",
+            RuleKind::GlucocorticoidMaxWithin => "glucocorticoid_max_within",
+            RuleKind::GlucocorticoidSustained => "glucocorticoid_sustained",
+            RuleKind::InformedConsent => "informed_consent",
         }
     }
 
@@ -181,6 +188,9 @@ impl RuleKind {
             RuleKind::AllOf | RuleKind::AnyOf => &["rules"],
             RuleKind::AtLeast => &["count", "rules"],
             RuleKind::When => &["condition", "then"],
+            RuleKind::GlucocorticoidMaxWithin => &["weeks", "op", "value"],
+            RuleKind::GlucocorticoidSustained => &["weeks", "value"],
+            RuleKind::InformedConsent => &[],
         }
     }
 }

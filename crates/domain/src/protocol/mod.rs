@@ -19,8 +19,8 @@ mod validate;
 
 pub use days::protocol_day;
 pub use eligibility::{
-    BaselineMeasures, CriterionResult, EligibilityReport, EligibilityVerdict, EnzymeResult,
-    GlobalValue, Mmt8Total, RuleResult, Seen, Verdict,
+    BaselineMeasures, CriterionResult, DoseChange, EligibilityReport, EligibilityVerdict,
+    EnzymeResult, GlobalValue, Mmt8Total, RuleResult, Seen, Verdict,
 };
 pub use endpoint_visits::{
     AttendedVisit, BaselineVisit, EndpointVisits, EndpointVisitsError, FollowupVisit,

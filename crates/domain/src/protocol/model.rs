@@ -192,6 +192,11 @@ pub enum Phase {
     OneTwo,
     #[serde(rename = "2")]
     Two,
+    /// Phase IIa (MYOJAK's "phase IIa"): CDISC has its own term for it.
+    #[serde(rename = "2a")]
+    TwoA,
+    #[serde(rename = "2b")]
+    TwoB,
     #[serde(rename = "2/3")]
     TwoThree,
     #[serde(rename = "3")]
@@ -207,6 +212,8 @@ impl Phase {
             Phase::One => "PHASE I TRIAL",
             Phase::OneTwo => "PHASE I/II TRIAL",
             Phase::Two => "PHASE II TRIAL",
+            Phase::TwoA => "PHASE IIA TRIAL",
+            Phase::TwoB => "PHASE IIB TRIAL",
             Phase::TwoThree => "PHASE II/III TRIAL",
             Phase::Three => "PHASE III TRIAL",
             Phase::Four => "PHASE IV TRIAL",
@@ -452,6 +459,21 @@ pub enum Rule {
         condition: Box<Rule>,
         then: Box<Rule>,
     },
+    /// The highest prednisone-equivalent daily dose in effect at any time within `weeks` weeks before
+    /// baseline, from the subject's glucocorticoid dose records (STIR: none above 80 mg/day within 8).
+    GlucocorticoidMaxWithin {
+        weeks: u32,
+        op: CompareOp,
+        threshold: Decimal,
+    },
+    /// At some time before baseline, at least `mg_per_day` prednisone-equivalent for at least
+    /// `weeks` weeks without a break, from the dose records (MYOJAK: >= 20 mg/day for >= 4 weeks).
+    GlucocorticoidSustained {
+        mg_per_day: Decimal,
+        weeks: u32,
+    },
+    /// Written informed consent dated on or before the baseline visit.
+    InformedConsent,
 }
 
 impl fmt::Display for Rule {
@@ -477,6 +499,19 @@ impl fmt::Display for Rule {
                 write!(formatter, "at least {count} of ({})", join(rules))
             }
             Rule::When { condition, then } => write!(formatter, "if {condition} then {then}"),
+            Rule::GlucocorticoidMaxWithin {
+                weeks,
+                op,
+                threshold,
+            } => write!(
+                formatter,
+                "max glucocorticoid mg/day within {weeks} weeks before baseline {op} {threshold}"
+            ),
+            Rule::GlucocorticoidSustained { mg_per_day, weeks } => write!(
+                formatter,
+                "glucocorticoid >= {mg_per_day} mg/day for >= {weeks} weeks before baseline"
+            ),
+            Rule::InformedConsent => formatter.write_str("informed consent on or before baseline"),
         }
     }
 }
@@ -499,6 +534,16 @@ pub enum Measure {
     PrednisoneMgPerDay,
     /// Weeks the current prednisone dose has been stable.
     PrednisoneStableWeeks,
+    /// EULAR/ACR 2017 IIM classification probability, percent (MYOJAK: at least 55 %).
+    EularAcrProbabilityPercent,
+    /// Functional Index-3 as a percentage of its upper value (MYOJAK: below 20 %).
+    Fi3PercentOfUpper,
+    /// Months the current immunosuppressant dose has been stable before baseline (BIRD: >= 3).
+    ImmunosuppressantStableMonths,
+    /// Months from diagnosis to screening (STIR: at least 6).
+    DiseaseDurationMonths,
+    /// Cumulative weeks of glucocorticoid treatment before baseline (MYOJAK: at least 12).
+    GlucocorticoidTreatedWeeks,
 }
 
 impl Measure {
@@ -514,6 +559,11 @@ impl Measure {
             Measure::HaqDi => "haq_di",
             Measure::PrednisoneMgPerDay => "prednisone_mg_per_day",
             Measure::PrednisoneStableWeeks => "prednisone_stable_weeks",
+            Measure::EularAcrProbabilityPercent => "eular_acr_probability_percent",
+            Measure::Fi3PercentOfUpper => "fi3_percent_of_upper",
+            Measure::ImmunosuppressantStableMonths => "immunosuppressant_stable_months",
+            Measure::DiseaseDurationMonths => "disease_duration_months",
+            Measure::GlucocorticoidTreatedWeeks => "glucocorticoid_treated_weeks",
         }
     }
 }
@@ -530,13 +580,49 @@ impl fmt::Display for Measure {
 pub enum Flag {
     /// The investigator judges the muscle disease active.
     MuscleActive,
+    /// Never treated for the myositis; false = relapsing / non-naive (BIRD).
+    TreatmentNaive,
+    /// Exposed to corticosteroids before baseline (BIRD).
+    GlucocorticoidExposed,
+    /// On an immunosuppressant other than glucocorticoids at baseline (BIRD).
+    OnImmunosuppressant,
+    /// Disease proven by skin biopsy (STIR).
+    SkinBiopsyProven,
+    /// Definite or probable dermatomyositis by Bohan and Peter (STIR).
+    BohanPeterDefiniteOrProbable,
+    /// Dermatomyositis by the 239th ENMC criteria (BIRD).
+    Enmc239Dermatomyositis,
+    /// Active extramuscular disease: DM-specific rash, arthritis or ILD (MYOJAK).
+    ActiveExtramuscularDisease,
+    /// Inflammation on a muscle biopsy or MRI less than 12 weeks old (MYOJAK).
+    RecentInflammationBiopsyOrMri,
+    /// Severe swallowing trouble related to the disease (BIRD exclusion).
+    SevereSwallowingTrouble,
+    /// Negative cancer screening in the 6 months before screening (STIR).
+    NegativeCancerScreening,
+}
+
+impl Flag {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flag::MuscleActive => "muscle_active",
+            Flag::TreatmentNaive => "treatment_naive",
+            Flag::GlucocorticoidExposed => "glucocorticoid_exposed",
+            Flag::OnImmunosuppressant => "on_immunosuppressant",
+            Flag::SkinBiopsyProven => "skin_biopsy_proven",
+            Flag::BohanPeterDefiniteOrProbable => "bohan_peter_definite_or_probable",
+            Flag::Enmc239Dermatomyositis => "enmc_239_dermatomyositis",
+            Flag::ActiveExtramuscularDisease => "active_extramuscular_disease",
+            Flag::RecentInflammationBiopsyOrMri => "recent_inflammation_biopsy_or_mri",
+            Flag::SevereSwallowingTrouble => "severe_swallowing_trouble",
+            Flag::NegativeCancerScreening => "negative_cancer_screening",
+        }
+    }
 }
 
 impl fmt::Display for Flag {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(match self {
-            Flag::MuscleActive => "muscle_active",
-        })
+        formatter.write_str(self.name())
     }
 }
 

@@ -794,7 +794,7 @@ impl Checker<'_> {
 
     fn rule(&mut self, path: &str, raw: RuleFile, conventions: &Conventions) -> Option<Rule> {
         let kind = raw.kind;
-        let present: [(&str, bool); 9] = [
+        let present: [(&str, bool); 10] = [
             ("measure", raw.measure.is_some()),
             ("op", raw.op.is_some()),
             ("value", raw.value.is_some()),
@@ -804,6 +804,7 @@ impl Checker<'_> {
             ("rules", raw.rules.is_some()),
             ("condition", raw.condition.is_some()),
             ("then", raw.then.is_some()),
+            ("weeks", raw.weeks.is_some()),
         ];
         let mut complete = true;
         for (key, is_present) in present {
@@ -932,9 +933,70 @@ impl Checker<'_> {
                     then: Box::new(then?),
                 })
             }
+            (
+                RuleKind::GlucocorticoidMaxWithin,
+                RuleFile {
+                    weeks: Some(weeks),
+                    op: Some(op),
+                    value: Some(ExactDecimal(threshold)),
+                    ..
+                },
+            ) => {
+                let weeks = self.rule_weeks(path, weeks)?;
+                let threshold = self.dose_threshold(path, threshold)?;
+                Some(Rule::GlucocorticoidMaxWithin {
+                    weeks,
+                    op,
+                    threshold,
+                })
+            }
+            (
+                RuleKind::GlucocorticoidSustained,
+                RuleFile {
+                    weeks: Some(weeks),
+                    value: Some(ExactDecimal(mg_per_day)),
+                    ..
+                },
+            ) => {
+                let weeks = self.rule_weeks(path, weeks)?;
+                let mg_per_day = self.dose_threshold(path, mg_per_day)?;
+                Some(Rule::GlucocorticoidSustained { mg_per_day, weeks })
+            }
+            (RuleKind::InformedConsent, _) => Some(Rule::InformedConsent),
             // Every required key was checked present above.
             _ => None,
         }
+    }
+
+    /// A glucocorticoid history rule's `weeks`: 1 to 520 (ten years).
+    fn rule_weeks(&mut self, path: &str, weeks: u32) -> Option<u32> {
+        if (1..=520).contains(&weeks) {
+            Some(weeks)
+        } else {
+            self.invalid(
+                format!("{path}.weeks"),
+                "a number of weeks from 1 to 520",
+                weeks.to_string(),
+            );
+            None
+        }
+    }
+
+    /// A prednisone-equivalent daily dose threshold: 0 to 1000 mg/day, at most 2 decimals.
+    fn dose_threshold(&mut self, path: &str, threshold: Decimal) -> Option<Decimal> {
+        // The same range as the `prednisone_mg_per_day` measure.
+        let (low, high, unit) = (Decimal::ZERO, Decimal::from(1000), " mg/day");
+        if threshold < low || threshold > high || threshold.normalize().scale() > 2 {
+            self.invalid(
+                format!("{path}.value"),
+                format!(
+                    "a prednisone-equivalent dose from {low} to {high}{unit}, at most 2 decimals"
+                ),
+                threshold.to_string(),
+            );
+            return None;
+        }
+        Some(threshold)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1301,7 +1363,12 @@ fn measure_decimals(measure: Measure, conventions: &Conventions) -> u32 {
         }
         Measure::HaqDi => 3,
         Measure::PrednisoneMgPerDay => 2,
-        Measure::AgeYears
+        // Probabilities and FI-3 percentages are read to one decimal, as calculators print them.
+        Measure::EularAcrProbabilityPercent | Measure::Fi3PercentOfUpper => 1,
+        Measure::ImmunosuppressantStableMonths
+        | Measure::DiseaseDurationMonths
+        | Measure::GlucocorticoidTreatedWeeks
+        | Measure::AgeYears
         | Measure::CdasiActivity
         | Measure::CdasiDamage
         | Measure::Mmt8Total
@@ -1330,5 +1397,12 @@ fn measure_range(measure: Measure, conventions: &Conventions) -> (Decimal, Decim
         Measure::HaqDi => (Decimal::ZERO, Decimal::from(3), ""),
         Measure::PrednisoneMgPerDay => (Decimal::ZERO, Decimal::from(1000), " mg/day"),
         Measure::PrednisoneStableWeeks => (Decimal::ZERO, Decimal::from(520), " weeks"),
+        Measure::EularAcrProbabilityPercent | Measure::Fi3PercentOfUpper => {
+            (Decimal::ZERO, Decimal::ONE_HUNDRED, " %")
+        }
+        Measure::ImmunosuppressantStableMonths | Measure::DiseaseDurationMonths => {
+            (Decimal::ZERO, Decimal::from(1440), " months")
+        }
+        Measure::GlucocorticoidTreatedWeeks => (Decimal::ZERO, Decimal::from(6240), " weeks"),
     }
 }
