@@ -5,6 +5,7 @@
 //! a glucocorticoid window, amendments in order, and SDTM trial design datasets (TA, TV, TI, TS).
 //! The domain reads no files: callers pass the text and the file name to quote in errors.
 
+pub mod ct;
 mod days;
 mod eligibility;
 mod endpoint_visits;
@@ -14,6 +15,7 @@ mod history;
 mod model;
 mod prednisone_free;
 mod schedule;
+mod sdtm_check;
 mod tdm;
 mod validate;
 
@@ -31,12 +33,16 @@ pub use history::{ProtocolHistory, ProtocolRef};
 pub use model::{
     Amendment, Arm, ArmType, BaselineRule, Blinding, Cell, CompareOp, Conventions, Criterion,
     CriterionCategory, DayWindow, Element, Encounter, Endpoint, EndpointBaseline, Epoch, EpochType,
-    Flag, GlobalScale, Level, Measure, MissingDataRule, Objective, Outcome, OutcomeName,
-    PercentChangeRule, Phase, Population, Protocol, ResponderRule, Rule, Study, TisCategory,
+    Flag, GlobalScale, Intervention, InterventionRole, Level, Measure, MissingDataRule, Objective,
+    Outcome, OutcomeName, PercentChangeRule, Phase, Population, Protocol, RegistryId,
+    ResponderRule, Rule, Study, TisCategory, TrialSummary,
 };
 pub use prednisone_free::{GlucocorticoidRecord, PrednisoneFreeResult};
 pub use schedule::{VisitScheduleError, VisitTiming};
-pub use tdm::{TaRow, TdmDatasets, TiRow, TsRow, TvRow, sdtm_study_day};
+pub use sdtm_check::{SdtmFinding, check_trial_design};
+pub use tdm::{
+    StudyData, TaRow, TdmDatasets, TdmOptions, TeRow, TiRow, TsRow, TvRow, sdtm_study_day,
+};
 pub use validate::DEFAULT_GLUCOCORTICOID_WINDOW;
 
 impl Protocol {

@@ -24,6 +24,11 @@ pub struct Protocol {
     pub(super) eligibility: Vec<Criterion>,
     pub(super) objectives: Vec<Objective>,
     pub(super) endpoints: Vec<Endpoint>,
+    /// TS facts beyond the design; empty for files that have no `[trial_summary]`.
+    #[serde(skip_serializing_if = "TrialSummary::is_empty")]
+    pub(super) trial_summary: TrialSummary,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) interventions: Vec<Intervention>,
     /// A copy of the encounter `study.baseline_encounter` names, so reading it cannot fail.
     pub(super) baseline_encounter: Encounter,
     /// The TOML text this protocol was read from: what a StudyRegistered or ProtocolAmended event
@@ -74,6 +79,12 @@ impl Protocol {
     }
     pub fn endpoints(&self) -> &[Endpoint] {
         &self.endpoints
+    }
+    pub fn trial_summary(&self) -> &TrialSummary {
+        &self.trial_summary
+    }
+    pub fn interventions(&self) -> &[Intervention] {
+        &self.interventions
     }
     /// The TOML text the protocol was read from.
     pub fn source_toml(&self) -> &str {
@@ -327,6 +338,80 @@ pub struct Element {
     /// SDTM ETCD: at most 8 characters.
     pub code: String,
     pub name: String,
+    /// SDTM TE TESTRL: what starts the element.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_rule: Option<String>,
+    /// SDTM TE TEENRL: what ends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_rule: Option<String>,
+    /// SDTM TE TEDUR: planned duration, ISO 8601 (`P12W`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+}
+
+/// TS facts beyond the design, as the protocol file states them. Coded values are CDISC submission
+/// values that validation found in the CT extract.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrialSummary {
+    pub sponsor: Option<String>,
+    /// Registry ids besides `study.registry_id` (SDTM TS REGID, TSVCDREF = the registry).
+    pub other_ids: Vec<RegistryId>,
+    /// ISO 3166-1 alpha-3 (SDTM TS FCNTRY).
+    pub countries: Vec<String>,
+    pub sex: Option<String>,
+    pub healthy_volunteers: Option<bool>,
+    pub intervention_model: Option<String>,
+    pub intervention_type: Option<String>,
+    pub control: Option<String>,
+    pub trial_types: Vec<String>,
+    pub intent: Option<String>,
+    pub indication: Option<String>,
+    pub diagnosis_group: Option<String>,
+    pub pharmacological_class: Option<String>,
+    pub current_therapy: Option<String>,
+    pub rare_disease: Option<bool>,
+    pub adaptive: Option<bool>,
+    pub stopping_rule: Option<String>,
+    pub end_date: Option<String>,
+    /// TS parameter codes whose values are our assumptions [D].
+    pub assumptions: Vec<String>,
+}
+
+impl TrialSummary {
+    pub fn is_empty(&self) -> bool {
+        *self == TrialSummary::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryId {
+    /// A DICTNAM submission value, e.g. `EudraCT`.
+    pub registry: String,
+    pub id: String,
+}
+
+/// A study treatment: the substance, with its dose parameters apart (SDTM TS TRT / COMPTRT, DOSE,
+/// DOSU, DOSFRQ, ROUTE, DOSFRM).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Intervention {
+    pub substance: String,
+    pub role: InterventionRole,
+    pub dose: Option<Decimal>,
+    pub dose_unit: Option<String>,
+    pub frequency: Option<String>,
+    pub route: Option<String>,
+    pub form: Option<String>,
+    /// Arms that receive it; empty = every arm.
+    pub arms: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterventionRole {
+    /// The investigational treatment (TS TRT).
+    Investigational,
+    /// The comparator, e.g. placebo (TS COMPTRT).
+    Comparator,
 }
 
 /// A planned path through the epochs (USDM StudyArm; SDTM ARMCD/ARM).
