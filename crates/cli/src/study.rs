@@ -163,15 +163,27 @@ pub fn load(file: &Path) -> Result<(Protocol, String), StudyError> {
     Ok((protocol, text))
 }
 
-/// `myolog study validate FILE`: the protocol's summary on `out`, then the SDTM trial design check
-/// of the datasets the protocol alone gives (a finding is reported, not an invalid protocol: SSTDTC,
-/// for one, can only come from the data).
+/// `myolog study validate FILE`: the protocol's summary on `out`, the TS values that are assumptions,
+/// then the SDTM trial design check of the datasets the protocol alone gives (a finding is reported,
+/// not an invalid protocol: SSTDTC, for one, can only come from the data).
 pub fn validate(file: &Path, out: &mut impl Write) -> Result<(), StudyError> {
     let (protocol, _) = load(file)?;
-    let findings = check_trial_design(&protocol.trial_design());
+    // The fullest export the file gives: assumption-valued parameters are checked too, and named.
+    let datasets = protocol.trial_design_with(&TdmOptions {
+        include_assumptions: true,
+        data: None,
+    });
+    let findings = check_trial_design(&datasets);
     let write = |out: &mut dyn Write| -> std::io::Result<()> {
         writeln!(out, "{}: valid", file.display())?;
         writeln!(out, "{}", protocol.summary())?;
+        if !datasets.assumptions_included.is_empty() {
+            writeln!(
+                out,
+                "TS values that are assumptions [D] (exported only with --with-assumptions): {}",
+                datasets.assumptions_included.join(", ")
+            )?;
+        }
         if findings.is_empty() {
             writeln!(out, "SDTM trial design check: no findings")?;
         } else {

@@ -186,6 +186,8 @@ pub(super) struct EncounterFile {
     pub name: String,
     pub visit_number: u32,
     pub epoch: String,
+    /// Arm code -> epoch, where the visit's epoch differs by arm.
+    pub epoch_by_arm: Option<BTreeMap<String, String>>,
     pub target_day: i32,
     pub window: [i32; 2],
     pub arms: Option<Vec<String>>,

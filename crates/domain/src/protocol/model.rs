@@ -463,6 +463,10 @@ pub struct Encounter {
     /// SDTM VISITNUM.
     pub visit_number: u32,
     pub epoch: String,
+    /// The epoch for arms where it differs from `epoch` (MYOJAK week 36: follow-up for the immediate
+    /// arm, on drug for the delayed one); empty for most visits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub epoch_by_arm: Vec<(String, String)>,
     /// Target day counted from day 0 (week N = day 7N).
     pub target_day: i32,
     /// Allowed days, both ends inclusive; contains `target_day`.
@@ -476,6 +480,14 @@ pub struct Encounter {
 impl Encounter {
     pub fn applies_to(&self, arm_code: &str) -> bool {
         self.arms.is_empty() || self.arms.iter().any(|arm| arm == arm_code)
+    }
+
+    /// The epoch this visit falls in for a subject of `arm_code`.
+    pub fn epoch_for(&self, arm_code: &str) -> &str {
+        self.epoch_by_arm
+            .iter()
+            .find(|(arm, _)| arm == arm_code)
+            .map_or(self.epoch.as_str(), |(_, epoch)| epoch.as_str())
     }
 }
 
@@ -676,6 +688,7 @@ pub enum Flag {
     /// Definite or probable dermatomyositis by Bohan and Peter (STIR).
     BohanPeterDefiniteOrProbable,
     /// Dermatomyositis by the 239th ENMC criteria (BIRD).
+    #[serde(rename = "enmc_239_dermatomyositis")]
     Enmc239Dermatomyositis,
     /// Active extramuscular disease: DM-specific rash, arthritis or ILD (MYOJAK).
     ActiveExtramuscularDisease,

@@ -717,11 +717,30 @@ impl Checker<'_> {
         for (arm_index, arm) in arms.iter().enumerate() {
             self.reference(format!("{path}.arms[{arm_index}]"), "arm", arm, &known.arms);
         }
+        let epoch_by_arm: Vec<(String, String)> =
+            raw.epoch_by_arm.unwrap_or_default().into_iter().collect();
+        for (arm, epoch) in &epoch_by_arm {
+            self.reference(format!("{path}.epoch_by_arm"), "arm", arm, &known.arms);
+            self.reference(
+                format!("{path}.epoch_by_arm.{arm}"),
+                "epoch",
+                epoch,
+                &known.epochs,
+            );
+            if !arms.is_empty() && !arms.contains(arm) {
+                self.invalid(
+                    format!("{path}.epoch_by_arm"),
+                    format!("an arm the encounter applies to ({})", listing(&arms)),
+                    quoted(arm),
+                );
+            }
+        }
         Encounter {
             id: raw.id,
             name: raw.name,
             visit_number: raw.visit_number,
             epoch: raw.epoch,
+            epoch_by_arm,
             target_day: raw.target_day,
             window,
             arms,
@@ -762,8 +781,10 @@ impl Checker<'_> {
             .filter(|(_, encounter)| known(&encounter.epoch))
         {
             let missing_epoch = checkable_arms.iter().find(|arm| {
+                let epoch = encounter.epoch_for(&arm.code);
                 encounter.applies_to(&arm.code)
-                    && !arm.cells.iter().any(|cell| cell.epoch == encounter.epoch)
+                    && known(&epoch.to_string())
+                    && !arm.cells.iter().any(|cell| cell.epoch == epoch)
             });
             if let Some(arm) = missing_epoch {
                 self.invalid(
@@ -778,7 +799,7 @@ impl Checker<'_> {
                                 .collect::<Vec<_>>()
                         )
                     ),
-                    quoted(&encounter.epoch),
+                    quoted(encounter.epoch_for(&arm.code)),
                 );
             }
         }
