@@ -1034,7 +1034,7 @@ impl Checker<'_> {
             self.invalid(
                 path,
                 format!(
-                    "a {codelist} term of CDISC CT {} ({})",
+                    "a term of the {codelist} codelist of CDISC CT {} ({})",
                     ct::CT_VERSION,
                     allowed.join(", ")
                 ),
