@@ -5,8 +5,8 @@
 //! or low endurance together with another sign of activity).
 
 use myolog_domain::protocol::{
-    BaselineMeasures, DoseChange, EligibilityVerdict, EnzymeResult, Flag, GlobalScale,
-    GlobalValue, Mmt8Total, Protocol,
+    BaselineMeasures, DoseChange, EligibilityVerdict, EnzymeResult, Flag, GlobalScale, GlobalValue,
+    Mmt8Total, Protocol,
 };
 use rust_decimal::Decimal;
 
@@ -836,17 +836,24 @@ fn bird_treatment_naive_patient_without_prednisone_is_eligible() {
 
     // Relapsing, on an immunosuppressant stable for 2 months: IN05 applies and fails.
     let mut relapsing = typical_bird_subject();
-    relapsing.flags.retain(|(flag, _)| *flag != Flag::OnImmunosuppressant);
+    relapsing
+        .flags
+        .retain(|(flag, _)| *flag != Flag::OnImmunosuppressant);
     relapsing.flags.push((Flag::OnImmunosuppressant, true));
     relapsing.immunosuppressant_stable_months = Some(dec("2"));
     let report = bird.check_eligibility(&relapsing);
     assert_eq!(report.verdict, NotEligible);
-    assert_eq!(report.criteria[4].result.to_string(), "if [all of [treatment_naive is false saw false: met; on_immunosuppressant is true saw true: met]: met] then [immunosuppressant_stable_months >= 3 saw 2: not met]: not met");
+    assert_eq!(
+        report.criteria[4].result.to_string(),
+        "if [all of [treatment_naive is false saw false: met; on_immunosuppressant is true saw true: met]: met] then [immunosuppressant_stable_months >= 3 saw 2: not met]: not met"
+    );
 
     // Severe swallowing trouble excludes; consent after the baseline visit fails IN07; no consent
     // date is not evaluable, never "not met".
     let mut swallowing = typical_bird_subject();
-    swallowing.flags.retain(|(flag, _)| *flag != Flag::SevereSwallowingTrouble);
+    swallowing
+        .flags
+        .retain(|(flag, _)| *flag != Flag::SevereSwallowingTrouble);
     swallowing.flags.push((Flag::SevereSwallowingTrouble, true));
     assert_eq!(bird.check_eligibility(&swallowing).verdict, NotEligible);
     let mut late_consent = typical_bird_subject();
@@ -856,4 +863,3 @@ fn bird_treatment_naive_patient_without_prednisone_is_eligible() {
     no_consent.consent_days_before_baseline = None;
     assert_eq!(bird.check_eligibility(&no_consent).verdict, NotEvaluable);
 }
-

@@ -3,7 +3,7 @@
 
 use myolog_domain::protocol::{
     BaselineRule, Blinding, DayWindow, EndpointBaseline, Level, MissingDataRule, Outcome, Phase,
-    Protocol, TdmOptions, ResponderRule, TisCategory,
+    Protocol, ResponderRule, TdmOptions, TisCategory,
 };
 use rust_decimal::Decimal;
 
