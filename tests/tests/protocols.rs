@@ -140,10 +140,7 @@ fn study_export_writes_the_five_trial_design_datasets() {
             "ta.csv",
             "STUDYID,DOMAIN,ARMCD,ARM,TAETORD,ETCD,ELEMENT,TABRANCH,TATRANS,EPOCH",
         ),
-        (
-            "te.csv",
-            "STUDYID,DOMAIN,ETCD,ELEMENT,TESTRL,TEENRL,TEDUR",
-        ),
+        ("te.csv", "STUDYID,DOMAIN,ETCD,ELEMENT,TESTRL,TEENRL,TEDUR"),
         (
             "tv.csv",
             "STUDYID,DOMAIN,VISITNUM,VISIT,VISITDY,ARMCD,ARM,TVSTRL,TVENRL",
