@@ -1425,11 +1425,12 @@ fn stir() -> (Trial, Expected) {
 }
 
 /// MYOJAK (IMMED from day 0; DELAYED starts on day 84 and reads 12 weeks later). Eligibility
-/// (CTX-MYOJAK): IN01 age >= 18; IN02 (MMT-8 < 150 or FI-3 < 20 %) and another sign of activity (the
-/// earlier file had "MMT-8 < 150 or CDASI activity >= 5"); IN03 prednisolone <= 20 mg/day stable
-/// >= 4 weeks; IN04 EULAR/ACR probability >= 55 %; IN05 >= 12 weeks of glucocorticoid with a run of
-/// >= 20 mg/day for >= 4 weeks. I01 and D02 get the facts and dose history that meet IN03-IN05; I02
-/// stays not eligible, now because full strength and normal endurance fail IN02 despite a rash.
+/// (CTX-MYOJAK): IN01 age at least 18; IN02 (MMT-8 below 150 or FI-3 below 20 %) and another sign
+/// of activity (the earlier file had "MMT-8 below 150 or CDASI activity of 5 or more"); IN03
+/// prednisolone at most 20 mg/day, stable for at least 4 weeks; IN04 EULAR/ACR probability of at
+/// least 55 %; IN05 at least 12 weeks of glucocorticoid with a run of at least 20 mg/day for at least
+/// 4 weeks. I01 and D02 get the facts and dose history that meet IN03-IN05; I02 stays not eligible,
+/// now because full strength and normal endurance fail IN02 despite a rash.
 ///
 /// - I01 IMMED: 45 y, MMT-8 130: eligible. W12 STRONG; W24 STRONG on day 180, 5 days after [161,
 ///   175] (late: every endpoint reading the immediate arm's W24 has a deviation).
@@ -1750,12 +1751,13 @@ fn myojak() -> (Trial, Expected) {
 
 /// BIRD (BARI or PBO). Eligibility (IGN-BIRD-EL): IN01 18 <= age < 65; IN02 MMT-8 < 145 or CDASI
 /// activity > 20; IN03 at least 2 of (3 globals > 3 cm, HAQ-DI > 0.25, an enzyme above ULN); IN04
-/// for relapsing patients exposed to corticosteroids, prednisone < 30 mg/day and stable >= 4 weeks
-/// (every subject in the earlier file); IN05 for relapsing patients on an immunosuppressant, stable
-/// >= 3 months; IN06 DM by the 239th ENMC criteria; IN07 consent on or before baseline; EX01 severe
-/// swallowing trouble excludes. The overall verdicts are those of the earlier file; B04 (naive) is
-/// no longer held to IN04, and fails IN03 and IN07 instead. PFTIS_W24: TIS >= 40 and 0 mg/day over days 140-168 with a
-/// record in them, non-responder imputation.
+/// for relapsing patients exposed to corticosteroids, prednisone below 30 mg/day and stable for at
+/// least 4 weeks (every subject in the earlier file); IN05 for relapsing patients on an
+/// immunosuppressant, stable for at least 3 months; IN06 DM by the 239th ENMC criteria; IN07 consent
+/// on or before baseline; EX01 severe swallowing trouble excludes. The overall verdicts are those of
+/// the earlier file; B04 (naive) is no longer held to IN04, and fails IN03 and IN07 instead.
+/// PFTIS_W24: TIS >= 40 and 0 mg/day over days 140-168 with a record in them, non-responder
+/// imputation.
 ///
 /// - B01 BARI: 40 y, B, 10 mg for 6 weeks: eligible. W24 STRONG; prednisone 0 from day 139 and a
 ///   0 mg record on day 168: prednisone-free responder.
@@ -1765,9 +1767,10 @@ fn myojak() -> (Trial, Expected) {
 /// - B03 BARI: nothing but PhGA 6.0 and CDASI 20 at BL, no facts, no dose: every criterion not
 ///   evaluable (IN02: CDASI 20 is not > 20, MMT-8 unknown; IN03: 1 abnormal, 4 unknown). W24 never
 ///   attended: missing, a non-responder under NRI.
-/// - B04 PBO: 30 y, NORMAL core set (IN03 not met: 0 of 5 abnormal), MMT-8 130 and CDASI 25,
-///   20 mg for 8 weeks: not eligible. W24 on day 180 (late) without HAQ-DI: TIS not evaluable, so
-///   prednisone-free not evaluable (a non-responder under NRI); DOI evaluable on 5 measures.
+/// - B04 PBO: 30 y, treatment-naive, NORMAL core set (IN03 not met: 0 of 5 abnormal), MMT-8 130 and
+///   CDASI 25, 20 mg for 8 weeks, consent 3 days after baseline: not eligible. W24 on day 180 (late)
+///   without HAQ-DI: TIS not evaluable, so prednisone-free not evaluable (a non-responder under
+///   NRI); DOI evaluable on 5 measures.
 /// - B05 BARI: 64 y (< 65), 29 mg for exactly 4 weeks: eligible. W24 STRONG on day 158 (early);
 ///   prednisone 0 from day 140, the window's first day: responder.
 fn bird() -> (Trial, Expected) {
