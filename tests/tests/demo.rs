@@ -44,10 +44,13 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         "Endpoints by the protocol (STIR v1 registered as STIR-DEMO; subjects, missing, not evaluable, outside window)",
         "  DOI_W12     10  0  0  0  responders 8/10 (80.0%; 95% CI 44.4% to 97.5%, Clopper-Pearson)",
         // Eligibility (GetCohort): every subject an adult with CDASI activity >= 15 at baseline and
-        // muscle disease not active (IN03 not applicable); S007's prednisone stable only 2 weeks.
-        "Eligibility by the protocol (STIR v1 registered as STIR-DEMO): 9/10 eligible, 1 not eligible, 0 not evaluable",
+        // muscle disease not active (IN03 not applicable); S007's prednisone stable only 1 week (STIR
+        // asks for 2). The demo sends no glucocorticoid record before the baseline day, so STIR's
+        // "no more than 80 mg/day within 8 weeks" (IN05) is not evaluable for anyone.
+        "Eligibility by the protocol (STIR v1 registered as STIR-DEMO): 0/10 eligible, 1 not eligible, 9 not evaluable",
         "  IN03         0        0              10              0  If muscle disease is active, MMT-8 below 142 of 150",
-        "  IN04         9        1               0              0  Prednisone at most 20 mg/day, stable for at least 4 weeks",
+        "  IN04         9        1               0              0  Prednisone at most 20 mg/day at entry, stable for at least 2 weeks before baseline",
+        "  IN05         0        0               0             10  No prednisone equivalent above 80 mg/day within 8 weeks before study entry",
     ] {
         assert!(
             text.contains(expected),
@@ -99,13 +102,16 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
             .collect()
     };
     let demo_table = from(&text, "Eligibility by the protocol");
-    assert_eq!(demo_table.len(), 6, "{text}");
+    assert_eq!(demo_table.len(), 10, "{text}");
     let mut expected = demo_table;
     expected.push("  subject  verdict        criteria".into());
     for index in 0..10 {
         expected.push(match index {
-            6 => "  S007     not eligible   not met: IN04".into(),
-            _ => format!("  {:<8} eligible", synth::subject_id(index)),
+            6 => "  S007     not eligible   not met: IN04; not evaluable: IN05".into(),
+            _ => format!(
+                "  {:<8} not evaluable  not evaluable: IN05",
+                synth::subject_id(index)
+            ),
         });
     }
     assert_eq!(
