@@ -137,4 +137,36 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         );
     }
     server.stop().await.expect("stops");
+
+    // `myolog study export --tdm DIR --data LOG` on the stopped demo log: TS gets SSTDTC from the
+    // earliest informed consent (S001's, 14 days before its day 0), ACTSUB 10 and the data cut-off.
+    let tdm = dir.path().join("tdm");
+    let mut out = Vec::new();
+    myolog_cli::study::export_with(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocols/stir.toml"),
+        &tdm,
+        &myolog_cli::study::ExportOptions {
+            data: Some(dir.path().to_path_buf()),
+            with_assumptions: false,
+        },
+        &mut out,
+    )
+    .expect("export with the demo's data");
+    let ts = std::fs::read_to_string(tdm.join("ts.csv")).expect("ts.csv");
+    let value = |code: &str| {
+        ts.lines()
+            .find(|line| line.split(',').nth(4) == Some(code))
+            .and_then(|line| line.split(',').nth(6))
+            .map(str::to_string)
+    };
+    assert_eq!(value("SSTDTC"), Some(synth::date_from_days(19_730 - 14)));
+    assert_eq!(value("ACTSUB"), Some("10".to_string()));
+    assert!(value("DCUTDTC").is_some(), "{ts}");
+    let printed = String::from_utf8(out).expect("utf-8");
+    assert!(
+        printed.starts_with(
+            "TS values that are assumptions [D], left out (--with-assumptions exports them): "
+        ),
+        "{printed}"
+    );
 }
