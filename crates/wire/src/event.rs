@@ -454,13 +454,14 @@ fn body_from_proto(
                     severe_swallowing_trouble: subject.severe_swallowing_trouble,
                     negative_cancer_screening: subject.negative_cancer_screening,
                 },
-                eular_acr_probability_percent: eular_acr?,
-                fi3_percent_of_upper: fi3?,
+                eular_acr_probability_percent: eular_acr.flatten(),
+                fi3_percent_of_upper: fi3.flatten(),
                 immunosuppressant_stable_months: subject.immunosuppressant_stable_months,
                 disease_duration_months: subject.disease_duration_months,
                 glucocorticoid_treated_weeks: subject.glucocorticoid_treated_weeks,
-                informed_consent_date: consent?,
+                informed_consent_date: consent.flatten(),
             };
+            // Ranges are checked even when a text did not parse, so every bad fact is named at once.
             let facts = match EnrolmentFacts::from_input(input) {
                 Ok(facts) => facts,
                 Err(problems) => {
@@ -470,6 +471,9 @@ fn body_from_proto(
                     return None;
                 }
             };
+            if eular_acr.is_none() || fi3.is_none() || consent.is_none() {
+                return None;
+            }
             Some(EventBody::SubjectEnrolled {
                 arm,
                 population,
@@ -1171,6 +1175,108 @@ mod tests {
         batch_from_proto(std::slice::from_ref(e))
             .err()
             .and_then(|v| v.first().map(|v| v.field.clone()))
+    }
+
+    /// The enrolment facts added for the registered eligibility rules: an event without them reads
+    /// as before (every fact absent), each one maps to its domain value, and a bad value is named by
+    /// its field with the allowed range.
+    #[test]
+    fn enrolment_facts_map_field_by_field_and_stay_optional() {
+        let enrolled = |subject: pb::SubjectEnrolled| {
+            let mut event = event(pb::event::Body::SubjectEnrolled(subject));
+            event.visit_id = String::new();
+            event_from_proto(&event, "events[0]")
+        };
+        let old = enrolled(pb::SubjectEnrolled {
+            arm: "TOFA".into(),
+            age_years: Some(40),
+            ..Default::default()
+        })
+        .expect("an event without the new facts");
+        let EventBody::SubjectEnrolled { facts, .. } = old.body else {
+            panic!("an enrolment");
+        };
+        assert_eq!(
+            facts,
+            EnrolmentFacts::new(Some(40), None, None).expect("facts")
+        );
+        assert_eq!(facts.flags(), &EnrolmentFlags::default());
+        assert_eq!(facts.informed_consent_date(), None);
+
+        let new = enrolled(pb::SubjectEnrolled {
+            arm: "BARI".into(),
+            treatment_naive: Some(false),
+            glucocorticoid_exposed: Some(true),
+            enmc_239_dermatomyositis: Some(true),
+            eular_acr_probability_percent: Some("55.5".into()),
+            fi3_percent_of_upper: Some("19".into()),
+            immunosuppressant_stable_months: Some(3),
+            glucocorticoid_treated_weeks: Some(12),
+            informed_consent_date: Some("2024-02-16".into()),
+            ..Default::default()
+        })
+        .expect("an event with the new facts");
+        let EventBody::SubjectEnrolled { facts, .. } = new.body else {
+            panic!("an enrolment");
+        };
+        assert_eq!(facts.flags().treatment_naive, Some(false));
+        assert_eq!(facts.flags().glucocorticoid_exposed, Some(true));
+        assert_eq!(facts.flags().enmc_239_dermatomyositis, Some(true));
+        assert_eq!(facts.flags().severe_swallowing_trouble, None);
+        assert_eq!(
+            facts.eular_acr_probability_percent(),
+            Some(Decimal::new(555, 1))
+        );
+        assert_eq!(facts.fi3_percent_of_upper(), Some(Decimal::from(19)));
+        assert_eq!(facts.immunosuppressant_stable_months(), Some(3));
+        assert_eq!(facts.glucocorticoid_treated_weeks(), Some(12));
+        assert_eq!(
+            facts.informed_consent_date(),
+            ClinicalDate::new(2024, 2, 16).ok()
+        );
+
+        let bad = enrolled(pb::SubjectEnrolled {
+            arm: "BARI".into(),
+            eular_acr_probability_percent: Some("155".into()),
+            informed_consent_date: Some("2024-02-30".into()),
+            disease_duration_months: Some(2000),
+            ..Default::default()
+        })
+        .expect_err("out of range");
+        let fields: Vec<&str> = bad.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "events[0].subject_enrolled.informed_consent_date",
+                "events[0].subject_enrolled.disease_duration_months",
+                "events[0].subject_enrolled.eular_acr_probability_percent",
+            ],
+            "every bad fact named at once: {bad:?}"
+        );
+        let bad = enrolled(pb::SubjectEnrolled {
+            arm: "BARI".into(),
+            eular_acr_probability_percent: Some("155".into()),
+            disease_duration_months: Some(2000),
+            ..Default::default()
+        })
+        .expect_err("out of range");
+        let described: Vec<(String, String)> =
+            bad.into_iter().map(|v| (v.field, v.description)).collect();
+        assert_eq!(
+            described,
+            [
+                (
+                    "events[0].subject_enrolled.disease_duration_months".to_string(),
+                    "2000 is out of range; allowed: 0 to 1440 months, or absent when not recorded"
+                        .to_string()
+                ),
+                (
+                    "events[0].subject_enrolled.eular_acr_probability_percent".to_string(),
+                    "155 is out of range; allowed: 0 to 100 percent, or absent when not recorded"
+                        .to_string()
+                ),
+            ]
+        );
     }
 
     #[test]
