@@ -317,6 +317,50 @@ mod tests {
         )
     }
 
+    /// The history the glucocorticoid rules read: records up to the baseline day, on days counted
+    /// from it, in day order whatever order they were entered in; of two on one day the later entry;
+    /// study drug and records after baseline left out. The consent date becomes days before baseline.
+    #[test]
+    fn subject_facts_carry_the_glucocorticoid_history_and_the_consent() {
+        let facts = EnrolmentFacts::from_input(myolog_domain::event::EnrolmentFactsInput {
+            informed_consent_date: Some(on(3)),
+            ..Default::default()
+        })
+        .expect("facts");
+        let subject = Subject {
+            arm: String::new(),
+            site: None,
+            enrolled_on: on(20),
+            population: None,
+            facts,
+            withdrawn: false,
+            visits: BTreeMap::new(),
+            doses: vec![
+                prednisone(15, 10),
+                prednisone(2, 30),
+                prednisone(15, 12),
+                prednisone(25, 5),
+                (
+                    on(10),
+                    Dose::StudyDrug {
+                        drug: "tofacitinib".into(),
+                        mg_per_day: PrednisoneEquivalentDose::try_from(Decimal::from(11))
+                            .expect("a dose"),
+                    },
+                ),
+            ],
+        };
+        let facts = subject_facts(&subject, on(20));
+        let history: Vec<(i32, Decimal)> = facts
+            .glucocorticoid_history
+            .iter()
+            .map(|change| (change.day, change.mg_per_day))
+            .collect();
+        assert_eq!(history, [(-18, Decimal::from(30)), (-5, Decimal::from(12))]);
+        assert_eq!(facts.consent_days_before_baseline, Some(17));
+        assert!(facts.flags.is_empty());
+    }
+
     /// The dose in effect is the latest dated record on or before the day, whatever order the
     /// records were entered in; of two on one day, the one entered later; study drug never counts.
     #[test]
