@@ -202,3 +202,50 @@ async fn limits_are_refused_by_name_and_store_nothing() {
     assert_eq!(running.app.head_seq(), head, "nothing stored");
     running.stop().await.expect("stops");
 }
+
+/// One batch limit: raised above the default, it is the only bound on the way in. A batch of
+/// 1,201 events (a registration and 1,200 enrolments) is stored whole under a limit of 1,500, and the
+/// next size up from the limit is refused naming the flag, with nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_one_batch_limit_can_be_raised_and_holds_everywhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limit = 1_500;
+    let auth = Auth::local("local-admin");
+    auth.use_limits(Limits {
+        max_events_per_batch: limit,
+        ..Limits::default()
+    });
+    let config = AppConfig {
+        max_events_per_batch: limit,
+        ..AppConfig::new(dir.path().join("log"))
+    };
+    let running = server::start_secured(config, SocketAddr::from(([127, 0, 0, 1], 0)), Some(auth))
+        .await
+        .expect("server starts");
+    let channel = Channel::from_shared(running.url())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    let mut ingest = IngestClient::new(channel);
+    let big = Cohort::new(2017, 1_200).enrollment();
+    assert_eq!(big.events.len(), 1_201);
+    let acks = ingest
+        .append(big)
+        .await
+        .expect("a batch under the raised limit is accepted")
+        .into_inner()
+        .acks;
+    assert_eq!(acks.len(), 1_201);
+    let head = running.app.head_seq();
+    let too_big = Cohort::new(2018, limit).enrollment();
+    assert_eq!(too_big.events.len(), limit + 1);
+    assert_limit(
+        "one event over the raised limit",
+        ingest.append(too_big).await,
+        Code::InvalidArgument,
+        &["max_events_per_batch", "--max-events-per-batch", "1500"],
+    );
+    assert_eq!(running.app.head_seq(), head, "nothing stored");
+    running.stop().await.expect("server stops");
+}

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use myolog_cli::client::{ConnectError, ServerTls};
-use myolog_cli::command::DemoArgs;
+use myolog_cli::demo::DemoArgs;
 use myolog_cli::demo::{self, DemoError};
 use myolog_cli::study::{self, RegisterArgs, StudyError};
 use myolog_cli::token::{IssueArgs, issue};

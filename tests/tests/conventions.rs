@@ -216,6 +216,9 @@ fn result(outcome: &pb::VisitOutcome) -> Value {
     serde_json::from_str(&outcome.result_json).expect("result_json is JSON")
 }
 
+/// How one endpoint table shows a decision.
+type EndpointRead = fn(&pb::EndpointTable) -> String;
+
 /// One convention and what it decides for the boundary subject at week 12.
 struct Case {
     key: &'static str,
@@ -226,7 +229,7 @@ struct Case {
     /// they show it at all.
     wire: fn(&pb::VisitOutcome) -> Option<String>,
     cohort: fn(&pb::CohortVisit) -> Option<String>,
-    endpoint: Option<(&'static str, fn(&pb::EndpointTable) -> String)>,
+    endpoint: Option<(&'static str, EndpointRead)>,
     /// (PARAMCD, column) of the ADaM row at week 12 that carries the decision.
     adam: Option<(&'static str, &'static str)>,
     /// What each road shows under the default value, then under the protocol's value.

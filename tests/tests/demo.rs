@@ -3,7 +3,7 @@
 //! restarted server serves with the same outcomes, which `myolog outcomes` prints with each
 //! subject's eligibility.
 
-use myolog_cli::command::DemoArgs;
+use myolog_cli::demo::DemoArgs;
 use myolog_synth::{self as synth, PRIMARY_VISIT};
 use myolog_tests::{Clients, start};
 

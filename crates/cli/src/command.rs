@@ -1,6 +1,6 @@
-//! The `myolog` command line: `serve`, `healthcheck`, `score`, `verify`, `demo` and the audit
-//! commands `replay`, `export` and `report` ([`crate::audit::commands`]). Every flag of
-//! `serve` also reads a `MYOLOG_*` environment variable.
+//! The `myolog` command line: `serve`, `healthcheck`, `score`, `verify`, `demo`, `outcomes`, the
+//! audit commands `replay`, `export` and `report` ([`crate::audit`]), `token` and `study`. Every
+//! flag of `serve` also reads a `MYOLOG_*` environment variable.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +14,8 @@ use myolog_server::app::{App, AppConfig, DEFAULT_PRINCIPAL};
 
 /// Myolog: dermatomyositis trial outcomes from a tamper-evident event log.
 #[derive(Debug, Parser)]
-#[command(name = "myolog", version, about)]
+// A fixed width, so `--help` and docs/reference/cli.md are the same text on every terminal.
+#[command(name = "myolog", version, about, term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -32,7 +33,7 @@ pub enum Command {
     /// Walk the log's hash chain; non-zero exit naming the first bad sequence on any damage.
     Verify(VerifyArgs),
     /// Stream a synthetic STIR-like cohort through a real gRPC server and print the outcomes.
-    Demo(DemoArgs),
+    Demo(crate::demo::DemoArgs),
     /// Print a study's outcomes at one visit (per subject and cohort) and its eligibility from a
     /// running server.
     Outcomes(OutcomesArgs),
@@ -97,7 +98,7 @@ pub struct ServeArgs {
     pub principal: String,
     /// The Prometheus metrics endpoint.
     #[command(flatten)]
-    pub metrics: crate::command::MetricsArgs,
+    pub metrics: MetricsArgs,
     /// Principals file and plaintext policy (crate::auth).
     #[command(flatten)]
     pub security: crate::token::SecurityArgs,
@@ -126,23 +127,6 @@ pub struct VerifyArgs {
     /// Directory of the event log.
     #[arg(long, env = "MYOLOG_DATA", default_value = "./myolog-data")]
     pub data: PathBuf,
-}
-
-/// `myolog demo`.
-#[derive(Debug, Clone, Args)]
-pub struct DemoArgs {
-    /// Keep the log in this directory instead of a temporary one.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Stream to an already running server at this URL instead of starting one.
-    #[arg(long)]
-    pub addr: Option<String>,
-    /// Seed of the synthetic cohort.
-    #[arg(long, default_value_t = myolog_synth::DEFAULT_SEED)]
-    pub seed: u64,
-    /// TLS to the server at `--addr` (the demo's own server is plaintext on loopback).
-    #[command(flatten)]
-    pub tls: crate::client::ServerTls,
 }
 
 /// Parses the command line and runs the command.
@@ -245,6 +229,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let config = AppConfig {
         data_dir: args.data.clone(),
         principal: args.principal.clone(),
+        max_events_per_batch: args.security.limits.max_events_per_batch,
     };
     let listener = match tokio::net::TcpListener::bind(args.addr).await {
         Ok(listener) => listener,

@@ -17,11 +17,30 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 
 use crate::client::ServerTls;
-use crate::command::DemoArgs;
+use std::path::PathBuf;
+
+use clap::Args;
 use myolog_server::app::AppConfig;
 use myolog_synth::{self as synth, Cohort, PRIMARY_VISIT, STUDY, VISITS};
 
 /// Why the demo failed.
+/// `myolog demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Keep the log in this directory instead of a temporary one.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Stream to an already running server at this URL instead of starting one.
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Seed of the synthetic cohort.
+    #[arg(long, default_value_t = myolog_synth::DEFAULT_SEED)]
+    pub seed: u64,
+    /// TLS to the server at `--addr` (the demo's own server is plaintext on loopback).
+    #[command(flatten)]
+    pub tls: crate::client::ServerTls,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error("starting the server: {0}")]

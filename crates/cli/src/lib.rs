@@ -12,6 +12,7 @@ pub mod client;
 pub mod command;
 pub mod demo;
 pub mod healthcheck;
+pub mod reference;
 pub mod score;
 pub mod study;
 pub mod telemetry;

@@ -17,16 +17,16 @@ use myolog_server::auth::principals::{PrincipalsFile, valid_id, valid_name};
 use myolog_server::auth::tls::TlsFiles;
 use myolog_server::auth::{Auth, SecurityError, check_listen, tokens};
 
-/// Security flags of `myolog serve`.
-
 /// Limits on what one caller can ask of the server (`serve` flags).
 #[derive(Debug, Clone, Copy, PartialEq, Args)]
 pub struct LimitsArgs {
     /// Largest accepted gRPC message in bytes.
     #[arg(long, env = "MYOLOG_MAX_MESSAGE_BYTES", default_value_t = Limits::default().max_message_bytes)]
     pub max_message_bytes: usize,
-    /// Most events in one batch (Append or one Submit message).
-    #[arg(long, env = "MYOLOG_MAX_EVENTS_PER_BATCH", default_value_t = Limits::default().max_events_per_batch)]
+    /// Most events in one batch (Append or one Submit message): the one batch limit, checked before
+    /// anything is decoded and held by the log itself.
+    #[arg(long, env = "MYOLOG_MAX_EVENTS_PER_BATCH", default_value_t = Limits::default().max_events_per_batch,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_events_per_batch: usize,
     /// Most concurrent calls (open streams included) per principal.
     #[arg(long, env = "MYOLOG_MAX_STREAMS_PER_PRINCIPAL", default_value_t = Limits::default().max_streams_per_principal)]
@@ -46,6 +46,8 @@ impl From<LimitsArgs> for Limits {
         }
     }
 }
+
+/// Security flags of `myolog serve`.
 #[derive(Debug, Clone, Args)]
 pub struct SecurityArgs {
     /// Principals file (TOML, token hashes only). Without one the server listens on loopback only

@@ -1,5 +1,6 @@
-//! Conventions a study chooses where the sources are silent or disagree (spec tags [D], section 9).
-//! Defaults are the spec's; each outcome reports the conventions it used.
+//! Conventions a study chooses where the published sources are silent or disagree (marked [D]; see
+//! `docs/clinical.md#11-conventions-where-the-sources-are-silent`). The defaults are the ones that
+//! page states; each outcome reports the conventions it used.
 
 use crate::mmt8::KendallGrade;
 
@@ -81,7 +82,7 @@ pub struct ScoringConventions {
 /// What a study allows at input: Likert globals, and a number for MMT "trace".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct InputConventions {
-    /// Accept Likert 0-4 globals (off by default: spec section 1).
+    /// Accept Likert 0-4 globals (off by default: `docs/clinical.md#1-imacs-core-set-measures`).
     pub allow_likert_globals: bool,
     /// The Kendall grade a study maps "T"/trace to; `None` rejects trace (default).
     pub mmt_trace_grade: Option<KendallGrade>,

@@ -8,6 +8,7 @@ pub mod biopsy;
 pub mod case;
 pub mod cdasi;
 pub mod conventions;
+pub mod date;
 pub mod enzyme;
 pub mod error;
 pub mod event;

@@ -16,10 +16,10 @@ use myolog_domain::protocol::{
     AttendedVisit, FollowupVisit, GlucocorticoidRecord, Protocol, VisitTiming, protocol_day,
 };
 use myolog_scoring::protocol_eval::{
-    EndpointCohort, EndpointResult, RecordedVisit, SubjectRecord, endpoint_cohort,
-    evaluate_endpoint,
+    EndpointResult, RecordedVisit, SubjectRecord, endpoint_cohort, evaluate_endpoint,
 };
 
+pub use crate::report::ArmedEndpointTable;
 use crate::report::{
     CohortOutcomes, CohortVisit, EndpointOutcome, PairedComparison, Proportion, Summary,
     TisCategories, VisitOutcome, VisitSchedule,
@@ -308,14 +308,6 @@ pub fn subject_endpoints_under(protocol: &Protocol, subject: &Subject) -> Vec<En
 /// One table per protocol endpoint over every enrolled subject (GetCohort), with its per-arm tables.
 pub fn cohort_endpoints(study: &Study) -> Vec<ArmedEndpointTable> {
     endpoint_tables(study)
-}
-
-/// One protocol endpoint tabulated over every enrolled subject and over each arm's subjects.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ArmedEndpointTable {
-    pub pooled: EndpointCohort,
-    /// Per arm of the protocol, in protocol order: (arm code, the table over its subjects).
-    pub arms: Vec<(String, EndpointCohort)>,
 }
 
 /// One table per protocol endpoint over every enrolled subject, each also per arm of the protocol

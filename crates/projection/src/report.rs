@@ -7,7 +7,7 @@ use myolog_domain::event::{ClinicalDate, StudyId, SubjectId, VisitId};
 use myolog_domain::protocol::ResponderStatus;
 use myolog_scoring::CaseOutcome;
 use myolog_scoring::doi::DoiStatus;
-use myolog_scoring::protocol_eval::EndpointResult;
+use myolog_scoring::protocol_eval::{EndpointCohort, EndpointResult};
 use myolog_scoring::tis::{TisCategory, TisStatus};
 
 /// One follow-up visit of one subject scored against the subject's baseline visit.
@@ -227,7 +227,7 @@ pub struct CohortOutcomes {
     pub study_id: String,
     pub enrolled: u32,
     pub visits: Vec<CohortVisit>,
-    pub endpoints: Vec<crate::outcome::ArmedEndpointTable>,
+    pub endpoints: Vec<ArmedEndpointTable>,
     pub eligibility: Option<EligibilityTable>,
     pub as_of_sequence: u64,
 }
@@ -284,4 +284,12 @@ pub struct CriterionCounts {
     pub not_met: u32,
     pub not_applicable: u32,
     pub not_evaluable: u32,
+}
+
+/// One protocol endpoint tabulated over every enrolled subject and over each arm's subjects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmedEndpointTable {
+    pub pooled: EndpointCohort,
+    /// Per arm of the protocol, in protocol order: (arm code, the table over its subjects).
+    pub arms: Vec<(String, EndpointCohort)>,
 }

@@ -195,7 +195,7 @@ impl Projection {
         self.studies.get(study)
     }
 
-    /// Site scope of a writer (issue 9): every SubjectEnrolled of the batch names one of `allowed`,
+    /// Site scope of a writer (a site-scoped token): every SubjectEnrolled of the batch names one of `allowed`,
     /// and every other subject-level event is for a subject enrolled at one of them (per the
     /// projection, or a SubjectEnrolled earlier in the batch). `Err` names the event, the site and
     /// the allowed sites. Subjects not enrolled at all are left to [`Projection::check_batch`].

@@ -1,6 +1,6 @@
 //! One entry point for a baseline/follow-up case: [`score_case`] computes the DOI, the TIS, the
 //! core set measures, HAQ-DI, MMT-8, CDASI, biomarkers, STAT1 and prednisone dose change, and
-//! [`CaseOutcome`] serialises to the result JSON of the `myolog score` contract (issue 2).
+//! [`CaseOutcome`] serialises to the result JSON of the `myolog score` contract (`docs/reference/score-json.md`).
 
 use crate::cdasi::{
     CDASI_ALGORITHM, CdasiScores, CdasiSeverity, cdasi_change, cdasi_scores, cdasi_severity,

@@ -33,14 +33,19 @@ pub struct AppConfig {
     pub data_dir: PathBuf,
     /// Recorded-by of every event appended through this instance.
     pub principal: String,
+    /// The most events one batch may hold: the one batch limit (`--max-events-per-batch`). The
+    /// guard refuses a larger request before anything is decoded; the log is opened with the same
+    /// bound, so no other path can append more in one batch.
+    pub max_events_per_batch: usize,
 }
 
 impl AppConfig {
-    /// A configuration with the default principal.
+    /// A configuration with the default principal and the default batch limit.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
             principal: DEFAULT_PRINCIPAL.to_string(),
+            max_events_per_batch: crate::auth::limits::Limits::default().max_events_per_batch,
         }
     }
 }
@@ -81,7 +86,11 @@ impl App {
     /// Opens the log and rebuilds the projection by replaying it (blocking: call from a blocking
     /// context, e.g. `spawn_blocking`).
     pub fn open_blocking(config: &AppConfig) -> Result<App, StartError> {
-        let log = EventLog::open(&config.data_dir, LogOptions::default())?;
+        let options = LogOptions {
+            max_batch_events: config.max_events_per_batch,
+            ..LogOptions::default()
+        };
+        let log = EventLog::open(&config.data_dir, options)?;
         let mut projection = Projection::default();
         let head = log.head();
         for stored in log.read_range(1..=head.seq) {

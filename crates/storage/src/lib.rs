@@ -21,6 +21,7 @@ pub mod format;
 mod index;
 mod leftovers;
 mod log;
+mod read;
 mod replication;
 mod verify;
 mod writer;

@@ -18,6 +18,7 @@ use crate::event::{
 use crate::format::{self, CommitRecord};
 use crate::index::Index;
 use crate::leftovers::{self, DirectoryLock};
+use crate::read::{decode_stored, read_event};
 use crate::replication::{ReplicationError, StoredEvent};
 use crate::verify::{self, VerifyReport};
 use crate::writer::{AppendRequest, CommitShared, HeadWatch, SYNC_LANES, Syncer, Writer};
@@ -560,27 +561,6 @@ impl Iterator for StreamIter {
             })
         }))
     }
-}
-
-pub(crate) fn read_event(
-    tree: &sled::Tree,
-    seq: u64,
-) -> Result<Option<RecordedEvent>, StorageError> {
-    let key = format::event_key(seq);
-    match tree.get(key)? {
-        None => Ok(None),
-        Some(value) => decode_stored(&key, &value).map(Some),
-    }
-}
-
-fn decode_stored(key: &[u8], value: &[u8]) -> Result<RecordedEvent, StorageError> {
-    format::decode_event(value).map_err(|reason| StorageError::Corrupt {
-        location: match format::seq_from_event_key(key) {
-            Some(seq) => format!("event seq {seq}"),
-            None => format!("event key {key:?}"),
-        },
-        reason,
-    })
 }
 
 fn check_name(field: &'static str, value: &str) -> Result<(), InvalidEvent> {

@@ -306,7 +306,7 @@ impl Writer {
                     .and_then(|at| batch.get(at))
                     .map(|earlier| earlier.event_id.clone())
             } else {
-                crate::log::read_event(&self.tree, seq)?.map(|earlier| earlier.event_id)
+                crate::read::read_event(&self.tree, seq)?.map(|earlier| earlier.event_id)
             };
             if earlier_id.as_deref() == Some(event.event_id.as_str()) {
                 return Err(refuse(Refusal::DuplicateEventId {

@@ -611,7 +611,7 @@ impl Writer {
                 continue;
             }
             let stored =
-                crate::log::read_event(&self.tree, seq)?.ok_or_else(|| StorageError::Corrupt {
+                crate::read::read_event(&self.tree, seq)?.ok_or_else(|| StorageError::Corrupt {
                     location: format!("event seq {seq}"),
                     reason: crate::error::DecodeError::Truncated {
                         field: "indexed event (missing)",

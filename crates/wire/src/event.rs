@@ -30,8 +30,6 @@ use myolog_projection::Violation;
 
 /// The baseline visit id when a study does not name one.
 pub const DEFAULT_BASELINE_VISIT: &str = "baseline";
-/// Largest accepted batch.
-pub const MAX_BATCH_EVENTS: usize = 1000;
 
 /// A field path below another (`{parent}.{name}` or `{parent}.{name}[{index}]`), turned into text only
 /// when a violation names it: formatting every path of every valid event up front was about a third
@@ -138,21 +136,13 @@ impl Checker {
     }
 }
 
-/// Maps a whole batch. Either every event is valid, or the violations of all of them.
+/// Maps a whole batch. Either every event is valid, or the violations of all of them. How many
+/// events a batch may hold is the service's limit (`--max-events-per-batch`), checked before this.
 pub fn batch_from_proto(events: &[pb::Event]) -> Result<Vec<Event>, Vec<Violation>> {
     if events.is_empty() {
         return Err(vec![Violation::new(
             "events",
             "a batch needs at least one event",
-        )]);
-    }
-    if events.len() > MAX_BATCH_EVENTS {
-        return Err(vec![Violation::new(
-            "events",
-            format!(
-                "{} events; at most {MAX_BATCH_EVENTS} per batch",
-                events.len()
-            ),
         )]);
     }
     let mut out = Vec::with_capacity(events.len());

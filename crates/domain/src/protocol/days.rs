@@ -2,7 +2,7 @@
 //! visit's day is the number of calendar days since then, negative before it. This is the day every
 //! window, baseline and glucocorticoid rule in a protocol is written in.
 
-use crate::event::ClinicalDate;
+use crate::date::ClinicalDate;
 
 /// Days from `day_zero` to `date` (negative when `date` is earlier), in the proleptic Gregorian
 /// calendar.
