@@ -8,7 +8,7 @@ use super::ct;
 use super::model::{
     CompareOp, CriterionCategory, EpochType, InterventionRole, Level, Measure, Protocol, Rule,
 };
-use crate::event::ClinicalDate;
+use crate::date::ClinicalDate;
 use rust_decimal::Decimal;
 use serde::Serialize;
 

@@ -14,7 +14,7 @@ use super::model::{
     Objective, Outcome, OutcomeName, PercentChangeRule, Protocol, RegistryId, ResponderRule, Rule,
     Study, TrialSummary,
 };
-use crate::event::ClinicalDate;
+use crate::date::ClinicalDate;
 use crate::lab::LabCode;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
