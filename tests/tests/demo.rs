@@ -44,10 +44,13 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         "Endpoints by the protocol (STIR v1 registered as STIR-DEMO; subjects, missing, not evaluable, outside window)",
         "  DOI_W12     10  0  0  0  responders 8/10 (80.0%; 95% CI 44.4% to 97.5%, Clopper-Pearson)",
         // Eligibility (GetCohort): every subject an adult with CDASI activity >= 15 at baseline and
-        // muscle disease not active (IN03 not applicable); S007's prednisone stable only 2 weeks.
-        "Eligibility by the protocol (STIR v1 registered as STIR-DEMO): 9/10 eligible, 1 not eligible, 0 not evaluable",
+        // muscle disease not active (IN03 not applicable); S007's prednisone stable only 1 week (STIR
+        // asks for 2). The demo sends no glucocorticoid record before the baseline day, so STIR's
+        // "no more than 80 mg/day within 8 weeks" (IN05) is not evaluable for anyone.
+        "Eligibility by the protocol (STIR v1 registered as STIR-DEMO): 0/10 eligible, 1 not eligible, 9 not evaluable",
         "  IN03         0        0              10              0  If muscle disease is active, MMT-8 below 142 of 150",
-        "  IN04         9        1               0              0  Prednisone at most 20 mg/day, stable for at least 4 weeks",
+        "  IN04         9        1               0              0  Prednisone at most 20 mg/day at entry, stable for at least 2 weeks before baseline",
+        "  IN05         0        0               0             10  No prednisone equivalent above 80 mg/day within 8 weeks before study entry",
     ] {
         assert!(
             text.contains(expected),
@@ -99,13 +102,16 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
             .collect()
     };
     let demo_table = from(&text, "Eligibility by the protocol");
-    assert_eq!(demo_table.len(), 6, "{text}");
+    assert_eq!(demo_table.len(), 10, "{text}");
     let mut expected = demo_table;
     expected.push("  subject  verdict        criteria".into());
     for index in 0..10 {
         expected.push(match index {
-            6 => "  S007     not eligible   not met: IN04".into(),
-            _ => format!("  {:<8} eligible", synth::subject_id(index)),
+            6 => "  S007     not eligible   not met: IN04; not evaluable: IN05".into(),
+            _ => format!(
+                "  {:<8} not evaluable  not evaluable: IN05",
+                synth::subject_id(index)
+            ),
         });
     }
     assert_eq!(
@@ -131,4 +137,36 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         );
     }
     server.stop().await.expect("stops");
+
+    // `myolog study export --tdm DIR --data LOG` on the stopped demo log: TS gets SSTDTC from the
+    // earliest informed consent (S001's, 14 days before its day 0), ACTSUB 10 and the data cut-off.
+    let tdm = dir.path().join("tdm");
+    let mut out = Vec::new();
+    myolog_cli::study::export_with(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../protocols/stir.toml"),
+        &tdm,
+        &myolog_cli::study::ExportOptions {
+            data: Some(dir.path().to_path_buf()),
+            with_assumptions: false,
+        },
+        &mut out,
+    )
+    .expect("export with the demo's data");
+    let ts = std::fs::read_to_string(tdm.join("ts.csv")).expect("ts.csv");
+    let value = |code: &str| {
+        ts.lines()
+            .find(|line| line.split(',').nth(4) == Some(code))
+            .and_then(|line| line.split(',').nth(6))
+            .map(str::to_string)
+    };
+    assert_eq!(value("SSTDTC"), Some(synth::date_from_days(19_730 - 14)));
+    assert_eq!(value("ACTSUB"), Some("10".to_string()));
+    assert!(value("DCUTDTC").is_some(), "{ts}");
+    let printed = String::from_utf8(out).expect("utf-8");
+    assert!(
+        printed.starts_with(
+            "TS values that are assumptions [D], left out (--with-assumptions exports them): "
+        ),
+        "{printed}"
+    );
 }

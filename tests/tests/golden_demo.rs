@@ -1,8 +1,9 @@
 //! The golden demo log (`tests/data/golden-demo/`, written by an earlier build) replayed and
 //! exported by today's code: every output is byte-identical to what that build wrote, up to the
 //! intended changes named in `INTENDED`: the protocol version each outcome was scored under (in the
-//! result's `conventions` and in the provenance) and citations of `docs/clinical.md`. The demo study
-//! uses STIR's default conventions, so no score may change.
+//! result's `conventions` and in the provenance), citations of `docs/clinical.md`, the DOI definition's
+//! wording, and the CDASI severity band of an activity of exactly 14 (mild, as the source says). The
+//! demo study uses STIR's default conventions, so no other score may change.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -34,13 +35,49 @@ fn unpack(dir: &Path) -> PathBuf {
 /// What today's outputs change in the golden bytes, literally: the files it applies to (by name
 /// prefix), the text the earlier build wrote and the text that replaces it.
 const INTENDED: &[(&str, &str, &str)] = &[
-    // Definitions cite the repository's own clinical document.
+    // Definitions cite the repository's own clinical document, and the DOI definition says what
+    // Rider et al. 2004 say of it: the top-ranked definition is "common to the adult and pediatric
+    // working groups", so there is no juvenile variant left unapplied.
     (
         "",
         // The earlier build cited an outside document; split so the self-containment check, which
         // rejects that citation anywhere else, does not flag the recorded text itself.
-        concat!("adult IMACS DOI (spec ", "section 3)"),
-        "adult IMACS DOI (docs/clinical.md#5-imacs-definition-of-improvement)",
+        concat!(
+            "adult IMACS DOI (spec ",
+            "section 3), also for juvenile cases; the juvenile variant is not applied"
+        ),
+        "IMACS DOI common to the adult and paediatric working groups (Rider 2004; \
+         docs/clinical.md#5-imacs-definition-of-improvement)",
+    ),
+    // The CDASI severity rule names the side each cut-off value falls on: Anyanwu 2015 call an
+    // activity of "14 or less" mild (Stanford), so exactly 14 is now mild.
+    (
+        "replay",
+        "\"severity_rule\":\"activity >= cut-off: moderate_severe; below: mild\"",
+        "\"severity_rule\":\"activity <= 14: mild; above: moderate_severe (Anyanwu 2015: 14 or less is mild)\"",
+    ),
+    // The three demo follow-ups with a CDASI activity of exactly 14 move from moderate/severe to mild
+    // under the Stanford cut-off (same reason); no other score changes.
+    (
+        "replay",
+        "{\"activity\":14,\"damage\":1},\"activity_change\":-2,\"damage_change\":0,\"mcid_reached\":false,\
+         \"severity\":{\"baseline\":\"moderate_severe\",\"followup\":\"moderate_severe\"}",
+        "{\"activity\":14,\"damage\":1},\"activity_change\":-2,\"damage_change\":0,\"mcid_reached\":false,\
+         \"severity\":{\"baseline\":\"moderate_severe\",\"followup\":\"mild\"}",
+    ),
+    (
+        "replay",
+        "{\"activity\":14,\"damage\":0},\"activity_change\":-9,\"damage_change\":0,\"mcid_reached\":true,\
+         \"severity\":{\"baseline\":\"moderate_severe\",\"followup\":\"moderate_severe\"}",
+        "{\"activity\":14,\"damage\":0},\"activity_change\":-9,\"damage_change\":0,\"mcid_reached\":true,\
+         \"severity\":{\"baseline\":\"moderate_severe\",\"followup\":\"mild\"}",
+    ),
+    (
+        "replay",
+        "{\"activity\":14,\"damage\":0},\"activity_change\":-10,\"damage_change\":0,\"mcid_reached\":true,\
+         \"severity\":{\"baseline\":\"moderate_severe\",\"followup\":\"moderate_severe\"}",
+        "{\"activity\":14,\"damage\":0},\"activity_change\":-10,\"damage_change\":0,\"mcid_reached\":true,\
+         \"severity\":{\"baseline\":\"moderate_severe\",\"followup\":\"mild\"}",
     ),
     // Outcomes name the protocol version whose conventions scored them.
     (

@@ -97,13 +97,15 @@ const NORMAL: Forms = Forms {
     labs: None,
 };
 
-/// One subject as sent: arm, enrolment facts (age, muscle active, weeks of stable prednisone), the
-/// visits (id, protocol day, forms) and dose records (visit id, day, study drug or not, mg/day).
+/// One subject as sent: arm, enrolment facts (age, muscle active, weeks of stable prednisone, and
+/// `extra` setting the other facts of the enrolment event), the visits (id, protocol day, forms) and
+/// dose records (visit id, SCR for history before the study; day; study drug or not; mg/day).
 #[derive(Debug, Clone)]
 struct SubjectInput {
     id: &'static str,
     arm: &'static str,
     facts: (Option<u32>, Option<bool>, Option<u32>),
+    extra: fn(&mut pb::SubjectEnrolled),
     visits: Vec<(&'static str, i64, Forms)>,
     doses: Vec<(&'static str, i64, bool, &'static str)>,
 }
@@ -320,21 +322,23 @@ fn forms(study: &str, subject: &str, visit: &str, day: i64, forms: &Forms) -> Ve
 
 fn enrolment(study: &str, subject: &SubjectInput) -> pb::Event {
     let (age_years, muscle_active, prednisone_stable_weeks) = subject.facts;
+    let mut enrolled = pb::SubjectEnrolled {
+        arm: subject.arm.into(),
+        population: 0,
+        site_id: String::new(),
+        age_years,
+        muscle_active,
+        prednisone_stable_weeks,
+        ..Default::default()
+    };
+    (subject.extra)(&mut enrolled);
     event(
         study,
         subject.id,
         "",
         0,
         "enrolled",
-        pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
-            arm: subject.arm.into(),
-            population: 0,
-            site_id: String::new(),
-            age_years,
-            muscle_active,
-            prednisone_stable_weeks,
-            ..Default::default()
-        }),
+        pb::event::Body::SubjectEnrolled(enrolled),
     )
     .with_id(format!("{study}.{}.enrolled", subject.id))
 }
@@ -1059,8 +1063,13 @@ fn arm_names(file: &str) -> std::collections::HashMap<String, String> {
 const STIR_LABS_BL: Option<(&str, &str, &str)> = Some(("400", "1000", "3"));
 const STIR_LABS_W12: Option<(&str, &str, &str)> = Some(("100", "250", "1"));
 
-/// STIR (single arm TOFA). Eligibility: IN01 age >= 18; IN02 CDASI activity >= 5; IN03 if muscle
-/// active, MMT-8 < 142; IN04 prednisone <= 20 mg/day and stable >= 4 weeks.
+/// STIR (single arm TOFA). Eligibility (CTX-STIR): IN01 age >= 18; IN02 CDASI activity >= 5; IN03 if
+/// muscle active, MMT-8 < 142; IN04 prednisone <= 20 mg/day and stable >= 2 weeks (4 in the earlier
+/// file, an assumption the registry text corrected; no subject here changes verdict by it); IN05 no
+/// more than 80 mg/day within 8 weeks before baseline, from the dose records; IN06 Bohan and Peter
+/// definite or probable for >= 6 months; IN07 skin biopsy proven; IN08 negative cancer screening.
+/// IN05-IN08 are new: their verdicts are derived next to `expected` below, and they change S06's
+/// overall verdict from not evaluable to not eligible (90 mg/day in effect 8 weeks before baseline).
 ///
 /// - S01: 40 y, muscle active, MMT-8 130, CDASI 20, 10 mg for 6 weeks: all met, eligible. W4, W8 in
 ///   window; W12 (day 84) and the optional W16 STRONG, with labs.
@@ -1073,8 +1082,8 @@ const STIR_LABS_W12: Option<(&str, &str, &str)> = Some(("100", "250", "1"));
 ///   evaluable): not eligible. W12 unchanged: DOI not met, TIS 0.
 /// - S05: 30 y, no CDASI at baseline (IN02 not evaluable), muscle not active: not evaluable. W12
 ///   STRONG: CDASI endpoints not evaluable (no baseline CDASI).
-/// - S06: 60 y, muscle active but no MMT-8 (IN03 not evaluable), 20 mg for exactly 4 weeks (IN04
-///   met at both bounds): not evaluable. W12 STRONG: DOI met on 5 measures, TIS not evaluable.
+/// - S06: 60 y, muscle active but no MMT-8 (IN03 not evaluable), 20 mg for 4 weeks (IN04 met at the
+///   dose bound): not eligible by IN05. W12 STRONG: DOI met on 5 measures, TIS not evaluable.
 fn stir() -> (Trial, Expected) {
     let bl_labs = Forms {
         labs: STIR_LABS_BL,
@@ -1093,6 +1102,12 @@ fn stir() -> (Trial, Expected) {
             id: "S01",
             arm: "TOFA",
             facts: (Some(40), Some(true), Some(6)),
+            extra: |e| {
+                e.bohan_peter_definite_or_probable = Some(true);
+                e.disease_duration_months = Some(12);
+                e.skin_biopsy_proven = Some(true);
+                e.negative_cancer_screening = Some(true);
+            },
             visits: vec![
                 ("BL", 0, bl_labs),
                 ("W4", 28, MODERATE),
@@ -1100,12 +1115,13 @@ fn stir() -> (Trial, Expected) {
                 ("W12", 84, strong_labs),
                 ("W16", 112, STRONG),
             ],
-            doses: vec![("BL", 0, false, "10")],
+            doses: vec![("SCR", -70, false, "15"), ("BL", 0, false, "10")],
         },
         SubjectInput {
             id: "S02",
             arm: "TOFA",
             facts: (Some(17), Some(false), Some(6)),
+            extra: |_| {},
             visits: vec![("BL", 0, bl_labs), ("W12", 95, moderate_labs)],
             doses: vec![("BL", 0, false, "10")],
         },
@@ -1113,6 +1129,11 @@ fn stir() -> (Trial, Expected) {
             id: "S03",
             arm: "TOFA",
             facts: (None, None, Some(2)),
+            extra: |e| {
+                e.bohan_peter_definite_or_probable = Some(true);
+                e.disease_duration_months = Some(3);
+                e.skin_biopsy_proven = Some(false);
+            },
             visits: vec![
                 (
                     "BL",
@@ -1124,12 +1145,17 @@ fn stir() -> (Trial, Expected) {
                 ),
                 ("W4", 18, MODERATE),
             ],
-            doses: vec![("BL", 0, false, "25")],
+            doses: vec![("SCR", -30, false, "100"), ("BL", 0, false, "25")],
         },
         SubjectInput {
             id: "S04",
             arm: "TOFA",
             facts: (Some(50), Some(true), None),
+            extra: |e| {
+                e.bohan_peter_definite_or_probable = Some(false);
+                e.skin_biopsy_proven = Some(true);
+                e.negative_cancer_screening = Some(false);
+            },
             visits: vec![
                 (
                     "BL",
@@ -1154,15 +1180,27 @@ fn stir() -> (Trial, Expected) {
             id: "S05",
             arm: "TOFA",
             facts: (Some(30), Some(false), Some(8)),
+            extra: |e| {
+                e.bohan_peter_definite_or_probable = Some(true);
+                e.disease_duration_months = Some(6);
+                e.skin_biopsy_proven = Some(true);
+                e.negative_cancer_screening = Some(true);
+            },
             visits: vec![("BL", -2, Forms { cdasi: None, ..B }), ("W12", 84, STRONG)],
-            doses: vec![("BL", -2, false, "5")],
+            doses: vec![("SCR", -80, false, "10"), ("BL", -2, false, "5")],
         },
         SubjectInput {
             id: "S06",
             arm: "TOFA",
             facts: (Some(60), Some(true), Some(4)),
+            extra: |e| {
+                e.bohan_peter_definite_or_probable = Some(true);
+                e.disease_duration_months = Some(24);
+                e.skin_biopsy_proven = Some(true);
+                e.negative_cancer_screening = Some(true);
+            },
             visits: vec![("BL", 0, Forms { mmt: None, ..B }), ("W12", 84, STRONG)],
-            doses: vec![("BL", 0, false, "20")],
+            doses: vec![("SCR", -60, false, "90"), ("BL", 0, false, "20")],
         },
     ];
     let trial = Trial {
@@ -1174,40 +1212,101 @@ fn stir() -> (Trial, Expected) {
             "unknown visit `W13`; expected one of SCR, BL, W4, W8, W12, W16 (protocol STIR v1)",
         ),
     };
+    // IN05 reads the glucocorticoid records: the highest dose in effect within 8 weeks (56 days)
+    // before the baseline visit. S01: 15 mg from day -70 (in effect at day -56), then 10: max 15,
+    // met. S02: only the baseline-day record, so days -56 to -1 are unknown and 10 <= 80 cannot be
+    // shown: not evaluable. S03: 100 mg on day -30 is inside the window, above 80 whatever came
+    // before: not met. S04: no record: not evaluable. S05 (baseline day -2): 10 mg from day -80, 78
+    // days before baseline: max 10, met. S06: 90 mg from day -60, in effect when the window opens:
+    // not met, which makes S06 not eligible (it was not evaluable under the earlier file).
+    // IN06-IN08 read the enrolment facts set in `extra`; S02 has none of them (not evaluable).
     let expected = Expected {
-        eligible: (1, 3, 2),
+        eligible: (1, 4, 1),
         criteria: vec![
             ("IN01", [4, 1, 0, 1]),
             ("IN02", [4, 1, 0, 1]),
             ("IN03", [1, 1, 2, 2]),
             ("IN04", [4, 1, 0, 1]),
+            ("IN05", [2, 2, 0, 2]),
+            ("IN06", [3, 2, 0, 1]),
+            ("IN07", [4, 1, 0, 1]),
+            ("IN08", [3, 1, 0, 2]),
         ],
         subject_eligibility: vec![
-            ("S01", "eligible", vec!["met", "met", "met", "met"]),
+            (
+                "S01",
+                "eligible",
+                vec!["met", "met", "met", "met", "met", "met", "met", "met"],
+            ),
             (
                 "S02",
                 "not_eligible",
-                vec!["not_met", "met", "not_applicable", "met"],
+                vec![
+                    "not_met",
+                    "met",
+                    "not_applicable",
+                    "met",
+                    "not_evaluable",
+                    "not_evaluable",
+                    "not_evaluable",
+                    "not_evaluable",
+                ],
             ),
             (
                 "S03",
                 "not_eligible",
-                vec!["not_evaluable", "not_met", "not_evaluable", "not_met"],
+                vec![
+                    "not_evaluable",
+                    "not_met",
+                    "not_evaluable",
+                    "not_met",
+                    "not_met",
+                    "not_met",
+                    "not_met",
+                    "not_evaluable",
+                ],
             ),
             (
                 "S04",
                 "not_eligible",
-                vec!["met", "met", "not_met", "not_evaluable"],
+                vec![
+                    "met",
+                    "met",
+                    "not_met",
+                    "not_evaluable",
+                    "not_evaluable",
+                    "not_met",
+                    "met",
+                    "not_met",
+                ],
             ),
             (
                 "S05",
                 "not_evaluable",
-                vec!["met", "not_evaluable", "not_applicable", "met"],
+                vec![
+                    "met",
+                    "not_evaluable",
+                    "not_applicable",
+                    "met",
+                    "met",
+                    "met",
+                    "met",
+                    "met",
+                ],
             ),
             (
                 "S06",
-                "not_evaluable",
-                vec!["met", "met", "not_evaluable", "met"],
+                "not_eligible",
+                vec![
+                    "met",
+                    "met",
+                    "not_evaluable",
+                    "met",
+                    "not_met",
+                    "met",
+                    "met",
+                    "met",
+                ],
             ),
         ],
         // DOI_W12 met by S01, S02, S05, S06, not by S04, S03 missing (left out): 4/5.
@@ -1234,6 +1333,8 @@ fn stir() -> (Trial, Expected) {
             table("CXCL10_W12", 6, 1, 3, 1, None, None),
             table("STAT1_W12", 6, 1, 3, 1, None, None),
             table("DOI_W16", 6, 5, 0, 0, Some((1, 1, "2.50", "100.00")), None),
+            // CTG-STIR's CDASI time frame "Up to 16 weeks": only S01 attended week 16.
+            table("CDASI_W16", 6, 5, 0, 0, None, None),
         ],
         // A single arm: its table is the pooled one.
         arms: vec!["TOFA"],
@@ -1324,8 +1425,13 @@ fn stir() -> (Trial, Expected) {
     (trial, expected)
 }
 
-/// MYOJAK (IMMED from day 0; DELAYED starts on day 84 and reads 12 weeks later). Eligibility: IN01
-/// age >= 18; IN02 MMT-8 < 150 or CDASI activity >= 5.
+/// MYOJAK (IMMED from day 0; DELAYED starts on day 84 and reads 12 weeks later). Eligibility
+/// (CTX-MYOJAK): IN01 age at least 18; IN02 (MMT-8 below 150 or FI-3 below 20 %) and another sign
+/// of activity (the earlier file had "MMT-8 below 150 or CDASI activity of 5 or more"); IN03
+/// prednisolone at most 20 mg/day, stable for at least 4 weeks; IN04 EULAR/ACR probability of at
+/// least 55 %; IN05 at least 12 weeks of glucocorticoid with a run of at least 20 mg/day for at least
+/// 4 weeks. I01 and D02 get the facts and dose history that meet IN03-IN05; I02 stays not eligible,
+/// now because full strength and normal endurance fail IN02 despite a rash.
 ///
 /// - I01 IMMED: 45 y, MMT-8 130: eligible. W12 STRONG; W24 STRONG on day 180, 5 days after [161,
 ///   175] (late: every endpoint reading the immediate arm's W24 has a deviation).
@@ -1346,14 +1452,26 @@ fn myojak() -> (Trial, Expected) {
         SubjectInput {
             id: "I01",
             arm: "IMMED",
-            facts: (Some(45), None, None),
+            facts: (Some(45), None, Some(6)),
+            extra: |e| {
+                e.eular_acr_probability_percent = Some("90".into());
+                e.glucocorticoid_treated_weeks = Some(20);
+            },
             visits: vec![("BL", 0, B), ("W12", 84, STRONG), ("W24", 180, STRONG)],
-            doses: vec![("BL", 0, true, "4")],
+            doses: vec![
+                ("SCR", -140, false, "30"),
+                ("SCR", -42, false, "15"),
+                ("BL", 0, true, "4"),
+            ],
         },
         SubjectInput {
             id: "I02",
             arm: "IMMED",
             facts: (Some(16), None, None),
+            extra: |e| {
+                e.fi3_percent_of_upper = Some("85".into());
+                e.active_extramuscular_disease = Some(true);
+            },
             visits: vec![
                 (
                     "BL",
@@ -1380,6 +1498,7 @@ fn myojak() -> (Trial, Expected) {
             id: "D01",
             arm: "DELAYED",
             facts: (None, None, None),
+            extra: |_| {},
             visits: vec![
                 (
                     "BL",
@@ -1399,9 +1518,13 @@ fn myojak() -> (Trial, Expected) {
         SubjectInput {
             id: "D02",
             arm: "DELAYED",
-            facts: (Some(70), None, None),
+            facts: (Some(70), None, Some(4)),
+            extra: |e| {
+                e.eular_acr_probability_percent = Some("55".into());
+                e.glucocorticoid_treated_weeks = Some(12);
+            },
             visits: vec![("BL", 0, d02), ("W12", 84, d02), ("W24", 158, STRONG)],
-            doses: vec![("W12", 84, true, "4")],
+            doses: vec![("SCR", -100, false, "20"), ("W12", 84, true, "4")],
         },
     ];
     let trial = Trial {
@@ -1409,9 +1532,9 @@ fn myojak() -> (Trial, Expected) {
         study: "MYOJAK",
         subjects,
         unknown_visit: (
-            // Known to the protocol, but planned for the delayed arm only.
-            "W36",
-            "visit `W36` is not planned for arm `IMMED`; expected one of SCR, BL, W4, W8, W12, W16, W20, W24 (protocol MYOJAK v1)",
+            // Known to the protocol, but planned for the delayed arm only (its safety follow-up).
+            "W40",
+            "visit `W40` is not planned for arm `IMMED`; expected one of SCR, BL, W4, W8, W12, W16, W20, W24, W28, W32, W36 (protocol MYOJAK v1)",
         ),
     };
     // TIS_W12 (BL -> W12): I01 87.5, I02 0, D02 0, D01 not evaluable (no BL MMT-8).
@@ -1421,18 +1544,50 @@ fn myojak() -> (Trial, Expected) {
     // TIS_24W_DRUG: I01 BL -> W24 87.5 (late), I02 missing, D01 W12 -> W36 87.5, D02 missing.
     // DOI_W12 (DOI met): I01 only; I02, D02 unchanged; D01 unchanged on its 5 measures: 1/4.
     // DOI_24W_DRUG: I01 (BL -> W24) and D01 (W12 -> W36) met, the others missing: 2/2.
+    // IN02 = (MMT-8 < 150 or FI-3 < 20 %) and (an enzyme > ULN, recent biopsy/MRI inflammation, or
+    // active extramuscular disease). I01: MMT-8 130 and CK 800 (ULN 200): met. I02: MMT-8 150 and FI-3
+    // 85 % (no weakness, normal endurance) with CK 800 and a rash: the first group fails, not met.
+    // D01: MMT-8 and FI-3 unknown: not evaluable. D02: MMT-8 145 and CK 800: met.
+    // IN03 prednisolone <= 20 mg/day stable >= 4 weeks: I01 15 mg (the record of day -42) for 6
+    // weeks, D02 20 mg for 4 weeks (both edges inclusive): met; I02 and D01 have no glucocorticoid
+    // record nor stable weeks: not evaluable. IN04 EULAR/ACR probability >= 55 %: I01 90, D02 55
+    // (edge): met. IN05 >= 12 weeks treated and a run of >= 20 mg/day for >= 4 weeks: I01 20 weeks
+    // and 30 mg over days -140 to -42 (98 days); D02 12 weeks (edge) and 20 mg from day -100 to
+    // baseline (100 days): met; I02, D01 not evaluable.
     let expected = Expected {
         eligible: (2, 1, 1),
-        criteria: vec![("IN01", [2, 1, 0, 1]), ("IN02", [2, 1, 0, 1])],
+        criteria: vec![
+            ("IN01", [2, 1, 0, 1]),
+            ("IN02", [2, 1, 0, 1]),
+            ("IN03", [2, 0, 0, 2]),
+            ("IN04", [2, 0, 0, 2]),
+            ("IN05", [2, 0, 0, 2]),
+        ],
         subject_eligibility: vec![
-            ("I01", "eligible", vec!["met", "met"]),
-            ("I02", "not_eligible", vec!["not_met", "not_met"]),
+            ("I01", "eligible", vec!["met", "met", "met", "met", "met"]),
+            (
+                "I02",
+                "not_eligible",
+                vec![
+                    "not_met",
+                    "not_met",
+                    "not_evaluable",
+                    "not_evaluable",
+                    "not_evaluable",
+                ],
+            ),
             (
                 "D01",
                 "not_evaluable",
-                vec!["not_evaluable", "not_evaluable"],
+                vec![
+                    "not_evaluable",
+                    "not_evaluable",
+                    "not_evaluable",
+                    "not_evaluable",
+                    "not_evaluable",
+                ],
             ),
-            ("D02", "eligible", vec!["met", "met"]),
+            ("D02", "eligible", vec!["met", "met", "met", "met", "met"]),
         ],
         tables: vec![
             table("TIS_W12", 4, 0, 1, 0, None, None),
@@ -1595,10 +1750,15 @@ fn myojak() -> (Trial, Expected) {
     (trial, expected)
 }
 
-/// BIRD (BARI or PBO). Eligibility: IN01 18 <= age < 65; IN02 MMT-8 < 145 or CDASI activity > 20;
-/// IN03 at least 2 of (3 globals > 3 cm, HAQ-DI > 0.25, an enzyme above ULN); IN04 prednisone
-/// < 30 mg/day and stable >= 4 weeks. PFTIS_W24: TIS >= 40 and 0 mg/day over days 140-168 with a
-/// record in them, non-responder imputation.
+/// BIRD (BARI or PBO). Eligibility (IGN-BIRD-EL): IN01 18 <= age < 65; IN02 MMT-8 < 145 or CDASI
+/// activity > 20; IN03 at least 2 of (3 globals > 3 cm, HAQ-DI > 0.25, an enzyme above ULN); IN04
+/// for relapsing patients exposed to corticosteroids, prednisone below 30 mg/day and stable for at
+/// least 4 weeks (every subject in the earlier file); IN05 for relapsing patients on an
+/// immunosuppressant, stable for at least 3 months; IN06 DM by the 239th ENMC criteria; IN07 consent
+/// on or before baseline; EX01 severe swallowing trouble excludes. The overall verdicts are those of
+/// the earlier file; B04 (naive) is no longer held to IN04, and fails IN03 and IN07 instead.
+/// PFTIS_W24: TIS >= 40 and 0 mg/day over days 140-168 with a record in them, non-responder
+/// imputation.
 ///
 /// - B01 BARI: 40 y, B, 10 mg for 6 weeks: eligible. W24 STRONG; prednisone 0 from day 139 and a
 ///   0 mg record on day 168: prednisone-free responder.
@@ -1608,9 +1768,10 @@ fn myojak() -> (Trial, Expected) {
 /// - B03 BARI: nothing but PhGA 6.0 and CDASI 20 at BL, no facts, no dose: every criterion not
 ///   evaluable (IN02: CDASI 20 is not > 20, MMT-8 unknown; IN03: 1 abnormal, 4 unknown). W24 never
 ///   attended: missing, a non-responder under NRI.
-/// - B04 PBO: 30 y, NORMAL core set (IN03 not met: 0 of 5 abnormal), MMT-8 130 and CDASI 25,
-///   20 mg for 8 weeks: not eligible. W24 on day 180 (late) without HAQ-DI: TIS not evaluable, so
-///   prednisone-free not evaluable (a non-responder under NRI); DOI evaluable on 5 measures.
+/// - B04 PBO: 30 y, treatment-naive, NORMAL core set (IN03 not met: 0 of 5 abnormal), MMT-8 130 and
+///   CDASI 25, 20 mg for 8 weeks, consent 3 days after baseline: not eligible. W24 on day 180 (late)
+///   without HAQ-DI: TIS not evaluable, so prednisone-free not evaluable (a non-responder under
+///   NRI); DOI evaluable on 5 measures.
 /// - B05 BARI: 64 y (< 65), 29 mg for exactly 4 weeks: eligible. W24 STRONG on day 158 (early);
 ///   prednisone 0 from day 140, the window's first day: responder.
 fn bird() -> (Trial, Expected) {
@@ -1623,6 +1784,15 @@ fn bird() -> (Trial, Expected) {
             id: "B01",
             arm: "BARI",
             facts: (Some(40), None, Some(6)),
+            extra: |e| {
+                e.treatment_naive = Some(false);
+                e.glucocorticoid_exposed = Some(true);
+                e.on_immunosuppressant = Some(true);
+                e.immunosuppressant_stable_months = Some(6);
+                e.enmc_239_dermatomyositis = Some(true);
+                e.informed_consent_date = Some(date(-14));
+                e.severe_swallowing_trouble = Some(false);
+            },
             visits: vec![("BL", 0, B), ("W24", 168, STRONG)],
             doses: vec![
                 ("BL", 0, false, "10"),
@@ -1634,6 +1804,14 @@ fn bird() -> (Trial, Expected) {
             id: "B02",
             arm: "PBO",
             facts: (Some(70), None, Some(6)),
+            extra: |e| {
+                e.treatment_naive = Some(false);
+                e.glucocorticoid_exposed = Some(true);
+                e.on_immunosuppressant = Some(false);
+                e.enmc_239_dermatomyositis = Some(true);
+                e.informed_consent_date = Some(date(0));
+                e.severe_swallowing_trouble = Some(true);
+            },
             visits: vec![("BL", 0, b02), ("W24", 168, MODERATE)],
             doses: vec![("BL", 0, false, "30"), ("W20", 150, false, "5")],
         },
@@ -1641,6 +1819,7 @@ fn bird() -> (Trial, Expected) {
             id: "B03",
             arm: "BARI",
             facts: (None, None, None),
+            extra: |_| {},
             visits: vec![(
                 "BL",
                 0,
@@ -1656,6 +1835,12 @@ fn bird() -> (Trial, Expected) {
             id: "B04",
             arm: "PBO",
             facts: (Some(30), None, Some(8)),
+            extra: |e| {
+                e.treatment_naive = Some(true);
+                e.enmc_239_dermatomyositis = Some(true);
+                e.informed_consent_date = Some(date(3));
+                e.severe_swallowing_trouble = Some(false);
+            },
             visits: vec![
                 ("BL", 0, NORMAL),
                 (
@@ -1673,6 +1858,15 @@ fn bird() -> (Trial, Expected) {
             id: "B05",
             arm: "BARI",
             facts: (Some(64), None, Some(4)),
+            extra: |e| {
+                e.treatment_naive = Some(false);
+                e.glucocorticoid_exposed = Some(true);
+                e.on_immunosuppressant = Some(true);
+                e.immunosuppressant_stable_months = Some(3);
+                e.enmc_239_dermatomyositis = Some(true);
+                e.informed_consent_date = Some(date(-1));
+                e.severe_swallowing_trouble = Some(false);
+            },
             visits: vec![("BL", 0, B), ("W24", 158, STRONG)],
             doses: vec![("BL", 0, false, "29"), ("W20", 140, false, "0")],
         },
@@ -1693,33 +1887,65 @@ fn bird() -> (Trial, Expected) {
     // MCID_W24: B01, B05 (-14) reached; B02 (-3), B04 (0) not: 2/4.
     // DOI_W24: B01, B05 met; B02 met (PhGA, ExtraM 50%, HAQ-DI 20%; MMT-8 145 -> 130 is 10.3%,
     //   not a worsening); B04 nothing improved on its 5 measures; B03 missing: 3/4.
+    // IN04/IN05 apply to relapsing (non-naive) patients only: B01 and B05 are relapsing, on
+    // prednisone and an immunosuppressant (stable 6 and 3 months, the edge): both met. B02 is
+    // relapsing on 30 mg (IN04 not met) without an immunosuppressant (IN05 not applicable). B04 is
+    // treatment-naive: neither applies, though it takes 20 mg. B03 has no facts: not evaluable.
+    // IN06 ENMC DM: every subject with facts says yes. IN07 consent on or before baseline: B01 day
+    // -14, B02 day 0 (the edge), B05 day -1: met; B04 day +3: not met. EX01 severe swallowing
+    // trouble: B02 yes (excluded), the others with facts no.
     let expected = Expected {
         eligible: (2, 2, 1),
         criteria: vec![
             ("IN01", [3, 1, 0, 1]),
             ("IN02", [3, 1, 0, 1]),
             ("IN03", [3, 1, 0, 1]),
-            ("IN04", [3, 1, 0, 1]),
+            ("IN04", [2, 1, 1, 1]),
+            ("IN05", [2, 0, 2, 1]),
+            ("IN06", [4, 0, 0, 1]),
+            ("IN07", [3, 1, 0, 1]),
+            ("EX01", [1, 3, 0, 1]),
         ],
         subject_eligibility: vec![
-            ("B01", "eligible", vec!["met", "met", "met", "met"]),
+            (
+                "B01",
+                "eligible",
+                vec!["met", "met", "met", "met", "met", "met", "met", "not_met"],
+            ),
             (
                 "B02",
                 "not_eligible",
-                vec!["not_met", "not_met", "met", "not_met"],
-            ),
-            (
-                "B03",
-                "not_evaluable",
                 vec![
-                    "not_evaluable",
-                    "not_evaluable",
-                    "not_evaluable",
-                    "not_evaluable",
+                    "not_met",
+                    "not_met",
+                    "met",
+                    "not_met",
+                    "not_applicable",
+                    "met",
+                    "met",
+                    "met",
                 ],
             ),
-            ("B04", "not_eligible", vec!["met", "met", "not_met", "met"]),
-            ("B05", "eligible", vec!["met", "met", "met", "met"]),
+            ("B03", "not_evaluable", vec!["not_evaluable"; 8]),
+            (
+                "B04",
+                "not_eligible",
+                vec![
+                    "met",
+                    "met",
+                    "not_met",
+                    "not_applicable",
+                    "not_applicable",
+                    "met",
+                    "not_met",
+                    "not_met",
+                ],
+            ),
+            (
+                "B05",
+                "eligible",
+                vec!["met", "met", "met", "met", "met", "met", "met", "not_met"],
+            ),
         ],
         tables: vec![
             table("PFTIS_W24", 5, 1, 1, 2, Some((2, 5, "5.27", "85.34")), None),
@@ -1909,7 +2135,8 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
         ),
         ("STIR v1", 1, "responder", Some(true))
     );
-    assert_eq!(outcome.endpoints.len(), 9, "every STIR endpoint");
+    // Ten: CDASI_W16 (CTG-STIR's "Up to 16 weeks") joined the nine of the earlier file.
+    assert_eq!(outcome.endpoints.len(), 10, "every STIR endpoint");
     // Watch sees the same outcomes the answer carried, endpoints included.
     let mut seen = Vec::new();
     while seen.len() < answer.outcomes.len() {
@@ -1954,7 +2181,7 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
             .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
             .collect()
     };
-    let cases: [(&str, &str, Vec<SeenRow>); 4] = [
+    let cases: [(&str, &str, Vec<SeenRow>); 5] = [
         (
             "S03",
             "IN01",
@@ -1978,8 +2205,18 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
             "IN04",
             owned(&[
                 ("prednisone_mg_per_day <= 20", "20", "met"),
-                ("prednisone_stable_weeks >= 4", "4", "met"),
+                ("prednisone_stable_weeks >= 2", "4", "met"),
             ]),
+        ),
+        // S03's 100 mg on day -30, inside the 8 weeks before baseline.
+        (
+            "S03",
+            "IN05",
+            owned(&[(
+                "max glucocorticoid mg/day within 8 weeks before baseline <= 80",
+                "100",
+                "not_met",
+            )]),
         ),
     ];
     for (id, criterion, expected) in cases {
@@ -2005,29 +2242,25 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
     .await
     .expect("amend");
 
+    // S03's verdicts with IN02 as given: only IN02 differs between the versions.
+    let s03_under = |in02: &[&'static str]| -> Vec<&'static str> {
+        let mut verdicts = vec!["not_evaluable"];
+        verdicts.extend_from_slice(in02);
+        verdicts.extend([
+            "not_evaluable",
+            "not_met",
+            "not_met",
+            "not_met",
+            "not_met",
+            "not_evaluable",
+        ]);
+        verdicts
+    };
     // (version asked, protocol named, S03's verdicts, IN02 counts, DOI_W12 deviations)
     let cases = [
-        (
-            None,
-            "STIR v2",
-            vec!["not_evaluable", "met", "not_evaluable", "not_met"],
-            [5, 0, 0, 1],
-            0,
-        ),
-        (
-            Some(2),
-            "STIR v2",
-            vec!["not_evaluable", "met", "not_evaluable", "not_met"],
-            [5, 0, 0, 1],
-            0,
-        ),
-        (
-            Some(1),
-            "STIR v1",
-            vec!["not_evaluable", "not_met", "not_evaluable", "not_met"],
-            [4, 1, 0, 1],
-            1,
-        ),
+        (None, "STIR v2", s03_under(&["met"]), [5, 0, 0, 1], 0),
+        (Some(2), "STIR v2", s03_under(&["met"]), [5, 0, 0, 1], 0),
+        (Some(1), "STIR v1", s03_under(&["not_met"]), [4, 1, 0, 1], 1),
     ];
     for (version, protocol, s03, in02, deviations) in cases {
         let outcomes = subject(&mut clients, "STIR", "S03", version).await;
@@ -2089,7 +2322,7 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
         answer
             .outcomes
             .iter()
-            .all(|o| o.endpoints.len() == 9 && o.endpoints.iter().all(|e| e.protocol == "STIR v2"))
+            .all(|o| o.endpoints.len() == 10 && o.endpoints.iter().all(|e| e.protocol == "STIR v2"))
     );
 
     // A version the study does not have, or a version of a study without a protocol.

@@ -39,18 +39,39 @@ fn study_validate_summarises_each_protocol_file() {
     let cases = [
         (
             "stir.toml",
-            "STIR v1 (NCT03002649): 1 arm, 3 epochs, 6 visits, 4 eligibility criteria, 9 endpoints; primary DOI_W12 (doi at W12)",
+            "STIR v1 (NCT03002649): 1 arm, 3 epochs, 6 visits, 8 eligibility criteria, 10 endpoints; primary DOI_W12 (doi at W12)",
         ),
         (
             "myojak.toml",
-            "MYOJAK v1 (NCT04208464): 2 arms, 4 epochs, 11 visits, 2 eligibility criteria, 10 endpoints; primary TIS_W12 (tis_score at W12)",
+            "MYOJAK v1 (NCT04208464): 2 arms, 5 epochs, 12 visits, 5 eligibility criteria, 10 endpoints; primary TIS_W12 (tis_score at W12)",
         ),
         (
             "bird.toml",
-            "BIRD v1 (NCT04972760): 2 arms, 2 epochs, 8 visits, 4 eligibility criteria, 6 endpoints; primary PFTIS_W24 (prednisone_free_tis at W24)",
+            "BIRD v1 (NCT04972760): 2 arms, 2 epochs, 8 visits, 8 eligibility criteria, 6 endpoints; primary PFTIS_W24 (prednisone_free_tis at W24)",
         ),
     ];
-    for (file, first_line) in cases {
+    // The trial design check of each file: a protocol alone has no informed-consent dates, so TS
+    // has no SSTDTC; MYOJAK's planned enrolment was not seen, so it has no PLANSUB.
+    let sstdtc = "  TS: required TS parameter present: no SSTDTC row (the earliest informed-consent date; export with --data LOG)";
+    let checks: [&[&str]; 3] = [
+        &[
+            "TS values that are assumptions [D] (exported only with --with-assumptions): PCLAS, AGEMIN, INTTYPE, TTYPE, RDIND, ADAPT, FCNTRY",
+            "SDTM trial design check: 1 finding(s)",
+            sstdtc,
+        ],
+        &[
+            "TS values that are assumptions [D] (exported only with --with-assumptions): TBLIND, AGEMIN, AGEMAX, INTMODEL, INTTYPE, TINDTP, RDIND, ADAPT",
+            "SDTM trial design check: 2 finding(s)",
+            sstdtc,
+            "  TS: required TS parameter present: no PLANSUB row",
+        ],
+        &[
+            "TS values that are assumptions [D] (exported only with --with-assumptions): TPHASE, INTTYPE, TINDTP, RDIND, ADAPT, SENDTC",
+            "SDTM trial design check: 1 finding(s)",
+            sstdtc,
+        ],
+    ];
+    for ((file, first_line), check) in cases.into_iter().zip(checks) {
         let path = protocol_path(file);
         let mut out = Vec::new();
         study::validate(&path, &mut out).expect(file);
@@ -58,6 +79,7 @@ fn study_validate_summarises_each_protocol_file() {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], format!("{}: valid", path.display()), "{file}");
         assert_eq!(lines[1], first_line, "{file}");
+        assert_eq!(lines[2..], *check, "{file}");
         assert_eq!(validate_exit(&path), ExitCode::SUCCESS, "{file}");
     }
 }
@@ -71,7 +93,7 @@ fn study_validate_names_the_file_and_key_path_of_each_error_and_exits_1() {
             "unknown key",
             "version = 1 ",
             "version = 1\nfoo = 2 ",
-            "protocol.foo: line 10: unknown field `foo`, expected `version` or `amendment`",
+            "protocol.foo: line 18: unknown field `foo`, expected `version` or `amendment`",
         ),
         (
             "baseline names no encounter",
@@ -109,7 +131,7 @@ fn study_validate_names_the_file_and_key_path_of_each_error_and_exits_1() {
 }
 
 #[test]
-fn study_export_writes_the_four_trial_design_datasets() {
+fn study_export_writes_the_five_trial_design_datasets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tdm = dir.path().join("tdm");
     study::export(&protocol_path("stir.toml"), &tdm, &mut Vec::new()).expect("export");
@@ -118,12 +140,16 @@ fn study_export_writes_the_four_trial_design_datasets() {
             "ta.csv",
             "STUDYID,DOMAIN,ARMCD,ARM,TAETORD,ETCD,ELEMENT,TABRANCH,TATRANS,EPOCH",
         ),
+        ("te.csv", "STUDYID,DOMAIN,ETCD,ELEMENT,TESTRL,TEENRL,TEDUR"),
         (
             "tv.csv",
             "STUDYID,DOMAIN,VISITNUM,VISIT,VISITDY,ARMCD,ARM,TVSTRL,TVENRL",
         ),
         ("ti.csv", "STUDYID,DOMAIN,IETESTCD,IETEST,IECAT,TIRL,TIVERS"),
-        ("ts.csv", "STUDYID,DOMAIN,TSSEQ,TSPARMCD,TSPARM,TSVAL"),
+        (
+            "ts.csv",
+            "STUDYID,DOMAIN,TSSEQ,TSGRPID,TSPARMCD,TSPARM,TSVAL,TSVALNF,TSVALCD,TSVCDREF,TSVCDVER",
+        ),
     ];
     for (file, header) in cases {
         let text = std::fs::read_to_string(tdm.join(file)).expect(file);
@@ -630,10 +656,11 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
                 clinical_date: day(0),
                 body: Some(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
                     arm: "TOFA".into(),
-                    // IN01 met, IN03 not applicable, IN04's stable weeks not met; no CDASI (IN02).
+                    // IN01 met, IN03 not applicable, IN04's stable weeks not met (1 of the 2
+                    // weeks STIR asks for); no CDASI (IN02) and none of the facts IN05-IN08 read.
                     age_years: Some(40),
                     muscle_active: Some(false),
-                    prednisone_stable_weeks: Some(2),
+                    prednisone_stable_weeks: Some(1),
                     ..Default::default()
                 })),
             },
@@ -723,7 +750,8 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
             format!(
                 "Eligibility by the protocol ({protocol}): 0/1 eligible, 1 not eligible, 0 not evaluable"
             ),
-            "  S001     not eligible   not met: IN04; not evaluable: IN02".to_string(),
+            "  S001     not eligible   not met: IN04; not evaluable: IN02, IN05, IN06, IN07, IN08"
+                .to_string(),
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");
         }
@@ -810,6 +838,8 @@ async fn stir_endpoints_of_the_demo_cohort_match_the_hand_written_table() {
         ("CXCL10_W12", 10, 0, 0, 0, None),
         ("STAT1_W12", 10, 0, 0, 0, None),
         ("DOI_W16", 10, 0, 0, 0, Some((6, 10))),
+        // CTG-STIR's CDASI time frame "Up to 16 weeks": every demo subject attends week 16.
+        ("CDASI_W16", 10, 0, 0, 0, None),
     ];
     let got: Vec<TableRow> = tables
         .iter()

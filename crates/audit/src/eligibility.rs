@@ -230,17 +230,25 @@ mod tests {
     use crate::{adam, report};
 
     /// Eight synthetic STIR subjects: adults (27 to 69 years), CDASI activity well above 5, muscle
-    /// disease not active, prednisone at most 20 mg/day, stable 4 to 12 weeks except S007's 2 weeks
-    /// (`synth::stable_prednisone_weeks`). So by STIR's rules: IN01 and IN02 met by all 8, IN03 does
-    /// not apply to anyone, IN04 met by 7 and not met by S007; eligible 7/8.
+    /// disease not active, prednisone at most 20 mg/day, stable 4 to 12 weeks except S007's 1 week
+    /// (`synth::stable_prednisone_weeks`), Bohan and Peter DM for 8 months or more, biopsy-proven,
+    /// negative cancer screening, and no glucocorticoid record before the baseline day. So by STIR's
+    /// rules: IN01, IN02 and IN06-IN08 met by all 8, IN03 does not apply to anyone, IN04 met by 7 and
+    /// not met by S007 (1 of 2 weeks), IN05 (no more than 80 mg/day within 8 weeks) not evaluable
+    /// for all 8, the weeks before the baseline-day record being unknown: not eligible 1 (S007), not
+    /// evaluable 7.
     const SUBJECTS: usize = 8;
 
     /// (criterion, met, not met, not applicable, not evaluable), written out by hand from the above.
-    const EXPECTED: [(&str, u32, u32, u32, u32); 4] = [
+    const EXPECTED: [(&str, u32, u32, u32, u32); 8] = [
         ("IN01", 8, 0, 0, 0),
         ("IN02", 8, 0, 0, 0),
         ("IN03", 0, 0, 8, 0),
         ("IN04", 7, 1, 0, 0),
+        ("IN05", 0, 0, 0, 8),
+        ("IN06", 8, 0, 0, 0),
+        ("IN07", 8, 0, 0, 0),
+        ("IN08", 8, 0, 0, 0),
     ];
 
     fn lines(bytes: &[u8]) -> Vec<Value> {
@@ -294,16 +302,17 @@ mod tests {
         let seen = s007_in04["seen"].as_array().expect("seen values");
         assert!(
             seen.iter()
-                .any(|s| s["value"] == "2" && s["verdict"] == "not_met"),
-            "S007's 2 stable weeks are what IN04 saw: {seen:?}"
+                .any(|s| s["value"] == "1" && s["verdict"] == "not_met"),
+            "S007's 1 stable week is what IN04 saw: {seen:?}"
         );
         let eligible_subjects = records
             .iter()
             .filter(|r| r["criterion"] == "IN01" && r["subject_verdict"] == "eligible")
             .count();
-        assert_eq!(eligible_subjects, 7);
+        assert_eq!(eligible_subjects, 0);
 
-        // The count table: one CSV row per criterion, eligible 7/8 on each.
+        // The count table: one CSV row per criterion, eligible 0/8 (1 not eligible, 7 not
+        // evaluable) on each.
         let mut csv = Vec::new();
         write_eligibility_tables(&replay, Format::Csv, &mut csv).expect("write");
         let text = String::from_utf8_lossy(&csv);
@@ -315,9 +324,9 @@ mod tests {
         {
             let expected = [
                 SUBJECTS.to_string(),
-                "7".into(),
-                "1".into(),
                 "0".into(),
+                "1".into(),
+                "7".into(),
                 criterion.into(),
                 met.to_string(),
                 not_met.to_string(),
@@ -393,7 +402,7 @@ mod tests {
             .iter()
             .filter(|r| r.paramcd == "ELIGIBLE" && r.crit1fl == Some(true))
             .count();
-        assert_eq!(eligible, 7);
+        assert_eq!(eligible, 0);
         // A subject's eligibility rows follow its visit rows and come before its endpoint rows.
         let s001: Vec<&str> = dataset
             .iter()
@@ -409,7 +418,7 @@ mod tests {
         // The report shows the same table.
         let html = report::render(&replay);
         assert!(
-            html.contains("Eligible 7/8 (not eligible 1, not evaluable 0)"),
+            html.contains("Eligible 0/8 (not eligible 1, not evaluable 7)"),
             "report"
         );
         assert!(html.contains("<tr data-criterion=\"IN04\">"), "report");

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use myolog_domain::protocol::Protocol;
+use myolog_domain::protocol::{Protocol, StudyData, TdmOptions, check_trial_design};
 use myolog_proto::v1 as pb;
 use pb::ingest_client::IngestClient;
 use tonic_types::StatusExt;
@@ -25,7 +25,8 @@ pub struct StudyArgs {
 /// The study subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum StudyCommand {
-    /// Check a protocol file: its summary, or every error (file, key path, expected) one per line.
+    /// Check a protocol file: its summary, or every error (file, key path, expected) one per line;
+    /// then the SDTM trial design check of its datasets, each finding with the rule it broke.
     Validate {
         /// The protocol file (TOML).
         file: PathBuf,
@@ -33,13 +34,19 @@ pub enum StudyCommand {
     /// Send a protocol file to a running server: StudyRegistered, or ProtocolAmended with --amend.
     /// The token, if the server needs one, comes from MYOLOG_TOKEN.
     Register(RegisterArgs),
-    /// Write the SDTM trial design datasets TA, TV, TI and TS as CSV files into a directory.
+    /// Write the SDTM trial design datasets TA, TE, TV, TI and TS as CSV files into a directory.
     Export {
         /// The protocol file (TOML).
         file: PathBuf,
-        /// Directory to write TA.csv, TV.csv, TI.csv and TS.csv into (created if missing).
+        /// Directory to write ta.csv, te.csv, tv.csv, ti.csv and ts.csv into (created if missing).
         #[arg(long)]
         tdm: PathBuf,
+        /// An event log: TS then gets SSTDTC (earliest informed consent), ACTSUB and the data cut-off.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Also export the TS values the protocol marks as assumptions [D]; they are named either way.
+        #[arg(long)]
+        with_assumptions: bool,
     },
 }
 
@@ -93,6 +100,19 @@ pub enum StudyError {
     /// The server's rejection, with each field violation on its own line.
     #[error("{0}")]
     Rejected(String),
+    #[error("reading the log: {0}")]
+    Log(#[from] myolog_audit::AuditError),
+    #[error("the log has no study registered with protocol {0}")]
+    NoStudy(String),
+}
+
+/// `study export` options beyond the file and directory.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    /// The event log to take SSTDTC, ACTSUB and the data cut-off from.
+    pub data: Option<PathBuf>,
+    /// Export TS values the protocol marks as assumptions.
+    pub with_assumptions: bool,
 }
 
 /// Runs a study command, printing its result; exit 1 on any error.
@@ -100,7 +120,20 @@ pub fn run(args: &StudyArgs) -> ExitCode {
     let mut stdout = std::io::stdout();
     let result = match &args.command {
         StudyCommand::Validate { file } => validate(file, &mut stdout),
-        StudyCommand::Export { file, tdm } => export(file, tdm, &mut stdout),
+        StudyCommand::Export {
+            file,
+            tdm,
+            data,
+            with_assumptions,
+        } => export_with(
+            file,
+            tdm,
+            &ExportOptions {
+                data: data.clone(),
+                with_assumptions: *with_assumptions,
+            },
+            &mut stdout,
+        ),
         StudyCommand::Register(register_args) => {
             match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -130,25 +163,142 @@ pub fn load(file: &Path) -> Result<(Protocol, String), StudyError> {
     Ok((protocol, text))
 }
 
-/// `myolog study validate FILE`: the protocol's summary on `out`.
+/// `myolog study validate FILE`: the protocol's summary on `out`, the TS values that are assumptions,
+/// then the SDTM trial design check of the datasets the protocol alone gives (a finding is reported,
+/// not an invalid protocol: SSTDTC, for one, can only come from the data).
 pub fn validate(file: &Path, out: &mut impl Write) -> Result<(), StudyError> {
     let (protocol, _) = load(file)?;
-    writeln!(out, "{}: valid", file.display())
-        .and_then(|()| writeln!(out, "{}", protocol.summary()))
-        .map_err(|source| StudyError::Write {
-            path: PathBuf::from("<stdout>"),
-            source,
-        })
+    // The fullest export the file gives: assumption-valued parameters are checked too, and named.
+    let datasets = protocol.trial_design_with(&TdmOptions {
+        include_assumptions: true,
+        data: None,
+    });
+    let findings = check_trial_design(&datasets);
+    let write = |out: &mut dyn Write| -> std::io::Result<()> {
+        writeln!(out, "{}: valid", file.display())?;
+        writeln!(out, "{}", protocol.summary())?;
+        if !datasets.assumptions_included.is_empty() {
+            writeln!(
+                out,
+                "TS values that are assumptions [D] (exported only with --with-assumptions): {}",
+                datasets.assumptions_included.join(", ")
+            )?;
+        }
+        if findings.is_empty() {
+            writeln!(out, "SDTM trial design check: no findings")?;
+        } else {
+            writeln!(
+                out,
+                "SDTM trial design check: {} finding(s)",
+                findings.len()
+            )?;
+            for finding in &findings {
+                writeln!(out, "  {finding}")?;
+            }
+        }
+        Ok(())
+    };
+    write(out).map_err(|source| StudyError::Write {
+        path: PathBuf::from("<stdout>"),
+        source,
+    })
 }
 
-/// `myolog study export FILE --tdm DIR`: TA.csv, TV.csv, TI.csv, TS.csv; each path written on `out`.
+/// What the log says about the study of `protocol` for TS: the earliest informed consent, the
+/// number of enrolled subjects, and the latest clinical date as the data cut-off.
+pub fn study_data(protocol: &Protocol, log: &Path) -> Result<StudyData, StudyError> {
+    let log = myolog_audit::open_log(log)?;
+    let replay = myolog_audit::replay::project(
+        &log,
+        myolog_audit::replay::AsOf::Head,
+        &mut myolog_audit::progress::Progress::hidden(),
+    )?;
+    let own = &protocol.study().id;
+    let study = replay
+        .projection
+        .studies
+        .iter()
+        .find(|(id, study)| {
+            id.as_str() == own
+                || study
+                    .protocol
+                    .as_ref()
+                    .is_some_and(|history| &history.current().study().id == own)
+        })
+        .map(|(_, study)| study)
+        .ok_or_else(|| StudyError::NoStudy(protocol.reference().to_string()))?;
+    let subjects = study.subjects.values();
+    let earliest_consent = subjects
+        .clone()
+        .filter_map(|subject| subject.facts.informed_consent_date())
+        .min();
+    let latest = subjects
+        .clone()
+        .flat_map(|subject| {
+            let visits = subject.visits.values().filter_map(|visit| visit.last_date);
+            let doses = subject.doses.iter().map(|(date, _)| *date);
+            std::iter::once(subject.enrolled_on)
+                .chain(visits)
+                .chain(doses)
+        })
+        .max();
+    Ok(StudyData {
+        earliest_consent,
+        subjects: u32::try_from(study.subjects.len()).unwrap_or(u32::MAX),
+        cutoff: latest.map(|date| {
+            (
+                date,
+                format!(
+                    "Latest clinical date in the event log up to sequence {}",
+                    replay.last_sequence
+                ),
+            )
+        }),
+    })
+}
+
+/// `myolog study export FILE --tdm DIR`: the datasets from the protocol alone, assumptions left out.
 pub fn export(file: &Path, dir: &Path, out: &mut impl Write) -> Result<(), StudyError> {
+    export_with(file, dir, &ExportOptions::default(), out)
+}
+
+/// `myolog study export FILE --tdm DIR [--data LOG] [--with-assumptions]`: ta.csv, te.csv, tv.csv,
+/// ti.csv, ts.csv; each path written on `out`, then which TS parameters are assumptions and whether
+/// they were exported.
+pub fn export_with(
+    file: &Path,
+    dir: &Path,
+    options: &ExportOptions,
+    out: &mut impl Write,
+) -> Result<(), StudyError> {
     let (protocol, _) = load(file)?;
+    let data = match &options.data {
+        Some(log) => Some(study_data(&protocol, log)?),
+        None => None,
+    };
+    let datasets = protocol.trial_design_with(&TdmOptions {
+        include_assumptions: options.with_assumptions,
+        data,
+    });
     std::fs::create_dir_all(dir).map_err(|source| StudyError::Write {
         path: dir.to_path_buf(),
         source,
     })?;
-    for (name, csv) in protocol.trial_design().to_csv_files() {
+    if !datasets.assumptions_included.is_empty() {
+        let _ = writeln!(
+            out,
+            "TS values that are assumptions [D], exported as asked: {}",
+            datasets.assumptions_included.join(", ")
+        );
+    }
+    if !datasets.assumptions_left_out.is_empty() {
+        let _ = writeln!(
+            out,
+            "TS values that are assumptions [D], left out (--with-assumptions exports them): {}",
+            datasets.assumptions_left_out.join(", ")
+        );
+    }
+    for (name, csv) in datasets.to_csv_files() {
         let path = dir.join(&name);
         std::fs::write(&path, csv).map_err(|source| StudyError::Write {
             path: path.clone(),

@@ -245,6 +245,7 @@ impl Dose {
 
 /// Eligibility facts that are not visit assessments, as the site reports them at enrolment. Each is
 /// optional: a fact not recorded leaves the criteria that read it "not evaluable", never "not met".
+/// Events written before a fact existed carry none of it, and read exactly as before.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct EnrolmentFacts {
     /// Age in completed years, 0 to [`EnrolmentFacts::MAX_AGE_YEARS`].
@@ -256,6 +257,18 @@ pub struct EnrolmentFacts {
     prednisone_stable_weeks: Option<u32>,
     /// Demographics and informed consent (all absent in events sent before they existed).
     demographics: Demographics,
+    /// Yes/no facts a subgroup or diagnosis criterion reads.
+    flags: EnrolmentFlags,
+    /// EULAR/ACR 2017 IIM classification probability in percent, 0-100.
+    eular_acr_probability_percent: Option<Decimal>,
+    /// Functional Index-3 as a percentage of its upper value, 0-100.
+    fi3_percent_of_upper: Option<Decimal>,
+    /// Months the current immunosuppressant dose has been stable before baseline.
+    immunosuppressant_stable_months: Option<u32>,
+    /// Months from the diagnosis to screening.
+    disease_duration_months: Option<u32>,
+    /// Cumulative weeks of glucocorticoid treatment before baseline.
+    glucocorticoid_treated_weeks: Option<u32>,
 }
 
 /// Sex as CDISC's SEX code list codes it (C66731).
@@ -360,11 +373,56 @@ pub struct Demographics {
     pub informed_consent: Option<ClinicalDate>,
 }
 
+/// The yes/no enrolment facts besides `muscle_active`, each `None` when not recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct EnrolmentFlags {
+    /// Never treated for the myositis (BIRD's "naïve"); `Some(false)` = relapsing / non-naïve.
+    pub treatment_naive: Option<bool>,
+    /// Exposed to corticosteroids before baseline (BIRD's "in case of corticosteroid exposure").
+    pub glucocorticoid_exposed: Option<bool>,
+    /// On an immunosuppressant other than glucocorticoids at baseline.
+    pub on_immunosuppressant: Option<bool>,
+    /// Disease proven by skin biopsy (STIR).
+    pub skin_biopsy_proven: Option<bool>,
+    /// Definite or probable dermatomyositis by Bohan and Peter (STIR).
+    pub bohan_peter_definite_or_probable: Option<bool>,
+    /// Dermatomyositis by the 239th ENMC criteria (BIRD).
+    pub enmc_239_dermatomyositis: Option<bool>,
+    /// Active extramuscular disease: DM-specific rash, arthritis or ILD (MYOJAK).
+    pub active_extramuscular_disease: Option<bool>,
+    /// Inflammation on a muscle biopsy or MRI less than 12 weeks old (MYOJAK).
+    pub recent_inflammation_biopsy_or_mri: Option<bool>,
+    /// Severe swallowing trouble related to the disease (BIRD exclusion).
+    pub severe_swallowing_trouble: Option<bool>,
+    /// Negative cancer screening in the 6 months before screening (STIR).
+    pub negative_cancer_screening: Option<bool>,
+}
+
+/// Every enrolment fact as reported, before range checks; what [`EnrolmentFacts::from_input`] reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EnrolmentFactsInput {
+    pub age_years: Option<u32>,
+    pub muscle_active: Option<bool>,
+    pub prednisone_stable_weeks: Option<u32>,
+    pub flags: EnrolmentFlags,
+    pub eular_acr_probability_percent: Option<Decimal>,
+    pub fi3_percent_of_upper: Option<Decimal>,
+    pub immunosuppressant_stable_months: Option<u32>,
+    pub disease_duration_months: Option<u32>,
+    pub glucocorticoid_treated_weeks: Option<u32>,
+    pub informed_consent_date: Option<ClinicalDate>,
+}
+
 /// Which [`EnrolmentFacts`] value a check refers to (its wire field name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnrolmentFact {
     AgeYears,
     PrednisoneStableWeeks,
+    EularAcrProbabilityPercent,
+    Fi3PercentOfUpper,
+    ImmunosuppressantStableMonths,
+    DiseaseDurationMonths,
+    GlucocorticoidTreatedWeeks,
 }
 
 impl EnrolmentFact {
@@ -372,6 +430,11 @@ impl EnrolmentFact {
         match self {
             EnrolmentFact::AgeYears => "age_years",
             EnrolmentFact::PrednisoneStableWeeks => "prednisone_stable_weeks",
+            EnrolmentFact::EularAcrProbabilityPercent => "eular_acr_probability_percent",
+            EnrolmentFact::Fi3PercentOfUpper => "fi3_percent_of_upper",
+            EnrolmentFact::ImmunosuppressantStableMonths => "immunosuppressant_stable_months",
+            EnrolmentFact::DiseaseDurationMonths => "disease_duration_months",
+            EnrolmentFact::GlucocorticoidTreatedWeeks => "glucocorticoid_treated_weeks",
         }
     }
 }
@@ -382,6 +445,8 @@ impl EnrolmentFacts {
     /// Ten years of weeks: a longer "stable" period adds nothing a criterion could ask for, and a
     /// larger number is most likely days or a date keyed into the wrong field.
     pub const MAX_PREDNISONE_STABLE_WEEKS: u32 = 520;
+    /// A lifetime in months (for disease duration and stable immunosuppression): more is a keying error.
+    pub const MAX_MONTHS: u32 = 1440;
 
     /// Validates each fact; every value out of range is reported, with the field it came from.
     pub fn new(
@@ -389,6 +454,16 @@ impl EnrolmentFacts {
         muscle_active: Option<bool>,
         prednisone_stable_weeks: Option<u32>,
     ) -> Result<Self, Vec<(EnrolmentFact, Problem)>> {
+        Self::from_input(EnrolmentFactsInput {
+            age_years,
+            muscle_active,
+            prednisone_stable_weeks,
+            ..EnrolmentFactsInput::default()
+        })
+    }
+
+    /// Validates every fact of `input`; every value out of range is reported with its field.
+    pub fn from_input(input: EnrolmentFactsInput) -> Result<Self, Vec<(EnrolmentFact, Problem)>> {
         let mut problems = Vec::new();
         let mut within = |fact: EnrolmentFact, value: Option<u32>, max: u32, unit: &str| {
             if let Some(value) = value.filter(|value| *value > max) {
@@ -403,22 +478,68 @@ impl EnrolmentFacts {
         };
         within(
             EnrolmentFact::AgeYears,
-            age_years,
+            input.age_years,
             Self::MAX_AGE_YEARS,
             "completed years",
         );
         within(
             EnrolmentFact::PrednisoneStableWeeks,
-            prednisone_stable_weeks,
+            input.prednisone_stable_weeks,
             Self::MAX_PREDNISONE_STABLE_WEEKS,
             "weeks",
         );
+        within(
+            EnrolmentFact::ImmunosuppressantStableMonths,
+            input.immunosuppressant_stable_months,
+            Self::MAX_MONTHS,
+            "months",
+        );
+        within(
+            EnrolmentFact::DiseaseDurationMonths,
+            input.disease_duration_months,
+            Self::MAX_MONTHS,
+            "months",
+        );
+        within(
+            EnrolmentFact::GlucocorticoidTreatedWeeks,
+            input.glucocorticoid_treated_weeks,
+            Self::MAX_PREDNISONE_STABLE_WEEKS * 12,
+            "weeks",
+        );
+        for (fact, value) in [
+            (
+                EnrolmentFact::EularAcrProbabilityPercent,
+                input.eular_acr_probability_percent,
+            ),
+            (EnrolmentFact::Fi3PercentOfUpper, input.fi3_percent_of_upper),
+        ] {
+            if let Some(value) =
+                value.filter(|value| *value < Decimal::ZERO || *value > Decimal::ONE_HUNDRED)
+            {
+                problems.push((
+                    fact,
+                    Problem::OutOfRange {
+                        value: value.to_string(),
+                        allowed: "0 to 100 percent, or absent when not recorded".into(),
+                    },
+                ));
+            }
+        }
         if problems.is_empty() {
             Ok(Self {
-                age_years,
-                muscle_active,
-                prednisone_stable_weeks,
-                demographics: Demographics::default(),
+                age_years: input.age_years,
+                muscle_active: input.muscle_active,
+                prednisone_stable_weeks: input.prednisone_stable_weeks,
+                flags: input.flags,
+                eular_acr_probability_percent: input.eular_acr_probability_percent,
+                fi3_percent_of_upper: input.fi3_percent_of_upper,
+                immunosuppressant_stable_months: input.immunosuppressant_stable_months,
+                disease_duration_months: input.disease_duration_months,
+                glucocorticoid_treated_weeks: input.glucocorticoid_treated_weeks,
+                demographics: Demographics {
+                    informed_consent: input.informed_consent_date,
+                    ..Demographics::default()
+                },
             })
         } else {
             Err(problems)
@@ -445,6 +566,34 @@ impl EnrolmentFacts {
 
     pub const fn prednisone_stable_weeks(&self) -> Option<u32> {
         self.prednisone_stable_weeks
+    }
+
+    pub const fn flags(&self) -> &EnrolmentFlags {
+        &self.flags
+    }
+
+    pub const fn eular_acr_probability_percent(&self) -> Option<Decimal> {
+        self.eular_acr_probability_percent
+    }
+
+    pub const fn fi3_percent_of_upper(&self) -> Option<Decimal> {
+        self.fi3_percent_of_upper
+    }
+
+    pub const fn immunosuppressant_stable_months(&self) -> Option<u32> {
+        self.immunosuppressant_stable_months
+    }
+
+    pub const fn disease_duration_months(&self) -> Option<u32> {
+        self.disease_duration_months
+    }
+
+    pub const fn glucocorticoid_treated_weeks(&self) -> Option<u32> {
+        self.glucocorticoid_treated_weeks
+    }
+
+    pub const fn informed_consent_date(&self) -> Option<ClinicalDate> {
+        self.demographics.informed_consent
     }
 }
 

@@ -1,10 +1,12 @@
 //! Eligibility per trial, criterion by criterion, with the value each rule saw: the edges the trial
-//! texts name (docs/protocols.md) (STIR: CDASI 4/5, MMT-8 141/142 when muscle is active; BIRD: MMT-8 144/145, CDASI 20/21,
-//! abnormal measures counted with VAS exactly 3.0 and HAQ-DI exactly 0.25 not abnormal).
+//! texts name (docs/protocols.md) (STIR: CDASI 4/5, MMT-8 141/142 when muscle is active, prednisone
+//! stable 2 weeks; BIRD: MMT-8 144/145, CDASI 20/21, abnormal measures counted with VAS exactly 3.0 and
+//! HAQ-DI exactly 0.25 not abnormal, the prednisone rule only for relapsing patients; MYOJAK: weakness
+//! or low endurance together with another sign of activity).
 
 use myolog_domain::protocol::{
-    BaselineMeasures, EligibilityVerdict, EnzymeResult, GlobalScale, GlobalValue, Mmt8Total,
-    Protocol,
+    BaselineMeasures, DoseChange, EligibilityVerdict, EnzymeResult, Flag, GlobalScale, GlobalValue,
+    Mmt8Total, Protocol,
 };
 use rust_decimal::Decimal;
 
@@ -46,8 +48,10 @@ type Case<'a> = (
     &'a [&'a str],
 );
 
-/// Evaluates each case and returns every difference from the expected verdict and lines.
-fn check(protocol: &Protocol, typical: &BaselineMeasures, cases: &[Case<'_>]) {
+/// Evaluates each case and returns every difference from the expected verdict and lines. `rest` are
+/// the lines of the criteria after those a case lists, which no case here changes; every line is
+/// still compared.
+fn check(protocol: &Protocol, typical: &BaselineMeasures, rest: &[&str], cases: &[Case<'_>]) {
     let mut differences = Vec::new();
     for (name, change, verdict, lines) in cases {
         let mut measures = typical.clone();
@@ -58,7 +62,8 @@ fn check(protocol: &Protocol, typical: &BaselineMeasures, cases: &[Case<'_>]) {
             .iter()
             .map(|criterion| format!("{}: {}", criterion.id, criterion.result))
             .collect();
-        if report.verdict != *verdict || actual_lines != *lines {
+        let lines: Vec<&str> = lines.iter().chain(rest).copied().collect();
+        if report.verdict != *verdict || actual_lines != lines {
             differences.push(format!(
                 "case {name:?}:\n  expected {verdict:?} {lines:#?}\n  actual {:?} {actual_lines:#?}",
                 report.verdict
@@ -78,9 +83,35 @@ fn typical_stir_subject() -> BaselineMeasures {
         muscle_active: Some(true),
         prednisone_mg_per_day: Some(dec("10")),
         prednisone_stable_weeks: Some(dec("8")),
+        // 20 mg/day from 12 weeks before baseline, 10 mg/day from 8 weeks before: the dose in effect
+        // when the 8-week window opens (day -56) is 10, so the maximum within it is 10.
+        glucocorticoid_history: vec![
+            DoseChange {
+                day: -84,
+                mg_per_day: dec("20"),
+            },
+            DoseChange {
+                day: -56,
+                mg_per_day: dec("10"),
+            },
+        ],
+        disease_duration_months: Some(dec("14")),
+        flags: vec![
+            (Flag::BohanPeterDefiniteOrProbable, true),
+            (Flag::SkinBiopsyProven, true),
+            (Flag::NegativeCancerScreening, true),
+        ],
         ..BaselineMeasures::default()
     }
 }
+
+/// STIR's criteria after IN04, as the typical subject meets them.
+const STIR_REST: &[&str] = &[
+    "IN05: max glucocorticoid mg/day within 8 weeks before baseline <= 80 saw 10: met",
+    "IN06: all of [bohan_peter_definite_or_probable is true saw true: met; disease_duration_months >= 6 saw 14: met]: met",
+    "IN07: skin_biopsy_proven is true saw true: met",
+    "IN08: negative_cancer_screening is true saw true: met",
+];
 
 #[test]
 fn stir_eligibility() {
@@ -92,10 +123,11 @@ fn stir_eligibility() {
     const CDASI_28: &str = "IN02: cdasi_activity >= 5 saw 28: met";
     const MUSCLE_130: &str =
         "IN03: if [muscle_active is true saw true: met] then [mmt8_total < 142 saw 130: met]: met";
-    const PREDNISONE: &str = "IN04: all of [prednisone_mg_per_day <= 20 saw 10: met; prednisone_stable_weeks >= 4 saw 8: met]: met";
+    const PREDNISONE: &str = "IN04: all of [prednisone_mg_per_day <= 20 saw 10: met; prednisone_stable_weeks >= 2 saw 8: met]: met";
     check(
         &stir,
         &typical_stir_subject(),
+        STIR_REST,
         &[
             (
                 "typical",
@@ -221,7 +253,7 @@ fn stir_eligibility() {
                     AGE,
                     CDASI_28,
                     MUSCLE_130,
-                    "IN04: all of [prednisone_mg_per_day <= 20 saw 20.5: not met; prednisone_stable_weeks >= 4 saw 8: met]: not met",
+                    "IN04: all of [prednisone_mg_per_day <= 20 saw 20.5: not met; prednisone_stable_weeks >= 2 saw 8: met]: not met",
                 ],
             ),
         ],
@@ -241,8 +273,43 @@ fn typical_bird_subject() -> BaselineMeasures {
         enzymes: vec![enzyme("CK", "400", "200")],
         prednisone_mg_per_day: Some(dec("20")),
         prednisone_stable_weeks: Some(dec("6")),
+        // Relapsing, on prednisone, no other immunosuppressant: IN04 applies, IN05 does not.
+        flags: vec![
+            (Flag::TreatmentNaive, false),
+            (Flag::GlucocorticoidExposed, true),
+            (Flag::OnImmunosuppressant, false),
+            (Flag::Enmc239Dermatomyositis, true),
+            (Flag::SevereSwallowingTrouble, false),
+        ],
+        consent_days_before_baseline: Some(14),
         ..BaselineMeasures::default()
     }
+}
+
+/// BIRD's criteria after IN04, as the typical subject meets them (EX01 not met: not excluded).
+const BIRD_REST: &[&str] = &[
+    "IN05: if [all of [treatment_naive is false saw false: met; on_immunosuppressant is true saw false: not met]: not met] then [immunosuppressant_stable_months >= 3 saw nothing: not evaluable]: not applicable",
+    "IN06: enmc_239_dermatomyositis is true saw true: met",
+    "IN07: informed consent on or before baseline saw 14 days: met",
+    "EX01: severe_swallowing_trouble is true saw false: not met",
+];
+
+/// IN04 of a relapsing patient exposed to corticosteroids, with its prednisone part.
+macro_rules! bird_in04 {
+    ($mg:literal, $weeks:literal, $dose_verdict:literal, $verdict:literal) => {
+        concat!(
+            "IN04: if [all of [treatment_naive is false saw false: met; glucocorticoid_exposed is true saw true: met]: met] then [all of [prednisone_mg_per_day < 30 saw ",
+            $mg,
+            ": ",
+            $dose_verdict,
+            "; prednisone_stable_weeks >= 4 saw ",
+            $weeks,
+            ": met]: ",
+            $verdict,
+            "]: ",
+            $verdict
+        )
+    };
 }
 
 #[test]
@@ -255,10 +322,11 @@ fn bird_eligibility() {
     const ACTIVE: &str =
         "IN02: any of [mmt8_total < 145 saw 130: met; cdasi_activity > 20 saw 10: not met]: met";
     const ABNORMAL_TWO: &str = "IN03: at least 2 of [physician_global > 3 saw 5.0: met; patient_global > 3 saw 2.0: not met; extramuscular_global > 3 saw 1.0: not met; haq_di > 0.25 saw 0.125: not met; any enzyme > ULN saw CK 400 (ULN 200): met]: met";
-    const PREDNISONE: &str = "IN04: all of [prednisone_mg_per_day < 30 saw 20: met; prednisone_stable_weeks >= 4 saw 6: met]: met";
+    const PREDNISONE: &str = bird_in04!("20", "6", "met", "met");
     check(
         &bird,
         &typical_bird_subject(),
+        BIRD_REST,
         &[
             (
                 "typical",
@@ -478,7 +546,7 @@ fn bird_eligibility() {
                     AGE,
                     ACTIVE,
                     ABNORMAL_TWO,
-                    "IN04: all of [prednisone_mg_per_day < 30 saw 30: not met; prednisone_stable_weeks >= 4 saw 6: met]: not met",
+                    bird_in04!("30", "6", "not met", "not met"),
                 ],
             ),
         ],
@@ -495,6 +563,7 @@ fn bird_upper_age_bound_is_a_protocol_parameter() {
     check(
         &bird_75,
         &typical_bird_subject(),
+        BIRD_REST,
         &[(
             "age 70 passes when the bound is 75",
             |m| m.age_years = Some(dec("70")),
@@ -503,7 +572,7 @@ fn bird_upper_age_bound_is_a_protocol_parameter() {
                 "IN01: all of [age_years >= 18 saw 70: met; age_years < 75 saw 70: met]: met",
                 "IN02: any of [mmt8_total < 145 saw 130: met; cdasi_activity > 20 saw 10: not met]: met",
                 "IN03: at least 2 of [physician_global > 3 saw 5.0: met; patient_global > 3 saw 2.0: not met; extramuscular_global > 3 saw 1.0: not met; haq_di > 0.25 saw 0.125: not met; any enzyme > ULN saw CK 400 (ULN 200): met]: met",
-                "IN04: all of [prednisone_mg_per_day < 30 saw 20: met; prednisone_stable_weeks >= 4 saw 6: met]: met",
+                bird_in04!("20", "6", "met", "met"),
             ],
         )],
     );
@@ -521,34 +590,276 @@ fn myojak_eligibility() {
         "protocols/myojak.toml",
         include_str!("../../../protocols/myojak.toml"),
     );
+    // Full strength (MMT-8 150 of 150) and normal endurance (FI-3 at 85 % of its upper value), with a
+    // dermatomyositis rash but no other sign. The registry rule needs weakness or low endurance AND
+    // another sign, so the rash alone does not make the subject eligible (the old rule's "or CDASI
+    // >= 5" branch would have).
     let typical = BaselineMeasures {
         age_years: Some(dec("40")),
         mmt8: mmt8_of_150("150"),
-        cdasi_activity: Some(dec("4")),
+        fi3_percent_of_upper: Some(dec("85")),
+        cdasi_activity: Some(dec("12")),
+        enzymes: vec![enzyme("CK", "150", "200")],
+        prednisone_mg_per_day: Some(dec("15")),
+        prednisone_stable_weeks: Some(dec("6")),
+        eular_acr_probability_percent: Some(dec("90.5")),
+        glucocorticoid_treated_weeks: Some(dec("20")),
+        // 30 mg/day from 20 weeks before baseline, tapered to 15 mg/day 6 weeks before: a 14-week run
+        // at 20 mg/day or more.
+        glucocorticoid_history: vec![
+            DoseChange {
+                day: -140,
+                mg_per_day: dec("30"),
+            },
+            DoseChange {
+                day: -42,
+                mg_per_day: dec("15"),
+            },
+        ],
+        flags: vec![
+            (Flag::ActiveExtramuscularDisease, true),
+            (Flag::RecentInflammationBiopsyOrMri, false),
+        ],
         ..BaselineMeasures::default()
     };
+    const REST: &[&str] = &[
+        "IN03: all of [prednisone_mg_per_day <= 20 saw 15: met; prednisone_stable_weeks >= 4 saw 6: met]: met",
+        "IN04: eular_acr_probability_percent >= 55 saw 90.5: met",
+        "IN05: all of [glucocorticoid_treated_weeks >= 12 saw 20: met; glucocorticoid >= 20 mg/day for >= 4 weeks before baseline saw 98 days: met]: met",
+    ];
+    const AGE: &str = "IN01: age_years >= 18 saw 40: met";
     check(
         &myojak,
         &typical,
+        REST,
         &[
             (
-                "full strength and CDASI 4: no activity criterion",
+                "full strength, normal endurance and a rash: no weakness, so not eligible",
                 |_| {},
                 NotEligible,
                 &[
-                    "IN01: age_years >= 18 saw 40: met",
-                    "IN02: any of [mmt8_total < 150 saw 150: not met; cdasi_activity >= 5 saw 4: not met]: not met",
+                    AGE,
+                    "IN02: all of [any of [mmt8_total < 150 saw 150: not met; fi3_percent_of_upper < 20 saw 85: not met]: not met; any of [any enzyme > ULN saw CK 150 (ULN 200): not met; recent_inflammation_biopsy_or_mri is true saw false: not met; active_extramuscular_disease is true saw true: met]: met]: not met",
                 ],
             ),
             (
-                "MMT-8 149 of 150",
+                "MMT-8 149 of 150 and a rash",
                 |m| m.mmt8 = mmt8_of_150("149"),
                 Eligible,
                 &[
-                    "IN01: age_years >= 18 saw 40: met",
-                    "IN02: any of [mmt8_total < 150 saw 149: met; cdasi_activity >= 5 saw 4: not met]: met",
+                    AGE,
+                    "IN02: all of [any of [mmt8_total < 150 saw 149: met; fi3_percent_of_upper < 20 saw 85: not met]: met; any of [any enzyme > ULN saw CK 150 (ULN 200): not met; recent_inflammation_biopsy_or_mri is true saw false: not met; active_extramuscular_disease is true saw true: met]: met]: met",
+                ],
+            ),
+            (
+                "full strength but FI-3 at 19.5 % (low endurance) and a rash",
+                |m| m.fi3_percent_of_upper = Some(dec("19.5")),
+                Eligible,
+                &[
+                    AGE,
+                    "IN02: all of [any of [mmt8_total < 150 saw 150: not met; fi3_percent_of_upper < 20 saw 19.5: met]: met; any of [any enzyme > ULN saw CK 150 (ULN 200): not met; recent_inflammation_biopsy_or_mri is true saw false: not met; active_extramuscular_disease is true saw true: met]: met]: met",
+                ],
+            ),
+            (
+                "weak but no other sign of activity",
+                |m| {
+                    m.mmt8 = mmt8_of_150("120");
+                    m.flags = vec![
+                        (Flag::ActiveExtramuscularDisease, false),
+                        (Flag::RecentInflammationBiopsyOrMri, false),
+                    ];
+                },
+                NotEligible,
+                &[
+                    AGE,
+                    "IN02: all of [any of [mmt8_total < 150 saw 120: met; fi3_percent_of_upper < 20 saw 85: not met]: met; any of [any enzyme > ULN saw CK 150 (ULN 200): not met; recent_inflammation_biopsy_or_mri is true saw false: not met; active_extramuscular_disease is true saw false: not met]: not met]: not met",
+                ],
+            ),
+            (
+                "full strength and FI-3 not recorded: weakness cannot be ruled out",
+                |m| m.fi3_percent_of_upper = None,
+                NotEvaluable,
+                &[
+                    AGE,
+                    "IN02: all of [any of [mmt8_total < 150 saw 150: not met; fi3_percent_of_upper < 20 saw nothing: not evaluable]: not evaluable; any of [any enzyme > ULN saw CK 150 (ULN 200): not met; recent_inflammation_biopsy_or_mri is true saw false: not met; active_extramuscular_disease is true saw true: met]: met]: not evaluable",
                 ],
             ),
         ],
     );
+}
+
+/// CTX-STIR inclusion 7: a dose "stable for at least 2 weeks prior to baseline" (the file said 4 [D]
+/// before): 2 weeks passes, 1 fails; and a dose above 80 mg/day inside the 8 weeks excludes.
+#[test]
+fn stir_prednisone_stable_two_weeks_and_no_high_dose_within_eight() {
+    let stir = load(
+        "protocols/stir.toml",
+        include_str!("../../../protocols/stir.toml"),
+    );
+    const AGE: &str = "IN01: age_years >= 18 saw 45: met";
+    const CDASI_28: &str = "IN02: cdasi_activity >= 5 saw 28: met";
+    const MUSCLE_130: &str =
+        "IN03: if [muscle_active is true saw true: met] then [mmt8_total < 142 saw 130: met]: met";
+    check(
+        &stir,
+        &typical_stir_subject(),
+        STIR_REST,
+        &[
+            (
+                "stable for exactly 2 weeks",
+                |m| m.prednisone_stable_weeks = Some(dec("2")),
+                Eligible,
+                &[
+                    AGE,
+                    CDASI_28,
+                    MUSCLE_130,
+                    "IN04: all of [prednisone_mg_per_day <= 20 saw 10: met; prednisone_stable_weeks >= 2 saw 2: met]: met",
+                ],
+            ),
+            (
+                "stable for 1 week",
+                |m| m.prednisone_stable_weeks = Some(dec("1")),
+                NotEligible,
+                &[
+                    AGE,
+                    CDASI_28,
+                    MUSCLE_130,
+                    "IN04: all of [prednisone_mg_per_day <= 20 saw 10: met; prednisone_stable_weeks >= 2 saw 1: not met]: not met",
+                ],
+            ),
+        ],
+    );
+    const STABLE: &str = "IN04: all of [prednisone_mg_per_day <= 20 saw 10: met; prednisone_stable_weeks >= 2 saw 8: met]: met";
+    let cases: [(&str, Vec<DoseChange>, EligibilityVerdict, &str); 4] = [
+        (
+            "100 mg/day from 9 weeks before, in effect when the window opens",
+            vec![
+                DoseChange {
+                    day: -63,
+                    mg_per_day: dec("100"),
+                },
+                DoseChange {
+                    day: -14,
+                    mg_per_day: dec("10"),
+                },
+            ],
+            NotEligible,
+            "IN05: max glucocorticoid mg/day within 8 weeks before baseline <= 80 saw 100: not met",
+        ),
+        (
+            "100 mg/day ended the day before the window: not in it",
+            vec![
+                DoseChange {
+                    day: -70,
+                    mg_per_day: dec("100"),
+                },
+                DoseChange {
+                    day: -57,
+                    mg_per_day: dec("10"),
+                },
+            ],
+            Eligible,
+            "IN05: max glucocorticoid mg/day within 8 weeks before baseline <= 80 saw 10: met",
+        ),
+        (
+            "records start inside the window: earlier doses unknown",
+            vec![DoseChange {
+                day: -20,
+                mg_per_day: dec("10"),
+            }],
+            NotEvaluable,
+            "IN05: max glucocorticoid mg/day within 8 weeks before baseline <= 80 saw 10: not evaluable",
+        ),
+        (
+            "records start inside the window at 90 mg/day: above 80 whatever came before",
+            vec![
+                DoseChange {
+                    day: -20,
+                    mg_per_day: dec("90"),
+                },
+                DoseChange {
+                    day: -14,
+                    mg_per_day: dec("10"),
+                },
+            ],
+            NotEligible,
+            "IN05: max glucocorticoid mg/day within 8 weeks before baseline <= 80 saw 90: not met",
+        ),
+    ];
+    for (name, history, verdict, line) in cases {
+        let mut subject = typical_stir_subject();
+        subject.glucocorticoid_history = history;
+        let report = stir.check_eligibility(&subject);
+        let lines: Vec<String> = report
+            .criteria
+            .iter()
+            .map(|criterion| format!("{}: {}", criterion.id, criterion.result))
+            .collect();
+        assert_eq!(report.verdict, verdict, "{name}");
+        assert_eq!(lines[3], STABLE, "{name}");
+        assert_eq!(lines[4], line, "{name}");
+    }
+}
+
+/// IGN-BIRD-EL inclusion 4 applies "for relapsing/non naïve DM patients" only: a treatment-naive
+/// patient on no prednisone at all is eligible, where the old rule (for every subject) left them not
+/// evaluable for want of a dose.
+#[test]
+fn bird_treatment_naive_patient_without_prednisone_is_eligible() {
+    let bird = load(
+        "protocols/bird.toml",
+        include_str!("../../../protocols/bird.toml"),
+    );
+    let mut naive = typical_bird_subject();
+    naive.prednisone_mg_per_day = None;
+    naive.prednisone_stable_weeks = None;
+    naive.flags = vec![
+        (Flag::TreatmentNaive, true),
+        (Flag::Enmc239Dermatomyositis, true),
+        (Flag::SevereSwallowingTrouble, false),
+    ];
+    let report = bird.check_eligibility(&naive);
+    let lines: Vec<String> = report
+        .criteria
+        .iter()
+        .map(|criterion| format!("{}: {}", criterion.id, criterion.result))
+        .collect();
+    assert_eq!(report.verdict, Eligible, "{lines:#?}");
+    assert_eq!(
+        lines[3],
+        "IN04: if [all of [treatment_naive is false saw true: not met; glucocorticoid_exposed is true saw nothing: not evaluable]: not met] then [all of [prednisone_mg_per_day < 30 saw nothing: not evaluable; prednisone_stable_weeks >= 4 saw nothing: not evaluable]: not evaluable]: not applicable"
+    );
+    assert_eq!(
+        lines[4],
+        "IN05: if [all of [treatment_naive is false saw true: not met; on_immunosuppressant is true saw nothing: not evaluable]: not met] then [immunosuppressant_stable_months >= 3 saw nothing: not evaluable]: not applicable"
+    );
+
+    // Relapsing, on an immunosuppressant stable for 2 months: IN05 applies and fails.
+    let mut relapsing = typical_bird_subject();
+    relapsing
+        .flags
+        .retain(|(flag, _)| *flag != Flag::OnImmunosuppressant);
+    relapsing.flags.push((Flag::OnImmunosuppressant, true));
+    relapsing.immunosuppressant_stable_months = Some(dec("2"));
+    let report = bird.check_eligibility(&relapsing);
+    assert_eq!(report.verdict, NotEligible);
+    assert_eq!(
+        report.criteria[4].result.to_string(),
+        "if [all of [treatment_naive is false saw false: met; on_immunosuppressant is true saw true: met]: met] then [immunosuppressant_stable_months >= 3 saw 2: not met]: not met"
+    );
+
+    // Severe swallowing trouble excludes; consent after the baseline visit fails IN07; no consent
+    // date is not evaluable, never "not met".
+    let mut swallowing = typical_bird_subject();
+    swallowing
+        .flags
+        .retain(|(flag, _)| *flag != Flag::SevereSwallowingTrouble);
+    swallowing.flags.push((Flag::SevereSwallowingTrouble, true));
+    assert_eq!(bird.check_eligibility(&swallowing).verdict, NotEligible);
+    let mut late_consent = typical_bird_subject();
+    late_consent.consent_days_before_baseline = Some(-1);
+    assert_eq!(bird.check_eligibility(&late_consent).verdict, NotEligible);
+    let mut no_consent = typical_bird_subject();
+    no_consent.consent_days_before_baseline = None;
+    assert_eq!(bird.check_eligibility(&no_consent).verdict, NotEvaluable);
 }

@@ -233,10 +233,19 @@ fn myojak_outcomes_from_randomisation_and_from_the_own_first_dose() {
             (
                 "TIS_24W_DRUG",
                 "IMMED",
+                // W36 is the immediate arm's end of follow-up: planned, but not this endpoint's
+                // visit (24 weeks on drug is W24 for the immediate arm).
                 visits(&[("BL", 0), ("W36", 252)]),
                 Some(0),
+                Ok("TIS_24W_DRUG: baseline BL day 0 (anchor day 0); follow-up W24 missing"),
+            ),
+            (
+                "TIS_24W_DRUG",
+                "IMMED",
+                visits(&[("BL", 0), ("W40", 280)]),
+                Some(0),
                 Err(
-                    "visit `W36` is not planned for arm `IMMED`; expected one of SCR, BL, W4, W8, W12, W16, W20, W24",
+                    "visit `W40` is not planned for arm `IMMED`; expected one of SCR, BL, W4, W8, W12, W16, W20, W24, W28, W32, W36",
                 ),
             ),
             (

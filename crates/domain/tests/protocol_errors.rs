@@ -453,7 +453,7 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 "op = \">=\", value = 5, unit = \"points\"",
             )],
             &[
-                "protocols/demo.toml: eligibility[0].rule.unit: line 82: unknown field `unit`, expected one of `kind`, `measure`, `op`, `value`, `flag`, `is`, `count`, `rules`, `condition`, `then`",
+                "protocols/demo.toml: eligibility[0].rule.unit: line 82: unknown field `unit`, expected one of `kind`, `measure`, `op`, `value`, `flag`, `is`, `count`, `rules`, `condition`, `then`, `weeks`",
             ],
         ),
         (
@@ -560,7 +560,7 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 "rule = { kind = \"any_of\", rules = [{ kind = \"flag\", flag = \"muscle_active\", valeu = 1 }] }",
             )],
             &[
-                "protocols/demo.toml: eligibility[0].rule.rules[0].valeu: line 82: unknown field `valeu`, expected one of `kind`, `measure`, `op`, `value`, `flag`, `is`, `count`, `rules`, `condition`, `then`",
+                "protocols/demo.toml: eligibility[0].rule.rules[0].valeu: line 82: unknown field `valeu`, expected one of `kind`, `measure`, `op`, `value`, `flag`, `is`, `count`, `rules`, `condition`, `then`, `weeks`",
             ],
         ),
         (
@@ -570,7 +570,79 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 "kind = \"compares\", measure = \"cdasi_activity\"",
             )],
             &[
-                "protocols/demo.toml: eligibility[0].rule.kind: line 82: unknown variant `compares`, expected one of `compare`, `flag`, `any_enzyme_above_uln`, `all_of`, `any_of`, `at_least`, `when`",
+                "protocols/demo.toml: eligibility[0].rule.kind: line 82: unknown variant `compares`, expected one of `compare`, `flag`, `any_enzyme_above_uln`, `all_of`, `any_of`, `at_least`, `when`, `glucocorticoid_max_within`, `glucocorticoid_sustained`, `informed_consent`",
+            ],
+        ),
+        (
+            "glucocorticoid history over more than ten years",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"glucocorticoid_max_within\", weeks = 521, op = \"<=\", value = 80 }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.weeks: expected a number of weeks from 1 to 520, found 521",
+            ],
+        ),
+        (
+            "glucocorticoid run without weeks",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"glucocorticoid_sustained\", value = 20 }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.weeks: expected a `weeks` for a rule of kind glucocorticoid_sustained, found none",
+            ],
+        ),
+        (
+            "classification probability above 100 %",
+            &[(
+                "measure = \"cdasi_activity\", op = \">=\", value = 5",
+                "measure = \"eular_acr_probability_percent\", op = \">=\", value = 155",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.value: expected a eular_acr_probability_percent threshold from 0 to 100 %, found 155",
+            ],
+        ),
+        (
+            "a coded trial summary value that is not a CDISC term",
+            &[(
+                "[conventions]",
+                "[trial_summary]\nintervention_model = \"PARALLEL GROUP\"\n\n[conventions]",
+            )],
+            &[
+                "protocols/demo.toml: trial_summary.intervention_model: expected a term of the INTMODEL codelist of CDISC CT 2025-09-26 (CROSS-OVER, FACTORIAL, PARALLEL, SEQUENTIAL, SINGLE GROUP), found `PARALLEL GROUP`",
+            ],
+        ),
+        (
+            "a registry that is not a DICTNAM term, and a country that is not alpha-3",
+            &[(
+                "[conventions]",
+                "[trial_summary]\nother_ids = [{ registry = \"IRAS\", id = \"273307\" }]\ncountries = [\"UK\"]\n\n[conventions]",
+            )],
+            &[
+                "protocols/demo.toml: trial_summary.other_ids[0].registry: expected a term of the DICTNAM codelist of CDISC CT 2025-09-26 (CDISC CT, ClinicalTrials.gov, COSTART, CTCAE, CTIS, D-U-N-S NUMBER, EudraCT, EUDRAVIGILANCE, GENC, ICD, ICD-O, ISO 21090, ISO 3166, jRCT, LOINC, MED-RT, MedDRA, MeSH, PubMed, SNOMED, UNII, WHO ATC CLASSIFICATION SYSTEM, WHOART, WHODD), found `IRAS`",
+                "protocols/demo.toml: trial_summary.countries[0]: expected an ISO 3166-1 alpha-3 code (three capital letters, e.g. FRA), found `UK`",
+            ],
+        ),
+        (
+            "an intervention dose without its unit, on an unknown arm",
+            &[(
+                "[conventions]",
+                "[[interventions]]\nsubstance = \"DRUG\"\nrole = \"investigational\"\ndose = 4\narms = [\"DRUGX\"]\n\n[conventions]",
+            )],
+            &[
+                "protocols/demo.toml: interventions[0].dose_unit: expected a dose and its unit together, or neither, found a dose without a unit",
+                "protocols/demo.toml: interventions[0].arms[0]: expected one of the arm ids DRUG, PBO, found `DRUGX`",
+            ],
+        ),
+        (
+            "a trial summary assumption naming a parameter the file does not set",
+            &[(
+                "[conventions]",
+                "[trial_summary]\nassumptions = [\"SSTDTC\"]\n\n[conventions]",
+            )],
+            &[
+                "protocols/demo.toml: trial_summary.assumptions[0]: expected a TS parameter the protocol file sets (TITLE, TPHASE, TBLIND, PLANSUB, ADDON, TRT, COMPTRT, DOSE, DOSU, DOSFRQ, ROUTE, DOSFRM, SPONSOR, REGID, FCNTRY, SEXPOP, HLTSUBJI, INTMODEL, INTTYPE, TCNTRL, TTYPE, TINDTP, INDIC, TDIGRP, PCLAS, CURTRT, RDIND, ADAPT, STOPRULE, SENDTC, AGEMIN, AGEMAX, LENGTH), found `SSTDTC`",
             ],
         ),
         (

@@ -3,7 +3,7 @@
 
 use myolog_domain::protocol::{
     BaselineRule, Blinding, DayWindow, EndpointBaseline, Level, MissingDataRule, Outcome, Phase,
-    Protocol, ResponderRule, TisCategory,
+    Protocol, ResponderRule, TdmOptions, TisCategory,
 };
 use rust_decimal::Decimal;
 
@@ -216,6 +216,16 @@ fn stir_is_a_single_arm_open_label_trial_with_doi_at_week_12_primary() {
                 Some(ResponderRule::DoiMet),
                 missing,
             ),
+            // CTG-STIR secondary outcome: CDASI activity change "[ Time Frame: Up to 16 weeks ]".
+            (
+                "CDASI_W16",
+                Level::Secondary,
+                Outcome::CdasiActivityChange,
+                &[("TOFA", "W16")],
+                randomisation,
+                None,
+                missing,
+            ),
         ],
     );
 }
@@ -247,9 +257,11 @@ fn myojak_delayed_arm_is_measured_from_randomisation_and_from_its_own_first_dose
             ("W16", 6, 112, [105, 119], &[], false),
             ("W20", 7, 140, [133, 147], &[], false),
             ("W24", 8, 168, [161, 175], &[], false),
-            ("W28", 9, 196, [189, 203], &["DELAYED"], false),
-            ("W32", 10, 224, [217, 231], &["DELAYED"], false),
-            ("W36", 11, 252, [245, 259], &["DELAYED"], false),
+            // Weeks 28-36: both arms (immediate in follow-up, delayed on drug); week 40 delayed only.
+            ("W28", 9, 196, [189, 203], &[], false),
+            ("W32", 10, 224, [217, 231], &[], false),
+            ("W36", 11, 252, [245, 259], &[], false),
+            ("W40", 12, 280, [273, 287], &["DELAYED"], false),
         ],
     );
     let from_randomisation = EndpointBaseline::Randomisation;
@@ -462,23 +474,59 @@ fn the_glucocorticoid_window_defaults_to_weeks_20_through_24() {
     );
 }
 
+/// The trial design datasets `myolog study export --tdm` writes for each protocol file (no data, no
+/// assumption-valued TS parameters), against golden files under tests/data/tdm/ that were reviewed
+/// line by line against docs/trial-registry-sources.md.
 #[test]
-fn stir_trial_design_datasets_match_the_golden_csv_files() {
-    let stir = load("protocols/stir.toml", STIR);
-    let files = stir.trial_design().to_csv_files();
-    let expected = [
-        ("ta.csv", include_str!("golden/stir/ta.csv")),
-        ("tv.csv", include_str!("golden/stir/tv.csv")),
-        ("ti.csv", include_str!("golden/stir/ti.csv")),
-        ("ts.csv", include_str!("golden/stir/ts.csv")),
+fn trial_design_datasets_match_the_golden_csv_files() {
+    let trials = [
+        (
+            "stir",
+            STIR,
+            [
+                include_str!("../../../tests/data/tdm/stir/ta.csv"),
+                include_str!("../../../tests/data/tdm/stir/te.csv"),
+                include_str!("../../../tests/data/tdm/stir/tv.csv"),
+                include_str!("../../../tests/data/tdm/stir/ti.csv"),
+                include_str!("../../../tests/data/tdm/stir/ts.csv"),
+            ],
+        ),
+        (
+            "myojak",
+            MYOJAK,
+            [
+                include_str!("../../../tests/data/tdm/myojak/ta.csv"),
+                include_str!("../../../tests/data/tdm/myojak/te.csv"),
+                include_str!("../../../tests/data/tdm/myojak/tv.csv"),
+                include_str!("../../../tests/data/tdm/myojak/ti.csv"),
+                include_str!("../../../tests/data/tdm/myojak/ts.csv"),
+            ],
+        ),
+        (
+            "bird",
+            BIRD,
+            [
+                include_str!("../../../tests/data/tdm/bird/ta.csv"),
+                include_str!("../../../tests/data/tdm/bird/te.csv"),
+                include_str!("../../../tests/data/tdm/bird/tv.csv"),
+                include_str!("../../../tests/data/tdm/bird/ti.csv"),
+                include_str!("../../../tests/data/tdm/bird/ts.csv"),
+            ],
+        ),
     ];
-    assert_eq!(files.len(), expected.len());
-    for ((name, csv), (expected_name, expected_csv)) in files.iter().zip(expected) {
-        assert_eq!(name, expected_name);
-        assert_eq!(
-            csv, expected_csv,
-            "{name} differs from tests/golden/stir/{name}"
-        );
+    for (trial, text, expected) in trials {
+        let files = load(trial, text).trial_design().to_csv_files();
+        let names = ["ta.csv", "te.csv", "tv.csv", "ti.csv", "ts.csv"];
+        assert_eq!(files.len(), names.len());
+        for ((name, csv), (expected_name, expected_csv)) in
+            files.iter().zip(names.iter().zip(expected))
+        {
+            assert_eq!(name, expected_name);
+            assert_eq!(
+                csv, expected_csv,
+                "{name} differs from tests/data/tdm/{trial}/{name}"
+            );
+        }
     }
 }
 
@@ -495,21 +543,33 @@ fn randomised_designs_branch_at_randomisation_and_list_arm_specific_visits_per_a
             "MYOJAK,TA,IMMED,Immediate start,1,SCRN,Screening,Randomized to Immediate start,,SCREENING",
             "MYOJAK,TA,IMMED,Immediate start,2,BARI,Baricitinib,,,RANDOMISED PERIOD",
             "MYOJAK,TA,IMMED,Immediate start,3,BARI,Baricitinib,,,OPEN TREATMENT",
+            "MYOJAK,TA,IMMED,Immediate start,4,FU,\"Follow-up, off study drug\",,,FOLLOW-UP",
             "MYOJAK,TA,DELAYED,Delayed start,1,SCRN,Screening,Randomized to Delayed start,,SCREENING",
             "MYOJAK,TA,DELAYED,Delayed start,2,WAIT,\"Usual care, study drug not yet started\",,,RANDOMISED PERIOD",
             "MYOJAK,TA,DELAYED,Delayed start,3,BARI,Baricitinib,,,OPEN TREATMENT",
             "MYOJAK,TA,DELAYED,Delayed start,4,BARI,Baricitinib,,,DELAYED ARM COMPLETION",
+            "MYOJAK,TA,DELAYED,Delayed start,5,FU,\"Follow-up, off study drug\",,,FOLLOW-UP",
         ]
     );
     let tv = myojak.tv_csv();
     assert_eq!(
         tv.lines().last(),
         Some(
-            "MYOJAK,TV,11,\"Week 36 (24 weeks on drug, delayed arm)\",253,DELAYED,Delayed start,Day 252 relative to randomisation; allowed days 245 to 259,"
+            "MYOJAK,TV,12,\"Week 40 (safety follow-up, delayed arm)\",281,DELAYED,Delayed start,Day 280 relative to randomisation; allowed days 273 to 287,"
         )
     );
 
-    let bird = load("protocols/bird.toml", BIRD).trial_design();
+    // BIRD's phase is an assumption (ClinicalTrials.gov says phase 3, CTIS phase 2/3): left out of
+    // the default export, named, and exported when asked for.
+    let bird_protocol = load("protocols/bird.toml", BIRD);
+    let default = bird_protocol.trial_design();
+    assert!(!default.ts.iter().any(|row| row.tsparmcd == "TPHASE"));
+    assert!(default.assumptions_left_out.contains(&"TPHASE".to_string()));
+    let bird = bird_protocol.trial_design_with(&TdmOptions {
+        include_assumptions: true,
+        data: None,
+    });
+    assert!(bird.assumptions_included.contains(&"TPHASE".to_string()));
     let ts: Vec<(String, String)> = bird
         .ts
         .iter()
@@ -616,9 +676,9 @@ fn each_protocol_summarises_itself_and_keeps_its_source() {
     assert_eq!(
         summaries,
         [
-            "STIR v1 (NCT03002649): 1 arm, 3 epochs, 6 visits, 4 eligibility criteria, 9 endpoints; primary DOI_W12 (doi at W12)",
-            "MYOJAK v1 (NCT04208464): 2 arms, 4 epochs, 11 visits, 2 eligibility criteria, 10 endpoints; primary TIS_W12 (tis_score at W12)",
-            "BIRD v1 (NCT04972760): 2 arms, 2 epochs, 8 visits, 4 eligibility criteria, 6 endpoints; primary PFTIS_W24 (prednisone_free_tis at W24)",
+            "STIR v1 (NCT03002649): 1 arm, 3 epochs, 6 visits, 8 eligibility criteria, 10 endpoints; primary DOI_W12 (doi at W12)",
+            "MYOJAK v1 (NCT04208464): 2 arms, 5 epochs, 12 visits, 5 eligibility criteria, 10 endpoints; primary TIS_W12 (tis_score at W12)",
+            "BIRD v1 (NCT04972760): 2 arms, 2 epochs, 8 visits, 8 eligibility criteria, 6 endpoints; primary PFTIS_W24 (prednisone_free_tis at W24)",
         ]
     );
 }

@@ -92,8 +92,11 @@ fn stir_week_12_window_edges_and_unknown_visits() {
     );
 }
 
+/// MYOJAK through week 40 (CTX-MYOJAK, HRA-MYOJAK): weeks 28-36 are planned for both arms (the
+/// immediate arm's 12-week follow-up, the delayed arm's last 12 weeks on drug); week 40 (the delayed
+/// arm's 4-week safety follow-up) only for the delayed arm.
 #[test]
-fn myojak_delayed_arm_only_visits() {
+fn myojak_schedule_through_week_40() {
     let myojak = load(
         "protocols/myojak.toml",
         include_str!("../../../protocols/myojak.toml"),
@@ -103,12 +106,17 @@ fn myojak_delayed_arm_only_visits() {
         &[
             ("DELAYED", "W36", 252, in_window("W36", 252, 0)),
             ("DELAYED", "W36", 260, outside("W36", [245, 259], 1)),
+            ("IMMED", "W28", 196, in_window("W28", 196, 0)),
+            ("IMMED", "W36", 252, in_window("W36", 252, 0)),
+            ("DELAYED", "W40", 280, in_window("W40", 280, 0)),
+            ("DELAYED", "W40", 273, in_window("W40", 280, -7)),
+            ("DELAYED", "W40", 288, outside("W40", [273, 287], 1)),
             (
                 "IMMED",
-                "W36",
-                252,
+                "W40",
+                280,
                 Err(
-                    "visit `W36` is not planned for arm `IMMED`; expected one of SCR, BL, W4, W8, W12, W16, W20, W24",
+                    "visit `W40` is not planned for arm `IMMED`; expected one of SCR, BL, W4, W8, W12, W16, W20, W24, W28, W32, W36",
                 ),
             ),
             ("IMMED", "W24", 160, outside("W24", [161, 175], -1)),
@@ -118,4 +126,31 @@ fn myojak_delayed_arm_only_visits() {
         .classify_visit("IMMED", "W24", 160)
         .map(|timing| timing.is_deviation());
     assert_eq!(deviation, Ok(true));
+
+    // Each arm's epoch at weeks 24-40: the immediate arm is in follow-up from week 28, the delayed arm
+    // on drug to week 36 and in follow-up at week 40.
+    let epochs: Vec<(String, &str, &str)> = ["W24", "W28", "W32", "W36", "W40"]
+        .iter()
+        .map(|id| {
+            let encounter = myojak.encounter(id).expect("a planned visit");
+            let immediate = if encounter.applies_to("IMMED") {
+                encounter.epoch_for("IMMED")
+            } else {
+                "-"
+            };
+            (id.to_string(), immediate, encounter.epoch_for("DELAYED"))
+        })
+        .collect();
+    let expected = [
+        ("W24", "PERIOD2", "PERIOD2"),
+        ("W28", "FOLLOWUP", "PERIOD3"),
+        ("W32", "FOLLOWUP", "PERIOD3"),
+        ("W36", "FOLLOWUP", "PERIOD3"),
+        ("W40", "-", "FOLLOWUP"),
+    ];
+    let expected: Vec<(String, &str, &str)> = expected
+        .iter()
+        .map(|(id, immediate, delayed)| (id.to_string(), *immediate, *delayed))
+        .collect();
+    assert_eq!(epochs, expected);
 }

@@ -8,8 +8,11 @@
 //! a visit measure.
 
 use myolog_domain::event::{ClinicalDate, Dose, StudyId};
+use std::collections::BTreeMap;
+
 use myolog_domain::protocol::{
-    CriterionCategory, EligibilityReport, EligibilityVerdict, Protocol, RuleResult, Verdict,
+    CriterionCategory, DoseChange, EligibilityReport, EligibilityVerdict, Flag, Protocol,
+    RuleResult, Verdict, protocol_day,
 };
 use myolog_domain::visit::VisitAssessments;
 use myolog_scoring::protocol_eval::{SubjectFacts, check_eligibility};
@@ -74,15 +77,87 @@ fn report(protocol: &Protocol, subject: &Subject) -> (Option<String>, Eligibilit
         .and_then(|(_, visit)| visit.last_date)
         .unwrap_or(subject.enrolled_on);
     assessments.prednisone_mg_per_day = glucocorticoid_in_effect(subject, as_of);
-    let facts = SubjectFacts {
-        age_years: subject.facts.age_years(),
-        muscle_active: subject.facts.muscle_active(),
-        prednisone_stable_weeks: subject.facts.prednisone_stable_weeks(),
-    };
+    let facts = subject_facts(subject, as_of);
     (
         baseline.map(|(id, _)| id.to_string()),
         check_eligibility(protocol, &assessments, &facts),
     )
+}
+
+/// The enrolment facts and the glucocorticoid history as the rules read them, with `baseline` as
+/// day 0 of the history and of the consent date.
+fn subject_facts(subject: &Subject, baseline: ClinicalDate) -> SubjectFacts {
+    let enrolment = &subject.facts;
+    let recorded = enrolment.flags();
+    let flags = [
+        (Flag::TreatmentNaive, recorded.treatment_naive),
+        (Flag::GlucocorticoidExposed, recorded.glucocorticoid_exposed),
+        (Flag::OnImmunosuppressant, recorded.on_immunosuppressant),
+        (Flag::SkinBiopsyProven, recorded.skin_biopsy_proven),
+        (
+            Flag::BohanPeterDefiniteOrProbable,
+            recorded.bohan_peter_definite_or_probable,
+        ),
+        (
+            Flag::Enmc239Dermatomyositis,
+            recorded.enmc_239_dermatomyositis,
+        ),
+        (
+            Flag::ActiveExtramuscularDisease,
+            recorded.active_extramuscular_disease,
+        ),
+        (
+            Flag::RecentInflammationBiopsyOrMri,
+            recorded.recent_inflammation_biopsy_or_mri,
+        ),
+        (
+            Flag::SevereSwallowingTrouble,
+            recorded.severe_swallowing_trouble,
+        ),
+        (
+            Flag::NegativeCancerScreening,
+            recorded.negative_cancer_screening,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(flag, value)| value.map(|value| (flag, value)))
+    .collect();
+    SubjectFacts {
+        age_years: enrolment.age_years(),
+        muscle_active: enrolment.muscle_active(),
+        prednisone_stable_weeks: enrolment.prednisone_stable_weeks(),
+        flags,
+        eular_acr_probability_percent: enrolment.eular_acr_probability_percent(),
+        fi3_percent_of_upper: enrolment.fi3_percent_of_upper(),
+        immunosuppressant_stable_months: enrolment.immunosuppressant_stable_months(),
+        disease_duration_months: enrolment.disease_duration_months(),
+        glucocorticoid_treated_weeks: enrolment.glucocorticoid_treated_weeks(),
+        glucocorticoid_history: glucocorticoid_history(subject, baseline),
+        consent_days_before_baseline: enrolment
+            .informed_consent_date()
+            .map(|consent| protocol_day(consent, baseline)),
+    }
+}
+
+/// The glucocorticoid records up to `baseline` as dose changes on days relative to it, in day order;
+/// of two on one day only the one entered later, as in [`glucocorticoid_in_effect`].
+fn glucocorticoid_history(subject: &Subject, baseline: ClinicalDate) -> Vec<DoseChange> {
+    let mut by_day: BTreeMap<i32, DoseChange> = BTreeMap::new();
+    for (recorded_on, dose) in &subject.doses {
+        if let Dose::Glucocorticoid { mg_per_day, .. } = dose
+            && *recorded_on <= baseline
+        {
+            let day = protocol_day(baseline, *recorded_on);
+            by_day.insert(
+                day,
+                DoseChange {
+                    day,
+                    mg_per_day: mg_per_day.mg_per_day(),
+                },
+            );
+        }
+    }
+    by_day.into_values().collect()
 }
 
 /// The glucocorticoid dose in effect on `date`: the latest record on or before it (of two on one
@@ -221,7 +296,6 @@ pub fn cohort_eligibility(protocol: &Protocol, study: &Study) -> EligibilityTabl
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use myolog_domain::Decimal;
     use myolog_domain::event::EnrolmentFacts;
@@ -241,6 +315,50 @@ mod tests {
                 mg_per_day: PrednisoneEquivalentDose::try_from(Decimal::from(mg)).expect("a dose"),
             },
         )
+    }
+
+    /// The history the glucocorticoid rules read: records up to the baseline day, on days counted
+    /// from it, in day order whatever order they were entered in; of two on one day the later entry;
+    /// study drug and records after baseline left out. The consent date becomes days before baseline.
+    #[test]
+    fn subject_facts_carry_the_glucocorticoid_history_and_the_consent() {
+        let facts = EnrolmentFacts::from_input(myolog_domain::event::EnrolmentFactsInput {
+            informed_consent_date: Some(on(3)),
+            ..Default::default()
+        })
+        .expect("facts");
+        let subject = Subject {
+            arm: String::new(),
+            site: None,
+            enrolled_on: on(20),
+            population: None,
+            facts,
+            withdrawn: false,
+            visits: BTreeMap::new(),
+            doses: vec![
+                prednisone(15, 10),
+                prednisone(2, 30),
+                prednisone(15, 12),
+                prednisone(25, 5),
+                (
+                    on(10),
+                    Dose::StudyDrug {
+                        drug: "tofacitinib".into(),
+                        mg_per_day: PrednisoneEquivalentDose::try_from(Decimal::from(11))
+                            .expect("a dose"),
+                    },
+                ),
+            ],
+        };
+        let facts = subject_facts(&subject, on(20));
+        let history: Vec<(i32, Decimal)> = facts
+            .glucocorticoid_history
+            .iter()
+            .map(|change| (change.day, change.mg_per_day))
+            .collect();
+        assert_eq!(history, [(-18, Decimal::from(30)), (-5, Decimal::from(12))]);
+        assert_eq!(facts.consent_days_before_baseline, Some(17));
+        assert!(facts.flags.is_empty());
     }
 
     /// The dose in effect is the latest dated record on or before the day, whatever order the

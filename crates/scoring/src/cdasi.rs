@@ -40,18 +40,39 @@ pub fn cdasi_scores(form: &CdasiV2) -> CdasiScores {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CdasiSeverity {
-    /// Activity below the cut-off.
+    /// Stanford: activity 14 or less; UPenn: activity below 19.
     Mild,
-    /// Activity at or above the cut-off [D: the cut-off value itself counts as moderate/severe].
+    /// Stanford: activity 15 or more; UPenn: activity 19 or more [D].
     ModerateSevere,
 }
 
-/// The severity band of an activity score under a cut-off.
+/// The severity band of an activity score under a cut-off. Anyanwu et al. 2015 say on which side the
+/// Stanford value falls ("CDASI activity scores of 14 or less characterized mild disease"), so 14 is
+/// mild. For UPenn they say only that "a CDASI activity score of 19 differentiated mild from moderate
+/// and severe disease", which leaves 19 itself open: we count it as moderate/severe [D]
+/// (docs/clinical.md#4-cdasi-version-2).
 pub fn cdasi_severity(activity: u16, cutoff: CdasiSeverityCutoff) -> CdasiSeverity {
-    if activity >= u16::from(cutoff.points()) {
-        CdasiSeverity::ModerateSevere
-    } else {
+    let mild = match cutoff {
+        CdasiSeverityCutoff::Stanford14 => activity <= u16::from(cutoff.points()),
+        CdasiSeverityCutoff::UPenn19 => activity < u16::from(cutoff.points()),
+    };
+    if mild {
         CdasiSeverity::Mild
+    } else {
+        CdasiSeverity::ModerateSevere
+    }
+}
+
+/// The severity rule in words, reported with every CDASI result so a reader sees which side of the
+/// cut-off value is which, and which side is our assumption.
+pub const fn cdasi_severity_rule(cutoff: CdasiSeverityCutoff) -> &'static str {
+    match cutoff {
+        CdasiSeverityCutoff::Stanford14 => {
+            "activity <= 14: mild; above: moderate_severe (Anyanwu 2015: 14 or less is mild)"
+        }
+        CdasiSeverityCutoff::UPenn19 => {
+            "activity >= 19: moderate_severe [D: the source leaves the side of 19 open]; below: mild"
+        }
     }
 }
 
@@ -198,18 +219,23 @@ mod tests {
             );
         }
         check(13, CdasiSeverityCutoff::Stanford14, CdasiSeverity::Mild);
+        // Anyanwu 2015: "14 or less characterized mild disease".
+        check(14, CdasiSeverityCutoff::Stanford14, CdasiSeverity::Mild);
         check(
-            14,
+            15,
             CdasiSeverityCutoff::Stanford14,
             CdasiSeverity::ModerateSevere,
         );
         check(18, CdasiSeverityCutoff::UPenn19, CdasiSeverity::Mild);
+        // [D]: the source does not say on which side 19 falls; we count it as moderate/severe.
         check(
             19,
             CdasiSeverityCutoff::UPenn19,
             CdasiSeverity::ModerateSevere,
         );
         check(0, CdasiSeverityCutoff::Stanford14, CdasiSeverity::Mild);
+        assert!(cdasi_severity_rule(CdasiSeverityCutoff::Stanford14).starts_with("activity <= 14"));
+        assert!(cdasi_severity_rule(CdasiSeverityCutoff::UPenn19).contains("[D"));
         check(
             100,
             CdasiSeverityCutoff::UPenn19,

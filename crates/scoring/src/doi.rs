@@ -208,5 +208,7 @@ pub const ENZYME_SELECTION: &str =
     "most abnormal at baseline: highest value/ULN; ties in the order ck, aldolase, ldh, ast, alt";
 
 /// The definition applied, as reported in conventions.
-pub const DOI_DEFINITION: &str = "adult IMACS DOI (docs/clinical.md#5-imacs-definition-of-improvement), also for juvenile cases; the juvenile \
-                                  variant is not applied";
+/// Rider et al. 2004 rank this definition highest and call it "common to the adult and pediatric
+/// working groups", so it is not an adult definition stretched to juvenile cases.
+pub const DOI_DEFINITION: &str = "IMACS DOI common to the adult and paediatric working groups (Rider 2004; \
+                                  docs/clinical.md#5-imacs-definition-of-improvement)";

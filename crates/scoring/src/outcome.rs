@@ -4,6 +4,7 @@
 
 use crate::cdasi::{
     CDASI_ALGORITHM, CdasiScores, CdasiSeverity, cdasi_change, cdasi_scores, cdasi_severity,
+    cdasi_severity_rule,
 };
 use crate::change::{BIOMARKER_ALGORITHM, biomarker_change};
 use crate::core_set::{CoreMeasure, CoreSet, core_set, times_uln, visit_haq_di};
@@ -455,7 +456,7 @@ fn cdasi_summary(case: &ScoreCase) -> Option<CdasiSummary> {
             mcid_source: conventions.cdasi_mcid.source(),
             severity_cutoff: conventions.cdasi_severity_cutoff.points(),
             severity_cutoff_source: conventions.cdasi_severity_cutoff.source(),
-            severity_rule: "activity >= cut-off: moderate_severe; below: mild",
+            severity_rule: cdasi_severity_rule(conventions.cdasi_severity_cutoff),
         },
     })
 }

@@ -18,10 +18,10 @@ use myolog_domain::conventions::ScoringConventions;
 use myolog_domain::global::GlobalAssessment;
 use myolog_domain::lab::LabCode;
 use myolog_domain::protocol::{
-    AttendedVisit, BaselineMeasures, BaselineVisit, EligibilityReport, Endpoint, EndpointVisits,
-    EndpointVisitsError, EnzymeResult, FollowupVisit, GlobalValue, GlucocorticoidRecord,
-    MissingDataRule, Mmt8Total, Outcome, Population, PrednisoneFreeResult, Protocol, ProtocolRef,
-    ResponderRule, ResponderStatus, TisCategory, VisitTiming,
+    AttendedVisit, BaselineMeasures, BaselineVisit, DoseChange, EligibilityReport, Endpoint,
+    EndpointVisits, EndpointVisitsError, EnzymeResult, Flag, FollowupVisit, GlobalValue,
+    GlucocorticoidRecord, MissingDataRule, Mmt8Total, Outcome, Population, PrednisoneFreeResult,
+    Protocol, ProtocolRef, ResponderRule, ResponderStatus, TisCategory, VisitTiming,
 };
 use myolog_domain::visit::VisitAssessments;
 use rust_decimal::Decimal;
@@ -29,7 +29,7 @@ use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
 /// Baseline facts eligibility needs that are not visit assessments.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubjectFacts {
     /// Completed years at baseline.
     pub age_years: Option<u32>,
@@ -37,6 +37,17 @@ pub struct SubjectFacts {
     pub muscle_active: Option<bool>,
     /// Weeks the current prednisone dose has been stable before baseline.
     pub prednisone_stable_weeks: Option<u32>,
+    /// The other yes/no facts recorded at enrolment; a flag not listed was not recorded.
+    pub flags: Vec<(Flag, bool)>,
+    pub eular_acr_probability_percent: Option<Decimal>,
+    pub fi3_percent_of_upper: Option<Decimal>,
+    pub immunosuppressant_stable_months: Option<u32>,
+    pub disease_duration_months: Option<u32>,
+    pub glucocorticoid_treated_weeks: Option<u32>,
+    /// Glucocorticoid dose records up to baseline, day 0 = baseline, in day order.
+    pub glucocorticoid_history: Vec<DoseChange>,
+    /// Days from the informed consent to the baseline visit.
+    pub consent_days_before_baseline: Option<i32>,
 }
 
 /// The values eligibility rules read, scored from one visit. A measure that cannot be computed
@@ -82,6 +93,14 @@ pub fn baseline_measures(
             })
             .collect(),
         muscle_active: facts.muscle_active,
+        flags: facts.flags.clone(),
+        eular_acr_probability_percent: facts.eular_acr_probability_percent,
+        fi3_percent_of_upper: facts.fi3_percent_of_upper,
+        immunosuppressant_stable_months: facts.immunosuppressant_stable_months.map(Decimal::from),
+        disease_duration_months: facts.disease_duration_months.map(Decimal::from),
+        glucocorticoid_treated_weeks: facts.glucocorticoid_treated_weeks.map(Decimal::from),
+        glucocorticoid_history: facts.glucocorticoid_history.clone(),
+        consent_days_before_baseline: facts.consent_days_before_baseline,
     }
 }
 

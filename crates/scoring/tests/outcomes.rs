@@ -897,18 +897,34 @@ fn cdasi_change_mcid_and_severity() {
     );
     let fourteen = r#"{"locations": {"malar": {"erythema": 3, "scale": 2, "erosion": 1}, "scalp": {"erythema": 3, "scale": 2, "erosion": 1}}, "periungual": 2}"#;
     let ten = r#"{"locations": {"malar": {"erythema": 3, "scale": 2, "erosion": 1}, "scalp": {"erythema": 3, "scale": 1}}}"#;
-    // 14 -> 10: change 4 reaches the UPenn MCID (4) but not Stanford's (5); 14 is moderate/severe at Stanford's cut-off.
-    check(
-        fourteen,
-        ten,
-        "",
-        (14, 0, 10, 0, Some(true), "moderate_severe"),
-    );
+    // 14 -> 10: change 4 reaches the UPenn MCID (4) but not Stanford's (5). An activity of exactly 14
+    // is mild under the Stanford cut-off: Anyanwu 2015, "CDASI activity scores of 14 or less
+    // characterized mild disease".
+    check(fourteen, ten, "", (14, 0, 10, 0, Some(true), "mild"));
     check(
         fourteen,
         ten,
         r#", "conventions": {"cdasi_mcid": 5}"#,
-        (14, 0, 10, 0, Some(false), "moderate_severe"),
+        (14, 0, 10, 0, Some(false), "mild"),
+    );
+    // Exactly 19 under the UPenn cut-off: "a CDASI activity score of 19 differentiated mild from
+    // moderate and severe disease" leaves the side of 19 open; we count it as moderate/severe [D].
+    let nineteen = rich.replace(r#""periungual": 1"#, r#""periungual": 2"#);
+    check(
+        &nineteen,
+        fewer,
+        r#", "conventions": {"cdasi_severity_cutoff": 19}"#,
+        (19, 3, 4, 2, Some(true), "moderate_severe"),
+    );
+    let upenn = score(
+        "adult",
+        &format!(r#"{{"cdasi": {nineteen}}}"#),
+        &format!(r#"{{"cdasi": {fewer}}}"#),
+        r#", "conventions": {"cdasi_severity_cutoff": 19}"#,
+    );
+    assert_eq!(
+        upenn["cdasi"]["conventions"]["severity_rule"],
+        "activity >= 19: moderate_severe [D: the source leaves the side of 19 open]; below: mild"
     );
     let thirteen = r#"{"locations": {"malar": {"erythema": 3, "scale": 2, "erosion": 1}, "scalp": {"erythema": 3, "scale": 2, "erosion": 1}}, "periungual": 1}"#;
     check(thirteen, thirteen, "", (13, 0, 13, 0, Some(false), "mild"));

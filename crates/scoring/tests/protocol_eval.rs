@@ -6,7 +6,7 @@ use myolog_domain::global::{GlobalAssessment, VasCm};
 use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
 use myolog_domain::haq::{Haq, HaqItemScore, HaqItems};
 use myolog_domain::mmt8::{BilateralGrades, KendallGrade, Mmt8};
-use myolog_domain::protocol::{EligibilityVerdict, Protocol};
+use myolog_domain::protocol::{EligibilityVerdict, Flag, Protocol};
 use myolog_domain::visit::VisitAssessments;
 use myolog_scoring::protocol_eval::{SubjectFacts, check_eligibility};
 use rust_decimal::Decimal;
@@ -86,11 +86,32 @@ fn bird_baseline() -> VisitAssessments {
     visit
 }
 
-const FACTS: SubjectFacts = SubjectFacts {
-    age_years: Some(50),
-    muscle_active: Some(true),
-    prednisone_stable_weeks: Some(6),
-};
+/// A relapsing BIRD patient on prednisone and no other immunosuppressant, consented a week before
+/// baseline, diagnosed by the ENMC criteria, without swallowing trouble.
+fn facts() -> SubjectFacts {
+    SubjectFacts {
+        age_years: Some(50),
+        muscle_active: Some(true),
+        prednisone_stable_weeks: Some(6),
+        flags: vec![
+            (Flag::TreatmentNaive, false),
+            (Flag::GlucocorticoidExposed, true),
+            (Flag::OnImmunosuppressant, false),
+            (Flag::Enmc239Dermatomyositis, true),
+            (Flag::SevereSwallowingTrouble, false),
+        ],
+        consent_days_before_baseline: Some(7),
+        ..SubjectFacts::default()
+    }
+}
+
+/// BIRD's criteria after IN04, which no case here changes.
+const REST: &[&str] = &[
+    "IN05: if [all of [treatment_naive is false saw false: met; on_immunosuppressant is true saw false: not met]: not met] then [immunosuppressant_stable_months >= 3 saw nothing: not evaluable]: not applicable",
+    "IN06: enmc_239_dermatomyositis is true saw true: met",
+    "IN07: informed consent on or before baseline saw 7 days: met",
+    "EX01: severe_swallowing_trouble is true saw false: not met",
+];
 
 /// (case, change to the baseline visit, verdict, the line of each criterion)
 type Case<'a> = (
@@ -105,13 +126,14 @@ fn check(protocol: &Protocol, cases: &[Case<'_>]) {
     for (name, change, verdict, lines) in cases {
         let mut visit = bird_baseline();
         change(&mut visit);
-        let report = check_eligibility(protocol, &visit, &FACTS);
+        let report = check_eligibility(protocol, &visit, &facts());
         let actual: Vec<String> = report
             .criteria
             .iter()
             .map(|criterion| format!("{}: {}", criterion.id, criterion.result))
             .collect();
-        if report.verdict != *verdict || actual != *lines {
+        let lines: Vec<&str> = lines.iter().chain(REST).copied().collect();
+        if report.verdict != *verdict || actual != lines {
             differences.push(format!(
                 "case {name:?}:\n  expected {verdict:?} {lines:#?}\n  actual {:?} {actual:#?}",
                 report.verdict
@@ -130,7 +152,8 @@ fn bird_eligibility_from_recorded_instruments() {
     .expect("BIRD validates");
     const AGE: &str = "IN01: all of [age_years >= 18 saw 50: met; age_years < 65 saw 50: met]: met";
     const MMT_144: &str = "IN02: any of [mmt8_total < 145 saw 144: met; cdasi_activity > 20 saw nothing: not evaluable]: met";
-    const PREDNISONE: &str = "IN04: all of [prednisone_mg_per_day < 30 saw 10: met; prednisone_stable_weeks >= 4 saw 6: met]: met";
+    // IGN-BIRD-EL inclusion 4: the prednisone rule is for relapsing patients exposed to corticosteroids.
+    const PREDNISONE: &str = "IN04: if [all of [treatment_naive is false saw false: met; glucocorticoid_exposed is true saw true: met]: met] then [all of [prednisone_mg_per_day < 30 saw 10: met; prednisone_stable_weeks >= 4 saw 6: met]: met]: met";
     use EligibilityVerdict::{Eligible, NotEvaluable};
     check(
         &bird,

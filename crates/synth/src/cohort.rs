@@ -194,10 +194,20 @@ impl Cohort {
                     prednisone_stable_weeks: Some(stable_prednisone_weeks(index)),
                     sex: Some(enrolment_sex(index).into()),
                     race: Some(enrolment_race(index).into()),
-                    // Consent two weeks before enrolment (screening).
+                    // Consent two (STIR) or three weeks before day 0: the study start in TS.
                     informed_consent_date: Some(date_from_days(
                         baseline_day(index) - if self.stir_protocol { 14 } else { 21 },
                     )),
+                    // STIR's diagnosis, biopsy and cancer-screening criteria, and the consent two
+                    // weeks before day 0 (the study start in TS). No dose history before baseline
+                    // is sent, so STIR's 8-week glucocorticoid rule stays not evaluable.
+                    bohan_peter_definite_or_probable: self.stir_protocol.then_some(true),
+                    disease_duration_months: self
+                        .stir_protocol
+                        .then(|| 8 + u32::try_from(index * 7 % 40).unwrap_or(0)),
+                    skin_biopsy_proven: self.stir_protocol.then_some(true),
+                    negative_cancer_screening: self.stir_protocol.then_some(true),
+                    ..pb::SubjectEnrolled::default()
                 })),
             });
         }
@@ -477,12 +487,12 @@ fn enrolment_age(index: usize) -> u32 {
     27 + u32::try_from(index * 17 % 43).unwrap_or(0)
 }
 
-/// Weeks of stable prednisone before baseline: 4 to 12 (STIR asks for at least 4), except the
-/// seventh subject, whose dose changed 2 weeks before baseline, so the demo shows a criterion not
+/// Weeks of stable prednisone before baseline: 4 to 12 (STIR asks for at least 2), except the
+/// seventh subject, whose dose changed 1 week before baseline, so the demo shows a criterion not
 /// met (a screening failure that was enrolled and is flagged, not hidden).
 fn stable_prednisone_weeks(index: usize) -> u32 {
     if index == 6 {
-        2
+        1
     } else {
         4 + u32::try_from(index * 5 % 9).unwrap_or(0)
     }

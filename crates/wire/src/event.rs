@@ -10,8 +10,9 @@ use myolog_domain::cdasi::{CdasiLocation, CdasiLocationScores, CdasiV2, GottronH
 use myolog_domain::enzyme::{Enzyme, EnzymeField, EnzymeMeasurement, EnzymePanel, EnzymeUnit};
 use myolog_domain::error::Problem;
 use myolog_domain::event::{
-    Assessment, ClinicalDate, Demographics, Dose, EnrolmentFacts, Event, EventBody, EventId, Race,
-    Reason, Sex, SiteId, SourceAudit, SourceAuditField, StudyId, SubjectId, VisitId,
+    Assessment, ClinicalDate, Demographics, Dose, EnrolmentFacts, EnrolmentFactsInput,
+    EnrolmentFlags, Event, EventBody, EventId, Race, Reason, Sex, SiteId, SourceAudit,
+    SourceAuditField, StudyId, SubjectId, VisitId,
 };
 use myolog_domain::global::{GlobalAssessment, VasCm};
 use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
@@ -441,11 +442,50 @@ fn body_from_proto(
             let site = optional_id(c, &format!("{base}.site_id"), &subject.site_id, |text| {
                 SiteId::new(text)
             })?;
-            let facts = match EnrolmentFacts::new(
-                subject.age_years,
-                subject.muscle_active,
-                subject.prednisone_stable_weeks,
-            ) {
+            let percent = |c: &mut Checker, name: &str, text: &Option<String>| match text {
+                Some(text) => c.decimal(format!("{base}.{name}"), text).map(Some),
+                None => Some(None),
+            };
+            let eular_acr = percent(
+                c,
+                "eular_acr_probability_percent",
+                &subject.eular_acr_probability_percent,
+            );
+            let fi3 = percent(c, "fi3_percent_of_upper", &subject.fi3_percent_of_upper);
+            let consent = match &subject.informed_consent_date {
+                Some(text) => c
+                    .check(
+                        format_args!("{base}.informed_consent_date"),
+                        ClinicalDate::parse(text),
+                    )
+                    .map(Some),
+                None => Some(None),
+            };
+            let input = EnrolmentFactsInput {
+                age_years: subject.age_years,
+                muscle_active: subject.muscle_active,
+                prednisone_stable_weeks: subject.prednisone_stable_weeks,
+                flags: EnrolmentFlags {
+                    treatment_naive: subject.treatment_naive,
+                    glucocorticoid_exposed: subject.glucocorticoid_exposed,
+                    on_immunosuppressant: subject.on_immunosuppressant,
+                    skin_biopsy_proven: subject.skin_biopsy_proven,
+                    bohan_peter_definite_or_probable: subject.bohan_peter_definite_or_probable,
+                    enmc_239_dermatomyositis: subject.enmc_239_dermatomyositis,
+                    active_extramuscular_disease: subject.active_extramuscular_disease,
+                    recent_inflammation_biopsy_or_mri: subject.recent_inflammation_biopsy_or_mri,
+                    severe_swallowing_trouble: subject.severe_swallowing_trouble,
+                    negative_cancer_screening: subject.negative_cancer_screening,
+                },
+                eular_acr_probability_percent: eular_acr.flatten(),
+                fi3_percent_of_upper: fi3.flatten(),
+                immunosuppressant_stable_months: subject.immunosuppressant_stable_months,
+                disease_duration_months: subject.disease_duration_months,
+                glucocorticoid_treated_weeks: subject.glucocorticoid_treated_weeks,
+                informed_consent_date: consent.flatten(),
+            };
+            // Ranges are checked even when a text did not parse, so every bad fact is named at once.
+            let facts = match EnrolmentFacts::from_input(input) {
                 Ok(facts) => facts,
                 Err(problems) => {
                     for (fact, problem) in problems {
@@ -454,6 +494,9 @@ fn body_from_proto(
                     return None;
                 }
             };
+            if eular_acr.is_none() || fi3.is_none() || consent.is_none() {
+                return None;
+            }
             // Each demographic field is optional; a present value must be a CDISC submission value.
             let sex = subject
                 .sex
@@ -463,23 +506,14 @@ fn body_from_proto(
                 .race
                 .as_deref()
                 .map(|text| c.check(format_args!("{base}.race"), Race::parse(text)));
-            let consent = subject.informed_consent_date.as_deref().map(|text| {
-                c.check(
-                    format_args!("{base}.informed_consent_date"),
-                    ClinicalDate::parse(text),
-                )
-            });
-            // Every bad field is reported before the event is refused.
-            if matches!(sex, Some(None))
-                || matches!(race, Some(None))
-                || matches!(consent, Some(None))
-            {
+            if matches!(sex, Some(None)) || matches!(race, Some(None)) {
                 return None;
             }
+            // The consent date is read once, with the other enrolment facts.
             let demographics = Demographics {
                 sex: sex.flatten(),
                 race: race.flatten(),
-                informed_consent: consent.flatten(),
+                informed_consent: facts.informed_consent_date(),
             };
             let facts = facts.with_demographics(demographics);
             Some(EventBody::SubjectEnrolled {
@@ -1270,6 +1304,108 @@ mod tests {
             .and_then(|v| v.first().map(|v| v.field.clone()))
     }
 
+    /// The enrolment facts added for the registered eligibility rules: an event without them reads
+    /// as before (every fact absent), each one maps to its domain value, and a bad value is named by
+    /// its field with the allowed range.
+    #[test]
+    fn enrolment_facts_map_field_by_field_and_stay_optional() {
+        let enrolled = |subject: pb::SubjectEnrolled| {
+            let mut event = event(pb::event::Body::SubjectEnrolled(subject));
+            event.visit_id = String::new();
+            event_from_proto(&event, "events[0]")
+        };
+        let old = enrolled(pb::SubjectEnrolled {
+            arm: "TOFA".into(),
+            age_years: Some(40),
+            ..Default::default()
+        })
+        .expect("an event without the new facts");
+        let EventBody::SubjectEnrolled { facts, .. } = old.body else {
+            panic!("an enrolment");
+        };
+        assert_eq!(
+            facts,
+            EnrolmentFacts::new(Some(40), None, None).expect("facts")
+        );
+        assert_eq!(facts.flags(), &EnrolmentFlags::default());
+        assert_eq!(facts.informed_consent_date(), None);
+
+        let new = enrolled(pb::SubjectEnrolled {
+            arm: "BARI".into(),
+            treatment_naive: Some(false),
+            glucocorticoid_exposed: Some(true),
+            enmc_239_dermatomyositis: Some(true),
+            eular_acr_probability_percent: Some("55.5".into()),
+            fi3_percent_of_upper: Some("19".into()),
+            immunosuppressant_stable_months: Some(3),
+            glucocorticoid_treated_weeks: Some(12),
+            informed_consent_date: Some("2024-02-16".into()),
+            ..Default::default()
+        })
+        .expect("an event with the new facts");
+        let EventBody::SubjectEnrolled { facts, .. } = new.body else {
+            panic!("an enrolment");
+        };
+        assert_eq!(facts.flags().treatment_naive, Some(false));
+        assert_eq!(facts.flags().glucocorticoid_exposed, Some(true));
+        assert_eq!(facts.flags().enmc_239_dermatomyositis, Some(true));
+        assert_eq!(facts.flags().severe_swallowing_trouble, None);
+        assert_eq!(
+            facts.eular_acr_probability_percent(),
+            Some(Decimal::new(555, 1))
+        );
+        assert_eq!(facts.fi3_percent_of_upper(), Some(Decimal::from(19)));
+        assert_eq!(facts.immunosuppressant_stable_months(), Some(3));
+        assert_eq!(facts.glucocorticoid_treated_weeks(), Some(12));
+        assert_eq!(
+            facts.informed_consent_date(),
+            ClinicalDate::new(2024, 2, 16).ok()
+        );
+
+        let bad = enrolled(pb::SubjectEnrolled {
+            arm: "BARI".into(),
+            eular_acr_probability_percent: Some("155".into()),
+            informed_consent_date: Some("2024-02-30".into()),
+            disease_duration_months: Some(2000),
+            ..Default::default()
+        })
+        .expect_err("out of range");
+        let fields: Vec<&str> = bad.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "events[0].subject_enrolled.informed_consent_date",
+                "events[0].subject_enrolled.disease_duration_months",
+                "events[0].subject_enrolled.eular_acr_probability_percent",
+            ],
+            "every bad fact named at once: {bad:?}"
+        );
+        let bad = enrolled(pb::SubjectEnrolled {
+            arm: "BARI".into(),
+            eular_acr_probability_percent: Some("155".into()),
+            disease_duration_months: Some(2000),
+            ..Default::default()
+        })
+        .expect_err("out of range");
+        let described: Vec<(String, String)> =
+            bad.into_iter().map(|v| (v.field, v.description)).collect();
+        assert_eq!(
+            described,
+            [
+                (
+                    "events[0].subject_enrolled.disease_duration_months".to_string(),
+                    "2000 is out of range; allowed: 0 to 1440 months, or absent when not recorded"
+                        .to_string()
+                ),
+                (
+                    "events[0].subject_enrolled.eular_acr_probability_percent".to_string(),
+                    "155 is out of range; allowed: 0 to 100 percent, or absent when not recorded"
+                        .to_string()
+                ),
+            ]
+        );
+    }
+
     #[test]
     fn violations_name_the_field_path() {
         use pb::assessment_recorded::Instrument;
@@ -1563,7 +1699,9 @@ mod tests {
                 age_years: Some(number(rng)),
                 muscle_active: Some(rng.next_u64().is_multiple_of(2)),
                 prednisone_stable_weeks: Some(number(rng)),
-                ..Default::default()
+                eular_acr_probability_percent: Some(text(rng)),
+                informed_consent_date: Some(text(rng)),
+                ..pb::SubjectEnrolled::default()
             }),
             2 => pb::event::Body::AssessmentCorrected(pb::AssessmentCorrected {
                 supersedes_event_id: text(rng),
@@ -1676,6 +1814,21 @@ mod tests {
             sex: Some("F".into()),
             race: Some("ASIAN".into()),
             informed_consent_date: Some("2024-01-02".into()),
+            treatment_naive: Some(false),
+            glucocorticoid_exposed: Some(true),
+            on_immunosuppressant: Some(true),
+            immunosuppressant_stable_months: Some(4),
+            skin_biopsy_proven: Some(true),
+            bohan_peter_definite_or_probable: Some(true),
+            enmc_239_dermatomyositis: Some(false),
+            eular_acr_probability_percent: Some("62.5".into()),
+            fi3_percent_of_upper: Some("18".into()),
+            active_extramuscular_disease: Some(true),
+            recent_inflammation_biopsy_or_mri: Some(false),
+            severe_swallowing_trouble: Some(false),
+            negative_cancer_screening: Some(true),
+            disease_duration_months: Some(9),
+            glucocorticoid_treated_weeks: Some(14),
         }));
         enrolled.visit_id.clear();
         let read = event_from_proto(&enrolled, "events[0]").expect("valid");

@@ -82,6 +82,23 @@ pub fn event_to_proto(event: &Event) -> Result<pb::Event, OutboundError> {
                 .demographics()
                 .informed_consent
                 .map(|date| date.to_string()),
+            treatment_naive: facts.flags().treatment_naive,
+            glucocorticoid_exposed: facts.flags().glucocorticoid_exposed,
+            on_immunosuppressant: facts.flags().on_immunosuppressant,
+            immunosuppressant_stable_months: facts.immunosuppressant_stable_months(),
+            skin_biopsy_proven: facts.flags().skin_biopsy_proven,
+            bohan_peter_definite_or_probable: facts.flags().bohan_peter_definite_or_probable,
+            enmc_239_dermatomyositis: facts.flags().enmc_239_dermatomyositis,
+            eular_acr_probability_percent: facts
+                .eular_acr_probability_percent()
+                .map(|value| value.to_string()),
+            fi3_percent_of_upper: facts.fi3_percent_of_upper().map(|value| value.to_string()),
+            active_extramuscular_disease: facts.flags().active_extramuscular_disease,
+            recent_inflammation_biopsy_or_mri: facts.flags().recent_inflammation_biopsy_or_mri,
+            severe_swallowing_trouble: facts.flags().severe_swallowing_trouble,
+            negative_cancer_screening: facts.flags().negative_cancer_screening,
+            disease_duration_months: facts.disease_duration_months(),
+            glucocorticoid_treated_weeks: facts.glucocorticoid_treated_weeks(),
         }),
         EventBody::AssessmentRecorded(assessment) => {
             pb::event::Body::AssessmentRecorded(assessment_to_proto(id, assessment)?)

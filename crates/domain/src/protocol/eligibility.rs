@@ -27,6 +27,25 @@ pub struct BaselineMeasures {
     /// Muscle enzymes with their lab's upper limit of normal; empty = none recorded.
     pub enzymes: Vec<EnzymeResult>,
     pub muscle_active: Option<bool>,
+    /// The other yes/no facts that were recorded; a flag not listed was not recorded.
+    pub flags: Vec<(Flag, bool)>,
+    pub eular_acr_probability_percent: Option<Decimal>,
+    pub fi3_percent_of_upper: Option<Decimal>,
+    pub immunosuppressant_stable_months: Option<Decimal>,
+    pub disease_duration_months: Option<Decimal>,
+    pub glucocorticoid_treated_weeks: Option<Decimal>,
+    /// The subject's glucocorticoid dose records up to baseline, in day order; empty = none.
+    pub glucocorticoid_history: Vec<DoseChange>,
+    /// Days from the informed consent to the baseline visit (negative: consent after baseline).
+    pub consent_days_before_baseline: Option<i32>,
+}
+
+/// A glucocorticoid dose record: the prednisone-equivalent dose in effect from `day` on, where day 0
+/// is the baseline visit and earlier days are negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DoseChange {
+    pub day: i32,
+    pub mg_per_day: Decimal,
 }
 
 /// An MMT-8 total with the scale it was recorded on, so a 0-80 total is never read as 0-150.
@@ -104,6 +123,8 @@ pub enum Seen {
     },
     /// A combination: see its parts.
     Parts,
+    /// A number of days (a glucocorticoid run, or consent before baseline).
+    Days(i32),
 }
 
 impl fmt::Display for Seen {
@@ -125,6 +146,7 @@ impl fmt::Display for Seen {
                 write!(formatter, "{name} {value} (ULN {upper_limit_of_normal})")
             }
             Seen::Parts => formatter.write_str("its parts"),
+            Seen::Days(days) => write!(formatter, "{days} days"),
         }
     }
 }
@@ -273,6 +295,12 @@ impl Reader<'_> {
             Rule::Flag { flag, is } => {
                 let observed = match flag {
                     Flag::MuscleActive => self.measures.muscle_active,
+                    other => self
+                        .measures
+                        .flags
+                        .iter()
+                        .find(|(recorded, _)| recorded == other)
+                        .map(|(_, value)| *value),
                 };
                 match observed {
                     Some(value) => leaf(met_if(value == *is), Seen::Flag(value)),
@@ -310,7 +338,92 @@ impl Reader<'_> {
                 };
                 combination(verdict, vec![condition_result, then_result])
             }
+            Rule::GlucocorticoidMaxWithin {
+                weeks,
+                op,
+                threshold,
+            } => {
+                let (verdict, seen) = self.glucocorticoid_max_within(*weeks, *op, *threshold);
+                leaf(verdict, seen)
+            }
+            Rule::GlucocorticoidSustained { mg_per_day, weeks } => {
+                let (verdict, seen) = self.glucocorticoid_sustained(*mg_per_day, *weeks);
+                leaf(verdict, seen)
+            }
+            Rule::InformedConsent => match self.measures.consent_days_before_baseline {
+                Some(days) => leaf(met_if(days >= 0), Seen::Days(days)),
+                None => leaf(Verdict::NotEvaluable, Seen::Missing),
+            },
         }
+    }
+
+    /// The highest dose in effect within `weeks` weeks before baseline. The history is known from
+    /// the first record on: when the window starts earlier, the unknown part can still be settled by
+    /// what is known (a known dose above the limit is above it whatever came before).
+    fn glucocorticoid_max_within(
+        &self,
+        weeks: u32,
+        op: CompareOp,
+        threshold: Decimal,
+    ) -> (Verdict, Seen) {
+        let history = &self.measures.glucocorticoid_history;
+        let window_start = -(i32::try_from(weeks).unwrap_or(i32::MAX / 7) * 7);
+        let in_effect_at_start = history
+            .iter()
+            .rfind(|change| change.day <= window_start)
+            .map(|change| change.mg_per_day);
+        let within = history
+            .iter()
+            .filter(|change| change.day > window_start && change.day <= 0)
+            .map(|change| change.mg_per_day);
+        let Some(known_max) = in_effect_at_start.into_iter().chain(within).max() else {
+            return (Verdict::NotEvaluable, Seen::Missing);
+        };
+        let holds = op.holds(known_max, threshold);
+        let verdict = if in_effect_at_start.is_some() {
+            met_if(holds)
+        } else {
+            // Days before the first record are unknown and could only raise the maximum.
+            match op {
+                CompareOp::Greater | CompareOp::GreaterOrEqual if holds => Verdict::Met,
+                CompareOp::Less | CompareOp::LessOrEqual if !holds => Verdict::NotMet,
+                _ => Verdict::NotEvaluable,
+            }
+        };
+        (verdict, Seen::Value(known_max))
+    }
+
+    /// The longest unbroken run at or above `mg_per_day` up to baseline. A long enough run is proof;
+    /// a shorter one is not proof of the contrary, because the history before the first record is
+    /// unknown, so the rule is then not evaluable rather than not met.
+    fn glucocorticoid_sustained(&self, mg_per_day: Decimal, weeks: u32) -> (Verdict, Seen) {
+        let history: Vec<&DoseChange> = self
+            .measures
+            .glucocorticoid_history
+            .iter()
+            .filter(|change| change.day <= 0)
+            .collect();
+        if history.is_empty() {
+            return (Verdict::NotEvaluable, Seen::Missing);
+        }
+        let mut longest = 0;
+        let mut run_start: Option<i32> = None;
+        for (index, change) in history.iter().enumerate() {
+            let next_day = history.get(index + 1).map_or(0, |next| next.day);
+            if change.mg_per_day >= mg_per_day {
+                let start = *run_start.get_or_insert(change.day);
+                longest = longest.max(next_day - start);
+            } else {
+                run_start = None;
+            }
+        }
+        let needed = i32::try_from(weeks).unwrap_or(i32::MAX / 7) * 7;
+        let verdict = if longest >= needed {
+            Verdict::Met
+        } else {
+            Verdict::NotEvaluable
+        };
+        (verdict, Seen::Days(longest))
     }
 
     fn compare(&self, measure: Measure, op: CompareOp, threshold: Decimal) -> (Verdict, Seen) {
@@ -341,6 +454,11 @@ impl Reader<'_> {
             Measure::HaqDi => Ok(measures.haq_di),
             Measure::PrednisoneMgPerDay => Ok(measures.prednisone_mg_per_day),
             Measure::PrednisoneStableWeeks => Ok(measures.prednisone_stable_weeks),
+            Measure::EularAcrProbabilityPercent => Ok(measures.eular_acr_probability_percent),
+            Measure::Fi3PercentOfUpper => Ok(measures.fi3_percent_of_upper),
+            Measure::ImmunosuppressantStableMonths => Ok(measures.immunosuppressant_stable_months),
+            Measure::DiseaseDurationMonths => Ok(measures.disease_duration_months),
+            Measure::GlucocorticoidTreatedWeeks => Ok(measures.glucocorticoid_treated_weeks),
         };
         let observed = match observed {
             Ok(observed) => observed,

@@ -4,8 +4,8 @@
 
 use super::model::{
     ArmType, BaselineRule, Blinding, CompareOp, CriterionCategory, EndpointBaseline, EpochType,
-    Flag, GlobalScale, Level, Measure, MissingDataRule, OutcomeName, PercentChangeRule, Phase,
-    Population, TisCategory,
+    Flag, GlobalScale, InterventionRole, Level, Measure, MissingDataRule, OutcomeName,
+    PercentChangeRule, Phase, Population, TisCategory,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -27,6 +27,75 @@ pub(super) struct ProtocolFile {
     pub eligibility: Vec<CriterionFile>,
     pub objectives: Vec<ObjectiveFile>,
     pub endpoints: Vec<EndpointFile>,
+    /// SDTM TS facts beyond the design (sponsor, countries, coded design terms); absent in older files.
+    pub trial_summary: Option<TrialSummaryFile>,
+    /// The study treatments with their dose parameters; absent in older files (then `treatments`).
+    #[serde(default)]
+    pub interventions: Vec<InterventionFile>,
+}
+
+/// `[trial_summary]`: coded values are CDISC submission values, checked against the CT extract.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TrialSummaryFile {
+    pub sponsor: Option<String>,
+    #[serde(default)]
+    pub other_ids: Vec<RegistryIdFile>,
+    /// ISO 3166-1 alpha-3 codes.
+    #[serde(default)]
+    pub countries: Vec<String>,
+    /// SEXPOP submission value.
+    pub sex: Option<String>,
+    pub healthy_volunteers: Option<bool>,
+    /// INTMODEL submission value.
+    pub intervention_model: Option<String>,
+    /// INTTYPE submission value.
+    pub intervention_type: Option<String>,
+    /// TCNTRL text (no codelist in the extract).
+    pub control: Option<String>,
+    /// TTYPE submission values.
+    #[serde(default)]
+    pub trial_types: Vec<String>,
+    /// TINDTP submission value.
+    pub intent: Option<String>,
+    pub indication: Option<String>,
+    pub diagnosis_group: Option<String>,
+    pub pharmacological_class: Option<String>,
+    pub current_therapy: Option<String>,
+    pub rare_disease: Option<bool>,
+    pub adaptive: Option<bool>,
+    pub stopping_rule: Option<String>,
+    /// ISO 8601 date, complete or partial (`2020-09-30`, `2020-09`).
+    pub end_date: Option<String>,
+    /// TS parameter codes whose value here is our assumption [D], exported only on request.
+    #[serde(default)]
+    pub assumptions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RegistryIdFile {
+    /// A DICTNAM submission value: `ClinicalTrials.gov`, `EudraCT`, `CTIS`, ...
+    pub registry: String,
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InterventionFile {
+    pub substance: String,
+    pub role: InterventionRole,
+    pub dose: Option<ExactDecimal>,
+    /// UNIT submission value.
+    pub dose_unit: Option<String>,
+    /// FREQ submission value.
+    pub frequency: Option<String>,
+    /// ROUTE submission value.
+    pub route: Option<String>,
+    /// FRM submission value.
+    pub form: Option<String>,
+    #[serde(default)]
+    pub arms: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +154,10 @@ pub(super) struct EpochFile {
 pub(super) struct ElementFile {
     pub code: String,
     pub name: String,
+    /// SDTM TE TESTRL / TEENRL / TEDUR (ISO 8601 duration); absent in older files.
+    pub start_rule: Option<String>,
+    pub end_rule: Option<String>,
+    pub duration: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +186,8 @@ pub(super) struct EncounterFile {
     pub name: String,
     pub visit_number: u32,
     pub epoch: String,
+    /// Arm code -> epoch, where the visit's epoch differs by arm.
+    pub epoch_by_arm: Option<BTreeMap<String, String>>,
     pub target_day: i32,
     pub window: [i32; 2],
     pub arms: Option<Vec<String>>,
@@ -145,6 +220,7 @@ pub(super) struct RuleFile {
     pub rules: Option<Vec<RuleFile>>,
     pub condition: Option<Box<RuleFile>>,
     pub then: Option<Box<RuleFile>>,
+    pub weeks: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -157,6 +233,9 @@ pub(super) enum RuleKind {
     AnyOf,
     AtLeast,
     When,
+    GlucocorticoidMaxWithin,
+    GlucocorticoidSustained,
+    InformedConsent,
 }
 
 impl RuleKind {
@@ -169,6 +248,9 @@ impl RuleKind {
             RuleKind::AnyOf => "any_of",
             RuleKind::AtLeast => "at_least",
             RuleKind::When => "when",
+            RuleKind::GlucocorticoidMaxWithin => "glucocorticoid_max_within",
+            RuleKind::GlucocorticoidSustained => "glucocorticoid_sustained",
+            RuleKind::InformedConsent => "informed_consent",
         }
     }
 
@@ -181,6 +263,9 @@ impl RuleKind {
             RuleKind::AllOf | RuleKind::AnyOf => &["rules"],
             RuleKind::AtLeast => &["count", "rules"],
             RuleKind::When => &["condition", "then"],
+            RuleKind::GlucocorticoidMaxWithin => &["weeks", "op", "value"],
+            RuleKind::GlucocorticoidSustained => &["weeks", "value"],
+            RuleKind::InformedConsent => &[],
         }
     }
 }

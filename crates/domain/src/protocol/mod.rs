@@ -5,6 +5,7 @@
 //! a glucocorticoid window, amendments in order, and SDTM trial design datasets (TA, TV, TI, TS).
 //! The domain reads no files: callers pass the text and the file name to quote in errors.
 
+pub mod ct;
 mod days;
 mod eligibility;
 mod endpoint_visits;
@@ -14,13 +15,14 @@ mod history;
 mod model;
 mod prednisone_free;
 mod schedule;
+mod sdtm_check;
 mod tdm;
 mod validate;
 
 pub use days::protocol_day;
 pub use eligibility::{
-    BaselineMeasures, CriterionResult, EligibilityReport, EligibilityVerdict, EnzymeResult,
-    GlobalValue, Mmt8Total, RuleResult, Seen, Verdict,
+    BaselineMeasures, CriterionResult, DoseChange, EligibilityReport, EligibilityVerdict,
+    EnzymeResult, GlobalValue, Mmt8Total, RuleResult, Seen, Verdict,
 };
 pub use endpoint_visits::{
     AttendedVisit, BaselineVisit, EndpointVisits, EndpointVisitsError, FollowupVisit,
@@ -31,12 +33,16 @@ pub use history::{ProtocolHistory, ProtocolRef};
 pub use model::{
     Amendment, Arm, ArmType, BaselineRule, Blinding, Cell, CompareOp, Conventions, Criterion,
     CriterionCategory, DayWindow, Element, Encounter, Endpoint, EndpointBaseline, Epoch, EpochType,
-    Flag, GlobalScale, Level, Measure, MissingDataRule, Objective, Outcome, OutcomeName,
-    PercentChangeRule, Phase, Population, Protocol, ResponderRule, Rule, Study, TisCategory,
+    Flag, GlobalScale, Intervention, InterventionRole, Level, Measure, MissingDataRule, Objective,
+    Outcome, OutcomeName, PercentChangeRule, Phase, Population, Protocol, RegistryId,
+    ResponderRule, Rule, Study, TisCategory, TrialSummary,
 };
 pub use prednisone_free::{GlucocorticoidRecord, PrednisoneFreeResult};
 pub use schedule::{VisitScheduleError, VisitTiming};
-pub use tdm::{TaRow, TdmDatasets, TiRow, TsRow, TvRow, sdtm_study_day};
+pub use sdtm_check::{SdtmFinding, check_trial_design};
+pub use tdm::{
+    StudyData, TaRow, TdmDatasets, TdmOptions, TeRow, TiRow, TsRow, TvRow, sdtm_study_day,
+};
 pub use validate::DEFAULT_GLUCOCORTICOID_WINDOW;
 
 impl Protocol {

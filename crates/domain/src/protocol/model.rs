@@ -24,6 +24,11 @@ pub struct Protocol {
     pub(super) eligibility: Vec<Criterion>,
     pub(super) objectives: Vec<Objective>,
     pub(super) endpoints: Vec<Endpoint>,
+    /// TS facts beyond the design; empty for files that have no `[trial_summary]`.
+    #[serde(skip_serializing_if = "TrialSummary::is_empty")]
+    pub(super) trial_summary: TrialSummary,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) interventions: Vec<Intervention>,
     /// A copy of the encounter `study.baseline_encounter` names, so reading it cannot fail.
     pub(super) baseline_encounter: Encounter,
     /// The TOML text this protocol was read from: what a StudyRegistered or ProtocolAmended event
@@ -74,6 +79,12 @@ impl Protocol {
     }
     pub fn endpoints(&self) -> &[Endpoint] {
         &self.endpoints
+    }
+    pub fn trial_summary(&self) -> &TrialSummary {
+        &self.trial_summary
+    }
+    pub fn interventions(&self) -> &[Intervention] {
+        &self.interventions
     }
     /// The TOML text the protocol was read from.
     pub fn source_toml(&self) -> &str {
@@ -192,6 +203,11 @@ pub enum Phase {
     OneTwo,
     #[serde(rename = "2")]
     Two,
+    /// Phase IIa (MYOJAK's "phase IIa"): CDISC has its own term for it.
+    #[serde(rename = "2a")]
+    TwoA,
+    #[serde(rename = "2b")]
+    TwoB,
     #[serde(rename = "2/3")]
     TwoThree,
     #[serde(rename = "3")]
@@ -207,6 +223,8 @@ impl Phase {
             Phase::One => "PHASE I TRIAL",
             Phase::OneTwo => "PHASE I/II TRIAL",
             Phase::Two => "PHASE II TRIAL",
+            Phase::TwoA => "PHASE IIA TRIAL",
+            Phase::TwoB => "PHASE IIB TRIAL",
             Phase::TwoThree => "PHASE II/III TRIAL",
             Phase::Three => "PHASE III TRIAL",
             Phase::Four => "PHASE IV TRIAL",
@@ -294,6 +312,80 @@ pub struct Element {
     /// SDTM ETCD: at most 8 characters.
     pub code: String,
     pub name: String,
+    /// SDTM TE TESTRL: what starts the element.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_rule: Option<String>,
+    /// SDTM TE TEENRL: what ends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_rule: Option<String>,
+    /// SDTM TE TEDUR: planned duration, ISO 8601 (`P12W`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+}
+
+/// TS facts beyond the design, as the protocol file states them. Coded values are CDISC submission
+/// values that validation found in the CT extract.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TrialSummary {
+    pub sponsor: Option<String>,
+    /// Registry ids besides `study.registry_id` (SDTM TS REGID, TSVCDREF = the registry).
+    pub other_ids: Vec<RegistryId>,
+    /// ISO 3166-1 alpha-3 (SDTM TS FCNTRY).
+    pub countries: Vec<String>,
+    pub sex: Option<String>,
+    pub healthy_volunteers: Option<bool>,
+    pub intervention_model: Option<String>,
+    pub intervention_type: Option<String>,
+    pub control: Option<String>,
+    pub trial_types: Vec<String>,
+    pub intent: Option<String>,
+    pub indication: Option<String>,
+    pub diagnosis_group: Option<String>,
+    pub pharmacological_class: Option<String>,
+    pub current_therapy: Option<String>,
+    pub rare_disease: Option<bool>,
+    pub adaptive: Option<bool>,
+    pub stopping_rule: Option<String>,
+    pub end_date: Option<String>,
+    /// TS parameter codes whose values are our assumptions [D].
+    pub assumptions: Vec<String>,
+}
+
+impl TrialSummary {
+    pub fn is_empty(&self) -> bool {
+        *self == TrialSummary::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryId {
+    /// A DICTNAM submission value, e.g. `EudraCT`.
+    pub registry: String,
+    pub id: String,
+}
+
+/// A study treatment: the substance, with its dose parameters apart (SDTM TS TRT / COMPTRT, DOSE,
+/// DOSU, DOSFRQ, ROUTE, DOSFRM).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Intervention {
+    pub substance: String,
+    pub role: InterventionRole,
+    pub dose: Option<Decimal>,
+    pub dose_unit: Option<String>,
+    pub frequency: Option<String>,
+    pub route: Option<String>,
+    pub form: Option<String>,
+    /// Arms that receive it; empty = every arm.
+    pub arms: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterventionRole {
+    /// The investigational treatment (TS TRT).
+    Investigational,
+    /// The comparator, e.g. placebo (TS COMPTRT).
+    Comparator,
 }
 
 /// A planned path through the epochs (USDM StudyArm; SDTM ARMCD/ARM).
@@ -345,6 +437,10 @@ pub struct Encounter {
     /// SDTM VISITNUM.
     pub visit_number: u32,
     pub epoch: String,
+    /// The epoch for arms where it differs from `epoch` (MYOJAK week 36: follow-up for the immediate
+    /// arm, on drug for the delayed one); empty for most visits.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub epoch_by_arm: Vec<(String, String)>,
     /// Target day counted from day 0 (week N = day 7N).
     pub target_day: i32,
     /// Allowed days, both ends inclusive; contains `target_day`.
@@ -358,6 +454,14 @@ pub struct Encounter {
 impl Encounter {
     pub fn applies_to(&self, arm_code: &str) -> bool {
         self.arms.is_empty() || self.arms.iter().any(|arm| arm == arm_code)
+    }
+
+    /// The epoch this visit falls in for a subject of `arm_code`.
+    pub fn epoch_for(&self, arm_code: &str) -> &str {
+        self.epoch_by_arm
+            .iter()
+            .find(|(arm, _)| arm == arm_code)
+            .map_or(self.epoch.as_str(), |(_, epoch)| epoch.as_str())
     }
 }
 
@@ -426,6 +530,21 @@ pub enum Rule {
         condition: Box<Rule>,
         then: Box<Rule>,
     },
+    /// The highest prednisone-equivalent daily dose in effect at any time within `weeks` weeks before
+    /// baseline, from the subject's glucocorticoid dose records (STIR: none above 80 mg/day within 8).
+    GlucocorticoidMaxWithin {
+        weeks: u32,
+        op: CompareOp,
+        threshold: Decimal,
+    },
+    /// At some time before baseline, at least `mg_per_day` prednisone-equivalent for at least
+    /// `weeks` weeks without a break, from the dose records (MYOJAK: >= 20 mg/day for >= 4 weeks).
+    GlucocorticoidSustained {
+        mg_per_day: Decimal,
+        weeks: u32,
+    },
+    /// Written informed consent dated on or before the baseline visit.
+    InformedConsent,
 }
 
 impl fmt::Display for Rule {
@@ -451,6 +570,19 @@ impl fmt::Display for Rule {
                 write!(formatter, "at least {count} of ({})", join(rules))
             }
             Rule::When { condition, then } => write!(formatter, "if {condition} then {then}"),
+            Rule::GlucocorticoidMaxWithin {
+                weeks,
+                op,
+                threshold,
+            } => write!(
+                formatter,
+                "max glucocorticoid mg/day within {weeks} weeks before baseline {op} {threshold}"
+            ),
+            Rule::GlucocorticoidSustained { mg_per_day, weeks } => write!(
+                formatter,
+                "glucocorticoid >= {mg_per_day} mg/day for >= {weeks} weeks before baseline"
+            ),
+            Rule::InformedConsent => formatter.write_str("informed consent on or before baseline"),
         }
     }
 }
@@ -473,6 +605,16 @@ pub enum Measure {
     PrednisoneMgPerDay,
     /// Weeks the current prednisone dose has been stable.
     PrednisoneStableWeeks,
+    /// EULAR/ACR 2017 IIM classification probability, percent (MYOJAK: at least 55 %).
+    EularAcrProbabilityPercent,
+    /// Functional Index-3 as a percentage of its upper value (MYOJAK: below 20 %).
+    Fi3PercentOfUpper,
+    /// Months the current immunosuppressant dose has been stable before baseline (BIRD: >= 3).
+    ImmunosuppressantStableMonths,
+    /// Months from diagnosis to screening (STIR: at least 6).
+    DiseaseDurationMonths,
+    /// Cumulative weeks of glucocorticoid treatment before baseline (MYOJAK: at least 12).
+    GlucocorticoidTreatedWeeks,
 }
 
 impl Measure {
@@ -488,6 +630,11 @@ impl Measure {
             Measure::HaqDi => "haq_di",
             Measure::PrednisoneMgPerDay => "prednisone_mg_per_day",
             Measure::PrednisoneStableWeeks => "prednisone_stable_weeks",
+            Measure::EularAcrProbabilityPercent => "eular_acr_probability_percent",
+            Measure::Fi3PercentOfUpper => "fi3_percent_of_upper",
+            Measure::ImmunosuppressantStableMonths => "immunosuppressant_stable_months",
+            Measure::DiseaseDurationMonths => "disease_duration_months",
+            Measure::GlucocorticoidTreatedWeeks => "glucocorticoid_treated_weeks",
         }
     }
 }
@@ -504,13 +651,50 @@ impl fmt::Display for Measure {
 pub enum Flag {
     /// The investigator judges the muscle disease active.
     MuscleActive,
+    /// Never treated for the myositis; false = relapsing / non-naive (BIRD).
+    TreatmentNaive,
+    /// Exposed to corticosteroids before baseline (BIRD).
+    GlucocorticoidExposed,
+    /// On an immunosuppressant other than glucocorticoids at baseline (BIRD).
+    OnImmunosuppressant,
+    /// Disease proven by skin biopsy (STIR).
+    SkinBiopsyProven,
+    /// Definite or probable dermatomyositis by Bohan and Peter (STIR).
+    BohanPeterDefiniteOrProbable,
+    /// Dermatomyositis by the 239th ENMC criteria (BIRD).
+    #[serde(rename = "enmc_239_dermatomyositis")]
+    Enmc239Dermatomyositis,
+    /// Active extramuscular disease: DM-specific rash, arthritis or ILD (MYOJAK).
+    ActiveExtramuscularDisease,
+    /// Inflammation on a muscle biopsy or MRI less than 12 weeks old (MYOJAK).
+    RecentInflammationBiopsyOrMri,
+    /// Severe swallowing trouble related to the disease (BIRD exclusion).
+    SevereSwallowingTrouble,
+    /// Negative cancer screening in the 6 months before screening (STIR).
+    NegativeCancerScreening,
+}
+
+impl Flag {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flag::MuscleActive => "muscle_active",
+            Flag::TreatmentNaive => "treatment_naive",
+            Flag::GlucocorticoidExposed => "glucocorticoid_exposed",
+            Flag::OnImmunosuppressant => "on_immunosuppressant",
+            Flag::SkinBiopsyProven => "skin_biopsy_proven",
+            Flag::BohanPeterDefiniteOrProbable => "bohan_peter_definite_or_probable",
+            Flag::Enmc239Dermatomyositis => "enmc_239_dermatomyositis",
+            Flag::ActiveExtramuscularDisease => "active_extramuscular_disease",
+            Flag::RecentInflammationBiopsyOrMri => "recent_inflammation_biopsy_or_mri",
+            Flag::SevereSwallowingTrouble => "severe_swallowing_trouble",
+            Flag::NegativeCancerScreening => "negative_cancer_screening",
+        }
+    }
 }
 
 impl fmt::Display for Flag {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(match self {
-            Flag::MuscleActive => "muscle_active",
-        })
+        formatter.write_str(self.name())
     }
 }
 

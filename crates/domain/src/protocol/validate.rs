@@ -2,16 +2,19 @@
 //! caught by serde; ids, cross-references, visit windows, rule thresholds and endpoint parameters here.
 //! Every problem is collected, so an author sees all of them in one run.
 
+use super::ct;
 use super::error::{ProtocolError, ProtocolErrors, ProtocolProblem};
 use super::file::{
     ArmFile, ConventionsFile, CriterionFile, EncounterFile, EndpointFile, ExactDecimal,
-    ProtocolFile, ResponderFile, RuleFile, RuleKind, StudyFile,
+    InterventionFile, ProtocolFile, ResponderFile, RuleFile, RuleKind, StudyFile, TrialSummaryFile,
 };
 use super::model::{
     Amendment, Arm, BaselineRule, Cell, Conventions, Criterion, DayWindow, Element, Encounter,
-    Endpoint, EndpointBaseline, Epoch, GlobalScale, Level, Measure, MissingDataRule, Objective,
-    Outcome, OutcomeName, PercentChangeRule, Protocol, ResponderRule, Rule, Study,
+    Endpoint, EndpointBaseline, Epoch, GlobalScale, Intervention, Level, Measure, MissingDataRule,
+    Objective, Outcome, OutcomeName, PercentChangeRule, Protocol, RegistryId, ResponderRule, Rule,
+    Study, TrialSummary,
 };
+use crate::date::ClinicalDate;
 use crate::lab::LabCode;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,6 +29,13 @@ const ELEMENT_CODE_MAX: usize = 8;
 const ARM_CODE_MAX: usize = 20;
 const TEST_CODE_MAX: usize = 8;
 const SDTM_TEXT_MAX: usize = 200;
+/// The TS parameters whose values a protocol file sets and may therefore mark as assumptions [D].
+pub(super) const ASSUMABLE_TS_PARAMETERS: &[&str] = &[
+    "TITLE", "TPHASE", "TBLIND", "PLANSUB", "ADDON", "TRT", "COMPTRT", "DOSE", "DOSU", "DOSFRQ",
+    "ROUTE", "DOSFRM", "SPONSOR", "REGID", "FCNTRY", "SEXPOP", "HLTSUBJI", "INTMODEL", "INTTYPE",
+    "TCNTRL", "TTYPE", "TINDTP", "INDIC", "TDIGRP", "PCLAS", "CURTRT", "RDIND", "ADAPT",
+    "STOPRULE", "SENDTC", "AGEMIN", "AGEMAX", "LENGTH",
+];
 /// The key path of an error that belongs to no key (TOML syntax).
 const WHOLE_DOCUMENT: &str = "(document)";
 
@@ -134,6 +144,8 @@ impl Checker<'_> {
             eligibility,
             objectives,
             endpoints,
+            trial_summary,
+            interventions,
         } = raw;
 
         for (key, count) in [
@@ -209,9 +221,26 @@ impl Checker<'_> {
         }
         let elements: Vec<Element> = elements
             .into_iter()
-            .map(|element| Element {
-                code: element.code,
-                name: element.name,
+            .enumerate()
+            .map(|(index, element)| {
+                for (key, value) in [
+                    ("start_rule", &element.start_rule),
+                    ("end_rule", &element.end_rule),
+                ] {
+                    if let Some(value) = value {
+                        self.text(format!("elements[{index}].{key}"), value, SDTM_TEXT_MAX);
+                    }
+                }
+                if let Some(duration) = &element.duration {
+                    self.iso_duration(&format!("elements[{index}].duration"), duration);
+                }
+                Element {
+                    code: element.code,
+                    name: element.name,
+                    start_rule: element.start_rule,
+                    end_rule: element.end_rule,
+                    duration: element.duration,
+                }
             })
             .collect();
 
@@ -333,7 +362,16 @@ impl Checker<'_> {
             );
         }
 
+        let trial_summary = self.trial_summary(trial_summary.unwrap_or_default());
+        let interventions = interventions
+            .into_iter()
+            .enumerate()
+            .map(|(index, intervention)| self.intervention(index, intervention, &known))
+            .collect();
+
         Some(Protocol {
+            trial_summary,
+            interventions,
             version: version_file.version,
             amendment: version_file.amendment.map(|amendment| Amendment {
                 summary: amendment.summary,
@@ -679,11 +717,30 @@ impl Checker<'_> {
         for (arm_index, arm) in arms.iter().enumerate() {
             self.reference(format!("{path}.arms[{arm_index}]"), "arm", arm, &known.arms);
         }
+        let epoch_by_arm: Vec<(String, String)> =
+            raw.epoch_by_arm.unwrap_or_default().into_iter().collect();
+        for (arm, epoch) in &epoch_by_arm {
+            self.reference(format!("{path}.epoch_by_arm"), "arm", arm, &known.arms);
+            self.reference(
+                format!("{path}.epoch_by_arm.{arm}"),
+                "epoch",
+                epoch,
+                &known.epochs,
+            );
+            if !arms.is_empty() && !arms.contains(arm) {
+                self.invalid(
+                    format!("{path}.epoch_by_arm"),
+                    format!("an arm the encounter applies to ({})", listing(&arms)),
+                    quoted(arm),
+                );
+            }
+        }
         Encounter {
             id: raw.id,
             name: raw.name,
             visit_number: raw.visit_number,
             epoch: raw.epoch,
+            epoch_by_arm,
             target_day: raw.target_day,
             window,
             arms,
@@ -724,8 +781,10 @@ impl Checker<'_> {
             .filter(|(_, encounter)| known(&encounter.epoch))
         {
             let missing_epoch = checkable_arms.iter().find(|arm| {
+                let epoch = encounter.epoch_for(&arm.code);
                 encounter.applies_to(&arm.code)
-                    && !arm.cells.iter().any(|cell| cell.epoch == encounter.epoch)
+                    && known(&epoch.to_string())
+                    && !arm.cells.iter().any(|cell| cell.epoch == epoch)
             });
             if let Some(arm) = missing_epoch {
                 self.invalid(
@@ -740,7 +799,7 @@ impl Checker<'_> {
                                 .collect::<Vec<_>>()
                         )
                     ),
-                    quoted(&encounter.epoch),
+                    quoted(encounter.epoch_for(&arm.code)),
                 );
             }
         }
@@ -794,7 +853,7 @@ impl Checker<'_> {
 
     fn rule(&mut self, path: &str, raw: RuleFile, conventions: &Conventions) -> Option<Rule> {
         let kind = raw.kind;
-        let present: [(&str, bool); 9] = [
+        let present: [(&str, bool); 10] = [
             ("measure", raw.measure.is_some()),
             ("op", raw.op.is_some()),
             ("value", raw.value.is_some()),
@@ -804,6 +863,7 @@ impl Checker<'_> {
             ("rules", raw.rules.is_some()),
             ("condition", raw.condition.is_some()),
             ("then", raw.then.is_some()),
+            ("weeks", raw.weeks.is_some()),
         ];
         let mut complete = true;
         for (key, is_present) in present {
@@ -932,9 +992,258 @@ impl Checker<'_> {
                     then: Box::new(then?),
                 })
             }
+            (
+                RuleKind::GlucocorticoidMaxWithin,
+                RuleFile {
+                    weeks: Some(weeks),
+                    op: Some(op),
+                    value: Some(ExactDecimal(threshold)),
+                    ..
+                },
+            ) => {
+                let weeks = self.rule_weeks(path, weeks)?;
+                let threshold = self.dose_threshold(path, threshold)?;
+                Some(Rule::GlucocorticoidMaxWithin {
+                    weeks,
+                    op,
+                    threshold,
+                })
+            }
+            (
+                RuleKind::GlucocorticoidSustained,
+                RuleFile {
+                    weeks: Some(weeks),
+                    value: Some(ExactDecimal(mg_per_day)),
+                    ..
+                },
+            ) => {
+                let weeks = self.rule_weeks(path, weeks)?;
+                let mg_per_day = self.dose_threshold(path, mg_per_day)?;
+                Some(Rule::GlucocorticoidSustained { mg_per_day, weeks })
+            }
+            (RuleKind::InformedConsent, _) => Some(Rule::InformedConsent),
             // Every required key was checked present above.
             _ => None,
         }
+    }
+
+    /// A coded value: a submission value of `codelist` in the CT extract, or an error listing them.
+    fn coded(&mut self, path: &str, codelist: &str, value: &str) {
+        if ct::lookup(codelist, value).is_none() {
+            let allowed = ct::values(codelist);
+            self.invalid(
+                path,
+                format!(
+                    "a term of the {codelist} codelist of CDISC CT {} ({})",
+                    ct::CT_VERSION,
+                    allowed.join(", ")
+                ),
+                quoted(value),
+            );
+        }
+    }
+
+    /// An ISO 8601 duration of whole weeks, days or months (`P12W`, `P84D`, `P3M`).
+    fn iso_duration(&mut self, path: &str, text: &str) {
+        let valid = text
+            .strip_prefix('P')
+            .and_then(|rest| rest.strip_suffix(['W', 'D', 'M', 'Y']))
+            .is_some_and(|number| {
+                !number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit())
+            });
+        if !valid {
+            self.invalid(
+                path,
+                "an ISO 8601 duration such as P12W, P84D or P3M",
+                quoted(text),
+            );
+        }
+    }
+
+    fn trial_summary(&mut self, raw: TrialSummaryFile) -> TrialSummary {
+        let base = "trial_summary";
+        for (key, value) in [
+            ("sponsor", &raw.sponsor),
+            ("control", &raw.control),
+            ("indication", &raw.indication),
+            ("diagnosis_group", &raw.diagnosis_group),
+            ("pharmacological_class", &raw.pharmacological_class),
+            ("current_therapy", &raw.current_therapy),
+        ] {
+            if let Some(value) = value {
+                self.text(format!("{base}.{key}"), value, SDTM_TEXT_MAX);
+            }
+        }
+        if let Some(rule) = &raw.stopping_rule {
+            // TSVAL splits beyond 200 characters, so a stopping rule may be long.
+            self.text(format!("{base}.stopping_rule"), rule, usize::MAX);
+        }
+        for (index, other) in raw.other_ids.iter().enumerate() {
+            self.coded(
+                &format!("{base}.other_ids[{index}].registry"),
+                "DICTNAM",
+                &other.registry,
+            );
+            self.code(
+                &format!("{base}.other_ids[{index}].id"),
+                &other.id,
+                usize::MAX,
+                false,
+            );
+        }
+        for (index, country) in raw.countries.iter().enumerate() {
+            if country.len() != 3 || !country.bytes().all(|byte| byte.is_ascii_uppercase()) {
+                self.invalid(
+                    format!("{base}.countries[{index}]"),
+                    "an ISO 3166-1 alpha-3 code (three capital letters, e.g. FRA)",
+                    quoted(country),
+                );
+            }
+        }
+        for (key, codelist, value) in [
+            ("sex", "SEXPOP", &raw.sex),
+            ("intervention_model", "INTMODEL", &raw.intervention_model),
+            ("intervention_type", "INTTYPE", &raw.intervention_type),
+            ("intent", "TINDTP", &raw.intent),
+        ] {
+            if let Some(value) = value {
+                self.coded(&format!("{base}.{key}"), codelist, value);
+            }
+        }
+        for (index, trial_type) in raw.trial_types.iter().enumerate() {
+            self.coded(&format!("{base}.trial_types[{index}]"), "TTYPE", trial_type);
+        }
+        if let Some(end_date) = &raw.end_date {
+            let complete = ClinicalDate::parse(end_date).is_ok();
+            let month =
+                end_date.len() == 7 && ClinicalDate::parse(&format!("{end_date}-01")).is_ok();
+            if !complete && !month {
+                self.invalid(
+                    format!("{base}.end_date"),
+                    "an ISO 8601 date, complete (2020-09-30) or to the month (2020-09)",
+                    quoted(end_date),
+                );
+            }
+        }
+        for (index, code) in raw.assumptions.iter().enumerate() {
+            if !ASSUMABLE_TS_PARAMETERS.contains(&code.as_str()) {
+                self.invalid(
+                    format!("{base}.assumptions[{index}]"),
+                    format!(
+                        "a TS parameter the protocol file sets ({})",
+                        ASSUMABLE_TS_PARAMETERS.join(", ")
+                    ),
+                    quoted(code),
+                );
+            }
+        }
+        TrialSummary {
+            sponsor: raw.sponsor,
+            other_ids: raw
+                .other_ids
+                .into_iter()
+                .map(|other| RegistryId {
+                    registry: other.registry,
+                    id: other.id,
+                })
+                .collect(),
+            countries: raw.countries,
+            sex: raw.sex,
+            healthy_volunteers: raw.healthy_volunteers,
+            intervention_model: raw.intervention_model,
+            intervention_type: raw.intervention_type,
+            control: raw.control,
+            trial_types: raw.trial_types,
+            intent: raw.intent,
+            indication: raw.indication,
+            diagnosis_group: raw.diagnosis_group,
+            pharmacological_class: raw.pharmacological_class,
+            current_therapy: raw.current_therapy,
+            rare_disease: raw.rare_disease,
+            adaptive: raw.adaptive,
+            stopping_rule: raw.stopping_rule,
+            end_date: raw.end_date,
+            assumptions: raw.assumptions,
+        }
+    }
+
+    fn intervention(&mut self, index: usize, raw: InterventionFile, known: &Known) -> Intervention {
+        let base = format!("interventions[{index}]");
+        self.text(format!("{base}.substance"), &raw.substance, SDTM_TEXT_MAX);
+        for (key, codelist, value) in [
+            ("dose_unit", "UNIT", &raw.dose_unit),
+            ("frequency", "FREQ", &raw.frequency),
+            ("route", "ROUTE", &raw.route),
+            ("form", "FRM", &raw.form),
+        ] {
+            if let Some(value) = value {
+                self.coded(&format!("{base}.{key}"), codelist, value);
+            }
+        }
+        if let Some(ExactDecimal(dose)) = raw.dose
+            && dose < Decimal::ZERO
+        {
+            self.invalid(
+                format!("{base}.dose"),
+                "a dose of 0 or more",
+                dose.to_string(),
+            );
+        }
+        if raw.dose.is_some() != raw.dose_unit.is_some() {
+            self.invalid(
+                format!("{base}.dose_unit"),
+                "a dose and its unit together, or neither",
+                if raw.dose_unit.is_some() {
+                    "a unit without a dose"
+                } else {
+                    "a dose without a unit"
+                },
+            );
+        }
+        for (arm_index, arm) in raw.arms.iter().enumerate() {
+            self.reference(format!("{base}.arms[{arm_index}]"), "arm", arm, &known.arms);
+        }
+        Intervention {
+            substance: raw.substance,
+            role: raw.role,
+            dose: raw.dose.map(|ExactDecimal(dose)| dose),
+            dose_unit: raw.dose_unit,
+            frequency: raw.frequency,
+            route: raw.route,
+            form: raw.form,
+            arms: raw.arms,
+        }
+    }
+
+    /// A glucocorticoid history rule's `weeks`: 1 to 520 (ten years).
+    fn rule_weeks(&mut self, path: &str, weeks: u32) -> Option<u32> {
+        if (1..=520).contains(&weeks) {
+            Some(weeks)
+        } else {
+            self.invalid(
+                format!("{path}.weeks"),
+                "a number of weeks from 1 to 520",
+                weeks.to_string(),
+            );
+            None
+        }
+    }
+
+    /// A prednisone-equivalent daily dose threshold: 0 to 1000 mg/day, at most 2 decimals.
+    fn dose_threshold(&mut self, path: &str, threshold: Decimal) -> Option<Decimal> {
+        // The same range as the `prednisone_mg_per_day` measure.
+        let (low, high, unit) = (Decimal::ZERO, Decimal::from(1000), " mg/day");
+        if threshold < low || threshold > high || threshold.normalize().scale() > 2 {
+            self.invalid(
+                format!("{path}.value"),
+                format!(
+                    "a prednisone-equivalent dose from {low} to {high}{unit}, at most 2 decimals"
+                ),
+                threshold.to_string(),
+            );
+            return None;
+        }
+        Some(threshold)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1301,7 +1610,12 @@ fn measure_decimals(measure: Measure, conventions: &Conventions) -> u32 {
         }
         Measure::HaqDi => 3,
         Measure::PrednisoneMgPerDay => 2,
-        Measure::AgeYears
+        // Probabilities and FI-3 percentages are read to one decimal, as calculators print them.
+        Measure::EularAcrProbabilityPercent | Measure::Fi3PercentOfUpper => 1,
+        Measure::ImmunosuppressantStableMonths
+        | Measure::DiseaseDurationMonths
+        | Measure::GlucocorticoidTreatedWeeks
+        | Measure::AgeYears
         | Measure::CdasiActivity
         | Measure::CdasiDamage
         | Measure::Mmt8Total
@@ -1330,5 +1644,12 @@ fn measure_range(measure: Measure, conventions: &Conventions) -> (Decimal, Decim
         Measure::HaqDi => (Decimal::ZERO, Decimal::from(3), ""),
         Measure::PrednisoneMgPerDay => (Decimal::ZERO, Decimal::from(1000), " mg/day"),
         Measure::PrednisoneStableWeeks => (Decimal::ZERO, Decimal::from(520), " weeks"),
+        Measure::EularAcrProbabilityPercent | Measure::Fi3PercentOfUpper => {
+            (Decimal::ZERO, Decimal::ONE_HUNDRED, " %")
+        }
+        Measure::ImmunosuppressantStableMonths | Measure::DiseaseDurationMonths => {
+            (Decimal::ZERO, Decimal::from(1440), " months")
+        }
+        Measure::GlucocorticoidTreatedWeeks => (Decimal::ZERO, Decimal::from(6240), " weeks"),
     }
 }
