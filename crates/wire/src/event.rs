@@ -452,6 +452,15 @@ fn body_from_proto(
                 &subject.eular_acr_probability_percent,
             );
             let fi3 = percent(c, "fi3_percent_of_upper", &subject.fi3_percent_of_upper);
+            // Each demographic field is optional; a present value must be a CDISC submission value.
+            let sex = subject
+                .sex
+                .as_deref()
+                .map(|text| c.check(format_args!("{base}.sex"), Sex::parse(text)));
+            let race = subject
+                .race
+                .as_deref()
+                .map(|text| c.check(format_args!("{base}.race"), Race::parse(text)));
             let consent = match &subject.informed_consent_date {
                 Some(text) => c
                     .check(
@@ -494,19 +503,13 @@ fn body_from_proto(
                     return None;
                 }
             };
-            if eular_acr.is_none() || fi3.is_none() || consent.is_none() {
-                return None;
-            }
-            // Each demographic field is optional; a present value must be a CDISC submission value.
-            let sex = subject
-                .sex
-                .as_deref()
-                .map(|text| c.check(format_args!("{base}.sex"), Sex::parse(text)));
-            let race = subject
-                .race
-                .as_deref()
-                .map(|text| c.check(format_args!("{base}.race"), Race::parse(text)));
-            if matches!(sex, Some(None)) || matches!(race, Some(None)) {
+            // Every bad fact and demographic field is named before the event is refused.
+            if eular_acr.is_none()
+                || fi3.is_none()
+                || consent.is_none()
+                || matches!(sex, Some(None))
+                || matches!(race, Some(None))
+            {
                 return None;
             }
             // The consent date is read once, with the other enrolment facts.
