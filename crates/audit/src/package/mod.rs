@@ -1,5 +1,5 @@
 //! The analysis and tabulation package (`myolog export --package DIR`): ADSL, ADEFF, SDTM DM and the
-//! trial design datasets TA/TV/TI/TS, each in SAS XPORT v5, Dataset-JSON 1.1 and/or CSV, with the
+//! trial design datasets TA/TE/TV/TI/TS, each in SAS XPORT v5, Dataset-JSON 1.1 and/or CSV, with the
 //! Define-XML 2.1 that describes them, a short analysis data reviewer's guide and `manifest.json`
 //! (every file's SHA-256, the log head the package was built from).
 //!

@@ -1,4 +1,4 @@
-//! The SDTM trial design datasets TA, TV, TI and TS of the protocol version in force, exactly as
+//! The SDTM trial design datasets TA, TE, TV, TI and TS of the protocol version in force, exactly as
 //! `myolog study export --tdm` derives them (`myolog_domain::protocol::tdm`), laid out as datasets for
 //! the package's formats. They describe the protocol, not subjects, so they are reference data
 //! (Define-XML `IsReferenceData="Yes"`). A study registered without a protocol has none.
@@ -7,7 +7,7 @@ use myolog_cdisc::{DataType, Dataset, Purpose, Value};
 
 use super::{Context, PackageError, column};
 
-/// The four datasets, or none without a protocol.
+/// The five datasets, or none without a protocol.
 pub fn datasets(context: &Context<'_>) -> Result<Vec<Dataset>, PackageError> {
     let Some(history) = &context.study.protocol else {
         return Ok(Vec::new());
@@ -32,6 +32,21 @@ pub fn datasets(context: &Context<'_>) -> Result<Vec<Dataset>, PackageError> {
                 text(&row.tabranch),
                 text(&row.tatrans),
                 text(&row.epoch),
+            ]
+        })
+        .collect();
+    let te_rows = tdm
+        .te
+        .iter()
+        .map(|row| {
+            vec![
+                study.clone(),
+                domain("TE"),
+                text(&row.etcd),
+                text(&row.element),
+                text(&row.testrl),
+                text(&row.teenrl),
+                text(&row.tedur),
             ]
         })
         .collect();
@@ -103,6 +118,7 @@ pub fn datasets(context: &Context<'_>) -> Result<Vec<Dataset>, PackageError> {
         class: "TRIAL DESIGN".into(),
         structure: match name {
             "TA" => "One record per planned Element per Arm",
+            "TE" => "One record per planned Element",
             "TV" => "One record per planned Visit per Arm",
             "TI" => "One record per I/E criterion",
             _ => "One record per trial summary parameter value",
@@ -135,6 +151,21 @@ pub fn datasets(context: &Context<'_>) -> Result<Vec<Dataset>, PackageError> {
                 ],
             ),
             ta_rows,
+        ),
+        dataset(
+            "TE",
+            "Trial Elements",
+            with(
+                "TE",
+                vec![
+                    ("ETCD", "Element Code", DataType::String),
+                    ("ELEMENT", "Description of Element", DataType::String),
+                    ("TESTRL", "Rule for Start of Element", DataType::String),
+                    ("TEENRL", "Rule for End of Element", DataType::String),
+                    ("TEDUR", "Planned Duration of Element", DataType::String),
+                ],
+            ),
+            te_rows,
         ),
         dataset(
             "TV",
