@@ -167,7 +167,7 @@ fn the_package_holds_every_dataset_in_every_format_with_define_guide_and_manifes
     let mut expected: BTreeSet<String> = ["define.xml", "adrg.md", "manifest.json"]
         .map(String::from)
         .into();
-    for dataset in ["adsl", "adeff", "dm", "ta", "tv", "ti", "ts"] {
+    for dataset in ["adsl", "adeff", "dm", "ta", "te", "tv", "ti", "ts"] {
         for extension in ["xpt", "json", "csv"] {
             expected.insert(format!("{dataset}.{extension}"));
         }
