@@ -2387,3 +2387,435 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
     }
     server.stop().await.expect("stops");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The cohort files: `tests/data/cohorts/<trial>.toml` (their README says what each field holds).
+
+/// One cohort file: the protocol file it runs under, the subjects as sent, and what is expected.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CohortFile {
+    /// The protocol file under `protocols/`.
+    protocol: String,
+    study: String,
+    unknown_visit: UnknownVisitFile,
+    subjects: Vec<SubjectFile>,
+    expected: ExpectedFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnknownVisitFile {
+    visit: String,
+    violation: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectFile {
+    id: String,
+    arm: String,
+    #[serde(default)]
+    enrolment: Enrolment,
+    visits: Vec<VisitFile>,
+    #[serde(default)]
+    doses: Vec<DoseFile>,
+}
+
+/// The facts of a subject's enrolment event, each absent when not recorded. Names as in
+/// `SubjectEnrolled` (proto/myolog/v1/events.proto), except the consent date, given as a protocol day.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Enrolment {
+    age_years: Option<u32>,
+    muscle_active: Option<bool>,
+    prednisone_stable_weeks: Option<u32>,
+    informed_consent_day: Option<i64>,
+    treatment_naive: Option<bool>,
+    glucocorticoid_exposed: Option<bool>,
+    on_immunosuppressant: Option<bool>,
+    immunosuppressant_stable_months: Option<u32>,
+    skin_biopsy_proven: Option<bool>,
+    bohan_peter_definite_or_probable: Option<bool>,
+    enmc_239_dermatomyositis: Option<bool>,
+    eular_acr_probability_percent: Option<String>,
+    fi3_percent_of_upper: Option<String>,
+    active_extramuscular_disease: Option<bool>,
+    recent_inflammation_biopsy_or_mri: Option<bool>,
+    severe_swallowing_trouble: Option<bool>,
+    negative_cancer_screening: Option<bool>,
+    disease_duration_months: Option<u32>,
+    glucocorticoid_treated_weeks: Option<u32>,
+}
+
+/// The visit profiles a visit's forms start from (see the module doc for how each scores).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Profile {
+    Baseline,
+    Strong,
+    Moderate,
+    Normal,
+    /// Nothing recorded: only the fields the visit names.
+    Nothing,
+}
+
+/// A form a visit can leave out of its profile.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum FormField {
+    Phga,
+    Ptga,
+    Extram,
+    Mmt,
+    Haq,
+    Ck,
+    Cdasi,
+    Labs,
+}
+
+/// One visit: its id, protocol day and forms (a profile, values that replace the profile's, and
+/// forms left out of it).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VisitFile {
+    visit: String,
+    day: i64,
+    forms: Profile,
+    phga: Option<String>,
+    ptga: Option<String>,
+    extram: Option<String>,
+    mmt: Option<u32>,
+    haq: Option<String>,
+    ck: Option<String>,
+    cdasi: Option<u32>,
+    labs: Option<LabsFile>,
+    #[serde(default)]
+    omit: Vec<FormField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabsFile {
+    cxcl9: String,
+    cxcl10: String,
+    stat1: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum DoseKind {
+    StudyDrug,
+    Glucocorticoid,
+}
+
+/// One dose record: from `day` on, `mg_per_day` of the study drug or of prednisone (visit SCR for
+/// history before the study).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DoseFile {
+    visit: String,
+    day: i64,
+    kind: DoseKind,
+    mg_per_day: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectedFile {
+    eligible: u32,
+    not_eligible: u32,
+    not_evaluable: u32,
+    arms: Vec<String>,
+    criteria: Vec<CriterionFile>,
+    subject_eligibility: Vec<SubjectEligibilityFile>,
+    endpoints: Vec<EndpointFile>,
+    #[serde(default)]
+    arm_endpoints: Vec<EndpointFile>,
+    #[serde(default)]
+    visit_arms: Vec<VisitArmFile>,
+    subject_endpoints: Vec<SubjectEndpointsFile>,
+    #[serde(default)]
+    deviations: Vec<DeviationFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CriterionFile {
+    criterion: String,
+    met: u32,
+    not_met: u32,
+    not_applicable: u32,
+    not_evaluable: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectEligibilityFile {
+    subject: String,
+    verdict: String,
+    /// Each criterion's verdict, in protocol order.
+    criteria: Vec<String>,
+}
+
+/// One endpoint table; `arm` only in `arm_endpoints`. The responder fields come all four or none.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointFile {
+    arm: Option<String>,
+    endpoint: String,
+    subjects: u32,
+    missing: u32,
+    not_evaluable: u32,
+    deviations: u32,
+    responders: Option<u32>,
+    total: Option<u32>,
+    ci_low: Option<String>,
+    ci_high: Option<String>,
+    categories: Option<CategoriesFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CategoriesFile {
+    none: u32,
+    minimal: u32,
+    moderate: u32,
+    major: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VisitArmFile {
+    visit: String,
+    arm: String,
+    subjects: u32,
+    doi_met: u32,
+    doi_evaluable: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectEndpointsFile {
+    subject: String,
+    endpoints: Vec<ResponderFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResponderFile {
+    endpoint: String,
+    responder: String,
+    counts_as_responder: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviationFile {
+    subject: String,
+    visit: String,
+    days_outside: i32,
+    text: String,
+}
+
+/// A string of a cohort file kept for the rest of the process. The files are read once per test and
+/// are a few KB; `'static` text lets them fill the same tables as the constant visit profiles.
+fn keep(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
+}
+
+/// The trial and its expected results from `tests/data/cohorts/<name>.toml`.
+fn cohort_file(name: &str) -> (Trial, Expected) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/cohorts")
+        .join(format!("{name}.toml"));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let file: CohortFile =
+        toml::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let subjects = file
+        .subjects
+        .into_iter()
+        .map(|subject| SubjectInput {
+            id: keep(subject.id),
+            arm: keep(subject.arm),
+            enrolment: subject.enrolment,
+            visits: subject
+                .visits
+                .into_iter()
+                .map(|visit| (keep(visit.visit.clone()), visit.day, visit_forms(visit)))
+                .collect(),
+            doses: subject
+                .doses
+                .into_iter()
+                .map(|dose| {
+                    (
+                        keep(dose.visit),
+                        dose.day,
+                        dose.kind == DoseKind::StudyDrug,
+                        keep(dose.mg_per_day),
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let trial = Trial {
+        file: keep(file.protocol),
+        study: keep(file.study),
+        subjects,
+        unknown_visit: (
+            keep(file.unknown_visit.visit),
+            keep(file.unknown_visit.violation),
+        ),
+    };
+    let expected = file.expected;
+    let table_from = |table: EndpointFile| {
+        let responders = match (table.responders, table.total, table.ci_low, table.ci_high) {
+            (Some(n), Some(total), Some(low), Some(high)) => {
+                Some((n, total, keep(low), keep(high)))
+            }
+            (None, None, None, None) => None,
+            _ => panic!(
+                "{}: {}: responders, total, ci_low and ci_high come together",
+                path.display(),
+                table.endpoint
+            ),
+        };
+        Table {
+            endpoint: keep(table.endpoint),
+            subjects: table.subjects,
+            missing: table.missing,
+            not_evaluable: table.not_evaluable,
+            deviations: table.deviations,
+            responders,
+            categories: table
+                .categories
+                .map(|c| [c.none, c.minimal, c.moderate, c.major]),
+        }
+    };
+    let tables = expected
+        .endpoints
+        .into_iter()
+        .map(|table| {
+            assert!(
+                table.arm.is_none(),
+                "{}: {}: a pooled endpoint table names no arm",
+                path.display(),
+                table.endpoint
+            );
+            table_from(table)
+        })
+        .collect();
+    let arm_tables = expected
+        .arm_endpoints
+        .into_iter()
+        .map(|mut table| {
+            let arm = table.arm.take().unwrap_or_else(|| {
+                panic!(
+                    "{}: {}: an arm table names its arm",
+                    path.display(),
+                    table.endpoint
+                )
+            });
+            (keep(arm), table_from(table))
+        })
+        .collect();
+    let expected = Expected {
+        eligible: (
+            expected.eligible,
+            expected.not_eligible,
+            expected.not_evaluable,
+        ),
+        criteria: expected
+            .criteria
+            .into_iter()
+            .map(|c| {
+                (
+                    keep(c.criterion),
+                    [c.met, c.not_met, c.not_applicable, c.not_evaluable],
+                )
+            })
+            .collect(),
+        subject_eligibility: expected
+            .subject_eligibility
+            .into_iter()
+            .map(|s| {
+                (
+                    keep(s.subject),
+                    keep(s.verdict),
+                    s.criteria.into_iter().map(keep).collect(),
+                )
+            })
+            .collect(),
+        tables,
+        arms: expected.arms.into_iter().map(keep).collect(),
+        arm_tables,
+        visit_arms: expected
+            .visit_arms
+            .into_iter()
+            .map(|v| {
+                (
+                    keep(v.visit),
+                    keep(v.arm),
+                    v.subjects,
+                    v.doi_met,
+                    v.doi_evaluable,
+                )
+            })
+            .collect(),
+        subject_endpoints: expected
+            .subject_endpoints
+            .into_iter()
+            .map(|s| {
+                (
+                    keep(s.subject),
+                    s.endpoints
+                        .into_iter()
+                        .map(|e| (keep(e.endpoint), keep(e.responder), e.counts_as_responder))
+                        .collect(),
+                )
+            })
+            .collect(),
+        deviations: expected
+            .deviations
+            .into_iter()
+            .map(|d| (keep(d.subject), keep(d.visit), d.days_outside, keep(d.text)))
+            .collect(),
+    };
+    (trial, expected)
+}
+
+/// A visit's forms: its profile, with the values it names put in and the forms it omits taken out.
+fn visit_forms(visit: VisitFile) -> Forms {
+    let mut forms = match visit.forms {
+        Profile::Baseline => B,
+        Profile::Strong => STRONG,
+        Profile::Moderate => MODERATE,
+        Profile::Normal => NORMAL,
+        Profile::Nothing => Forms::default(),
+    };
+    let text = |value: Option<String>, profile: Option<&'static str>| value.map(keep).or(profile);
+    forms.phga = text(visit.phga, forms.phga);
+    forms.ptga = text(visit.ptga, forms.ptga);
+    forms.extram = text(visit.extram, forms.extram);
+    forms.haq = text(visit.haq, forms.haq);
+    forms.ck = text(visit.ck, forms.ck);
+    forms.mmt = visit.mmt.or(forms.mmt);
+    forms.cdasi = visit.cdasi.or(forms.cdasi);
+    if let Some(labs) = visit.labs {
+        forms.labs = Some((keep(labs.cxcl9), keep(labs.cxcl10), keep(labs.stat1)));
+    }
+    for field in visit.omit {
+        match field {
+            FormField::Phga => forms.phga = None,
+            FormField::Ptga => forms.ptga = None,
+            FormField::Extram => forms.extram = None,
+            FormField::Mmt => forms.mmt = None,
+            FormField::Haq => forms.haq = None,
+            FormField::Ck => forms.ck = None,
+            FormField::Cdasi => forms.cdasi = None,
+            FormField::Labs => forms.labs = None,
+        }
+    }
+    forms
+}
