@@ -2,10 +2,11 @@
 //! every endpoint of the protocol file, the visit deviations (early and late outside the window, a
 //! scheduled visit not attended, an unknown visit id rejected with nothing stored), and every
 //! eligibility criterion with each verdict it can take. Each case is data — the subjects as sent and
-//! the tables expected — checked by one `check(trial, expected)`.
+//! the tables expected, in `tests/data/cohorts/<trial>.toml` (see its README) — checked by one
+//! `check(trial, expected)`.
 //!
 //! The expected values are derived by hand from the definitions in `docs/clinical.md`, never by calling
-//! the code under test. The visit profiles below, against the baseline profile `B` (globals 6.0 cm,
+//! the code under test (each cohort file's header gives the derivation). The visit profiles below, against the baseline profile `B` (globals 6.0 cm,
 //! MMT-8 130/150, HAQ-DI 1.5, CK 800 with ULN 200, CDASI activity 20), score as follows:
 //!
 //! - `STRONG` (globals 1.0, MMT-8 150, HAQ-DI 0, CK 200, CDASI 6). TIS by range of scale: globals
@@ -29,6 +30,7 @@ use myolog_server::server::Running;
 use myolog_synth as synth;
 use myolog_tests::{Clients, start};
 use pb::assessment_recorded::Instrument;
+use serde::Deserialize;
 use tonic_types::StatusExt;
 
 /// Day 0 of every subject (enrolment, randomisation): 2024-01-08.
@@ -97,15 +99,13 @@ const NORMAL: Forms = Forms {
     labs: None,
 };
 
-/// One subject as sent: arm, enrolment facts (age, muscle active, weeks of stable prednisone, and
-/// `extra` setting the other facts of the enrolment event), the visits (id, protocol day, forms) and
-/// dose records (visit id, SCR for history before the study; day; study drug or not; mg/day).
+/// One subject as sent: arm, enrolment facts, the visits (id, protocol day, forms) and dose records
+/// (visit id, SCR for history before the study; day; study drug or not; mg/day).
 #[derive(Debug, Clone)]
 struct SubjectInput {
     id: &'static str,
     arm: &'static str,
-    facts: (Option<u32>, Option<bool>, Option<u32>),
-    extra: fn(&mut pb::SubjectEnrolled),
+    enrolment: Enrolment,
     visits: Vec<(&'static str, i64, Forms)>,
     doses: Vec<(&'static str, i64, bool, &'static str)>,
 }
@@ -131,26 +131,6 @@ struct Table {
     deviations: u32,
     responders: Option<(u32, u32, &'static str, &'static str)>,
     categories: Option<[u32; 4]>,
-}
-
-const fn table(
-    endpoint: &'static str,
-    subjects: u32,
-    missing: u32,
-    not_evaluable: u32,
-    deviations: u32,
-    responders: Option<(u32, u32, &'static str, &'static str)>,
-    categories: Option<[u32; 4]>,
-) -> Table {
-    Table {
-        endpoint,
-        subjects,
-        missing,
-        not_evaluable,
-        deviations,
-        responders,
-        categories,
-    }
 }
 
 /// One subject's responder endpoint: (endpoint, responder, counts as).
@@ -321,17 +301,32 @@ fn forms(study: &str, subject: &str, visit: &str, day: i64, forms: &Forms) -> Ve
 }
 
 fn enrolment(study: &str, subject: &SubjectInput) -> pb::Event {
-    let (age_years, muscle_active, prednisone_stable_weeks) = subject.facts;
-    let mut enrolled = pb::SubjectEnrolled {
+    let facts = subject.enrolment.clone();
+    let enrolled = pb::SubjectEnrolled {
         arm: subject.arm.into(),
         population: 0,
         site_id: String::new(),
-        age_years,
-        muscle_active,
-        prednisone_stable_weeks,
+        age_years: facts.age_years,
+        muscle_active: facts.muscle_active,
+        prednisone_stable_weeks: facts.prednisone_stable_weeks,
+        informed_consent_date: facts.informed_consent_day.map(date),
+        treatment_naive: facts.treatment_naive,
+        glucocorticoid_exposed: facts.glucocorticoid_exposed,
+        on_immunosuppressant: facts.on_immunosuppressant,
+        immunosuppressant_stable_months: facts.immunosuppressant_stable_months,
+        skin_biopsy_proven: facts.skin_biopsy_proven,
+        bohan_peter_definite_or_probable: facts.bohan_peter_definite_or_probable,
+        enmc_239_dermatomyositis: facts.enmc_239_dermatomyositis,
+        eular_acr_probability_percent: facts.eular_acr_probability_percent,
+        fi3_percent_of_upper: facts.fi3_percent_of_upper,
+        active_extramuscular_disease: facts.active_extramuscular_disease,
+        recent_inflammation_biopsy_or_mri: facts.recent_inflammation_biopsy_or_mri,
+        severe_swallowing_trouble: facts.severe_swallowing_trouble,
+        negative_cancer_screening: facts.negative_cancer_screening,
+        disease_duration_months: facts.disease_duration_months,
+        glucocorticoid_treated_weeks: facts.glucocorticoid_treated_weeks,
         ..Default::default()
     };
-    (subject.extra)(&mut enrolled);
     event(
         study,
         subject.id,
@@ -660,7 +655,9 @@ async fn check(trial: Trial, expected: Expected) {
 
     // An enrolment fact out of range: the field and its range named, nothing stored.
     let mut too_old = first.clone();
-    too_old.facts = (Some(121), None, Some(521));
+    too_old.enrolment.age_years = Some(121);
+    too_old.enrolment.muscle_active = None;
+    too_old.enrolment.prednisone_stable_weeks = Some(521);
     let status = clients
         .ingest
         .append(batch(vec![enrolment(trial.study, &too_old)]))
@@ -1060,998 +1057,21 @@ fn arm_names(file: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-const STIR_LABS_BL: Option<(&str, &str, &str)> = Some(("400", "1000", "3"));
-const STIR_LABS_W12: Option<(&str, &str, &str)> = Some(("100", "250", "1"));
-
-/// STIR (single arm TOFA). Eligibility (CTX-STIR): IN01 age >= 18; IN02 CDASI activity >= 5; IN03 if
-/// muscle active, MMT-8 < 142; IN04 prednisone <= 20 mg/day and stable >= 2 weeks (4 in the earlier
-/// file, an assumption the registry text corrected; no subject here changes verdict by it); IN05 no
-/// more than 80 mg/day within 8 weeks before baseline, from the dose records; IN06 Bohan and Peter
-/// definite or probable for >= 6 months; IN07 skin biopsy proven; IN08 negative cancer screening.
-/// IN05-IN08 are new: their verdicts are derived next to `expected` below, and they change S06's
-/// overall verdict from not evaluable to not eligible (90 mg/day in effect 8 weeks before baseline).
-///
-/// - S01: 40 y, muscle active, MMT-8 130, CDASI 20, 10 mg for 6 weeks: all met, eligible. W4, W8 in
-///   window; W12 (day 84) and the optional W16 STRONG, with labs.
-/// - S02: 17 y (IN01 not met), muscle not active (IN03 not applicable): not eligible. W12 MODERATE
-///   on day 95, 4 days after its window [77, 91] (late deviation), with labs.
-/// - S03: no age (IN01 not evaluable), muscle not recorded (IN03 not evaluable), CDASI 4 (IN02 not
-///   met), 25 mg for 2 weeks (IN04 not met): not eligible. W4 on day 18, 3 days before [21, 35]
-///   (early deviation); W12 never attended: missing.
-/// - S04: 50 y, muscle active with MMT-8 145 (IN03 not met), no weeks and no dose record (IN04 not
-///   evaluable): not eligible. W12 unchanged: DOI not met, TIS 0.
-/// - S05: 30 y, no CDASI at baseline (IN02 not evaluable), muscle not active: not evaluable. W12
-///   STRONG: CDASI endpoints not evaluable (no baseline CDASI).
-/// - S06: 60 y, muscle active but no MMT-8 (IN03 not evaluable), 20 mg for 4 weeks (IN04 met at the
-///   dose bound): not eligible by IN05. W12 STRONG: DOI met on 5 measures, TIS not evaluable.
-fn stir() -> (Trial, Expected) {
-    let bl_labs = Forms {
-        labs: STIR_LABS_BL,
-        ..B
-    };
-    let strong_labs = Forms {
-        labs: STIR_LABS_W12,
-        ..STRONG
-    };
-    let moderate_labs = Forms {
-        labs: STIR_LABS_W12,
-        ..MODERATE
-    };
-    let subjects = vec![
-        SubjectInput {
-            id: "S01",
-            arm: "TOFA",
-            facts: (Some(40), Some(true), Some(6)),
-            extra: |e| {
-                e.bohan_peter_definite_or_probable = Some(true);
-                e.disease_duration_months = Some(12);
-                e.skin_biopsy_proven = Some(true);
-                e.negative_cancer_screening = Some(true);
-            },
-            visits: vec![
-                ("BL", 0, bl_labs),
-                ("W4", 28, MODERATE),
-                ("W8", 56, MODERATE),
-                ("W12", 84, strong_labs),
-                ("W16", 112, STRONG),
-            ],
-            doses: vec![("SCR", -70, false, "15"), ("BL", 0, false, "10")],
-        },
-        SubjectInput {
-            id: "S02",
-            arm: "TOFA",
-            facts: (Some(17), Some(false), Some(6)),
-            extra: |_| {},
-            visits: vec![("BL", 0, bl_labs), ("W12", 95, moderate_labs)],
-            doses: vec![("BL", 0, false, "10")],
-        },
-        SubjectInput {
-            id: "S03",
-            arm: "TOFA",
-            facts: (None, None, Some(2)),
-            extra: |e| {
-                e.bohan_peter_definite_or_probable = Some(true);
-                e.disease_duration_months = Some(3);
-                e.skin_biopsy_proven = Some(false);
-            },
-            visits: vec![
-                (
-                    "BL",
-                    0,
-                    Forms {
-                        cdasi: Some(4),
-                        ..B
-                    },
-                ),
-                ("W4", 18, MODERATE),
-            ],
-            doses: vec![("SCR", -30, false, "100"), ("BL", 0, false, "25")],
-        },
-        SubjectInput {
-            id: "S04",
-            arm: "TOFA",
-            facts: (Some(50), Some(true), None),
-            extra: |e| {
-                e.bohan_peter_definite_or_probable = Some(false);
-                e.skin_biopsy_proven = Some(true);
-                e.negative_cancer_screening = Some(false);
-            },
-            visits: vec![
-                (
-                    "BL",
-                    0,
-                    Forms {
-                        mmt: Some(145),
-                        ..B
-                    },
-                ),
-                (
-                    "W12",
-                    84,
-                    Forms {
-                        mmt: Some(145),
-                        ..B
-                    },
-                ),
-            ],
-            doses: vec![],
-        },
-        SubjectInput {
-            id: "S05",
-            arm: "TOFA",
-            facts: (Some(30), Some(false), Some(8)),
-            extra: |e| {
-                e.bohan_peter_definite_or_probable = Some(true);
-                e.disease_duration_months = Some(6);
-                e.skin_biopsy_proven = Some(true);
-                e.negative_cancer_screening = Some(true);
-            },
-            visits: vec![("BL", -2, Forms { cdasi: None, ..B }), ("W12", 84, STRONG)],
-            doses: vec![("SCR", -80, false, "10"), ("BL", -2, false, "5")],
-        },
-        SubjectInput {
-            id: "S06",
-            arm: "TOFA",
-            facts: (Some(60), Some(true), Some(4)),
-            extra: |e| {
-                e.bohan_peter_definite_or_probable = Some(true);
-                e.disease_duration_months = Some(24);
-                e.skin_biopsy_proven = Some(true);
-                e.negative_cancer_screening = Some(true);
-            },
-            visits: vec![("BL", 0, Forms { mmt: None, ..B }), ("W12", 84, STRONG)],
-            doses: vec![("SCR", -60, false, "90"), ("BL", 0, false, "20")],
-        },
-    ];
-    let trial = Trial {
-        file: "stir.toml",
-        study: "STIR",
-        subjects,
-        unknown_visit: (
-            "W13",
-            "unknown visit `W13`; expected one of SCR, BL, W4, W8, W12, W16 (protocol STIR v1)",
-        ),
-    };
-    // IN05 reads the glucocorticoid records: the highest dose in effect within 8 weeks (56 days)
-    // before the baseline visit. S01: 15 mg from day -70 (in effect at day -56), then 10: max 15,
-    // met. S02: only the baseline-day record, so days -56 to -1 are unknown and 10 <= 80 cannot be
-    // shown: not evaluable. S03: 100 mg on day -30 is inside the window, above 80 whatever came
-    // before: not met. S04: no record: not evaluable. S05 (baseline day -2): 10 mg from day -80, 78
-    // days before baseline: max 10, met. S06: 90 mg from day -60, in effect when the window opens:
-    // not met, which makes S06 not eligible (it was not evaluable under the earlier file).
-    // IN06-IN08 read the enrolment facts set in `extra`; S02 has none of them (not evaluable).
-    let expected = Expected {
-        eligible: (1, 4, 1),
-        criteria: vec![
-            ("IN01", [4, 1, 0, 1]),
-            ("IN02", [4, 1, 0, 1]),
-            ("IN03", [1, 1, 2, 2]),
-            ("IN04", [4, 1, 0, 1]),
-            ("IN05", [2, 2, 0, 2]),
-            ("IN06", [3, 2, 0, 1]),
-            ("IN07", [4, 1, 0, 1]),
-            ("IN08", [3, 1, 0, 2]),
-        ],
-        subject_eligibility: vec![
-            (
-                "S01",
-                "eligible",
-                vec!["met", "met", "met", "met", "met", "met", "met", "met"],
-            ),
-            (
-                "S02",
-                "not_eligible",
-                vec![
-                    "not_met",
-                    "met",
-                    "not_applicable",
-                    "met",
-                    "not_evaluable",
-                    "not_evaluable",
-                    "not_evaluable",
-                    "not_evaluable",
-                ],
-            ),
-            (
-                "S03",
-                "not_eligible",
-                vec![
-                    "not_evaluable",
-                    "not_met",
-                    "not_evaluable",
-                    "not_met",
-                    "not_met",
-                    "not_met",
-                    "not_met",
-                    "not_evaluable",
-                ],
-            ),
-            (
-                "S04",
-                "not_eligible",
-                vec![
-                    "met",
-                    "met",
-                    "not_met",
-                    "not_evaluable",
-                    "not_evaluable",
-                    "not_met",
-                    "met",
-                    "not_met",
-                ],
-            ),
-            (
-                "S05",
-                "not_evaluable",
-                vec![
-                    "met",
-                    "not_evaluable",
-                    "not_applicable",
-                    "met",
-                    "met",
-                    "met",
-                    "met",
-                    "met",
-                ],
-            ),
-            (
-                "S06",
-                "not_eligible",
-                vec![
-                    "met",
-                    "met",
-                    "not_evaluable",
-                    "met",
-                    "not_met",
-                    "met",
-                    "met",
-                    "met",
-                ],
-            ),
-        ],
-        // DOI_W12 met by S01, S02, S05, S06, not by S04, S03 missing (left out): 4/5.
-        // MCID_W12: S01, S06 reached, S02 (-3), S04 (0) not, S05 not evaluable: 2/4.
-        // TISCAT_W12 >= minimal: S01 major, S02 moderate, S05 major, S04 none, S06 not evaluable: 3/4.
-        // Labs only at S01's and S02's visits: the three lab endpoints not evaluable for S04-S06.
-        // DOI_W16 (a DOI endpoint's responder rule is DOI met): only S01 attended the optional
-        // extension visit, the others are missing and left out: 1/1.
-        tables: vec![
-            table("DOI_W12", 6, 1, 0, 1, Some((4, 5, "28.36", "99.49")), None),
-            table("CDASI_W12", 6, 1, 1, 1, None, None),
-            table("MCID_W12", 6, 1, 1, 1, Some((2, 4, "6.76", "93.24")), None),
-            table("TIS_W12", 6, 1, 1, 1, None, None),
-            table(
-                "TISCAT_W12",
-                6,
-                1,
-                1,
-                1,
-                Some((3, 4, "19.41", "99.37")),
-                Some([1, 0, 1, 2]),
-            ),
-            table("CXCL9_W12", 6, 1, 3, 1, None, None),
-            table("CXCL10_W12", 6, 1, 3, 1, None, None),
-            table("STAT1_W12", 6, 1, 3, 1, None, None),
-            table("DOI_W16", 6, 5, 0, 0, Some((1, 1, "2.50", "100.00")), None),
-            // CTG-STIR's CDASI time frame "Up to 16 weeks": only S01 attended week 16.
-            table("CDASI_W16", 6, 5, 0, 0, None, None),
-        ],
-        // A single arm: its table is the pooled one.
-        arms: vec!["TOFA"],
-        visit_arms: vec![],
-        arm_tables: vec![(
-            "TOFA",
-            table(
-                "TISCAT_W12",
-                6,
-                1,
-                1,
-                1,
-                Some((3, 4, "19.41", "99.37")),
-                Some([1, 0, 1, 2]),
-            ),
-        )],
-        subject_endpoints: vec![
-            (
-                "S01",
-                vec![
-                    ("DOI_W12", "responder", Some(true)),
-                    ("MCID_W12", "responder", Some(true)),
-                    ("TISCAT_W12", "responder", Some(true)),
-                    ("DOI_W16", "responder", Some(true)),
-                ],
-            ),
-            (
-                "S02",
-                vec![
-                    ("DOI_W12", "responder", Some(true)),
-                    ("MCID_W12", "non_responder", Some(false)),
-                    ("TISCAT_W12", "responder", Some(true)),
-                    ("DOI_W16", "missing", None),
-                ],
-            ),
-            (
-                "S03",
-                vec![
-                    ("DOI_W12", "missing", None),
-                    ("MCID_W12", "missing", None),
-                    ("TISCAT_W12", "missing", None),
-                    ("DOI_W16", "missing", None),
-                ],
-            ),
-            (
-                "S04",
-                vec![
-                    ("DOI_W12", "non_responder", Some(false)),
-                    ("MCID_W12", "non_responder", Some(false)),
-                    ("TISCAT_W12", "non_responder", Some(false)),
-                    ("DOI_W16", "missing", None),
-                ],
-            ),
-            (
-                "S05",
-                vec![
-                    ("DOI_W12", "responder", Some(true)),
-                    ("MCID_W12", "not_evaluable", None),
-                    ("TISCAT_W12", "responder", Some(true)),
-                    ("DOI_W16", "missing", None),
-                ],
-            ),
-            (
-                "S06",
-                vec![
-                    ("DOI_W12", "responder", Some(true)),
-                    ("MCID_W12", "responder", Some(true)),
-                    ("TISCAT_W12", "not_evaluable", None),
-                    ("DOI_W16", "missing", None),
-                ],
-            ),
-        ],
-        deviations: vec![
-            (
-                "S02",
-                "W12",
-                4,
-                "protocol deviation: W12 on day 95 is 4 days after its window (days 77 to 91)",
-            ),
-            (
-                "S03",
-                "W4",
-                -3,
-                "protocol deviation: W4 on day 18 is 3 days before its window (days 21 to 35)",
-            ),
-        ],
-    };
-    (trial, expected)
-}
-
-/// MYOJAK (IMMED from day 0; DELAYED starts on day 84 and reads 12 weeks later). Eligibility
-/// (CTX-MYOJAK): IN01 age at least 18; IN02 (MMT-8 below 150 or FI-3 below 20 %) and another sign
-/// of activity (the earlier file had "MMT-8 below 150 or CDASI activity of 5 or more"); IN03
-/// prednisolone at most 20 mg/day, stable for at least 4 weeks; IN04 EULAR/ACR probability of at
-/// least 55 %; IN05 at least 12 weeks of glucocorticoid with a run of at least 20 mg/day for at least
-/// 4 weeks. I01 and D02 get the facts and dose history that meet IN03-IN05; I02 stays not eligible,
-/// now because full strength and normal endurance fail IN02 despite a rash.
-///
-/// - I01 IMMED: 45 y, MMT-8 130: eligible. W12 STRONG; W24 STRONG on day 180, 5 days after [161,
-///   175] (late: every endpoint reading the immediate arm's W24 has a deviation).
-/// - I02 IMMED: 16 y (not met), MMT-8 150 and CDASI 4 (IN02 not met): not eligible. W12 unchanged;
-///   W24 never attended (missing).
-/// - D01 DELAYED: no age, no MMT-8 nor CDASI at BL (both not evaluable): not evaluable. W12 = B on
-///   day 84 with the first dose: the own-first-dose baseline. W24 MODERATE (40 from W12), W36
-///   STRONG (87.5 from W12); from randomisation BL lacks MMT-8, so TIS is not evaluable.
-/// - D02 DELAYED: 70 y, MMT-8 145 and CDASI 0 (IN02 met by MMT-8): eligible. First dose day 84 at
-///   W12; W24 STRONG on day 158, 3 days before its window (early); W36 never attended.
-fn myojak() -> (Trial, Expected) {
-    let d02 = Forms {
-        mmt: Some(145),
-        cdasi: Some(0),
-        ..B
-    };
-    let subjects = vec![
-        SubjectInput {
-            id: "I01",
-            arm: "IMMED",
-            facts: (Some(45), None, Some(6)),
-            extra: |e| {
-                e.eular_acr_probability_percent = Some("90".into());
-                e.glucocorticoid_treated_weeks = Some(20);
-            },
-            visits: vec![("BL", 0, B), ("W12", 84, STRONG), ("W24", 180, STRONG)],
-            doses: vec![
-                ("SCR", -140, false, "30"),
-                ("SCR", -42, false, "15"),
-                ("BL", 0, true, "4"),
-            ],
-        },
-        SubjectInput {
-            id: "I02",
-            arm: "IMMED",
-            facts: (Some(16), None, None),
-            extra: |e| {
-                e.fi3_percent_of_upper = Some("85".into());
-                e.active_extramuscular_disease = Some(true);
-            },
-            visits: vec![
-                (
-                    "BL",
-                    0,
-                    Forms {
-                        mmt: Some(150),
-                        cdasi: Some(4),
-                        ..B
-                    },
-                ),
-                (
-                    "W12",
-                    84,
-                    Forms {
-                        mmt: Some(150),
-                        cdasi: Some(4),
-                        ..B
-                    },
-                ),
-            ],
-            doses: vec![("BL", 0, true, "4")],
-        },
-        SubjectInput {
-            id: "D01",
-            arm: "DELAYED",
-            facts: (None, None, None),
-            extra: |_| {},
-            visits: vec![
-                (
-                    "BL",
-                    0,
-                    Forms {
-                        mmt: None,
-                        cdasi: None,
-                        ..B
-                    },
-                ),
-                ("W12", 84, B),
-                ("W24", 168, MODERATE),
-                ("W36", 252, STRONG),
-            ],
-            doses: vec![("W12", 84, true, "4")],
-        },
-        SubjectInput {
-            id: "D02",
-            arm: "DELAYED",
-            facts: (Some(70), None, Some(4)),
-            extra: |e| {
-                e.eular_acr_probability_percent = Some("55".into());
-                e.glucocorticoid_treated_weeks = Some(12);
-            },
-            visits: vec![("BL", 0, d02), ("W12", 84, d02), ("W24", 158, STRONG)],
-            doses: vec![("SCR", -100, false, "20"), ("W12", 84, true, "4")],
-        },
-    ];
-    let trial = Trial {
-        file: "myojak.toml",
-        study: "MYOJAK",
-        subjects,
-        unknown_visit: (
-            // Known to the protocol, but planned for the delayed arm only (its safety follow-up).
-            "W40",
-            "visit `W40` is not planned for arm `IMMED`; expected one of SCR, BL, W4, W8, W12, W16, W20, W24, W28, W32, W36 (protocol MYOJAK v1)",
-        ),
-    };
-    // TIS_W12 (BL -> W12): I01 87.5, I02 0, D02 0, D01 not evaluable (no BL MMT-8).
-    // TIS_W24 (BL -> W24): I01 87.5 (late), I02 missing, D01 not evaluable, D02 77.5 (early; MMT-8
-    //   145 -> 150 is 3.3%: 10 points).
-    // TIS_12W_DRUG: I01, I02 as TIS_W12; D01 W12 -> W24 40; D02 W12 -> W24 77.5 (early).
-    // TIS_24W_DRUG: I01 BL -> W24 87.5 (late), I02 missing, D01 W12 -> W36 87.5, D02 missing.
-    // DOI_W12 (DOI met): I01 only; I02, D02 unchanged; D01 unchanged on its 5 measures: 1/4.
-    // DOI_24W_DRUG: I01 (BL -> W24) and D01 (W12 -> W36) met, the others missing: 2/2.
-    // IN02 = (MMT-8 < 150 or FI-3 < 20 %) and (an enzyme > ULN, recent biopsy/MRI inflammation, or
-    // active extramuscular disease). I01: MMT-8 130 and CK 800 (ULN 200): met. I02: MMT-8 150 and FI-3
-    // 85 % (no weakness, normal endurance) with CK 800 and a rash: the first group fails, not met.
-    // D01: MMT-8 and FI-3 unknown: not evaluable. D02: MMT-8 145 and CK 800: met.
-    // IN03 prednisolone <= 20 mg/day stable >= 4 weeks: I01 15 mg (the record of day -42) for 6
-    // weeks, D02 20 mg for 4 weeks (both edges inclusive): met; I02 and D01 have no glucocorticoid
-    // record nor stable weeks: not evaluable. IN04 EULAR/ACR probability >= 55 %: I01 90, D02 55
-    // (edge): met. IN05 >= 12 weeks treated and a run of >= 20 mg/day for >= 4 weeks: I01 20 weeks
-    // and 30 mg over days -140 to -42 (98 days); D02 12 weeks (edge) and 20 mg from day -100 to
-    // baseline (100 days): met; I02, D01 not evaluable.
-    let expected = Expected {
-        eligible: (2, 1, 1),
-        criteria: vec![
-            ("IN01", [2, 1, 0, 1]),
-            ("IN02", [2, 1, 0, 1]),
-            ("IN03", [2, 0, 0, 2]),
-            ("IN04", [2, 0, 0, 2]),
-            ("IN05", [2, 0, 0, 2]),
-        ],
-        subject_eligibility: vec![
-            ("I01", "eligible", vec!["met", "met", "met", "met", "met"]),
-            (
-                "I02",
-                "not_eligible",
-                vec![
-                    "not_met",
-                    "not_met",
-                    "not_evaluable",
-                    "not_evaluable",
-                    "not_evaluable",
-                ],
-            ),
-            (
-                "D01",
-                "not_evaluable",
-                vec![
-                    "not_evaluable",
-                    "not_evaluable",
-                    "not_evaluable",
-                    "not_evaluable",
-                    "not_evaluable",
-                ],
-            ),
-            ("D02", "eligible", vec!["met", "met", "met", "met", "met"]),
-        ],
-        tables: vec![
-            table("TIS_W12", 4, 0, 1, 0, None, None),
-            table(
-                "TISCAT_W12",
-                4,
-                0,
-                1,
-                0,
-                Some((1, 3, "0.84", "90.57")),
-                Some([2, 0, 0, 1]),
-            ),
-            table("DOI_W12", 4, 0, 0, 0, Some((1, 4, "0.63", "80.59")), None),
-            table("CDASI_W12", 4, 0, 1, 0, None, None),
-            table("TIS_W24", 4, 1, 1, 2, None, None),
-            table("TIS_12W_DRUG", 4, 0, 0, 1, None, None),
-            table("TIS_24W_DRUG", 4, 2, 0, 1, None, None),
-            table(
-                "TISCAT_24W_DRUG",
-                4,
-                2,
-                0,
-                1,
-                Some((2, 2, "15.81", "100.00")),
-                Some([0, 0, 0, 2]),
-            ),
-            table(
-                "DOI_24W_DRUG",
-                4,
-                2,
-                0,
-                1,
-                Some((2, 2, "15.81", "100.00")),
-                None,
-            ),
-            table("CDASI_24W_DRUG", 4, 2, 0, 1, None, None),
-        ],
-        // The randomised comparison at week 12, arm by arm: TISCAT_W12 IMMED I01 major, I02 none;
-        // DELAYED D02 none, D01 not evaluable. DOI_W12 met by I01 only. DOI_24W_DRUG met by I01
-        // (late) and D01, with I02 and D02 missing.
-        arms: vec!["IMMED", "DELAYED"],
-        // Per visit against the study baseline (BL): at W12 DOI met by I01 only; only D01 attended
-        // W36, where the DOI is met on the five measures BL has (no MMT-8 at BL).
-        visit_arms: vec![
-            ("W12", "IMMED", 2, 1, 2),
-            ("W12", "DELAYED", 2, 0, 2),
-            ("W36", "DELAYED", 1, 1, 1),
-        ],
-        arm_tables: vec![
-            (
-                "IMMED",
-                table(
-                    "TISCAT_W12",
-                    2,
-                    0,
-                    0,
-                    0,
-                    Some((1, 2, "1.26", "98.74")),
-                    Some([1, 0, 0, 1]),
-                ),
-            ),
-            (
-                "DELAYED",
-                table(
-                    "TISCAT_W12",
-                    2,
-                    0,
-                    1,
-                    0,
-                    Some((0, 1, "0.00", "97.50")),
-                    Some([1, 0, 0, 0]),
-                ),
-            ),
-            (
-                "IMMED",
-                table("DOI_W12", 2, 0, 0, 0, Some((1, 2, "1.26", "98.74")), None),
-            ),
-            (
-                "DELAYED",
-                table("DOI_W12", 2, 0, 0, 0, Some((0, 2, "0.00", "84.19")), None),
-            ),
-            (
-                "IMMED",
-                table(
-                    "DOI_24W_DRUG",
-                    2,
-                    1,
-                    0,
-                    1,
-                    Some((1, 1, "2.50", "100.00")),
-                    None,
-                ),
-            ),
-            (
-                "DELAYED",
-                table(
-                    "DOI_24W_DRUG",
-                    2,
-                    1,
-                    0,
-                    0,
-                    Some((1, 1, "2.50", "100.00")),
-                    None,
-                ),
-            ),
-        ],
-        subject_endpoints: vec![
-            (
-                "I01",
-                vec![
-                    ("TISCAT_W12", "responder", Some(true)),
-                    ("DOI_W12", "responder", Some(true)),
-                    ("TISCAT_24W_DRUG", "responder", Some(true)),
-                    ("DOI_24W_DRUG", "responder", Some(true)),
-                ],
-            ),
-            (
-                "I02",
-                vec![
-                    ("TISCAT_W12", "non_responder", Some(false)),
-                    ("DOI_W12", "non_responder", Some(false)),
-                    ("TISCAT_24W_DRUG", "missing", None),
-                    ("DOI_24W_DRUG", "missing", None),
-                ],
-            ),
-            (
-                "D01",
-                vec![
-                    ("TISCAT_W12", "not_evaluable", None),
-                    ("DOI_W12", "non_responder", Some(false)),
-                    ("TISCAT_24W_DRUG", "responder", Some(true)),
-                    ("DOI_24W_DRUG", "responder", Some(true)),
-                ],
-            ),
-            (
-                "D02",
-                vec![
-                    ("TISCAT_W12", "non_responder", Some(false)),
-                    ("DOI_W12", "non_responder", Some(false)),
-                    ("TISCAT_24W_DRUG", "missing", None),
-                    ("DOI_24W_DRUG", "missing", None),
-                ],
-            ),
-        ],
-        deviations: vec![
-            (
-                "I01",
-                "W24",
-                5,
-                "protocol deviation: W24 on day 180 is 5 days after its window (days 161 to 175)",
-            ),
-            (
-                "D02",
-                "W24",
-                -3,
-                "protocol deviation: W24 on day 158 is 3 days before its window (days 161 to 175)",
-            ),
-        ],
-    };
-    (trial, expected)
-}
-
-/// BIRD (BARI or PBO). Eligibility (IGN-BIRD-EL): IN01 18 <= age < 65; IN02 MMT-8 < 145 or CDASI
-/// activity > 20; IN03 at least 2 of (3 globals > 3 cm, HAQ-DI > 0.25, an enzyme above ULN); IN04
-/// for relapsing patients exposed to corticosteroids, prednisone below 30 mg/day and stable for at
-/// least 4 weeks (every subject in the earlier file); IN05 for relapsing patients on an
-/// immunosuppressant, stable for at least 3 months; IN06 DM by the 239th ENMC criteria; IN07 consent
-/// on or before baseline; EX01 severe swallowing trouble excludes. The overall verdicts are those of
-/// the earlier file; B04 (naive) is no longer held to IN04, and fails IN03 and IN07 instead.
-/// PFTIS_W24: TIS >= 40 and 0 mg/day over days 140-168 with a record in them, non-responder
-/// imputation.
-///
-/// - B01 BARI: 40 y, B, 10 mg for 6 weeks: eligible. W24 STRONG; prednisone 0 from day 139 and a
-///   0 mg record on day 168: prednisone-free responder.
-/// - B02 PBO: 70 y (IN01 not met), MMT-8 145 and CDASI 20 (IN02 not met: neither < 145 nor > 20),
-///   30 mg (IN04 not met): not eligible. W24 MODERATE (TIS 40: MMT-8 145 -> 130 is a worsening, 0
-///   points), 5 mg from day 150: not prednisone-free.
-/// - B03 BARI: nothing but PhGA 6.0 and CDASI 20 at BL, no facts, no dose: every criterion not
-///   evaluable (IN02: CDASI 20 is not > 20, MMT-8 unknown; IN03: 1 abnormal, 4 unknown). W24 never
-///   attended: missing, a non-responder under NRI.
-/// - B04 PBO: 30 y, treatment-naive, NORMAL core set (IN03 not met: 0 of 5 abnormal), MMT-8 130 and
-///   CDASI 25, 20 mg for 8 weeks, consent 3 days after baseline: not eligible. W24 on day 180 (late)
-///   without HAQ-DI: TIS not evaluable, so prednisone-free not evaluable (a non-responder under
-///   NRI); DOI evaluable on 5 measures.
-/// - B05 BARI: 64 y (< 65), 29 mg for exactly 4 weeks: eligible. W24 STRONG on day 158 (early);
-///   prednisone 0 from day 140, the window's first day: responder.
-fn bird() -> (Trial, Expected) {
-    let b02 = Forms {
-        mmt: Some(145),
-        ..B
-    };
-    let subjects = vec![
-        SubjectInput {
-            id: "B01",
-            arm: "BARI",
-            facts: (Some(40), None, Some(6)),
-            extra: |e| {
-                e.treatment_naive = Some(false);
-                e.glucocorticoid_exposed = Some(true);
-                e.on_immunosuppressant = Some(true);
-                e.immunosuppressant_stable_months = Some(6);
-                e.enmc_239_dermatomyositis = Some(true);
-                e.informed_consent_date = Some(date(-14));
-                e.severe_swallowing_trouble = Some(false);
-            },
-            visits: vec![("BL", 0, B), ("W24", 168, STRONG)],
-            doses: vec![
-                ("BL", 0, false, "10"),
-                ("W20", 139, false, "0"),
-                ("W24", 168, false, "0"),
-            ],
-        },
-        SubjectInput {
-            id: "B02",
-            arm: "PBO",
-            facts: (Some(70), None, Some(6)),
-            extra: |e| {
-                e.treatment_naive = Some(false);
-                e.glucocorticoid_exposed = Some(true);
-                e.on_immunosuppressant = Some(false);
-                e.enmc_239_dermatomyositis = Some(true);
-                e.informed_consent_date = Some(date(0));
-                e.severe_swallowing_trouble = Some(true);
-            },
-            visits: vec![("BL", 0, b02), ("W24", 168, MODERATE)],
-            doses: vec![("BL", 0, false, "30"), ("W20", 150, false, "5")],
-        },
-        SubjectInput {
-            id: "B03",
-            arm: "BARI",
-            facts: (None, None, None),
-            extra: |_| {},
-            visits: vec![(
-                "BL",
-                0,
-                Forms {
-                    phga: Some("6.0"),
-                    cdasi: Some(20),
-                    ..Forms::default()
-                },
-            )],
-            doses: vec![],
-        },
-        SubjectInput {
-            id: "B04",
-            arm: "PBO",
-            facts: (Some(30), None, Some(8)),
-            extra: |e| {
-                e.treatment_naive = Some(true);
-                e.enmc_239_dermatomyositis = Some(true);
-                e.informed_consent_date = Some(date(3));
-                e.severe_swallowing_trouble = Some(false);
-            },
-            visits: vec![
-                ("BL", 0, NORMAL),
-                (
-                    "W24",
-                    180,
-                    Forms {
-                        haq: None,
-                        ..NORMAL
-                    },
-                ),
-            ],
-            doses: vec![("BL", 0, false, "20"), ("W16", 100, false, "0")],
-        },
-        SubjectInput {
-            id: "B05",
-            arm: "BARI",
-            facts: (Some(64), None, Some(4)),
-            extra: |e| {
-                e.treatment_naive = Some(false);
-                e.glucocorticoid_exposed = Some(true);
-                e.on_immunosuppressant = Some(true);
-                e.immunosuppressant_stable_months = Some(3);
-                e.enmc_239_dermatomyositis = Some(true);
-                e.informed_consent_date = Some(date(-1));
-                e.severe_swallowing_trouble = Some(false);
-            },
-            visits: vec![("BL", 0, B), ("W24", 158, STRONG)],
-            doses: vec![("BL", 0, false, "29"), ("W20", 140, false, "0")],
-        },
-    ];
-    let trial = Trial {
-        file: "bird.toml",
-        study: "BIRD",
-        subjects,
-        unknown_visit: (
-            "W28",
-            "unknown visit `W28`; expected one of SCR, BL, W4, W8, W12, W16, W20, W24 (protocol BIRD v1)",
-        ),
-    };
-    // PFTIS_W24 (NRI): B01, B05 met; B02 not; B03 missing and B04 not evaluable count as
-    //   non-responders: 2/5.
-    // TIS_W24 >= 40 (missing left out): B01 87.5, B02 40, B05 87.5; B04 not evaluable: 3/3.
-    // TISCAT_W24 >= moderate: the same three (moderate 1, major 2): 3/3.
-    // MCID_W24: B01, B05 (-14) reached; B02 (-3), B04 (0) not: 2/4.
-    // DOI_W24: B01, B05 met; B02 met (PhGA, ExtraM 50%, HAQ-DI 20%; MMT-8 145 -> 130 is 10.3%,
-    //   not a worsening); B04 nothing improved on its 5 measures; B03 missing: 3/4.
-    // IN04/IN05 apply to relapsing (non-naive) patients only: B01 and B05 are relapsing, on
-    // prednisone and an immunosuppressant (stable 6 and 3 months, the edge): both met. B02 is
-    // relapsing on 30 mg (IN04 not met) without an immunosuppressant (IN05 not applicable). B04 is
-    // treatment-naive: neither applies, though it takes 20 mg. B03 has no facts: not evaluable.
-    // IN06 ENMC DM: every subject with facts says yes. IN07 consent on or before baseline: B01 day
-    // -14, B02 day 0 (the edge), B05 day -1: met; B04 day +3: not met. EX01 severe swallowing
-    // trouble: B02 yes (excluded), the others with facts no.
-    let expected = Expected {
-        eligible: (2, 2, 1),
-        criteria: vec![
-            ("IN01", [3, 1, 0, 1]),
-            ("IN02", [3, 1, 0, 1]),
-            ("IN03", [3, 1, 0, 1]),
-            ("IN04", [2, 1, 1, 1]),
-            ("IN05", [2, 0, 2, 1]),
-            ("IN06", [4, 0, 0, 1]),
-            ("IN07", [3, 1, 0, 1]),
-            ("EX01", [1, 3, 0, 1]),
-        ],
-        subject_eligibility: vec![
-            (
-                "B01",
-                "eligible",
-                vec!["met", "met", "met", "met", "met", "met", "met", "not_met"],
-            ),
-            (
-                "B02",
-                "not_eligible",
-                vec![
-                    "not_met",
-                    "not_met",
-                    "met",
-                    "not_met",
-                    "not_applicable",
-                    "met",
-                    "met",
-                    "met",
-                ],
-            ),
-            ("B03", "not_evaluable", vec!["not_evaluable"; 8]),
-            (
-                "B04",
-                "not_eligible",
-                vec![
-                    "met",
-                    "met",
-                    "not_met",
-                    "not_applicable",
-                    "not_applicable",
-                    "met",
-                    "not_met",
-                    "not_met",
-                ],
-            ),
-            (
-                "B05",
-                "eligible",
-                vec!["met", "met", "met", "met", "met", "met", "met", "not_met"],
-            ),
-        ],
-        tables: vec![
-            table("PFTIS_W24", 5, 1, 1, 2, Some((2, 5, "5.27", "85.34")), None),
-            table("TIS_W24", 5, 1, 1, 2, Some((3, 3, "29.24", "100.00")), None),
-            table(
-                "TISCAT_W24",
-                5,
-                1,
-                1,
-                2,
-                Some((3, 3, "29.24", "100.00")),
-                Some([0, 0, 1, 2]),
-            ),
-            table("DOI_W24", 5, 1, 0, 2, Some((3, 4, "19.41", "99.37")), None),
-            table("CDASI_W24", 5, 1, 0, 2, None, None),
-            table("MCID_W24", 5, 1, 0, 2, Some((2, 4, "6.76", "93.24")), None),
-        ],
-        // Held to adding up to the pooled tables only.
-        arms: vec!["BARI", "PBO"],
-        visit_arms: vec![],
-        arm_tables: vec![],
-        subject_endpoints: vec![
-            (
-                "B01",
-                vec![
-                    ("PFTIS_W24", "responder", Some(true)),
-                    ("TIS_W24", "responder", Some(true)),
-                    ("TISCAT_W24", "responder", Some(true)),
-                    ("DOI_W24", "responder", Some(true)),
-                    ("MCID_W24", "responder", Some(true)),
-                ],
-            ),
-            (
-                "B02",
-                vec![
-                    ("PFTIS_W24", "non_responder", Some(false)),
-                    ("TIS_W24", "responder", Some(true)),
-                    ("TISCAT_W24", "responder", Some(true)),
-                    ("DOI_W24", "responder", Some(true)),
-                    ("MCID_W24", "non_responder", Some(false)),
-                ],
-            ),
-            (
-                "B03",
-                vec![
-                    ("PFTIS_W24", "missing", Some(false)),
-                    ("TIS_W24", "missing", None),
-                    ("TISCAT_W24", "missing", None),
-                    ("DOI_W24", "missing", None),
-                    ("MCID_W24", "missing", None),
-                ],
-            ),
-            (
-                "B04",
-                vec![
-                    ("PFTIS_W24", "not_evaluable", Some(false)),
-                    ("TIS_W24", "not_evaluable", None),
-                    ("TISCAT_W24", "not_evaluable", None),
-                    ("DOI_W24", "non_responder", Some(false)),
-                    ("MCID_W24", "non_responder", Some(false)),
-                ],
-            ),
-            (
-                "B05",
-                vec![
-                    ("PFTIS_W24", "responder", Some(true)),
-                    ("TIS_W24", "responder", Some(true)),
-                    ("TISCAT_W24", "responder", Some(true)),
-                    ("DOI_W24", "responder", Some(true)),
-                    ("MCID_W24", "responder", Some(true)),
-                ],
-            ),
-        ],
-        deviations: vec![
-            (
-                "B04",
-                "W24",
-                5,
-                "protocol deviation: W24 on day 180 is 5 days after its window (days 161 to 175)",
-            ),
-            (
-                "B05",
-                "W24",
-                -3,
-                "protocol deviation: W24 on day 158 is 3 days before its window (days 161 to 175)",
-            ),
-        ],
-    };
-    (trial, expected)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stir_cohort_endpoints_deviations_and_eligibility() {
-    let (trial, expected) = stir();
+    let (trial, expected) = cohort_file("stir");
     check(trial, expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn myojak_cohort_endpoints_deviations_and_eligibility() {
-    let (trial, expected) = myojak();
+    let (trial, expected) = cohort_file("myojak");
     check(trial, expected).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bird_cohort_endpoints_deviations_and_eligibility() {
-    let (trial, expected) = bird();
+    let (trial, expected) = cohort_file("bird");
     check(trial, expected).await;
 }
 
@@ -2091,7 +1111,7 @@ fn verdicts(eligibility: &pb::SubjectEligibility) -> Vec<&str> {
 /// `protocol_version` and the versions there are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
-    let (trial, _) = stir();
+    let (trial, _) = cohort_file("stir");
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, mut clients) = registered(dir.path(), &trial).await;
 
