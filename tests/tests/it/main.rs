@@ -24,3 +24,4 @@ mod package;
 mod protocol_cohorts;
 mod protocols;
 mod python_client;
+mod readme_tour;
