@@ -111,6 +111,9 @@ pub enum ExportFormat {
     Xpt,
     /// CDISC Dataset-JSON 1.1, `.json` (`--package` only).
     DatasetJson,
+    /// CDISC Dataset-JSON 1.1 as NDJSON, `.ndjson`: metadata on line 1, one row a line (`--package`
+    /// only; not in the default set).
+    DatasetNdjson,
 }
 
 impl ExportFormat {
@@ -120,7 +123,7 @@ impl ExportFormat {
             [] | [ExportFormat::Csv] => Ok(Format::Csv),
             [ExportFormat::Jsonl] => Ok(Format::Jsonl),
             _ => Err(AuditError::Package(
-                "--what writes one format, csv or jsonl; xpt and dataset-json are formats of --package"
+                "--what writes one format, csv or jsonl; xpt, dataset-json and dataset-ndjson are formats of --package"
                     .into(),
             )),
         }
@@ -136,9 +139,11 @@ impl ExportFormat {
             .map(|format| match format {
                 ExportFormat::Xpt => Ok(PackageFormat::Xpt),
                 ExportFormat::DatasetJson => Ok(PackageFormat::DatasetJson),
+                ExportFormat::DatasetNdjson => Ok(PackageFormat::DatasetNdjson),
                 ExportFormat::Csv => Ok(PackageFormat::Csv),
                 ExportFormat::Jsonl => Err(AuditError::Package(
-                    "jsonl is not a package format: give xpt, dataset-json or csv".into(),
+                    "jsonl is not a package format: give xpt, dataset-json, dataset-ndjson or csv"
+                        .into(),
                 )),
             })
             .collect()

@@ -727,3 +727,60 @@ fn formats_are_checked_against_what_is_written() {
     );
     assert_eq!(verify_exit(&log, &out), ExitCode::SUCCESS);
 }
+
+/// `--format dataset-ndjson`: the metadata object on line 1 validates against the same schema (rows
+/// are optional there), and the lines after it are the `.json` document's rows, one a line, as many
+/// as its `records` says.
+#[test]
+fn ndjson_files_are_the_json_documents_split_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = golden_log(dir.path());
+    let rebuilt = {
+        let log = myolog_audit::open_log(&log).unwrap();
+        let replayed =
+            replay::project(&log, AsOf::Sequence(GOLDEN_AS_OF), &mut Progress::hidden()).unwrap();
+        package::build(
+            &replayed,
+            &PackageOptions {
+                study: None,
+                formats: vec![PackageFormat::DatasetJson, PackageFormat::DatasetNdjson],
+                unblinded_reason: None,
+            },
+        )
+        .unwrap()
+    };
+    let validator = validator();
+    let by_name: BTreeMap<&str, &[u8]> = rebuilt
+        .iter()
+        .map(|file| (file.name.as_str(), file.bytes.as_slice()))
+        .collect();
+    let mut checked = 0;
+    for (name, bytes) in &by_name {
+        let Some(stem) = name.strip_suffix(".ndjson") else {
+            continue;
+        };
+        let text = std::str::from_utf8(bytes).unwrap();
+        let mut lines = text.lines();
+        let header: Json = serde_json::from_str(lines.next().unwrap()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&header)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{name} line 1: {errors:?}");
+        let rows: Vec<Json> = lines
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        let whole: Json = serde_json::from_slice(by_name[format!("{stem}.json").as_str()]).unwrap();
+        assert_eq!(
+            header["records"].as_u64().unwrap() as usize,
+            rows.len(),
+            "{name}"
+        );
+        assert_eq!(&Json::Array(rows), &whole["rows"], "{name}");
+        let mut without_rows = whole.clone();
+        without_rows.as_object_mut().unwrap().remove("rows");
+        assert_eq!(header, without_rows, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 8, "one .ndjson per dataset");
+}

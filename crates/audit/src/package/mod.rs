@@ -42,16 +42,24 @@ pub enum PackageFormat {
     DatasetJson,
     /// RFC 4180 CSV, `.csv`.
     Csv,
+    /// CDISC Dataset-JSON 1.1 as NDJSON, `.ndjson`: the metadata object on line 1, one row a line
+    /// (for datasets too large to load whole). Written when asked for.
+    DatasetNdjson,
 }
 
 impl PackageFormat {
+    /// The formats a package holds unless others are asked for.
     pub const ALL: [PackageFormat; 3] = [Self::Xpt, Self::DatasetJson, Self::Csv];
+    /// Every format a package can hold.
+    pub const KNOWN: [PackageFormat; 4] =
+        [Self::Xpt, Self::DatasetJson, Self::Csv, Self::DatasetNdjson];
 
     pub fn extension(self) -> &'static str {
         match self {
             Self::Xpt => "xpt",
             Self::DatasetJson => "json",
             Self::Csv => "csv",
+            Self::DatasetNdjson => "ndjson",
         }
     }
 
@@ -61,11 +69,12 @@ impl PackageFormat {
             Self::Xpt => "xpt",
             Self::DatasetJson => "dataset-json",
             Self::Csv => "csv",
+            Self::DatasetNdjson => "dataset-ndjson",
         }
     }
 
     pub fn from_key(key: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|format| format.key() == key)
+        Self::KNOWN.into_iter().find(|format| format.key() == key)
     }
 }
 
@@ -310,6 +319,11 @@ pub fn build(replay: &Replay, options: &PackageOptions) -> Result<Vec<PackageFil
                     write_json(&mut bytes, dataset, &context.json_file(dataset))?
                 }
                 PackageFormat::Csv => myolog_cdisc::csv::write_csv(&mut bytes, dataset)?,
+                PackageFormat::DatasetNdjson => myolog_cdisc::dataset_json::write_ndjson(
+                    &mut bytes,
+                    dataset,
+                    &context.json_file(dataset),
+                )?,
             }
             files.insert(dataset_file(&dataset.name, *format), bytes);
         }
