@@ -305,6 +305,11 @@ impl Archiver {
             let events = read_stored(&self.log, from, to).await?;
             sealed.push(self.writer.seal(events).await?);
             self.lag.update(|lag| lag.segments_sealed += 1);
+            // Reported after every segment, not only once caught up: under load a catch-up takes
+            // many segments, and the metrics, health details, --max-archive-lag and
+            // --ack-after-archive read this report meanwhile. The age is the oldest event's before
+            // this segment, an upper bound until the next poll measures again.
+            self.report(head, Some(age));
         }
     }
 
