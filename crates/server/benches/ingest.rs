@@ -8,6 +8,9 @@
 //! on a fresh log in a temporary directory on the same disk; after a warm-up, each configuration runs
 //! three times alternating direct and Submit, and the median run of each is printed.
 
+mod support;
+use support::{setup_batches, stream_batches};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,57 +45,6 @@ impl Measured {
         let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
         sorted[rank.min(sorted.len() - 1)]
     }
-}
-
-/// The visit batches of one stream: subject `B{stream}`, visits `v1..=v{n}`, each the baseline
-/// template's 10 forms with unique ids.
-fn stream_batches(template: &pb::SubmitRequest, stream: usize, n: usize) -> Vec<pb::SubmitRequest> {
-    (1..=n)
-        .map(|i| {
-            let events = template
-                .events
-                .iter()
-                .enumerate()
-                .map(|(k, e)| pb::Event {
-                    source_audit: None,
-                    event_id: format!("b{stream}.v{i}.{k}"),
-                    subject_id: format!("B{stream:03}"),
-                    visit_id: format!("v{i}"),
-                    ..e.clone()
-                })
-                .collect();
-            pb::SubmitRequest {
-                batch_id: format!("{stream}/{i}"),
-                events,
-            }
-        })
-        .collect()
-}
-
-/// Registration of the study and enrollment of every stream's subject, plus its baseline visit.
-fn setup_batches(template: &pb::SubmitRequest, streams: usize) -> Vec<pb::SubmitRequest> {
-    let cohort = Cohort::new(1, 1);
-    let mut enrollment = cohort.enrollment();
-    enrollment.events.truncate(1);
-    let enrolled = cohort.enrollment().events[1].clone();
-    for stream in 0..streams {
-        enrollment.events.push(pb::Event {
-            source_audit: None,
-            event_id: format!("b{stream}.enrolled"),
-            subject_id: format!("B{stream:03}"),
-            ..enrolled.clone()
-        });
-    }
-    let mut out = vec![enrollment];
-    for stream in 0..streams {
-        let mut baseline = template.clone();
-        for (k, e) in baseline.events.iter_mut().enumerate() {
-            e.event_id = format!("b{stream}.baseline.{k}");
-            e.subject_id = format!("B{stream:03}");
-        }
-        out.push(baseline);
-    }
-    out
 }
 
 fn to_new_events(batch: &pb::SubmitRequest) -> Vec<NewEvent> {

@@ -57,8 +57,7 @@ pub fn dataset(
     ];
     let mut rows = Vec::new();
     for subject in subjects {
-        let demographics = subject.subject.facts.demographics();
-        let age = subject.subject.facts.age_years();
+        let [site, age, ageu, sex, race] = subject.site_age_sex_race();
         let trt01p = if subject.arm.is_empty() {
             &subject.armcd
         } else {
@@ -73,23 +72,11 @@ pub fn dataset(
             Value::Text(context.study_id.to_string()),
             Value::Text(subject.usubjid.clone()),
             Value::Text(subject.subject_id.to_string()),
-            subject
-                .subject
-                .site
-                .as_ref()
-                .map_or(Value::Null, |site| Value::Text(site.to_string())),
-            age.map_or(Value::Null, |age| Value::Integer(i64::from(age))),
-            if age.is_some() {
-                Value::Text("YEARS".into())
-            } else {
-                Value::Null
-            },
-            demographics
-                .sex
-                .map_or(Value::Null, |sex| Value::Text(sex.code().into())),
-            demographics
-                .race
-                .map_or(Value::Null, |race| Value::Text(race.code().into())),
+            site,
+            age,
+            ageu,
+            sex,
+            race,
             text_or_null(&subject.arm),
             text_or_null(&subject.armcd),
             text_or_null(&subject.actarm),

@@ -47,8 +47,7 @@ pub fn dataset(
     let rows = subjects
         .iter()
         .map(|subject| {
-            let demographics = subject.subject.facts.demographics();
-            let age = subject.subject.facts.age_years();
+            let [site, age, ageu, sex, race] = subject.site_age_sex_race();
             vec![
                 Value::Text(context.study_id.to_string()),
                 Value::Text(NAME.into()),
@@ -57,23 +56,11 @@ pub fn dataset(
                 subject.trtsdt.map_or(Value::Null, Value::Date),
                 subject.trtedt.map_or(Value::Null, Value::Date),
                 subject.rficdt.map_or(Value::Null, Value::Date),
-                subject
-                    .subject
-                    .site
-                    .as_ref()
-                    .map_or(Value::Null, |site| Value::Text(site.to_string())),
-                age.map_or(Value::Null, |age| Value::Integer(i64::from(age))),
-                if age.is_some() {
-                    Value::Text("YEARS".into())
-                } else {
-                    Value::Null
-                },
-                demographics
-                    .sex
-                    .map_or(Value::Null, |sex| Value::Text(sex.code().into())),
-                demographics
-                    .race
-                    .map_or(Value::Null, |race| Value::Text(race.code().into())),
+                site,
+                age,
+                ageu,
+                sex,
+                race,
                 text_or_null(&subject.armcd),
                 text_or_null(&subject.arm),
                 text_or_null(&subject.actarmcd),

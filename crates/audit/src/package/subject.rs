@@ -3,7 +3,7 @@
 //! as enrolled, the analysis populations and eligibility. Each rule is stated on its field and in the
 //! reviewer's guide (`guide.rs`), which quotes the same rules.
 
-use myolog_cdisc::CalendarDate;
+use myolog_cdisc::{CalendarDate, Value};
 use myolog_domain::Decimal;
 use myolog_domain::event::{Dose, SubjectId};
 use myolog_projection::Subject;
@@ -49,6 +49,33 @@ pub struct SubjectFacts<'a> {
     pub criteria_not_met: Vec<String>,
     /// The scored follow-up visits, in the service's visit order.
     pub outcomes: Vec<VisitOutcome>,
+}
+
+impl SubjectFacts<'_> {
+    /// SITEID, AGE, AGEU, SEX and RACE as recorded at enrolment, in that order: the same cells in
+    /// ADSL and DM; each missing when not recorded (AGEU only beside an age).
+    pub fn site_age_sex_race(&self) -> [Value; 5] {
+        let demographics = self.subject.facts.demographics();
+        let age = self.subject.facts.age_years();
+        [
+            self.subject
+                .site
+                .as_ref()
+                .map_or(Value::Null, |site| Value::Text(site.to_string())),
+            age.map_or(Value::Null, |age| Value::Integer(i64::from(age))),
+            if age.is_some() {
+                Value::Text("YEARS".into())
+            } else {
+                Value::Null
+            },
+            demographics
+                .sex
+                .map_or(Value::Null, |sex| Value::Text(sex.code().into())),
+            demographics
+                .race
+                .map_or(Value::Null, |race| Value::Text(race.code().into())),
+        ]
+    }
 }
 
 /// Every subject of the study, in subject id order.
