@@ -6,6 +6,8 @@ use myolog_domain::event::ClinicalDate;
 use myolog_domain::protocol::{Protocol, StudyData, TdmOptions, check_trial_design};
 
 const STIR: &str = include_str!("../../../protocols/stir.toml");
+const MYOJAK: &str = include_str!("../../../protocols/myojak.toml");
+const BIRD: &str = include_str!("../../../protocols/bird.toml");
 
 fn load(name: &str, text: &str) -> Protocol {
     match Protocol::from_toml(name, text) {
@@ -147,6 +149,9 @@ fn the_check_names_each_rule_broken() {
             "TBLIND" => row.tsval = "OPEN".into(),
             "ROUTE" => row.tsvalcd = "C00000".into(),
             "REGID" => row.tsvcdref = "IRAS".into(),
+            "TCNTRL" => row.tsvcdver = "2025-09-26".into(),
+            "SPONSOR" => row.tsparm = "Sponsor".into(),
+            "INDIC" => row.tsparmcd = "INDICATN".into(),
             _ => {}
         }
     }
@@ -162,11 +167,68 @@ fn the_check_names_each_rule_broken() {
         [
             "TS: required TS parameter present: no SSTDTC row (the earliest informed-consent date; export with --data LOG)",
             "TS: TSVCDREF is a DICTNAM term: REGID `NCT03002649` names `IRAS`",
-            "TS: controlled term used where coded: TBLIND value `OPEN` is not a TBLIND term of CDISC CT 2025-09-26",
+            "TS: controlled term used where coded: TBLIND value `OPEN` is not a TBLIND term of the CDISC CT extracts",
             "TS: TSVALCD, TSVCDREF and TSVCDVER give the term's code: ROUTE `ORAL` has TSVALCD `C00000` (CDISC CT 2025-09-26), expected `C38288` (CDISC CT 2025-09-26)",
+            "TS: TSVALCD, TSVCDREF and TSVCDVER give the term's code: TCNTRL `NONE` has TSVALCD `C41132` (CDISC CT 2025-09-26), expected `C41132` (CDISC CT 2025-03-25)",
+            "TS: TSPARMCD is a term of the TSPARMCD codelist (C66738): `INDICATN` is not in SDTM CT 2025-03-25",
+            "TS: TSPARM is the TSPARM term (C67152) of the TSPARMCD's C-code: SPONSOR (C70793) has TSPARM `Sponsor`, expected `Clinical Study Sponsor`",
             "TA: ETCD references resolve to TE: arm TOFA element TOFA is not in TE",
             "TA: ETCD references resolve to TE: arm TOFA element TOFA is not in TE",
             "TI: IETESTCD is at most 8 characters: a letter, then letters, digits or _: `INCLUSION1`",
         ]
     );
+}
+
+/// Every TS row the three protocol files export, with data and with their assumptions, has its
+/// TSPARMCD and TSPARM in the SDTM CT extract and every coded value its C-code and package date
+/// there: no code in an export was typed by hand.
+#[test]
+fn every_exported_ts_parameter_and_coded_value_is_in_the_ct_extracts() {
+    use myolog_domain::protocol::ct;
+    // MYOJAK's planned enrolment is in no public record read (docs/trial-registry-sources.md), so
+    // its PLANSUB stays absent and the check says so.
+    for (name, text, expected) in [
+        ("protocols/stir.toml", STIR, &[][..]),
+        (
+            "protocols/myojak.toml",
+            MYOJAK,
+            &["TS: required TS parameter present: no PLANSUB row"][..],
+        ),
+        ("protocols/bird.toml", BIRD, &[][..]),
+    ] {
+        let datasets = load(name, text).trial_design_with(&TdmOptions {
+            include_assumptions: true,
+            data: Some(StudyData {
+                earliest_consent: Some(on(2022, 9, 1)),
+                subjects: 3,
+                cutoff: Some((on(2024, 1, 31), "Interim".into())),
+            }),
+        });
+        let findings: Vec<String> = check_trial_design(&datasets)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(findings, expected, "{name}");
+        for row in &datasets.ts {
+            let parameter = ct::lookup("TSPARMCD", &row.tsparmcd)
+                .unwrap_or_else(|| panic!("{name}: {} not in the extract", row.tsparmcd));
+            assert_eq!(
+                ct::by_code("TSPARM", &parameter.code).map(|term| term.value.as_str()),
+                Some(row.tsparm.as_str()),
+                "{name}: {}",
+                row.tsparmcd
+            );
+            if !row.tsvalcd.is_empty() && row.tsvcdref == ct::CT_REFERENCE {
+                let term = ct::terms_with_code(&row.tsvalcd);
+                assert!(
+                    term.iter().any(|term| term.value == row.tsval && term.version == row.tsvcdver),
+                    "{name}: {} `{}` {} {}",
+                    row.tsparmcd,
+                    row.tsval,
+                    row.tsvalcd,
+                    row.tsvcdver
+                );
+            }
+        }
+    }
 }

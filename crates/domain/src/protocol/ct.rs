@@ -1,17 +1,25 @@
-//! CDISC Controlled Terminology as far as the trial design export needs it: the committed extract
-//! `data/cdisc-ct/ct-extract-2025-09-26.csv` (its README names the source, version and licence),
-//! compiled in, so a coded TS value (TSVALCD) is always looked up, never typed. Pure: the text is part
-//! of the binary.
+//! CDISC Controlled Terminology as far as the trial design export needs it: the committed extracts
+//! `data/cdisc-ct/ct-extract-2025-09-26.csv` (Protocol, SEND and Define-XML CT) and
+//! `data/cdisc-ct/sdtm-ct-extract-2025-03-25.csv` (SDTM CT: TSPARMCD, TSPARM, TCNTRL), whose README
+//! names the sources, versions and licence, compiled in, so a coded TS value (TSVALCD) and a TS
+//! parameter's C-code are always looked up, never typed. Pure: the text is part of the binary.
 
 use std::sync::OnceLock;
 
-/// The CT release the extract was cut from (TSVCDVER of every CDISC-coded TS value).
+/// The CT release the Protocol, SEND and Define-XML extract was cut from.
 pub const CT_VERSION: &str = "2025-09-26";
+
+/// The SDTM CT release the TSPARMCD, TSPARM and TCNTRL rows were cut from.
+pub const SDTM_CT_VERSION: &str = "2025-03-25";
 
 /// TSVCDREF of a value coded with CDISC CT.
 pub const CT_REFERENCE: &str = "CDISC CT";
 
-const EXTRACT: &str = include_str!("../../data/cdisc-ct/ct-extract-2025-09-26.csv");
+/// Both extracts: the same nine columns, the last (`Standard and Date`) naming each row's package.
+const EXTRACTS: [&str; 2] = [
+    include_str!("../../data/cdisc-ct/ct-extract-2025-09-26.csv"),
+    include_str!("../../data/cdisc-ct/sdtm-ct-extract-2025-03-25.csv"),
+];
 
 /// One term of a codelist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,13 +30,19 @@ pub struct Term {
     pub codelist: String,
     /// The CDISC submission value (TSVAL).
     pub value: String,
+    /// The release date of the package the row was read from (TSVCDVER), e.g. `2025-09-26`.
+    pub version: String,
 }
 
 /// Every term of the extract, parsed once.
 fn terms() -> &'static [Term] {
     static TERMS: OnceLock<Vec<Term>> = OnceLock::new();
     TERMS.get_or_init(|| {
-        let rows: Vec<Vec<String>> = EXTRACT.lines().skip(1).map(csv_fields).collect();
+        let rows: Vec<Vec<String>> = EXTRACTS
+            .iter()
+            .flat_map(|extract| extract.lines().skip(1))
+            .map(csv_fields)
+            .collect();
         // Codelist rows have no parent code; their submission value is the codelist's short name.
         let short_name = |codelist_code: &str| {
             rows.iter()
@@ -43,6 +57,8 @@ fn terms() -> &'static [Term] {
                     code: row.first()?.clone(),
                     codelist: short_name(row.get(1)?)?,
                     value: row.get(4)?.clone(),
+                    // `Protocol CT 2025-09-26`: the date is the last word.
+                    version: row.get(8)?.rsplit(' ').next()?.to_string(),
                 })
             })
             .collect()
@@ -54,6 +70,18 @@ pub fn lookup(codelist: &str, value: &str) -> Option<&'static Term> {
     terms()
         .iter()
         .find(|term| term.codelist == codelist && term.value == value)
+}
+
+/// The term of `codelist` with C-code `code`: a TSPARMCD and its TSPARM share one C-code.
+pub fn by_code(codelist: &str, code: &str) -> Option<&'static Term> {
+    terms()
+        .iter()
+        .find(|term| term.codelist == codelist && term.code == code)
+}
+
+/// Every term with C-code `code`, whatever its codelist (one concept may be a term of several).
+pub fn terms_with_code(code: &str) -> Vec<&'static Term> {
+    terms().iter().filter(|term| term.code == code).collect()
 }
 
 /// The submission values the extract holds for `codelist`, in file order.
@@ -102,12 +130,19 @@ mod tests {
             ("ROUTE", "ORAL", "C38288"),
             ("FREQ", "QD", "C25473"),
             ("UNIT", "mg", "C28253"),
+            // From the SDTM CT extract, rows quoted from `SDTM Terminology.txt`.
+            ("TCNTRL", "PLACEBO", "C49648"),
+            ("TCNTRL", "NONE", "C41132"),
+            ("TSPARMCD", "TCNTRL", "C49647"),
+            ("TSPARMCD", "REGID", "C98714"),
+            ("TSPARM", "Registry Identifier", "C98714"),
         ];
         for (codelist, value, code) in cases {
             let term = lookup(codelist, value).unwrap_or_else(|| panic!("{codelist} {value}"));
             assert_eq!(term.code, code, "{codelist} {value}");
         }
         assert_eq!(values("NY"), ["N", "NA", "U", "Y"]);
+        assert_eq!(lookup("TPHASE", "PHASE III TRIAL").map(|t| t.version.as_str()), Some("2025-09-26"));
         assert!(lookup("TPHASE", "PHASE 2").is_none());
         assert!(values("DICTNAM").contains(&"ClinicalTrials.gov"));
     }

@@ -34,6 +34,7 @@ const CODED_TS_PARAMETERS: &[(&str, &str)] = &[
     ("DOSFRQ", "FREQ"),
     ("ROUTE", "ROUTE"),
     ("DOSFRM", "FRM"),
+    ("TCNTRL", "TCNTRL"),
 ];
 
 /// One broken rule.
@@ -78,6 +79,33 @@ pub fn check_trial_design(datasets: &TdmDatasets) -> Vec<SdtmFinding> {
         }
     }
     for row in &datasets.ts {
+        match ct::lookup("TSPARMCD", &row.tsparmcd) {
+            None => find(
+                "TS",
+                "TSPARMCD is a term of the TSPARMCD codelist (C66738)",
+                format!(
+                    "`{}` is not in SDTM CT {}",
+                    row.tsparmcd,
+                    ct::SDTM_CT_VERSION
+                ),
+            ),
+            Some(parameter) => {
+                let name = ct::by_code("TSPARM", &parameter.code);
+                if name.is_none_or(|name| name.value != row.tsparm) {
+                    find(
+                        "TS",
+                        "TSPARM is the TSPARM term (C67152) of the TSPARMCD's C-code",
+                        format!(
+                            "{} ({}) has TSPARM `{}`, expected `{}`",
+                            row.tsparmcd,
+                            parameter.code,
+                            row.tsparm,
+                            name.map_or("no TSPARM term", |name| name.value.as_str())
+                        ),
+                    );
+                }
+            }
+        }
         if row.tsval.is_empty() && row.tsvalnf.is_empty() {
             find(
                 "TS",
@@ -94,16 +122,14 @@ pub fn check_trial_design(datasets: &TdmDatasets) -> Vec<SdtmFinding> {
                     "TS",
                     "controlled term used where coded",
                     format!(
-                        "{} value `{}` is not a {codelist} term of CDISC CT {}",
-                        row.tsparmcd,
-                        row.tsval,
-                        ct::CT_VERSION
+                        "{} value `{}` is not a {codelist} term of the CDISC CT extracts",
+                        row.tsparmcd, row.tsval,
                     ),
                 ),
                 Some(term)
                     if row.tsvalcd != term.code
                         || row.tsvcdref != ct::CT_REFERENCE
-                        || row.tsvcdver != ct::CT_VERSION =>
+                        || row.tsvcdver != term.version =>
                 {
                     find(
                         "TS",
@@ -117,7 +143,7 @@ pub fn check_trial_design(datasets: &TdmDatasets) -> Vec<SdtmFinding> {
                             row.tsvcdver,
                             term.code,
                             ct::CT_REFERENCE,
-                            ct::CT_VERSION
+                            term.version
                         ),
                     )
                 }

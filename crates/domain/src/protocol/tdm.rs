@@ -382,7 +382,7 @@ impl Protocol {
             summary.add("CURTRT", "Current Therapy or Treatment", therapy);
         }
         if let Some(class) = &facts.pharmacological_class {
-            summary.add("PCLAS", "Pharmacological Class of Invest. Therapy", class);
+            summary.add("PCLAS", "Pharmacologic Class", class);
         }
         let (minimum_age, maximum_age) = self.age_bounds();
         if let Some(years) = minimum_age {
@@ -422,7 +422,7 @@ impl Protocol {
             summary.add_coded("INTTYPE", "Intervention Type", "INTTYPE", kind);
         }
         if let Some(control) = &facts.control {
-            summary.add("TCNTRL", "Control Type", control);
+            summary.add_coded("TCNTRL", "Control Type", "TCNTRL", control);
         }
         for trial_type in &facts.trial_types {
             summary.add_coded("TTYPE", "Trial Type", "TTYPE", trial_type);
@@ -622,8 +622,8 @@ impl TrialSummary {
         });
     }
 
-    /// A CDISC controlled term with its C-code from the CT extract. A value the extract lacks keeps
-    /// an empty TSVALCD, which the trial design check reports.
+    /// A CDISC controlled term with its C-code and its package's date from the CT extracts. A value
+    /// the extracts lack keeps an empty TSVALCD, which the trial design check reports.
     fn add_coded(&mut self, code: &str, label: &str, codelist: &str, value: &str) {
         let term = ct::lookup(codelist, value);
         self.push(TsRow {
@@ -634,7 +634,7 @@ impl TrialSummary {
             tsvalnf: String::new(),
             tsvalcd: term.map(|term| term.code.clone()).unwrap_or_default(),
             tsvcdref: ct::CT_REFERENCE.to_string(),
-            tsvcdver: ct::CT_VERSION.to_string(),
+            tsvcdver: term.map_or(ct::CT_VERSION, |term| term.version.as_str()).to_string(),
         });
     }
 
