@@ -15,6 +15,7 @@ use crate::haq::Haq;
 use crate::lab::LabMeasurement;
 use crate::mmt8::Mmt8;
 use crate::protocol::Protocol;
+use crate::treatment_history::{Attestations, TreatmentHistory};
 use crate::visit::{Population, VisitAssessments};
 use rust_decimal::Decimal;
 use smol_str::SmolStr;
@@ -246,7 +247,7 @@ impl Dose {
 /// Eligibility facts that are not visit assessments, as the site reports them at enrolment. Each is
 /// optional: a fact not recorded leaves the criteria that read it "not evaluable", never "not met".
 /// Events written before a fact existed carry none of it, and read exactly as before.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct EnrolmentFacts {
     /// Age in completed years, 0 to [`EnrolmentFacts::MAX_AGE_YEARS`].
     age_years: Option<u32>,
@@ -269,6 +270,10 @@ pub struct EnrolmentFacts {
     disease_duration_months: Option<u32>,
     /// Cumulative weeks of glucocorticoid treatment before baseline.
     glucocorticoid_treated_weeks: Option<u32>,
+    /// The drugs received before the trial; `None` when not reported.
+    treatment_history: Option<TreatmentHistory>,
+    /// The investigator's yes/no attestations under protocol-named codes.
+    attestations: Attestations,
 }
 
 /// Sex as CDISC's SEX code list codes it (C66731).
@@ -399,7 +404,7 @@ pub struct EnrolmentFlags {
 }
 
 /// Every enrolment fact as reported, before range checks; what [`EnrolmentFacts::from_input`] reads.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnrolmentFactsInput {
     pub age_years: Option<u32>,
     pub muscle_active: Option<bool>,
@@ -411,6 +416,8 @@ pub struct EnrolmentFactsInput {
     pub disease_duration_months: Option<u32>,
     pub glucocorticoid_treated_weeks: Option<u32>,
     pub informed_consent_date: Option<ClinicalDate>,
+    pub treatment_history: Option<TreatmentHistory>,
+    pub attestations: Attestations,
 }
 
 /// Which [`EnrolmentFacts`] value a check refers to (its wire field name).
@@ -536,6 +543,8 @@ impl EnrolmentFacts {
                 immunosuppressant_stable_months: input.immunosuppressant_stable_months,
                 disease_duration_months: input.disease_duration_months,
                 glucocorticoid_treated_weeks: input.glucocorticoid_treated_weeks,
+                treatment_history: input.treatment_history,
+                attestations: input.attestations,
                 demographics: Demographics {
                     informed_consent: input.informed_consent_date,
                     ..Demographics::default()
@@ -594,6 +603,14 @@ impl EnrolmentFacts {
 
     pub const fn informed_consent_date(&self) -> Option<ClinicalDate> {
         self.demographics.informed_consent
+    }
+
+    pub const fn treatment_history(&self) -> Option<&TreatmentHistory> {
+        self.treatment_history.as_ref()
+    }
+
+    pub const fn attestations(&self) -> &Attestations {
+        &self.attestations
     }
 }
 

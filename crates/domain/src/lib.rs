@@ -21,6 +21,7 @@ pub mod mmt8;
 pub mod protocol;
 pub mod quantity;
 pub mod score;
+pub mod treatment_history;
 pub mod visit;
 
 pub use rust_decimal::Decimal;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use myolog_domain::protocol::{
     CriterionCategory, DoseChange, EligibilityReport, EligibilityVerdict, Flag, Protocol,
-    RuleResult, Verdict, protocol_day,
+    RuleResult, Verdict, protocol_day, treatments_before,
 };
 use myolog_domain::visit::VisitAssessments;
 use myolog_scoring::protocol_eval::{SubjectFacts, check_eligibility};
@@ -85,7 +85,7 @@ fn report(protocol: &Protocol, subject: &Subject) -> (Option<String>, Eligibilit
 }
 
 /// The enrolment facts and the glucocorticoid history as the rules read them, with `baseline` as
-/// day 0 of the history and of the consent date.
+/// day 0 of the history, of the consent date and of each prior treatment's last dose.
 fn subject_facts(subject: &Subject, baseline: ClinicalDate) -> SubjectFacts {
     let enrolment = &subject.facts;
     let recorded = enrolment.flags();
@@ -136,6 +136,10 @@ fn subject_facts(subject: &Subject, baseline: ClinicalDate) -> SubjectFacts {
         consent_days_before_baseline: enrolment
             .informed_consent_date()
             .map(|consent| protocol_day(consent, baseline)),
+        treatment_history: enrolment
+            .treatment_history()
+            .map(|history| treatments_before(history, baseline)),
+        attestations: enrolment.attestations().iter().cloned().collect(),
     }
 }
 

@@ -757,7 +757,7 @@ impl Projection {
                         site: site.clone(),
                         enrolled_on: event.clinical_date,
                         population: *population,
-                        facts: *facts,
+                        facts: facts.clone(),
                         withdrawn: false,
                         visits: BTreeMap::new(),
                         doses: Vec::new(),

@@ -23,6 +23,7 @@ use myolog_domain::protocol::{
     GlucocorticoidRecord, MissingDataRule, Mmt8Total, Outcome, Population, PrednisoneFreeResult,
     Protocol, ProtocolRef, ResponderRule, ResponderStatus, TisCategory, VisitTiming,
 };
+use myolog_domain::treatment_history::{AttestationCode, TreatmentBeforeBaseline};
 use myolog_domain::visit::VisitAssessments;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -48,6 +49,10 @@ pub struct SubjectFacts {
     pub glucocorticoid_history: Vec<DoseChange>,
     /// Days from the informed consent to the baseline visit.
     pub consent_days_before_baseline: Option<i32>,
+    /// Drugs received before the trial, last doses counted back from baseline; `None`: not reported.
+    pub treatment_history: Option<Vec<TreatmentBeforeBaseline>>,
+    /// The investigator's attestations; a code not listed was not attested.
+    pub attestations: Vec<(AttestationCode, bool)>,
 }
 
 /// The values eligibility rules read, scored from one visit. A measure that cannot be computed
@@ -101,6 +106,8 @@ pub fn baseline_measures(
         glucocorticoid_treated_weeks: facts.glucocorticoid_treated_weeks.map(Decimal::from),
         glucocorticoid_history: facts.glucocorticoid_history.clone(),
         consent_days_before_baseline: facts.consent_days_before_baseline,
+        treatment_history: facts.treatment_history.clone(),
+        attestations: facts.attestations.clone(),
     }
 }
 

@@ -24,6 +24,9 @@ use myolog_domain::mmt8::{
 use myolog_domain::protocol::Protocol;
 use myolog_domain::quantity::parse_exact_decimal;
 use myolog_domain::score::BoundedScore;
+use myolog_domain::treatment_history::{
+    AttestationCode, Attestations, PriorDrug, PriorTreatment, TreatmentHistory, TreatmentResponse,
+};
 use myolog_domain::visit::Population;
 use myolog_proto::v1 as pb;
 
@@ -470,6 +473,11 @@ fn body_from_proto(
                     .map(Some),
                 None => Some(None),
             };
+            let history = subject
+                .treatment_history
+                .as_ref()
+                .map(|history| treatment_history(c, &format!("{base}.treatment_history"), history));
+            let attested = attestations(c, &format!("{base}.attestations"), &subject.attestations);
             let input = EnrolmentFactsInput {
                 age_years: subject.age_years,
                 muscle_active: subject.muscle_active,
@@ -492,6 +500,8 @@ fn body_from_proto(
                 disease_duration_months: subject.disease_duration_months,
                 glucocorticoid_treated_weeks: subject.glucocorticoid_treated_weeks,
                 informed_consent_date: consent.flatten(),
+                treatment_history: history.clone().flatten(),
+                attestations: attested.clone().unwrap_or_default(),
             };
             // Ranges are checked even when a text did not parse, so every bad fact is named at once.
             let facts = match EnrolmentFacts::from_input(input) {
@@ -507,6 +517,8 @@ fn body_from_proto(
             if eular_acr.is_none()
                 || fi3.is_none()
                 || consent.is_none()
+                || matches!(history, Some(None))
+                || attested.is_none()
                 || matches!(sex, Some(None))
                 || matches!(race, Some(None))
             {
@@ -637,6 +649,92 @@ fn body_from_proto(
                     None
                 }
             }
+        }
+    }
+}
+
+/// A reported treatment history: each drug a known name, at most once, with a valid last-dose date
+/// when one is given. `None` (with every problem named) when any part is invalid.
+fn treatment_history(
+    c: &mut Checker,
+    base: &str,
+    history: &pb::TreatmentHistory,
+) -> Option<TreatmentHistory> {
+    let mut treatments = Vec::new();
+    let mut valid = true;
+    for (index, treatment) in history.treatments.iter().enumerate() {
+        let path = format!("{base}.treatments[{index}]");
+        let drug = c.check(format_args!("{path}.drug"), PriorDrug::parse(&treatment.drug));
+        let last_dose = match &treatment.last_dose_date {
+            Some(text) => c
+                .check(
+                    format_args!("{path}.last_dose_date"),
+                    ClinicalDate::parse(text),
+                )
+                .map(Some),
+            None => Some(None),
+        };
+        let response = match pb::TreatmentResponse::try_from(treatment.response) {
+            Ok(pb::TreatmentResponse::Unspecified) => Some(None),
+            Ok(pb::TreatmentResponse::Responded) => Some(Some(TreatmentResponse::Responded)),
+            Ok(pb::TreatmentResponse::Failed) => Some(Some(TreatmentResponse::Failed)),
+            Ok(pb::TreatmentResponse::Intolerant) => Some(Some(TreatmentResponse::Intolerant)),
+            Err(_) => {
+                c.text(
+                    format_args!("{path}.response"),
+                    format!(
+                        "unknown treatment response {}; allowed: UNSPECIFIED (not recorded), \
+                         RESPONDED, FAILED, INTOLERANT",
+                        treatment.response
+                    ),
+                );
+                None
+            }
+        };
+        match (drug, last_dose, response) {
+            (Some(drug), Some(last_dose), Some(response)) => treatments.push(PriorTreatment {
+                drug,
+                last_dose,
+                response,
+            }),
+            _ => valid = false,
+        }
+    }
+    if !valid {
+        return None;
+    }
+    match TreatmentHistory::new(treatments) {
+        Ok(history) => Some(history),
+        Err((index, problem)) => {
+            c.problem(format_args!("{base}.treatments[{index}].drug"), problem);
+            None
+        }
+    }
+}
+
+/// The attestations: each code valid and given once. `None` (every problem named) when not.
+fn attestations(
+    c: &mut Checker,
+    base: &str,
+    attested: &[pb::Attestation],
+) -> Option<Attestations> {
+    let codes: Vec<Option<(AttestationCode, bool)>> = attested
+        .iter()
+        .enumerate()
+        .map(|(index, attestation)| {
+            c.check(
+                format_args!("{base}[{index}].code"),
+                AttestationCode::new(&attestation.code),
+            )
+            .map(|code| (code, attestation.value))
+        })
+        .collect();
+    let codes: Vec<(AttestationCode, bool)> = codes.into_iter().collect::<Option<_>>()?;
+    match Attestations::new(codes) {
+        Ok(attestations) => Some(attestations),
+        Err((index, problem)) => {
+            c.problem(format_args!("{base}[{index}].code"), problem);
+            None
         }
     }
 }
@@ -1307,6 +1405,80 @@ mod tests {
             .and_then(|v| v.first().map(|v| v.field.clone()))
     }
 
+    /// The treatment history and attestations: absent stays "not reported", and each bad part is
+    /// named by its field path with what is allowed, all at once.
+    #[test]
+    fn treatment_history_and_attestations_name_each_bad_part() {
+        let enrolled = |history: Option<pb::TreatmentHistory>, attestations: Vec<pb::Attestation>| {
+            let mut event = event(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+                arm: "TOFA".into(),
+                treatment_history: history,
+                attestations,
+                ..Default::default()
+            }));
+            event.visit_id = String::new();
+            event_from_proto(&event, "events[0]")
+        };
+        let treatment = |drug: &str, date: Option<&str>, response: i32| pb::PriorTreatment {
+            drug: drug.into(),
+            last_dose_date: date.map(str::to_string),
+            response,
+        };
+        let attestation = |code: &str| pb::Attestation {
+            code: code.into(),
+            value: true,
+        };
+        let none = enrolled(None, vec![]).expect("no history");
+        let EventBody::SubjectEnrolled { facts, .. } = none.body else {
+            panic!("an enrolment");
+        };
+        assert_eq!(facts.treatment_history(), None);
+        assert!(facts.attestations().is_empty());
+        let empty = enrolled(Some(pb::TreatmentHistory::default()), vec![]).expect("empty");
+        let EventBody::SubjectEnrolled { facts, .. } = empty.body else {
+            panic!("an enrolment");
+        };
+        assert_eq!(facts.treatment_history().map(|h| h.treatments().len()), Some(0));
+
+        let cases: [(Vec<pb::PriorTreatment>, Vec<pb::Attestation>, &[&str]); 4] = [
+            (
+                vec![
+                    treatment("rituxan", None, 0),
+                    treatment("ivig", Some("2024-13-01"), 0),
+                    treatment("methotrexate", None, 9),
+                ],
+                vec![attestation("neg preg")],
+                &[
+                    "events[0].subject_enrolled.treatment_history.treatments[0].drug",
+                    "events[0].subject_enrolled.treatment_history.treatments[1].last_dose_date",
+                    "events[0].subject_enrolled.treatment_history.treatments[2].response",
+                    "events[0].subject_enrolled.attestations[0].code",
+                ],
+            ),
+            (
+                vec![treatment("ivig", None, 0), treatment("ivig", None, 2)],
+                vec![],
+                &["events[0].subject_enrolled.treatment_history.treatments[1].drug"],
+            ),
+            (
+                vec![],
+                vec![attestation("SOCIAL_SECURITY"), attestation("SOCIAL_SECURITY")],
+                &["events[0].subject_enrolled.attestations[1].code"],
+            ),
+            (vec![treatment("tacrolimus", Some("2024-02-29"), 3)], vec![], &[]),
+        ];
+        for (treatments, attestations, expected) in cases {
+            let fields: Vec<String> = match enrolled(
+                Some(pb::TreatmentHistory { treatments }),
+                attestations,
+            ) {
+                Ok(_) => Vec::new(),
+                Err(violations) => violations.into_iter().map(|v| v.field).collect(),
+            };
+            assert_eq!(fields, expected);
+        }
+    }
+
     /// The enrolment facts added for the registered eligibility rules: an event without them reads
     /// as before (every fact absent), each one maps to its domain value, and a bad value is named by
     /// its field with the allowed range.
@@ -1832,6 +2004,24 @@ mod tests {
             negative_cancer_screening: Some(true),
             disease_duration_months: Some(9),
             glucocorticoid_treated_weeks: Some(14),
+            treatment_history: Some(pb::TreatmentHistory {
+                treatments: vec![
+                    pb::PriorTreatment {
+                        drug: "methotrexate".into(),
+                        last_dose_date: Some("2023-09-30".into()),
+                        response: pb::TreatmentResponse::Failed as i32,
+                    },
+                    pb::PriorTreatment {
+                        drug: "ivig".into(),
+                        last_dose_date: None,
+                        response: pb::TreatmentResponse::Unspecified as i32,
+                    },
+                ],
+            }),
+            attestations: vec![pb::Attestation {
+                code: "NEG_PREG_TEST".into(),
+                value: true,
+            }],
         }));
         enrolled.visit_id.clear();
         let read = event_from_proto(&enrolled, "events[0]").expect("valid");

@@ -3,6 +3,9 @@
 //! window, baseline and glucocorticoid rule in a protocol is written in.
 
 use crate::date::ClinicalDate;
+use crate::treatment_history::{
+    Elapsed, TreatmentBeforeBaseline, TreatmentHistory, completed_months,
+};
 
 /// Days from `day_zero` to `date` (negative when `date` is earlier), in the proleptic Gregorian
 /// calendar.
@@ -21,4 +24,24 @@ fn day_number(date: ClinicalDate) -> i64 {
     let day_of_year = (153 * shifted_month + 2) / 5 + i64::from(date.day()) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
+}
+
+/// A treatment history as the eligibility rules read it: each last dose counted back from
+/// `baseline` (day 0) in days and in completed calendar months.
+pub fn treatments_before(
+    history: &TreatmentHistory,
+    baseline: ClinicalDate,
+) -> Vec<TreatmentBeforeBaseline> {
+    history
+        .treatments()
+        .iter()
+        .map(|treatment| TreatmentBeforeBaseline {
+            drug: treatment.drug,
+            last_dose: treatment.last_dose.map(|date| Elapsed {
+                days: protocol_day(date, baseline),
+                completed_months: completed_months(date, baseline),
+            }),
+            response: treatment.response,
+        })
+        .collect()
 }

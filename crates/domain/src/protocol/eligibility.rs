@@ -5,6 +5,10 @@
 
 use super::model::{
     CompareOp, Criterion, CriterionCategory, Flag, GlobalScale, Measure, Protocol, Rule,
+    WashoutPeriod,
+};
+use crate::treatment_history::{
+    AttestationCode, PriorDrug, TreatmentBeforeBaseline, TreatmentResponse,
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -38,6 +42,11 @@ pub struct BaselineMeasures {
     pub glucocorticoid_history: Vec<DoseChange>,
     /// Days from the informed consent to the baseline visit (negative: consent after baseline).
     pub consent_days_before_baseline: Option<i32>,
+    /// The drugs received before the trial, with their last dose counted back from baseline;
+    /// `None` when no history was reported (an empty list: none received).
+    pub treatment_history: Option<Vec<TreatmentBeforeBaseline>>,
+    /// The investigator's attestations; a code not listed was not attested.
+    pub attestations: Vec<(AttestationCode, bool)>,
 }
 
 /// A glucocorticoid dose record: the prednisone-equivalent dose in effect from `day` on, where day 0
@@ -125,6 +134,14 @@ pub enum Seen {
     Parts,
     /// A number of days (a glucocorticoid run, or consent before baseline).
     Days(i32),
+    /// The most recent last dose of a washout's drugs, counted back from baseline.
+    LastDose {
+        drug: PriorDrug,
+        days: i32,
+        completed_months: i32,
+    },
+    /// None of a washout's drugs was ever received.
+    NoneReceived,
 }
 
 impl fmt::Display for Seen {
@@ -147,6 +164,15 @@ impl fmt::Display for Seen {
             }
             Seen::Parts => formatter.write_str("its parts"),
             Seen::Days(days) => write!(formatter, "{days} days"),
+            Seen::LastDose {
+                drug,
+                days,
+                completed_months,
+            } => write!(
+                formatter,
+                "{drug} last given {days} days ({completed_months} completed months) before baseline"
+            ),
+            Seen::NoneReceived => formatter.write_str("none of them received"),
         }
     }
 }
@@ -354,7 +380,105 @@ impl Reader<'_> {
                 Some(days) => leaf(met_if(days >= 0), Seen::Days(days)),
                 None => leaf(Verdict::NotEvaluable, Seen::Missing),
             },
+            Rule::Washout { drugs, period } => {
+                let (verdict, seen) = self.washout(drugs, *period);
+                leaf(verdict, seen)
+            }
+            Rule::PriorResponse {
+                drugs,
+                responses,
+                count,
+            } => {
+                let (verdict, seen) = self.prior_response(drugs, responses, *count);
+                leaf(verdict, seen)
+            }
+            Rule::Attested { code, is } => {
+                let attested = self
+                    .measures
+                    .attestations
+                    .iter()
+                    .find(|(attested, _)| attested == code)
+                    .map(|(_, value)| *value);
+                match attested {
+                    Some(value) => leaf(met_if(value == *is), Seen::Flag(value)),
+                    None => leaf(Verdict::NotEvaluable, Seen::Missing),
+                }
+            }
         }
+    }
+
+    /// Each listed drug never received, or last given at least `period` before baseline. A drug
+    /// given too recently settles "not met" whatever the others; a received drug whose last dose
+    /// is unknown leaves the rule not evaluable. Shows the most recent known last dose.
+    fn washout(&self, drugs: &[PriorDrug], period: WashoutPeriod) -> (Verdict, Seen) {
+        let Some(history) = &self.measures.treatment_history else {
+            return (Verdict::NotEvaluable, Seen::Missing);
+        };
+        let received: Vec<&TreatmentBeforeBaseline> = history
+            .iter()
+            .filter(|treatment| drugs.contains(&treatment.drug))
+            .collect();
+        let known: Vec<(PriorDrug, crate::treatment_history::Elapsed)> = received
+            .iter()
+            .filter_map(|treatment| treatment.last_dose.map(|elapsed| (treatment.drug, elapsed)))
+            .collect();
+        let long_enough = |elapsed: crate::treatment_history::Elapsed| match period {
+            WashoutPeriod::Weeks(weeks) => {
+                i64::from(elapsed.days) >= i64::from(weeks) * 7
+            }
+            WashoutPeriod::Months(months) => {
+                i64::from(elapsed.completed_months) >= i64::from(months)
+            }
+        };
+        let most_recent = known.iter().min_by_key(|(_, elapsed)| elapsed.days);
+        let seen = match most_recent {
+            Some((drug, elapsed)) => Seen::LastDose {
+                drug: *drug,
+                days: elapsed.days,
+                completed_months: elapsed.completed_months,
+            },
+            None if received.is_empty() => Seen::NoneReceived,
+            None => Seen::Missing,
+        };
+        let verdict = if known.iter().any(|(_, elapsed)| !long_enough(*elapsed)) {
+            Verdict::NotMet
+        } else if known.len() < received.len() {
+            Verdict::NotEvaluable
+        } else {
+            Verdict::Met
+        };
+        (verdict, seen)
+    }
+
+    /// At least `count` of the listed drugs received and answered with one of `responses`; a
+    /// received drug without a recorded response could still count, so it keeps an undecided rule
+    /// not evaluable. Shows how many drugs qualify.
+    fn prior_response(
+        &self,
+        drugs: &[PriorDrug],
+        responses: &[TreatmentResponse],
+        count: u32,
+    ) -> (Verdict, Seen) {
+        let Some(history) = &self.measures.treatment_history else {
+            return (Verdict::NotEvaluable, Seen::Missing);
+        };
+        let listed = history
+            .iter()
+            .filter(|treatment| drugs.contains(&treatment.drug));
+        let mut counts = Counts {
+            met: 0,
+            not_met: 0,
+            not_evaluable: 0,
+        };
+        for treatment in listed {
+            match treatment.response {
+                Some(response) if responses.contains(&response) => counts.met += 1,
+                Some(_) => counts.not_met += 1,
+                None => counts.not_evaluable += 1,
+            }
+        }
+        let verdict = at_least(count as usize, counts);
+        (verdict, Seen::Value(Decimal::from(counts.met)))
     }
 
     /// The highest dose in effect within `weeks` weeks before baseline. The history is known from

@@ -7,6 +7,7 @@ use super::model::{
     Flag, GlobalScale, InterventionRole, Level, Measure, MissingDataRule, OutcomeName,
     PercentChangeRule, Phase, Population, TisCategory,
 };
+use crate::treatment_history::{PriorDrug, TreatmentResponse};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
@@ -221,6 +222,10 @@ pub(super) struct RuleFile {
     pub condition: Option<Box<RuleFile>>,
     pub then: Option<Box<RuleFile>>,
     pub weeks: Option<u32>,
+    pub months: Option<u32>,
+    pub drugs: Option<Vec<PriorDrug>>,
+    pub responses: Option<Vec<TreatmentResponse>>,
+    pub code: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -236,6 +241,9 @@ pub(super) enum RuleKind {
     GlucocorticoidMaxWithin,
     GlucocorticoidSustained,
     InformedConsent,
+    Washout,
+    PriorResponse,
+    Attested,
 }
 
 impl RuleKind {
@@ -251,10 +259,14 @@ impl RuleKind {
             RuleKind::GlucocorticoidMaxWithin => "glucocorticoid_max_within",
             RuleKind::GlucocorticoidSustained => "glucocorticoid_sustained",
             RuleKind::InformedConsent => "informed_consent",
+            RuleKind::Washout => "washout",
+            RuleKind::PriorResponse => "prior_response",
+            RuleKind::Attested => "attested",
         }
     }
 
-    /// The keys besides `kind` that this kind takes; all of them are required except `is`.
+    /// The keys besides `kind` that this kind takes; all of them are required except `is`, and a
+    /// washout takes exactly one of `weeks` and `months`.
     pub fn keys(self) -> &'static [&'static str] {
         match self {
             RuleKind::Compare => &["measure", "op", "value"],
@@ -266,6 +278,9 @@ impl RuleKind {
             RuleKind::GlucocorticoidMaxWithin => &["weeks", "op", "value"],
             RuleKind::GlucocorticoidSustained => &["weeks", "value"],
             RuleKind::InformedConsent => &[],
+            RuleKind::Washout => &["drugs", "weeks", "months"],
+            RuleKind::PriorResponse => &["drugs", "responses", "count"],
+            RuleKind::Attested => &["code", "is"],
         }
     }
 }

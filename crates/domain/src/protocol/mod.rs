@@ -19,7 +19,7 @@ mod sdtm_check;
 mod tdm;
 mod validate;
 
-pub use days::protocol_day;
+pub use days::{protocol_day, treatments_before};
 pub use eligibility::{
     BaselineMeasures, CriterionResult, DoseChange, EligibilityReport, EligibilityVerdict,
     EnzymeResult, GlobalValue, Mmt8Total, RuleResult, Seen, Verdict,
@@ -35,7 +35,7 @@ pub use model::{
     CriterionCategory, DayWindow, Element, Encounter, Endpoint, EndpointBaseline, Epoch, EpochType,
     Flag, GlobalScale, Intervention, InterventionRole, Level, Measure, MissingDataRule, Objective,
     Outcome, OutcomeName, PercentChangeRule, Phase, Population, Protocol, RegistryId,
-    ResponderRule, Rule, Study, TisCategory, TrialSummary,
+    ResponderRule, Rule, Study, TisCategory, TrialSummary, WashoutPeriod,
 };
 pub use prednisone_free::{GlucocorticoidRecord, PrednisoneFreeResult};
 pub use schedule::{VisitScheduleError, VisitTiming};

@@ -6,6 +6,7 @@
 //! Days are counted from the arm-independent day 0 (randomisation, or enrolment in a single-arm study):
 //! week N is day 7N. SDTM study days have no day 0; the TDM export converts (`sdtm_study_day`).
 
+use crate::treatment_history::{AttestationCode, PriorDrug, TreatmentResponse};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -545,6 +546,43 @@ pub enum Rule {
     },
     /// Written informed consent dated on or before the baseline visit.
     InformedConsent,
+    /// None of `drugs` within `period` before baseline: each listed drug was either never received
+    /// or last given at least that long before day 0 (STIR: rituximab 12 months).
+    Washout {
+        drugs: Vec<PriorDrug>,
+        period: WashoutPeriod,
+    },
+    /// At least `count` of `drugs` were received and answered with one of `responses` (STIR's
+    /// refractory definition: failure of prednisone and of 1 first-line immunosuppressant).
+    PriorResponse {
+        drugs: Vec<PriorDrug>,
+        responses: Vec<TreatmentResponse>,
+        count: u32,
+    },
+    /// A yes/no fact the investigator attests under `code` (a negative pregnancy test, social
+    /// security affiliation): not computed, but recorded, so the criterion is checked like any other.
+    Attested {
+        code: AttestationCode,
+        is: bool,
+    },
+}
+
+/// How long before baseline a washout reaches back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum WashoutPeriod {
+    /// 7 days a week.
+    Weeks(u32),
+    /// Completed calendar months (`treatment_history::completed_months`); a year is 12.
+    Months(u32),
+}
+
+impl fmt::Display for WashoutPeriod {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WashoutPeriod::Weeks(weeks) => write!(formatter, "{weeks} weeks"),
+            WashoutPeriod::Months(months) => write!(formatter, "{months} months"),
+        }
+    }
 }
 
 impl fmt::Display for Rule {
@@ -583,8 +621,32 @@ impl fmt::Display for Rule {
                 "glucocorticoid >= {mg_per_day} mg/day for >= {weeks} weeks before baseline"
             ),
             Rule::InformedConsent => formatter.write_str("informed consent on or before baseline"),
+            Rule::Washout { drugs, period } => write!(
+                formatter,
+                "no {} within {period} before baseline",
+                names(drugs, " or ")
+            ),
+            Rule::PriorResponse {
+                drugs,
+                responses,
+                count,
+            } => write!(
+                formatter,
+                "at least {count} of ({}) {}",
+                names(drugs, ", "),
+                names(responses, " or ")
+            ),
+            Rule::Attested { code, is } => write!(formatter, "attested {code} is {is}"),
         }
     }
+}
+
+fn names<T: fmt::Display>(items: &[T], separator: &str) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(separator)
 }
 
 /// A numeric baseline measure an eligibility rule can compare.

@@ -12,9 +12,10 @@ use super::model::{
     Amendment, Arm, BaselineRule, Cell, Conventions, Criterion, DayWindow, Element, Encounter,
     Endpoint, EndpointBaseline, Epoch, GlobalScale, Intervention, Level, Measure, MissingDataRule,
     Objective, Outcome, OutcomeName, PercentChangeRule, Protocol, RegistryId, ResponderRule, Rule,
-    Study, TrialSummary,
+    Study, TrialSummary, WashoutPeriod,
 };
 use crate::date::ClinicalDate;
+use crate::treatment_history::{AttestationCode, PriorDrug};
 use crate::lab::LabCode;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
@@ -853,7 +854,7 @@ impl Checker<'_> {
 
     fn rule(&mut self, path: &str, raw: RuleFile, conventions: &Conventions) -> Option<Rule> {
         let kind = raw.kind;
-        let present: [(&str, bool); 10] = [
+        let present: [(&str, bool); 14] = [
             ("measure", raw.measure.is_some()),
             ("op", raw.op.is_some()),
             ("value", raw.value.is_some()),
@@ -864,6 +865,10 @@ impl Checker<'_> {
             ("condition", raw.condition.is_some()),
             ("then", raw.then.is_some()),
             ("weeks", raw.weeks.is_some()),
+            ("months", raw.months.is_some()),
+            ("drugs", raw.drugs.is_some()),
+            ("responses", raw.responses.is_some()),
+            ("code", raw.code.is_some()),
         ];
         let mut complete = true;
         for (key, is_present) in present {
@@ -875,7 +880,11 @@ impl Checker<'_> {
                     "a value",
                 );
                 complete = false;
-            } else if !is_present && belongs && key != "is" {
+            } else if !is_present
+                && belongs
+                && key != "is"
+                && !(kind == RuleKind::Washout && matches!(key, "weeks" | "months"))
+            {
                 self.invalid(
                     format!("{path}.{key}"),
                     format!("a `{key}` for a rule of kind {}", kind.name()),
@@ -1022,6 +1031,89 @@ impl Checker<'_> {
                 Some(Rule::GlucocorticoidSustained { mg_per_day, weeks })
             }
             (RuleKind::InformedConsent, _) => Some(Rule::InformedConsent),
+            (
+                RuleKind::Washout,
+                RuleFile {
+                    drugs: Some(drugs),
+                    weeks,
+                    months,
+                    ..
+                },
+            ) => {
+                let drugs = self.drug_list(path, drugs)?;
+                let period = match (weeks, months) {
+                    (Some(weeks), None) => WashoutPeriod::Weeks(self.rule_weeks(path, weeks)?),
+                    (None, Some(months)) if (1..=240).contains(&months) => {
+                        WashoutPeriod::Months(months)
+                    }
+                    (None, Some(months)) => {
+                        self.invalid(
+                            format!("{path}.months"),
+                            "a number of months from 1 to 240",
+                            months.to_string(),
+                        );
+                        return None;
+                    }
+                    _ => {
+                        self.invalid(
+                            format!("{path}.weeks"),
+                            "exactly one of `weeks` and `months` for a rule of kind washout",
+                            if weeks.is_some() { "both" } else { "neither" },
+                        );
+                        return None;
+                    }
+                };
+                Some(Rule::Washout { drugs, period })
+            }
+            (
+                RuleKind::PriorResponse,
+                RuleFile {
+                    drugs: Some(drugs),
+                    responses: Some(responses),
+                    count: Some(count),
+                    ..
+                },
+            ) => {
+                let drugs = self.drug_list(path, drugs)?;
+                if responses.is_empty() {
+                    self.invalid(
+                        format!("{path}.responses"),
+                        "at least one of responded, failed, intolerant",
+                        "none",
+                    );
+                    return None;
+                }
+                if count == 0 || count as usize > drugs.len() {
+                    self.invalid(
+                        format!("{path}.count"),
+                        format!("a count from 1 to the number of drugs ({})", drugs.len()),
+                        count.to_string(),
+                    );
+                    return None;
+                }
+                Some(Rule::PriorResponse {
+                    drugs,
+                    responses,
+                    count,
+                })
+            }
+            (
+                RuleKind::Attested,
+                RuleFile {
+                    code: Some(code),
+                    is,
+                    ..
+                },
+            ) => match AttestationCode::new(&code) {
+                Ok(code) => Some(Rule::Attested {
+                    code,
+                    is: is.unwrap_or(true),
+                }),
+                Err(problem) => {
+                    self.invalid(format!("{path}.code"), problem.to_string(), quoted(&code));
+                    None
+                }
+            },
             // Every required key was checked present above.
             _ => None,
         }
@@ -1216,6 +1308,25 @@ impl Checker<'_> {
     }
 
     /// A glucocorticoid history rule's `weeks`: 1 to 520 (ten years).
+    /// A non-empty list of drugs, each once.
+    fn drug_list(&mut self, path: &str, drugs: Vec<PriorDrug>) -> Option<Vec<PriorDrug>> {
+        if drugs.is_empty() {
+            self.invalid(format!("{path}.drugs"), "at least one drug", "none");
+            return None;
+        }
+        for (index, drug) in drugs.iter().enumerate() {
+            if drugs[..index].contains(drug) {
+                self.invalid(
+                    format!("{path}.drugs[{index}]"),
+                    "each drug once",
+                    format!("{drug} again"),
+                );
+                return None;
+            }
+        }
+        Some(drugs)
+    }
+
     fn rule_weeks(&mut self, path: &str, weeks: u32) -> Option<u32> {
         if (1..=520).contains(&weeks) {
             Some(weeks)
