@@ -8,6 +8,9 @@ use myolog_domain::protocol::{
     BaselineMeasures, DoseChange, EligibilityVerdict, EnzymeResult, Flag, GlobalScale, GlobalValue,
     Mmt8Total, Protocol,
 };
+use myolog_domain::treatment_history::{
+    AttestationCode, Elapsed, PriorDrug, TreatmentBeforeBaseline, TreatmentResponse,
+};
 use rust_decimal::Decimal;
 
 fn load(name: &str, text: &str) -> Protocol {
@@ -101,8 +104,41 @@ fn typical_stir_subject() -> BaselineMeasures {
             (Flag::SkinBiopsyProven, true),
             (Flag::NegativeCancerScreening, true),
         ],
+        // A year on glucocorticoids, which failed, as did methotrexate, stopped 16 weeks (112 days,
+        // 3 completed months) before the first dose; IVIG helped, last given 150 days (4 months)
+        // before. Never rituximab, cyclophosphamide, azathioprine, mycophenolate or tacrolimus.
+        glucocorticoid_treated_weeks: Some(dec("52")),
+        treatment_history: Some(vec![
+            prior(PriorDrug::Glucocorticoid, None, Some(TreatmentResponse::Failed)),
+            prior(PriorDrug::Methotrexate, Some((112, 3)), Some(TreatmentResponse::Failed)),
+            prior(PriorDrug::Ivig, Some((150, 4)), Some(TreatmentResponse::Responded)),
+        ]),
+        // A woman of child-bearing potential with a negative pregnancy test.
+        attestations: vec![
+            (code("CHILDBEARING_POTENTIAL"), true),
+            (code("NEG_PREG_TEST"), true),
+        ],
         ..BaselineMeasures::default()
     }
+}
+
+fn prior(
+    drug: PriorDrug,
+    last_dose: Option<(i32, i32)>,
+    response: Option<TreatmentResponse>,
+) -> TreatmentBeforeBaseline {
+    TreatmentBeforeBaseline {
+        drug,
+        last_dose: last_dose.map(|(days, completed_months)| Elapsed {
+            days,
+            completed_months,
+        }),
+        response,
+    }
+}
+
+fn code(text: &str) -> AttestationCode {
+    AttestationCode::new(text).expect("a valid code")
 }
 
 /// STIR's criteria after IN04, as the typical subject meets them.
@@ -111,7 +147,18 @@ const STIR_REST: &[&str] = &[
     "IN06: all of [bohan_peter_definite_or_probable is true saw true: met; disease_duration_months >= 6 saw 14: met]: met",
     "IN07: skin_biopsy_proven is true saw true: met",
     "IN08: negative_cancer_screening is true saw true: met",
+    STIR_REFRACTORY,
+    "IN10: no azathioprine or mycophenolate or tacrolimus within 12 weeks before baseline saw none of them received: met",
+    "IN11: no rituximab within 12 months before baseline saw none of them received: met",
+    "IN12: no ivig within 3 months before baseline saw ivig last given 150 days (4 completed months) before baseline: met",
+    "IN13: no cyclophosphamide within 12 months before baseline saw none of them received: met",
+    "IN14: no methotrexate within 12 weeks before baseline saw methotrexate last given 112 days (3 completed months) before baseline: met",
+    STIR_PREGNANCY,
 ];
+
+/// IN09 of the typical subject: refractory by failure of glucocorticoids and methotrexate.
+const STIR_REFRACTORY: &str = "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 1: met]: met; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 0: not met]: met";
+const STIR_PREGNANCY: &str = "IN15: if [attested CHILDBEARING_POTENTIAL is true saw true: met] then [attested NEG_PREG_TEST is true saw true: met]: met";
 
 #[test]
 fn stir_eligibility() {
@@ -282,6 +329,7 @@ fn typical_bird_subject() -> BaselineMeasures {
             (Flag::SevereSwallowingTrouble, false),
         ],
         consent_days_before_baseline: Some(14),
+        attestations: vec![(code("SOCIAL_SECURITY"), true)],
         ..BaselineMeasures::default()
     }
 }
@@ -291,6 +339,7 @@ const BIRD_REST: &[&str] = &[
     "IN05: if [all of [treatment_naive is false saw false: met; on_immunosuppressant is true saw false: not met]: not met] then [immunosuppressant_stable_months >= 3 saw nothing: not evaluable]: not applicable",
     "IN06: enmc_239_dermatomyositis is true saw true: met",
     "IN07: informed consent on or before baseline saw 14 days: met",
+    "IN08: attested SOCIAL_SECURITY is true saw true: met",
     "EX01: severe_swallowing_trouble is true saw false: not met",
 ];
 
@@ -862,4 +911,225 @@ fn bird_treatment_naive_patient_without_prednisone_is_eligible() {
     let mut no_consent = typical_bird_subject();
     no_consent.consent_days_before_baseline = None;
     assert_eq!(bird.check_eligibility(&no_consent).verdict, NotEvaluable);
+}
+
+/// One case over a trial's later criteria: a name, a change to the typical subject, the verdict, and
+/// the lines that differ from the typical subject's (matched by criterion id); every other line must
+/// stay as the typical subject has it.
+type ChangedCase<'a> = (
+    &'a str,
+    fn(&mut BaselineMeasures),
+    EligibilityVerdict,
+    &'a [&'a str],
+);
+
+fn check_changes(
+    protocol: &Protocol,
+    typical: &BaselineMeasures,
+    typical_lines: &[&str],
+    cases: &[ChangedCase<'_>],
+) {
+    let mut differences = Vec::new();
+    for (name, change, verdict, changed) in cases {
+        let mut measures = typical.clone();
+        change(&mut measures);
+        let report = protocol.check_eligibility(&measures);
+        let actual: Vec<String> = report
+            .criteria
+            .iter()
+            .map(|criterion| format!("{}: {}", criterion.id, criterion.result))
+            .collect();
+        let id = |line: &str| line.split(':').next().unwrap_or_default().to_string();
+        let expected: Vec<String> = typical_lines
+            .iter()
+            .map(|line| {
+                changed
+                    .iter()
+                    .find(|replacement| id(replacement) == id(line))
+                    .unwrap_or(line)
+                    .to_string()
+            })
+            .collect();
+        if report.verdict != *verdict || actual != expected {
+            differences.push(format!(
+                "case {name:?}:\n  expected {verdict:?} {expected:#?}\n  actual {:?} {actual:#?}",
+                report.verdict
+            ));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+fn set_prior(
+    measures: &mut BaselineMeasures,
+    drug: PriorDrug,
+    last_dose: Option<(i32, i32)>,
+    response: Option<TreatmentResponse>,
+) {
+    let history = measures.treatment_history.get_or_insert_with(Vec::new);
+    history.retain(|treatment| treatment.drug != drug);
+    history.push(prior(drug, last_dose, response));
+}
+
+/// STIR's refractory definition, washouts and pregnancy test, each edge derived by hand from the
+/// registry words quoted in protocols/stir.toml: a washout of 12 weeks is met at day 84 and not at 83;
+/// one of 12 months at 12 completed months and not at 11; a drug never received needs none; a last
+/// dose or response not recorded, or no history at all, is not evaluable, never "not met".
+#[test]
+fn stir_refractory_washouts_and_pregnancy_test() {
+    let stir = load(
+        "protocols/stir.toml",
+        include_str!("../../../protocols/stir.toml"),
+    );
+    let typical: Vec<&str> = [
+        "IN01: age_years >= 18 saw 45: met",
+        "IN02: cdasi_activity >= 5 saw 28: met",
+        "IN03: if [muscle_active is true saw true: met] then [mmt8_total < 142 saw 130: met]: met",
+        "IN04: all of [prednisone_mg_per_day <= 20 saw 10: met; prednisone_stable_weeks >= 2 saw 8: met]: met",
+    ]
+    .into_iter()
+    .chain(STIR_REST.iter().copied())
+    .collect();
+    check_changes(
+        &stir,
+        &typical_stir_subject(),
+        &typical,
+        &[
+            ("typical", |_| {}, Eligible, &[]),
+            (
+                "methotrexate stopped 83 days before the first dose: one day short of 12 weeks",
+                |m| set_prior(m, PriorDrug::Methotrexate, Some((83, 2)), Some(TreatmentResponse::Failed)),
+                NotEligible,
+                &["IN14: no methotrexate within 12 weeks before baseline saw methotrexate last given 83 days (2 completed months) before baseline: not met"],
+            ),
+            (
+                "methotrexate stopped exactly 12 weeks before",
+                |m| set_prior(m, PriorDrug::Methotrexate, Some((84, 2)), Some(TreatmentResponse::Failed)),
+                Eligible,
+                &["IN14: no methotrexate within 12 weeks before baseline saw methotrexate last given 84 days (2 completed months) before baseline: met"],
+            ),
+            (
+                "rituximab 11 completed months before",
+                |m| set_prior(m, PriorDrug::Rituximab, Some((360, 11)), None),
+                NotEligible,
+                &["IN11: no rituximab within 12 months before baseline saw rituximab last given 360 days (11 completed months) before baseline: not met"],
+            ),
+            (
+                "rituximab 12 completed months before",
+                |m| set_prior(m, PriorDrug::Rituximab, Some((366, 12)), None),
+                Eligible,
+                &["IN11: no rituximab within 12 months before baseline saw rituximab last given 366 days (12 completed months) before baseline: met"],
+            ),
+            (
+                "tacrolimus 10 weeks before: the azathioprine, mycophenolate and tacrolimus line fails",
+                |m| set_prior(m, PriorDrug::Tacrolimus, Some((70, 2)), Some(TreatmentResponse::Responded)),
+                NotEligible,
+                &["IN10: no azathioprine or mycophenolate or tacrolimus within 12 weeks before baseline saw tacrolimus last given 70 days (2 completed months) before baseline: not met"],
+            ),
+            (
+                "IVIG received, last dose not recorded",
+                |m| set_prior(m, PriorDrug::Ivig, None, Some(TreatmentResponse::Responded)),
+                NotEvaluable,
+                &["IN12: no ivig within 3 months before baseline saw nothing: not evaluable"],
+            ),
+            (
+                "no treatment history reported",
+                |m| m.treatment_history = None,
+                NotEvaluable,
+                &[
+                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; at least 1 of (glucocorticoid) failed saw nothing: not evaluable; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw nothing: not evaluable]: not evaluable; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw nothing: not evaluable]: not evaluable",
+                    "IN10: no azathioprine or mycophenolate or tacrolimus within 12 weeks before baseline saw nothing: not evaluable",
+                    "IN11: no rituximab within 12 months before baseline saw nothing: not evaluable",
+                    "IN12: no ivig within 3 months before baseline saw nothing: not evaluable",
+                    "IN13: no cyclophosphamide within 12 months before baseline saw nothing: not evaluable",
+                    "IN14: no methotrexate within 12 weeks before baseline saw nothing: not evaluable",
+                ],
+            ),
+            (
+                "only 10 weeks of steroids and nothing intolerated: not refractory",
+                |m| m.glucocorticoid_treated_weeks = Some(dec("10")),
+                NotEligible,
+                &["IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 10: not met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 1: met]: not met; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 0: not met]: not met"],
+            ),
+            (
+                "methotrexate helped, azathioprine not tolerated: refractory by intolerance",
+                |m| {
+                    set_prior(m, PriorDrug::Methotrexate, Some((112, 3)), Some(TreatmentResponse::Responded));
+                    set_prior(m, PriorDrug::Azathioprine, Some((200, 6)), Some(TreatmentResponse::Intolerant));
+                },
+                Eligible,
+                &[
+                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 0: not met]: not met; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 1: met]: met",
+                    "IN10: no azathioprine or mycophenolate or tacrolimus within 12 weeks before baseline saw azathioprine last given 200 days (6 completed months) before baseline: met",
+                ],
+            ),
+            (
+                "methotrexate's response not recorded and no other agent: undecided",
+                |m| set_prior(m, PriorDrug::Methotrexate, Some((112, 3)), None),
+                NotEvaluable,
+                &["IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 0: not evaluable]: not evaluable; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 0: not evaluable]: not evaluable"],
+            ),
+            (
+                "not of child-bearing potential: no pregnancy test needed",
+                |m| m.attestations = vec![(code("CHILDBEARING_POTENTIAL"), false)],
+                Eligible,
+                &["IN15: if [attested CHILDBEARING_POTENTIAL is true saw false: not met] then [attested NEG_PREG_TEST is true saw nothing: not evaluable]: not applicable"],
+            ),
+            (
+                "child-bearing potential, pregnancy test not attested",
+                |m| m.attestations = vec![(code("CHILDBEARING_POTENTIAL"), true)],
+                NotEvaluable,
+                &["IN15: if [attested CHILDBEARING_POTENTIAL is true saw true: met] then [attested NEG_PREG_TEST is true saw nothing: not evaluable]: not evaluable"],
+            ),
+            (
+                "pregnancy test not negative",
+                |m| {
+                    m.attestations = vec![
+                        (code("CHILDBEARING_POTENTIAL"), true),
+                        (code("NEG_PREG_TEST"), false),
+                    ]
+                },
+                NotEligible,
+                &["IN15: if [attested CHILDBEARING_POTENTIAL is true saw true: met] then [attested NEG_PREG_TEST is true saw false: not met]: not met"],
+            ),
+        ],
+    );
+}
+
+/// BIRD's social security affiliation: attested yes, no, or not attested.
+#[test]
+fn bird_social_security_is_attested() {
+    let bird = load(
+        "protocols/bird.toml",
+        include_str!("../../../protocols/bird.toml"),
+    );
+    let typical: Vec<&str> = [
+        "IN01: all of [age_years >= 18 saw 50: met; age_years < 65 saw 50: met]: met",
+        "IN02: any of [mmt8_total < 145 saw 130: met; cdasi_activity > 20 saw 10: not met]: met",
+        "IN03: at least 2 of [physician_global > 3 saw 5.0: met; patient_global > 3 saw 2.0: not met; extramuscular_global > 3 saw 1.0: not met; haq_di > 0.25 saw 0.125: not met; any enzyme > ULN saw CK 400 (ULN 200): met]: met",
+        bird_in04!("20", "6", "met", "met"),
+    ]
+    .into_iter()
+    .chain(BIRD_REST.iter().copied())
+    .collect();
+    check_changes(
+        &bird,
+        &typical_bird_subject(),
+        &typical,
+        &[
+            ("typical", |_| {}, Eligible, &[]),
+            (
+                "not affiliated",
+                |m| m.attestations = vec![(code("SOCIAL_SECURITY"), false)],
+                NotEligible,
+                &["IN08: attested SOCIAL_SECURITY is true saw false: not met"],
+            ),
+            (
+                "not attested",
+                |m| m.attestations = Vec::new(),
+                NotEvaluable,
+                &["IN08: attested SOCIAL_SECURITY is true saw nothing: not evaluable"],
+            ),
+        ],
+    );
 }

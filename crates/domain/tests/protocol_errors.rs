@@ -453,7 +453,57 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 "op = \">=\", value = 5, unit = \"points\"",
             )],
             &[
-                "protocols/demo.toml: eligibility[0].rule.unit: line 82: unknown field `unit`, expected one of `kind`, `measure`, `op`, `value`, `flag`, `is`, `count`, `rules`, `condition`, `then`, `weeks`",
+                "protocols/demo.toml: eligibility[0].rule.unit: line 82: unknown field `unit`, expected one of `kind`, `measure`, `op`, `value`, `flag`, `is`, `count`, `rules`, `condition`, `then`, `weeks`, `months`, `drugs`, `responses`, `code`",
+            ],
+        ),
+        (
+            "washout with an unknown drug",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"washout\", drugs = [\"rituxan\"], months = 12 }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.drugs[0]: line 82: unknown variant `rituxan`, expected one of `glucocorticoid`, `methotrexate`, `mycophenolate`, `azathioprine`, `tacrolimus`, `rituximab`, `ivig`, `cyclophosphamide`",
+            ],
+        ),
+        (
+            "washout with both weeks and months",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"washout\", drugs = [\"ivig\"], weeks = 12, months = 3 }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.weeks: expected exactly one of `weeks` and `months` for a rule of kind washout, found both",
+            ],
+        ),
+        (
+            "washout with neither weeks nor months, and a drug twice",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"washout\", drugs = [\"ivig\", \"ivig\"] }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.drugs[1]: expected each drug once, found ivig again",
+            ],
+        ),
+        (
+            "prior response counting more drugs than listed",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"prior_response\", drugs = [\"methotrexate\"], responses = [\"failed\"], count = 2 }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.count: expected a count from 1 to the number of drugs (1), found 2",
+            ],
+        ),
+        (
+            "attested code in lower case",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"attested\", code = \"social_security\" }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.code: expected \"social_security\" is out of range; allowed: a code of 1 to 32 characters: a capital letter, then capitals, digits or _ (e.g. NEG_PREG_TEST), found `social_security`",
             ],
         ),
         (
@@ -560,7 +610,57 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 "rule = { kind = \"any_of\", rules = [{ kind = \"flag\", flag = \"muscle_active\", valeu = 1 }] }",
             )],
             &[
-                "protocols/demo.toml: eligibility[0].rule.rules[0].valeu: line 82: unknown field `valeu`, expected one of `kind`, `measure`, `op`, `value`, `flag`, `is`, `count`, `rules`, `condition`, `then`, `weeks`",
+                "protocols/demo.toml: eligibility[0].rule.rules[0].valeu: line 82: unknown field `valeu`, expected one of `kind`, `measure`, `op`, `value`, `flag`, `is`, `count`, `rules`, `condition`, `then`, `weeks`, `months`, `drugs`, `responses`, `code`",
+            ],
+        ),
+        (
+            "washout with an unknown drug",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"washout\", drugs = [\"rituxan\"], months = 12 }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.drugs[0]: line 82: unknown variant `rituxan`, expected one of `glucocorticoid`, `methotrexate`, `mycophenolate`, `azathioprine`, `tacrolimus`, `rituximab`, `ivig`, `cyclophosphamide`",
+            ],
+        ),
+        (
+            "washout with both weeks and months",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"washout\", drugs = [\"ivig\"], weeks = 12, months = 3 }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.weeks: expected exactly one of `weeks` and `months` for a rule of kind washout, found both",
+            ],
+        ),
+        (
+            "washout with neither weeks nor months, and a drug twice",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"washout\", drugs = [\"ivig\", \"ivig\"] }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.drugs[1]: expected each drug once, found ivig again",
+            ],
+        ),
+        (
+            "prior response counting more drugs than listed",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"prior_response\", drugs = [\"methotrexate\"], responses = [\"failed\"], count = 2 }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.count: expected a count from 1 to the number of drugs (1), found 2",
+            ],
+        ),
+        (
+            "attested code in lower case",
+            &[(
+                "rule = { kind = \"compare\", measure = \"cdasi_activity\", op = \">=\", value = 5 }",
+                "rule = { kind = \"attested\", code = \"social_security\" }",
+            )],
+            &[
+                "protocols/demo.toml: eligibility[0].rule.code: expected \"social_security\" is out of range; allowed: a code of 1 to 32 characters: a capital letter, then capitals, digits or _ (e.g. NEG_PREG_TEST), found `social_security`",
             ],
         ),
         (
@@ -570,7 +670,7 @@ fn broken_protocols_name_the_file_the_key_path_and_what_was_expected() {
                 "kind = \"compares\", measure = \"cdasi_activity\"",
             )],
             &[
-                "protocols/demo.toml: eligibility[0].rule.kind: line 82: unknown variant `compares`, expected one of `compare`, `flag`, `any_enzyme_above_uln`, `all_of`, `any_of`, `at_least`, `when`, `glucocorticoid_max_within`, `glucocorticoid_sustained`, `informed_consent`",
+                "protocols/demo.toml: eligibility[0].rule.kind: line 82: unknown variant `compares`, expected one of `compare`, `flag`, `any_enzyme_above_uln`, `all_of`, `any_of`, `at_least`, `when`, `glucocorticoid_max_within`, `glucocorticoid_sustained`, `informed_consent`, `washout`, `prior_response`, `attested`",
             ],
         ),
         (

@@ -682,9 +682,9 @@ fn each_protocol_summarises_itself_and_keeps_its_source() {
     assert_eq!(
         summaries,
         [
-            "STIR v1 (NCT03002649): 1 arm, 3 epochs, 6 visits, 8 eligibility criteria, 10 endpoints; primary DOI_W12 (doi at W12)",
+            "STIR v1 (NCT03002649): 1 arm, 3 epochs, 6 visits, 15 eligibility criteria, 10 endpoints; primary DOI_W12 (doi at W12)",
             "MYOJAK v1 (NCT04208464): 2 arms, 5 epochs, 12 visits, 5 eligibility criteria, 10 endpoints; primary TIS_W12 (tis_score at W12)",
-            "BIRD v1 (NCT04972760): 2 arms, 2 epochs, 8 visits, 8 eligibility criteria, 6 endpoints; primary PFTIS_W24 (prednisone_free_tis at W24)",
+            "BIRD v1 (NCT04972760): 2 arms, 2 epochs, 8 visits, 9 eligibility criteria, 6 endpoints; primary PFTIS_W24 (prednisone_free_tis at W24)",
         ]
     );
 }

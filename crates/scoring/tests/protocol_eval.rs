@@ -7,6 +7,7 @@ use myolog_domain::glucocorticoid::PrednisoneEquivalentDose;
 use myolog_domain::haq::{Haq, HaqItemScore, HaqItems};
 use myolog_domain::mmt8::{BilateralGrades, KendallGrade, Mmt8};
 use myolog_domain::protocol::{EligibilityVerdict, Flag, Protocol};
+use myolog_domain::treatment_history::AttestationCode;
 use myolog_domain::visit::VisitAssessments;
 use myolog_scoring::protocol_eval::{SubjectFacts, check_eligibility};
 use rust_decimal::Decimal;
@@ -87,7 +88,7 @@ fn bird_baseline() -> VisitAssessments {
 }
 
 /// A relapsing BIRD patient on prednisone and no other immunosuppressant, consented a week before
-/// baseline, diagnosed by the ENMC criteria, without swallowing trouble.
+/// baseline, diagnosed by the ENMC criteria, affiliated to social security, without swallowing trouble.
 fn facts() -> SubjectFacts {
     SubjectFacts {
         age_years: Some(50),
@@ -101,6 +102,10 @@ fn facts() -> SubjectFacts {
             (Flag::SevereSwallowingTrouble, false),
         ],
         consent_days_before_baseline: Some(7),
+        attestations: vec![(
+            AttestationCode::new("SOCIAL_SECURITY").expect("a code"),
+            true,
+        )],
         ..SubjectFacts::default()
     }
 }
@@ -110,6 +115,7 @@ const REST: &[&str] = &[
     "IN05: if [all of [treatment_naive is false saw false: met; on_immunosuppressant is true saw false: not met]: not met] then [immunosuppressant_stable_months >= 3 saw nothing: not evaluable]: not applicable",
     "IN06: enmc_239_dermatomyositis is true saw true: met",
     "IN07: informed consent on or before baseline saw 7 days: met",
+    "IN08: attested SOCIAL_SECURITY is true saw true: met",
     "EX01: severe_swallowing_trouble is true saw false: not met",
 ];
 
