@@ -30,6 +30,10 @@ pub enum StudyCommand {
     Validate {
         /// The protocol file (TOML).
         file: PathBuf,
+        /// An event log: the check then sees TS with SSTDTC (earliest informed consent), ACTSUB and
+        /// the data cut-off filled from it, as `study export --data` writes them.
+        #[arg(long)]
+        data: Option<PathBuf>,
     },
     /// Send a protocol file to a running server: StudyRegistered, or ProtocolAmended with --amend.
     /// The token, if the server needs one, comes from MYOLOG_TOKEN.
@@ -119,7 +123,7 @@ pub struct ExportOptions {
 pub fn run(args: &StudyArgs) -> ExitCode {
     let mut stdout = std::io::stdout();
     let result = match &args.command {
-        StudyCommand::Validate { file } => validate(file, &mut stdout),
+        StudyCommand::Validate { file, data } => validate_with(file, data.as_deref(), &mut stdout),
         StudyCommand::Export {
             file,
             tdm,
@@ -167,16 +171,45 @@ pub fn load(file: &Path) -> Result<(Protocol, String), StudyError> {
 /// then the SDTM trial design check of the datasets the protocol alone gives (a finding is reported,
 /// not an invalid protocol: SSTDTC, for one, can only come from the data).
 pub fn validate(file: &Path, out: &mut impl Write) -> Result<(), StudyError> {
+    validate_with(file, None, out)
+}
+
+/// `myolog study validate FILE [--data LOG]`: as [`validate`], with the data-dependent TS values
+/// (SSTDTC, ACTSUB, DCUTDTC) filled from the log before the check, so a log whose subjects have
+/// consent dates passes the SSTDTC rule and one without them still fails it, naming the rule.
+pub fn validate_with(
+    file: &Path,
+    data: Option<&Path>,
+    out: &mut impl Write,
+) -> Result<(), StudyError> {
     let (protocol, _) = load(file)?;
+    let study_data = match data {
+        Some(log) => Some(study_data(&protocol, log)?),
+        None => None,
+    };
+    let from_log = study_data.as_ref().map(|data| {
+        format!(
+            "TS values from the log: {} subject(s), earliest informed consent {}, data cut-off {}",
+            data.subjects,
+            data.earliest_consent
+                .map_or_else(|| "none recorded".to_string(), |date| date.to_string()),
+            data.cutoff
+                .as_ref()
+                .map_or_else(|| "none".to_string(), |(date, _)| date.to_string()),
+        )
+    });
     // The fullest export the file gives: assumption-valued parameters are checked too, and named.
     let datasets = protocol.trial_design_with(&TdmOptions {
         include_assumptions: true,
-        data: None,
+        data: study_data,
     });
     let findings = check_trial_design(&datasets);
     let write = |out: &mut dyn Write| -> std::io::Result<()> {
         writeln!(out, "{}: valid", file.display())?;
         writeln!(out, "{}", protocol.summary())?;
+        if let Some(from_log) = &from_log {
+            writeln!(out, "{from_log}")?;
+        }
         if !datasets.assumptions_included.is_empty() {
             writeln!(
                 out,

@@ -273,7 +273,11 @@ mod tests {
             ("2024-05-10", "2024-02-10", -3),
         ];
         for (from, to, expected) in cases {
-            assert_eq!(completed_months(date(from), date(to)), expected, "{from} -> {to}");
+            assert_eq!(
+                completed_months(date(from), date(to)),
+                expected,
+                "{from} -> {to}"
+            );
         }
     }
 

@@ -109,9 +109,21 @@ fn typical_stir_subject() -> BaselineMeasures {
         // before. Never rituximab, cyclophosphamide, azathioprine, mycophenolate or tacrolimus.
         glucocorticoid_treated_weeks: Some(dec("52")),
         treatment_history: Some(vec![
-            prior(PriorDrug::Glucocorticoid, None, Some(TreatmentResponse::Failed)),
-            prior(PriorDrug::Methotrexate, Some((112, 3)), Some(TreatmentResponse::Failed)),
-            prior(PriorDrug::Ivig, Some((150, 4)), Some(TreatmentResponse::Responded)),
+            prior(
+                PriorDrug::Glucocorticoid,
+                None,
+                Some(TreatmentResponse::Failed),
+            ),
+            prior(
+                PriorDrug::Methotrexate,
+                Some((112, 3)),
+                Some(TreatmentResponse::Failed),
+            ),
+            prior(
+                PriorDrug::Ivig,
+                Some((150, 4)),
+                Some(TreatmentResponse::Responded),
+            ),
         ]),
         // A woman of child-bearing potential with a negative pregnancy test.
         attestations: vec![
@@ -998,33 +1010,64 @@ fn stir_refractory_washouts_and_pregnancy_test() {
             ("typical", |_| {}, Eligible, &[]),
             (
                 "methotrexate stopped 83 days before the first dose: one day short of 12 weeks",
-                |m| set_prior(m, PriorDrug::Methotrexate, Some((83, 2)), Some(TreatmentResponse::Failed)),
+                |m| {
+                    set_prior(
+                        m,
+                        PriorDrug::Methotrexate,
+                        Some((83, 2)),
+                        Some(TreatmentResponse::Failed),
+                    )
+                },
                 NotEligible,
-                &["IN14: no methotrexate within 12 weeks before baseline saw methotrexate last given 83 days (2 completed months) before baseline: not met"],
+                &[
+                    "IN14: no methotrexate within 12 weeks before baseline saw methotrexate last given 83 days (2 completed months) before baseline: not met",
+                ],
             ),
             (
                 "methotrexate stopped exactly 12 weeks before",
-                |m| set_prior(m, PriorDrug::Methotrexate, Some((84, 2)), Some(TreatmentResponse::Failed)),
+                |m| {
+                    set_prior(
+                        m,
+                        PriorDrug::Methotrexate,
+                        Some((84, 2)),
+                        Some(TreatmentResponse::Failed),
+                    )
+                },
                 Eligible,
-                &["IN14: no methotrexate within 12 weeks before baseline saw methotrexate last given 84 days (2 completed months) before baseline: met"],
+                &[
+                    "IN14: no methotrexate within 12 weeks before baseline saw methotrexate last given 84 days (2 completed months) before baseline: met",
+                ],
             ),
             (
                 "rituximab 11 completed months before",
                 |m| set_prior(m, PriorDrug::Rituximab, Some((360, 11)), None),
                 NotEligible,
-                &["IN11: no rituximab within 12 months before baseline saw rituximab last given 360 days (11 completed months) before baseline: not met"],
+                &[
+                    "IN11: no rituximab within 12 months before baseline saw rituximab last given 360 days (11 completed months) before baseline: not met",
+                ],
             ),
             (
                 "rituximab 12 completed months before",
                 |m| set_prior(m, PriorDrug::Rituximab, Some((366, 12)), None),
                 Eligible,
-                &["IN11: no rituximab within 12 months before baseline saw rituximab last given 366 days (12 completed months) before baseline: met"],
+                &[
+                    "IN11: no rituximab within 12 months before baseline saw rituximab last given 366 days (12 completed months) before baseline: met",
+                ],
             ),
             (
                 "tacrolimus 10 weeks before: the azathioprine, mycophenolate and tacrolimus line fails",
-                |m| set_prior(m, PriorDrug::Tacrolimus, Some((70, 2)), Some(TreatmentResponse::Responded)),
+                |m| {
+                    set_prior(
+                        m,
+                        PriorDrug::Tacrolimus,
+                        Some((70, 2)),
+                        Some(TreatmentResponse::Responded),
+                    )
+                },
                 NotEligible,
-                &["IN10: no azathioprine or mycophenolate or tacrolimus within 12 weeks before baseline saw tacrolimus last given 70 days (2 completed months) before baseline: not met"],
+                &[
+                    "IN10: no azathioprine or mycophenolate or tacrolimus within 12 weeks before baseline saw tacrolimus last given 70 days (2 completed months) before baseline: not met",
+                ],
             ),
             (
                 "IVIG received, last dose not recorded",
@@ -1049,13 +1092,25 @@ fn stir_refractory_washouts_and_pregnancy_test() {
                 "only 10 weeks of steroids and nothing intolerated: not refractory",
                 |m| m.glucocorticoid_treated_weeks = Some(dec("10")),
                 NotEligible,
-                &["IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 10: not met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 1: met]: not met; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 0: not met]: not met"],
+                &[
+                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 10: not met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 1: met]: not met; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 0: not met]: not met",
+                ],
             ),
             (
                 "methotrexate helped, azathioprine not tolerated: refractory by intolerance",
                 |m| {
-                    set_prior(m, PriorDrug::Methotrexate, Some((112, 3)), Some(TreatmentResponse::Responded));
-                    set_prior(m, PriorDrug::Azathioprine, Some((200, 6)), Some(TreatmentResponse::Intolerant));
+                    set_prior(
+                        m,
+                        PriorDrug::Methotrexate,
+                        Some((112, 3)),
+                        Some(TreatmentResponse::Responded),
+                    );
+                    set_prior(
+                        m,
+                        PriorDrug::Azathioprine,
+                        Some((200, 6)),
+                        Some(TreatmentResponse::Intolerant),
+                    );
                 },
                 Eligible,
                 &[
@@ -1067,19 +1122,25 @@ fn stir_refractory_washouts_and_pregnancy_test() {
                 "methotrexate's response not recorded and no other agent: undecided",
                 |m| set_prior(m, PriorDrug::Methotrexate, Some((112, 3)), None),
                 NotEvaluable,
-                &["IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 0: not evaluable]: not evaluable; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 0: not evaluable]: not evaluable"],
+                &[
+                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 0: not evaluable]: not evaluable; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 0: not evaluable]: not evaluable",
+                ],
             ),
             (
                 "not of child-bearing potential: no pregnancy test needed",
                 |m| m.attestations = vec![(code("CHILDBEARING_POTENTIAL"), false)],
                 Eligible,
-                &["IN15: if [attested CHILDBEARING_POTENTIAL is true saw false: not met] then [attested NEG_PREG_TEST is true saw nothing: not evaluable]: not applicable"],
+                &[
+                    "IN15: if [attested CHILDBEARING_POTENTIAL is true saw false: not met] then [attested NEG_PREG_TEST is true saw nothing: not evaluable]: not applicable",
+                ],
             ),
             (
                 "child-bearing potential, pregnancy test not attested",
                 |m| m.attestations = vec![(code("CHILDBEARING_POTENTIAL"), true)],
                 NotEvaluable,
-                &["IN15: if [attested CHILDBEARING_POTENTIAL is true saw true: met] then [attested NEG_PREG_TEST is true saw nothing: not evaluable]: not evaluable"],
+                &[
+                    "IN15: if [attested CHILDBEARING_POTENTIAL is true saw true: met] then [attested NEG_PREG_TEST is true saw nothing: not evaluable]: not evaluable",
+                ],
             ),
             (
                 "pregnancy test not negative",
@@ -1090,7 +1151,9 @@ fn stir_refractory_washouts_and_pregnancy_test() {
                     ]
                 },
                 NotEligible,
-                &["IN15: if [attested CHILDBEARING_POTENTIAL is true saw true: met] then [attested NEG_PREG_TEST is true saw false: not met]: not met"],
+                &[
+                    "IN15: if [attested CHILDBEARING_POTENTIAL is true saw true: met] then [attested NEG_PREG_TEST is true saw false: not met]: not met",
+                ],
             ),
         ],
     );

@@ -524,7 +524,10 @@ fn trial_design_datasets_match_the_golden_csv_files() {
             assert_eq!(name, expected_name);
             // Refresh after a reviewed, intended change: MYOLOG_BLESS_TDM=1, then review the git diff.
             if std::env::var_os("MYOLOG_BLESS_TDM").is_some() {
-                let path = format!("{}/../../tests/data/tdm/{trial}/{name}", env!("CARGO_MANIFEST_DIR"));
+                let path = format!(
+                    "{}/../../tests/data/tdm/{trial}/{name}",
+                    env!("CARGO_MANIFEST_DIR")
+                );
                 std::fs::write(&path, csv).expect("write the golden file");
                 continue;
             }

@@ -221,7 +221,8 @@ fn every_exported_ts_parameter_and_coded_value_is_in_the_ct_extracts() {
             if !row.tsvalcd.is_empty() && row.tsvcdref == ct::CT_REFERENCE {
                 let term = ct::terms_with_code(&row.tsvalcd);
                 assert!(
-                    term.iter().any(|term| term.value == row.tsval && term.version == row.tsvcdver),
+                    term.iter()
+                        .any(|term| term.value == row.tsval && term.version == row.tsvcdver),
                     "{name}: {} `{}` {} {}",
                     row.tsparmcd,
                     row.tsval,

@@ -198,23 +198,64 @@ impl Cohort {
                     informed_consent_date: Some(date_from_days(
                         baseline_day(index) - if self.stir_protocol { 14 } else { 21 },
                     )),
-                    // STIR's diagnosis, biopsy and cancer-screening criteria, and the consent two
-                    // weeks before day 0 (the study start in TS). No dose history before baseline
-                    // is sent, so STIR's 8-week glucocorticoid rule stays not evaluable.
+                    // STIR's diagnosis, biopsy and cancer-screening criteria, the refractory history
+                    // and washouts, and the pregnancy test (see `stir_treatment_history`).
                     bohan_peter_definite_or_probable: self.stir_protocol.then_some(true),
                     disease_duration_months: self
                         .stir_protocol
                         .then(|| 8 + u32::try_from(index * 7 % 40).unwrap_or(0)),
                     skin_biopsy_proven: self.stir_protocol.then_some(true),
                     negative_cancer_screening: self.stir_protocol.then_some(true),
+                    glucocorticoid_treated_weeks: self
+                        .stir_protocol
+                        .then(|| 40 + u32::try_from(index * 3).unwrap_or(0)),
+                    treatment_history: self.stir_protocol.then(|| stir_treatment_history(index)),
+                    attestations: if self.stir_protocol {
+                        stir_attestations(index)
+                    } else {
+                        Vec::new()
+                    },
                     ..pb::SubjectEnrolled::default()
                 })),
             });
+            if self.stir_protocol {
+                events.extend(self.glucocorticoid_history(index));
+            }
         }
         pb::SubmitRequest {
             batch_id: "enrollment".into(),
             events,
         }
+    }
+
+    /// The subject's prednisone before baseline, as dose records: 20 mg/day from 8 weeks before the
+    /// current dose started, tapered to the current dose (10 or 5 mg/day, as at the visits)
+    /// `stable_prednisone_weeks` before day 0. So the dose in effect when STIR's 8-week window opens
+    /// is known, and the highest dose within it is 20 mg/day at most (STIR: at most 80).
+    fn glucocorticoid_history(&self, index: usize) -> Vec<pb::Event> {
+        let subject = subject_id(index);
+        let stable_days = 7 * i64::from(stable_prednisone_weeks(index));
+        let current = if index.is_multiple_of(2) { "10" } else { "5" };
+        [
+            ("taper-start", stable_days + 56, "20"),
+            ("current-dose", stable_days, current),
+        ]
+        .into_iter()
+        .map(|(suffix, days_before, mg)| pb::Event {
+            source_audit: None,
+            event_id: format!("{STUDY}.{subject}.prednisone-{suffix}"),
+            study_id: STUDY.into(),
+            subject_id: subject.clone(),
+            // Reported at screening; the clinical date is the day the dose started.
+            visit_id: "SCR".into(),
+            clinical_date: date_from_days(baseline_day(index) - days_before),
+            body: Some(pb::event::Body::DoseRecorded(pb::DoseRecorded {
+                kind: pb::DoseKind::Glucocorticoid as i32,
+                drug: "prednisone".into(),
+                mg_per_day: mg.into(),
+            })),
+        })
+        .collect()
     }
 
     /// The batch of one subject's visit: every form recorded at that visit, as first entered (the
@@ -485,6 +526,82 @@ fn enrolment_race(index: usize) -> &'static str {
 
 fn enrolment_age(index: usize) -> u32 {
     27 + u32::try_from(index * 17 % 43).unwrap_or(0)
+}
+
+/// The subject whose rituximab ended 8 months before day 0: STIR's 12-month washout (IN11) is not
+/// met, so the demo shows a second screening failure, for another reason than [`stable_prednisone_weeks`].
+pub const RITUXIMAB_TOO_RECENT: usize = 3;
+/// The subject whose IVIG's last dose date the site did not record: STIR's IVIG washout (IN12) is not
+/// evaluable, a query to the site rather than a failure.
+pub const IVIG_DATE_UNKNOWN: usize = 8;
+
+/// What STIR's refractory and washout criteria read: every subject had glucocorticoids and
+/// methotrexate, both failed; methotrexate stopped 16 to 19 weeks before day 0 (STIR: at least 12).
+/// Every third subject also did not tolerate mycophenolate (stopped 6 months before); every fourth had
+/// IVIG that helped, last given 4 months before (STIR: at least 3). Two deliberate exceptions:
+/// [`RITUXIMAB_TOO_RECENT`] and [`IVIG_DATE_UNKNOWN`].
+fn stir_treatment_history(index: usize) -> pb::TreatmentHistory {
+    let days_before = |days: i64| Some(date_from_days(baseline_day(index) - days));
+    let treatment =
+        |drug: &str, last_dose_date, response: pb::TreatmentResponse| pb::PriorTreatment {
+            drug: drug.into(),
+            last_dose_date,
+            response: response as i32,
+        };
+    let weeks_off_methotrexate = 16 + i64::try_from(index % 4).unwrap_or(0);
+    let mut treatments = vec![
+        // Still on prednisone at day 0: no last dose.
+        treatment("glucocorticoid", None, pb::TreatmentResponse::Failed),
+        treatment(
+            "methotrexate",
+            days_before(7 * weeks_off_methotrexate),
+            pb::TreatmentResponse::Failed,
+        ),
+    ];
+    if index % 3 == 1 {
+        treatments.push(treatment(
+            "mycophenolate",
+            days_before(183),
+            pb::TreatmentResponse::Intolerant,
+        ));
+    }
+    if index % 4 == 0 || index == IVIG_DATE_UNKNOWN {
+        let last_dose = if index == IVIG_DATE_UNKNOWN {
+            None
+        } else {
+            days_before(122)
+        };
+        treatments.push(treatment(
+            "ivig",
+            last_dose,
+            pb::TreatmentResponse::Responded,
+        ));
+    }
+    if index == RITUXIMAB_TOO_RECENT {
+        treatments.push(treatment(
+            "rituximab",
+            days_before(244),
+            pb::TreatmentResponse::Failed,
+        ));
+    }
+    pb::TreatmentHistory { treatments }
+}
+
+/// STIR's pregnancy test: women under 50 are of child-bearing potential and attest a negative test;
+/// the others are not of child-bearing potential.
+fn stir_attestations(index: usize) -> Vec<pb::Attestation> {
+    let childbearing = enrolment_sex(index) == "F" && enrolment_age(index) < 50;
+    let mut attested = vec![pb::Attestation {
+        code: "CHILDBEARING_POTENTIAL".into(),
+        value: childbearing,
+    }];
+    if childbearing {
+        attested.push(pb::Attestation {
+            code: "NEG_PREG_TEST".into(),
+            value: true,
+        });
+    }
+    attested
 }
 
 /// Weeks of stable prednisone before baseline: 4 to 12 (STIR asks for at least 2), except the

@@ -664,7 +664,10 @@ fn treatment_history(
     let mut valid = true;
     for (index, treatment) in history.treatments.iter().enumerate() {
         let path = format!("{base}.treatments[{index}]");
-        let drug = c.check(format_args!("{path}.drug"), PriorDrug::parse(&treatment.drug));
+        let drug = c.check(
+            format_args!("{path}.drug"),
+            PriorDrug::parse(&treatment.drug),
+        );
         let last_dose = match &treatment.last_dose_date {
             Some(text) => c
                 .check(
@@ -713,11 +716,7 @@ fn treatment_history(
 }
 
 /// The attestations: each code valid and given once. `None` (every problem named) when not.
-fn attestations(
-    c: &mut Checker,
-    base: &str,
-    attested: &[pb::Attestation],
-) -> Option<Attestations> {
+fn attestations(c: &mut Checker, base: &str, attested: &[pb::Attestation]) -> Option<Attestations> {
     let codes: Vec<Option<(AttestationCode, bool)>> = attested
         .iter()
         .enumerate()
@@ -1409,7 +1408,8 @@ mod tests {
     /// named by its field path with what is allowed, all at once.
     #[test]
     fn treatment_history_and_attestations_name_each_bad_part() {
-        let enrolled = |history: Option<pb::TreatmentHistory>, attestations: Vec<pb::Attestation>| {
+        let enrolled = |history: Option<pb::TreatmentHistory>,
+                        attestations: Vec<pb::Attestation>| {
             let mut event = event(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
                 arm: "TOFA".into(),
                 treatment_history: history,
@@ -1438,7 +1438,10 @@ mod tests {
         let EventBody::SubjectEnrolled { facts, .. } = empty.body else {
             panic!("an enrolment");
         };
-        assert_eq!(facts.treatment_history().map(|h| h.treatments().len()), Some(0));
+        assert_eq!(
+            facts.treatment_history().map(|h| h.treatments().len()),
+            Some(0)
+        );
 
         let cases: [(Vec<pb::PriorTreatment>, Vec<pb::Attestation>, &[&str]); 4] = [
             (
@@ -1462,19 +1465,24 @@ mod tests {
             ),
             (
                 vec![],
-                vec![attestation("SOCIAL_SECURITY"), attestation("SOCIAL_SECURITY")],
+                vec![
+                    attestation("SOCIAL_SECURITY"),
+                    attestation("SOCIAL_SECURITY"),
+                ],
                 &["events[0].subject_enrolled.attestations[1].code"],
             ),
-            (vec![treatment("tacrolimus", Some("2024-02-29"), 3)], vec![], &[]),
+            (
+                vec![treatment("tacrolimus", Some("2024-02-29"), 3)],
+                vec![],
+                &[],
+            ),
         ];
         for (treatments, attestations, expected) in cases {
-            let fields: Vec<String> = match enrolled(
-                Some(pb::TreatmentHistory { treatments }),
-                attestations,
-            ) {
-                Ok(_) => Vec::new(),
-                Err(violations) => violations.into_iter().map(|v| v.field).collect(),
-            };
+            let fields: Vec<String> =
+                match enrolled(Some(pb::TreatmentHistory { treatments }), attestations) {
+                    Ok(_) => Vec::new(),
+                    Err(violations) => violations.into_iter().map(|v| v.field).collect(),
+                };
             assert_eq!(fields, expected);
         }
     }

@@ -100,24 +100,28 @@ pub fn event_to_proto(event: &Event) -> Result<pb::Event, OutboundError> {
             negative_cancer_screening: facts.flags().negative_cancer_screening,
             disease_duration_months: facts.disease_duration_months(),
             glucocorticoid_treated_weeks: facts.glucocorticoid_treated_weeks(),
-            treatment_history: facts.treatment_history().map(|history| pb::TreatmentHistory {
-                treatments: history
-                    .treatments()
-                    .iter()
-                    .map(|treatment| pb::PriorTreatment {
-                        drug: treatment.drug.key().to_string(),
-                        last_dose_date: treatment.last_dose.map(|date| date.to_string()),
-                        response: match treatment.response {
-                            None => pb::TreatmentResponse::Unspecified,
-                            Some(TreatmentResponse::Responded) => pb::TreatmentResponse::Responded,
-                            Some(TreatmentResponse::Failed) => pb::TreatmentResponse::Failed,
-                            Some(TreatmentResponse::Intolerant) => {
-                                pb::TreatmentResponse::Intolerant
-                            }
-                        } as i32,
-                    })
-                    .collect(),
-            }),
+            treatment_history: facts
+                .treatment_history()
+                .map(|history| pb::TreatmentHistory {
+                    treatments: history
+                        .treatments()
+                        .iter()
+                        .map(|treatment| pb::PriorTreatment {
+                            drug: treatment.drug.key().to_string(),
+                            last_dose_date: treatment.last_dose.map(|date| date.to_string()),
+                            response: match treatment.response {
+                                None => pb::TreatmentResponse::Unspecified,
+                                Some(TreatmentResponse::Responded) => {
+                                    pb::TreatmentResponse::Responded
+                                }
+                                Some(TreatmentResponse::Failed) => pb::TreatmentResponse::Failed,
+                                Some(TreatmentResponse::Intolerant) => {
+                                    pb::TreatmentResponse::Intolerant
+                                }
+                            } as i32,
+                        })
+                        .collect(),
+                }),
             attestations: facts
                 .attestations()
                 .iter()

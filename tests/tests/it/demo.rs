@@ -33,7 +33,8 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         "REJECTED (INVALID_ARGUMENT), nothing of it stored:",
         "events[1].assessment_recorded.mmt8.grades.deltoid.grade: 12 is out of range",
         "the original stays in the log",
-        "382 events acknowledged after fdatasync",
+        // 382 events of visits and enrolments, and two prednisone records before day 0 per subject.
+        "402 events acknowledged after fdatasync",
         "Week-12 outcomes per subject",
         "IMACS DOI responders",
         "Clopper-Pearson",
@@ -44,13 +45,19 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
         "Endpoints by the protocol (STIR v1 registered as STIR-DEMO; subjects, missing, not evaluable, outside window)",
         "  DOI_W12     10  0  0  0  responders 8/10 (80.0%; 95% CI 44.4% to 97.5%, Clopper-Pearson)",
         // Eligibility (GetCohort): every subject an adult with CDASI activity >= 15 at baseline and
-        // muscle disease not active (IN03 not applicable); S007's prednisone stable only 1 week (STIR
-        // asks for 2). The demo sends no glucocorticoid record before the baseline day, so STIR's
-        // "no more than 80 mg/day within 8 weeks" (IN05) is not evaluable for anyone.
-        "Eligibility by the protocol (STIR v1 registered as STIR-DEMO): 0/10 eligible, 1 not eligible, 9 not evaluable",
+        // muscle disease not active (IN03 not applicable), refractory, with prednisone records from
+        // before the 8-week window (IN05 met). Deliberately not eligible: S007's prednisone stable
+        // only 1 week (STIR asks for 2) and S004's rituximab 8 months before day 0 (STIR: 12).
+        // Deliberately not evaluable: S009's IVIG last-dose date not recorded. The six men or women
+        // aged 50 or over are not of child-bearing potential (IN15 not applicable).
+        "Eligibility by the protocol (STIR v1 registered as STIR-DEMO): 7/10 eligible, 2 not eligible, 1 not evaluable",
         "  IN03         0        0              10              0  If muscle disease is active, MMT-8 below 142 of 150",
         "  IN04         9        1               0              0  Prednisone at most 20 mg/day at entry, stable for at least 2 weeks before baseline",
-        "  IN05         0        0               0             10  No prednisone equivalent above 80 mg/day within 8 weeks before study entry",
+        "  IN05        10        0               0              0  No prednisone equivalent above 80 mg/day within 8 weeks before study entry",
+        "  IN09        10        0               0              0  Refractory: active despite 12 weeks of steroids with failure of prednisone and 1 first-line immunosuppressant, or toxicity or intolerance to such therapies",
+        "  IN11         9        1               0              0  Washout: no rituximab within 12 months before the first dose",
+        "  IN12         9        0               0              1  Washout: no intravenous immunoglobulin within 3 months before the first dose",
+        "  IN15         4        0               6              0  Women of child-bearing potential: negative pregnancy test",
     ] {
         assert!(
             text.contains(expected),
@@ -69,7 +76,7 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
     // The log stayed in DIR: a server on it reports the same week-12 table and verifies.
     let server = start(dir.path()).await;
     let mut clients = Clients::connect(&server).await;
-    assert_eq!(clients.head().await, 382);
+    assert_eq!(clients.head().await, 402);
     let cohort = clients.cohort().await;
     let week12 = cohort
         .visits
@@ -102,16 +109,16 @@ async fn the_demo_runs_and_keeps_its_log_with_data() {
             .collect()
     };
     let demo_table = from(&text, "Eligibility by the protocol");
-    assert_eq!(demo_table.len(), 10, "{text}");
+    // The heading, the column names and one row per criterion (IN01 to IN15).
+    assert_eq!(demo_table.len(), 17, "{text}");
     let mut expected = demo_table;
     expected.push("  subject  verdict        criteria".into());
     for index in 0..10 {
         expected.push(match index {
-            6 => "  S007     not eligible   not met: IN04; not evaluable: IN05".into(),
-            _ => format!(
-                "  {:<8} not evaluable  not evaluable: IN05",
-                synth::subject_id(index)
-            ),
+            synth::RITUXIMAB_TOO_RECENT => "  S004     not eligible   not met: IN11".into(),
+            6 => "  S007     not eligible   not met: IN04".into(),
+            synth::IVIG_DATE_UNKNOWN => "  S009     not evaluable  not evaluable: IN12".into(),
+            _ => format!("  {:<8} eligible", synth::subject_id(index)),
         });
     }
     assert_eq!(

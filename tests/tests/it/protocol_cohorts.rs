@@ -325,6 +325,32 @@ fn enrolment(study: &str, subject: &SubjectInput) -> pb::Event {
         negative_cancer_screening: facts.negative_cancer_screening,
         disease_duration_months: facts.disease_duration_months,
         glucocorticoid_treated_weeks: facts.glucocorticoid_treated_weeks,
+        treatment_history: facts
+            .treatment_history
+            .map(|treatments| pb::TreatmentHistory {
+                treatments: treatments
+                    .into_iter()
+                    .map(|treatment| pb::PriorTreatment {
+                        drug: treatment.drug,
+                        last_dose_date: treatment.last_dose_day.map(date),
+                        response: match treatment.response.as_deref() {
+                            None => pb::TreatmentResponse::Unspecified,
+                            Some("responded") => pb::TreatmentResponse::Responded,
+                            Some("failed") => pb::TreatmentResponse::Failed,
+                            Some("intolerant") => pb::TreatmentResponse::Intolerant,
+                            Some(other) => panic!("{}: unknown response {other}", subject.id),
+                        } as i32,
+                    })
+                    .collect(),
+            }),
+        attestations: facts
+            .attestations
+            .into_iter()
+            .map(|attested| pb::Attestation {
+                code: attested.code,
+                value: attested.value,
+            })
+            .collect(),
         ..Default::default()
     };
     event(
@@ -1201,7 +1227,7 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
             .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
             .collect()
     };
-    let cases: [(&str, &str, Vec<SeenRow>); 5] = [
+    let cases: [(&str, &str, Vec<SeenRow>); 7] = [
         (
             "S03",
             "IN01",
@@ -1236,6 +1262,26 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
                 "max glucocorticoid mg/day within 8 weeks before baseline <= 80",
                 "100",
                 "not_met",
+            )]),
+        ),
+        // S03's rituximab on day -200 (2023-06-22): 6 calendar months complete by 2024-01-08.
+        (
+            "S03",
+            "IN11",
+            owned(&[(
+                "no rituximab within 12 months before baseline",
+                "rituximab last given 200 days (6 completed months) before baseline",
+                "not_met",
+            )]),
+        ),
+        // S04's methotrexate on day -84 (2023-10-16): exactly 12 weeks, 2 months complete.
+        (
+            "S04",
+            "IN14",
+            owned(&[(
+                "no methotrexate within 12 weeks before baseline",
+                "methotrexate last given 84 days (2 completed months) before baseline",
+                "met",
             )]),
         ),
     ];
@@ -1466,6 +1512,27 @@ struct Enrolment {
     negative_cancer_screening: Option<bool>,
     disease_duration_months: Option<u32>,
     glucocorticoid_treated_weeks: Option<u32>,
+    /// Left out: no history reported; `[]`: none received.
+    treatment_history: Option<Vec<PriorTreatmentInput>>,
+    #[serde(default)]
+    attestations: Vec<AttestationInput>,
+}
+
+/// A prior treatment as a cohort file writes it: the last dose as a protocol day (left out: not
+/// known) and the response (`responded`, `failed`, `intolerant`; left out: not recorded).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PriorTreatmentInput {
+    drug: String,
+    last_dose_day: Option<i64>,
+    response: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttestationInput {
+    code: String,
+    value: bool,
 }
 
 /// The visit profiles a visit's forms start from (see the module doc for how each scores).

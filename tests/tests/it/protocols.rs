@@ -30,6 +30,7 @@ fn validate_exit(file: &Path) -> ExitCode {
     study::run(&StudyArgs {
         command: StudyCommand::Validate {
             file: file.to_path_buf(),
+            data: None,
         },
     })
 }
@@ -39,7 +40,7 @@ fn study_validate_summarises_each_protocol_file() {
     let cases = [
         (
             "stir.toml",
-            "STIR v1 (NCT03002649): 1 arm, 3 epochs, 6 visits, 8 eligibility criteria, 10 endpoints; primary DOI_W12 (doi at W12)",
+            "STIR v1 (NCT03002649): 1 arm, 3 epochs, 6 visits, 15 eligibility criteria, 10 endpoints; primary DOI_W12 (doi at W12)",
         ),
         (
             "myojak.toml",
@@ -47,7 +48,7 @@ fn study_validate_summarises_each_protocol_file() {
         ),
         (
             "bird.toml",
-            "BIRD v1 (NCT04972760): 2 arms, 2 epochs, 8 visits, 8 eligibility criteria, 6 endpoints; primary PFTIS_W24 (prednisone_free_tis at W24)",
+            "BIRD v1 (NCT04972760): 2 arms, 2 epochs, 8 visits, 9 eligibility criteria, 6 endpoints; primary PFTIS_W24 (prednisone_free_tis at W24)",
         ),
     ];
     // The trial design check of each file: a protocol alone has no informed-consent dates, so TS
@@ -81,6 +82,67 @@ fn study_validate_summarises_each_protocol_file() {
         assert_eq!(lines[1], first_line, "{file}");
         assert_eq!(lines[2..], *check, "{file}");
         assert_eq!(validate_exit(&path), ExitCode::SUCCESS, "{file}");
+    }
+}
+
+/// `study validate FILE --data LOG` fills SSTDTC, ACTSUB and the cut-off from the log before the
+/// trial design check: a log whose subjects have consent dates passes the SSTDTC rule; the same
+/// cohort enrolled without consent dates still fails it, and the finding names the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn study_validate_with_a_log_takes_the_study_start_from_its_consent_dates() {
+    // (case, keep the consent dates, the lines after the summary)
+    let cases: [(&str, bool, &[&str]); 2] = [
+        (
+            "consent dates recorded",
+            true,
+            &[
+                // Consent 14 days before each day 0; the cut-off is the last enrolment (S003).
+                "TS values from the log: 3 subject(s), earliest informed consent 2023-12-25, data cut-off 2024-01-22",
+                "TS values that are assumptions [D] (exported only with --with-assumptions): PCLAS, AGEMIN, INTTYPE, TTYPE, RDIND, ADAPT, FCNTRY",
+                "SDTM trial design check: no findings",
+            ],
+        ),
+        (
+            "no consent dates",
+            false,
+            &[
+                "TS values from the log: 3 subject(s), earliest informed consent none recorded, data cut-off 2024-01-22",
+                "TS values that are assumptions [D] (exported only with --with-assumptions): PCLAS, AGEMIN, INTTYPE, TTYPE, RDIND, ADAPT, FCNTRY",
+                "SDTM trial design check: 1 finding(s)",
+                "  TS: required TS parameter present: no SSTDTC row (the earliest informed-consent date; export with --data LOG)",
+            ],
+        ),
+    ];
+    for (case, consent, expected) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = start(dir.path()).await;
+        let mut clients = Clients::connect(&server).await;
+        let mut enrollment = Cohort::new(synth::DEFAULT_SEED, 3)
+            .with_stir_protocol()
+            .enrollment();
+        if !consent {
+            for event in &mut enrollment.events {
+                if let Some(pb::event::Body::SubjectEnrolled(enrolled)) = &mut event.body {
+                    enrolled.informed_consent_date = None;
+                }
+            }
+        }
+        clients.append(enrollment).await;
+        server.stop().await.expect("stops");
+
+        let path = protocol_path("stir.toml");
+        let mut out = Vec::new();
+        study::validate_with(&path, Some(dir.path()), &mut out).expect(case);
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[2..], *expected, "{case}:\n{text}");
+        let exit = study::run(&StudyArgs {
+            command: StudyCommand::Validate {
+                file: path,
+                data: Some(dir.path().to_path_buf()),
+            },
+        });
+        assert_eq!(exit, ExitCode::SUCCESS, "{case}");
     }
 }
 

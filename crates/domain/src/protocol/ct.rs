@@ -142,7 +142,10 @@ mod tests {
             assert_eq!(term.code, code, "{codelist} {value}");
         }
         assert_eq!(values("NY"), ["N", "NA", "U", "Y"]);
-        assert_eq!(lookup("TPHASE", "PHASE III TRIAL").map(|t| t.version.as_str()), Some("2025-09-26"));
+        assert_eq!(
+            lookup("TPHASE", "PHASE III TRIAL").map(|t| t.version.as_str()),
+            Some("2025-09-26")
+        );
         assert!(lookup("TPHASE", "PHASE 2").is_none());
         assert!(values("DICTNAM").contains(&"ClinicalTrials.gov"));
     }

@@ -423,9 +423,7 @@ impl Reader<'_> {
             .filter_map(|treatment| treatment.last_dose.map(|elapsed| (treatment.drug, elapsed)))
             .collect();
         let long_enough = |elapsed: crate::treatment_history::Elapsed| match period {
-            WashoutPeriod::Weeks(weeks) => {
-                i64::from(elapsed.days) >= i64::from(weeks) * 7
-            }
+            WashoutPeriod::Weeks(weeks) => i64::from(elapsed.days) >= i64::from(weeks) * 7,
             WashoutPeriod::Months(months) => {
                 i64::from(elapsed.completed_months) >= i64::from(months)
             }

@@ -634,7 +634,9 @@ impl TrialSummary {
             tsvalnf: String::new(),
             tsvalcd: term.map(|term| term.code.clone()).unwrap_or_default(),
             tsvcdref: ct::CT_REFERENCE.to_string(),
-            tsvcdver: term.map_or(ct::CT_VERSION, |term| term.version.as_str()).to_string(),
+            tsvcdver: term
+                .map_or(ct::CT_VERSION, |term| term.version.as_str())
+                .to_string(),
         });
     }
 

@@ -15,8 +15,8 @@ use super::model::{
     Study, TrialSummary, WashoutPeriod,
 };
 use crate::date::ClinicalDate;
-use crate::treatment_history::{AttestationCode, PriorDrug};
 use crate::lab::LabCode;
+use crate::treatment_history::{AttestationCode, PriorDrug};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 
