@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 /// The README's port for `serve` and `outcomes`.
 const README_ADDR: &str = "127.0.0.1:50051";
 
-/// How long one typed command may take (the demo streams 382 events through a debug build).
+/// How long one typed command may take (the demo streams 402 events through a debug build).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One `$ ` line and the output lines the README shows under it.
