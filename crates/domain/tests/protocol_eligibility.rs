@@ -169,7 +169,7 @@ const STIR_REST: &[&str] = &[
 ];
 
 /// IN09 of the typical subject: refractory by failure of glucocorticoids and methotrexate.
-const STIR_REFRACTORY: &str = "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 1: met]: met; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 0: not met]: met";
+const STIR_REFRACTORY: &str = "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; glucocorticoid failed saw 1: met; methotrexate/mycophenolate/azathioprine failed saw 1: met]: met; glucocorticoid/methotrexate/mycophenolate/azathioprine intolerant saw 0: not met]: met";
 const STIR_PREGNANCY: &str = "IN15: if [attested CHILDBEARING_POTENTIAL is true saw true: met] then [attested NEG_PREG_TEST is true saw true: met]: met";
 
 #[test]
@@ -1080,7 +1080,7 @@ fn stir_refractory_washouts_and_pregnancy_test() {
                 |m| m.treatment_history = None,
                 NotEvaluable,
                 &[
-                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; at least 1 of (glucocorticoid) failed saw nothing: not evaluable; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw nothing: not evaluable]: not evaluable; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw nothing: not evaluable]: not evaluable",
+                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; glucocorticoid failed saw nothing: not evaluable; methotrexate/mycophenolate/azathioprine failed saw nothing: not evaluable]: not evaluable; glucocorticoid/methotrexate/mycophenolate/azathioprine intolerant saw nothing: not evaluable]: not evaluable",
                     "IN10: no azathioprine or mycophenolate or tacrolimus within 12 weeks before baseline saw nothing: not evaluable",
                     "IN11: no rituximab within 12 months before baseline saw nothing: not evaluable",
                     "IN12: no ivig within 3 months before baseline saw nothing: not evaluable",
@@ -1093,7 +1093,7 @@ fn stir_refractory_washouts_and_pregnancy_test() {
                 |m| m.glucocorticoid_treated_weeks = Some(dec("10")),
                 NotEligible,
                 &[
-                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 10: not met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 1: met]: not met; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 0: not met]: not met",
+                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 10: not met; glucocorticoid failed saw 1: met; methotrexate/mycophenolate/azathioprine failed saw 1: met]: not met; glucocorticoid/methotrexate/mycophenolate/azathioprine intolerant saw 0: not met]: not met",
                 ],
             ),
             (
@@ -1114,7 +1114,7 @@ fn stir_refractory_washouts_and_pregnancy_test() {
                 },
                 Eligible,
                 &[
-                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 0: not met]: not met; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 1: met]: met",
+                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; glucocorticoid failed saw 1: met; methotrexate/mycophenolate/azathioprine failed saw 0: not met]: not met; glucocorticoid/methotrexate/mycophenolate/azathioprine intolerant saw 1: met]: met",
                     "IN10: no azathioprine or mycophenolate or tacrolimus within 12 weeks before baseline saw azathioprine last given 200 days (6 completed months) before baseline: met",
                 ],
             ),
@@ -1123,7 +1123,7 @@ fn stir_refractory_washouts_and_pregnancy_test() {
                 |m| set_prior(m, PriorDrug::Methotrexate, Some((112, 3)), None),
                 NotEvaluable,
                 &[
-                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; at least 1 of (glucocorticoid) failed saw 1: met; at least 1 of (methotrexate, mycophenolate, azathioprine) failed saw 0: not evaluable]: not evaluable; at least 1 of (glucocorticoid, methotrexate, mycophenolate, azathioprine) intolerant saw 0: not evaluable]: not evaluable",
+                    "IN09: any of [all of [glucocorticoid_treated_weeks >= 12 saw 52: met; glucocorticoid failed saw 1: met; methotrexate/mycophenolate/azathioprine failed saw 0: not evaluable]: not evaluable; glucocorticoid/methotrexate/mycophenolate/azathioprine intolerant saw 0: not evaluable]: not evaluable",
                 ],
             ),
             (

@@ -158,6 +158,7 @@ fn the_check_names_each_rule_broken() {
     datasets.ts.retain(|row| row.tsparmcd != "SSTDTC");
     datasets.te.retain(|element| element.etcd != "TOFA");
     datasets.ti[0].ietestcd = "INCLUSION1".into();
+    datasets.ti[1].tirl = "x".repeat(201);
     let findings: Vec<String> = check_trial_design(&datasets)
         .iter()
         .map(ToString::to_string)
@@ -175,6 +176,7 @@ fn the_check_names_each_rule_broken() {
             "TA: ETCD references resolve to TE: arm TOFA element TOFA is not in TE",
             "TA: ETCD references resolve to TE: arm TOFA element TOFA is not in TE",
             "TI: IETESTCD is at most 8 characters: a letter, then letters, digits or _: `INCLUSION1`",
+            "TI: TIRL is at most 200 bytes: IN02 has 201",
         ]
     );
 }

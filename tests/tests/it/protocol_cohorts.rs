@@ -1319,6 +1319,14 @@ async fn stir_pushes_endpoints_and_answers_under_an_earlier_protocol_version() {
             "not_met",
             "not_met",
             "not_evaluable",
+            // IN09-IN15, as tests/data/cohorts/stir.toml derives them for S03.
+            "met",
+            "not_met",
+            "not_met",
+            "met",
+            "met",
+            "met",
+            "not_met",
         ]);
         verdicts
     };

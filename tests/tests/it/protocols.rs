@@ -812,7 +812,8 @@ async fn a_protocol_is_registered_under_another_study_id_only_when_the_event_say
             format!(
                 "Eligibility by the protocol ({protocol}): 0/1 eligible, 1 not eligible, 0 not evaluable"
             ),
-            "  S001     not eligible   not met: IN04; not evaluable: IN02, IN05, IN06, IN07, IN08"
+            // No history, attestation or other STIR fact was sent: IN09-IN15 are not evaluable too.
+            "  S001     not eligible   not met: IN04; not evaluable: IN02, IN05, IN06, IN07, IN08, IN09, IN10, IN11, IN12, IN13, IN14, IN15"
                 .to_string(),
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");

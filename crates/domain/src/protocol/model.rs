@@ -626,16 +626,18 @@ impl fmt::Display for Rule {
                 "no {} within {period} before baseline",
                 names(drugs, " or ")
             ),
+            // Compact, because TI's TIRL holds the whole rule in at most 200 characters (STIR's
+            // refractory definition nests three of these).
             Rule::PriorResponse {
                 drugs,
                 responses,
                 count,
-            } => write!(
-                formatter,
-                "at least {count} of ({}) {}",
-                names(drugs, ", "),
-                names(responses, " or ")
-            ),
+            } => {
+                if *count > 1 {
+                    write!(formatter, "at least {count} of ")?;
+                }
+                write!(formatter, "{} {}", names(drugs, "/"), names(responses, "/"))
+            }
             Rule::Attested { code, is } => write!(formatter, "attested {code} is {is}"),
         }
     }

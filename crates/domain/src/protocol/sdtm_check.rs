@@ -204,6 +204,14 @@ pub fn check_trial_design(datasets: &TdmDatasets) -> Vec<SdtmFinding> {
                 format!("{} has {}", row.ietestcd, row.ietest.chars().count()),
             );
         }
+        // TIRL has no continuation variable (unlike TSVAL), and SAS V5 holds 200 bytes.
+        if row.tirl.len() > 200 {
+            find(
+                "TI",
+                "TIRL is at most 200 bytes",
+                format!("{} has {}", row.ietestcd, row.tirl.len()),
+            );
+        }
     }
     findings
 }
