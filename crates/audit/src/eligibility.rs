@@ -229,26 +229,37 @@ mod tests {
     use crate::endpoints::tests::{replay_of, stir_log};
     use crate::{adam, report};
 
-    /// Eight synthetic STIR subjects: adults (27 to 69 years), CDASI activity well above 5, muscle
-    /// disease not active, prednisone at most 20 mg/day, stable 4 to 12 weeks except S007's 1 week
-    /// (`synth::stable_prednisone_weeks`), Bohan and Peter DM for 8 months or more, biopsy-proven,
-    /// negative cancer screening, and no glucocorticoid record before the baseline day. So by STIR's
-    /// rules: IN01, IN02 and IN06-IN08 met by all 8, IN03 does not apply to anyone, IN04 met by 7 and
-    /// not met by S007 (1 of 2 weeks), IN05 (no more than 80 mg/day within 8 weeks) not evaluable
-    /// for all 8, the weeks before the baseline-day record being unknown: not eligible 1 (S007), not
-    /// evaluable 7.
+    /// Eight synthetic STIR subjects (`myolog_synth`): adults (ages 27, 44, 61, 35, 52, 69, 43, 60),
+    /// CDASI activity well above 5, muscle disease not active, prednisone at most 20 mg/day, stable 4
+    /// to 12 weeks except S007's 1 week, with 20 mg/day recorded from 8 weeks before that (so the
+    /// dose when STIR's 8-week window opens is known: at most 20), Bohan and Peter DM for 8 months or
+    /// more, biopsy-proven, negative cancer screening, 40 or more weeks of glucocorticoids which failed
+    /// as did methotrexate (stopped 16 to 19 weeks before day 0), mycophenolate for S002, S005 and S008
+    /// (6 months before), IVIG for S001 and S005 (122 days: 4 and 3 completed months), rituximab for
+    /// S004 only 8 months before. Women under 50 (S001, S002, S004, S007) attest a negative pregnancy
+    /// test; the men (S003, S006) and S005, S008 are not of child-bearing potential. So by STIR's
+    /// rules: everything met by all 8 but IN03 (applies to no one), IN04 (S007 not met: 1 of 2
+    /// weeks), IN11 (S004 not met: 12 months) and IN15 (4 met, 4 not applicable): eligible 6, not
+    /// eligible 2.
     const SUBJECTS: usize = 8;
 
     /// (criterion, met, not met, not applicable, not evaluable), written out by hand from the above.
-    const EXPECTED: [(&str, u32, u32, u32, u32); 8] = [
+    const EXPECTED: [(&str, u32, u32, u32, u32); 15] = [
         ("IN01", 8, 0, 0, 0),
         ("IN02", 8, 0, 0, 0),
         ("IN03", 0, 0, 8, 0),
         ("IN04", 7, 1, 0, 0),
-        ("IN05", 0, 0, 0, 8),
+        ("IN05", 8, 0, 0, 0),
         ("IN06", 8, 0, 0, 0),
         ("IN07", 8, 0, 0, 0),
         ("IN08", 8, 0, 0, 0),
+        ("IN09", 8, 0, 0, 0),
+        ("IN10", 8, 0, 0, 0),
+        ("IN11", 7, 1, 0, 0),
+        ("IN12", 8, 0, 0, 0),
+        ("IN13", 8, 0, 0, 0),
+        ("IN14", 8, 0, 0, 0),
+        ("IN15", 4, 0, 4, 0),
     ];
 
     fn lines(bytes: &[u8]) -> Vec<Value> {
@@ -309,9 +320,9 @@ mod tests {
             .iter()
             .filter(|r| r["criterion"] == "IN01" && r["subject_verdict"] == "eligible")
             .count();
-        assert_eq!(eligible_subjects, 0);
+        assert_eq!(eligible_subjects, 6);
 
-        // The count table: one CSV row per criterion, eligible 0/8 (1 not eligible, 7 not
+        // The count table: one CSV row per criterion, eligible 6/8 (2 not eligible, 0 not
         // evaluable) on each.
         let mut csv = Vec::new();
         write_eligibility_tables(&replay, Format::Csv, &mut csv).expect("write");
@@ -324,9 +335,9 @@ mod tests {
         {
             let expected = [
                 SUBJECTS.to_string(),
+                "6".into(),
+                "2".into(),
                 "0".into(),
-                "1".into(),
-                "7".into(),
                 criterion.into(),
                 met.to_string(),
                 not_met.to_string(),
@@ -402,7 +413,7 @@ mod tests {
             .iter()
             .filter(|r| r.paramcd == "ELIGIBLE" && r.crit1fl == Some(true))
             .count();
-        assert_eq!(eligible, 0);
+        assert_eq!(eligible, 6);
         // A subject's eligibility rows follow its visit rows and come before its endpoint rows.
         let s001: Vec<&str> = dataset
             .iter()
@@ -418,7 +429,7 @@ mod tests {
         // The report shows the same table.
         let html = report::render(&replay);
         assert!(
-            html.contains("Eligible 0/8 (not eligible 1, not evaluable 7)"),
+            html.contains("Eligible 6/8 (not eligible 2, not evaluable 0)"),
             "report"
         );
         assert!(html.contains("<tr data-criterion=\"IN04\">"), "report");
