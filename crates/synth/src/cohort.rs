@@ -565,7 +565,7 @@ fn stir_treatment_history(index: usize) -> pb::TreatmentHistory {
             pb::TreatmentResponse::Intolerant,
         ));
     }
-    if index % 4 == 0 || index == IVIG_DATE_UNKNOWN {
+    if index.is_multiple_of(4) || index == IVIG_DATE_UNKNOWN {
         let last_dose = if index == IVIG_DATE_UNKNOWN {
             None
         } else {
