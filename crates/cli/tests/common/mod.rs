@@ -254,7 +254,8 @@ pub fn head_sequence_in(text: &str) -> u64 {
 /// The promotion drill, on any archive: `listing` returns every object of the archive as
 /// "folder/name fingerprint" (the fingerprint changes when the bytes do).
 ///
-/// A primary archiving with epoch 3 and a follower; the follower is SIGKILLed, the primary takes
+/// A primary archiving with epoch 3 and a follower; `myolog promote` on the running follower's volume
+/// is refused; the follower is SIGKILLed, the primary takes
 /// more writes and archives them, then its node is lost (SIGKILL). `myolog promote` on the
 /// follower's volume catches up every archived event (verified chain, the primary's head), takes
 /// epoch 4 (the archive's newest + 1, found by listing it) and records it; served as a primary it
@@ -308,6 +309,22 @@ pub async fn promotion_drill(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // A volume a server still holds is refused, and no epoch is taken.
+    let epochs = || -> Vec<String> {
+        listing()
+            .into_iter()
+            .filter(|object| object.starts_with("epochs/"))
+            .collect()
+    };
+    let epochs_before = epochs();
+    let busy = run_with_env(
+        dir,
+        &["promote", "--data", "follower", "--archive", archive],
+        env,
+        false,
+    );
+    assert!(stderr(&busy).contains("in use"), "{}", stderr(&busy));
+    assert_eq!(epochs(), epochs_before);
     follower.kill();
     for batch in batches.by_ref().take(20) {
         append(&primary.url, batch).await.expect("appended");
