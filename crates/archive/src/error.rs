@@ -30,7 +30,7 @@ pub enum ArchiveError {
     #[error(
         "writer epoch {epoch} is fenced off: epoch {newer} has taken over this archive (a promoted \
          server writes it now); this server must not take writes: retire its volume, or rebuild \
-         it from the archive (`myolog restore`) as a new follower"
+         it from the archive (myolog restore) as a new follower"
     )]
     Fenced { epoch: u64, newer: u64 },
     #[error("the archive's epochs are exhausted (u64::MAX claimed): start a new archive")]
