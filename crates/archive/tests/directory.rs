@@ -555,3 +555,24 @@ async fn a_promotion_catches_up_claims_the_next_epoch_and_refuses_a_foreign_log(
     assert_eq!(epoch_files(&archive_path), epochs);
     assert_eq!(myolog_archive::recorded_epoch(&foreign_path).unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_promotions_never_share_an_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = ArchiveTarget::local_directory(&dir.path().join("archive")).unwrap();
+    target.claim_next_epoch(0).await.unwrap();
+    let claims: Vec<_> = (0..8)
+        .map(|_| {
+            let target = target.clone();
+            tokio::spawn(async move { target.claim_next_epoch(0).await })
+        })
+        .collect();
+    let mut epochs = Vec::new();
+    for claim in claims {
+        epochs.push(claim.await.unwrap().unwrap());
+    }
+    epochs.sort_unstable();
+    assert_eq!(epochs, (2..=9).collect::<Vec<u64>>());
+    // `after` raises the floor: a volume's recorded epoch above the archive's.
+    assert_eq!(target.claim_next_epoch(20).await.unwrap(), 21);
+}
