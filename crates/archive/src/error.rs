@@ -28,10 +28,15 @@ pub enum ArchiveError {
     )]
     AlreadyExists { object: String },
     #[error(
-        "writer epoch {epoch} is fenced off: epoch {newer} has taken over this archive; start the \
-         archiver with a newer epoch"
+        "writer epoch {epoch} is fenced off: epoch {newer} has taken over this archive (a promoted \
+         server writes it now); this server must not take writes: retire its volume, or rebuild \
+         it from the archive (myolog restore) as a new follower"
     )]
     Fenced { epoch: u64, newer: u64 },
+    #[error("the archive's epochs are exhausted (u64::MAX claimed): start a new archive")]
+    EpochsExhausted,
+    #[error("the writer epoch recorded in {path}: {problem}")]
+    EpochRecord { path: String, problem: String },
     #[error("{object} is not an archive object this build knows (stray or renamed)")]
     UnknownObject { object: String },
     #[error("segment {name}: {problem}")]

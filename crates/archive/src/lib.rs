@@ -7,6 +7,8 @@
 //! * [`archive_log`] — ship every durable event not yet archived (resumable);
 //!   [`Archiver`] — the background archiver, sealing by count and age, with an [`ArchiveLag`].
 //! * [`restore`] — rebuild a log (or, `verify_only`, check that one could be rebuilt).
+//! * [`promote`] — make a (follower's) log the archive's next writer: catch up, claim the next
+//!   epoch, record it on the volume; [`writer_epoch`] — the epoch a server on a volume uses.
 //! * [`SignedHead`] — sign a log's head with Ed25519 and check a log against it.
 //!
 //! This crate is NOT clinical: it moves opaque stored events and never decodes a payload; it
@@ -15,6 +17,7 @@
 
 mod error;
 mod head;
+mod promote;
 mod restore;
 pub mod segment;
 mod ship;
@@ -22,6 +25,7 @@ mod target;
 
 pub use error::ArchiveError;
 pub use head::{HeadError, HeadPublicKey, HeadSigningKey, SignedHead};
+pub use promote::{EPOCH_RECORD_FILE, PromoteReport, promote, recorded_epoch, writer_epoch};
 pub use restore::{RestoreOptions, RestorePoint, RestoreReport, restore, verify_archive};
 pub use segment::{Segment, SegmentName, SegmentProblem};
 pub use ship::{

@@ -71,6 +71,19 @@ pub async fn restore(
                 .map_err(ArchiveError::task)??,
         )
     };
+    restore_into(target, log, options.as_of, false).await
+}
+
+/// [`restore`] into a log the caller holds open (`None`: check only). The log must be the
+/// archive's prefix; it ends holding the archive up to `as_of`. With `log_may_continue` a log
+/// already beyond the archive is accepted if it holds the archive's last event (a follower that
+/// copied events the old primary had not archived yet): the report's head is the archive's.
+pub(crate) async fn restore_into(
+    target: &ArchiveTarget,
+    log: Option<EventLog>,
+    as_of: Option<RestorePoint>,
+    log_may_continue: bool,
+) -> Result<RestoreReport, ArchiveError> {
     let start = log.as_ref().map_or(Head::default(), EventLog::head);
     let names = target.segments().await?;
     let mut report = RestoreReport {
@@ -112,7 +125,7 @@ pub async fn restore(
         }
         report.segments += 1;
         let mut events = segment.events;
-        if let Some(cut) = events.iter().position(|event| past(options.as_of, event)) {
+        if let Some(cut) = events.iter().position(|event| past(as_of, event)) {
             events.truncate(cut);
             done = true;
         }
@@ -129,7 +142,7 @@ pub async fn restore(
         }
         previous = Some(name);
     }
-    if let Some(RestorePoint::Seq(requested)) = options.as_of
+    if let Some(RestorePoint::Seq(requested)) = as_of
         && requested > report.head.seq
     {
         return Err(ArchiveError::AsOfBeyondArchive {
@@ -138,11 +151,29 @@ pub async fn restore(
         });
     }
     if let Some(log) = log {
-        if start.seq > report.head.seq {
+        let log_ahead = start.seq > report.head.seq;
+        if log_ahead && !log_may_continue {
             return Err(ArchiveError::LogAheadOfArchive {
                 log: start.seq,
                 archived: report.head.seq,
             });
+        }
+        if log_ahead && report.head.seq > 0 {
+            // No segment held the log's head, so nothing compared the two yet.
+            let archived = report.head;
+            let reader = log.clone();
+            let event = tokio::task::spawn_blocking(move || reader.get(archived.seq))
+                .await
+                .map_err(ArchiveError::task)??;
+            if let Some(event) = event
+                && event.hash != archived.hash
+            {
+                return Err(ArchiveError::ForeignLog {
+                    seq: archived.seq,
+                    archived: archived.hash,
+                    log: event.hash,
+                });
+            }
         }
         let verified = tokio::task::spawn_blocking(move || log.verify())
             .await
@@ -150,7 +181,7 @@ pub async fn restore(
         if let Some(failure) = verified.first_bad {
             return Err(ArchiveError::RestoredLogDamaged(failure.to_string()));
         }
-        if verified.head != report.head {
+        if !log_ahead && verified.head != report.head {
             return Err(ArchiveError::RestoredLogDamaged(format!(
                 "its head is seq {}, the archive's {}",
                 verified.head.seq, report.head.seq

@@ -154,6 +154,43 @@ impl Segment {
         }
     }
 
+    /// Checks, before the segment is sealed, what a restore will check of its events: they start
+    /// at `first_seq`, follow one another, chain from `chain_before`, and each one's canonical
+    /// bytes hash to its hash (a log damaged on disk is never shipped). The layout of the bytes
+    /// was checked when they were read from the log, and [`Segment::encode`] is a plain
+    /// concatenation, so this is the whole of [`Segment::decode`]'s check at a third of its cost:
+    /// one hash per event, no copy, no checksum recomputed over the encoded object.
+    pub fn check_events(&self, first_seq: u64) -> Result<(), SegmentProblem> {
+        if self.events.is_empty() {
+            return Err(SegmentProblem::Empty);
+        }
+        let mut previous = self.chain_before;
+        for (index, event) in self.events.iter().enumerate() {
+            let expected = first_seq.saturating_add(index as u64);
+            if event.seq != expected {
+                return Err(SegmentProblem::OutOfOrder {
+                    seq: event.seq,
+                    expected,
+                });
+            }
+            if event.prev_hash != previous {
+                return Err(SegmentProblem::ChainBroken { seq: event.seq });
+            }
+            let recomputed = Hash(Sha256::digest(&event.canonical).into());
+            if recomputed != event.hash {
+                return Err(SegmentProblem::Event {
+                    index,
+                    reason: myolog_storage::Refusal::HashMismatch {
+                        stated: event.hash,
+                        recomputed,
+                    },
+                });
+            }
+            previous = event.hash;
+        }
+        Ok(())
+    }
+
     /// The object's bytes (see the module docs).
     pub fn encode(&self) -> Vec<u8> {
         let size: usize = self
@@ -331,6 +368,91 @@ mod tests {
         ] {
             assert_eq!(SegmentName::parse(other), None, "{other}");
         }
+    }
+
+    /// Three chained events of a real log.
+    fn three_events() -> Vec<StoredEvent> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = myolog_storage::EventLog::open(dir.path(), myolog_storage::LogOptions::default())
+            .expect("open");
+        for id in ["a", "b", "c"] {
+            log.append(
+                vec![myolog_storage::NewEvent {
+                    event_id: id.into(),
+                    stream_key: "s".into(),
+                    expected_version: myolog_storage::ExpectedVersion::Any,
+                    event_type: "T".into(),
+                    schema_version: 1,
+                    payload: vec![1, 2, 3],
+                }],
+                "tester",
+            )
+            .expect("append");
+        }
+        log.read_stored_range(1..=3)
+            .collect::<Result<_, _>>()
+            .expect("read")
+    }
+
+    #[test]
+    fn events_are_checked_before_sealing_as_a_restore_checks_them() {
+        let events = three_events();
+        let check = |events: Vec<StoredEvent>, first_seq: u64, expected: Option<SegmentProblem>| {
+            let segment = Segment {
+                epoch: 1,
+                chain_before: Hash::ZERO,
+                events,
+            };
+            let checked = segment.check_events(first_seq);
+            assert_eq!(checked.err(), expected);
+            // Whatever passes the check decodes as a restore reads it.
+            if expected.is_none() {
+                assert_eq!(
+                    Segment::decode(&segment.encode(), &segment.name()),
+                    Ok(segment)
+                );
+            }
+        };
+        check(events.clone(), 1, None);
+        check(Vec::new(), 1, Some(SegmentProblem::Empty));
+        check(
+            events.clone(),
+            2,
+            Some(SegmentProblem::OutOfOrder {
+                seq: 1,
+                expected: 2,
+            }),
+        );
+        check(
+            events[1..].to_vec(),
+            2,
+            Some(SegmentProblem::ChainBroken { seq: 2 }),
+        );
+        let skipped = vec![events[0].clone(), events[2].clone()];
+        check(
+            skipped,
+            1,
+            Some(SegmentProblem::OutOfOrder {
+                seq: 3,
+                expected: 2,
+            }),
+        );
+        let mut damaged = events.clone();
+        if let Some(byte) = damaged[1].canonical.last_mut() {
+            *byte ^= 1;
+        }
+        let recomputed = Hash(Sha256::digest(&damaged[1].canonical).into());
+        check(
+            damaged,
+            1,
+            Some(SegmentProblem::Event {
+                index: 1,
+                reason: myolog_storage::Refusal::HashMismatch {
+                    stated: events[1].hash,
+                    recomputed,
+                },
+            }),
+        );
     }
 
     #[test]

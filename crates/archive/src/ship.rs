@@ -47,10 +47,28 @@ impl SegmentWriter {
     /// Claims `epoch` on `target` and finds where the archive ends. Refused with
     /// [`ArchiveError::Fenced`] if a newer epoch has claimed the archive.
     pub async fn open(target: ArchiveTarget, epoch: u64) -> Result<SegmentWriter, ArchiveError> {
+        let writer = SegmentWriter::find_end(target, epoch).await?;
+        writer.claim().await?;
+        Ok(writer)
+    }
+
+    /// [`SegmentWriter::open`] for shipping `log`, which must hold the archive as its prefix: that
+    /// is checked before the epoch is claimed, so a server started on the wrong volume (or an old
+    /// primary whose log the archive has moved past) is refused without touching the archive.
+    pub async fn open_for_log(
+        log: &EventLog,
+        target: ArchiveTarget,
+        epoch: u64,
+    ) -> Result<SegmentWriter, ArchiveError> {
+        let writer = SegmentWriter::find_end(target, epoch).await?;
+        writer.check_matches(log).await?;
+        writer.claim().await?;
+        Ok(writer)
+    }
+
+    /// Refuses a fenced `epoch` and reads where the archive ends, writing nothing.
+    async fn find_end(target: ArchiveTarget, epoch: u64) -> Result<SegmentWriter, ArchiveError> {
         target.check_not_fenced(epoch, true).await?;
-        target.claim_epoch(epoch).await?;
-        // A newer writer may have claimed between the check and the claim.
-        target.check_not_fenced(epoch, false).await?;
         let archived = match target.segments().await?.last() {
             None => Head::default(),
             Some(last) => {
@@ -73,6 +91,12 @@ impl SegmentWriter {
         })
     }
 
+    /// Records this writer's epoch in the archive, then checks no newer one claimed it meanwhile.
+    async fn claim(&self) -> Result<(), ArchiveError> {
+        self.target.claim_epoch(self.epoch).await?;
+        self.target.check_not_fenced(self.epoch, false).await
+    }
+
     /// The last archived event.
     pub fn archived(&self) -> Head {
         self.archived
@@ -90,26 +114,12 @@ impl SegmentWriter {
             events,
         };
         let name = segment.name();
-        if segment.events.is_empty() {
-            return Err(ArchiveError::Segment {
-                name,
-                problem: crate::segment::SegmentProblem::Empty,
-            });
-        }
-        // What is sealed must chain exactly onto what is archived: the bytes are checked as a
-        // restore will check them, before they leave.
-        let bytes = segment.encode();
-        Segment::decode(&bytes, &name)
+        // What is sealed must chain exactly onto what is archived, and every event must be what a
+        // restore will accept, before the bytes leave.
+        segment
+            .check_events(self.archived.seq + 1)
             .map_err(|problem| ArchiveError::Segment { name, problem })?;
-        if segment.first_seq() != self.archived.seq + 1 {
-            return Err(ArchiveError::Segment {
-                name,
-                problem: crate::segment::SegmentProblem::OutOfOrder {
-                    seq: segment.first_seq(),
-                    expected: self.archived.seq + 1,
-                },
-            });
-        }
+        let bytes = segment.encode();
         self.target.check_not_fenced(self.epoch, false).await?;
         self.target
             .put_new(SEGMENT_FOLDER, &name.file_name(), bytes)
@@ -178,8 +188,7 @@ pub async fn archive_log(
     epoch: u64,
     max_events: usize,
 ) -> Result<ArchiveReport, ArchiveError> {
-    let mut writer = SegmentWriter::open(target.clone(), epoch).await?;
-    writer.check_matches(log).await?;
+    let mut writer = SegmentWriter::open_for_log(log, target.clone(), epoch).await?;
     let max_events = max_events.max(1) as u64;
     let head = log.head().seq;
     let mut sealed = Vec::new();
@@ -251,8 +260,7 @@ impl Archiver {
         epoch: u64,
         policy: SegmentPolicy,
     ) -> Result<Archiver, ArchiveError> {
-        let writer = SegmentWriter::open(target, epoch).await?;
-        writer.check_matches(&log).await?;
+        let writer = SegmentWriter::open_for_log(&log, target, epoch).await?;
         let lag = LagHandle::default();
         lag.update(|lag| lag.archived_seq = writer.archived().seq);
         Ok(Archiver {

@@ -23,6 +23,9 @@ pub struct ArchiveTarget {
     /// The directory of a local target: object_store's `LocalFileSystem` does not fsync, so the
     /// archive does, before it counts an object as written.
     local_root: Option<std::path::PathBuf>,
+    /// Folders of a local target whose entry in the root is known durable: the root is fsynced
+    /// once per folder, not for every object (the archiver seals many segments a second).
+    durable_folders: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl ArchiveTarget {
@@ -47,6 +50,7 @@ impl ArchiveTarget {
             prefix: ObjectPath::default(),
             description: format!("directory {}", dir.display()),
             local_root: Some(dir.to_path_buf()),
+            durable_folders: Arc::default(),
         })
     }
 
@@ -60,7 +64,40 @@ impl ArchiveTarget {
         // Cargo.toml): use ring, which the rest of the process uses too. An error only means a
         // provider was installed already.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let store = object_store::aws::AmazonS3Builder::from_env()
+        ArchiveTarget::s3(
+            object_store::aws::AmazonS3Builder::from_env(),
+            bucket,
+            prefix,
+        )
+    }
+
+    /// An S3-compatible bucket configured by `settings` alone, named as the environment's
+    /// variables are (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, ... in any case): for
+    /// a tool that holds a configuration of its own (a benchmark's loopback server), not for the
+    /// service, whose credentials come from the environment only ([`ArchiveTarget::s3_from_env`]).
+    pub fn s3_with_settings(
+        bucket: &str,
+        prefix: &str,
+        settings: &[(&str, &str)],
+    ) -> Result<ArchiveTarget, ArchiveError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = object_store::aws::AmazonS3Builder::new();
+        for (key, value) in settings {
+            let parsed = key
+                .to_ascii_lowercase()
+                .parse::<object_store::aws::AmazonS3ConfigKey>()
+                .map_err(|_| ArchiveError::Config(format!("{key} is not an S3 setting")))?;
+            builder = builder.with_config(parsed, *value);
+        }
+        ArchiveTarget::s3(builder, bucket, prefix)
+    }
+
+    fn s3(
+        builder: object_store::aws::AmazonS3Builder,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<ArchiveTarget, ArchiveError> {
+        let store = builder
             .with_bucket_name(bucket)
             .build()
             .map_err(|error| ArchiveError::Config(format!("S3 bucket {bucket}: {error}")))?;
@@ -82,6 +119,7 @@ impl ArchiveTarget {
             prefix: ObjectPath::from(prefix),
             description: description.into(),
             local_root: None,
+            durable_folders: Arc::default(),
         }
     }
 
@@ -153,7 +191,15 @@ impl ArchiveTarget {
         };
         sync(&folder_path.join(file_name))?;
         sync(&folder_path)?;
-        sync(root)
+        let mut durable = self
+            .durable_folders
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !durable.contains(folder) {
+            sync(root)?;
+            durable.insert(folder.to_owned());
+        }
+        Ok(())
     }
 
     pub(crate) async fn get(&self, folder: &str, file_name: &str) -> Result<Vec<u8>, ArchiveError> {
@@ -244,6 +290,31 @@ impl ArchiveTarget {
             Ok(()) | Err(ArchiveError::AlreadyExists { .. }) => Ok(()),
             Err(error) => Err(error),
         }
+    }
+
+    /// Claims an epoch newer than `after` and than every epoch the archive holds (claimed in
+    /// `epochs/` or sealed in `segments/`) and returns it: what a promotion takes. The claim is create-only, so two
+    /// promotions racing each other never share an epoch: the loser of a name moves on to the next.
+    pub async fn claim_next_epoch(&self, after: u64) -> Result<u64, ArchiveError> {
+        // Each lost race means another writer claimed the name in between; a handful of rounds
+        // settles any realistic contention, and a store refusing every create is reported.
+        const ROUNDS: u32 = 16;
+        let mut last_taken = None;
+        for _ in 0..ROUNDS {
+            let newest = self.newest_epoch().await?.unwrap_or(0).max(after);
+            let next = newest.checked_add(1).ok_or(ArchiveError::EpochsExhausted)?;
+            match self
+                .put_new(EPOCH_FOLDER, &epoch_file_name(next), Vec::new())
+                .await
+            {
+                Ok(()) => return Ok(next),
+                Err(ArchiveError::AlreadyExists { object }) => last_taken = Some(object),
+                Err(error) => return Err(error),
+            }
+        }
+        Err(ArchiveError::AlreadyExists {
+            object: last_taken.unwrap_or_else(|| EPOCH_FOLDER.to_owned()),
+        })
     }
 
     /// Fails with [`ArchiveError::Fenced`] if a newer epoch than `epoch` has been claimed or, with

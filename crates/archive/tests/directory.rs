@@ -467,3 +467,112 @@ async fn the_background_archiver_seals_by_count_and_by_age_and_reports_lag() {
         log.head()
     );
 }
+
+/// The epoch markers in the archive's `epochs/` folder.
+fn epoch_files(archive: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(archive.join("epochs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_catches_up_claims_the_next_epoch_and_refuses_a_foreign_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive_path = dir.path().join("archive");
+    let target = ArchiveTarget::local_directory(&archive_path).unwrap();
+    let primary = open(&dir.path().join("primary"));
+    append_events(&primary, "p", 700);
+    archive_log(&primary, &target, 5, 100).await.unwrap();
+
+    // A follower holding the first 250 events (a point-in-time copy of the archive).
+    let follower_path = dir.path().join("follower");
+    restore(
+        &target,
+        &follower_path,
+        RestoreOptions {
+            as_of: Some(RestorePoint::Seq(250)),
+            ..RestoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let report = myolog_archive::promote(&target, &follower_path, common::options())
+        .await
+        .unwrap();
+    assert_eq!(report.archived, primary.head());
+    assert_eq!(report.log_head, primary.head());
+    assert_eq!(report.events_appended, 450);
+    assert_eq!((report.previous_epoch, report.epoch), (Some(5), 6));
+    assert_eq!(
+        myolog_archive::recorded_epoch(&follower_path).unwrap(),
+        Some(6)
+    );
+    // Every start on the volume keeps the epoch, whatever it asks for.
+    assert_eq!(
+        myolog_archive::writer_epoch(&follower_path, Some(1)).unwrap(),
+        6
+    );
+    // The old primary's epoch is fenced off, without writing anything.
+    let segments = segment_files(&archive_path);
+    assert!(matches!(
+        archive_log(&primary, &target, 5, 100).await,
+        Err(ArchiveError::Fenced { epoch: 5, newer: 6 })
+    ));
+    assert_eq!(segment_files(&archive_path), segments);
+
+    // Promotions never share an epoch: a second one takes 7.
+    let again = dir.path().join("again");
+    let report = myolog_archive::promote(&target, &again, common::options())
+        .await
+        .unwrap();
+    assert_eq!((report.events_appended, report.epoch), (700, 7));
+
+    // A log ahead of the archive is kept when it continues the archive.
+    let ahead_path = dir.path().join("ahead");
+    copy_dir(&dir.path().join("primary"), &ahead_path);
+    let ahead = reopen(&ahead_path);
+    append_events(&ahead, "unarchived", 30);
+    drop(ahead);
+    let report = myolog_archive::promote(&target, &ahead_path, common::options())
+        .await
+        .unwrap();
+    assert_eq!((report.log_head.seq, report.events_appended), (730, 0));
+
+    // Another log's volume is refused, and neither the archive nor the volume gets an epoch.
+    let foreign_path = dir.path().join("foreign");
+    let foreign = open(&foreign_path);
+    append_events(&foreign, "other", 800);
+    drop(foreign);
+    let epochs = epoch_files(&archive_path);
+    let refused = myolog_archive::promote(&target, &foreign_path, common::options()).await;
+    assert!(
+        matches!(refused, Err(ArchiveError::ForeignLog { seq: 700, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(epoch_files(&archive_path), epochs);
+    assert_eq!(myolog_archive::recorded_epoch(&foreign_path).unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_promotions_never_share_an_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = ArchiveTarget::local_directory(&dir.path().join("archive")).unwrap();
+    target.claim_next_epoch(0).await.unwrap();
+    let claims: Vec<_> = (0..8)
+        .map(|_| {
+            let target = target.clone();
+            tokio::spawn(async move { target.claim_next_epoch(0).await })
+        })
+        .collect();
+    let mut epochs = Vec::new();
+    for claim in claims {
+        epochs.push(claim.await.unwrap().unwrap());
+    }
+    epochs.sort_unstable();
+    assert_eq!(epochs, (2..=9).collect::<Vec<u64>>());
+    // `after` raises the floor: a volume's recorded epoch above the archive's.
+    assert_eq!(target.claim_next_epoch(20).await.unwrap(), 21);
+}

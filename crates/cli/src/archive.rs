@@ -52,15 +52,11 @@ pub struct ServeArchiveArgs {
     /// primary's environment sets MYOLOG_ARCHIVE to "").
     #[arg(long, env = "MYOLOG_ARCHIVE", value_name = "URL")]
     pub archive: Option<String>,
-    /// This writer's archive epoch. Raise it whenever another server takes over the archive (a
-    /// newer epoch fences older writers off); `--promote` picks the next one itself.
-    #[arg(
-        long,
-        env = "MYOLOG_ARCHIVE_EPOCH",
-        default_value_t = 1,
-        value_name = "N"
-    )]
-    pub archive_epoch: u64,
+    /// This writer's archive epoch (default 1). The epoch recorded on the data volume (by
+    /// `myolog promote`, or an earlier start) wins when it is larger, so a promoted primary keeps
+    /// its epoch across restarts; a newer epoch fences older writers off.
+    #[arg(long, env = "MYOLOG_ARCHIVE_EPOCH", value_name = "N")]
+    pub archive_epoch: Option<u64>,
     /// Seal a segment as soon as this many events wait.
     #[arg(long, env = "MYOLOG_ARCHIVE_SEGMENT_EVENTS", default_value_t = 1_000)]
     pub archive_segment_events: usize,
@@ -76,8 +72,9 @@ pub struct ServeArchiveArgs {
     /// the segment age limit plus an upload to every answer).
     #[arg(long, env = "MYOLOG_ACK_AFTER_ARCHIVE")]
     pub ack_after_archive: bool,
-    /// Become the primary: first catch the log up from the archive, then archive with an epoch
-    /// newer than any the archive has seen (fencing the old primary's archiver off).
+    /// Run `myolog promote` on --data first, then serve as the primary: catch the log up from
+    /// the archive and take an epoch newer than any the archive has seen (fencing the old
+    /// primary off). Every start with it takes a new epoch: prefer `myolog promote` once.
     #[arg(long)]
     pub promote: bool,
     /// Run as a read-only follower of this primary (http(s)://host:port): copy its log, serve
@@ -157,9 +154,10 @@ pub struct ArchiveArgs {
     /// The archive: file:///dir or s3://bucket/prefix.
     #[arg(long, value_name = "URL")]
     pub to: String,
-    /// The writer epoch to seal with (see `serve --archive-epoch`).
-    #[arg(long, default_value_t = 1)]
-    pub epoch: u64,
+    /// The writer epoch to seal with (see `serve --archive-epoch`; the epoch recorded on the
+    /// volume wins when larger).
+    #[arg(long)]
+    pub epoch: Option<u64>,
     /// Events per segment.
     #[arg(long, default_value_t = 1_000)]
     pub segment_events: usize,
@@ -238,11 +236,13 @@ pub fn run_archive(args: &ArchiveArgs) -> ExitCode {
             ..LogOptions::default()
         };
         let log = EventLog::open(&args.data, options).map_err(|e| e.to_string())?;
+        let epoch =
+            myolog_archive::writer_epoch(&args.data, args.epoch).map_err(|e| e.to_string())?;
         runtime
             .block_on(myolog_archive::archive_log(
                 &log,
                 &target,
-                args.epoch,
+                epoch,
                 args.segment_events,
             ))
             .map_err(|e| e.to_string())

@@ -50,6 +50,9 @@ pub enum Command {
     Archive(crate::archive::ArchiveArgs),
     /// Rebuild a log from an archive, whole or as of a point; --verify-only is the drill.
     Restore(crate::archive::RestoreArgs),
+    /// Make a stopped follower's volume the new primary's: catch it up from the archive and record
+    /// a writer epoch newer than any in the archive (fencing the old primary off).
+    Promote(crate::promote::PromoteArgs),
     /// Sign a log's head with an Ed25519 key (one JSON line), or print the key's public half.
     Head(crate::archive::HeadArgs),
     /// Import an EDC export (CDISC ODM) into a running server through the study's mapping file.
@@ -131,6 +134,7 @@ pub fn main() -> ExitCode {
         Command::Archive(args) => crate::archive::run_archive(&args),
         Command::Restore(args) => crate::archive::run_restore(&args),
         Command::Head(args) => crate::archive::run_head(&args),
+        Command::Promote(args) => crate::promote::run(&args),
         Command::Mapping(args) => match &args.command {
             crate::edc::MappingCommand::Init(init) => {
                 match crate::edc::mapping_init(init, &mut std::io::stdout()) {
@@ -252,7 +256,8 @@ async fn run_async(command: Command) -> ExitCode {
         | Command::Study(_)
         | Command::Archive(_)
         | Command::Restore(_)
-        | Command::Head(_) => ExitCode::FAILURE,
+        | Command::Head(_)
+        | Command::Promote(_) => ExitCode::FAILURE,
     }
 }
 

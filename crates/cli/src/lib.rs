@@ -2,7 +2,7 @@
 //! what each runs: the service (`serve`, from `myolog-server`), the client commands that talk to a
 //! running server (`demo`, `outcomes`, `healthcheck`, `study register`, `import odm`, `bridge`), the offline ones over a
 //! log directory (`verify`, `replay`, `export`, `report`, from `myolog-audit`), `score`, `token` and
-//! `study validate | export`, and the archive's (`archive`, `restore`, `head`, `verify --head`, and
+//! `study validate | export`, and the archive's (`archive`, `restore`, `promote`, `head`, `verify --head`, and
 //! `serve --archive | --follow | --promote`, from `myolog-archive` and [`serve`]).
 //!
 //! It holds no clinical rule and no service logic; each command parses, calls a library, and turns
@@ -16,6 +16,7 @@ pub mod command;
 pub mod demo;
 pub mod edc;
 pub mod healthcheck;
+pub mod promote;
 pub mod reference;
 pub mod score;
 pub mod serve;

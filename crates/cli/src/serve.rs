@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use myolog_archive::{ArchiveError, ArchiveTarget, Archiver, RestoreOptions};
+use myolog_archive::{ArchiveError, ArchiveTarget, Archiver};
 use myolog_server::app::{App, AppConfig, ArchiveGuard};
 use myolog_server::follower::{self, FollowerLagHandle, Primary};
 use tokio::sync::watch;
@@ -154,11 +154,10 @@ async fn serve_inner(args: ServeArgs) -> Result<(), String> {
         Some(path) => Some(crate::archive::load_head_key(path, &args.data)?),
         None => None,
     };
-    let mut epoch = settings.archive_epoch;
     if settings.promote
         && let Some(target) = &target
     {
-        epoch = promote(target, &args.data, epoch).await?;
+        promote(target, &args.data).await?;
     }
     let config = AppConfig {
         data_dir: args.data.clone(),
@@ -180,6 +179,13 @@ async fn serve_inner(args: ServeArgs) -> Result<(), String> {
     let app = App::open(config)
         .await
         .map_err(|error| format!("cannot start: {error}"))?;
+    // Read (and recorded) with the log open: the volume's epoch, raised by `myolog promote`, wins
+    // over a stale setting, so a promoted primary keeps its epoch across restarts.
+    let epoch = match &target {
+        Some(_) => myolog_archive::writer_epoch(app.log().path(), settings.archive_epoch)
+            .map_err(|error| format!("cannot start: {error}"))?,
+        None => 0,
+    };
     if let Some(key) = head_key {
         tracing::info!(public_key = %key.public_key().to_hex(), "Audit.GetSignedHead signs with this key");
         app.set_head_key(key);
@@ -380,40 +386,22 @@ async fn run_archiver(
     }
 }
 
-/// `--promote`: catches the log up from the archive and returns an epoch newer than any the
-/// archive has seen (at least `requested`).
-async fn promote(
-    target: &ArchiveTarget,
-    data: &std::path::Path,
-    requested: u64,
-) -> Result<u64, String> {
-    let describe = |error: ArchiveError| format!("promote from {}: {error}", target.description());
-    match myolog_archive::restore(target, data, RestoreOptions::default()).await {
-        Ok(report) => {
-            tracing::info!(
-                head = report.head.seq,
-                appended = report.events_appended,
-                "promote: caught up from the archive"
-            );
-        }
-        // A follower may hold events the old primary had not archived yet: they chain on the
-        // archive (the restore checked the prefix) and the new archiver ships them.
-        Err(ArchiveError::LogAheadOfArchive { log, archived }) => {
-            tracing::info!(
-                log,
-                archived,
-                "promote: the log is ahead of the archive; it will be archived"
-            );
-        }
-        Err(error) => return Err(describe(error)),
-    }
-    let newest = target.newest_epoch().await.map_err(describe)?.unwrap_or(0);
-    let epoch = requested.max(newest + 1);
+/// `--promote`: [`myolog_archive::promote`] before serving (what `myolog promote` does).
+async fn promote(target: &ArchiveTarget, data: &std::path::Path) -> Result<(), String> {
+    let report = myolog_archive::promote(target, data, myolog_storage::LogOptions::default())
+        .await
+        .map_err(|error| format!("promote from {}: {error}", target.description()))?;
     tracing::warn!(
-        epoch,
-        "promote: taking archive epoch {epoch}; set MYOLOG_ARCHIVE_EPOCH={epoch} for this server's restarts"
+        epoch = report.epoch,
+        previous_epoch = report.previous_epoch,
+        archived_seq = report.archived.seq,
+        appended = report.events_appended,
+        log_seq = report.log_head.seq,
+        "promote: caught up from the archive; taking archive epoch {} (recorded on the data volume, \
+         kept by restarts)",
+        report.epoch
     );
-    Ok(epoch)
+    Ok(())
 }
 
 fn primary(url: &str, settings: &ServeArchiveArgs) -> Result<Primary, String> {

@@ -4,7 +4,8 @@
 //! chain onto what the primary sends stops and says so; with a principals file, a follower holding
 //! a reader's token is refused the copy (replication needs an auditor or admin) and one holding an
 //! auditor's answers each role as the primary does; a promoted follower takes a newer archive
-//! epoch and the old primary, restarted, is fenced off.
+//! epoch and the old primary, restarted, is fenced off; `myolog promote` on a follower behind a
+//! directory archive (the drill in `common::promotion_drill`; on S3 in `s3.rs`).
 
 mod common;
 
@@ -234,6 +235,40 @@ async fn a_promoted_follower_takes_over_the_archive_and_fences_the_old_primary()
     assert!(!old.status.success());
     let message = String::from_utf8_lossy(&std::mem::take(&mut old.stderr)).into_owned();
     assert!(message.contains("fenced off"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_a_directory_archive_is_promoted_and_the_old_primary_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("archive");
+    let archive = format!("file://{}", root.display());
+    let listing = || directory_listing(&root);
+    common::promotion_drill(dir.path(), &archive, &[], &listing).await;
+}
+
+/// Every object of a directory archive as "folder/name length:digest".
+fn directory_listing(root: &Path) -> Vec<String> {
+    use std::hash::{Hash, Hasher};
+    let mut objects = Vec::new();
+    for folder in ["segments", "epochs"] {
+        let Ok(entries) = std::fs::read_dir(root.join(folder)) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.expect("a directory entry");
+            let bytes = std::fs::read(entry.path()).expect("an archive object");
+            let mut digest = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut digest);
+            objects.push(format!(
+                "{folder}/{} {}:{:x}",
+                entry.file_name().to_string_lossy(),
+                bytes.len(),
+                digest.finish()
+            ));
+        }
+    }
+    objects.sort();
+    objects
 }
 
 fn issue(dir: &Path, principal: &str, role: &str, study: Option<&str>) -> String {

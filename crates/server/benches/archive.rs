@@ -1,4 +1,4 @@
-//! Archive benchmark: what `serve --archive` (a directory target) costs the ingest path and how
+//! Archive benchmark: what `serve --archive` (a directory target, and an S3 bucket) costs the ingest path and how
 //! far behind it runs, measured side by side in the same run on fresh logs, interleaved rounds,
 //! medians. Plain `main` (harness = false), not run in CI.
 //!
@@ -14,7 +14,12 @@
 //! 4. `--ack-after-archive` at 1 stream: per-batch latency with the flag off and on (the archive on
 //!    in both, each with `serve`'s default segment age for that mode: 5 s, 20 ms);
 //! 5. restore of run 2's archive into an empty directory against the bare scan (`read_range`) of
-//!    the same log.
+//!    the same log;
+//! 6. when moto's standalone S3 server is installed (`python3 -m moto.server`, as the tests use),
+//!    runs 1 and 2 again with the archive in a bucket of moto on a loopback port the benchmark
+//!    starts itself (a new prefix per run), and a restore from the bucket. moto is Python on the
+//!    same cores, so these figures are reported, not gated. Without moto a line says they were
+//!    skipped.
 //!
 //! Sizes: `MYOLOG_BENCH_ROUNDS` [5], `MYOLOG_BENCH_PER_STREAM` [300] (visits per stream at 16
 //! streams), `MYOLOG_BENCH_ACK_BATCHES` [200] (visits at 1 stream); a smoke run:
@@ -23,7 +28,8 @@
 mod support;
 use support::{setup_batches, stream_batches};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -123,11 +129,10 @@ struct RunningArchiver {
 impl RunningArchiver {
     async fn start(
         running: &Running,
-        archive_dir: &Path,
+        target: ArchiveTarget,
         policy: SegmentPolicy,
         ack: bool,
     ) -> RunningArchiver {
-        let target = ArchiveTarget::local_directory(archive_dir).expect("archive target");
         let archiver = Archiver::start(running.app.log().clone(), target, 1, policy)
             .await
             .expect("archiver");
@@ -215,6 +220,23 @@ async fn load(
     (events, start.elapsed(), latencies)
 }
 
+/// Where a run's archive goes: a directory on the log's disk, or a prefix of the moto bucket.
+enum ArchivePlace {
+    Directory(PathBuf),
+    S3(ArchiveTarget),
+}
+
+impl ArchivePlace {
+    fn target(&self) -> ArchiveTarget {
+        match self {
+            ArchivePlace::Directory(dir) => {
+                ArchiveTarget::local_directory(dir).expect("archive target")
+            }
+            ArchivePlace::S3(target) => target.clone(),
+        }
+    }
+}
+
 /// One 16-stream (or 1-stream) load on a fresh log with `side` beside the server. The archive
 /// directory is `archive_dir` (kept for the restore measurement); the log stays in `data_dir`.
 #[allow(clippy::too_many_arguments)]
@@ -226,7 +248,7 @@ async fn ingest(
     policy: SegmentPolicy,
     ack: bool,
     data_dir: &Path,
-    archive_dir: &Path,
+    archive: &ArchivePlace,
 ) -> Measured {
     let running = server::start(AppConfig::new(data_dir), ([127, 0, 0, 1], 0).into())
         .await
@@ -239,7 +261,7 @@ async fn ingest(
     let archiver = match side {
         Side::Off => None,
         Side::Archive | Side::ArchiveAndFollower => {
-            Some(RunningArchiver::start(&running, archive_dir, policy, ack).await)
+            Some(RunningArchiver::start(&running, archive.target(), policy, ack).await)
         }
     };
     let follower_dir = tempfile::tempdir().expect("tempdir");
@@ -287,7 +309,10 @@ async fn ingest(
     let sampler = {
         let primary = Arc::clone(&running.app);
         let archive_lag = archiver.as_ref().map(|a| a.lag.clone());
-        let segments = archive_dir.join("segments");
+        let segments = match archive {
+            ArchivePlace::Directory(dir) => Some(dir.join("segments")),
+            ArchivePlace::S3(_) => None,
+        };
         let follower_app = follower.as_ref().map(|(app, _)| Arc::clone(app));
         let stopped = sampling_stopped.clone();
         tokio::spawn(async move {
@@ -298,7 +323,12 @@ async fn ingest(
                 tokio::time::sleep(SAMPLE_EVERY).await;
                 let head = primary.head_seq();
                 if let Some(lag) = &archive_lag {
-                    let archived = newest_archived(&segments);
+                    // A bucket is not listed while the load runs (each listing is an HTTP
+                    // call to the store sharing the cores): the archiver's own report is used.
+                    let archived = match &segments {
+                        Some(segments) => newest_archived(segments),
+                        None => lag.get().archived_seq,
+                    };
                     archive.push(
                         head.saturating_sub(archived),
                         oldest_missing_age(primary.log(), archived, head),
@@ -394,8 +424,8 @@ fn bare_scan(dir: &Path) -> (u64, Duration) {
     (n, start.elapsed())
 }
 
-async fn restore_once(archive_dir: &Path) -> (u64, Duration) {
-    let target = ArchiveTarget::local_directory(archive_dir).expect("archive target");
+async fn restore_once(archive: &ArchivePlace) -> (u64, Duration) {
+    let target = archive.target();
     let into = tempfile::tempdir().expect("tempdir");
     let start = Instant::now();
     let report = myolog_archive::restore(&target, into.path(), RestoreOptions::default())
@@ -431,6 +461,7 @@ fn main() {
     let run = |side: Side, streams: usize, n: usize, policy: SegmentPolicy, ack: bool| {
         let data = tempfile::tempdir_in(scratch.path()).expect("tempdir");
         let archive = tempfile::tempdir_in(scratch.path()).expect("tempdir");
+        let place = ArchivePlace::Directory(archive.path().to_path_buf());
         let measured = runtime.block_on(ingest(
             &template,
             streams,
@@ -439,9 +470,28 @@ fn main() {
             policy,
             ack,
             data.path(),
-            archive.path(),
+            &place,
         ));
-        (measured, data, archive)
+        (measured, data, place, archive)
+    };
+    let moto = Moto::start();
+    let mut s3_runs = 0usize;
+    let mut run_s3 = |side: Side| {
+        let moto = moto.as_ref().expect("moto runs");
+        let data = tempfile::tempdir_in(scratch.path()).expect("tempdir");
+        s3_runs += 1;
+        let place = ArchivePlace::S3(moto.target(&format!("run{s3_runs}")));
+        let measured = runtime.block_on(ingest(
+            &template,
+            STREAMS,
+            per_stream,
+            side,
+            default_policy,
+            false,
+            data.path(),
+            &place,
+        ));
+        (measured, place)
     };
 
     // Warm-up: page cache, sled files, thread pools, the archive directory's first fsyncs.
@@ -454,6 +504,9 @@ fn main() {
     let mut ack_on = Vec::new();
     let mut scans = Vec::new();
     let mut restores = Vec::new();
+    let mut s3_off = Vec::new();
+    let mut s3_on = Vec::new();
+    let mut s3_restores = Vec::new();
     for round in 0..rounds {
         let order = if round % 2 == 0 {
             [Side::Off, Side::Archive]
@@ -462,15 +515,15 @@ fn main() {
         };
         let mut kept = None;
         for side in order {
-            let (m, data, archive) = run(side, STREAMS, per_stream, default_policy, false);
+            let (m, data, place, archive) = run(side, STREAMS, per_stream, default_policy, false);
             if side == Side::Off {
                 off.push(m);
             } else {
                 on.push(m);
-                kept = Some((data, archive));
+                kept = Some((data, place, archive));
             }
         }
-        let (m, _, _) = run(
+        let (m, ..) = run(
             Side::ArchiveAndFollower,
             STREAMS,
             per_stream,
@@ -478,18 +531,38 @@ fn main() {
             false,
         );
         with_follower.push(m);
-        let (m, _, _) = run(Side::Archive, 1, ack_batches, default_policy, false);
+        let (m, ..) = run(Side::Archive, 1, ack_batches, default_policy, false);
         ack_off.push(m);
-        let (m, _, _) = run(Side::Archive, 1, ack_batches, ack_policy, true);
+        let (m, ..) = run(Side::Archive, 1, ack_batches, ack_policy, true);
         ack_on.push(m);
-        if let Some((data, archive)) = kept {
+        if let Some((data, place, _archive)) = kept {
             scans.push(bare_scan(data.path()));
-            restores.push(runtime.block_on(restore_once(archive.path())));
+            restores.push(runtime.block_on(restore_once(&place)));
+        }
+        if moto.is_some() {
+            for side in order {
+                let (m, place) = run_s3(side);
+                if side == Side::Off {
+                    s3_off.push(m);
+                } else {
+                    s3_on.push(m);
+                    s3_restores.push(runtime.block_on(restore_once(&place)));
+                }
+            }
         }
         let (o, a) = (off.last(), on.last());
         if let (Some(o), Some(a)) = (o, a) {
+            let s3 = match (s3_off.last(), s3_on.last()) {
+                (Some(o), Some(a)) => format!(
+                    "; S3 off {:.0} ev/s, on {:.0} ev/s ({:.2})",
+                    o.events_per_sec(),
+                    a.events_per_sec(),
+                    a.events_per_sec() / o.events_per_sec()
+                ),
+                _ => String::new(),
+            };
             println!(
-                "  round {}: off {:.0} ev/s, on {:.0} ev/s ({:.2}), +follower {:.0} ev/s",
+                "  round {}: off {:.0} ev/s, on {:.0} ev/s ({:.2}), +follower {:.0} ev/s{s3}",
                 round + 1,
                 o.events_per_sec(),
                 a.events_per_sec(),
@@ -606,4 +679,144 @@ fn main() {
         per_sec(&scans),
         per_sec(&restores) / per_sec(&scans)
     );
+    if moto.is_none() {
+        println!(
+            "6. S3 archive: skipped, moto's server is not installed (`pip install -r \
+             requirements-test.txt` at the workspace root)"
+        );
+        return;
+    }
+    let s3_ratios: Vec<f64> = s3_off
+        .iter()
+        .zip(&s3_on)
+        .map(|(o, a)| a.events_per_sec() / o.events_per_sec())
+        .collect();
+    println!(
+        "6. S3 archive (moto's server on loopback, sharing the cores: reported, not gated), \
+         {STREAMS} streams, median of {rounds} rounds"
+    );
+    println!(
+        "   archive off {:.0} ev/s | archive on {:.0} ev/s | on/off: median of per-round ratios \
+         {:.3} (min {:.3}, max {:.3})",
+        rate(&s3_off),
+        rate(&s3_on),
+        median(&s3_ratios),
+        percentile(&s3_ratios, 0.0),
+        percentile(&s3_ratios, 100.0)
+    );
+    println!(
+        "   batch latency p50/p99 ms: off {:.2}/{:.2}, on {:.2}/{:.2}",
+        batch_ms(&s3_off, 50.0),
+        batch_ms(&s3_off, 99.0),
+        batch_ms(&s3_on, 50.0),
+        batch_ms(&s3_on, 99.0)
+    );
+    lag_line("S3 archive, as the archiver reported it", &s3_on, |m| {
+        &m.archive_lag
+    });
+    println!(
+        "   restore from the bucket ({} events): {:.0} ev/s (directory archive {:.0} ev/s)",
+        s3_restores.first().map_or(0, |r| r.0),
+        per_sec(&s3_restores),
+        per_sec(&restores)
+    );
+}
+
+const BUCKET: &str = "myolog-bench";
+
+/// moto's standalone S3 server on a loopback port, killed when dropped.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+impl Moto {
+    /// Starts moto and creates the bucket; `None` (and a line saying so) when moto is not
+    /// installed or does not come up.
+    fn start() -> Option<Moto> {
+        let installed = Command::new("python3")
+            .args(["-c", "import moto.server, flask, werkzeug"])
+            .output()
+            .is_ok_and(|output| output.status.success());
+        if !installed {
+            println!("S3 figures skipped: moto's server is not installed (python3 -m moto.server)");
+            return None;
+        }
+        // A port free a moment ago; moto binds it itself (it cannot report a port it chose).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .ok()?
+            .port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline || matches!(moto.child.try_wait(), Ok(Some(_))) {
+                println!("S3 figures skipped: moto's server did not listen on port {port}");
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if let Err(error) = moto.create_bucket() {
+            println!("S3 figures skipped: creating the bucket on moto: {error}");
+            return None;
+        }
+        Some(moto)
+    }
+
+    /// A plain unsigned PUT, which moto accepts.
+    fn create_bucket(&mut self) -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            stream,
+            "PUT /{BUCKET} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: \
+             close\r\n\r\n",
+            self.port
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        if response.starts_with("HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(response))
+        }
+    }
+
+    fn target(&self, prefix: &str) -> ArchiveTarget {
+        let endpoint = format!("http://127.0.0.1:{}", self.port);
+        ArchiveTarget::s3_with_settings(
+            BUCKET,
+            prefix,
+            &[
+                ("AWS_ACCESS_KEY_ID", "bench"),
+                ("AWS_SECRET_ACCESS_KEY", "bench"),
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_ENDPOINT", &endpoint),
+                ("AWS_ALLOW_HTTP", "true"),
+            ],
+        )
+        .expect("S3 target")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -214,3 +214,273 @@ pub async fn head_as(url: &str, token: &str) -> (u64, Vec<u8>) {
     assert!(report.ok, "{report:?}");
     (report.head_sequence, report.head_hash)
 }
+
+/// [`run`] with these environment variables set (an S3 archive's `AWS_*`).
+pub fn run_with_env(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    expect_success: bool,
+) -> Output {
+    let output = myolog(dir)
+        .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
+        .args(args)
+        .output()
+        .expect("myolog runs");
+    assert_eq!(
+        output.status.success(),
+        expect_success,
+        "myolog {args:?}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The sequence a verify of `data` reports as its head (`myolog verify`, which walks the chain).
+pub fn verified_head(dir: &Path, data: &str) -> u64 {
+    let text = stdout(&run(dir, &["verify", "--data", data], true));
+    head_sequence_in(&text)
+}
+
+/// The number after "head sequence " in a verify or restore line.
+pub fn head_sequence_in(text: &str) -> u64 {
+    text.split_once("head sequence ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no head sequence in {text:?}"))
+}
+
+/// The promotion drill, on any archive: `listing` returns every object of the archive as
+/// "folder/name fingerprint" (the fingerprint changes when the bytes do).
+///
+/// A primary archiving with epoch 3 and a follower; `myolog promote` on the running follower's volume
+/// is refused; the follower is SIGKILLed, the primary takes
+/// more writes and archives them, then its node is lost (SIGKILL). `myolog promote` on the
+/// follower's volume catches up every archived event (verified chain, the primary's head), takes
+/// epoch 4 (the archive's newest + 1, found by listing it) and records it; served as a primary it
+/// takes writes sealed under epoch 4, and a restart with a stale `MYOLOG_ARCHIVE_EPOCH=1` keeps
+/// epoch 4. The old primary, back with its epoch 3, is refused (server and `myolog archive`) and
+/// changes no object of the archive; a restore of the whole archive verifies across both epochs.
+pub async fn promotion_drill(
+    dir: &Path,
+    archive: &str,
+    env: &[(&str, String)],
+    listing: &dyn Fn() -> Vec<String>,
+) {
+    let archiving = [
+        "--archive",
+        archive,
+        "--archive-max-age-ms",
+        "50",
+        "--archive-segment-events",
+        "40",
+    ];
+    let primary = Server::start_with_env(
+        dir,
+        &[
+            &["--data", "primary", "--archive-epoch", "3"][..],
+            &archiving,
+        ]
+        .concat(),
+        env,
+    );
+    let follower = Server::start(
+        dir,
+        &[
+            "--data",
+            "follower",
+            "--follow",
+            &primary.url,
+            "--follow-poll-ms",
+            "20",
+        ],
+    );
+    let mut batches = cohort_batches(41, 6).into_iter();
+    for batch in batches.by_ref().take(8) {
+        append(&primary.url, batch).await.expect("appended");
+    }
+    let copied = head(&primary.url).await;
+    let started = Instant::now();
+    while head(&follower.url).await != copied {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no convergence"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A volume a server still holds is refused, and no epoch is taken.
+    let epochs = || -> Vec<String> {
+        listing()
+            .into_iter()
+            .filter(|object| object.starts_with("epochs/"))
+            .collect()
+    };
+    let epochs_before = epochs();
+    let busy = run_with_env(
+        dir,
+        &["promote", "--data", "follower", "--archive", archive],
+        env,
+        false,
+    );
+    assert!(stderr(&busy).contains("in use"), "{}", stderr(&busy));
+    assert_eq!(epochs(), epochs_before);
+    follower.kill();
+    for batch in batches.by_ref().take(20) {
+        append(&primary.url, batch).await.expect("appended");
+    }
+    let target = head(&primary.url).await;
+    assert!(
+        target.0 > copied.0 + 40,
+        "the archive holds segments the follower lacks"
+    );
+    // The primary's node is lost once the archive holds everything it acknowledged.
+    let started = Instant::now();
+    loop {
+        let drill = run_with_env(
+            dir,
+            &["restore", "--from", archive, "--verify-only"],
+            env,
+            true,
+        );
+        if head_sequence_in(&stdout(&drill)) == target.0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "not archived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    primary.kill();
+    assert_eq!(
+        verified_head(dir, "follower"),
+        copied.0,
+        "the follower is behind"
+    );
+
+    let promoted = stdout(&run_with_env(
+        dir,
+        &["promote", "--data", "follower", "--archive", archive],
+        env,
+        true,
+    ));
+    assert!(
+        promoted.contains(&format!("{} events caught up", target.0 - copied.0))
+            && promoted.contains("writer epoch 4 (the archive's newest was 3)"),
+        "{promoted}"
+    );
+    assert_eq!(
+        verified_head(dir, "follower"),
+        target.0,
+        "caught up, chain verified"
+    );
+    assert!(
+        listing()
+            .iter()
+            .any(|object| object.starts_with("epochs/e00000000000000000004 "))
+    );
+
+    // Served as the primary, without --follow and without an epoch setting.
+    let server = Server::start_with_env(
+        dir,
+        &[&["--data", "follower"][..], &archiving].concat(),
+        env,
+    );
+    assert!(
+        server.log_text().contains("epoch=4"),
+        "{}",
+        server.log_text()
+    );
+    assert_eq!(head(&server.url).await, target);
+    let mut last = target.0;
+    for batch in batches.by_ref().take(6) {
+        let acks = append(&server.url, batch)
+            .await
+            .expect("the promoted primary takes writes");
+        assert!(acks.iter().all(|(seq, _)| *seq > last));
+        last = acks.last().map_or(last, |(seq, _)| *seq);
+    }
+    server.stop();
+    // A restart keeps the recorded epoch over a stale setting in its configuration.
+    let stale = [("MYOLOG_ARCHIVE_EPOCH", "1".to_string())];
+    let restarted = Server::start_with_env(
+        dir,
+        &[&["--data", "follower"][..], &archiving].concat(),
+        &[env, &stale[..]].concat(),
+    );
+    assert!(
+        restarted.log_text().contains("epoch=4"),
+        "{}",
+        restarted.log_text()
+    );
+    for batch in batches.by_ref().take(4) {
+        append(&restarted.url, batch)
+            .await
+            .expect("appended after the restart");
+    }
+    let final_head = head(&restarted.url).await;
+    restarted.stop();
+
+    let segments: Vec<myolog_archive::SegmentName> = listing()
+        .iter()
+        .filter_map(|object| object.strip_prefix("segments/"))
+        .map(|object| {
+            let name = object.split_whitespace().next().unwrap_or_default();
+            myolog_archive::SegmentName::parse(name).expect("a segment name")
+        })
+        .collect();
+    for name in &segments {
+        let expected = if name.first_seq > target.0 { 4 } else { 3 };
+        assert_eq!(name.epoch, expected, "{name}");
+    }
+    assert_eq!(
+        segments.iter().map(|name| name.last_seq).max(),
+        Some(final_head.0)
+    );
+
+    // The old primary comes back with its epoch: refused, and the archive is untouched.
+    let before = listing();
+    let old = run_with_env(
+        dir,
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--data",
+            "primary",
+            "--archive",
+            archive,
+        ],
+        env,
+        false,
+    );
+    let refusal = stderr(&old);
+    assert!(
+        refusal.contains("writer epoch 3 is fenced off: epoch 4 has taken over this archive"),
+        "{refusal}"
+    );
+    let shipped = run_with_env(
+        dir,
+        &[
+            "archive", "--data", "primary", "--to", archive, "--epoch", "3",
+        ],
+        env,
+        false,
+    );
+    assert!(
+        stderr(&shipped).contains("fenced off"),
+        "{}",
+        stderr(&shipped)
+    );
+    assert_eq!(listing(), before, "the old primary changed the archive");
+
+    // The whole archive, both epochs, restores into one verified chain.
+    let restored = run_with_env(
+        dir,
+        &["restore", "--from", archive, "--data", "restored"],
+        env,
+        true,
+    );
+    assert_eq!(head_sequence_in(&stdout(&restored)), final_head.0);
+    assert_eq!(verified_head(dir, "restored"), final_head.0);
+}
