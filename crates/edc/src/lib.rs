@@ -1,6 +1,6 @@
 //! The EDC side of the bridge that lets electronic data capture exports feed Myolog: a streaming
 //! CDISC ODM 1.3.x ClinicalData reader ([`odm`]), REDCap record JSON and Data Entry Trigger parsing
-//! ([`redcap`]), a per-study mapping file and its skeleton generator ([`mapping`], [`init`]), and the
+//! ([`redcap`]) and its logging export ([`redcap_log`]), a per-study mapping file and its skeleton generator ([`mapping`], [`init`]), and the
 //! planner that turns source rows into validated Myolog domain events ([`plan`]) with a discrepancy
 //! CSV for dry runs ([`discrepancy`]).
 //!
@@ -15,3 +15,4 @@ pub mod mapping;
 pub mod odm;
 pub mod plan;
 pub mod redcap;
+pub mod redcap_log;
