@@ -1358,8 +1358,9 @@ fn stated_offset(text: &str) -> Option<String> {
 /// `AssessmentRetracted` per assessment form the ledger holds for `subject`, each with `reason`
 /// (which names the source's action, user and time) and the source's audit record. The log keeps
 /// the earlier values; nothing is removed from it. What Myolog cannot retract (an enrolment, a
-/// dose) is reported as a discrepancy, never dropped silently. Planning the same deletion again
-/// plans nothing: the retracted forms leave the ledger.
+/// dose) is reported as a discrepancy beside the retractions, never dropped silently. Planning the
+/// same deletion again plans and reports nothing: the retracted forms leave the ledger, and a subject
+/// with no form left to retract has nothing new to say.
 pub fn plan_subject_removal(
     mapping: &Mapping,
     ledger: &mut SentLedger,
@@ -1406,11 +1407,16 @@ pub fn plan_subject_removal(
             (visit.to_string(), instrument.to_string(), entry.clone())
         })
         .collect();
+    let retractable =
+        |instrument: &str| matches!(instrument, "globals" | "mmt8" | "haq" | "cdasi" | "enzymes");
+    if !entries
+        .iter()
+        .any(|(_, instrument, _)| retractable(instrument))
+    {
+        return plan;
+    }
     for (visit_text, instrument, entry) in entries {
-        let retractable = matches!(
-            instrument.as_str(),
-            "globals" | "mmt8" | "haq" | "cdasi" | "enzymes"
-        );
+        let retractable = retractable(&instrument);
         if !retractable {
             problem(
                 &mut plan,

@@ -763,9 +763,11 @@ impl Bridge {
     /// A record REDCap no longer has: every form imported from it is retracted, the reason naming
     /// REDCap's `Delete record` entry (user and time) or, without one, that it was found absent.
     async fn plan_deletion(&self, record: &str, ledger: &mut SentLedger) -> Result<Plan, String> {
-        if !ledger
-            .subjects(self.mapping.study.as_str())
-            .contains(record)
+        // Nothing (more) to retract: no need to read the log.
+        let mut trial = ledger.clone();
+        if plan_subject_removal(&self.mapping, &mut trial, record, "trial", None)
+            .changes
+            .is_empty()
         {
             return Ok(Plan::default());
         }

@@ -931,9 +931,53 @@ async fn a_correction_carries_the_user_time_and_reason_of_redcaps_log() {
     running.stop().await;
 }
 
+/// How a record leaves REDCap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deletion {
+    /// A user deletes it: REDCap logs "Delete record", and the poll reads the log.
+    Logged,
+    /// It is gone without a log entry the bridge may read: the next reconciliation finds it absent.
+    Unlogged,
+}
+
+/// Waits until the bridge's state records a completed reconciliation.
+async fn wait_for_reconciliation(state: &Path) {
+    for _ in 0..600 {
+        if let Ok(text) = std::fs::read_to_string(state)
+            && let Ok(value) = serde_json::from_str::<serde_json::Value>(&text)
+            && value["last_reconcile_began"].as_u64().is_some()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no reconciliation recorded in {}", state.display());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_deleted_in_redcap_retracts_what_was_imported_from_it() {
-    let running = start_all(|args| args.config.poll_secs = 1).await;
+    for (how, expected_reason) in [
+        (
+            Deletion::Logged,
+            "\"Delete record STIR-01\" by jane.doe at ",
+        ),
+        (
+            Deletion::Unlogged,
+            "record STIR-01 is no longer in the project (found absent by the bridge",
+        ),
+    ] {
+        check_deletion(how, expected_reason).await;
+    }
+}
+
+async fn check_deletion(how: Deletion, expected_reason: &str) {
+    let mut running = start_all(|args| {
+        args.config.poll_secs = 1;
+        args.config.reconcile_every_secs = 3600;
+    })
+    .await;
+    let state = running.dir.path().join("stir_redcap.mapping.bridge.json");
+    wait_for_reconciliation(&state).await;
     let head = 1 + FIRST_IMPORT;
     let before = read_all(&running.myolog, head).await;
     let forms: Vec<String> = before
@@ -942,13 +986,36 @@ async fn a_record_deleted_in_redcap_retracts_what_was_imported_from_it() {
         .map(|event| event.event_id.clone())
         .collect();
     assert!(!forms.is_empty());
-    // No trigger fires on a deletion; the poll reads REDCap's log and finds it.
     let deleted_at = log_time(5);
-    running
-        .project
-        .lock()
-        .expect("lock")
-        .delete("STIR-01", &deleted_at, "jane.doe");
+    match how {
+        // No trigger fires on a deletion; the poll reads REDCap's log and finds it.
+        Deletion::Logged => {
+            running
+                .project
+                .lock()
+                .expect("lock")
+                .delete("STIR-01", &deleted_at, "jane.doe")
+        }
+        // Gone without a trace the bridge can read; the restarted bridge's reconciliation (the
+        // last one made a day and more ago) finds it absent.
+        Deletion::Unlogged => {
+            running.bridge.stop().await;
+            running
+                .project
+                .lock()
+                .expect("lock")
+                .rows
+                .retain(|(_, row)| {
+                    row.get("record_id").and_then(|v| v.as_str()) != Some("STIR-01")
+                });
+            let mut value: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&state).expect("state"))
+                    .expect("json");
+            value["last_reconcile_began"] = serde_json::json!(1);
+            std::fs::write(&state, value.to_string()).expect("state");
+            running.bridge = start_bridge(running.args.clone()).await;
+        }
+    }
     let head = head + forms.len() as u64;
     wait_for_head(&running.url, head).await;
     let events = read_all(&running.myolog, head).await;
@@ -960,23 +1027,27 @@ async fn a_record_deleted_in_redcap_retracts_what_was_imported_from_it() {
             panic!("{event:?}");
         };
         assert!(
-            retraction.reason.contains("Delete record STIR-01")
-                && retraction.reason.contains("jane.doe")
-                && retraction.reason.contains(&deleted_at),
-            "{}",
+            retraction.reason.starts_with("deleted in REDCap: ")
+                && retraction.reason.contains(expected_reason),
+            "{how:?}: {}",
             retraction.reason
         );
         let audit = audit_of(event);
+        let expected_audit = match how {
+            Deletion::Logged => ("jane.doe", deleted_at.as_str()),
+            Deletion::Unlogged => ("", ""),
+        };
         assert_eq!(
             (audit[0].as_str(), audit[1].as_str()),
-            ("jane.doe", deleted_at.as_str())
+            expected_audit,
+            "{how:?}"
         );
         retracted.push(retraction.retracts_event_id);
     }
     retracted.sort();
     let mut expected = forms.clone();
     expected.sort();
-    assert_eq!(retracted, expected, "every imported form, once");
+    assert_eq!(retracted, expected, "{how:?}: every imported form, once");
     // The earlier values stay in the log.
     assert!(
         forms
@@ -986,8 +1057,11 @@ async fn a_record_deleted_in_redcap_retracts_what_was_imported_from_it() {
     let (_, metrics) = http(running.bridge.addr, "GET", "/metrics", "").await;
     assert!(
         metrics.contains("myolog_bridge_records_deleted_total 1"),
-        "{metrics}"
+        "{how:?}: {metrics}"
     );
+    // Polls and reconciliations that follow retract nothing more.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(read_all(&running.myolog, head).await.len() as u64, head);
     running.stop().await;
 }
 
