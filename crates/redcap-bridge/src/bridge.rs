@@ -4,7 +4,10 @@
 //! `myolog-edc` against the ledger of what was sent, and sends the changes through Ingest.Append as
 //! `myolog import odm` does (same batches, same retries, same ledger). An incremental poll
 //! (`dateRangeBegin`) finds records the trigger never reports (imports, API writes, a trigger lost
-//! while the bridge was down).
+//! while the bridge was down), and REDCap's log (`content=log`) the records deleted there, whose
+//! imported forms are retracted. A change of a value already sent is planned again with the record's
+//! log, so the correction carries REDCap's user, time and reason. A full reconciliation
+//! ([`crate::reconcile`]) compares all of REDCap with Myolog on a schedule and sends what is missing.
 //!
 //! Nothing lost: a triggered or polled record id is written to the state file (atomically) before the
 //! trigger is answered, and leaves it only once its changes are acknowledged and the ledger written;

@@ -1,6 +1,7 @@
 //! The long-running REDCap connector behind `myolog bridge`, one process per study: the Data Entry
-//! Trigger endpoint with `/healthz` and `/metrics` ([`bridge`]), the REDCap API client
-//! ([`redcap_api`]), the poll and send loops, and what the bridge shares with `myolog import odm`:
+//! Trigger endpoint with `/healthz` and `/metrics`, the poll, send and reconciliation loops
+//! ([`bridge`]), the REDCap API client ([`redcap_api`]), the reconciliation's findings and report
+//! ([`reconcile`]), and what the bridge shares with `myolog import odm`:
 //! the mapping and ledger files ([`files`]) and sending planned changes through `Ingest.Append`
 //! ([`send`]).
 //!
