@@ -1369,6 +1369,21 @@ mod tests {
     }
 
     #[test]
+    fn fixed_offsets_are_read_as_seconds_east_of_utc() {
+        let check = |text: &str, expected: Option<i64>| {
+            assert_eq!(offset_seconds(text), expected, "{text}");
+        };
+        check("Z", Some(0));
+        check("+01:00", Some(3600));
+        check("-05:00", Some(-18_000));
+        check("+0530", Some(19_800));
+        check("-0930", Some(-34_200));
+        check("01:00", None);
+        check("+1:00", None);
+        check("+ab:cd", None);
+    }
+
+    #[test]
     fn a_record_named_again_while_it_is_sent_stays_queued() {
         let mut state = BridgeState::default();
         state.queue("A", 100);
