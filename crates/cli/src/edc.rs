@@ -13,23 +13,22 @@
 //! same changes with the very same event ids: what was stored is answered as a duplicate and the rest
 //! goes in (resumable, never doubled).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::{ArgGroup, Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use myolog_domain::event::EventBody;
 use myolog_edc::mapping::Mapping;
 use myolog_edc::odm::OdmReader;
-use myolog_edc::plan::{Change, Plan, SentLedger};
-use myolog_proto::v1 as pb;
-use pb::ingest_client::IngestClient;
-use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use tonic_types::StatusExt;
+use myolog_edc::plan::{Plan, SentLedger};
+use myolog_proto::v1::ingest_client::IngestClient;
+pub use myolog_redcap_bridge::files::{
+    FileError, default_ledger_path, load_ledger, load_mapping, write_atomically,
+};
+pub use myolog_redcap_bridge::send::{
+    OutboundError, Retry, SendOutcome, send_changes, wire_events,
+};
 
 use crate::client::{Bearer, ServerTls};
 
@@ -150,6 +149,33 @@ pub enum ImportError {
     Other(String),
 }
 
+impl From<FileError> for ImportError {
+    fn from(error: FileError) -> Self {
+        match error {
+            FileError::Read { path, source } => ImportError::Read { path, source },
+            FileError::Write { path, source } => ImportError::Write { path, source },
+            FileError::Mapping { path, errors } => ImportError::Mapping { path, errors },
+            FileError::Ledger { path, message } => ImportError::Ledger { path, message },
+        }
+    }
+}
+
+impl From<OutboundError> for ImportError {
+    fn from(error: OutboundError) -> Self {
+        ImportError::Outbound {
+            event_id: error.event_id,
+            message: error.message,
+        }
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, ImportError> {
+    std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// A change the server refused (the rest of the import went in).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
@@ -229,65 +255,6 @@ impl ImportSummary {
     }
 }
 
-/// The ledger's default place: `<mapping without .toml>.ledger.json` beside the mapping.
-pub fn default_ledger_path(mapping: &Path) -> PathBuf {
-    mapping.with_extension("ledger.json")
-}
-
-fn read_text(path: &Path) -> Result<String, ImportError> {
-    std::fs::read_to_string(path).map_err(|source| ImportError::Read {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Reads a mapping file, every problem named by its TOML key path.
-pub fn load_mapping(path: &Path) -> Result<Mapping, ImportError> {
-    Mapping::from_toml(&read_text(path)?).map_err(|errors| ImportError::Mapping {
-        path: path.to_path_buf(),
-        errors: errors.to_string(),
-    })
-}
-
-/// Reads a ledger; a missing file is an empty ledger (nothing sent yet).
-pub fn load_ledger(path: &Path) -> Result<SentLedger, ImportError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => SentLedger::from_json(&text).map_err(|message| ImportError::Ledger {
-            path: path.to_path_buf(),
-            message,
-        }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(SentLedger::default()),
-        Err(source) => Err(ImportError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-/// Writes a file atomically: a temporary file beside it, fsynced, renamed over it, the directory
-/// fsynced, so a crash leaves the old or the new content, never a mix.
-pub fn write_atomically(path: &Path, content: &[u8]) -> Result<(), ImportError> {
-    let error = |source| ImportError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut temporary = tempfile::NamedTempFile::new_in(&dir).map_err(error)?;
-    temporary.write_all(content).map_err(error)?;
-    temporary.as_file().sync_all().map_err(error)?;
-    temporary
-        .persist(path)
-        .map_err(|persist| error(persist.error))?;
-    if let Ok(directory) = std::fs::File::open(&dir) {
-        // Not every platform can fsync a directory; the rename itself is what matters.
-        let _ = directory.sync_all();
-    }
-    Ok(())
-}
-
 /// Plans a whole ODM file against the ledger (which the plan updates).
 pub fn plan_file(
     file: &Path,
@@ -304,201 +271,6 @@ pub fn plan_file(
             error,
         },
     )
-}
-
-/// The Ingest client of the import and the bridge, with the bearer token.
-pub type IngestWithToken = IngestClient<InterceptedService<Channel, Bearer>>;
-
-/// How long to keep retrying a server that does not answer.
-#[derive(Debug, Clone, Copy)]
-pub struct Retry {
-    /// Attempts per batch; `None`: forever (the bridge).
-    pub attempts: Option<u32>,
-    pub first_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Retry {
-    /// An import's patience: about half a minute, then it stops (and can be resumed).
-    pub const IMPORT: Retry = Retry {
-        attempts: Some(7),
-        first_delay: Duration::from_millis(250),
-        max_delay: Duration::from_secs(8),
-    };
-}
-
-/// What sending a plan's changes gave.
-#[derive(Debug, Default)]
-pub struct SendOutcome {
-    pub sent: usize,
-    pub already_present: usize,
-    pub corrections: usize,
-    pub retractions: usize,
-    /// Indices (into the changes) of the refused ones, with why.
-    pub refused: Vec<(usize, String)>,
-    /// Set when the server stopped answering: indices from here on were not (all) acknowledged.
-    pub stopped: Option<(usize, String)>,
-}
-
-/// Whether a status is the server (or the network) being unavailable rather than a refusal.
-fn is_transient(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::ResourceExhausted
-            | Code::Unknown
-            | Code::Aborted
-            | Code::Internal
-            | Code::Cancelled
-    )
-}
-
-/// The indices (into the batch) a refusal's violations name (`events[3].…`), with their texts.
-fn named_events(status: &tonic::Status) -> BTreeMap<usize, Vec<String>> {
-    let mut named: BTreeMap<usize, Vec<String>> = BTreeMap::new();
-    if let Some(bad_request) = status.get_details_bad_request() {
-        for violation in bad_request.field_violations {
-            let index = violation
-                .field
-                .strip_prefix("events[")
-                .and_then(|rest| rest.split_once(']'))
-                .and_then(|(index, _)| index.parse::<usize>().ok());
-            if let Some(index) = index {
-                named
-                    .entry(index)
-                    .or_default()
-                    .push(format!("{}: {}", violation.field, violation.description));
-            }
-        }
-    }
-    named
-}
-
-/// Sends the changes (already mapped to wire events, `events[i]` for `changes[i]`) in batches by
-/// subject, at most `batch_size` events each. A refused batch is sent again without the events its
-/// violations name (those are refused, with the server's words), so one bad record never keeps the
-/// rest of its subject out; a refusal that names no event refuses the batch. A server that stops
-/// answering is retried with backoff; past the retry budget the outcome says where it stopped.
-pub async fn send_changes(
-    client: &mut IngestWithToken,
-    changes: &[Change],
-    events: &[pb::Event],
-    batch_size: usize,
-    retry: Retry,
-    mut on_batch: impl FnMut(usize),
-) -> SendOutcome {
-    let mut outcome = SendOutcome::default();
-    // Batches by (study, subject), in plan order: a subject's enrolment precedes its visits.
-    let mut batches: Vec<Vec<usize>> = Vec::new();
-    let mut last_subject: Option<String> = None;
-    for (index, event) in events.iter().enumerate() {
-        let subject = format!("{}/{}", event.study_id, event.subject_id);
-        let same = last_subject.as_deref() == Some(subject.as_str());
-        match batches.last_mut() {
-            Some(batch) if same && batch.len() < batch_size.max(1) => batch.push(index),
-            _ => batches.push(vec![index]),
-        }
-        last_subject = Some(subject);
-    }
-    for (number, batch) in batches.into_iter().enumerate() {
-        let mut pending = batch;
-        while !pending.is_empty() {
-            let request = pb::SubmitRequest {
-                batch_id: format!("import-{number}"),
-                events: pending.iter().map(|index| events[*index].clone()).collect(),
-            };
-            let mut delay = retry.first_delay;
-            let mut attempt = 0u32;
-            let answer = loop {
-                attempt += 1;
-                match client.append(request.clone()).await {
-                    Ok(response) => break Ok(response.into_inner()),
-                    Err(status) if is_transient(status.code()) => {
-                        if retry.attempts.is_some_and(|max| attempt >= max) {
-                            break Err(status);
-                        }
-                        tracing::warn!(code = ?status.code(), message = status.message(), ?delay, "server unavailable; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(retry.max_delay);
-                    }
-                    Err(status) => break Err(status),
-                }
-            };
-            match answer {
-                Ok(response) => {
-                    for ack in &response.acks {
-                        let Some(index) = pending.get(ack.index as usize) else {
-                            continue;
-                        };
-                        if ack.duplicate {
-                            outcome.already_present += 1;
-                        } else {
-                            outcome.sent += 1;
-                            match &changes[*index] {
-                                Change::Retraction { .. } => outcome.retractions += 1,
-                                Change::Event { event, .. } => {
-                                    if matches!(event.body, EventBody::AssessmentCorrected { .. }) {
-                                        outcome.corrections += 1;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    on_batch(pending.len());
-                    pending.clear();
-                }
-                Err(status) if is_transient(status.code()) => {
-                    outcome.stopped = Some((
-                        pending.first().copied().unwrap_or_default(),
-                        format!("{:?}: {}", status.code(), status.message()),
-                    ));
-                    return outcome;
-                }
-                Err(status) => {
-                    let named = named_events(&status);
-                    let whole = format!("{:?}: {}", status.code(), status.message());
-                    if named.is_empty() || named.keys().any(|index| *index >= pending.len()) {
-                        // Nothing to take out: the whole batch is refused.
-                        for index in &pending {
-                            outcome.refused.push((*index, whole.clone()));
-                        }
-                        on_batch(pending.len());
-                        pending.clear();
-                        continue;
-                    }
-                    let mut kept = Vec::new();
-                    for (position, index) in pending.iter().enumerate() {
-                        match named.get(&position) {
-                            Some(reasons) => {
-                                outcome.refused.push((
-                                    *index,
-                                    format!("{:?}: {}", status.code(), reasons.join("; ")),
-                                ));
-                                on_batch(1);
-                            }
-                            None => kept.push(*index),
-                        }
-                    }
-                    pending = kept;
-                }
-            }
-        }
-    }
-    outcome
-}
-
-/// Maps every change to its wire event.
-pub fn wire_events(changes: &[Change]) -> Result<Vec<pb::Event>, ImportError> {
-    changes
-        .iter()
-        .map(|change| {
-            myolog_wire::event_to_proto(&change.to_event()).map_err(|error| ImportError::Outbound {
-                event_id: change.event_id().to_string(),
-                message: error.to_string(),
-            })
-        })
-        .collect()
 }
 
 fn progress_bar(total: usize) -> Option<ProgressBar> {
@@ -723,32 +495,6 @@ pub fn parse_redcap_events(text: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_ledger_sits_beside_the_mapping() {
-        assert_eq!(
-            default_ledger_path(Path::new("/studies/stir.mapping.toml")),
-            PathBuf::from("/studies/stir.mapping.ledger.json")
-        );
-        assert_eq!(
-            default_ledger_path(Path::new("stir")),
-            PathBuf::from("stir.ledger.json")
-        );
-    }
-
-    #[test]
-    fn refusals_name_their_events() {
-        let details = tonic_types::ErrorDetails::with_bad_request(vec![
-            tonic_types::FieldViolation::new("events[2].visit_id", "unknown visit"),
-            tonic_types::FieldViolation::new("events[2].clinical_date", "bad date"),
-            tonic_types::FieldViolation::new("events[10]", "x"),
-            tonic_types::FieldViolation::new("batch_id", "too long"),
-        ]);
-        let status = tonic::Status::with_error_details(Code::InvalidArgument, "refused", details);
-        let named = named_events(&status);
-        assert_eq!(named.keys().copied().collect::<Vec<_>>(), vec![2, 10]);
-        assert_eq!(named[&2].len(), 2);
-    }
 
     #[test]
     fn redcap_events_are_read_or_refused_by_position() {

@@ -60,6 +60,20 @@ struct StudyFile {
     source_oid: Option<String>,
     time_zone: String,
     default_reason: Option<String>,
+    #[serde(default)]
+    subject_id: SubjectIdSource,
+}
+
+/// Which source id is the Myolog subject id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectIdSource {
+    /// `SubjectData/@SubjectKey` (REDCap's record id, OpenClinica's subject OID): the default.
+    #[default]
+    SubjectKey,
+    /// Rave's `mdsol:SubjectName`: Rave's `SubjectKey` is a UUID, the name is the subject id the
+    /// site knows (`01-001`).
+    SubjectName,
 }
 
 #[derive(Debug, Deserialize)]
@@ -487,6 +501,8 @@ pub struct Mapping {
     pub time_zone: SourceTimeZone,
     /// The reason a correction carries when the source's audit record gives none.
     pub default_reason: String,
+    /// Which source id becomes the Myolog subject id (`study.subject_id`).
+    pub subject_id: SubjectIdSource,
     pub visits: VisitRules,
     pub form_status: FormStatusRules,
     /// Values meaning "not done" (after trimming); such a value is no value.
@@ -745,6 +761,7 @@ impl Mapping {
                 source_study_oid: file.study.source_oid,
                 time_zone,
                 default_reason,
+                subject_id: file.study.subject_id,
                 visits: VisitRules {
                     events,
                     visit_item: file.visits.visit_item,

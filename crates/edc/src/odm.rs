@@ -4,9 +4,12 @@
 //! the memory of one element at a time.
 //!
 //! Elements are recognised by namespace URI, not by prefix. Vendor extensions (`OpenClinica:*`,
-//! `redcap:*`, `mdsol:*`) are skipped with their whole subtree; two vendor attributes are read because
-//! they carry facts ODM has no element for: a form's status (`OpenClinica:Status`) and REDCap's data
-//! access group on `SubjectData`. `TransactionType` and `AuditRecord` are inherited: a row carries the
+//! `redcap:*`, `mdsol:*`) are skipped with their whole subtree, except OpenClinica 3's item audit log
+//! (`OpenClinica:AuditLogs` inside an `ItemData`, in an extract made with `includeAudits=y`), whose
+//! entry that set the item's value becomes the row's audit record (user, time, reason for change).
+//! Three vendor attributes are read because they carry facts ODM has no element for: a form's status
+//! (`OpenClinica:Status`), REDCap's data access group and Rave's human subject id
+//! (`mdsol:SubjectName`) on `SubjectData`. `TransactionType` and `AuditRecord` are inherited: a row carries the
 //! nearest ancestor's. The reader never reads a DTD or an external entity: an entity reference other
 //! than the five XML ones and character references is an error, whatever a DOCTYPE declares.
 
@@ -19,6 +22,9 @@ use std::io::BufRead;
 
 /// The namespace URI of ODM 1.3.0, 1.3.1 and 1.3.2.
 pub const ODM_NAMESPACE: &str = "http://www.cdisc.org/ns/odm/v1.3";
+
+/// The start of OpenClinica 3's extension namespace URIs (`.../odm_ext_v130/v3.1`, `.../v3.1` ...).
+pub const OPENCLINICA_NAMESPACE_PREFIX: &str = "http://www.openclinica.org/ns/odm_ext_v1";
 
 /// Longest text value kept (typed item values, reasons for change): larger text is a broken or hostile
 /// file, and capping it keeps memory flat whatever arrives.
@@ -217,6 +223,8 @@ pub struct OdmRow {
     pub metadata_version_oid: Option<SmolStr>,
     /// `SiteRef/@LocationOID`, else REDCap's data access group.
     pub site: Option<SmolStr>,
+    /// Rave's `mdsol:SubjectName` (the human subject id beside a UUID `SubjectKey`).
+    pub subject_name: Option<SmolStr>,
     /// The value's place. `item_oid` is `None` only on a row that stands for a whole removed
     /// container (`TransactionType="Remove"` on a `FormData`, say, with no items under it).
     pub key: KeyPath,
@@ -304,6 +312,8 @@ enum FrameKind {
     },
     AuditRecord,
     AuditText(AuditText),
+    /// `OpenClinica:AuditLogs` of an item: its `OpenClinica:AuditLog` entries are read.
+    OpenClinicaAuditLogs,
     /// An element read for its attributes only (SiteRef, UserRef, MeasurementUnitRef, ...).
     Leaf,
 }
@@ -327,6 +337,7 @@ struct ItemInProgress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ElementNamespace {
     Odm,
+    OpenClinica,
     Other,
 }
 
@@ -343,6 +354,8 @@ pub struct OdmReader<R: BufRead> {
     study_oid: Option<SmolStr>,
     metadata_version_oid: Option<SmolStr>,
     site: Option<SmolStr>,
+    /// Rave's `mdsol:SubjectName` of the current subject.
+    subject_name: Option<SmolStr>,
     form_status: Option<SmolStr>,
     item: ItemInProgress,
     audit: Option<AuditRecord>,
@@ -373,6 +386,7 @@ impl<R: BufRead> OdmReader<R> {
             study_oid: None,
             metadata_version_oid: None,
             site: None,
+            subject_name: None,
             form_status: None,
             item: ItemInProgress::default(),
             audit: None,
@@ -411,6 +425,11 @@ impl<R: BufRead> OdmReader<R> {
                 ElementNamespace::Odm
             }
             ResolveResult::Unbound => ElementNamespace::Odm,
+            ResolveResult::Bound(Namespace(uri))
+                if uri.starts_with(OPENCLINICA_NAMESPACE_PREFIX.as_bytes()) =>
+            {
+                ElementNamespace::OpenClinica
+            }
             _ => ElementNamespace::Other,
         }
     }
@@ -444,7 +463,7 @@ impl<R: BufRead> OdmReader<R> {
             }
             let (resolved, local) = self.reader.resolve_attribute(attribute.key);
             if local.as_ref() == name.as_bytes()
-                && Self::classify(&resolved) == ElementNamespace::Other
+                && Self::classify(&resolved) != ElementNamespace::Odm
                 && !matches!(resolved, ResolveResult::Unknown(_))
             {
                 let value = attribute
@@ -559,12 +578,26 @@ impl<R: BufRead> OdmReader<R> {
             self.push(FrameKind::Odm, None);
             return Ok(true);
         }
-        if namespace != ElementNamespace::Odm {
-            return Ok(false);
-        }
         let Some(parent) = parent else {
             return Ok(false);
         };
+        if namespace == ElementNamespace::OpenClinica {
+            match (parent, name) {
+                (FrameKind::ItemData { .. }, b"AuditLogs") => {
+                    self.push(FrameKind::OpenClinicaAuditLogs, None);
+                    return Ok(true);
+                }
+                (FrameKind::OpenClinicaAuditLogs, b"AuditLog") => {
+                    self.open_clinica_audit_log(start)?;
+                    self.push(FrameKind::Leaf, None);
+                    return Ok(true);
+                }
+                _ => return Ok(false),
+            }
+        }
+        if namespace != ElementNamespace::Odm {
+            return Ok(false);
+        }
         match (parent, name) {
             (FrameKind::Odm, b"ClinicalData") => {
                 self.study_oid = Some(SmolStr::new(self.required(
@@ -589,6 +622,10 @@ impl<R: BufRead> OdmReader<R> {
                     .vendor_attribute(start, "DataAccessGroup")?
                     .filter(|group| !group.is_empty())
                     .map(SmolStr::new);
+                self.subject_name = self
+                    .vendor_attribute(start, "SubjectName")?
+                    .map(|name| SmolStr::new(name.trim()))
+                    .filter(|name| !name.is_empty());
                 self.push(FrameKind::SubjectData, transaction);
             }
             (FrameKind::SubjectData, b"SiteRef") => {
@@ -696,6 +733,61 @@ impl<R: BufRead> OdmReader<R> {
         Ok(true)
     }
 
+    /// One `OpenClinica:AuditLog` of an item (attributes as OpenClinica 3 writes them: `ID`,
+    /// `UserID`, `UserName`, `Name`, `DateTimeStamp` in the server's local time without an offset,
+    /// `AuditType`, `ReasonForChange`, `OldValue`, `NewValue`). The entry that set the item's current
+    /// value (`NewValue`), the latest of them, becomes the item's audit record; entries of other
+    /// values (the history before) are left out.
+    fn open_clinica_audit_log(&mut self, start: &BytesStart<'_>) -> Result<(), OdmError> {
+        let new_value = self.attribute(start, "NewValue")?.unwrap_or_default();
+        let current = match &self.item.value {
+            Some(ItemValue::Value(text)) => Some(text.as_str()),
+            Some(ItemValue::Empty) => Some(""),
+            _ => None,
+        };
+        if current.is_some_and(|current| current != new_value) {
+            return Ok(());
+        }
+        let user = match self.attribute(start, "UserName")? {
+            Some(name) if !name.is_empty() => Some(name),
+            _ => self.attribute(start, "UserID")?,
+        };
+        let audit = AuditRecord {
+            id: self
+                .attribute(start, "ID")?
+                .filter(|id| !id.is_empty())
+                .map(SmolStr::new),
+            user_oid: user.filter(|user| !user.is_empty()).map(SmolStr::new),
+            location_oid: None,
+            date_time_stamp: self
+                .attribute(start, "DateTimeStamp")?
+                .filter(|time| !time.is_empty()),
+            reason_for_change: self
+                .attribute(start, "ReasonForChange")?
+                .filter(|reason| !reason.trim().is_empty()),
+            source_id: None,
+        };
+        // The item's frame sits under the AuditLogs frame.
+        let item = self
+            .stack
+            .iter_mut()
+            .rev()
+            .find(|frame| matches!(frame.kind, FrameKind::ItemData { .. }));
+        if let Some(item) = item {
+            let later = match (&item.audit, &audit.date_time_stamp) {
+                (Some(known), Some(time)) => known
+                    .date_time_stamp
+                    .as_deref()
+                    .is_none_or(|known| known <= time.as_str()),
+                _ => true,
+            };
+            if later {
+                item.audit = Some(audit);
+            }
+        }
+        Ok(())
+    }
+
     fn capturing(&self) -> bool {
         matches!(
             self.stack.last().map(|frame| frame.kind),
@@ -747,6 +839,7 @@ impl<R: BufRead> OdmReader<R> {
             study_oid,
             metadata_version_oid: self.metadata_version_oid.clone(),
             site: self.site.clone(),
+            subject_name: self.subject_name.clone(),
             key: self.path.clone(),
             value,
             unit,
@@ -808,6 +901,7 @@ impl<R: BufRead> OdmReader<R> {
                     FrameKind::SubjectData => {
                         self.path = KeyPath::default();
                         self.site = None;
+                        self.subject_name = None;
                     }
                     FrameKind::StudyEventData => self.path.study_event = None,
                     FrameKind::FormData => {
@@ -821,7 +915,7 @@ impl<R: BufRead> OdmReader<R> {
                 self.study_oid = None;
                 self.metadata_version_oid = None;
             }
-            FrameKind::Odm | FrameKind::Leaf => {}
+            FrameKind::Odm | FrameKind::Leaf | FrameKind::OpenClinicaAuditLogs => {}
         }
         self.stack.pop();
         if row.is_some() {

@@ -12,7 +12,7 @@
 
 use crate::mapping::{
     EnzymePart, GlobalField, GlobalSourceScale, GottronItem, Instrument, ItemMapping, Mapping,
-    PartialDates, SiteSource, SourceTimeZone, Target, WhenAbsent,
+    PartialDates, SiteSource, SourceTimeZone, SubjectIdSource, Target, WhenAbsent,
 };
 use crate::odm::{
     AuditRecord, FileType, ItemValue, KeyPath, Keyed, OdmError, OdmRow, TransactionType,
@@ -418,14 +418,31 @@ impl<'m> Planner<'m> {
             subject_key: first.key.subject_key.clone(),
             ..KeyPath::default()
         };
-        let subject_key = first.key.subject_key.clone().unwrap_or_default();
+        let (subject_key, what) = match self.mapping.subject_id {
+            SubjectIdSource::SubjectKey => (
+                first.key.subject_key.clone().unwrap_or_default(),
+                "SubjectKey",
+            ),
+            SubjectIdSource::SubjectName => match &first.subject_name {
+                Some(name) => (name.clone(), "mdsol:SubjectName"),
+                None => {
+                    self.discrepancy(
+                        &subject_path,
+                        None,
+                        "mdsol:SubjectName is absent, and study.subject_id = \"subject_name\" \
+                         takes the subject id from it",
+                    );
+                    return;
+                }
+            },
+        };
         let subject = match SubjectId::new(subject_key.as_str()) {
             Ok(subject) => subject,
             Err(problem) => {
                 self.discrepancy(
                     &subject_path,
                     Some(&subject_key),
-                    format!("SubjectKey is not a Myolog subject id: {problem}"),
+                    format!("{what} is not a Myolog subject id: {problem}"),
                 );
                 return;
             }
@@ -1335,6 +1352,144 @@ fn stated_offset(text: &str) -> Option<String> {
         .filter(char::is_ascii_digit)
         .collect();
     (digits.len() == 4 && offset.len() <= 6).then(|| offset.to_string())
+}
+
+/// Plans the withdrawal of everything sent from a source record that the source deleted: one
+/// `AssessmentRetracted` per assessment form the ledger holds for `subject`, each with `reason`
+/// (which names the source's action, user and time) and the source's audit record. The log keeps
+/// the earlier values; nothing is removed from it. What Myolog cannot retract (an enrolment, a
+/// dose) is reported as a discrepancy beside the retractions, never dropped silently. Planning the
+/// same deletion again plans and reports nothing: the retracted forms leave the ledger, and a subject
+/// with no form left to retract has nothing new to say.
+pub fn plan_subject_removal(
+    mapping: &Mapping,
+    ledger: &mut SentLedger,
+    subject_key: &str,
+    reason: &str,
+    audit: Option<&AuditRecord>,
+) -> Plan {
+    let mut plan = Plan::default();
+    let study = mapping.study.as_str().to_string();
+    let subject_path = KeyPath {
+        subject_key: Some(subject_key.into()),
+        ..KeyPath::default()
+    };
+    let problem = |plan: &mut Plan, value: Option<&str>, text: String| {
+        plan.discrepancies.push(Discrepancy {
+            path: subject_path.clone(),
+            value: value.map(str::to_string),
+            problem: text,
+        });
+    };
+    let (subject, reason) = match (SubjectId::new(subject_key), Reason::new(reason.to_string())) {
+        (Ok(subject), Ok(reason)) => (subject, reason),
+        (Err(error), _) => {
+            problem(
+                &mut plan,
+                Some(subject_key),
+                format!("not a Myolog subject id: {error}"),
+            );
+            return plan;
+        }
+        (_, Err(error)) => {
+            problem(
+                &mut plan,
+                Some(reason),
+                format!("reason for the retraction: {error}"),
+            );
+            return plan;
+        }
+    };
+    let provenance = provenance(audit, &mapping.time_zone);
+    let entries: Vec<(String, String, SentEntry)> = ledger
+        .subject_entries(&study, subject_key)
+        .map(|(visit, instrument, entry)| {
+            (visit.to_string(), instrument.to_string(), entry.clone())
+        })
+        .collect();
+    let retractable =
+        |instrument: &str| matches!(instrument, "globals" | "mmt8" | "haq" | "cdasi" | "enzymes");
+    if !entries
+        .iter()
+        .any(|(_, instrument, _)| retractable(instrument))
+    {
+        return plan;
+    }
+    for (visit_text, instrument, entry) in entries {
+        let retractable = retractable(&instrument);
+        if !retractable {
+            problem(
+                &mut plan,
+                Some(&entry.event_id),
+                format!(
+                    "the source deleted the record, but Myolog cannot retract its {instrument} \
+                     ({}); it stays as sent",
+                    entry.event_id
+                ),
+            );
+            continue;
+        }
+        let (Ok(visit), Ok(supersedes)) =
+            (VisitId::new(&visit_text), EventId::new(&entry.event_id))
+        else {
+            problem(
+                &mut plan,
+                Some(&entry.event_id),
+                "the ledger holds an invalid visit or event id".into(),
+            );
+            continue;
+        };
+        let Some(clinical_date) = entry
+            .clinical_date
+            .as_deref()
+            .and_then(|date| ClinicalDate::parse(date).ok())
+        else {
+            problem(
+                &mut plan,
+                Some(&entry.event_id),
+                format!("visit {visit} has no clinical date to date the retraction"),
+            );
+            continue;
+        };
+        let Ok(event_id) = event_id(
+            &study,
+            subject_key,
+            &format!("{visit}@deleted:{supersedes}"),
+            &instrument,
+            FileType::Snapshot,
+            std::iter::empty(),
+        ) else {
+            continue;
+        };
+        ledger
+            .entries
+            .remove(&ledger_key(&study, subject_key, &visit_text, &instrument));
+        plan.changes.push(Change::Retraction {
+            event_id,
+            study: mapping.study.clone(),
+            subject: subject.clone(),
+            visit,
+            clinical_date,
+            supersedes,
+            reason: reason.clone(),
+            provenance: provenance.clone(),
+            sources: vec![subject_path.clone()],
+        });
+    }
+    plan
+}
+
+/// The subjects the ledger holds anything for (sent by an import or the bridge).
+impl SentLedger {
+    pub fn subjects(&self, study: &str) -> BTreeSet<String> {
+        self.entries
+            .keys()
+            .filter_map(|key| {
+                let mut parts = key.split('\u{1f}');
+                (parts.next() == Some(study)).then(|| parts.next().map(str::to_string))?
+            })
+            .collect()
+    }
 }
 
 /// The deterministic event id: `edc-` and 40 hex digits of a SHA-256 over the identity of what is

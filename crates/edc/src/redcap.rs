@@ -309,6 +309,7 @@ pub fn records_to_rows(
                 study_oid: SmolStr::new(study_oid),
                 metadata_version_oid: None,
                 site: site.clone(),
+                subject_name: None,
                 key,
                 value: ItemValue::Value(text),
                 unit: None,

@@ -29,7 +29,7 @@ fn redcap_classic_project_without_an_event_level() {
 }
 
 #[test]
-fn openclinica_3_export_skips_its_audit_log_extension_and_reads_form_status() {
+fn openclinica_3_export_reads_its_item_audit_log_and_form_status_and_skips_other_extensions() {
     check_rows("openclinica3_audit_logs.xml");
 }
 

@@ -421,3 +421,227 @@ fn a_refused_change_is_taken_back_out_of_the_ledger() {
     sent.revert(&previous, retract);
     assert_eq!(sent, previous, "the refused retraction is undone");
 }
+
+/// The source audit a change carries, as (user, timestamp, offset, reason, source id).
+fn source_audit_of(change: &Change) -> Option<[Option<String>; 5]> {
+    change.to_event().source.map(|audit| {
+        [
+            audit.user.clone(),
+            audit.timestamp.clone(),
+            audit.utc_offset.clone(),
+            audit.reason.clone(),
+            audit.source_id.clone(),
+        ]
+    })
+}
+
+#[test]
+fn an_openclinica_audit_log_gives_the_correction_its_user_time_and_reason() {
+    let mapping = mapping("openclinica.mapping.toml");
+    let mut ledger = SentLedger::default();
+    let before = plan_bytes(
+        &fixture("openclinica3_before_change.xml"),
+        &mapping,
+        &mut ledger,
+    );
+    assert_eq!(before.changes.len(), 1, "{}", render_plan(&before));
+    // The next extract (includeAudits=y): PGA 6.0 -> 6.5, with the monitor's audit log entry.
+    let after = plan_bytes(
+        &fixture("openclinica3_audit_logs.xml"),
+        &mapping,
+        &mut ledger,
+    );
+    assert_eq!(after.changes.len(), 1, "{}", render_plan(&after));
+    let change = &after.changes[0];
+    let Change::Event { event, .. } = change else {
+        panic!("{change:?}")
+    };
+    let EventBody::AssessmentCorrected {
+        supersedes, reason, ..
+    } = &event.body
+    else {
+        panic!("{:?}", event.body)
+    };
+    assert_eq!(supersedes, before.changes[0].event_id());
+    assert_eq!(reason.as_str(), "transcription & typing error");
+    let text = |t: &str| Some(t.to_string());
+    assert_eq!(
+        source_audit_of(change),
+        Some([
+            text("monitor1"),
+            // OpenClinica writes its server's local time without an offset: the mapping's applies.
+            text("2024-01-16T09:12:00"),
+            text("+01:00"),
+            text("transcription & typing error"),
+            text("AL_12"),
+        ])
+    );
+}
+
+#[test]
+fn without_an_openclinica_audit_log_the_correction_states_the_default_reason() {
+    let mapping = mapping("openclinica.mapping.toml");
+    let mut ledger = SentLedger::default();
+    plan_bytes(
+        &fixture("openclinica3_before_change.xml"),
+        &mapping,
+        &mut ledger,
+    );
+    let text = fixture_text("openclinica3_audit_logs.xml");
+    let start = text
+        .find("<OpenClinica:AuditLogs EntityID=\"I_GLOBA_PGA\">")
+        .expect("audit");
+    let end = text[start..].find("</OpenClinica:AuditLogs>").expect("end") + start;
+    let stripped = format!(
+        "{}{}",
+        &text[..start],
+        &text[end + "</OpenClinica:AuditLogs>".len()..]
+    );
+    let after = plan_bytes(stripped.as_bytes(), &mapping, &mut ledger);
+    let Change::Event { event, .. } = &after.changes[0] else {
+        panic!("{:?}", after.changes)
+    };
+    let EventBody::AssessmentCorrected { reason, .. } = &event.body else {
+        panic!("{:?}", event.body)
+    };
+    assert_eq!(reason.as_str(), mapping.default_reason);
+    assert_eq!(
+        source_audit_of(&after.changes[0]).and_then(|a| a[0].clone()),
+        None,
+        "no user without the log"
+    );
+}
+
+#[test]
+fn rave_subjects_are_named_by_subject_name_or_by_key_as_the_mapping_says() {
+    let check = |subject_id: Option<&str>, expected: &str| {
+        let mut text = fixture_text("rave.mapping.toml");
+        let setting = match subject_id {
+            Some(value) => format!("subject_id = \"{value}\"\n"),
+            None => String::new(),
+        };
+        text = text.replace("subject_id = \"subject_name\"\n", &setting);
+        let mapping = Mapping::from_toml(&text).unwrap_or_else(|errors| panic!("{errors}"));
+        let mut ledger = SentLedger::default();
+        let plan = plan_bytes(
+            &fixture("rave_clinical_audit_records.xml"),
+            &mapping,
+            &mut ledger,
+        );
+        assert!(!plan.changes.is_empty(), "{}", render_plan(&plan));
+        for change in &plan.changes {
+            let event = change.to_event();
+            let subject = event.subject.as_ref().map(|s| s.as_str().to_string());
+            assert_eq!(subject.as_deref(), Some(expected), "{subject_id:?}");
+        }
+    };
+    check(Some("subject_name"), "01-001");
+    check(Some("subject_key"), "6d0f3a52-8f1e-4a2b-b7c4-2e9f0d1a3b5c");
+    check(None, "6d0f3a52-8f1e-4a2b-b7c4-2e9f0d1a3b5c");
+    assert!(
+        Mapping::from_toml(
+            &fixture_text("rave.mapping.toml")
+                .replace("subject_id = \"subject_name\"", "subject_id = \"name\"")
+        )
+        .is_err(),
+        "an unknown choice is refused"
+    );
+}
+
+#[test]
+fn a_subject_without_subject_name_is_a_discrepancy_when_the_mapping_asks_for_it() {
+    let text = fixture_text("rave_clinical_audit_records.xml")
+        .replace(" mdsol:SubjectName=\"01-001\"", "");
+    let mut ledger = SentLedger::default();
+    let plan = plan_bytes(text.as_bytes(), &mapping("rave.mapping.toml"), &mut ledger);
+    assert!(plan.changes.is_empty(), "{}", render_plan(&plan));
+    assert!(
+        plan.discrepancies
+            .iter()
+            .all(|d| d.problem.contains("mdsol:SubjectName is absent")),
+        "{:?}",
+        plan.discrepancies
+    );
+}
+
+#[test]
+fn a_deleted_record_retracts_every_form_sent_from_it_once() {
+    let mapping = mapping("stir_redcap.mapping.toml");
+    let mut ledger = SentLedger::default();
+    let first = plan_bytes(
+        &fixture("redcap_longitudinal_stir.xml"),
+        &mapping,
+        &mut ledger,
+    );
+    let sent_assessments: Vec<String> = first
+        .changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Event { event, .. }
+                if event.subject.as_ref().map(|s| s.as_str()) == Some("STIR-01")
+                    && matches!(event.body, EventBody::AssessmentRecorded(_)) =>
+            {
+                Some(event.event_id.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(!sent_assessments.is_empty());
+    let audit = myolog_edc::odm::AuditRecord {
+        user_oid: Some("jane.doe".into()),
+        date_time_stamp: Some("2024-06-05 10:00".into()),
+        ..Default::default()
+    };
+    let reason = "deleted in REDCap: \"Delete record STIR-01\" by jane.doe at 2024-06-05 10:00";
+    let removal = myolog_edc::plan::plan_subject_removal(
+        &mapping,
+        &mut ledger,
+        "STIR-01",
+        reason,
+        Some(&audit),
+    );
+    let mut retracted: Vec<String> = removal
+        .changes
+        .iter()
+        .map(|change| match change {
+            Change::Retraction {
+                supersedes,
+                reason: stated,
+                ..
+            } => {
+                assert_eq!(stated.as_str(), reason);
+                supersedes.to_string()
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    retracted.sort();
+    let mut expected = sent_assessments.clone();
+    expected.sort();
+    assert_eq!(
+        retracted, expected,
+        "every assessment form of STIR-01, no other subject's"
+    );
+    let audit_of = source_audit_of(&removal.changes[0]).expect("audit");
+    assert_eq!(audit_of[0].as_deref(), Some("jane.doe"));
+    assert_eq!(audit_of[1].as_deref(), Some("2024-06-05 10:00"));
+    // The enrolment and the doses cannot be retracted: said, not dropped.
+    assert!(!removal.discrepancies.is_empty());
+    assert!(
+        removal
+            .discrepancies
+            .iter()
+            .all(|d| d.problem.contains("cannot retract")),
+        "{:?}",
+        removal.discrepancies
+    );
+    // Planned again: nothing more to retract.
+    let again =
+        myolog_edc::plan::plan_subject_removal(&mapping, &mut ledger, "STIR-01", reason, None);
+    assert!(
+        again.changes.is_empty() && again.discrepancies.is_empty(),
+        "nothing more to retract or to say: {}",
+        render_plan(&again)
+    );
+    assert!(ledger.subjects("STIR").contains("STIR-02"));
+}

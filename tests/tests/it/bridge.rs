@@ -1,8 +1,11 @@
-//! `myolog bridge` against a real Myolog server and a stand-in REDCap over real HTTP on loopback: the
-//! stand-in answers the API's documented shapes (`content=metadata`, `content=record` flat JSON with
-//! `records[]`, `fields[]`, `dateRangeBegin`, `exportDataAccessGroups`; a de-identified token gets no
-//! date columns) from the STIR-shaped project; the Data Entry Trigger is a real form-encoded POST.
-//! Restarts of Myolog, of REDCap and of the bridge itself lose nothing and double nothing.
+//! `myolog bridge` against a real Myolog server and a stand-in REDCap over real HTTP (and HTTPS) on
+//! loopback: the stand-in answers the API's documented shapes (`content=metadata`, `content=record`
+//! flat JSON with `records[]`, `fields[]`, `dateRangeBegin`, `exportDataAccessGroups`; a
+//! de-identified token gets no date columns; `content=log` as a JSON array of `timestamp`,
+//! `username`, `action`, `details` filtered by `logtype`, `record` and `beginTime`) from the
+//! STIR-shaped project; the Data Entry Trigger is a real form-encoded POST. Restarts of Myolog, of
+//! REDCap and of the bridge itself lose nothing and double nothing; corrections carry REDCap's log,
+//! reconciliation finds what no trigger or poll reported, deleted records are retracted.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -17,9 +20,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use myolog_cli::bridge::{Bridge, BridgeArgs};
-use myolog_cli::client::{Bearer, ServerTls};
+use myolog_cli::client::Bearer;
 use myolog_proto::v1 as pb;
+use myolog_redcap_bridge::bridge::{Bridge, BridgeConfig};
 use myolog_server::app::AppConfig;
 use myolog_server::server::{self, Running};
 use myolog_tests::Clients;
@@ -46,6 +49,8 @@ struct Project {
     rows: Vec<(String, serde_json::Map<String, serde_json::Value>)>,
     metadata: String,
     calls: Vec<BTreeMap<String, String>>,
+    /// REDCap's logging: (record, entry as the API exports it).
+    log: Vec<(String, serde_json::Value)>,
 }
 
 impl Project {
@@ -62,7 +67,46 @@ impl Project {
                 .collect(),
             metadata: std::fs::read_to_string(data("stir_metadata.json")).expect("metadata"),
             calls: Vec::new(),
+            log: Vec::new(),
         }
+    }
+
+    /// Logs an entry as REDCap's Logging page holds it.
+    fn log(&mut self, record: &str, at: &str, user: &str, action: &str, details: &str) {
+        self.log.push((
+            record.to_string(),
+            serde_json::json!({
+                "timestamp": at, "username": user, "action": action, "details": details,
+            }),
+        ));
+    }
+
+    /// Deletes a record, as a user with delete rights does (REDCap logs it).
+    fn delete(&mut self, record: &str, at: &str, user: &str) {
+        self.rows
+            .retain(|(_, row)| row.get("record_id").and_then(|v| v.as_str()) != Some(record));
+        self.log(
+            record,
+            at,
+            user,
+            &format!("Delete record {record}"),
+            &format!("record_id = '{record}'"),
+        );
+    }
+
+    /// A copy of every row of `from` as record `to`, last changed `at`.
+    fn copy_record(&mut self, from: &str, to: &str, at: &str) {
+        let copies: Vec<_> = self
+            .rows
+            .iter()
+            .filter(|(_, row)| row.get("record_id").and_then(|v| v.as_str()) == Some(from))
+            .map(|(_, row)| {
+                let mut row = row.clone();
+                row.insert("record_id".into(), to.into());
+                (at.to_string(), row)
+            })
+            .collect();
+        self.rows.extend(copies);
     }
 
     /// Changes one value of one event row, as a data entry would, stamped `at`.
@@ -166,6 +210,35 @@ fn answer(project: &Mutex<Project>, body: &[u8]) -> Response<Full<Bytes>> {
             }
             json(StatusCode::OK, serde_json::Value::Array(out).to_string())
         }
+        Some("log") => {
+            let logtype = params.get("logtype").map(String::as_str).unwrap_or("");
+            let record = params.get("record");
+            let begin = params.get("beginTime");
+            let entries: Vec<serde_json::Value> = project
+                .log
+                .iter()
+                .filter(|(id, _)| record.is_none_or(|record| record == id))
+                .filter(|(_, entry)| {
+                    let action = entry["action"].as_str().unwrap_or_default();
+                    match logtype {
+                        "record_delete" => action.starts_with("Delete record"),
+                        "record_edit" => action.starts_with("Update record"),
+                        "record" | "" => true,
+                        _ => false,
+                    }
+                })
+                .filter(|(_, entry)| {
+                    begin.is_none_or(|begin| {
+                        entry["timestamp"].as_str().unwrap_or("") >= begin.as_str()
+                    })
+                })
+                .map(|(_, entry)| entry.clone())
+                .collect();
+            json(
+                StatusCode::OK,
+                serde_json::Value::Array(entries).to_string(),
+            )
+        }
         Some("event") => json(
             StatusCode::OK,
             r#"[{"event_name":"Baseline","arm_num":1,"unique_event_name":"baseline_arm_1"}]"#
@@ -183,6 +256,7 @@ fn answer(project: &Mutex<Project>, body: &[u8]) -> Response<Full<Bytes>> {
 /// The stand-in REDCap, serving until its stop channel fires.
 struct Redcap {
     addr: SocketAddr,
+    https: bool,
     project: Arc<Mutex<Project>>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -190,6 +264,21 @@ struct Redcap {
 
 impl Redcap {
     async fn start(addr: SocketAddr, project: Arc<Mutex<Project>>) -> Self {
+        Self::serve(addr, project, None).await
+    }
+
+    /// The stand-in over HTTPS with `tls` (a certificate signed by a test CA).
+    async fn start_tls(project: Arc<Mutex<Project>>, tls: Arc<rustls::ServerConfig>) -> Self {
+        Self::serve(SocketAddr::from(([127, 0, 0, 1], 0)), project, Some(tls)).await
+    }
+
+    async fn serve(
+        addr: SocketAddr,
+        project: Arc<Mutex<Project>>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Self {
+        let https = tls.is_some();
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let listener = TcpListener::bind(addr).await.expect("bind REDCap");
         let addr = listener.local_addr().expect("addr");
         let (stop, mut stopped) = oneshot::channel::<()>();
@@ -203,6 +292,7 @@ impl Redcap {
                 };
                 let Ok((stream, _)) = accepted else { continue };
                 let project = Arc::clone(&shared);
+                let acceptor = acceptor.clone();
                 connections.push(tokio::spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
                         let project = Arc::clone(&project);
@@ -215,9 +305,21 @@ impl Redcap {
                             Ok::<_, Infallible>(response)
                         }
                     });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match acceptor {
+                        Some(acceptor) => {
+                            // A client that does not trust the certificate ends the handshake.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = http1::Builder::new()
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                        None => {
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
                 }));
             }
             // Down means down: open connections go too.
@@ -227,6 +329,7 @@ impl Redcap {
         });
         Self {
             addr,
+            https,
             project,
             stop: Some(stop),
             task,
@@ -234,7 +337,8 @@ impl Redcap {
     }
 
     fn url(&self) -> String {
-        format!("http://{}/api/", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}/api/", self.addr)
     }
 
     async fn stop(mut self) -> (SocketAddr, Arc<Mutex<Project>>) {
@@ -293,32 +397,45 @@ impl RunningBridge {
     }
 }
 
+/// The bridge's configuration and Myolog's address.
+#[derive(Debug, Clone)]
+struct BridgeArgs {
+    config: BridgeConfig,
+    myolog: String,
+}
+
 fn bridge_args(dir: &Path, redcap: &str, myolog: &str, token_file: &Path) -> BridgeArgs {
-    BridgeArgs {
+    let config = BridgeConfig {
         redcap_url: redcap.to_string(),
         redcap_token_file: token_file.to_path_buf(),
-        redcap_ca: None,
+        redcap_ca_file: None,
         mapping: dir.join("stir_redcap.mapping.toml"),
-        addr: myolog.to_string(),
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         trigger_secret_file: Some(dir.join("trigger.secret")),
         redcap_project_id: Some(42),
         poll_secs: 3600,
         poll_overlap_secs: 86_400,
         state: None,
         ledger: None,
-        tls: ServerTls::default(),
+        reconcile_every_secs: 0,
+        reconcile_report_dir: None,
+    };
+    BridgeArgs {
+        config,
+        myolog: myolog.to_string(),
     }
 }
 
 async fn start_bridge(args: BridgeArgs) -> RunningBridge {
-    let listener = TcpListener::bind(args.listen).await.expect("bind bridge");
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind bridge");
     let addr = listener.local_addr().expect("addr");
-    let bridge = Bridge::start(args).await.expect("the bridge starts");
+    let ingest = tonic::transport::Endpoint::from_shared(args.myolog).expect("Myolog's URL");
+    let bridge = Bridge::start(args.config).await.expect("the bridge starts");
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         bridge
-            .run(listener, Bearer::default(), async {
+            .run(listener, ingest, Bearer::default(), async {
                 let _ = stopped.await;
             })
             .await
@@ -607,10 +724,501 @@ async fn a_de_identified_redcap_token_is_refused_with_a_clear_message() {
     let project = Arc::new(Mutex::new(Project::stir()));
     let redcap = Redcap::start(SocketAddr::from(([127, 0, 0, 1], 0)), project).await;
     let args = bridge_args(dir.path(), &redcap.url(), "http://127.0.0.1:9", &token);
-    let error = Bridge::start(args).await.expect_err("refused");
+    let error = Bridge::start(args.config).await.expect_err("refused");
     let text = error.to_string();
     assert!(text.contains("de-identified"), "{text}");
     assert!(text.contains("visit_date"), "{text}");
     assert!(text.contains("Full Data Set"), "{text}");
     redcap.stop().await;
+}
+
+/// Myolog, the STIR stand-in and a bridge that has sent STIR-01's enrolment and 24 forms.
+struct Running3 {
+    dir: tempfile::TempDir,
+    myolog: Running,
+    url: String,
+    project: Arc<Mutex<Project>>,
+    redcap: Redcap,
+    args: BridgeArgs,
+    bridge: RunningBridge,
+}
+
+/// The events of STIR-01's first import (enrolment and 24 forms).
+const FIRST_IMPORT: u64 = 25;
+
+async fn start_all(configure: impl FnOnce(&mut BridgeArgs)) -> Running3 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = setup(dir.path());
+    let myolog = server::start(
+        AppConfig::new(dir.path().join("log")),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("myolog starts");
+    let url = myolog.url();
+    register(&myolog).await;
+    let project = Arc::new(Mutex::new(Project::stir()));
+    let redcap = Redcap::start(SocketAddr::from(([127, 0, 0, 1], 0)), Arc::clone(&project)).await;
+    let mut args = bridge_args(dir.path(), &redcap.url(), &url, &token);
+    configure(&mut args);
+    let bridge = start_bridge(args.clone()).await;
+    wait_for_head(&url, 1 + FIRST_IMPORT).await;
+    Running3 {
+        dir,
+        myolog,
+        url,
+        project,
+        redcap,
+        args,
+        bridge,
+    }
+}
+
+impl Running3 {
+    async fn stop(self) {
+        self.bridge.stop().await;
+        self.redcap.stop().await;
+        self.myolog.stop().await.expect("stops");
+    }
+}
+
+/// An event's source audit as (user, timestamp, UTC offset, time zone, reason).
+fn audit_of(event: &pb::LoggedEvent) -> [String; 5] {
+    let audit = event
+        .event
+        .as_ref()
+        .and_then(|event| event.source_audit.clone())
+        .unwrap_or_default();
+    [
+        audit.user,
+        audit.timestamp,
+        audit.utc_offset,
+        audit.time_zone,
+        audit.reason,
+    ]
+}
+
+/// A time as REDCap's log writes it (`YYYY-MM-DD HH:MM`, its server's clock), `minutes_ago`.
+fn log_time(minutes_ago: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let mut text = myolog_redcap_bridge::bridge::redcap_time(now - minutes_ago * 60);
+    text.truncate(16);
+    text
+}
+
+/// The reason the STIR mapping states when the source gives none.
+fn default_reason() -> String {
+    myolog_edc::mapping::Mapping::from_toml(
+        &std::fs::read_to_string(data("stir_redcap.mapping.toml")).expect("mapping"),
+    )
+    .expect("mapping")
+    .default_reason
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_carries_the_user_time_and_reason_of_redcaps_log() {
+    let running = start_all(|_| {}).await;
+    let target = format!("/trigger?secret={SECRET}");
+    let mut head = 1 + FIRST_IMPORT;
+    // (event, instrument, field, new value, REDCap's log entry for it, expected source audit)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<(&'a str, &'a str, &'a str)>,
+        [String; 5],
+    );
+    let zone = "America/New_York".to_string();
+    let (first, second, third) = (log_time(30), log_time(20), log_time(10));
+    let cases: Vec<Case> = vec![
+        // The project requires a reason: it is in the entry's details.
+        (
+            "week_4_arm_1",
+            "globals",
+            "pga_vas",
+            "4.5",
+            Some((
+                first.as_str(),
+                "jane.doe",
+                "pga_vas = '4.5', globals_complete = '2'\nReason for change: transcription error; value from the source document",
+            )),
+            [
+                "jane.doe".into(),
+                first.clone(),
+                String::new(),
+                zone.clone(),
+                "transcription error; value from the source document".into(),
+            ],
+        ),
+        // An entry without a reason: REDCap's user and time, the stated default reason.
+        (
+            "week_8_arm_1",
+            "enzymes",
+            "ck",
+            "700",
+            Some((second.as_str(), "john.roe", "ck = '700'")),
+            [
+                "john.roe".into(),
+                second.clone(),
+                String::new(),
+                zone.clone(),
+                default_reason(),
+            ],
+        ),
+        // No entry for the value (an older one sets another value): the default reason alone.
+        (
+            "week_12_arm_1",
+            "haq",
+            "haq_di",
+            "0.75",
+            Some((third.as_str(), "jane.doe", "haq_di = '0.5'")),
+            [
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                default_reason(),
+            ],
+        ),
+    ];
+    for (event, instrument, field, value, entry, expected) in cases {
+        {
+            let mut project = running.project.lock().expect("lock");
+            project.change(event, field, value, "2024-06-02 10:00:00");
+            if let Some((at, user, details)) = entry {
+                project.log("STIR-01", at, user, "Update record STIR-01", details);
+            }
+        }
+        let (status, _) = http(
+            running.bridge.addr,
+            "POST",
+            &target,
+            &trigger_body("STIR-01", event, instrument),
+        )
+        .await;
+        assert_eq!(status, 200);
+        head += 1;
+        wait_for_head(&running.url, head).await;
+        let events = read_all(&running.myolog, head).await;
+        let last = events.last().expect("event");
+        assert_eq!(last.event_type, "myolog.v1.AssessmentCorrected", "{event}");
+        assert_eq!(audit_of(last), expected, "{event} {field}");
+    }
+    // The log was asked for the record only, since a time REDCap reads as `YYYY-MM-DD HH:MM`.
+    let log_call = running
+        .project
+        .lock()
+        .expect("lock")
+        .calls
+        .iter()
+        .find(|call| {
+            call.get("content").map(String::as_str) == Some("log")
+                && call.get("logtype").map(String::as_str) == Some("record")
+        })
+        .cloned()
+        .expect("the record's log was read");
+    assert_eq!(log_call.get("record").map(String::as_str), Some("STIR-01"));
+    let begin = log_call.get("beginTime").expect("beginTime");
+    assert_eq!(begin.len(), 16, "{begin}");
+    assert_eq!(
+        (&begin[4..5], &begin[10..11], &begin[13..14]),
+        ("-", " ", ":")
+    );
+    running.stop().await;
+}
+
+/// How a record leaves REDCap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deletion {
+    /// A user deletes it: REDCap logs "Delete record", and the poll reads the log.
+    Logged,
+    /// It is gone without a log entry the bridge may read: the next reconciliation finds it absent.
+    Unlogged,
+}
+
+/// Waits until the bridge's state records a completed reconciliation.
+async fn wait_for_reconciliation(state: &Path) {
+    for _ in 0..600 {
+        if let Ok(text) = std::fs::read_to_string(state)
+            && let Ok(value) = serde_json::from_str::<serde_json::Value>(&text)
+            && value["last_reconcile_began"].as_u64().is_some()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no reconciliation recorded in {}", state.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_deleted_in_redcap_retracts_what_was_imported_from_it() {
+    for (how, expected_reason) in [
+        (
+            Deletion::Logged,
+            "\"Delete record STIR-01\" by jane.doe at ",
+        ),
+        (
+            Deletion::Unlogged,
+            "record STIR-01 is no longer in the project (found absent by the bridge",
+        ),
+    ] {
+        check_deletion(how, expected_reason).await;
+    }
+}
+
+async fn check_deletion(how: Deletion, expected_reason: &str) {
+    let mut running = start_all(|args| {
+        args.config.poll_secs = 1;
+        args.config.reconcile_every_secs = 3600;
+    })
+    .await;
+    let state = running.dir.path().join("stir_redcap.mapping.bridge.json");
+    wait_for_reconciliation(&state).await;
+    let head = 1 + FIRST_IMPORT;
+    let before = read_all(&running.myolog, head).await;
+    let forms: Vec<String> = before
+        .iter()
+        .filter(|event| event.event_type == "myolog.v1.AssessmentRecorded")
+        .map(|event| event.event_id.clone())
+        .collect();
+    assert!(!forms.is_empty());
+    let deleted_at = log_time(5);
+    match how {
+        // No trigger fires on a deletion; the poll reads REDCap's log and finds it.
+        Deletion::Logged => {
+            running
+                .project
+                .lock()
+                .expect("lock")
+                .delete("STIR-01", &deleted_at, "jane.doe")
+        }
+        // Gone without a trace the bridge can read; the restarted bridge's reconciliation (the
+        // last one made a day and more ago) finds it absent.
+        Deletion::Unlogged => {
+            running.bridge.stop().await;
+            running
+                .project
+                .lock()
+                .expect("lock")
+                .rows
+                .retain(|(_, row)| {
+                    row.get("record_id").and_then(|v| v.as_str()) != Some("STIR-01")
+                });
+            let mut value: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&state).expect("state"))
+                    .expect("json");
+            value["last_reconcile_began"] = serde_json::json!(1);
+            std::fs::write(&state, value.to_string()).expect("state");
+            running.bridge = start_bridge(running.args.clone()).await;
+        }
+    }
+    let head = head + forms.len() as u64;
+    wait_for_head(&running.url, head).await;
+    let events = read_all(&running.myolog, head).await;
+    let mut retracted = Vec::new();
+    for event in &events[before.len()..] {
+        let Some(pb::event::Body::AssessmentRetracted(retraction)) =
+            event.event.as_ref().and_then(|event| event.body.clone())
+        else {
+            panic!("{event:?}");
+        };
+        assert!(
+            retraction.reason.starts_with("deleted in REDCap: ")
+                && retraction.reason.contains(expected_reason),
+            "{how:?}: {}",
+            retraction.reason
+        );
+        let audit = audit_of(event);
+        let expected_audit = match how {
+            Deletion::Logged => ("jane.doe", deleted_at.as_str()),
+            Deletion::Unlogged => ("", ""),
+        };
+        assert_eq!(
+            (audit[0].as_str(), audit[1].as_str()),
+            expected_audit,
+            "{how:?}"
+        );
+        retracted.push(retraction.retracts_event_id);
+    }
+    retracted.sort();
+    let mut expected = forms.clone();
+    expected.sort();
+    assert_eq!(retracted, expected, "{how:?}: every imported form, once");
+    // The earlier values stay in the log.
+    assert!(
+        forms
+            .iter()
+            .all(|id| events.iter().any(|e| &e.event_id == id))
+    );
+    let (_, metrics) = http(running.bridge.addr, "GET", "/metrics", "").await;
+    assert!(
+        metrics.contains("myolog_bridge_records_deleted_total 1"),
+        "{how:?}: {metrics}"
+    );
+    // Polls and reconciliations that follow retract nothing more.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(read_all(&running.myolog, head).await.len() as u64, head);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciliation_sends_what_no_trigger_or_poll_reported_and_reports_one_sided_subjects() {
+    let reports = tempfile::tempdir().expect("reports");
+    let report_dir = reports.path().to_path_buf();
+    let mut running = start_all(|args| {
+        args.config.reconcile_every_secs = 3600;
+        args.config.reconcile_report_dir = Some(report_dir.clone());
+    })
+    .await;
+    running.bridge.stop().await;
+    // While the bridge is down: a value changed in REDCap that the date-range poll does not see
+    // (an import backdated by REDCap's own tools, say), a record created the same way, and a
+    // subject entered in Myolog by another client.
+    {
+        let mut project = running.project.lock().expect("lock");
+        project.change("week_16_arm_1", "ck", "150", "2024-01-01 00:00:00");
+        project.copy_record("STIR-01", "STIR-02", "2024-01-01 00:00:00");
+    }
+    Clients::connect(&running.myolog)
+        .await
+        .append(pb::SubmitRequest {
+            batch_id: "elsewhere".into(),
+            events: vec![pb::Event {
+                event_id: "STIR.S-99.enrolled".into(),
+                study_id: "STIR".into(),
+                subject_id: "S-99".into(),
+                clinical_date: "2024-02-01".into(),
+                body: Some(pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+                    arm: "placebo".into(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+        })
+        .await;
+    // The last reconciliation is a day and more old: the restarted bridge reconciles at start.
+    let state_path = running.dir.path().join("stir_redcap.mapping.bridge.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).expect("state")).expect("json");
+    assert!(state["last_reconcile_began"].as_u64().is_some(), "{state}");
+    state["last_reconcile_began"] = serde_json::json!(1);
+    std::fs::write(&state_path, state.to_string()).expect("state");
+    for report in std::fs::read_dir(&report_dir).expect("reports") {
+        std::fs::remove_file(report.expect("entry").path()).expect("remove");
+    }
+    running.bridge = start_bridge(running.args.clone()).await;
+    // STIR-01's week 16 correction, STIR-02's enrolment and forms.
+    let head = 1 + FIRST_IMPORT + 1 + 1 + FIRST_IMPORT;
+    wait_for_head(&running.url, head).await;
+    let events = read_all(&running.myolog, head).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type == "myolog.v1.AssessmentCorrected" && e.stream == "STIR/STIR-01"),
+        "the hidden change went in"
+    );
+    // The report: one JSON and one CSV file.
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&report_dir)
+        .expect("reports")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let csv = std::fs::read_to_string(&files[0]).expect("csv");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&files[1]).expect("json")).expect("json");
+    assert_eq!(
+        report["redcap_only_subjects"],
+        serde_json::json!(["STIR-02"])
+    );
+    assert_eq!(report["myolog_only_subjects"], serde_json::json!(["S-99"]));
+    let differences = report["differences"].as_array().expect("differences");
+    assert!(
+        differences
+            .iter()
+            .any(|d| d["subject"] == "STIR-01" && d["visit"] == "W16" && d["kind"] == "corrected"),
+        "{report}"
+    );
+    assert!(csv.contains("myolog_only_subject,S-99"), "{csv}");
+    assert!(csv.contains("redcap_only_subject,STIR-02"), "{csv}");
+    let (_, health) = http(running.bridge.addr, "GET", "/healthz", "").await;
+    let health: serde_json::Value = serde_json::from_str(&health).expect("health");
+    assert_eq!(
+        health["reconciliation"]["myolog_only_subjects"],
+        serde_json::json!(["S-99"])
+    );
+    let (_, metrics) = http(running.bridge.addr, "GET", "/metrics", "").await;
+    for line in [
+        "myolog_bridge_reconcile_myolog_only_subjects 1",
+        "myolog_bridge_reconcile_redcap_only_subjects 1",
+    ] {
+        assert!(metrics.contains(line), "{line}: {metrics}");
+    }
+    running.stop().await;
+}
+
+/// A CA and a certificate for 127.0.0.1 it signed: (CA PEM, server config).
+fn https_identity() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "Test REDCap CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("key")).expect("CA");
+    let params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    let key = KeyPair::generate().expect("key");
+    let cert = params.signed_by(&key, &ca).expect("signed");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .expect("server config");
+    (ca.pem(), Arc::new(config))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bridge_reaches_redcap_over_https_trusting_the_given_ca_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = setup(dir.path());
+    let myolog = server::start(
+        AppConfig::new(dir.path().join("log")),
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+    .expect("myolog starts");
+    let url = myolog.url();
+    register(&myolog).await;
+    let (ca_pem, tls) = https_identity();
+    let ca_file = dir.path().join("redcap-ca.pem");
+    std::fs::write(&ca_file, ca_pem).expect("ca");
+    let project = Arc::new(Mutex::new(Project::stir()));
+    let redcap = Redcap::start_tls(Arc::clone(&project), tls).await;
+    assert!(redcap.url().starts_with("https://127.0.0.1:"));
+    // Neither the system's roots nor anything else vouch for the test CA: refused.
+    let args = bridge_args(dir.path(), &redcap.url(), &url, &token);
+    let refused = Bridge::start(args.config.clone()).await;
+    assert!(refused.is_err(), "an unknown CA is not trusted");
+    assert!(
+        project.lock().expect("lock").calls.is_empty(),
+        "nothing was answered"
+    );
+    // With the CA file: the bridge starts and imports over HTTPS.
+    let mut trusting = args.clone();
+    trusting.config.redcap_ca_file = Some(ca_file);
+    let bridge = start_bridge(trusting).await;
+    wait_for_head(&url, 1 + FIRST_IMPORT).await;
+    bridge.stop().await;
+    redcap.stop().await;
+    myolog.stop().await.expect("stops");
 }

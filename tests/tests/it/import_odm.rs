@@ -701,3 +701,73 @@ async fn the_integration_role_imports_and_reads_back_its_own_study_only() {
     assert_eq!(denied.code(), Code::PermissionDenied);
     server.stop().await.expect("stops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_openclinica_extract_with_audits_turns_a_changed_value_into_a_correction_with_its_audit()
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(&dir.path().join("log")).await;
+    let mut clients = Clients::connect(&server).await;
+    clients.append(registration()).await;
+    clients
+        .append(pb::SubmitRequest {
+            batch_id: "enrol".into(),
+            events: vec![event(
+                "STIR.SS_STIR001.enrolled",
+                "SS_STIR001",
+                "",
+                "2024-01-10",
+                pb::event::Body::SubjectEnrolled(pb::SubjectEnrolled {
+                    arm: "ivig".into(),
+                    population: pb::Population::Adult as i32,
+                    ..Default::default()
+                }),
+            )],
+        })
+        .await;
+    let openclinica = mapping(dir.path(), "openclinica.mapping.toml");
+    // The extract before the monitor's correction, then the one after it (includeAudits=y).
+    let before = import(&args(
+        &server,
+        "openclinica3_before_change.xml",
+        &openclinica,
+    ))
+    .await;
+    assert_eq!(
+        (before.sent, before.corrections),
+        (1, 0),
+        "{}",
+        before.render()
+    );
+    let after = import(&args(&server, "openclinica3_audit_logs.xml", &openclinica)).await;
+    assert_eq!(
+        (after.sent, after.corrections),
+        (1, 1),
+        "{}",
+        after.render()
+    );
+    let events = clients.read_all().await;
+    let last = events.last().and_then(|e| e.event.clone()).expect("event");
+    let Some(pb::event::Body::AssessmentCorrected(correction)) = &last.body else {
+        panic!("{last:?}");
+    };
+    assert_eq!(correction.reason, "transcription & typing error");
+    let audit = last.source_audit.clone().expect("source audit");
+    assert_eq!(
+        (
+            audit.user.as_str(),
+            audit.timestamp.as_str(),
+            audit.utc_offset.as_str(),
+            audit.reason.as_str(),
+            audit.source_id.as_str()
+        ),
+        (
+            "monitor1",
+            "2024-01-16T09:12:00",
+            "+01:00",
+            "transcription & typing error",
+            "AL_12"
+        )
+    );
+    server.stop().await.expect("stops");
+}
