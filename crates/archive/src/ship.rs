@@ -219,6 +219,9 @@ pub struct ArchiveLag {
     pub segments_sealed: u64,
     /// The last failure (a store error the archiver retries), cleared by the next success.
     pub last_error: Option<String>,
+    /// The epoch this archiver writes as: after a promotion, operators check that the new
+    /// primary took the next one and the old primary is fenced off.
+    pub writer_epoch: u64,
 }
 
 /// A reader of an [`Archiver`]'s lag, cheap to clone, usable from any thread.
@@ -262,7 +265,10 @@ impl Archiver {
     ) -> Result<Archiver, ArchiveError> {
         let writer = SegmentWriter::open_for_log(&log, target, epoch).await?;
         let lag = LagHandle::default();
-        lag.update(|lag| lag.archived_seq = writer.archived().seq);
+        lag.update(|lag| {
+            lag.archived_seq = writer.archived().seq;
+            lag.writer_epoch = writer.epoch();
+        });
         Ok(Archiver {
             log,
             writer,

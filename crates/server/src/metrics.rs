@@ -57,6 +57,7 @@ pub struct Metrics {
     archive_events_behind: Gauge,
     archive_seconds_behind: Gauge<f64, std::sync::atomic::AtomicU64>,
     archive_failing: Gauge,
+    archive_writer_epoch: Gauge,
     follower_events_behind: Gauge,
     follower_seconds_behind: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// What `GET /health` shows: the archive's and the follower's lag, as JSON.
@@ -131,6 +132,12 @@ impl Metrics {
             "1 while the archiver's last attempt failed (an object-store outage), else 0",
             archive_failing.clone(),
         );
+        let archive_writer_epoch = Gauge::default();
+        registry.register(
+            "archive_writer_epoch",
+            "The writer epoch this server archives as (raised by each promotion)",
+            archive_writer_epoch.clone(),
+        );
         let follower_events_behind = Gauge::default();
         registry.register(
             "follower_lag_events",
@@ -150,6 +157,7 @@ impl Metrics {
             archive_events_behind,
             archive_seconds_behind,
             archive_failing,
+            archive_writer_epoch,
             follower_events_behind,
             follower_seconds_behind,
             details: std::sync::Mutex::default(),
@@ -207,6 +215,8 @@ impl Metrics {
         self.archive_seconds_behind.set(lag.seconds_behind);
         self.archive_failing
             .set(i64::from(lag.last_error.is_some()));
+        self.archive_writer_epoch
+            .set(i64::try_from(lag.writer_epoch).unwrap_or(i64::MAX));
         self.set_detail(
             "archive",
             serde_json::json!({
@@ -216,6 +226,7 @@ impl Metrics {
                 "lag_seconds": lag.seconds_behind,
                 "segments_sealed": lag.segments_sealed,
                 "last_error": lag.last_error,
+                "writer_epoch": lag.writer_epoch,
             }),
         );
     }
@@ -438,6 +449,7 @@ mod tests {
             seconds_behind: 1.5,
             segments_sealed: 1,
             last_error: Some("bucket unreachable".into()),
+            writer_epoch: 4,
         });
         let response = get(addr, "GET", "/metrics").await;
         for line in [
@@ -445,6 +457,7 @@ mod tests {
             "myolog_archive_lag_events 2",
             "myolog_archive_lag_seconds 1.5",
             "myolog_archive_failing 1",
+            "myolog_archive_writer_epoch 4",
         ] {
             assert!(
                 response.lines().any(|l| l == line),
@@ -453,7 +466,9 @@ mod tests {
         }
         let health = get(addr, "GET", "/health").await;
         assert!(
-            health.contains(r#""lag_events":2"#) && health.contains("bucket unreachable"),
+            health.contains(r#""lag_events":2"#)
+                && health.contains(r#""writer_epoch":4"#)
+                && health.contains("bucket unreachable"),
             "{health}"
         );
 
