@@ -510,3 +510,132 @@ impl LegacyLog {
         verify_v1(&self.tree)
     }
 }
+
+/// What [`migrate`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Events copied (every event of the source, 1..=head).
+    pub events: u64,
+    /// The head of both logs: the same seq and hash.
+    pub head: Head,
+}
+
+/// Why [`migrate`] stopped. The source is never written; a destination left half-written is to be
+/// deleted before trying again.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("the version 1 log at {path} cannot be read: {source}")]
+    Source { path: PathBuf, source: StorageError },
+    #[error("the new log at {path} cannot be written: {source}")]
+    Destination { path: PathBuf, source: StorageError },
+    #[error(
+        "the destination {path} already holds a log with {events} events; give a new or empty \
+         directory"
+    )]
+    DestinationNotEmpty { path: PathBuf, events: u64 },
+    #[error("the source's event seq {seq} cannot be copied: {reason}")]
+    Refused { seq: u64, reason: String },
+    #[error(
+        "the copy ends at seq {copied_seq} hash {copied_hash}, the source's head is seq \
+         {source_seq} hash {source_hash}"
+    )]
+    HeadMismatch {
+        copied_seq: u64,
+        copied_hash: Hash,
+        source_seq: u64,
+        source_hash: Hash,
+    },
+    #[error("the new log does not verify: {0}")]
+    NotIntact(VerifyFailure),
+}
+
+/// Converts the version 1 log at `from` into a new version 2 log at `to` (a new or empty
+/// directory), offline: every event keeps its seq, recorded-at, recorded-by and chain hash
+/// ([`crate::EventLog::append_replicated`] re-checks each event's hash and link on the way), the
+/// copy must end on the source's head, and the new log must pass [`crate::EventLog::verify`].
+/// Events are copied in batches of at most `options.max_batch_events`, each durable before the
+/// next is read.
+pub fn migrate(
+    from: &Path,
+    to: &Path,
+    options: crate::LogOptions,
+) -> Result<MigrationReport, MigrationError> {
+    let source_error = |source| MigrationError::Source {
+        path: from.to_path_buf(),
+        source,
+    };
+    let destination_error = |source| MigrationError::Destination {
+        path: to.to_path_buf(),
+        source,
+    };
+    let source = LegacyLog::open(from).map_err(source_error)?;
+    let source_head = source.head().map_err(source_error)?;
+    let batch_limit = options.max_batch_events.max(1);
+    let target = crate::EventLog::open(
+        to,
+        crate::LogOptions {
+            create_if_missing: true,
+            ..options
+        },
+    )
+    .map_err(destination_error)?;
+    let existing = target.head().seq;
+    if existing > 0 {
+        return Err(MigrationError::DestinationNotEmpty {
+            path: to.to_path_buf(),
+            events: existing,
+        });
+    }
+    let mut batch = Vec::with_capacity(batch_limit.min(10_000));
+    let mut copied = 0u64;
+    let mut copy = |batch: &mut Vec<StoredEvent>| -> Result<(), MigrationError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        target
+            .append_replicated(batch)
+            .map_err(|error| match error {
+                crate::ReplicationError::Refused { seq, reason } => MigrationError::Refused {
+                    seq,
+                    reason: reason.to_string(),
+                },
+                crate::ReplicationError::Storage(source) => destination_error(source),
+                other => MigrationError::Refused {
+                    seq: batch.first().map_or(0, |event| event.seq),
+                    reason: other.to_string(),
+                },
+            })?;
+        copied += batch.len() as u64;
+        batch.clear();
+        Ok(())
+    };
+    for stored in source.stored_events() {
+        let stored = stored.map_err(source_error)?;
+        if stored.seq > source_head.seq {
+            // Past the last commit record: never acknowledged, as the source's reads would say.
+            break;
+        }
+        batch.push(stored);
+        if batch.len() >= batch_limit {
+            copy(&mut batch)?;
+        }
+    }
+    copy(&mut batch)?;
+    let copied_head = target.head();
+    if copied_head != source_head {
+        return Err(MigrationError::HeadMismatch {
+            copied_seq: copied_head.seq,
+            copied_hash: copied_head.hash,
+            source_seq: source_head.seq,
+            source_hash: source_head.hash,
+        });
+    }
+    let report = target.verify().map_err(destination_error)?;
+    if let Some(failure) = report.first_bad {
+        return Err(MigrationError::NotIntact(failure));
+    }
+    Ok(MigrationReport {
+        events: copied,
+        head: copied_head,
+    })
+}
