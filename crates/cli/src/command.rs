@@ -1,6 +1,6 @@
-//! The `myolog` command line: `serve`, `healthcheck`, `score`, `verify`, `demo`, `outcomes`, the
-//! audit commands `replay`, `export` and `report` ([`crate::audit`]), `token` and `study`. Every
-//! flag of `serve` also reads a `MYOLOG_*` environment variable.
+//! The `myolog` command line: `serve`, `healthcheck`, `score`, `verify`, `migrate`, `demo`,
+//! `outcomes`, the audit commands `replay`, `export` and `report` ([`crate::audit`]), `token` and
+//! `study`. Every flag of `serve` also reads a `MYOLOG_*` environment variable.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +59,8 @@ pub enum Command {
     /// Run the REDCap connector of one study: Data Entry Trigger endpoint, incremental poll,
     /// /healthz and /metrics.
     Bridge(crate::bridge::BridgeArgs),
+    /// Convert a log of the older on-disk format (version 1) into a new directory and verify it.
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 /// `myolog outcomes`.
@@ -131,6 +133,7 @@ pub fn main() -> ExitCode {
         Command::Archive(args) => crate::archive::run_archive(&args),
         Command::Restore(args) => crate::archive::run_restore(&args),
         Command::Head(args) => crate::archive::run_head(&args),
+        Command::Migrate(args) => crate::migrate::run(&args),
         Command::Mapping(args) => match &args.command {
             crate::edc::MappingCommand::Init(init) => {
                 match crate::edc::mapping_init(init, &mut std::io::stdout()) {
@@ -252,7 +255,8 @@ async fn run_async(command: Command) -> ExitCode {
         | Command::Study(_)
         | Command::Archive(_)
         | Command::Restore(_)
-        | Command::Head(_) => ExitCode::FAILURE,
+        | Command::Head(_)
+        | Command::Migrate(_) => ExitCode::FAILURE,
     }
 }
 
