@@ -152,19 +152,21 @@ fn main() {
     if !comparisons.is_empty() {
         println!();
         println!(
-            "| appenders | batch | other side | Myolog events/s | other events/s | Myolog / other | median per-slice Myolog / other | mean ms per append: Myolog, other |"
+            "| appenders | batch | other side | Myolog events/s | other events/s | Myolog / other | median per-slice Myolog / other | mean ms per append: Myolog, other | CPU µs per event: Myolog, other |"
         );
-        println!("|---:|---:|---|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|");
         for (threads, batch, label, mine, other) in &comparisons {
             let per_append = |rate: f64| *threads as f64 * *batch as f64 / rate * 1e3;
             println!(
-                "| {threads} | {batch} | {label} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2}, {:.2} |",
+                "| {threads} | {batch} | {label} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2}, {:.2} | {:.1}, {:.1} |",
                 mine.rate,
                 other.rate,
                 mine.rate / other.rate,
                 median_slice_ratio(&mine.slice_rates, &other.slice_rates),
                 per_append(mine.rate),
                 per_append(other.rate),
+                mine.cpu_micros_per_event,
+                other.cpu_micros_per_event,
             );
         }
     }
