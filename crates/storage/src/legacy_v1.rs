@@ -25,6 +25,9 @@ use crate::format::{self, CheckError};
 use crate::replication::StoredEvent;
 use crate::verify::{FailureReason, VerifyFailure, VerifyReport};
 
+/// sled's page cache for a version 1 log being read.
+const LEGACY_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The format version this module reads.
 pub const FORMAT_VERSION_1: u32 = 1;
 
@@ -412,7 +415,14 @@ impl LegacyLog {
         };
         let deadline = Instant::now() + Duration::from_secs(2);
         let db = loop {
-            match sled::Config::new().path(&path).flush_every_ms(None).open() {
+            // Read once, in key order: a small cache is enough (sled's default, 1 GiB, would
+            // come on top of the new log's own cache during a migration).
+            match sled::Config::new()
+                .path(&path)
+                .cache_capacity(LEGACY_CACHE_BYTES)
+                .flush_every_ms(None)
+                .open()
+            {
                 Ok(db) => break db,
                 Err(sled::Error::Io(io))
                     if io.to_string().contains("could not acquire lock")
