@@ -237,7 +237,7 @@ impl SideResult {
 #[derive(Clone, Copy)]
 enum Side {
     /// `chunk_bytes` 0: the default chunk size (and what a bench binary of format version 1,
-    /// which reads only the first three words of the spec, runs).
+    /// which reads only the first three words of the side description, runs).
     Myolog {
         batch: usize,
         payload_bytes: usize,
