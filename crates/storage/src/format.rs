@@ -52,8 +52,10 @@
 //! [`CHUNK_TARGET_BYTES`] is 4 KiB. Chunks up to [`SMALL_VALUE_LIMIT`] keep the log's small-values
 //! marker, so a commit need not list `<log>/blobs` before its fsync, and keep every sled leaf far
 //! below the 128 KiB at which sled writes a node as a blob file (a leaf holds at most 17 keys).
-//! Larger chunks were measured with the storage bench (docs/benchmarks.md, storage: chunk size):
-//! see the table there for the numbers behind this choice.
+//! Measured with the storage bench at 16 appenders x 10 events of ~300 B (docs/benchmarks.md,
+//! "Format version 2 against version 1"): 16 KiB chunks were within a few percent of 4 KiB (the
+//! machine's noise) and 64 KiB chunks slower in two runs of three, so nothing pays for giving up
+//! those two guarantees.
 //!
 //! # Canonical event encoding (the hash input)
 //!
