@@ -1,6 +1,6 @@
-//! The `myolog` command line: `serve`, `healthcheck`, `score`, `verify`, `demo`, `outcomes`, the
-//! audit commands `replay`, `export` and `report` ([`crate::audit`]), `token` and `study`. Every
-//! flag of `serve` also reads a `MYOLOG_*` environment variable.
+//! The `myolog` command line: `serve`, `healthcheck`, `score`, `verify`, `migrate`, `demo`,
+//! `outcomes`, the audit commands `replay`, `export` and `report` ([`crate::audit`]), `token` and
+//! `study`. Every flag of `serve` also reads a `MYOLOG_*` environment variable.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +62,8 @@ pub enum Command {
     /// Run the REDCap connector of one study: Data Entry Trigger endpoint, incremental poll,
     /// /healthz and /metrics.
     Bridge(crate::bridge::BridgeArgs),
+    /// Convert a log of the older on-disk format (version 1) into a new directory and verify it.
+    Migrate(crate::migrate::MigrateArgs),
 }
 
 /// `myolog outcomes`.
@@ -135,6 +137,7 @@ pub fn main() -> ExitCode {
         Command::Restore(args) => crate::archive::run_restore(&args),
         Command::Head(args) => crate::archive::run_head(&args),
         Command::Promote(args) => crate::promote::run(&args),
+        Command::Migrate(args) => crate::migrate::run(&args),
         Command::Mapping(args) => match &args.command {
             crate::edc::MappingCommand::Init(init) => {
                 match crate::edc::mapping_init(init, &mut std::io::stdout()) {
@@ -257,7 +260,8 @@ async fn run_async(command: Command) -> ExitCode {
         | Command::Archive(_)
         | Command::Restore(_)
         | Command::Head(_)
-        | Command::Promote(_) => ExitCode::FAILURE,
+        | Command::Promote(_)
+        | Command::Migrate(_) => ExitCode::FAILURE,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod command;
 pub mod demo;
 pub mod edc;
 pub mod healthcheck;
+pub mod migrate;
 pub mod promote;
 pub mod reference;
 pub mod score;

@@ -11,7 +11,10 @@
 //!   `myolog replay` runs it: every subject x follow-up visit scored with the scoring crate, with
 //!   provenance, written as JSON Lines through a `BufWriter` into a byte-counting sink.
 //!
-//! Environment: `MYOLOG_BENCH_REPLAY_EVENTS` [1000000], `MYOLOG_BENCH_ROUNDS` [3]. A quick run:
+//! Environment: `MYOLOG_BENCH_REPLAY_EVENTS` [1000000], `MYOLOG_BENCH_ROUNDS` [3];
+//! `MYOLOG_BENCH_LOG=<dir>` replays the log already in `<dir>` instead of writing one (e.g. a
+//! migrated copy of the log another build wrote, to compare on-disk formats on the same events);
+//! `MYOLOG_BENCH_KEEP=<dir>` writes the log into `<dir>` and keeps it. A quick run:
 //! `MYOLOG_BENCH_REPLAY_EVENTS=50000 cargo bench -p myolog-server --bench replay`.
 #![allow(clippy::unwrap_used)] // A benchmark that cannot set itself up should stop loudly.
 
@@ -159,13 +162,23 @@ fn main() {
     let target: u64 = env_or("MYOLOG_BENCH_REPLAY_EVENTS", 1_000_000);
     let rounds: usize = env_or("MYOLOG_BENCH_ROUNDS", 3);
     let dir = tempfile::tempdir().unwrap();
-    let log = EventLog::open(dir.path().join("log"), LogOptions::default()).unwrap();
-    let started = Instant::now();
-    let head = fill(&log, target);
-    eprintln!(
-        "wrote {head} events in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    let existing = std::env::var_os("MYOLOG_BENCH_LOG").map(std::path::PathBuf::from);
+    let path = existing
+        .clone()
+        .or_else(|| std::env::var_os("MYOLOG_BENCH_KEEP").map(Into::into))
+        .unwrap_or_else(|| dir.path().join("log"));
+    let log = EventLog::open(&path, LogOptions::default()).unwrap();
+    let head = if existing.is_some() {
+        log.head().seq
+    } else {
+        let started = Instant::now();
+        let head = fill(&log, target);
+        eprintln!(
+            "wrote {head} events in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        head
+    };
 
     let mut best_scan = Duration::MAX;
     let mut best_project = Duration::MAX;

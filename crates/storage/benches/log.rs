@@ -23,7 +23,11 @@
 //! `MYOLOG_BENCH_SLICES` [6], `MYOLOG_BENCH_SCANS` replay passes per side [3],
 //! `MYOLOG_BENCH_REPLAY_EVENTS` [1000000], `MYOLOG_BENCH_VALUE_BYTES` [1024],
 //! `MYOLOG_BENCH_BATCHES` [1,10,100,1000], `MYOLOG_BENCH_THREADS` [1,4,16]; `MYOLOG_BENCH_DEBUG` (set)
-//! prints every slice's rate and CPU time to stderr. A CI smoke run:
+//! prints every slice's rate and CPU time to stderr; `MYOLOG_BENCH_SKIP_REPLAY=1` skips replay.
+//! Further Myolog sides, interleaved with the others in every slice and compared in a second table:
+//! `MYOLOG_BENCH_BASELINE=<path>`, another build of this bench (e.g. of the last commit with format
+//! version 1, built from a `git worktree`), whose Myolog side runs in its own child process; and
+//! `MYOLOG_BENCH_CHUNK_SIZES=<bytes,...>`, Myolog with other `LogOptions::chunk_target_bytes`. A CI smoke run:
 //! `MYOLOG_BENCH_SECONDS=0.2 MYOLOG_BENCH_REPLAY_EVENTS=20000 cargo bench -p myolog-storage`.
 #![allow(clippy::unwrap_used)] // A benchmark that cannot set itself up should stop loudly.
 
@@ -43,6 +47,11 @@ struct Settings {
     value_bytes: usize,
     batches: Vec<usize>,
     threads: Vec<usize>,
+    /// Another build of this bench (e.g. of the last format version 1 commit) whose Myolog side
+    /// runs as one more side of every append scenario.
+    baseline: Option<std::path::PathBuf>,
+    /// Chunk sizes (`LogOptions::chunk_target_bytes`) measured as further Myolog sides.
+    chunk_sizes: Vec<usize>,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -98,6 +107,8 @@ fn main() {
         value_bytes: env_or("MYOLOG_BENCH_VALUE_BYTES", 1024),
         batches: env_list("MYOLOG_BENCH_BATCHES", &[1, 10, 100, 1000]),
         threads: env_list("MYOLOG_BENCH_THREADS", &[1, 4, 16]),
+        baseline: std::env::var_os("MYOLOG_BENCH_BASELINE").map(Into::into),
+        chunk_sizes: env_list("MYOLOG_BENCH_CHUNK_SIZES", &[]),
     };
     // `cargo bench` passes `--bench`; a filter argument is not supported, so ignore arguments.
     print_machine();
@@ -108,9 +119,20 @@ fn main() {
         settings.value_bytes, settings.value_bytes, settings.value_bytes
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let mut comparisons = Vec::new();
     for &threads in &settings.threads {
         for &batch in &settings.batches {
             let sides = append_scenario(&settings, threads, batch, stored_bytes);
+            for (label, other) in sides.iter().skip(3) {
+                comparisons.push((
+                    threads,
+                    batch,
+                    label.clone(),
+                    sides[0].1.clone_rates(),
+                    other.clone_rates(),
+                ));
+            }
+            let sides: Vec<&SideResult> = sides.iter().map(|(_, side)| side).collect();
             let (myolog, raw, raw_same_bytes) = (&sides[0], &sides[1], &sides[2]);
             println!(
                 "| {threads} | {batch} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} | {:.2}, {:.2} | {:.1}, {:.1}, {:.1} |",
@@ -126,6 +148,30 @@ fn main() {
                 raw_same_bytes.cpu_micros_per_event,
             );
         }
+    }
+    if !comparisons.is_empty() {
+        println!();
+        println!(
+            "| appenders | batch | other side | Myolog events/s | other events/s | Myolog / other | median per-slice Myolog / other | mean ms per append: Myolog, other | CPU µs per event: Myolog, other |"
+        );
+        println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|");
+        for (threads, batch, label, mine, other) in &comparisons {
+            let per_append = |rate: f64| *threads as f64 * *batch as f64 / rate * 1e3;
+            println!(
+                "| {threads} | {batch} | {label} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2}, {:.2} | {:.1}, {:.1} |",
+                mine.rate,
+                other.rate,
+                mine.rate / other.rate,
+                median_slice_ratio(&mine.slice_rates, &other.slice_rates),
+                per_append(mine.rate),
+                per_append(other.rate),
+                mine.cpu_micros_per_event,
+                other.cpu_micros_per_event,
+            );
+        }
+    }
+    if env_or("MYOLOG_BENCH_SKIP_REPLAY", 0u8) == 1 {
+        return;
     }
     println!();
     let replay = replay_scenario(&settings);
@@ -171,6 +217,16 @@ struct SideResult {
     cpu_micros_per_event: f64,
 }
 
+impl SideResult {
+    fn clone_rates(&self) -> SideResult {
+        SideResult {
+            rate: self.rate,
+            slice_rates: self.slice_rates.clone(),
+            cpu_micros_per_event: self.cpu_micros_per_event,
+        }
+    }
+}
+
 /// One side of an append scenario, measured in its own child process of this bench binary.
 ///
 /// sled 0.34's epoch-based garbage collection (crossbeam-epoch's global collector) and its IO
@@ -180,8 +236,17 @@ struct SideResult {
 /// orchestrates the interleaved slices.
 #[derive(Clone, Copy)]
 enum Side {
-    Myolog { batch: usize, payload_bytes: usize },
-    Raw { batch: usize, value_bytes: usize },
+    /// `chunk_bytes` 0: the default chunk size (and what a bench binary of format version 1,
+    /// which reads only the first three words of the side description, runs).
+    Myolog {
+        batch: usize,
+        payload_bytes: usize,
+        chunk_bytes: usize,
+    },
+    Raw {
+        batch: usize,
+        value_bytes: usize,
+    },
 }
 
 /// The environment variable that turns the bench binary into one side's child process.
@@ -193,7 +258,8 @@ impl Side {
             Side::Myolog {
                 batch,
                 payload_bytes,
-            } => format!("myolog {batch} {payload_bytes}"),
+                chunk_bytes,
+            } => format!("myolog {batch} {payload_bytes} {chunk_bytes}"),
             Side::Raw { batch, value_bytes } => format!("raw {batch} {value_bytes}"),
         }
     }
@@ -205,6 +271,7 @@ impl Side {
             "myolog" => Side::Myolog {
                 batch: number(1),
                 payload_bytes: number(2),
+                chunk_bytes: if words.len() > 3 { number(3) } else { 0 },
             },
             "raw" => Side::Raw {
                 batch: number(1),
@@ -231,8 +298,10 @@ struct SideProcess {
 }
 
 impl SideProcess {
-    fn start(side: Side) -> SideProcess {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+    /// Starts `side` in a child of `binary` (another build of this bench) or of this binary.
+    fn start(side: Side, binary: Option<&Path>) -> SideProcess {
+        let exe = binary.map_or_else(|| std::env::current_exe().unwrap(), Path::to_path_buf);
+        let mut child = std::process::Command::new(exe)
             .env(SIDE_VAR, side.to_spec())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -284,7 +353,8 @@ fn serve_side(side: Side) {
         Side::Myolog {
             batch,
             payload_bytes,
-        } => myolog_appends(dir.path(), payload_bytes, batch),
+            chunk_bytes,
+        } => myolog_appends(dir.path(), payload_bytes, batch, chunk_bytes),
         Side::Raw { batch, value_bytes } => raw_appends(dir.path(), value_bytes, batch),
     };
     let mut out = std::io::stdout().lock();
@@ -303,32 +373,56 @@ fn serve_side(side: Side) {
     }
 }
 
-/// Runs Myolog, raw sled with payload-size values and raw sled with stored-size values, each in
-/// its own process (see [`Side`]), rotating which goes first in each slice.
+/// Runs Myolog, raw sled with payload-size values and raw sled with stored-size values, then the
+/// baseline build's Myolog and Myolog at each extra chunk size, each in its own process (see
+/// [`Side`]), rotating which goes first in each slice. Returns (label, result) in that order.
 fn append_scenario(
     settings: &Settings,
     threads: usize,
     batch: usize,
     stored_bytes: usize,
-) -> Vec<SideResult> {
-    let mut sides = [
-        Side::Myolog {
-            batch,
-            payload_bytes: settings.value_bytes,
-        },
-        Side::Raw {
-            batch,
-            value_bytes: settings.value_bytes,
-        },
-        Side::Raw {
-            batch,
-            value_bytes: stored_bytes,
-        },
-    ]
-    .map(SideProcess::start);
+) -> Vec<(String, SideResult)> {
+    let myolog = |chunk_bytes| Side::Myolog {
+        batch,
+        payload_bytes: settings.value_bytes,
+        chunk_bytes,
+    };
+    let mut specs: Vec<(String, Side, Option<&Path>)> = vec![
+        ("Myolog".into(), myolog(0), None),
+        (
+            "raw".into(),
+            Side::Raw {
+                batch,
+                value_bytes: settings.value_bytes,
+            },
+            None,
+        ),
+        (
+            "raw stored size".into(),
+            Side::Raw {
+                batch,
+                value_bytes: stored_bytes,
+            },
+            None,
+        ),
+    ];
+    if let Some(baseline) = &settings.baseline {
+        specs.push(("baseline build".into(), myolog(0), Some(baseline.as_path())));
+    }
+    for &chunk_bytes in &settings.chunk_sizes {
+        specs.push((
+            format!("chunks of {chunk_bytes} B"),
+            myolog(chunk_bytes),
+            None,
+        ));
+    }
+    let mut sides: Vec<SideProcess> = specs
+        .iter()
+        .map(|(_, side, binary)| SideProcess::start(*side, *binary))
+        .collect();
     let slice_seconds = settings.seconds / settings.slices as f64;
-    let mut totals = [(0.0, 0.0, 0.0); 3];
-    let mut slice_rates = vec![Vec::new(); 3];
+    let mut totals = vec![(0.0, 0.0, 0.0); sides.len()];
+    let mut slice_rates = vec![Vec::new(); sides.len()];
     for slice in 0..settings.slices {
         for turn in 0..sides.len() {
             let side = (slice + turn) % sides.len();
@@ -345,13 +439,19 @@ fn append_scenario(
             }
         }
     }
-    totals
-        .iter()
-        .zip(slice_rates)
-        .map(|(&(events, seconds, cpu), slice_rates)| SideResult {
-            rate: events / seconds,
-            slice_rates,
-            cpu_micros_per_event: cpu * 1e6 / events,
+    drop(sides);
+    specs
+        .into_iter()
+        .zip(totals.iter().zip(slice_rates))
+        .map(|((label, _, _), (&(events, seconds, cpu), slice_rates))| {
+            (
+                label,
+                SideResult {
+                    rate: events / seconds,
+                    slice_rates,
+                    cpu_micros_per_event: cpu * 1e6 / events,
+                },
+            )
         })
         .collect()
 }
@@ -443,8 +543,12 @@ fn measure(threads: usize, seconds: f64, events_per_call: usize, work: Work) -> 
     )
 }
 
-fn myolog_appends(dir: &Path, payload_bytes: usize, batch: usize) -> Work {
-    let log = EventLog::open(dir.join("log"), LogOptions::default()).unwrap();
+fn myolog_appends(dir: &Path, payload_bytes: usize, batch: usize, chunk_bytes: usize) -> Work {
+    let mut options = LogOptions::default();
+    if chunk_bytes > 0 {
+        options.chunk_target_bytes = chunk_bytes;
+    }
+    let log = EventLog::open(dir.join("log"), options).unwrap();
     let payload = value_of(payload_bytes, 1);
     Arc::new(move |thread: usize, round: u64| {
         let events = (0..batch)

@@ -17,6 +17,10 @@ pub enum DecodeError {
     InvalidUtf8 { field: &'static str },
     #[error("{count} unexpected trailing bytes")]
     TrailingBytes { count: usize },
+    #[error("the chunk's checksum does not match its bytes")]
+    ChecksumMismatch,
+    #[error("the stored event claims seq {claimed_seq}, not the seq of its place in the chunk")]
+    OutOfPlace { claimed_seq: u64 },
 }
 
 /// The storage engine underneath (sled) failed. Opaque so that no other crate names a sled type.
@@ -38,6 +42,16 @@ pub enum StorageError {
          upgrade Myolog"
     )]
     UnsupportedFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "the event log at {path} has the older format version {found}; this build reads version \
+         {supported}: convert it offline with `myolog migrate --from {path} --to NEW_DIRECTORY` \
+         (the original is left as it is)"
+    )]
+    NeedsMigration {
         path: PathBuf,
         found: u32,
         supported: u32,

@@ -1,43 +1,61 @@
-//! The on-disk format, version 1: key layout of the single sled tree, the canonical event encoding
-//! that is both the stored value and the input of the chain hash, and the commit records.
+//! The on-disk format, version 2: key layout of the single sled tree, the canonical event encoding
+//! that is the input of the chain hash, and the chunks that store events. Version 1 (one key per
+//! event plus commit records) is read only by [`crate::legacy_v1`], for `myolog migrate`.
 //!
 //! # One tree, prefixed keys
 //!
 //! Everything lives in one sled tree named [`TREE_NAME`], because sled applies a `Batch` atomically
-//! only within one tree: one `apply_batch` then writes a whole group commit — its events and its
-//! commit record — or nothing of it, without the cost of a cross-tree transaction.
+//! only within one tree: one `apply_batch` then writes a whole group commit — its chunks and the
+//! head record — or nothing of it, without the cost of a cross-tree transaction.
 //!
 //! | key                               | value                                                   |
 //! |-----------------------------------|---------------------------------------------------------|
-//! | `e` ‖ seq (u64 BE)                | canonical event bytes ‖ event hash (32 bytes)           |
-//! | `c` ‖ first seq of the group (u64 BE) | commit record (below)                               |
+//! | `k` ‖ first seq of the chunk (u64 BE) | chunk (below): consecutive events of one group commit |
+//! | `m` ‖ `head`                      | seq (u64 BE) ‖ hash of the last event                   |
 //! | `m` ‖ `magic`                     | `myolog-log`                                            |
 //! | `m` ‖ `format`                    | format version (u32 BE)                                 |
 //! | `m` ‖ `small-values`              | `1`, present only while every value ever stored is small |
 //!
-//! Big-endian sequence numbers make sled's byte order the log order, so a range scan is the replay.
+//! Big-endian sequence numbers make sled's byte order the log order, so a range scan over chunk
+//! keys is the replay, and the chunk holding seq `n` is the last chunk key at or before `n`
+//! (`range(..=key(n)).next_back()`).
 //!
-//! # Commit records: one per group commit (per 64 events), instead of per-event index entries
+//! # Chunks: a few sled values per group commit, instead of one per event
 //!
-//! Every sled insert costs about as much as the fsync it shares at large batches, so per-event index
-//! keys (event id -> seq, stream/version -> seq) would cost three inserts per event, a third of raw
-//! sled's throughput (measured). Instead each group commit writes one commit record per up to
-//! [`MAX_EVENTS_PER_COMMIT_RECORD`] events naming, in
-//! sequence order, each event's id and stream key, plus the group's recorded-at and the hash of its
-//! last event. At open, the log rebuilds its in-memory indexes (event-id fingerprint -> seq, stream ->
-//! seqs; stream versions are positions in the stream) from the commit records alone, which are a
-//! few dozen bytes per event, never the events. The last commit record is the head record: its end
-//! sequence and last hash are the log's head, so a deleted tail event is detected by `verify`.
+//! sled 0.34 copies the whole leaf on every insert into it, so the cost of a commit grows with the
+//! number of keys it inserts, far more than with their bytes. Version 1 inserted one key per event
+//! plus one commit record per 64 events; version 2 packs a group commit's events into chunks of at
+//! most [`CHUNK_TARGET_BYTES`] (an event larger than that gets a chunk of its own) and inserts
+//! those and the head record. A chunk holds everything the commit record held (ids and stream keys,
+//! recorded-at, last hash), so the in-memory indexes are rebuilt at open from the chunk tables
+//! without decoding an event.
 //!
 //! ```text
-//! "MYOLOGCR"            8 bytes
-//! record version        u16   (1)
+//! "MYOLOGCK"            8 bytes
+//! chunk version         u16   (1)
 //! first seq             u64
-//! event count           u32
-//! recorded at           i64   (the group's commit time; every event of the group carries it)
+//! event count           u32   (at least 1)
+//! recorded at           i64   (the group's commit time; every event of the chunk carries it)
 //! last event hash       32 bytes
-//! per event, in order:  event id (u32 length ‖ bytes), stream key (u32 length ‖ bytes)
+//! per event, in order:  event id (u32 length ‖ bytes), stream key (u32 length ‖ bytes),
+//!                       stored length (u32)
+//! per event, in order:  stored event: canonical bytes ‖ event hash (32 bytes)
+//! checksum              32 bytes: SHA-256 of everything before it
 //! ```
+//!
+//! Every read checks the checksum of the chunk it reads (one SHA-256 pass over the chunk) before
+//! decoding an event of it; `verify` checks each event's own hash, the chain and the table first,
+//! so that it names the first bad sequence, and the checksum last.
+//!
+//! ## Chunk size
+//!
+//! [`CHUNK_TARGET_BYTES`] is 4 KiB. Chunks up to [`SMALL_VALUE_LIMIT`] keep the log's small-values
+//! marker, so a commit need not list `<log>/blobs` before its fsync, and keep every sled leaf far
+//! below the 128 KiB at which sled writes a node as a blob file (a leaf holds at most 17 keys).
+//! Measured with the storage bench at 16 appenders x 10 events of ~300 B (docs/benchmarks.md,
+//! "Format version 2 against version 1"): 16 KiB chunks were within a few percent of 4 KiB (the
+//! machine's noise) and 64 KiB chunks slower in two runs of three, so nothing pays for giving up
+//! those two guarantees.
 //!
 //! # Canonical event encoding (the hash input)
 //!
@@ -59,10 +77,11 @@
 //! previous hash         32 bytes (zeros for seq 1)
 //! ```
 //!
-//! The event hash is SHA-256 (FIPS 180-4) of exactly these bytes. SHA-256 rather than BLAKE3 because
+//! The event hash is SHA-256 (FIPS 180-4) of exactly these bytes; they are the same in format
+//! versions 1 and 2, so migrating a log changes no hash. SHA-256 rather than BLAKE3 because
 //! it is the FIPS-approved hash that regulators' and auditors' tools (`sha256sum`, `openssl dgst`,
 //! validated crypto modules) verify without Myolog code, and with SHA-NI it is not the bottleneck.
-//! The stored value is the canonical bytes followed by the hash, so verifying an event is one hash of
+//! A stored event is the canonical bytes followed by the hash, so verifying an event is one hash of
 //! the stored prefix, and the decoder rejects anything that is not exactly this layout, which makes
 //! the encoding of a decoded event unique.
 //!
@@ -71,6 +90,8 @@
 //! it comes. The writer compares those fields directly (exact, and no second hash per appended
 //! event); [`content_digest`] is the equivalent digest for tools that want one: SHA-256 of
 //! `"MYOLOGCD"`, u16 1, then stream key, event type, schema version and payload encoded as above.
+
+use std::ops::Range;
 
 use sha2::{Digest, Sha256};
 
@@ -82,18 +103,14 @@ pub const TREE_NAME: &[u8] = b"myolog";
 /// The value of the `magic` meta key: what makes a sled database a Myolog log.
 pub const MAGIC: &[u8] = b"myolog-log";
 /// The newest on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
-/// Most events one commit record names. A group commit writes one record per this many events:
-/// sled 0.34 keeps up to 16 entries per leaf and copies the whole leaf on every insert into it, so
-/// records of a few KB (not one record of a whole group's thousands of events) keep commit-record
-/// leaves cheap.
-pub const MAX_EVENTS_PER_COMMIT_RECORD: usize = 64;
+/// The writer's chunk size, in bytes: see the module docs (chunk size) for the measurement behind
+/// it.
+pub const CHUNK_TARGET_BYTES: usize = 4096;
 
-/// Key prefix of event records.
-pub const EVENT_PREFIX: u8 = b'e';
-/// Key prefix of commit records.
-pub const COMMIT_PREFIX: u8 = b'c';
+/// Key prefix of chunks.
+pub const CHUNK_PREFIX: u8 = b'k';
 /// Key prefix of metadata.
 pub const META_PREFIX: u8 = b'm';
 
@@ -108,7 +125,7 @@ pub const META_FORMAT_KEY: &[u8] = b"mformat";
 /// `<log>/blobs`. It is an optimisation only: a log without it is synced exactly as before.
 pub const META_SMALL_VALUES_KEY: &[u8] = b"msmall-values";
 
-/// Largest stored value (event or commit record) that keeps [`META_SMALL_VALUES_KEY`]. sled 0.34
+/// Largest stored value (a chunk) that keeps [`META_SMALL_VALUES_KEY`]. sled 0.34
 /// writes a log item to a blob file only above segment size / 4 (512 KiB / 4 = 128 KiB, less
 /// headers; the log never changes sled's segment size). The largest items it writes for this tree
 /// are whole leaf nodes, rewritten on consolidation and by the segment cleaner; a leaf is split once
@@ -119,131 +136,318 @@ pub const SMALL_VALUE_LIMIT: usize = 4096;
 
 const EVENT_TAG: &[u8; 8] = b"MYOLOGEV";
 const CONTENT_TAG: &[u8; 8] = b"MYOLOGCD";
-const COMMIT_TAG: &[u8; 8] = b"MYOLOGCR";
+const CHUNK_TAG: &[u8; 8] = b"MYOLOGCK";
 const RECORD_VERSION: u16 = 1;
-const HASH_LEN: usize = 32;
+const CHUNK_VERSION: u16 = 1;
+pub(crate) const HASH_LEN: usize = 32;
 
-/// The key of event `seq`.
-pub fn event_key(seq: u64) -> [u8; 9] {
+/// The key of the chunk whose first event is `first_seq`.
+pub fn chunk_key(first_seq: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
-    key[0] = EVENT_PREFIX;
-    key[1..].copy_from_slice(&seq.to_be_bytes());
+    key[0] = CHUNK_PREFIX;
+    key[1..].copy_from_slice(&first_seq.to_be_bytes());
     key
 }
 
-/// The sequence number in an event key; `None` if the key is not one.
-pub fn seq_from_event_key(key: &[u8]) -> Option<u64> {
+/// The first sequence in a chunk key; `None` if the key is not one.
+pub fn seq_from_chunk_key(key: &[u8]) -> Option<u64> {
     match key {
-        [EVENT_PREFIX, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
+        [CHUNK_PREFIX, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
         _ => None,
     }
 }
 
-/// The key of the commit record of the group starting at `first_seq`.
-pub fn commit_key(first_seq: u64) -> [u8; 9] {
-    let mut key = event_key(first_seq);
-    key[0] = COMMIT_PREFIX;
-    key
+/// Meta key of the head record: the seq (u64 BE) and hash (32 bytes) of the last event, written in
+/// the same atomic batch as every commit's chunks. It is what lets `verify` notice that a whole
+/// trailing chunk was deleted.
+pub const META_HEAD_KEY: &[u8] = b"mhead";
+
+/// Encodes the head record.
+pub fn encode_head(seq: u64, hash: Hash) -> [u8; 40] {
+    let mut out = [0u8; 40];
+    out[..8].copy_from_slice(&seq.to_be_bytes());
+    out[8..].copy_from_slice(&hash.0);
+    out
 }
 
-/// The first sequence in a commit-record key; `None` if the key is not one.
-pub fn seq_from_commit_key(key: &[u8]) -> Option<u64> {
-    match key {
-        [COMMIT_PREFIX, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
-        _ => None,
+/// Decodes the head record.
+pub fn decode_head(bytes: &[u8]) -> Result<(u64, Hash), DecodeError> {
+    let mut reader = Reader::new(bytes);
+    let seq = reader.u64("head seq")?;
+    let hash = reader.hash("head hash")?;
+    reader.finish()?;
+    Ok((seq, hash))
+}
+
+/// One event as a chunk holds it: the id and stream key the index is rebuilt from, and the stored
+/// event (canonical bytes ‖ event hash).
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkEntry<'a> {
+    pub event_id: &'a str,
+    pub stream_key: &'a str,
+    pub stored: &'a [u8],
+}
+
+impl ChunkEntry<'_> {
+    /// The bytes this entry adds to a chunk.
+    pub fn encoded_len(&self) -> usize {
+        3 * 4 + self.event_id.len() + self.stream_key.len() + self.stored.len()
     }
 }
 
-/// One group commit: which events it recorded, when, and the hash it ended on.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommitRecord {
-    pub first_seq: u64,
-    pub recorded_at_unix_nanos: i64,
-    pub last_hash: Hash,
-    /// (event id, stream key) of events `first_seq`, `first_seq + 1`, ... in order.
-    pub entries: Vec<(String, String)>,
+/// Fixed bytes of every chunk: tag, version, first seq, count, recorded-at, last hash, checksum.
+pub const CHUNK_OVERHEAD: usize = 8 + 2 + 8 + 4 + 8 + 2 * HASH_LEN;
+
+/// Splits entries of `sizes` bytes (see [`ChunkEntry::encoded_len`]) into consecutive chunks of at
+/// most `target_bytes` each, except that an entry larger than that gets a chunk of its own.
+/// Returns the number of entries of each chunk, in order.
+pub fn chunk_lengths(sizes: impl IntoIterator<Item = usize>, target_bytes: usize) -> Vec<usize> {
+    let mut lengths = Vec::new();
+    let mut count = 0usize;
+    let mut bytes = CHUNK_OVERHEAD;
+    for size in sizes {
+        if count > 0 && bytes + size > target_bytes {
+            lengths.push(count);
+            count = 0;
+            bytes = CHUNK_OVERHEAD;
+        }
+        count += 1;
+        bytes += size;
+    }
+    if count > 0 {
+        lengths.push(count);
+    }
+    lengths
 }
 
-impl CommitRecord {
-    /// The sequence of the group's last event.
-    /// Saturates rather than overflows: a damaged record may claim any first seq.
-    pub fn last_seq(&self) -> u64 {
-        self.first_seq
-            .saturating_add(self.entries.len() as u64)
-            .saturating_sub(1)
+/// The event hash at the end of a stored event (zeros if it is too short to hold one).
+pub fn stored_hash(stored: &[u8]) -> Hash {
+    let mut hash = Hash::ZERO;
+    if let Some(tail) = stored.len().checked_sub(HASH_LEN).map(|at| &stored[at..]) {
+        hash.0.copy_from_slice(tail);
     }
-
-    pub fn encode(&self) -> Vec<u8> {
-        encode_commit_record(
-            self.first_seq,
-            self.recorded_at_unix_nanos,
-            self.last_hash,
-            self.entries
-                .iter()
-                .map(|(event_id, stream_key)| (event_id.as_str(), stream_key.as_str())),
-        )
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<CommitRecord, DecodeError> {
-        let mut reader = Reader::new(bytes);
-        if reader.take(COMMIT_TAG.len(), "commit record tag")? != COMMIT_TAG {
-            return Err(DecodeError::BadTag);
-        }
-        let record_version = reader.u16("commit record version")?;
-        if record_version != RECORD_VERSION {
-            return Err(DecodeError::UnsupportedRecordVersion(record_version));
-        }
-        let first_seq = reader.u64("commit first seq")?;
-        let count = reader.u32("commit event count")?;
-        let recorded_at_unix_nanos = i64::from_be_bytes(reader.array("commit recorded at")?);
-        let last_hash = reader.hash("commit last hash")?;
-        if count == 0 {
-            return Err(DecodeError::Truncated {
-                field: "commit entries (count is 0)",
-            });
-        }
-        // Each entry takes at least 8 bytes; never trust a count to size an allocation.
-        let mut entries = Vec::with_capacity((count as usize).min(reader.remaining() / 8));
-        for _ in 0..count {
-            entries.push((
-                reader.string("commit event id")?,
-                reader.string("commit stream key")?,
-            ));
-        }
-        reader.finish()?;
-        Ok(CommitRecord {
-            first_seq,
-            recorded_at_unix_nanos,
-            last_hash,
-            entries,
-        })
-    }
+    hash
 }
 
-/// Encodes a commit record from borrowed parts (the writer's group holds the strings already, so
-/// it need not copy them into a [`CommitRecord`]). `entries` are (event id, stream key) in order.
-pub fn encode_commit_record<'e>(
+/// Encodes a chunk of consecutive events starting at `first_seq`, all recorded at `recorded_at`
+/// (one group commit's), ending on event hash `last_hash`, with its checksum. `entries` must not
+/// be empty.
+pub fn encode_chunk(
     first_seq: u64,
     recorded_at_unix_nanos: i64,
     last_hash: Hash,
-    entries: impl ExactSizeIterator<Item = (&'e str, &'e str)> + Clone,
+    entries: &[ChunkEntry<'_>],
 ) -> Vec<u8> {
-    let variable: usize = entries
-        .clone()
-        .map(|(id, stream)| 8 + id.len() + stream.len())
-        .sum();
-    let mut out = Vec::with_capacity(8 + 2 + 8 + 4 + 8 + HASH_LEN + variable);
-    out.extend_from_slice(COMMIT_TAG);
-    out.extend_from_slice(&RECORD_VERSION.to_be_bytes());
+    let variable: usize = entries.iter().map(ChunkEntry::encoded_len).sum();
+    let mut out = Vec::with_capacity(CHUNK_OVERHEAD + variable);
+    out.extend_from_slice(CHUNK_TAG);
+    out.extend_from_slice(&CHUNK_VERSION.to_be_bytes());
     out.extend_from_slice(&first_seq.to_be_bytes());
     out.extend_from_slice(&length_prefix(entries.len()));
     out.extend_from_slice(&recorded_at_unix_nanos.to_be_bytes());
     out.extend_from_slice(&last_hash.0);
-    for (event_id, stream_key) in entries {
-        put_bytes(&mut out, event_id.as_bytes());
-        put_bytes(&mut out, stream_key.as_bytes());
+    for entry in entries {
+        put_bytes(&mut out, entry.event_id.as_bytes());
+        put_bytes(&mut out, entry.stream_key.as_bytes());
+        out.extend_from_slice(&length_prefix(entry.stored.len()));
     }
+    for entry in entries {
+        out.extend_from_slice(entry.stored);
+    }
+    let checksum: [u8; HASH_LEN] = Sha256::digest(&out[..]).into();
+    out.extend_from_slice(&checksum);
     out
+}
+
+/// Where one entry's parts lie in a chunk's bytes.
+#[derive(Clone, Debug)]
+struct EntrySpan {
+    event_id: Range<usize>,
+    stream_key: Range<usize>,
+    stored: Range<usize>,
+}
+
+/// A stored chunk, its layout checked and its entries located; events are decoded one at a time
+/// on demand. Holds sled's buffer (reference-counted), not a copy.
+#[derive(Clone)]
+pub struct Chunk {
+    bytes: sled::IVec,
+    first_seq: u64,
+    recorded_at_unix_nanos: i64,
+    last_hash: Hash,
+    entries: Vec<EntrySpan>,
+}
+
+impl std::fmt::Debug for Chunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunk")
+            .field("first_seq", &self.first_seq)
+            .field("len", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Chunk {
+    /// Checks the layout of a stored chunk strictly (tag, version, lengths, UTF-8 of ids and
+    /// stream keys, nothing trailing) but neither its checksum nor any event.
+    pub fn parse(bytes: impl Into<sled::IVec>) -> Result<Chunk, DecodeError> {
+        let bytes: sled::IVec = bytes.into();
+        let mut reader = Reader::new(&bytes);
+        if reader.take(CHUNK_TAG.len(), "chunk tag")? != CHUNK_TAG {
+            return Err(DecodeError::BadTag);
+        }
+        let version = reader.u16("chunk version")?;
+        if version != CHUNK_VERSION {
+            return Err(DecodeError::UnsupportedRecordVersion(version));
+        }
+        let first_seq = reader.u64("chunk first seq")?;
+        let count = reader.u32("chunk event count")?;
+        let recorded_at_unix_nanos = i64::from_be_bytes(reader.array("chunk recorded at")?);
+        let last_hash = reader.hash("chunk last hash")?;
+        if count == 0 {
+            return Err(DecodeError::Truncated {
+                field: "chunk entries (count is 0)",
+            });
+        }
+        if first_seq.checked_add(u64::from(count)).is_none() {
+            return Err(DecodeError::Truncated {
+                field: "chunk first seq (beyond the sequence space)",
+            });
+        }
+        let total = bytes.len();
+        let offset = |reader: &Reader<'_>| total - reader.remaining();
+        // Each entry takes at least 12 bytes; never trust a count to size an allocation.
+        let mut spans = Vec::with_capacity((count as usize).min(reader.remaining() / 12));
+        let mut stored_lens = Vec::with_capacity(spans.capacity());
+        for _ in 0..count {
+            let id = reader.bytes("chunk event id")?;
+            std::str::from_utf8(id).map_err(|_| DecodeError::InvalidUtf8 {
+                field: "chunk event id",
+            })?;
+            let id_end = offset(&reader);
+            let id_range = id_end - id.len()..id_end;
+            let stream = reader.bytes("chunk stream key")?;
+            std::str::from_utf8(stream).map_err(|_| DecodeError::InvalidUtf8 {
+                field: "chunk stream key",
+            })?;
+            let stream_end = offset(&reader);
+            let stream_range = stream_end - stream.len()..stream_end;
+            let stored_len = reader.u32("chunk stored length")? as usize;
+            if stored_len < 2 * HASH_LEN {
+                return Err(DecodeError::Truncated {
+                    field: "chunk stored event (shorter than its hashes)",
+                });
+            }
+            stored_lens.push(stored_len);
+            spans.push(EntrySpan {
+                event_id: id_range,
+                stream_key: stream_range,
+                stored: 0..0,
+            });
+        }
+        for (span, stored_len) in spans.iter_mut().zip(stored_lens) {
+            let start = offset(&reader);
+            reader.take(stored_len, "chunk stored event")?;
+            span.stored = start..start + stored_len;
+        }
+        reader.take(HASH_LEN, "chunk checksum")?;
+        reader.finish()?;
+        Ok(Chunk {
+            bytes,
+            first_seq,
+            recorded_at_unix_nanos,
+            last_hash,
+            entries: spans,
+        })
+    }
+
+    /// [`Chunk::parse`], then the checksum: what every read does.
+    pub fn parse_checked(bytes: impl Into<sled::IVec>) -> Result<Chunk, DecodeError> {
+        let chunk = Chunk::parse(bytes)?;
+        if !chunk.checksum_matches() {
+            return Err(DecodeError::ChecksumMismatch);
+        }
+        Ok(chunk)
+    }
+
+    /// Whether the stored checksum is the SHA-256 of the bytes before it.
+    pub fn checksum_matches(&self) -> bool {
+        let body = self.bytes.len() - HASH_LEN;
+        let recomputed: [u8; HASH_LEN] = Sha256::digest(&self.bytes[..body]).into();
+        recomputed[..] == self.bytes[body..]
+    }
+
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
+    /// The sequence of the chunk's last event (parse checked it does not overflow).
+    pub fn last_seq(&self) -> u64 {
+        self.first_seq + self.entries.len() as u64 - 1
+    }
+
+    /// Number of events; never zero.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Never true: parse refuses an empty chunk.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn recorded_at_unix_nanos(&self) -> i64 {
+        self.recorded_at_unix_nanos
+    }
+
+    /// Index of `seq` among the chunk's events, if it holds it.
+    pub fn position_of(&self, seq: u64) -> Option<usize> {
+        let offset = usize::try_from(seq.checked_sub(self.first_seq)?).ok()?;
+        (offset < self.entries.len()).then_some(offset)
+    }
+
+    fn text(&self, range: &Range<usize>) -> &str {
+        // Checked to be UTF-8 by `parse`.
+        std::str::from_utf8(&self.bytes[range.clone()]).unwrap_or_default()
+    }
+
+    /// The event id the chunk's table gives entry `at` (`None` out of range).
+    pub fn event_id(&self, at: usize) -> Option<&str> {
+        self.entries.get(at).map(|span| self.text(&span.event_id))
+    }
+
+    /// The stream key the chunk's table gives entry `at`.
+    pub fn stream_key(&self, at: usize) -> Option<&str> {
+        self.entries.get(at).map(|span| self.text(&span.stream_key))
+    }
+
+    /// The stored event (canonical bytes ‖ hash) of entry `at`.
+    pub fn stored(&self, at: usize) -> Option<&[u8]> {
+        self.entries
+            .get(at)
+            .map(|span| &self.bytes[span.stored.clone()])
+    }
+
+    /// The hash the chunk ends on, as its header records it (`verify` checks it against the
+    /// last event's).
+    pub fn last_hash(&self) -> Hash {
+        self.last_hash
+    }
+
+    /// Decodes entry `at` (layout only, as [`decode_event`]) and checks that it is the event of
+    /// its position: `Err` names the problem, including an event claiming another seq.
+    pub fn event(&self, at: usize) -> Result<RecordedEvent, DecodeError> {
+        let stored = self.stored(at).ok_or(DecodeError::Truncated {
+            field: "chunk entry (out of range)",
+        })?;
+        let event = decode_event(stored)?;
+        if event.seq != self.first_seq + at as u64 {
+            return Err(DecodeError::OutOfPlace {
+                claimed_seq: event.seq,
+            });
+        }
+        Ok(event)
+    }
 }
 
 /// The content digest of the client-provided fields of an event (see the module docs).
@@ -455,27 +659,31 @@ pub enum CheckError {
     HashMismatch { stored: Hash, recomputed: Hash },
 }
 
-fn length_prefix(len: usize) -> [u8; 4] {
+pub(crate) fn length_prefix(len: usize) -> [u8; 4] {
     // Every variable field is bounded far below 4 GiB by the append validation (MAX_* constants).
     u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes()
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&length_prefix(bytes.len()));
     out.extend_from_slice(bytes);
 }
 
 /// A cursor over untrusted bytes: every read is bounds-checked and names the field it was reading.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Reader { bytes }
     }
 
-    fn take(&mut self, len: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn take(
+        &mut self,
+        len: usize,
+        field: &'static str,
+    ) -> Result<&'a [u8], DecodeError> {
         if self.bytes.len() < len {
             return Err(DecodeError::Truncated { field });
         }
@@ -484,45 +692,48 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
+    pub(crate) fn array<const N: usize>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<[u8; N], DecodeError> {
         let slice = self.take(N, field)?;
         let mut out = [0u8; N];
         out.copy_from_slice(slice);
         Ok(out)
     }
 
-    fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+    pub(crate) fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.array(field)?))
     }
 
-    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+    pub(crate) fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.array(field)?))
     }
 
-    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+    pub(crate) fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.array(field)?))
     }
 
-    fn hash(&mut self, field: &'static str) -> Result<Hash, DecodeError> {
+    pub(crate) fn hash(&mut self, field: &'static str) -> Result<Hash, DecodeError> {
         Ok(Hash(self.array(field)?))
     }
 
-    fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let len = self.u32(field)?;
         let len = usize::try_from(len).map_err(|_| DecodeError::Truncated { field })?;
         self.take(len, field)
     }
 
-    fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
+    pub(crate) fn string(&mut self, field: &'static str) -> Result<String, DecodeError> {
         let bytes = self.bytes(field)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::InvalidUtf8 { field })
     }
 
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.bytes.len()
     }
 
-    fn finish(self) -> Result<(), DecodeError> {
+    pub(crate) fn finish(self) -> Result<(), DecodeError> {
         if self.bytes.is_empty() {
             Ok(())
         } else {

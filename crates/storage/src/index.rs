@@ -1,5 +1,5 @@
-//! The in-memory indexes: event id -> seq and stream -> seqs, rebuilt at open from the commit
-//! records (see [`crate::format`]) and extended by the writer as it stages each group.
+//! The in-memory indexes: event id -> seq and stream -> seqs, rebuilt at open from the chunk
+//! tables (see [`crate::format`]) and extended by the writer as it stages each group.
 //!
 //! Memory is 30–60 bytes per event (hash-table and vector growth) plus each stream key once: event ids are kept as 64-bit
 //! fingerprints, and a fingerprint match is confirmed by reading the event and comparing its id, so a

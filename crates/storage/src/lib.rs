@@ -12,6 +12,9 @@
 //! * [`EventLog::read_stored_range`], [`EventLog::append_replicated`] — copying a log event for
 //!   event with its hashes (archives, restores, followers).
 //!
+//! * [`legacy_v1::LegacyLog`] — the read-only reader of format version 1 logs, for `myolog
+//!   migrate`; [`EventLog::open`] refuses them with [`StorageError::NeedsMigration`].
+//!
 //! There is deliberately no API that updates or deletes an event: a correction is a new event.
 
 mod durability;
@@ -20,6 +23,7 @@ mod event;
 pub mod format;
 mod index;
 mod leftovers;
+pub mod legacy_v1;
 mod log;
 mod read;
 mod replication;

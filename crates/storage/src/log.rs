@@ -15,10 +15,10 @@ use crate::error::{AppendError, InvalidEvent, StorageError};
 use crate::event::{
     Appended, Clock, Head, MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, NewEvent, RecordedEvent, SystemClock,
 };
-use crate::format::{self, CommitRecord};
+use crate::format::{self, Chunk};
 use crate::index::Index;
 use crate::leftovers::{self, DirectoryLock};
-use crate::read::{decode_stored, read_event};
+use crate::read::{chunk_holding, event_of, parse_stored_chunk};
 use crate::replication::{ReplicationError, StoredEvent};
 use crate::verify::{self, VerifyReport};
 use crate::writer::{AppendRequest, CommitShared, HeadWatch, SYNC_LANES, Syncer, Writer};
@@ -46,6 +46,10 @@ pub struct LogOptions {
     /// dropped, so an immediate reopen in the same process may briefly find it locked. A second
     /// process gets [`StorageError::InUse`] after this wait. Default: 2 s.
     pub lock_wait: Duration,
+    /// Largest chunk the writer stores, in bytes (an event larger than this gets a chunk of its
+    /// own). Default: [`format::CHUNK_TARGET_BYTES`], where the choice is explained; other values
+    /// are for measuring that choice. Any value reads any log: chunk sizes are not recorded.
+    pub chunk_target_bytes: usize,
 }
 
 impl Default for LogOptions {
@@ -57,6 +61,7 @@ impl Default for LogOptions {
             max_batch_events: 10_000,
             max_group_events: 4_000,
             lock_wait: Duration::from_secs(2),
+            chunk_target_bytes: format::CHUNK_TARGET_BYTES,
         }
     }
 }
@@ -203,6 +208,7 @@ impl EventLog {
             head,
             index: index.clone(),
             max_group_events: options.max_group_events.max(1),
+            chunk_target_bytes: options.chunk_target_bytes.max(1),
             shared: shared.clone(),
             scratch: Vec::new(),
             hash_helper: crate::writer::HashHelper::start(),
@@ -345,20 +351,25 @@ impl EventLog {
     /// are ever read (an event being committed could still vanish in a crash, and its sequence be
     /// reused). Tailing readers call [`EventLog::wait_for_head_after`] and read on.
     pub fn read_range(&self, range: impl RangeBounds<u64>) -> EventIter {
-        let durable = self.head().seq;
-        let start = match range.start_bound() {
-            Bound::Included(seq) => Bound::Included(format::event_key(*seq)),
-            Bound::Excluded(seq) => Bound::Excluded(format::event_key(*seq)),
-            Bound::Unbounded => Bound::Included(format::event_key(0)),
-        };
-        let end = match range.end_bound() {
-            Bound::Included(seq) => Bound::Included(format::event_key((*seq).min(durable))),
-            Bound::Excluded(seq) if *seq <= durable => Bound::Excluded(format::event_key(*seq)),
-            Bound::Excluded(_) | Bound::Unbounded => Bound::Included(format::event_key(durable)),
-        };
         EventIter {
-            inner: self.inner.tree.range::<[u8; 9], _>((start, end)),
+            cursor: self.cursor(range),
         }
+    }
+
+    /// A cursor over the chunks holding `range`, capped at the durable head.
+    fn cursor(&self, range: impl RangeBounds<u64>) -> ChunkCursor {
+        let durable = self.head().seq;
+        let first = match range.start_bound() {
+            Bound::Included(seq) => Some(*seq),
+            Bound::Excluded(seq) => seq.checked_add(1),
+            Bound::Unbounded => Some(0),
+        };
+        let last = match range.end_bound() {
+            Bound::Included(seq) => Some((*seq).min(durable)),
+            Bound::Excluded(seq) => seq.checked_sub(1).map(|seq| seq.min(durable)),
+            Bound::Unbounded => Some(durable),
+        };
+        ChunkCursor::new(&self.inner.tree, first, last)
     }
 
     /// Streams the events of one stream from `from_version` (1 for all), in stream order, up to
@@ -371,6 +382,7 @@ impl EventLog {
         StreamIter {
             tree: self.inner.tree.clone(),
             seqs: seqs.into_iter(),
+            chunk: None,
         }
     }
 
@@ -387,7 +399,7 @@ impl EventLog {
         if seq > self.head().seq {
             return Ok(None);
         }
-        read_event(&self.inner.tree, seq)
+        crate::read::read_event(&self.inner.tree, seq)
     }
 
     /// The event recorded under client event id `event_id`, if any.
@@ -395,7 +407,7 @@ impl EventLog {
         let durable = self.head().seq;
         let candidates = self.index().candidates(event_id);
         for seq in candidates.into_iter().filter(|&seq| seq <= durable) {
-            if let Some(event) = read_event(&self.inner.tree, seq)?
+            if let Some(event) = crate::read::read_event(&self.inner.tree, seq)?
                 && event.event_id == event_id
             {
                 return Ok(Some(event));
@@ -417,7 +429,7 @@ impl EventLog {
     /// not): the receiver re-checks the chain.
     pub fn read_stored_range(&self, range: impl RangeBounds<u64>) -> StoredEventIter {
         StoredEventIter {
-            inner: self.read_range(range).inner,
+            cursor: self.cursor(range),
         }
     }
 
@@ -472,9 +484,90 @@ impl EventLog {
     }
 }
 
+/// Walks the events `next_seq..=last_seq` chunk by chunk: one sled read and one checksum per
+/// chunk, one decode per event. A seq no chunk holds is skipped (as a missing key was before
+/// chunks; `verify` reports it); a damaged chunk is reported once and skipped.
+struct ChunkCursor {
+    chunks: sled::Iter,
+    current: Option<Chunk>,
+    next_seq: u64,
+    last_seq: u64,
+    done: bool,
+}
+
+impl ChunkCursor {
+    fn new(tree: &sled::Tree, first: Option<u64>, last: Option<u64>) -> ChunkCursor {
+        let (Some(first), Some(last)) = (first, last) else {
+            return ChunkCursor::empty(tree);
+        };
+        if first > last {
+            return ChunkCursor::empty(tree);
+        }
+        // The chunk holding `first` starts at or before it: the last chunk key up to it.
+        let start = tree
+            .range(format::chunk_key(0)..=format::chunk_key(first))
+            .next_back()
+            .and_then(|entry| entry.ok())
+            .and_then(|(key, _)| format::seq_from_chunk_key(&key))
+            .unwrap_or(first);
+        ChunkCursor {
+            chunks: tree.range(format::chunk_key(start)..=format::chunk_key(last)),
+            current: None,
+            next_seq: first,
+            last_seq: last,
+            done: false,
+        }
+    }
+
+    fn empty(tree: &sled::Tree) -> ChunkCursor {
+        ChunkCursor {
+            chunks: tree.range(format::chunk_key(1)..format::chunk_key(1)),
+            current: None,
+            next_seq: 1,
+            last_seq: 0,
+            done: true,
+        }
+    }
+
+    /// The next event's chunk and position, decoded by `decode`.
+    fn next_with<T>(
+        &mut self,
+        decode: impl Fn(&Chunk, usize, u64) -> Result<T, StorageError>,
+    ) -> Option<Result<T, StorageError>> {
+        loop {
+            if self.done || self.next_seq > self.last_seq {
+                return None;
+            }
+            if let Some(chunk) = &self.current {
+                if let Some(at) = chunk.position_of(self.next_seq) {
+                    let seq = self.next_seq;
+                    match self.next_seq.checked_add(1) {
+                        Some(next) => self.next_seq = next,
+                        None => self.done = true,
+                    }
+                    return Some(decode(chunk, at, seq));
+                }
+                self.current = None;
+            }
+            let (key, value) = match self.chunks.next()? {
+                Ok(entry) => entry,
+                Err(error) => return Some(Err(error.into())),
+            };
+            match parse_stored_chunk(&key, value) {
+                Err(error) => return Some(Err(error)),
+                Ok(chunk) if chunk.last_seq() < self.next_seq => {}
+                Ok(chunk) => {
+                    self.next_seq = self.next_seq.max(chunk.first_seq());
+                    self.current = Some(chunk);
+                }
+            }
+        }
+    }
+}
+
 /// Iterator over events by sequence; see [`EventLog::read_range`].
 pub struct EventIter {
-    inner: sled::Iter,
+    cursor: ChunkCursor,
 }
 
 impl fmt::Debug for EventIter {
@@ -487,29 +580,13 @@ impl Iterator for EventIter {
     type Item = Result<RecordedEvent, StorageError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let entry = self.inner.next()?;
-        Some(
-            entry
-                .map_err(StorageError::from)
-                .and_then(|(key, value)| decode_stored(&key, &value)),
-        )
-    }
-}
-
-impl DoubleEndedIterator for EventIter {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        let entry = self.inner.next_back()?;
-        Some(
-            entry
-                .map_err(StorageError::from)
-                .and_then(|(key, value)| decode_stored(&key, &value)),
-        )
+        self.cursor.next_with(|chunk, _, seq| event_of(chunk, seq))
     }
 }
 
 /// Iterator over stored events by sequence; see [`EventLog::read_stored_range`].
 pub struct StoredEventIter {
-    inner: sled::Iter,
+    cursor: ChunkCursor,
 }
 
 impl fmt::Debug for StoredEventIter {
@@ -522,16 +599,20 @@ impl Iterator for StoredEventIter {
     type Item = Result<StoredEvent, StorageError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let entry = self.inner.next()?;
-        Some(entry.map_err(StorageError::from).and_then(|(key, value)| {
-            StoredEvent::from_stored_value(&value).map_err(|reason| StorageError::Corrupt {
-                location: match format::seq_from_event_key(&key) {
-                    Some(seq) => format!("event seq {seq}"),
-                    None => format!("event key {key:?}"),
-                },
+        self.cursor.next_with(|chunk, at, seq| {
+            let corrupt = |reason| StorageError::Corrupt {
+                location: format!("event seq {seq}"),
                 reason,
-            })
-        }))
+            };
+            let stored = chunk.stored(at).unwrap_or_default();
+            let event = StoredEvent::from_stored_value(stored).map_err(corrupt)?;
+            if event.seq != seq {
+                return Err(corrupt(crate::error::DecodeError::OutOfPlace {
+                    claimed_seq: event.seq,
+                }));
+            }
+            Ok(event)
+        })
     }
 }
 
@@ -539,6 +620,8 @@ impl Iterator for StoredEventIter {
 pub struct StreamIter {
     tree: sled::Tree,
     seqs: std::vec::IntoIter<u64>,
+    /// The chunk of the previous event: a stream's consecutive events often share one.
+    chunk: Option<Chunk>,
 }
 
 impl fmt::Debug for StreamIter {
@@ -552,14 +635,25 @@ impl Iterator for StreamIter {
 
     fn next(&mut self) -> Option<Self::Item> {
         let seq = self.seqs.next()?;
-        Some(read_event(&self.tree, seq).and_then(|event| {
-            event.ok_or_else(|| StorageError::Corrupt {
+        let cached = self
+            .chunk
+            .as_ref()
+            .is_some_and(|chunk| chunk.position_of(seq).is_some());
+        if !cached {
+            self.chunk = match chunk_holding(&self.tree, seq) {
+                Ok(chunk) => chunk,
+                Err(error) => return Some(Err(error)),
+            };
+        }
+        Some(match &self.chunk {
+            Some(chunk) => event_of(chunk, seq),
+            None => Err(StorageError::Corrupt {
                 location: format!("event seq {seq}"),
                 reason: crate::error::DecodeError::Truncated {
                     field: "indexed event (missing)",
                 },
-            })
-        }))
+            }),
+        })
     }
 }
 
@@ -761,6 +855,13 @@ fn open_myolog_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, StorageErr
         .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_ref()).ok())
         .map(u32::from_be_bytes)
         .ok_or_else(|| not_a_log("the format version is missing or malformed"))?;
+    if format_version < format::FORMAT_VERSION {
+        return Err(StorageError::NeedsMigration {
+            path: path.to_path_buf(),
+            found: format_version,
+            supported: format::FORMAT_VERSION,
+        });
+    }
     if format_version > format::FORMAT_VERSION {
         return Err(StorageError::UnsupportedFormat {
             path: path.to_path_buf(),
@@ -771,46 +872,61 @@ fn open_myolog_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, StorageErr
     Ok(tree)
 }
 
-/// Rebuilds the head and the in-memory indexes from the commit records. A damaged or
-/// discontinuous commit record does not stop the log from opening — reads and `verify` must still
-/// work on a damaged log — but it is returned as the reason to refuse appends.
+/// Rebuilds the head and the in-memory indexes from the chunks' tables (ids and stream keys; the
+/// events are not decoded). A damaged or discontinuous chunk, or a head record that disagrees with
+/// the last chunk, does not stop the log from opening — reads and `verify` must still work on a
+/// damaged log — but it is returned as the reason to refuse appends.
 fn recover(tree: &sled::Tree) -> Result<(Head, Index, Option<String>), StorageError> {
     let mut index = Index::default();
     let mut head = Head::default();
-    for entry in tree.range(format::commit_key(0)..=format::commit_key(u64::MAX)) {
+    for entry in tree.range(format::chunk_key(0)..=format::chunk_key(u64::MAX)) {
         let (key, value) = entry?;
-        let record = match CommitRecord::decode(&value) {
-            Ok(record) => record,
+        let chunk = match parse_stored_chunk(&key, value) {
+            Ok(chunk) => chunk,
             Err(error) => {
-                let at = format::seq_from_commit_key(&key).unwrap_or(head.seq + 1);
-                return Ok((
-                    head,
-                    index,
-                    Some(format!(
-                        "the commit record at seq {at} is damaged ({error}); run verify"
-                    )),
-                ));
+                let problem = format!("{error}; run verify");
+                return Ok((head, index, Some(problem)));
             }
         };
-        if Some(record.first_seq) != head.seq.checked_add(1)
-            || record
-                .first_seq
-                .checked_add(record.entries.len() as u64)
-                .is_none()
-        {
+        if Some(chunk.first_seq()) != head.seq.checked_add(1) {
             let problem = format!(
-                "the commit record at seq {} does not follow seq {}; run verify",
-                record.first_seq, head.seq
+                "the chunk at seq {} does not follow seq {}; run verify",
+                chunk.first_seq(),
+                head.seq
             );
             return Ok((head, index, Some(problem)));
         }
-        for (offset, (event_id, stream_key)) in record.entries.iter().enumerate() {
-            index.insert(event_id, stream_key, record.first_seq + offset as u64);
+        for at in 0..chunk.len() {
+            if let (Some(event_id), Some(stream_key)) = (chunk.event_id(at), chunk.stream_key(at)) {
+                index.insert(event_id, stream_key, chunk.first_seq() + at as u64);
+            }
         }
         head = Head {
-            seq: record.last_seq(),
-            hash: record.last_hash,
+            seq: chunk.last_seq(),
+            hash: chunk.last_hash(),
         };
+    }
+    let recorded = match tree.get(format::META_HEAD_KEY)? {
+        None => None,
+        Some(bytes) => match format::decode_head(&bytes) {
+            Ok(recorded) => Some(recorded),
+            Err(error) => {
+                let problem = format!("the head record is damaged ({error}); run verify");
+                return Ok((head, index, Some(problem)));
+            }
+        },
+    };
+    let agrees = match recorded {
+        None => head.seq == 0,
+        Some((seq, hash)) => seq == head.seq && hash == head.hash,
+    };
+    if !agrees {
+        let problem = format!(
+            "the head record ({}) disagrees with the last chunk, which ends at seq {}; run verify",
+            recorded.map_or("missing".to_owned(), |(seq, _)| format!("seq {seq}")),
+            head.seq
+        );
+        return Ok((head, index, Some(problem)));
     }
     Ok((head, index, None))
 }

@@ -171,8 +171,8 @@ fn check_limits(event: &RecordedEvent) -> Result<(), InvalidEvent> {
 
 impl Writer {
     /// Checks `events` against the applied head and indexes and applies them with one atomic
-    /// `apply_batch`, with commit records grouping consecutive events of one recorded-at (at most
-    /// [`format::MAX_EVENTS_PER_COMMIT_RECORD`] each), as the original's groups did. Returns the
+    /// `apply_batch`, with chunks grouping consecutive events of one recorded-at, as the original's
+    /// group commits did. Returns the
     /// new applied head; the caller makes it durable. On error nothing is applied and the index is
     /// as it was.
     pub(crate) fn apply_replicated(
@@ -235,32 +235,39 @@ impl Writer {
         }
         drop(index);
 
+        let values: Vec<Vec<u8>> = events
+            .iter()
+            .map(|stored| [&stored.canonical[..], &stored.hash.0[..]].concat())
+            .collect();
         let mut batch = sled::Batch::default();
         let mut large_value = false;
-        let mut value = Vec::new();
-        for (stored, event) in events.iter().zip(&decoded) {
-            value.clear();
-            value.extend_from_slice(&stored.canonical);
-            value.extend_from_slice(&stored.hash.0);
-            large_value |= value.len() > format::SMALL_VALUE_LIMIT;
-            batch.insert(&format::event_key(event.seq)[..], &value[..]);
-        }
-        for chunk in decoded.chunk_by(|a, b| a.recorded_at_unix_nanos == b.recorded_at_unix_nanos) {
-            for part in chunk.chunks(format::MAX_EVENTS_PER_COMMIT_RECORD) {
-                let (Some(first), Some(last)) = (part.first(), part.last()) else {
-                    continue;
-                };
-                let record = format::encode_commit_record(
+        let mut offset = 0usize;
+        // One run of chunks per recorded-at: the original's group commits.
+        for run in decoded.chunk_by(|a, b| a.recorded_at_unix_nanos == b.recorded_at_unix_nanos) {
+            let entries: Vec<format::ChunkEntry<'_>> = run
+                .iter()
+                .zip(&values[offset..])
+                .map(|(event, value)| format::ChunkEntry {
+                    event_id: &event.event_id,
+                    stream_key: &event.stream_key,
+                    stored: value,
+                })
+                .collect();
+            if let Some(first) = run.first() {
+                large_value |= crate::writer::insert_chunks(
+                    &mut batch,
                     first.seq,
                     first.recorded_at_unix_nanos,
-                    last.hash,
-                    part.iter()
-                        .map(|event| (event.event_id.as_str(), event.stream_key.as_str())),
+                    &entries,
+                    self.chunk_target_bytes,
                 );
-                large_value |= record.len() > format::SMALL_VALUE_LIMIT;
-                batch.insert(&format::commit_key(first.seq)[..], record);
             }
+            offset += run.len();
         }
+        batch.insert(
+            format::META_HEAD_KEY,
+            &format::encode_head(head.seq, head.hash)[..],
+        );
         if large_value && !self.shared.blobs_possible.load(Ordering::SeqCst) {
             // As in a group commit: syncs list blob files from this batch on, and the marker goes
             // atomically with the first large value.

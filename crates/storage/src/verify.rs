@@ -1,19 +1,20 @@
 //! The audit walk: re-derives every event's hash from its stored bytes, follows the chain from
-//! sequence 1 to the head, and checks every event against the commit record that recorded it,
-//! stopping at the first bad sequence.
+//! sequence 1 to the head record, checks every event against the table of the chunk that holds it
+//! and every chunk's checksum, stopping at the first bad sequence. The version 1 walk lives in
+//! [`crate::legacy_v1`] and reports with the same types.
 
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::error::{DecodeError, StorageError};
 use crate::event::{Hash, Head};
-use crate::format::{self, CheckError, CommitRecord};
+use crate::format::{self, CheckError, Chunk};
 
 /// The outcome of [`crate::EventLog::verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyReport {
-    /// The head recorded by the last commit record when the walk started; the walk covers
-    /// 1..=head.seq.
+    /// The head recorded when the walk started (the head record, or a version 1 log's last commit
+    /// record); the walk covers 1..=head.seq.
     pub head: Head,
     /// Events before the first bad one, all of which passed every check (all events when intact).
     pub events_checked: u64,
@@ -59,232 +60,226 @@ pub enum FailureReason {
         previous: u64,
         found: u64,
     },
-    #[error("the commit record disagrees with the event: {detail}")]
+    #[error("the commit record (chunk table, head record) disagrees with the event: {detail}")]
     CommitRecordMismatch { detail: String },
-    #[error("the commit record covering this event cannot be decoded: {0}")]
+    #[error("the commit record (chunk, head record) covering this event cannot be decoded: {0}")]
     CommitRecordUndecodable(DecodeError),
     #[error("malformed key in the event range")]
     MalformedKey,
+    #[error("the checksum of the chunk starting here does not match its bytes")]
+    ChunkChecksumMismatch,
 }
 
 pub(crate) fn verify(tree: &sled::Tree) -> Result<VerifyReport, StorageError> {
-    // The last commit record fixes the head, so appends racing with the walk are ignored.
-    let last_commit = tree
-        .range(format::commit_key(0)..=format::commit_key(u64::MAX))
-        .next_back();
-    let head = match last_commit {
-        None => Head::default(),
-        Some(entry) => {
-            let (key, value) = entry?;
-            match CommitRecord::decode(&value) {
-                Ok(record) => Head {
-                    seq: record.last_seq(),
-                    hash: record.last_hash,
-                },
-                Err(reason) => {
-                    let seq = format::seq_from_commit_key(&key).unwrap_or(0);
-                    return Ok(VerifyReport {
-                        head: Head {
-                            seq,
-                            hash: Hash::ZERO,
+    // The head record fixes the end of the walk, so appends racing with it are ignored.
+    let recorded = tree.get(format::META_HEAD_KEY)?;
+    let head = match recorded.as_deref().map(format::decode_head) {
+        Some(Ok((seq, hash))) => Head { seq, hash },
+        None if first_chunk_seq(tree)?.is_none() => Head::default(),
+        missing_or_damaged => {
+            // Walk whatever chunks there are; an earlier failure among them comes first.
+            let (mut report, _) = walk(tree, u64::MAX)?;
+            if report.first_bad.is_none() {
+                let seq = report.events_checked.saturating_add(1);
+                report.first_bad = Some(VerifyFailure {
+                    seq,
+                    reason: match missing_or_damaged {
+                        Some(Err(reason)) => FailureReason::CommitRecordUndecodable(reason),
+                        _ => FailureReason::CommitRecordMismatch {
+                            detail: "the log has events but no head record".into(),
                         },
-                        events_checked: 0,
-                        first_bad: Some(VerifyFailure {
-                            seq,
-                            reason: FailureReason::CommitRecordUndecodable(reason),
-                        }),
-                    })
-                    .map(|report| rewalk_until(tree, report));
-                }
+                    },
+                });
             }
+            return Ok(report);
         }
     };
-    walk(tree, head)
-}
-
-/// When the last commit record is unreadable, the events before it may still hold an earlier
-/// failure; report whichever comes first.
-fn rewalk_until(tree: &sled::Tree, report: VerifyReport) -> VerifyReport {
-    let limit = report.first_bad.as_ref().map_or(0, |failure| failure.seq);
-    match walk_events(tree, limit.saturating_sub(1), false) {
-        Ok(earlier) if earlier.first_bad.is_some() => earlier,
-        Ok(earlier) => VerifyReport {
-            events_checked: earlier.events_checked,
-            ..report
-        },
-        Err(_) => report,
-    }
-}
-
-fn walk(tree: &sled::Tree, head: Head) -> Result<VerifyReport, StorageError> {
-    // Every event is compared with its commit record, including each commit's last hash, so the
-    // walk also proves the head.
-    let report = walk_events(tree, head.seq, true)?;
-    Ok(VerifyReport { head, ..report })
-}
-
-/// Walks events 1..=last_seq. With `check_commits`, each event is also compared with the commit
-/// record that recorded it, and every commit record must be covered.
-fn walk_events(
-    tree: &sled::Tree,
-    last_seq: u64,
-    check_commits: bool,
-) -> Result<VerifyReport, StorageError> {
-    let mut report = VerifyReport {
-        head: Head::default(),
-        events_checked: 0,
-        first_bad: None,
-    };
-    let fail = |mut report: VerifyReport, seq: u64, reason: FailureReason| {
-        report.first_bad = Some(VerifyFailure { seq, reason });
-        Ok(report)
-    };
-    let mut previous_hash = Hash::ZERO;
-    let mut stream_versions: HashMap<String, u64> = HashMap::new();
-    let mut expected_seq = 1u64;
-    if last_seq == 0 {
-        return Ok(report);
-    }
-    let mut commits = tree.range(format::commit_key(1)..=format::commit_key(last_seq));
-    let mut current_commit: Option<CommitRecord> = None;
-    for entry in tree.range(format::event_key(1)..=format::event_key(last_seq)) {
-        let (key, value) = entry?;
-        let Some(key_seq) = format::seq_from_event_key(&key) else {
-            return fail(report, expected_seq, FailureReason::MalformedKey);
-        };
-        if key_seq != expected_seq {
-            return fail(
-                report,
-                expected_seq,
-                FailureReason::Missing {
-                    next_present: Some(key_seq),
-                },
-            );
-        }
-        let event = match format::decode_and_check_event(&value) {
-            Ok(event) => event,
-            Err(CheckError::Undecodable(reason)) => {
-                return fail(report, expected_seq, FailureReason::Undecodable(reason));
-            }
-            Err(CheckError::HashMismatch { stored, recomputed }) => {
-                return fail(
-                    report,
-                    expected_seq,
-                    FailureReason::ContentAltered { stored, recomputed },
-                );
-            }
-        };
-        if event.seq != expected_seq {
-            return fail(
-                report,
-                expected_seq,
-                FailureReason::OutOfPlace {
-                    claimed_seq: event.seq,
-                },
-            );
-        }
-        if event.prev_hash != previous_hash {
-            return fail(
-                report,
-                expected_seq,
-                FailureReason::LinkBroken {
-                    expected: previous_hash,
-                    found: event.prev_hash,
-                },
-            );
-        }
-        let previous_version = stream_versions.get(&event.stream_key).copied().unwrap_or(0);
-        if previous_version.checked_add(1) != Some(event.stream_version) {
-            return fail(
-                report,
-                expected_seq,
-                FailureReason::StreamVersionGap {
-                    stream_key: event.stream_key.clone(),
-                    previous: previous_version,
-                    found: event.stream_version,
-                },
-            );
-        }
-        if check_commits {
-            if current_commit
-                .as_ref()
-                .is_none_or(|record| record.last_seq() < expected_seq)
-            {
-                current_commit = match commits.next() {
-                    None => None,
-                    Some(entry) => {
-                        let (_, value) = entry?;
-                        match CommitRecord::decode(&value) {
-                            Ok(record) => Some(record),
-                            Err(reason) => {
-                                return fail(
-                                    report,
-                                    expected_seq,
-                                    FailureReason::CommitRecordUndecodable(reason),
-                                );
-                            }
-                        }
-                    }
-                };
-            }
-            if let Some(detail) = commit_mismatch(current_commit.as_ref(), &event) {
-                return fail(
-                    report,
-                    expected_seq,
-                    FailureReason::CommitRecordMismatch { detail },
-                );
-            }
-        }
-        stream_versions.insert(event.stream_key, event.stream_version);
-        previous_hash = event.hash;
-        report.events_checked += 1;
-        expected_seq += 1;
-    }
-    if expected_seq <= last_seq {
-        return fail(
-            report,
-            expected_seq,
-            FailureReason::Missing { next_present: None },
-        );
+    let (mut report, last_hash) = walk(tree, head.seq)?;
+    report.head = head;
+    if report.first_bad.is_none() && head.seq > 0 && last_hash != head.hash {
+        report.events_checked = head.seq - 1;
+        report.first_bad = Some(VerifyFailure {
+            seq: head.seq,
+            reason: FailureReason::CommitRecordMismatch {
+                detail: format!(
+                    "the head record ends on hash {}, the event's hash is {last_hash}",
+                    head.hash
+                ),
+            },
+        });
     }
     Ok(report)
 }
 
-/// How `event` disagrees with the commit record that should cover it, if it does.
-fn commit_mismatch(record: Option<&CommitRecord>, event: &crate::RecordedEvent) -> Option<String> {
-    let Some(record) = record else {
-        return Some("no commit record covers this event".into());
+fn first_chunk_seq(tree: &sled::Tree) -> Result<Option<u64>, StorageError> {
+    Ok(
+        match tree
+            .range(format::chunk_key(0)..=format::chunk_key(u64::MAX))
+            .next()
+        {
+            None => None,
+            Some(entry) => format::seq_from_chunk_key(&entry?.0),
+        },
+    )
+}
+
+/// The walk's progress: the chain and stream versions so far.
+struct Walk {
+    report: VerifyReport,
+    previous_hash: Hash,
+    stream_versions: HashMap<String, u64>,
+    expected_seq: u64,
+}
+
+impl Walk {
+    fn fail(mut self, seq: u64, reason: FailureReason) -> VerifyReport {
+        self.report.first_bad = Some(VerifyFailure { seq, reason });
+        self.report
+    }
+
+    fn fail_with_hash(self, seq: u64, reason: FailureReason) -> (VerifyReport, Hash) {
+        let hash = self.previous_hash;
+        (self.fail(seq, reason), hash)
+    }
+
+    /// Checks event `at` of `chunk`, which should be `self.expected_seq`.
+    fn check_event(&mut self, chunk: &Chunk, at: usize) -> Result<(), FailureReason> {
+        let seq = self.expected_seq;
+        let stored = chunk.stored(at).unwrap_or_default();
+        let event = match format::decode_and_check_event(stored) {
+            Ok(event) => event,
+            Err(CheckError::Undecodable(reason)) => return Err(FailureReason::Undecodable(reason)),
+            Err(CheckError::HashMismatch { stored, recomputed }) => {
+                return Err(FailureReason::ContentAltered { stored, recomputed });
+            }
+        };
+        if event.seq != seq {
+            return Err(FailureReason::OutOfPlace {
+                claimed_seq: event.seq,
+            });
+        }
+        if event.prev_hash != self.previous_hash {
+            return Err(FailureReason::LinkBroken {
+                expected: self.previous_hash,
+                found: event.prev_hash,
+            });
+        }
+        let previous_version = self
+            .stream_versions
+            .get(&event.stream_key)
+            .copied()
+            .unwrap_or(0);
+        if previous_version.checked_add(1) != Some(event.stream_version) {
+            return Err(FailureReason::StreamVersionGap {
+                stream_key: event.stream_key.clone(),
+                previous: previous_version,
+                found: event.stream_version,
+            });
+        }
+        let (event_id, stream_key) = (
+            chunk.event_id(at).unwrap_or_default(),
+            chunk.stream_key(at).unwrap_or_default(),
+        );
+        if event_id != event.event_id || stream_key != event.stream_key {
+            return Err(FailureReason::CommitRecordMismatch {
+                detail: format!(
+                    "recorded as event {event_id:?} of stream {stream_key:?}, stored as {:?} of {:?}",
+                    event.event_id, event.stream_key
+                ),
+            });
+        }
+        if event.recorded_at_unix_nanos != chunk.recorded_at_unix_nanos() {
+            return Err(FailureReason::CommitRecordMismatch {
+                detail: "recorded-at differs from its chunk's".into(),
+            });
+        }
+        self.stream_versions
+            .insert(event.stream_key, event.stream_version);
+        self.previous_hash = event.hash;
+        self.report.events_checked += 1;
+        self.expected_seq += 1;
+        Ok(())
+    }
+}
+
+/// Walks events 1..=last_seq chunk by chunk (`u64::MAX`: all chunks there are). With a finite
+/// `last_seq`, the last event's hash must be the head record's, which the caller compares.
+fn walk(tree: &sled::Tree, last_seq: u64) -> Result<(VerifyReport, Hash), StorageError> {
+    let mut walk = Walk {
+        report: VerifyReport {
+            head: Head::default(),
+            events_checked: 0,
+            first_bad: None,
+        },
+        previous_hash: Hash::ZERO,
+        stream_versions: HashMap::new(),
+        expected_seq: 1,
     };
-    if record.first_seq > event.seq {
-        return Some(format!(
-            "no commit record covers this event (the next one starts at {})",
-            record.first_seq
-        ));
+    if last_seq == 0 {
+        return Ok((walk.report, Hash::ZERO));
     }
-    let Some((event_id, stream_key)) = usize::try_from(event.seq - record.first_seq)
-        .ok()
-        .and_then(|offset| record.entries.get(offset))
-    else {
-        return Some(format!(
-            "no commit record covers this event (the one read covers {}..={})",
-            record.first_seq,
-            record.last_seq()
-        ));
-    };
-    if event_id != &event.event_id || stream_key != &event.stream_key {
-        return Some(format!(
-            "recorded as event {event_id:?} of stream {stream_key:?}, stored as {:?} of {:?}",
-            event.event_id, event.stream_key
-        ));
+    for entry in tree.range(format::chunk_key(0)..=format::chunk_key(last_seq)) {
+        let (key, value) = entry?;
+        let expected = walk.expected_seq;
+        let Some(key_seq) = format::seq_from_chunk_key(&key) else {
+            return Ok(walk.fail_with_hash(expected, FailureReason::MalformedKey));
+        };
+        if key_seq != expected {
+            let reason = if key_seq > expected {
+                FailureReason::Missing {
+                    next_present: Some(key_seq),
+                }
+            } else {
+                FailureReason::OutOfPlace {
+                    claimed_seq: key_seq,
+                }
+            };
+            return Ok(walk.fail_with_hash(expected, reason));
+        }
+        let chunk = match Chunk::parse(value) {
+            Ok(chunk) => chunk,
+            Err(reason) => {
+                let reason = FailureReason::CommitRecordUndecodable(reason);
+                return Ok(walk.fail_with_hash(expected, reason));
+            }
+        };
+        if chunk.first_seq() != key_seq {
+            let claimed_seq = chunk.first_seq();
+            return Ok(walk.fail_with_hash(expected, FailureReason::OutOfPlace { claimed_seq }));
+        }
+        for at in 0..chunk.len() {
+            let seq = walk.expected_seq;
+            if seq > last_seq {
+                let detail = format!("the chunk goes on past the head record's seq {last_seq}");
+                return Ok(walk.fail_with_hash(seq, FailureReason::CommitRecordMismatch { detail }));
+            }
+            if let Err(reason) = walk.check_event(&chunk, at) {
+                return Ok(walk.fail_with_hash(seq, reason));
+            }
+        }
+        if walk.previous_hash != chunk.last_hash() {
+            let seq = chunk.last_seq();
+            walk.report.events_checked = seq - 1;
+            let detail = format!(
+                "the chunk ends on hash {}, the event's hash is {}",
+                chunk.last_hash(),
+                walk.previous_hash
+            );
+            return Ok(walk.fail_with_hash(seq, FailureReason::CommitRecordMismatch { detail }));
+        }
+        // Every event of the chunk checked out, so a bad checksum means damage elsewhere in it
+        // (its table's framing or the checksum itself): report the chunk's first seq.
+        if !chunk.checksum_matches() {
+            walk.report.events_checked = expected - 1;
+            return Ok(walk.fail_with_hash(expected, FailureReason::ChunkChecksumMismatch));
+        }
     }
-    if event.recorded_at_unix_nanos != record.recorded_at_unix_nanos {
-        return Some("recorded-at differs from its commit's".into());
+    if last_seq == u64::MAX {
+        return Ok((walk.report, walk.previous_hash));
     }
-    if event.seq == record.last_seq() && event.hash != record.last_hash {
-        return Some(format!(
-            "the commit ends on hash {}, the event's hash is {}",
-            record.last_hash, event.hash
-        ));
+    if walk.expected_seq <= last_seq {
+        let seq = walk.expected_seq;
+        return Ok(walk.fail_with_hash(seq, FailureReason::Missing { next_present: None }));
     }
-    None
+    Ok((walk.report, walk.previous_hash))
 }

@@ -108,6 +108,8 @@ pub(crate) struct Writer {
     pub index: Arc<RwLock<Index>>,
     /// At most this many events go into one group commit (bounds memory and latency).
     pub max_group_events: usize,
+    /// Largest chunk in bytes (see [`format::CHUNK_TARGET_BYTES`]).
+    pub chunk_target_bytes: usize,
     pub shared: Arc<CommitShared>,
     /// Reused for encoding each event before it is copied into sled's buffer.
     pub scratch: Vec<u8>,
@@ -417,37 +419,33 @@ impl Writer {
             &mut self.scratch,
         ));
         // Only this fold follows the chain: each event's last SHA-256 blocks and its two hashes.
-        for (seq, prepared) in (first_seq..).zip(prepared) {
-            large_value |= prepared.len() > format::SMALL_VALUE_LIMIT;
+        let mut values = Vec::with_capacity(staged.len());
+        for prepared in prepared {
             let (value, hash) = prepared.seal(prev_hash);
-            // The encoded bytes were copied once, into the buffer sled keeps, when prepared.
-            sled_batch.insert(sled::IVec::from(&format::event_key(seq)[..]), value);
+            values.push(value);
             hashes.push(hash);
             prev_hash = hash;
         }
-        for (chunk_start, (chunk, chunk_hashes)) in (first_seq..)
-            .step_by(format::MAX_EVENTS_PER_COMMIT_RECORD)
-            .zip(
-                staged
-                    .chunks(format::MAX_EVENTS_PER_COMMIT_RECORD)
-                    .zip(hashes.chunks(format::MAX_EVENTS_PER_COMMIT_RECORD)),
-            )
-        {
-            let last_hash = chunk_hashes.last().copied().unwrap_or(Hash::ZERO);
-            let record = format::encode_commit_record(
-                chunk_start,
-                recorded_at,
-                last_hash,
-                chunk.iter().map(|staged_event| {
-                    (
-                        staged_event.event.event_id.as_str(),
-                        staged_event.event.stream_key.as_str(),
-                    )
-                }),
-            );
-            large_value |= record.len() > format::SMALL_VALUE_LIMIT;
-            sled_batch.insert(&format::commit_key(chunk_start)[..], record);
-        }
+        let entries: Vec<format::ChunkEntry<'_>> = staged
+            .iter()
+            .zip(&values)
+            .map(|(staged_event, value)| format::ChunkEntry {
+                event_id: &staged_event.event.event_id,
+                stream_key: &staged_event.event.stream_key,
+                stored: value,
+            })
+            .collect();
+        large_value |= insert_chunks(
+            &mut sled_batch,
+            first_seq,
+            recorded_at,
+            &entries,
+            self.chunk_target_bytes,
+        );
+        sled_batch.insert(
+            format::META_HEAD_KEY,
+            &format::encode_head(first_seq + staged.len() as u64 - 1, prev_hash)[..],
+        );
         if !self.shared.blobs_possible.load(Ordering::SeqCst) && large_value {
             // From this batch on, sled may write blob files: syncs list them from now on (the
             // flag is set before the apply, so the sync covering it sees it), and the marker goes
@@ -635,6 +633,36 @@ impl Writer {
         }
         Ok(None)
     }
+}
+
+/// Adds the chunks of consecutive events `entries`, the first of which is `first_seq`, all
+/// recorded at `recorded_at`, to `batch`; returns whether any chunk is larger than
+/// [`format::SMALL_VALUE_LIMIT`].
+pub(crate) fn insert_chunks(
+    batch: &mut sled::Batch,
+    first_seq: u64,
+    recorded_at: i64,
+    entries: &[format::ChunkEntry<'_>],
+    chunk_target_bytes: usize,
+) -> bool {
+    let mut large_value = false;
+    let mut rest = entries;
+    let mut chunk_first_seq = first_seq;
+    for length in format::chunk_lengths(
+        entries.iter().map(format::ChunkEntry::encoded_len),
+        chunk_target_bytes,
+    ) {
+        let (chunk_entries, after) = rest.split_at(length.min(rest.len()));
+        let last_hash = chunk_entries
+            .last()
+            .map_or(Hash::ZERO, |entry| format::stored_hash(entry.stored));
+        let chunk = format::encode_chunk(chunk_first_seq, recorded_at, last_hash, chunk_entries);
+        large_value |= chunk.len() > format::SMALL_VALUE_LIMIT;
+        batch.insert(&format::chunk_key(chunk_first_seq)[..], chunk);
+        chunk_first_seq += length as u64;
+        rest = after;
+    }
+    large_value
 }
 
 /// Groups of at least this many new events share their prefix hashing with the [`HashHelper`].
@@ -915,6 +943,7 @@ mod tests {
             head: Head::default(),
             index: Arc::new(RwLock::new(Index::default())),
             max_group_events: 1000,
+            chunk_target_bytes: format::CHUNK_TARGET_BYTES,
             shared: shared.clone(),
             scratch: Vec::new(),
             hash_helper: HashHelper::start(),
@@ -1020,11 +1049,10 @@ mod tests {
             "{report:?}"
         );
         // The whole group was one commit: one recorded-at for all of its events.
-        let stamps: HashSet<i64> = writer
-            .tree
-            .scan_prefix([format::EVENT_PREFIX])
-            .map(|entry| {
-                format::decode_event(&entry.unwrap().1)
+        let stamps: HashSet<i64> = (1..=4)
+            .map(|seq| {
+                crate::read::read_event(&writer.tree, seq)
+                    .unwrap()
                     .unwrap()
                     .recorded_at_unix_nanos
             })

@@ -129,7 +129,7 @@ fn range_reads_follow_their_bounds_and_stop_at_the_head() {
     for (range, expected) in cases {
         assert_eq!(seqs(*range), *expected, "{range:?}");
     }
-    assert_eq!(log.read_range(..).next_back().unwrap().unwrap().seq, 5);
+    assert_eq!(log.read_range(..).last().unwrap().unwrap().seq, 5);
     assert!(log.get(6).unwrap().is_none());
     assert_eq!(log.get(5).unwrap().unwrap().event_id, "e5");
 }

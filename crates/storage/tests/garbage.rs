@@ -1,5 +1,5 @@
-//! No bytes on disk make the log panic: arbitrary values written through raw sled under event and
-//! commit-record keys still let the log open, read and verify, each failure being a typed error or a
+//! No bytes on disk make the log panic: arbitrary values written through raw sled under chunk keys
+//! and the head record still let the log open, read and verify, each failure being a typed error or a
 //! verify report.
 #![allow(clippy::unwrap_used)] // A test should fail loudly at the failing call; helpers included.
 
@@ -12,23 +12,24 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Damage {
-    /// Replace event `seq`'s value with these bytes.
-    Event(u64, Vec<u8>),
-    /// Replace (or add) a commit record at this first seq with these bytes.
-    Commit(u64, Vec<u8>),
-    /// A commit record that decodes but claims a huge sequence range.
-    HugeCommit(u64),
-    /// Keep a valid prefix of event `seq` and append garbage.
-    EventTail(u64, usize, Vec<u8>),
+    /// Replace (or add) the chunk stored under this first seq with these bytes.
+    Chunk(u64, Vec<u8>),
+    /// A chunk with a valid checksum that claims a huge sequence range.
+    HugeChunk(u64),
+    /// Keep a valid prefix of the chunk at this first seq and append garbage.
+    ChunkTail(u64, usize, Vec<u8>),
+    /// Replace the head record with these bytes.
+    Head(Vec<u8>),
 }
 
 fn damage() -> impl Strategy<Value = Damage> {
     let bytes = proptest::collection::vec(any::<u8>(), 0..200);
     prop_oneof![
-        (1u64..8, bytes.clone()).prop_map(|(seq, b)| Damage::Event(seq, b)),
-        (0u64..9, bytes.clone()).prop_map(|(seq, b)| Damage::Commit(seq, b)),
-        (1u64..8).prop_map(Damage::HugeCommit),
-        (1u64..8, 0usize..300, bytes).prop_map(|(seq, keep, b)| Damage::EventTail(seq, keep, b)),
+        (0u64..9, bytes.clone()).prop_map(|(seq, b)| Damage::Chunk(seq, b)),
+        (1u64..8).prop_map(Damage::HugeChunk),
+        (1u64..8, 0usize..600, bytes.clone())
+            .prop_map(|(seq, keep, b)| Damage::ChunkTail(seq, keep, b)),
+        bytes.prop_map(Damage::Head),
     ]
 }
 
@@ -51,28 +52,25 @@ proptest! {
             let tree = db.open_tree(format::TREE_NAME).unwrap();
             for damage in &damages {
                 match damage {
-                    Damage::Event(seq, bytes) => {
-                        tree.insert(format::event_key(*seq), bytes.clone()).unwrap();
+                    Damage::Chunk(seq, bytes) => {
+                        tree.insert(format::chunk_key(*seq), bytes.clone()).unwrap();
                     }
-                    Damage::Commit(seq, bytes) => {
-                        tree.insert(format::commit_key(*seq), bytes.clone()).unwrap();
+                    Damage::HugeChunk(seq) => {
+                        let stored = vec![0u8; 80];
+                        let entry = format::ChunkEntry { event_id: "x", stream_key: "s", stored: &stored };
+                        let chunk = format::encode_chunk(u64::MAX - 1, 0, myolog_storage::Hash::ZERO, &[entry; 3]);
+                        tree.insert(format::chunk_key(*seq), chunk).unwrap();
                     }
-                    Damage::HugeCommit(seq) => {
-                        let record = format::CommitRecord {
-                            first_seq: u64::MAX - 1,
-                            recorded_at_unix_nanos: 0,
-                            last_hash: myolog_storage::Hash::ZERO,
-                            entries: vec![("x".into(), "s".into()); 3],
-                        };
-                        tree.insert(format::commit_key(*seq), record.encode()).unwrap();
-                    }
-                    Damage::EventTail(seq, keep, bytes) => {
-                        if let Some(value) = tree.get(format::event_key(*seq)).unwrap() {
+                    Damage::ChunkTail(seq, keep, bytes) => {
+                        if let Some(value) = tree.get(format::chunk_key(*seq)).unwrap() {
                             let mut value = value.to_vec();
                             value.truncate(*keep);
                             value.extend_from_slice(bytes);
-                            tree.insert(format::event_key(*seq), value).unwrap();
+                            tree.insert(format::chunk_key(*seq), value).unwrap();
                         }
+                    }
+                    Damage::Head(bytes) => {
+                        tree.insert(format::META_HEAD_KEY, bytes.clone()).unwrap();
                     }
                 }
             }

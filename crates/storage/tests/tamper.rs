@@ -1,16 +1,19 @@
 //! Tampering through raw sled underneath the log: verify must name the first bad sequence and why.
+//! Most tampering re-encodes the chunk with a valid checksum (a forger who knows the format), so
+//! the checks of the events, chunk tables, chain and head record must find it; the raw flips at
+//! the end leave the checksum stale.
 #![allow(clippy::unwrap_used)] // A test should fail loudly at the failing call; helpers included.
 
 mod common;
 
-use common::{event, open};
-use myolog_storage::format::{self, CommitRecord, EventFields};
+use common::{RawChunk, event, open, set_stored, stored};
+use myolog_storage::format::{self, EventFields};
 use myolog_storage::{AppendError, ExpectedVersion, FailureReason, StorageError, VerifyReport};
 
 const EVENTS: u64 = 6;
 
 /// Writes events 1..=6 over two streams in four commits — [1], [2], [3, 4, 5], [6] — so that some
-/// commit records cover one event and one covers three; closes the log and returns its path.
+/// chunks hold one event and one holds three; closes the log and returns its path.
 fn intact_log(dir: &tempfile::TempDir) -> std::path::PathBuf {
     let path = dir.path().join("log");
     let log = open(&path);
@@ -39,20 +42,15 @@ fn with_raw_tree(path: &std::path::Path, tamper: impl FnOnce(&sled::Tree)) {
     db.flush().unwrap();
 }
 
-fn stored(tree: &sled::Tree, seq: u64) -> Vec<u8> {
-    tree.get(format::event_key(seq)).unwrap().unwrap().to_vec()
-}
-
-fn rewrite_commit(tree: &sled::Tree, first_seq: u64, change: impl FnOnce(&mut CommitRecord)) {
-    let key = format::commit_key(first_seq);
-    let mut record = CommitRecord::decode(&tree.get(key).unwrap().unwrap()).unwrap();
-    change(&mut record);
-    tree.insert(key, record.encode()).unwrap();
+fn rewrite_chunk(tree: &sled::Tree, first_seq: u64, change: impl FnOnce(&mut RawChunk)) {
+    let mut chunk = RawChunk::read(tree, first_seq);
+    change(&mut chunk);
+    chunk.write(tree);
 }
 
 /// Re-encodes event `seq` with `alter` applied to its payload and a freshly computed hash: a forger
-/// who knows the format. With `fix_commit_of`, the commit record starting there is made to end on
-/// the new hash too.
+/// who knows the format. With `fix_commit_of`, the chunk starting there is made to end on the new
+/// hash too.
 fn forge(
     tree: &sled::Tree,
     seq: u64,
@@ -73,9 +71,9 @@ fn forge(
         recorded_by: &event.recorded_by,
         prev_hash: event.prev_hash,
     });
-    tree.insert(format::event_key(seq), value).unwrap();
+    set_stored(tree, seq, value);
     if let Some(first_seq) = fix_commit_of {
-        rewrite_commit(tree, first_seq, |record| record.last_hash = hash);
+        rewrite_chunk(tree, first_seq, |chunk| chunk.last_hash = hash);
     }
 }
 
@@ -83,7 +81,16 @@ fn flip(tree: &sled::Tree, seq: u64, offset_from_end: usize) {
     let mut value = stored(tree, seq);
     let at = value.len() - offset_from_end;
     value[at] ^= 0x01;
-    tree.insert(format::event_key(seq), value).unwrap();
+    set_stored(tree, seq, value);
+}
+
+/// Flips one byte of the stored chunk `first_seq` at `offset_from_end`, leaving its checksum stale.
+fn flip_raw_chunk(tree: &sled::Tree, first_seq: u64, offset_from_end: usize) {
+    let key = format::chunk_key(first_seq);
+    let mut value = tree.get(key).unwrap().unwrap().to_vec();
+    let at = value.len() - offset_from_end;
+    value[at] ^= 0x01;
+    tree.insert(key, value).unwrap();
 }
 
 type Tamper = fn(&sled::Tree);
@@ -115,7 +122,7 @@ fn verify_names_the_first_bad_sequence_for_each_kind_of_tampering() {
             |t| {
                 let mut value = stored(t, 2);
                 value[0] ^= 0xff;
-                t.insert(format::event_key(2), value).unwrap();
+                set_stored(t, 2, value);
             },
             2,
             |r| matches!(r, FailureReason::Undecodable(_)),
@@ -124,16 +131,19 @@ fn verify_names_the_first_bad_sequence_for_each_kind_of_tampering() {
             "truncate event 4",
             |t| {
                 let value = stored(t, 4);
-                t.insert(format::event_key(4), &value[..value.len() / 2])
-                    .unwrap();
+                set_stored(t, 4, value[..value.len() / 2].to_vec());
             },
             4,
             |r| matches!(r, FailureReason::Undecodable(_)),
         ),
         (
-            "delete event 3",
+            "delete event 3 (the chunk of 3..5 then starts at 4)",
             |t| {
-                t.remove(format::event_key(3)).unwrap();
+                let mut chunk = RawChunk::read(t, 3);
+                chunk.entries.remove(0);
+                chunk.first_seq = 4;
+                t.remove(format::chunk_key(3)).unwrap();
+                chunk.write(t);
             },
             3,
             |r| {
@@ -148,7 +158,8 @@ fn verify_names_the_first_bad_sequence_for_each_kind_of_tampering() {
         (
             "delete the last event",
             |t| {
-                t.remove(format::event_key(EVENTS)).unwrap();
+                // Its chunk holds it alone; the head record stays.
+                t.remove(format::chunk_key(EVENTS)).unwrap();
             },
             EVENTS,
             |r| matches!(r, FailureReason::Missing { next_present: None }),
@@ -157,8 +168,8 @@ fn verify_names_the_first_bad_sequence_for_each_kind_of_tampering() {
             "swap events 2 and 5",
             |t| {
                 let (two, five) = (stored(t, 2), stored(t, 5));
-                t.insert(format::event_key(2), five).unwrap();
-                t.insert(format::event_key(5), two).unwrap();
+                set_stored(t, 2, five);
+                set_stored(t, 5, two);
             },
             2,
             |r| matches!(r, FailureReason::OutOfPlace { claimed_seq: 5 }),
@@ -170,13 +181,13 @@ fn verify_names_the_first_bad_sequence_for_each_kind_of_tampering() {
             |r| matches!(r, FailureReason::LinkBroken { .. }),
         ),
         (
-            "rewrite event 5 (ends a commit) and re-hash it",
+            "rewrite event 5 (ends a chunk) and re-hash it",
             |t| forge(t, 5, None, |p| p[0] ^= 1),
             5,
             |r| matches!(r, FailureReason::CommitRecordMismatch { .. }),
         ),
         (
-            "rewrite event 2, re-hash it and its commit record",
+            "rewrite event 2, re-hash it and its chunk's last hash",
             |t| forge(t, 2, Some(2), |p| p[0] ^= 1),
             3,
             |r| matches!(r, FailureReason::LinkBroken { .. }),
@@ -188,17 +199,17 @@ fn verify_names_the_first_bad_sequence_for_each_kind_of_tampering() {
             |r| matches!(r, FailureReason::CommitRecordMismatch { .. }),
         ),
         (
-            "rename event 4 in its commit record",
+            "rename event 4 in its chunk's table",
             |t| {
-                rewrite_commit(t, 3, |record| record.entries[1].0 = "someone-else".into());
+                rewrite_chunk(t, 3, |chunk| chunk.entries[1].0 = "someone-else".into());
             },
             4,
             |r| matches!(r, FailureReason::CommitRecordMismatch { .. }),
         ),
         (
-            "flip the tag of the commit record of events 3..5",
+            "flip the tag of the chunk of events 3..5",
             |t| {
-                let key = format::commit_key(3);
+                let key = format::chunk_key(3);
                 let mut value = t.get(key).unwrap().unwrap().to_vec();
                 value[0] ^= 0xff;
                 t.insert(key, value).unwrap();
@@ -207,12 +218,51 @@ fn verify_names_the_first_bad_sequence_for_each_kind_of_tampering() {
             |r| matches!(r, FailureReason::CommitRecordUndecodable(_)),
         ),
         (
-            "delete the commit record of events 3..5",
+            "delete the chunk of events 3..5",
             |t| {
-                t.remove(format::commit_key(3)).unwrap();
+                t.remove(format::chunk_key(3)).unwrap();
             },
             3,
+            |r| {
+                matches!(
+                    r,
+                    FailureReason::Missing {
+                        next_present: Some(6)
+                    }
+                )
+            },
+        ),
+        (
+            "change the recorded-at of the chunk of events 3..5",
+            |t| rewrite_chunk(t, 3, |chunk| chunk.recorded_at += 1),
+            3,
             |r| matches!(r, FailureReason::CommitRecordMismatch { .. }),
+        ),
+        (
+            "give the head record another hash",
+            |t| {
+                let five = format::stored_hash(&stored(t, 5));
+                t.insert(
+                    format::META_HEAD_KEY,
+                    &format::encode_head(EVENTS, five)[..],
+                )
+                .unwrap();
+            },
+            6,
+            |r| matches!(r, FailureReason::CommitRecordMismatch { .. }),
+        ),
+        (
+            "flip a payload byte of event 4 in place (stale checksum)",
+            // Event 5's stored bytes and the checksum follow event 4's.
+            |t| flip_raw_chunk(t, 3, 32 + stored(t, 5).len() + INTO_PAYLOAD),
+            4,
+            |r| matches!(r, FailureReason::ContentAltered { .. }),
+        ),
+        (
+            "flip a byte of the checksum of the chunk of events 3..5",
+            |t| flip_raw_chunk(t, 3, 1),
+            3,
+            |r| matches!(r, FailureReason::ChunkChecksumMismatch),
         ),
     ];
     for (what, tamper, expected_seq, reason_is_right) in cases {
@@ -239,8 +289,9 @@ fn reads_of_a_corrupted_event_return_a_typed_error_instead_of_panicking() {
     let dir = tempfile::tempdir().unwrap();
     let path = intact_log(&dir);
     with_raw_tree(&path, |t| {
-        t.insert(format::event_key(2), &b"MYOLOGEV\x00\x01garbage"[..])
-            .unwrap();
+        let mut garbage = b"MYOLOGEV\x00\x01".to_vec();
+        garbage.resize(100, b'g');
+        set_stored(t, 2, garbage);
     });
     let log = open(&path);
     let results: Vec<_> = log.read_range(..).collect();
@@ -259,11 +310,11 @@ fn reads_of_a_corrupted_event_return_a_typed_error_instead_of_panicking() {
 }
 
 #[test]
-fn a_damaged_commit_record_refuses_appends_and_reads_stop_before_it_but_verify_names_it() {
+fn a_damaged_chunk_refuses_appends_and_reads_stop_before_it_but_verify_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = intact_log(&dir);
     with_raw_tree(&path, |t| {
-        t.insert(format::commit_key(3), &b"MYOLOGCR garbage"[..])
+        t.insert(format::chunk_key(3), &b"MYOLOGCK garbage"[..])
             .unwrap();
     });
     let log = open(&path);
@@ -278,7 +329,7 @@ fn a_damaged_commit_record_refuses_appends_and_reads_stop_before_it_but_verify_n
         "{error}"
     );
     assert!(error.to_string().contains("seq 3"), "{error}");
-    // Reads stop at the last intact commit; verify still walks everything and names the damage.
+    // The head stops at the last intact chunk; verify still walks everything and names the damage.
     assert_eq!(log.head().seq, 2);
     assert_eq!(log.read_range(..).count(), 2);
     assert_eq!(log.verify().unwrap().first_bad.unwrap().seq, 3);

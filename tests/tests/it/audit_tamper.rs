@@ -58,14 +58,29 @@ async fn a_tampered_event_is_named_by_verify_and_the_prefix_still_replays() {
         move || {
             let db = raw_sled(&path);
             let tree = db.open_tree(format::TREE_NAME).expect("tree");
-            let key = format::event_key(victim);
-            let mut stored = tree.get(key).expect("get").expect("stored event").to_vec();
-            let at = stored
+            // The chunk holding the victim: the last chunk key at or before its seq.
+            let (key, value) = tree
+                .range(format::chunk_key(0)..=format::chunk_key(victim))
+                .next_back()
+                .expect("a chunk")
+                .expect("read");
+            let chunk = format::Chunk::parse(value.clone()).expect("chunk");
+            let at = chunk
+                .position_of(victim)
+                .expect("the chunk holds the victim");
+            let victim_bytes = chunk.stored(at).expect("stored event");
+            let mut bytes = value.to_vec();
+            let start = bytes
+                .windows(victim_bytes.len())
+                .position(|w| w == victim_bytes)
+                .expect("the victim's bytes are in its chunk");
+            let reason = victim_bytes
                 .windows(13)
                 .position(|w| w == b"transcription")
                 .expect("the reason is stored in the payload");
-            stored[at] = b'T';
-            tree.insert(key, stored).expect("insert");
+            // Rewritten in place: the chunk's checksum is left as it was.
+            bytes[start + reason] = b'T';
+            tree.insert(key, bytes).expect("insert");
             db.flush().expect("flush");
         }
     })

@@ -3,7 +3,8 @@
 //! intended changes named in `INTENDED`: the protocol version each outcome was scored under (in the
 //! result's `conventions` and in the provenance), citations of `docs/clinical.md`, the DOI definition's
 //! wording, and the CDASI severity band of an activity of exactly 14 (mild, as the source says). The
-//! demo study uses STIR's default conventions, so no other score may change.
+//! demo study uses STIR's default conventions, so no other score may change. The log is in format
+//! version 1: the tests read it after `myolog migrate`, which must keep every event as it was.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,9 +18,26 @@ fn golden(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The golden log unpacked into a fresh directory.
+/// The golden log (format version 1) unpacked into `dir/v1` and migrated with `myolog migrate`
+/// into `dir/log`, which is returned.
 fn unpack(dir: &Path) -> PathBuf {
+    let v1 = unpack_v1(dir);
     let log = dir.join("log");
+    let args = myolog_cli::migrate::MigrateArgs {
+        from: v1,
+        to: log.clone(),
+    };
+    assert_eq!(
+        myolog_cli::migrate::run(&args),
+        ExitCode::SUCCESS,
+        "myolog migrate"
+    );
+    log
+}
+
+/// The golden log as written, format version 1, in `dir/v1`.
+fn unpack_v1(dir: &Path) -> PathBuf {
+    let log = dir.join("v1");
     std::fs::create_dir_all(&log).expect("log dir");
     let status = Command::new("tar")
         .arg("-xzf")
@@ -213,4 +231,46 @@ fn todays_code_writes_the_golden_outputs_of_the_demo_log() {
             );
         }
     }
+}
+
+#[test]
+fn migrating_the_golden_demo_log_keeps_every_event_and_the_head() {
+    use myolog_storage::legacy_v1::LegacyLog;
+    use myolog_storage::{EventLog, LogOptions, StorageError};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = unpack(dir.path());
+    let v1 = dir.path().join("v1");
+    // Today's `open` refuses the original, naming the migration.
+    let refusal = EventLog::open(&v1, LogOptions::default()).expect_err("a version 1 log");
+    assert!(
+        matches!(refusal, StorageError::NeedsMigration { found: 1, .. }),
+        "{refusal}"
+    );
+    assert!(
+        refusal.to_string().contains("myolog migrate --from"),
+        "{refusal}"
+    );
+    let (original_head, originals) = {
+        let legacy = LegacyLog::open(&v1).expect("version 1 reader");
+        let head = legacy.head().expect("head");
+        let events: Vec<_> = legacy
+            .stored_events()
+            .map(|event| event.expect("stored event"))
+            .collect();
+        (head, events)
+    };
+    assert!(original_head.seq > 200, "{original_head:?}");
+    let migrated = EventLog::open(&log, LogOptions::default()).expect("migrated log");
+    assert_eq!(migrated.head(), original_head);
+    let copies: Vec<_> = migrated
+        .read_stored_range(..)
+        .map(|event| event.expect("stored event"))
+        .collect();
+    assert_eq!(copies.len(), originals.len());
+    for (copy, original) in copies.iter().zip(&originals) {
+        // Seq, recorded-at, previous hash, hash and the canonical bytes.
+        assert_eq!(copy, original, "seq {}", original.seq);
+    }
+    assert!(migrated.verify().expect("verify").is_intact());
 }

@@ -38,9 +38,17 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
-/// The golden demo log unpacked into `dir/log`.
+/// The golden demo log unpacked into `dir/v1` and migrated to today's format in `dir/log`.
 fn golden_log(dir: &Path) -> PathBuf {
     let log = dir.join("log");
+    myolog_storage::legacy_v1::migrate(&golden_log_v1(dir), &log, LogOptions::default())
+        .expect("the golden log migrates");
+    log
+}
+
+/// The golden demo log as written (format version 1), unpacked into `dir/v1`.
+fn golden_log_v1(dir: &Path) -> PathBuf {
+    let log = dir.join("v1");
     std::fs::create_dir_all(&log).unwrap();
     let status = Command::new("tar")
         .arg("-xzf")

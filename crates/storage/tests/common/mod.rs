@@ -79,3 +79,80 @@ pub fn raw_sled(path: &Path) -> sled::Db {
         }
     }
 }
+
+/// A stored chunk taken apart, as a tamperer who knows the format would: edit it and write it
+/// back with [`RawChunk::write`] (which computes a valid checksum, so only the log's own checks of
+/// the events, the chunk table and the chain stand in the way).
+#[derive(Clone, Debug)]
+pub struct RawChunk {
+    pub first_seq: u64,
+    pub recorded_at: i64,
+    pub last_hash: myolog_storage::Hash,
+    /// (event id, stream key, stored event) in order.
+    pub entries: Vec<(String, String, Vec<u8>)>,
+}
+
+impl RawChunk {
+    /// The chunk stored under first seq `first_seq`.
+    pub fn read(tree: &sled::Tree, first_seq: u64) -> RawChunk {
+        use myolog_storage::format;
+        let value = tree.get(format::chunk_key(first_seq)).unwrap().unwrap();
+        let chunk = format::Chunk::parse(value).unwrap();
+        RawChunk {
+            first_seq: chunk.first_seq(),
+            recorded_at: chunk.recorded_at_unix_nanos(),
+            last_hash: chunk.last_hash(),
+            entries: (0..chunk.len())
+                .map(|at| {
+                    (
+                        chunk.event_id(at).unwrap().to_owned(),
+                        chunk.stream_key(at).unwrap().to_owned(),
+                        chunk.stored(at).unwrap().to_vec(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The first seq of the chunk holding `seq`.
+    pub fn holding(tree: &sled::Tree, seq: u64) -> RawChunk {
+        use myolog_storage::format;
+        let (key, _) = tree
+            .range(format::chunk_key(0)..=format::chunk_key(seq))
+            .next_back()
+            .unwrap()
+            .unwrap();
+        RawChunk::read(tree, format::seq_from_chunk_key(&key).unwrap())
+    }
+
+    /// Writes the chunk under the key of its `first_seq`, with a valid checksum.
+    pub fn write(&self, tree: &sled::Tree) {
+        use myolog_storage::format;
+        let entries: Vec<format::ChunkEntry<'_>> = self
+            .entries
+            .iter()
+            .map(|(event_id, stream_key, stored)| format::ChunkEntry {
+                event_id,
+                stream_key,
+                stored,
+            })
+            .collect();
+        let bytes =
+            format::encode_chunk(self.first_seq, self.recorded_at, self.last_hash, &entries);
+        tree.insert(format::chunk_key(self.first_seq), bytes)
+            .unwrap();
+    }
+}
+
+/// The stored bytes (canonical ‖ hash) of event `seq`.
+pub fn stored(tree: &sled::Tree, seq: u64) -> Vec<u8> {
+    let chunk = RawChunk::holding(tree, seq);
+    chunk.entries[(seq - chunk.first_seq) as usize].2.clone()
+}
+
+/// Replaces the stored bytes of event `seq` inside its chunk (checksum recomputed).
+pub fn set_stored(tree: &sled::Tree, seq: u64, value: Vec<u8>) {
+    let mut chunk = RawChunk::holding(tree, seq);
+    chunk.entries[(seq - chunk.first_seq) as usize].2 = value;
+    chunk.write(tree);
+}
