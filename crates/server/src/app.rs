@@ -137,17 +137,21 @@ impl App {
             ..LogOptions::default()
         };
         let log = EventLog::open(&config.data_dir, options)?;
-        let mut projection = Projection::default();
-        let head = log.head();
-        for stored in log.read_range(1..=head.seq) {
-            let stored = stored?;
-            let event = decode_stored(&stored).map_err(|reason| StartError::Replay {
-                seq: stored.seq,
-                reason,
-            })?;
-            projection.apply_recorded(stored.seq, &event, &stored.recorded_by);
-        }
-        projection.head_seq = head.seq;
+        // The start-up projection is the audit replay's: the same events applied in the same
+        // order, but read and decoded on every core, which is most of the time to SERVING.
+        let projection = myolog_audit::replay::project(
+            &log,
+            myolog_audit::replay::AsOf::Head,
+            &mut myolog_audit::progress::Progress::hidden(),
+        )
+        .map_err(|error| match error {
+            myolog_audit::AuditError::Decode { seq, reason } => StartError::Replay { seq, reason },
+            myolog_audit::AuditError::Read(error) | myolog_audit::AuditError::Open(error) => {
+                StartError::Open(error)
+            }
+            other => StartError::Task(other.to_string()),
+        })?
+        .projection;
         let (outcomes_tx, _) = broadcast::channel(4096);
         let (draining, _) = watch::channel(false);
         Ok(App {
