@@ -254,7 +254,13 @@ fn verify_names_the_first_bad_sequence_for_each_kind_of_tampering() {
         (
             "flip a payload byte of event 4 in place (stale checksum)",
             // Event 5's stored bytes and the checksum follow event 4's.
-            |t| flip_raw_chunk(t, 3, 32 + stored(t, 5).len() + INTO_PAYLOAD),
+            |t| {
+                flip_raw_chunk(
+                    t,
+                    3,
+                    format::CHECKSUM_LEN + stored(t, 5).len() + INTO_PAYLOAD,
+                )
+            },
             4,
             |r| matches!(r, FailureReason::ContentAltered { .. }),
         ),
