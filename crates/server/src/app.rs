@@ -6,12 +6,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use myolog_domain::event::{Event, EventBody};
 use myolog_proto::v1 as pb;
-use myolog_storage::{EventLog, LogOptions, NewEvent, RecordedEvent};
-use prost::Message;
+use myolog_storage::{AppendError, Appended, EventLog, LogOptions, NewEvent, RecordedEvent};
 use tokio::sync::{broadcast, watch};
 
 use crate::error::{ServiceError, Violation};
@@ -90,6 +89,84 @@ pub struct App {
     archive: std::sync::OnceLock<ArchiveGuard>,
     /// The key `Audit.GetSignedHead` signs with (`serve --head-key`, mounted from a secret).
     head_key: std::sync::OnceLock<Arc<myolog_archive::HeadSigningKey>>,
+    /// Validated batches waiting for an appender (see [`App::queue_append`]).
+    appends: Mutex<AppendQueue>,
+    /// The log's batch limit: appenders merge queued batches up to it.
+    max_batch_events: usize,
+}
+
+/// How many blocking appenders may run at once. Two keep the log's pipeline full (one group is
+/// applied while the previous one is fsynced); more would only add threads that wait for each
+/// other: every thread woken per group costs a context switch, which is most of the server's CPU
+/// time per event with many concurrent streams.
+const APPENDERS: usize = 2;
+
+/// Validated batches waiting to be appended, and how many appenders are running.
+#[derive(Debug, Default)]
+struct AppendQueue {
+    waiting: std::collections::VecDeque<AppendJob>,
+    appenders: usize,
+}
+
+/// What one batch's append answers: its domain events, the log's acks, and the visits it touched.
+type AppendAnswer = Result<(Vec<Event>, Vec<Appended>, BTreeSet<Touched>), AppendError>;
+
+/// One validated batch on its way into the log and the projection.
+struct AppendJob {
+    /// The request's events, encoded canonically for the log by the appender.
+    wire: Vec<pb::Event>,
+    events: Vec<Event>,
+    recorded_by: String,
+    /// The ingest gate, held until the batch is applied (see [`App::submit_inner`]).
+    gate: Box<dyn Send + Sync>,
+    answer: tokio::sync::oneshot::Sender<AppendAnswer>,
+}
+
+impl std::fmt::Debug for AppendJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendJob")
+            .field("events", &self.events.len())
+            .field("recorded_by", &self.recorded_by)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppendJob {
+    /// The batch as the log stores it.
+    fn new_events(&self) -> Vec<NewEvent> {
+        self.wire
+            .iter()
+            .zip(&self.events)
+            .map(|(wire_event, event)| NewEvent {
+                event_id: event.event_id.to_string(),
+                stream_key: wire::stream_key(event),
+                expected_version: myolog_storage::ExpectedVersion::Any,
+                event_type: event.body.type_name().into(),
+                schema_version: SCHEMA_VERSION,
+                // Re-encoded from the decoded message: canonical bytes (unknown fields dropped), so
+                // a retry with the same content is recognised as a duplicate.
+                payload: wire::stored::encode(wire_event),
+            })
+            .collect()
+    }
+}
+
+/// Frees an appender's place if it ends by a panic, so later batches start another one.
+struct AppenderSlot<'a> {
+    queue: &'a Mutex<AppendQueue>,
+    released: bool,
+}
+
+impl Drop for AppenderSlot<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            lock_queue(self.queue).appenders -= 1;
+        }
+    }
+}
+
+fn lock_queue(queue: &Mutex<AppendQueue>) -> MutexGuard<'_, AppendQueue> {
+    queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How a running archiver constrains ingest (`serve --archive`).
@@ -161,7 +238,112 @@ impl App {
             follow: config.follow.clone(),
             archive: std::sync::OnceLock::new(),
             head_key: std::sync::OnceLock::new(),
+            appends: Mutex::new(AppendQueue::default()),
+            max_batch_events: config.max_events_per_batch,
         })
+    }
+
+    /// Queues a validated batch for the log. Batches that wait together are appended together:
+    /// an appender takes every queued batch of one recorded-by principal (up to the log's batch
+    /// limit) and appends them in one call, then applies them to the projection under one write
+    /// lock, in sequence order, before their gates are released. The log answers exactly as if
+    /// each batch had been its own call in the same group commit (a repeated id is a duplicate of
+    /// the earlier one, acks keep the batch's order); if the merged append fails, nothing of it
+    /// was stored and each batch is appended on its own, so every batch gets its own answer.
+    fn queue_append(self: &Arc<Self>, job: AppendJob) {
+        let start = {
+            let mut queue = lock_queue(&self.appends);
+            queue.waiting.push_back(job);
+            let start = queue.appenders < APPENDERS;
+            if start {
+                queue.appenders += 1;
+            }
+            start
+        };
+        if start {
+            let app = Arc::clone(self);
+            // A JoinHandle dropped detaches the task: the batches answer through their channels.
+            drop(tokio::task::spawn_blocking(move || app.run_appender()));
+        }
+    }
+
+    /// One appender: appends queued batches until none is waiting.
+    fn run_appender(&self) {
+        let mut slot = AppenderSlot {
+            queue: &self.appends,
+            released: false,
+        };
+        loop {
+            let jobs = {
+                let mut queue = lock_queue(&self.appends);
+                let Some(first) = queue.waiting.pop_front() else {
+                    queue.appenders -= 1;
+                    slot.released = true;
+                    return;
+                };
+                let mut events = first.events.len();
+                let mut jobs = vec![first];
+                while let Some(next) = queue.waiting.front() {
+                    if next.recorded_by != jobs[0].recorded_by
+                        || events + next.events.len() > self.max_batch_events
+                    {
+                        break;
+                    }
+                    events += next.events.len();
+                    jobs.extend(queue.waiting.pop_front());
+                }
+                jobs
+            };
+            self.append_jobs(jobs);
+        }
+    }
+
+    /// Appends, applies and answers the batches of one appender turn.
+    fn append_jobs(&self, jobs: Vec<AppendJob>) {
+        let merged = if jobs.len() > 1 {
+            let batch: Vec<NewEvent> = jobs.iter().flat_map(AppendJob::new_events).collect();
+            self.log.append(batch, &jobs[0].recorded_by).ok()
+        } else {
+            None
+        };
+        let results: Vec<Result<Vec<Appended>, AppendError>> = match merged {
+            Some(mut appended) => {
+                // Split the acks back into the batches, in order.
+                let mut per_job = Vec::with_capacity(jobs.len());
+                for job in jobs.iter().rev() {
+                    per_job.push(Ok(appended.split_off(appended.len() - job.events.len())));
+                }
+                per_job.reverse();
+                per_job
+            }
+            None => jobs
+                .iter()
+                .map(|job| self.log.append(job.new_events(), &job.recorded_by))
+                .collect(),
+        };
+        let mut projection = self.projection_mut();
+        let touched: Vec<Option<BTreeSet<Touched>>> = jobs
+            .iter()
+            .zip(&results)
+            .map(|(job, result)| {
+                let appended = result.as_ref().ok()?;
+                Some(apply_all(
+                    &mut projection,
+                    job.events
+                        .iter()
+                        .zip(appended)
+                        .filter(|(_, ack)| !ack.duplicate)
+                        .map(|(event, ack)| (ack.seq, event, job.recorded_by.as_str())),
+                ))
+            })
+            .collect();
+        drop(projection);
+        for ((job, result), touched) in jobs.into_iter().zip(results).zip(touched) {
+            let answer = result.map(|appended| (job.events, appended, touched.unwrap_or_default()));
+            // A caller that went away in between is not an error: its batch is stored and applied.
+            let _ = job.answer.send(answer);
+            drop(job.gate);
+        }
     }
 
     /// Attaches the running archiver's lag (once; a second call is ignored and returns false).
@@ -459,40 +641,18 @@ impl App {
                 return Err(ServiceError::precondition(violations));
             }
         }
-        let batch: Vec<NewEvent> = request
-            .events
-            .iter()
-            .zip(&events)
-            .map(|(wire_event, event)| NewEvent {
-                event_id: event.event_id.to_string(),
-                stream_key: wire::stream_key(event),
-                expected_version: myolog_storage::ExpectedVersion::Any,
-                event_type: event.body.type_name().into(),
-                schema_version: SCHEMA_VERSION,
-                // Re-encoded from the decoded message: canonical bytes (unknown fields dropped), so
-                // a retry with the same content is recognised as a duplicate.
-                payload: wire_event.encode_to_vec(),
-            })
-            .collect();
-        let app = Arc::clone(self);
-        let recorded_by = recorded_by.to_string();
-        let (events, appended, touched) = tokio::task::spawn_blocking(move || {
-            let _gate = gate;
-            let appended = app.log.append(batch, &recorded_by)?;
-            let mut projection = app.projection_mut();
-            let touched = apply_all(
-                &mut projection,
-                events
-                    .iter()
-                    .zip(&appended)
-                    .filter(|(_, ack)| !ack.duplicate)
-                    .map(|(event, ack)| (ack.seq, event, recorded_by.as_str())),
-            );
-            drop(projection);
-            Ok::<_, myolog_storage::AppendError>((events, appended, touched))
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(format!("append task: {e}")))??;
+        let batch_id = request.batch_id;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.queue_append(AppendJob {
+            wire: request.events,
+            events,
+            recorded_by: recorded_by.to_string(),
+            gate,
+            answer,
+        });
+        let (events, appended, touched) = answered
+            .await
+            .map_err(|_| ServiceError::Internal("the appender ended without an answer".into()))??;
         if let Some(last) = appended.iter().map(|ack| ack.seq).max() {
             self.wait_archived(last).await?;
         }
@@ -516,7 +676,7 @@ impl App {
             })
             .collect();
         Ok(pb::SubmitResponse {
-            batch_id: request.batch_id,
+            batch_id,
             acks,
             rejection: None,
             outcomes,
