@@ -45,7 +45,7 @@ enum Readers {
     None,
     /// One `Outcomes.Watch` subscriber of the study, draining its stream.
     Watch,
-    /// `MYOLOG_MATRIX_COHORT_READERS` clients calling `Outcomes.GetCohort` one call after another.
+    /// `MYOLOG_MATRIX_COHORT_READERS` clients polling `Outcomes.GetCohort`.
     Cohort,
 }
 
@@ -95,6 +95,8 @@ struct Settings {
     /// Reader cells run at these streams only (one batch size, 300 B events, Submit).
     reader_streams: Vec<usize>,
     cohort_readers: usize,
+    /// Each GetCohort reader's pause between calls (a dashboard polling, not a load test of reads).
+    cohort_pause_ms: u64,
     direct: bool,
     new_bin: PathBuf,
     base_bin: Option<PathBuf>,
@@ -155,6 +157,7 @@ impl Settings {
             readers,
             reader_streams: env_numbers("MYOLOG_MATRIX_READER_STREAMS", "1,16"),
             cohort_readers: env_numbers("MYOLOG_MATRIX_COHORT_READERS", "2")[0],
+            cohort_pause_ms: env_numbers("MYOLOG_MATRIX_COHORT_PAUSE_MS", "100")[0] as u64,
             direct: std::env::var("MYOLOG_MATRIX_DIRECT").map_or(true, |v| v != "0"),
             new_bin,
             base_bin: std::env::var_os("MYOLOG_MATRIX_BASE_BIN").map(PathBuf::from),
@@ -214,8 +217,12 @@ struct EventSource {
 
 impl EventSource {
     fn new(template: &pb::SubmitRequest, stream: usize, event_bytes: usize) -> EventSource {
-        let typical =
-            template.events.iter().map(Message::encoded_len).sum::<usize>() / template.events.len();
+        let typical = template
+            .events
+            .iter()
+            .map(Message::encoded_len)
+            .sum::<usize>()
+            / template.events.len();
         let pad = (event_bytes > typical + 40).then(|| pb::SourceAudit {
             user: "edc.user.0042".into(),
             timestamp: "2026-01-15T09:30:00".into(),
@@ -308,7 +315,8 @@ fn process_cpu(pid: u32) -> Duration {
     let after = &stat[stat.rfind(')').expect("stat format") + 2..];
     let fields: Vec<&str> = after.split(' ').collect();
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after "pid (comm) ".
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
     Duration::from_nanos(ticks * 1_000_000_000 / clock_ticks())
 }
 
@@ -401,7 +409,12 @@ impl Server {
             .arg("--data")
             .arg(dir.path().join("log"))
             // The bench is one principal with up to 16 streams and thousands of batches a second.
-            .args(["--rate-per-principal", "0", "--max-streams-per-principal", "256"])
+            .args([
+                "--rate-per-principal",
+                "0",
+                "--max-streams-per-principal",
+                "256",
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -541,6 +554,7 @@ async fn through_server(
                     .expect("connect");
                 let stop = Arc::clone(&stop_readers);
                 let calls = Arc::clone(&reader_calls);
+                let pause = Duration::from_millis(settings.cohort_pause_ms);
                 reader_tasks.push(tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         outcomes
@@ -552,6 +566,7 @@ async fn through_server(
                             .await
                             .expect("GetCohort");
                         calls.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(pause).await;
                     }
                 }));
             }
@@ -584,11 +599,16 @@ async fn through_server(
     run.elapsed = start.elapsed();
     run.cpu = server.cpu() - cpu_before;
     run.reader_calls = reader_calls.load(Ordering::Relaxed) - watched_before;
+    // Readers finish their call in flight before the server goes; a Watch stream never ends.
     stop_readers.store(true, Ordering::Relaxed);
-    drop(server);
     for task in reader_tasks {
-        task.abort();
+        if cell.readers == Readers::Watch {
+            task.abort();
+        } else {
+            task.await.expect("GetCohort reader");
+        }
     }
+    drop(server);
     run
 }
 
@@ -609,12 +629,13 @@ fn main() {
         settings.new_bin.display()
     );
     if let Some(base) = &settings.base_bin {
-        assert!(base.exists(), "MYOLOG_MATRIX_BASE_BIN {} not found", base.display());
+        assert!(
+            base.exists(),
+            "MYOLOG_MATRIX_BASE_BIN {} not found",
+            base.display()
+        );
     }
-    let scratch_root = settings
-        .scratch
-        .clone()
-        .unwrap_or_else(std::env::temp_dir);
+    let scratch_root = settings.scratch.clone().unwrap_or_else(std::env::temp_dir);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -756,7 +777,12 @@ fn print_table(cells: &[Cell], sides: &[(&str, Option<&Path>)], results: &[Vec<V
             line.push_str(&format!(" {:.2} |", ratio(n, d, &Run::events_per_sec)));
         }
         let calls = new.map_or(0.0, |n| {
-            median(results[c][n].iter().map(|r| r.reader_calls as f64).collect())
+            median(
+                results[c][n]
+                    .iter()
+                    .map(|r| r.reader_calls as f64)
+                    .collect(),
+            )
         });
         line.push_str(&format!(" {calls:.0} |"));
         println!("{line}");

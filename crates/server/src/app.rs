@@ -166,7 +166,9 @@ impl Drop for AppenderSlot<'_> {
 }
 
 fn lock_queue(queue: &Mutex<AppendQueue>) -> MutexGuard<'_, AppendQueue> {
-    queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How a running archiver constrains ingest (`serve --archive`).
@@ -799,4 +801,155 @@ fn amendment_touches(projection: &Projection, event: &Event) -> Vec<Touched> {
 /// Decodes a stored event back to a validated domain event (the payload codec is the wire's).
 pub fn decode_stored(stored: &RecordedEvent) -> Result<Event, String> {
     myolog_wire::stored::decode(stored.schema_version, &stored.payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use myolog_synth::Cohort;
+
+    type Answered = tokio::sync::oneshot::Receiver<AppendAnswer>;
+
+    fn job(request: &pb::SubmitRequest, recorded_by: &str) -> (AppendJob, Answered) {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job = AppendJob {
+            wire: request.events.clone(),
+            events: wire::batch_from_proto(&request.events).expect("a valid synthetic batch"),
+            recorded_by: recorded_by.into(),
+            gate: Box::new(()),
+            answer,
+        };
+        (job, answered)
+    }
+
+    /// Queues `batches` while no appender may start, then runs one appender over them: they wait
+    /// together, as concurrent batches do, so the appender merges what it may.
+    fn append_together(app: &App, batches: &[(pb::SubmitRequest, &str)]) -> Vec<AppendAnswer> {
+        let mut answered = Vec::new();
+        {
+            let mut queue = lock_queue(&app.appends);
+            queue.appenders += 1;
+            for (request, recorded_by) in batches {
+                let (job, answer) = job(request, recorded_by);
+                queue.waiting.push_back(job);
+                answered.push(answer);
+            }
+        }
+        app.run_appender();
+        assert_eq!(lock_queue(&app.appends).appenders, 0, "the appender left");
+        answered
+            .into_iter()
+            .map(|mut answer| answer.try_recv().expect("every batch answered"))
+            .collect()
+    }
+
+    /// (seq, duplicate) of each ack and the touched visits, or the error's text.
+    type Summary = Result<(Vec<(u64, bool)>, BTreeSet<Touched>), String>;
+
+    fn summary(answer: &AppendAnswer) -> Summary {
+        answer
+            .as_ref()
+            .map(|(_, acks, touched)| {
+                let acks = acks.iter().map(|ack| (ack.seq, ack.duplicate)).collect();
+                (acks, touched.clone())
+            })
+            .map_err(ToString::to_string)
+    }
+
+    /// (seq, recorded-by, event type, payload) of every stored event.
+    fn stored(app: &App) -> Vec<(u64, String, String, Vec<u8>)> {
+        app.log
+            .read_range(1..)
+            .map(|event| {
+                let event = event.expect("readable");
+                (
+                    event.seq,
+                    event.recorded_by,
+                    event.event_type,
+                    event.payload.to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    /// The batches of both tests: the study and two subjects, then each subject's baseline, a
+    /// resend of one baseline form (a duplicate) and a second principal's batch.
+    fn batches() -> Vec<(pb::SubmitRequest, &'static str)> {
+        let cohort = Cohort::new(7, 2);
+        let first = cohort.visit_batch(0, "baseline");
+        let resent = pb::SubmitRequest {
+            batch_id: "resent".into(),
+            events: first.events[..1].to_vec(),
+        };
+        vec![
+            (first, "edc-a"),
+            (cohort.visit_batch(1, "baseline"), "edc-a"),
+            (resent, "edc-a"),
+            (cohort.visit_batch(0, "week4"), "edc-b"),
+        ]
+    }
+
+    fn open(dir: &Path) -> App {
+        let app = App::open_blocking(&AppConfig::new(dir)).expect("open");
+        let enrollment = Cohort::new(7, 2).enrollment();
+        let answers = append_together(&app, &[(enrollment, "edc-a")]);
+        assert!(answers[0].is_ok(), "enrollment: {:?}", summary(&answers[0]));
+        app
+    }
+
+    #[test]
+    fn batches_appended_together_answer_as_if_appended_one_by_one() {
+        let (together, one_by_one) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let merged_app = open(together.path());
+        let single_app = open(one_by_one.path());
+        let merged: Vec<Summary> = append_together(&merged_app, &batches())
+            .iter()
+            .map(summary)
+            .collect();
+        let single: Vec<Summary> = batches()
+            .into_iter()
+            .map(|batch| summary(&append_together(&single_app, &[batch])[0]))
+            .collect();
+        assert_eq!(merged, single);
+        // The resent form is its original's duplicate, in the merged append as on its own.
+        let first = merged[0].as_ref().expect("first batch stored");
+        let resent = merged[2].as_ref().expect("resent batch answered");
+        assert_eq!(resent.0, vec![(first.0[0].0, true)]);
+        assert_eq!(stored(&merged_app), stored(&single_app));
+        assert!(
+            stored(&merged_app)
+                .iter()
+                .any(|(_, recorded_by, _, _)| recorded_by == "edc-b"),
+            "the second principal's batch is recorded as its own"
+        );
+    }
+
+    #[test]
+    fn a_conflicting_batch_fails_alone_and_the_others_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = open(dir.path());
+        let mut batches = batches();
+        // A form under the id of subject 0's first baseline form, with other content.
+        let mut conflicting = batches[1].0.clone();
+        conflicting.events.truncate(1);
+        conflicting.events[0].event_id = batches[0].0.events[0].event_id.clone();
+        batches.insert(1, (conflicting, "edc-a"));
+        let answers = append_together(&app, &batches);
+        let error = answers[1].as_ref().err().expect("the conflict is refused");
+        assert!(
+            matches!(error, AppendError::EventIdConflict { index: 0, .. }),
+            "{error}"
+        );
+        for (index, answer) in answers.iter().enumerate().filter(|(i, _)| *i != 1) {
+            assert!(answer.is_ok(), "batch {index}: {:?}", summary(answer));
+        }
+        let appended: usize = batches
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| ![1, 3].contains(index))
+            .map(|(_, (request, _))| request.events.len())
+            .sum();
+        let enrolled = Cohort::new(7, 2).enrollment().events.len();
+        assert_eq!(stored(&app).len(), enrolled + appended);
+    }
 }
