@@ -935,7 +935,9 @@ mod tests {
         conflicting.events[0].event_id = batches[0].0.events[0].event_id.clone();
         batches.insert(1, (conflicting, "edc-a"));
         let answers = append_together(&app, &batches);
-        let error = answers[1].as_ref().err().expect("the conflict is refused");
+        let Err(error) = &answers[1] else {
+            panic!("the conflict is refused: {:?}", summary(&answers[1]));
+        };
         assert!(
             matches!(error, AppendError::EventIdConflict { index: 0, .. }),
             "{error}"
