@@ -6,12 +6,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use myolog_domain::event::{Event, EventBody};
 use myolog_proto::v1 as pb;
-use myolog_storage::{EventLog, LogOptions, NewEvent, RecordedEvent};
-use prost::Message;
+use myolog_storage::{AppendError, Appended, EventLog, LogOptions, NewEvent, RecordedEvent};
 use tokio::sync::{broadcast, watch};
 
 use crate::error::{ServiceError, Violation};
@@ -90,6 +89,86 @@ pub struct App {
     archive: std::sync::OnceLock<ArchiveGuard>,
     /// The key `Audit.GetSignedHead` signs with (`serve --head-key`, mounted from a secret).
     head_key: std::sync::OnceLock<Arc<myolog_archive::HeadSigningKey>>,
+    /// Validated batches waiting for an appender (see [`App::queue_append`]).
+    appends: Mutex<AppendQueue>,
+    /// The log's batch limit: appenders merge queued batches up to it.
+    max_batch_events: usize,
+}
+
+/// How many blocking appenders may run at once. Two keep the log's pipeline full (one group is
+/// applied while the previous one is fsynced); more would only add threads that wait for each
+/// other: every thread woken per group costs a context switch, which is most of the server's CPU
+/// time per event with many concurrent streams.
+const APPENDERS: usize = 2;
+
+/// Validated batches waiting to be appended, and how many appenders are running.
+#[derive(Debug, Default)]
+struct AppendQueue {
+    waiting: std::collections::VecDeque<AppendJob>,
+    appenders: usize,
+}
+
+/// What one batch's append answers: its domain events, the log's acks, and the visits it touched.
+type AppendAnswer = Result<(Vec<Event>, Vec<Appended>, BTreeSet<Touched>), AppendError>;
+
+/// One validated batch on its way into the log and the projection.
+struct AppendJob {
+    /// The request's events, encoded canonically for the log by the appender.
+    wire: Vec<pb::Event>,
+    events: Vec<Event>,
+    recorded_by: String,
+    /// The ingest gate, held until the batch is applied (see [`App::submit_inner`]).
+    gate: Box<dyn Send + Sync>,
+    answer: tokio::sync::oneshot::Sender<AppendAnswer>,
+}
+
+impl std::fmt::Debug for AppendJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendJob")
+            .field("events", &self.events.len())
+            .field("recorded_by", &self.recorded_by)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppendJob {
+    /// The batch as the log stores it.
+    fn new_events(&self) -> Vec<NewEvent> {
+        self.wire
+            .iter()
+            .zip(&self.events)
+            .map(|(wire_event, event)| NewEvent {
+                event_id: event.event_id.to_string(),
+                stream_key: wire::stream_key(event),
+                expected_version: myolog_storage::ExpectedVersion::Any,
+                event_type: event.body.type_name().into(),
+                schema_version: SCHEMA_VERSION,
+                // Re-encoded from the decoded message: canonical bytes (unknown fields dropped), so
+                // a retry with the same content is recognised as a duplicate.
+                payload: wire::stored::encode(wire_event),
+            })
+            .collect()
+    }
+}
+
+/// Frees an appender's place if it ends by a panic, so later batches start another one.
+struct AppenderSlot<'a> {
+    queue: &'a Mutex<AppendQueue>,
+    released: bool,
+}
+
+impl Drop for AppenderSlot<'_> {
+    fn drop(&mut self) {
+        if !self.released {
+            lock_queue(self.queue).appenders -= 1;
+        }
+    }
+}
+
+fn lock_queue(queue: &Mutex<AppendQueue>) -> MutexGuard<'_, AppendQueue> {
+    queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// How a running archiver constrains ingest (`serve --archive`).
@@ -165,7 +244,112 @@ impl App {
             follow: config.follow.clone(),
             archive: std::sync::OnceLock::new(),
             head_key: std::sync::OnceLock::new(),
+            appends: Mutex::new(AppendQueue::default()),
+            max_batch_events: config.max_events_per_batch,
         })
+    }
+
+    /// Queues a validated batch for the log. Batches that wait together are appended together:
+    /// an appender takes every queued batch of one recorded-by principal (up to the log's batch
+    /// limit) and appends them in one call, then applies them to the projection under one write
+    /// lock, in sequence order, before their gates are released. The log answers exactly as if
+    /// each batch had been its own call in the same group commit (a repeated id is a duplicate of
+    /// the earlier one, acks keep the batch's order); if the merged append fails, nothing of it
+    /// was stored and each batch is appended on its own, so every batch gets its own answer.
+    fn queue_append(self: &Arc<Self>, job: AppendJob) {
+        let start = {
+            let mut queue = lock_queue(&self.appends);
+            queue.waiting.push_back(job);
+            let start = queue.appenders < APPENDERS;
+            if start {
+                queue.appenders += 1;
+            }
+            start
+        };
+        if start {
+            let app = Arc::clone(self);
+            // A JoinHandle dropped detaches the task: the batches answer through their channels.
+            drop(tokio::task::spawn_blocking(move || app.run_appender()));
+        }
+    }
+
+    /// One appender: appends queued batches until none is waiting.
+    fn run_appender(&self) {
+        let mut slot = AppenderSlot {
+            queue: &self.appends,
+            released: false,
+        };
+        loop {
+            let jobs = {
+                let mut queue = lock_queue(&self.appends);
+                let Some(first) = queue.waiting.pop_front() else {
+                    queue.appenders -= 1;
+                    slot.released = true;
+                    return;
+                };
+                let mut events = first.events.len();
+                let mut jobs = vec![first];
+                while let Some(next) = queue.waiting.front() {
+                    if next.recorded_by != jobs[0].recorded_by
+                        || events + next.events.len() > self.max_batch_events
+                    {
+                        break;
+                    }
+                    events += next.events.len();
+                    jobs.extend(queue.waiting.pop_front());
+                }
+                jobs
+            };
+            self.append_jobs(jobs);
+        }
+    }
+
+    /// Appends, applies and answers the batches of one appender turn.
+    fn append_jobs(&self, jobs: Vec<AppendJob>) {
+        let merged = if jobs.len() > 1 {
+            let batch: Vec<NewEvent> = jobs.iter().flat_map(AppendJob::new_events).collect();
+            self.log.append(batch, &jobs[0].recorded_by).ok()
+        } else {
+            None
+        };
+        let results: Vec<Result<Vec<Appended>, AppendError>> = match merged {
+            Some(mut appended) => {
+                // Split the acks back into the batches, in order.
+                let mut per_job = Vec::with_capacity(jobs.len());
+                for job in jobs.iter().rev() {
+                    per_job.push(Ok(appended.split_off(appended.len() - job.events.len())));
+                }
+                per_job.reverse();
+                per_job
+            }
+            None => jobs
+                .iter()
+                .map(|job| self.log.append(job.new_events(), &job.recorded_by))
+                .collect(),
+        };
+        let mut projection = self.projection_mut();
+        let touched: Vec<Option<BTreeSet<Touched>>> = jobs
+            .iter()
+            .zip(&results)
+            .map(|(job, result)| {
+                let appended = result.as_ref().ok()?;
+                Some(apply_all(
+                    &mut projection,
+                    job.events
+                        .iter()
+                        .zip(appended)
+                        .filter(|(_, ack)| !ack.duplicate)
+                        .map(|(event, ack)| (ack.seq, event, job.recorded_by.as_str())),
+                ))
+            })
+            .collect();
+        drop(projection);
+        for ((job, result), touched) in jobs.into_iter().zip(results).zip(touched) {
+            let answer = result.map(|appended| (job.events, appended, touched.unwrap_or_default()));
+            // A caller that went away in between is not an error: its batch is stored and applied.
+            let _ = job.answer.send(answer);
+            drop(job.gate);
+        }
     }
 
     /// Attaches the running archiver's lag (once; a second call is ignored and returns false).
@@ -463,40 +647,18 @@ impl App {
                 return Err(ServiceError::precondition(violations));
             }
         }
-        let batch: Vec<NewEvent> = request
-            .events
-            .iter()
-            .zip(&events)
-            .map(|(wire_event, event)| NewEvent {
-                event_id: event.event_id.to_string(),
-                stream_key: wire::stream_key(event),
-                expected_version: myolog_storage::ExpectedVersion::Any,
-                event_type: event.body.type_name().into(),
-                schema_version: SCHEMA_VERSION,
-                // Re-encoded from the decoded message: canonical bytes (unknown fields dropped), so
-                // a retry with the same content is recognised as a duplicate.
-                payload: wire_event.encode_to_vec(),
-            })
-            .collect();
-        let app = Arc::clone(self);
-        let recorded_by = recorded_by.to_string();
-        let (events, appended, touched) = tokio::task::spawn_blocking(move || {
-            let _gate = gate;
-            let appended = app.log.append(batch, &recorded_by)?;
-            let mut projection = app.projection_mut();
-            let touched = apply_all(
-                &mut projection,
-                events
-                    .iter()
-                    .zip(&appended)
-                    .filter(|(_, ack)| !ack.duplicate)
-                    .map(|(event, ack)| (ack.seq, event, recorded_by.as_str())),
-            );
-            drop(projection);
-            Ok::<_, myolog_storage::AppendError>((events, appended, touched))
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(format!("append task: {e}")))??;
+        let batch_id = request.batch_id;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.queue_append(AppendJob {
+            wire: request.events,
+            events,
+            recorded_by: recorded_by.to_string(),
+            gate,
+            answer,
+        });
+        let (events, appended, touched) = answered
+            .await
+            .map_err(|_| ServiceError::Internal("the appender ended without an answer".into()))??;
         if let Some(last) = appended.iter().map(|ack| ack.seq).max() {
             self.wait_archived(last).await?;
         }
@@ -520,7 +682,7 @@ impl App {
             })
             .collect();
         Ok(pb::SubmitResponse {
-            batch_id: request.batch_id,
+            batch_id,
             acks,
             rejection: None,
             outcomes,
@@ -643,4 +805,157 @@ fn amendment_touches(projection: &Projection, event: &Event) -> Vec<Touched> {
 /// Decodes a stored event back to a validated domain event (the payload codec is the wire's).
 pub fn decode_stored(stored: &RecordedEvent) -> Result<Event, String> {
     myolog_wire::stored::decode(stored.schema_version, &stored.payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use myolog_synth::Cohort;
+
+    type Answered = tokio::sync::oneshot::Receiver<AppendAnswer>;
+
+    fn job(request: &pb::SubmitRequest, recorded_by: &str) -> (AppendJob, Answered) {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job = AppendJob {
+            wire: request.events.clone(),
+            events: wire::batch_from_proto(&request.events).expect("a valid synthetic batch"),
+            recorded_by: recorded_by.into(),
+            gate: Box::new(()),
+            answer,
+        };
+        (job, answered)
+    }
+
+    /// Queues `batches` while no appender may start, then runs one appender over them: they wait
+    /// together, as concurrent batches do, so the appender merges what it may.
+    fn append_together(app: &App, batches: &[(pb::SubmitRequest, &str)]) -> Vec<AppendAnswer> {
+        let mut answered = Vec::new();
+        {
+            let mut queue = lock_queue(&app.appends);
+            queue.appenders += 1;
+            for (request, recorded_by) in batches {
+                let (job, answer) = job(request, recorded_by);
+                queue.waiting.push_back(job);
+                answered.push(answer);
+            }
+        }
+        app.run_appender();
+        assert_eq!(lock_queue(&app.appends).appenders, 0, "the appender left");
+        answered
+            .into_iter()
+            .map(|mut answer| answer.try_recv().expect("every batch answered"))
+            .collect()
+    }
+
+    /// (seq, duplicate) of each ack and the touched visits, or the error's text.
+    type Summary = Result<(Vec<(u64, bool)>, BTreeSet<Touched>), String>;
+
+    fn summary(answer: &AppendAnswer) -> Summary {
+        answer
+            .as_ref()
+            .map(|(_, acks, touched)| {
+                let acks = acks.iter().map(|ack| (ack.seq, ack.duplicate)).collect();
+                (acks, touched.clone())
+            })
+            .map_err(ToString::to_string)
+    }
+
+    /// (seq, recorded-by, event type, payload) of every stored event.
+    fn stored(app: &App) -> Vec<(u64, String, String, Vec<u8>)> {
+        app.log
+            .read_range(1..)
+            .map(|event| {
+                let event = event.expect("readable");
+                (
+                    event.seq,
+                    event.recorded_by,
+                    event.event_type,
+                    event.payload.to_vec(),
+                )
+            })
+            .collect()
+    }
+
+    /// The batches of both tests: the study and two subjects, then each subject's baseline, a
+    /// resend of one baseline form (a duplicate) and a second principal's batch.
+    fn batches() -> Vec<(pb::SubmitRequest, &'static str)> {
+        let cohort = Cohort::new(7, 2);
+        let first = cohort.visit_batch(0, "baseline");
+        let resent = pb::SubmitRequest {
+            batch_id: "resent".into(),
+            events: first.events[..1].to_vec(),
+        };
+        vec![
+            (first, "edc-a"),
+            (cohort.visit_batch(1, "baseline"), "edc-a"),
+            (resent, "edc-a"),
+            (cohort.visit_batch(0, "week4"), "edc-b"),
+        ]
+    }
+
+    fn open(dir: &Path) -> App {
+        let app = App::open_blocking(&AppConfig::new(dir)).expect("open");
+        let enrollment = Cohort::new(7, 2).enrollment();
+        let answers = append_together(&app, &[(enrollment, "edc-a")]);
+        assert!(answers[0].is_ok(), "enrollment: {:?}", summary(&answers[0]));
+        app
+    }
+
+    #[test]
+    fn batches_appended_together_answer_as_if_appended_one_by_one() {
+        let (together, one_by_one) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let merged_app = open(together.path());
+        let single_app = open(one_by_one.path());
+        let merged: Vec<Summary> = append_together(&merged_app, &batches())
+            .iter()
+            .map(summary)
+            .collect();
+        let single: Vec<Summary> = batches()
+            .into_iter()
+            .map(|batch| summary(&append_together(&single_app, &[batch])[0]))
+            .collect();
+        assert_eq!(merged, single);
+        // The resent form is its original's duplicate, in the merged append as on its own.
+        let first = merged[0].as_ref().expect("first batch stored");
+        let resent = merged[2].as_ref().expect("resent batch answered");
+        assert_eq!(resent.0, vec![(first.0[0].0, true)]);
+        assert_eq!(stored(&merged_app), stored(&single_app));
+        assert!(
+            stored(&merged_app)
+                .iter()
+                .any(|(_, recorded_by, _, _)| recorded_by == "edc-b"),
+            "the second principal's batch is recorded as its own"
+        );
+    }
+
+    #[test]
+    fn a_conflicting_batch_fails_alone_and_the_others_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = open(dir.path());
+        let mut batches = batches();
+        // A form under the id of subject 0's first baseline form, with other content.
+        let mut conflicting = batches[1].0.clone();
+        conflicting.events.truncate(1);
+        conflicting.events[0].event_id = batches[0].0.events[0].event_id.clone();
+        batches.insert(1, (conflicting, "edc-a"));
+        let answers = append_together(&app, &batches);
+        let Err(error) = &answers[1] else {
+            panic!("the conflict is refused: {:?}", summary(&answers[1]));
+        };
+        assert!(
+            matches!(error, AppendError::EventIdConflict { index: 0, .. }),
+            "{error}"
+        );
+        for (index, answer) in answers.iter().enumerate().filter(|(i, _)| *i != 1) {
+            assert!(answer.is_ok(), "batch {index}: {:?}", summary(answer));
+        }
+        let appended: usize = batches
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| ![1, 3].contains(index))
+            .map(|(_, (request, _))| request.events.len())
+            .sum();
+        let enrolled = Cohort::new(7, 2).enrollment().events.len();
+        assert_eq!(stored(&app).len(), enrolled + appended);
+    }
 }
