@@ -115,20 +115,9 @@ pub struct MappingInitArgs {
 /// Why an import could not run (nothing was stored, or the run stopped and may be resumed).
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("writing {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("mapping file {path}:\n{errors}")]
-    Mapping { path: PathBuf, errors: String },
-    #[error("ledger {path}: {message}")]
-    Ledger { path: PathBuf, message: String },
+    /// A file (mapping, ledger, input or output) that cannot be read, written or understood.
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("{path}: {error}; nothing was sent")]
     Odm {
         path: PathBuf,
@@ -149,17 +138,6 @@ pub enum ImportError {
     Other(String),
 }
 
-impl From<FileError> for ImportError {
-    fn from(error: FileError) -> Self {
-        match error {
-            FileError::Read { path, source } => ImportError::Read { path, source },
-            FileError::Write { path, source } => ImportError::Write { path, source },
-            FileError::Mapping { path, errors } => ImportError::Mapping { path, errors },
-            FileError::Ledger { path, message } => ImportError::Ledger { path, message },
-        }
-    }
-}
-
 impl From<OutboundError> for ImportError {
     fn from(error: OutboundError) -> Self {
         ImportError::Outbound {
@@ -170,9 +148,11 @@ impl From<OutboundError> for ImportError {
 }
 
 fn read_text(path: &Path) -> Result<String, ImportError> {
-    std::fs::read_to_string(path).map_err(|source| ImportError::Read {
-        path: path.to_path_buf(),
-        source,
+    std::fs::read_to_string(path).map_err(|source| {
+        ImportError::File(FileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
     })
 }
 
@@ -261,9 +241,11 @@ pub fn plan_file(
     mapping: &Mapping,
     ledger: &mut SentLedger,
 ) -> Result<Plan, ImportError> {
-    let reader = std::fs::File::open(file).map_err(|source| ImportError::Read {
-        path: file.to_path_buf(),
-        source,
+    let reader = std::fs::File::open(file).map_err(|source| {
+        ImportError::File(FileError::Read {
+            path: file.to_path_buf(),
+            source,
+        })
     })?;
     myolog_edc::plan::plan(OdmReader::new(BufReader::new(reader)), mapping, ledger).map_err(
         |error| ImportError::Odm {
@@ -325,9 +307,11 @@ pub async fn import_odm(
         dry_run: args.dry_run,
         ..ImportSummary::default()
     };
-    let csv_error = |path: &Path, source| ImportError::Write {
-        path: path.to_path_buf(),
-        source,
+    let csv_error = |path: &Path, source| {
+        ImportError::File(FileError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
     };
     match (&args.discrepancies, args.dry_run) {
         (Some(path), _) => {
@@ -368,18 +352,7 @@ pub async fn import_odm(
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    // What the server refused, or never acknowledged, does not count as sent.
-    let unsent = outcome.refused.iter().map(|(index, _)| *index).chain(
-        outcome
-            .stopped
-            .iter()
-            .flat_map(|(from, _)| *from..plan.changes.len()),
-    );
-    for index in unsent {
-        if let Some(change) = plan.changes.get(index) {
-            ledger.revert(&previous, change);
-        }
-    }
+    outcome.revert_unsent(&mut ledger, &previous, &plan.changes);
     write_atomically(&ledger_path, ledger.to_json().as_bytes())?;
     summary.sent = outcome.sent;
     summary.already_present = outcome.already_present;
@@ -408,9 +381,11 @@ pub async fn import_odm(
 pub fn mapping_init(args: &MappingInitArgs, out: &mut impl Write) -> Result<(), ImportError> {
     let dictionary = match (&args.from_odm, &args.from_redcap_metadata) {
         (Some(path), _) => {
-            let file = std::fs::File::open(path).map_err(|source| ImportError::Read {
-                path: path.clone(),
-                source,
+            let file = std::fs::File::open(path).map_err(|source| {
+                ImportError::File(FileError::Read {
+                    path: path.clone(),
+                    source,
+                })
             })?;
             myolog_edc::init::dictionary_from_odm(BufReader::new(file)).map_err(|error| {
                 ImportError::Odm {
@@ -446,22 +421,25 @@ pub fn mapping_init(args: &MappingInitArgs, out: &mut impl Write) -> Result<(), 
                 .write(true)
                 .create_new(true)
                 .open(path)
-                .map_err(|source| ImportError::Write {
+                .map_err(|source| {
+                    ImportError::File(FileError::Write {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
+            file.write_all(skeleton.as_bytes()).map_err(|source| {
+                ImportError::File(FileError::Write {
                     path: path.clone(),
                     source,
-                })?;
-            file.write_all(skeleton.as_bytes())
-                .map_err(|source| ImportError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
+                })
+            })?;
         }
-        None => out
-            .write_all(skeleton.as_bytes())
-            .map_err(|source| ImportError::Write {
+        None => out.write_all(skeleton.as_bytes()).map_err(|source| {
+            ImportError::File(FileError::Write {
                 path: PathBuf::from("stdout"),
                 source,
-            })?,
+            })
+        })?,
     }
     Ok(())
 }

@@ -1069,17 +1069,7 @@ impl Bridge {
                 .collect();
             tracing::warn!(event_id = %plan.changes[*index].event_id(), sources = %sources.join(", "), %reason, "refused by Myolog");
         }
-        let unsent = outcome.refused.iter().map(|(index, _)| *index).chain(
-            outcome
-                .stopped
-                .iter()
-                .flat_map(|(from, _)| *from..plan.changes.len()),
-        );
-        for index in unsent {
-            if let Some(change) = plan.changes.get(index) {
-                ledger.revert(&previous, change);
-            }
-        }
+        outcome.revert_unsent(ledger, &previous, &plan.changes);
         if let Err(error) = write_atomically(&self.ledger_path, ledger.to_json().as_bytes()) {
             *ledger = previous;
             return Err(error.to_string());

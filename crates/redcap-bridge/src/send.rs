@@ -52,6 +52,29 @@ pub struct SendOutcome {
     pub stopped: Option<(usize, String)>,
 }
 
+impl SendOutcome {
+    /// Puts back in `ledger` (from `previous`, the ledger before the plan) every change of `changes`
+    /// the server refused or never acknowledged: those do not count as sent, so the next run plans
+    /// them again with the same ids.
+    pub fn revert_unsent(
+        &self,
+        ledger: &mut myolog_edc::plan::SentLedger,
+        previous: &myolog_edc::plan::SentLedger,
+        changes: &[myolog_edc::plan::Change],
+    ) {
+        let unsent = self.refused.iter().map(|(index, _)| *index).chain(
+            self.stopped
+                .iter()
+                .flat_map(|(from, _)| *from..changes.len()),
+        );
+        for index in unsent {
+            if let Some(change) = changes.get(index) {
+                ledger.revert(previous, change);
+            }
+        }
+    }
+}
+
 /// Whether a status is the server (or the network) being unavailable rather than a refusal.
 fn is_transient(code: Code) -> bool {
     matches!(
