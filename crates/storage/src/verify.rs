@@ -72,10 +72,19 @@ pub enum FailureReason {
 
 pub(crate) fn verify(tree: &sled::Tree) -> Result<VerifyReport, StorageError> {
     // The head record fixes the end of the walk, so appends racing with it are ignored.
-    let recorded = tree.get(format::META_HEAD_KEY)?;
+    let mut recorded = tree.get(format::META_HEAD_KEY)?;
+    let mut has_chunks = false;
+    if recorded.is_none() {
+        has_chunks = first_chunk_seq(tree)?.is_some();
+        // An empty log's first commit may have landed between the two reads: its chunks and its
+        // head record are one atomic batch, so once chunks are seen a head record must be too.
+        if has_chunks {
+            recorded = tree.get(format::META_HEAD_KEY)?;
+        }
+    }
     let head = match recorded.as_deref().map(format::decode_head) {
         Some(Ok((seq, hash))) => Head { seq, hash },
-        None if first_chunk_seq(tree)?.is_none() => Head::default(),
+        None if !has_chunks => Head::default(),
         missing_or_damaged => {
             // Walk whatever chunks there are; an earlier failure among them comes first.
             let (mut report, _) = walk(tree, u64::MAX)?;

@@ -289,3 +289,35 @@ fn with_a_small_group_cap_every_batch_commits_whole_even_one_larger_than_the_cap
     let events = assert_contiguous_and_intact(&log);
     assert_eq!(events.len(), total);
 }
+
+/// A verify that starts on an empty log while its first commits land must see either no events or
+/// a head record that covers them: a commit's chunks and head record are one atomic batch.
+#[test]
+fn verify_racing_the_first_appends_of_an_empty_log_finds_it_intact() {
+    for round in 0..40 {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(&dir.path().join("log"));
+        let start = Arc::new(Barrier::new(2));
+        let appender = {
+            let (log, start) = (log.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                for batch in 0..5 {
+                    let id = format!("r{round}-b{batch}");
+                    log.append(
+                        vec![event(&id, "study/subject-1", ExpectedVersion::Any)],
+                        "tester",
+                    )
+                    .unwrap();
+                }
+            })
+        };
+        start.wait();
+        for _ in 0..20 {
+            let report = log.verify().unwrap();
+            assert!(report.is_intact(), "round {round}: {report:?}");
+        }
+        appender.join().unwrap();
+        assert_contiguous_and_intact(&log);
+    }
+}
