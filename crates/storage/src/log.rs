@@ -21,7 +21,7 @@ use crate::leftovers::{self, DirectoryLock};
 use crate::read::{chunk_holding, event_of, parse_stored_chunk};
 use crate::replication::{ReplicationError, StoredEvent};
 use crate::verify::{self, VerifyReport};
-use crate::writer::{AppendRequest, CommitShared, HeadWatch, SYNC_LANES, Syncer, Writer};
+use crate::writer::{AppendRequest, CommitShared, HeadWatch, SYNC_LANES, Syncer, Wake, Writer};
 
 /// How to open a log.
 #[derive(Clone, Debug)]
@@ -97,8 +97,12 @@ impl fmt::Debug for EventLog {
 #[derive(Default)]
 struct CommitQueue {
     waiting: Vec<AppendRequest>,
-    /// An appender is validating and applying a group right now.
+    /// An appender (or a replicated append) holds the apply role: it is validating and applying a
+    /// group, or was handed the role and is waking up to do so.
     applying: bool,
+    /// Replicated appends waiting for the apply role (on `replicator_turn`); an ending term lets
+    /// them go first, since queued appenders are handed the role one after another.
+    replicators_waiting: usize,
 }
 
 struct Inner {
@@ -107,8 +111,9 @@ struct Inner {
     db: sled::Db,
     /// Appends waiting for the next group commit, and whether one is being applied.
     queue: Mutex<CommitQueue>,
-    /// Signalled when an apply term ends and when a group's answers were sent.
-    leader_done: Condvar,
+    /// Signalled when an apply term ends while a replicated append waits for the role (queued
+    /// appenders are woken one by one through their own channels instead).
+    replicator_turn: Condvar,
     /// Used only by the appender that currently leads the apply phase (see [`EventLog::append`]).
     writer: Mutex<Writer>,
     /// The durability phase: flush + fdatasync on up to `SYNC_LANES` lanes at once, then the answers.
@@ -137,9 +142,24 @@ struct ApplyTerm<'a> {
 }
 
 impl Drop for ApplyTerm<'_> {
+    /// Hands the apply role on: to a waiting replicated append, else to the oldest queued appender
+    /// (its own request is then the first of the group it takes), else to whoever comes next.
     fn drop(&mut self) {
-        lock(&self.inner.queue).applying = false;
-        self.inner.leader_done.notify_all();
+        let mut queue = lock(&self.inner.queue);
+        if queue.replicators_waiting > 0 {
+            queue.applying = false;
+            self.inner.replicator_turn.notify_all();
+            return;
+        }
+        while let Some(oldest) = queue.waiting.first() {
+            if oldest.reply.try_send(Wake::Lead).is_ok() {
+                return;
+            }
+            // Its appender is gone (the slot is never full for a queued request): nobody waits for
+            // this batch, so it is dropped unwritten.
+            queue.waiting.remove(0);
+        }
+        queue.applying = false;
     }
 }
 
@@ -227,7 +247,7 @@ impl EventLog {
                 tree,
                 db,
                 queue: Mutex::new(CommitQueue::default()),
-                leader_done: Condvar::new(),
+                replicator_turn: Condvar::new(),
                 writer: Mutex::new(writer),
                 syncer,
                 head_watch,
@@ -281,41 +301,37 @@ impl EventLog {
         // share fsyncs, and the next group is applied while the previous one is fsynced.
         let mut queue = lock(&self.inner.queue);
         queue.waiting.push(request);
+        let mut leading = !queue.applying;
+        queue.applying = true;
         loop {
-            match answer.try_recv() {
-                Ok(answer) => return answer,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    return Err(StorageError::AnswerLost.into());
+            if leading {
+                let term = ApplyTerm { inner: &self.inner };
+                let (group, applied) = {
+                    let mut writer = lock(&self.inner.writer);
+                    let group = take_group(&mut queue.waiting, writer.max_group_events);
+                    drop(queue);
+                    let applied = writer.apply_group(&group);
+                    (group, applied)
+                };
+                drop(term);
+                if let Some(applied) = applied {
+                    self.inner.syncer.make_durable(applied);
                 }
-                Err(mpsc::TryRecvError::Empty) => {}
-            }
-            if queue.applying || queue.waiting.is_empty() {
-                // Another appender is applying, or has taken this request and is making it durable.
-                queue = self
-                    .inner
-                    .leader_done
-                    .wait(queue)
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                continue;
-            }
-            queue.applying = true;
-            let term = ApplyTerm { inner: &self.inner };
-            let (group, applied) = {
-                let mut writer = lock(&self.inner.writer);
-                let group = take_group(&mut queue.waiting, writer.max_group_events);
+                // Freeing the group's events is this appender's own work, after everyone's answer.
+                drop(group);
+            } else {
                 drop(queue);
-                let applied = writer.apply_group(&group);
-                (group, applied)
-            };
-            drop(term);
-            if let Some(applied) = applied {
-                self.inner.syncer.make_durable(applied);
             }
-            // Freeing the group's events is this appender's own work, after everyone's answer.
-            drop(group);
-            queue = lock(&self.inner.queue);
-            // Answers were sent: wake the appenders waiting for them.
-            self.inner.leader_done.notify_all();
+            // Blocks until this append is answered (by its own group above, or another leader's)
+            // or handed the apply role while its request is still queued.
+            match answer.recv() {
+                Ok(Wake::Answer(answer)) => return answer,
+                Ok(Wake::Lead) => {
+                    queue = lock(&self.inner.queue);
+                    leading = true;
+                }
+                Err(mpsc::RecvError) => return Err(StorageError::AnswerLost.into()),
+            }
         }
     }
 
@@ -456,11 +472,13 @@ impl EventLog {
         // and indexes see no concurrent group.
         let mut queue = lock(&self.inner.queue);
         while queue.applying {
+            queue.replicators_waiting += 1;
             queue = self
                 .inner
-                .leader_done
+                .replicator_turn
                 .wait(queue)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
+            queue.replicators_waiting -= 1;
         }
         queue.applying = true;
         let term = ApplyTerm { inner: &self.inner };

@@ -321,3 +321,72 @@ fn verify_racing_the_first_appends_of_an_empty_log_finds_it_intact() {
         assert_contiguous_and_intact(&log);
     }
 }
+
+/// Queued appenders are handed the apply role one after another; a replicated append waiting for
+/// the role must still get it between their groups, and every appender must still be answered.
+#[test]
+fn a_replicated_append_gets_the_apply_role_between_busy_appenders_groups() {
+    const APPENDERS: usize = 8;
+    const BATCHES: usize = 40;
+    const REPLICATED_TRIES: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir.path().join("log"));
+    // Event 1 of another log: it can never continue this log's head once the appenders started,
+    // so each try takes the apply role, is refused, and hands the role on.
+    let other = open(&dir.path().join("other"));
+    other
+        .append(
+            vec![event("elsewhere", "s", ExpectedVersion::Any)],
+            "tester",
+        )
+        .unwrap();
+    let foreign: Vec<_> = other.read_stored_range(..).map(Result::unwrap).collect();
+    log.append(vec![event("first", "s", ExpectedVersion::Any)], "tester")
+        .unwrap();
+    let start = Arc::new(Barrier::new(APPENDERS + 1));
+    let (finished, finishing) = std::sync::mpsc::channel();
+    for thread in 0..APPENDERS {
+        let (log, start, finished) = (log.clone(), start.clone(), finished.clone());
+        std::thread::spawn(move || {
+            start.wait();
+            for batch in 0..BATCHES {
+                let events = (0..3)
+                    .map(|n| {
+                        event(
+                            &format!("t{thread}-b{batch}-e{n}"),
+                            &format!("stream-{thread}"),
+                            ExpectedVersion::Any,
+                        )
+                    })
+                    .collect();
+                log.append(events, "tester").unwrap();
+            }
+            finished.send("appender").unwrap();
+        });
+    }
+    {
+        let (log, start, finished) = (log.clone(), start.clone(), finished.clone());
+        std::thread::spawn(move || {
+            start.wait();
+            for _ in 0..REPLICATED_TRIES {
+                let refused = log.append_replicated(&foreign);
+                assert!(
+                    matches!(
+                        refused,
+                        Err(myolog_storage::ReplicationError::Refused { .. })
+                    ),
+                    "{refused:?}"
+                );
+            }
+            finished.send("replicator").unwrap();
+        });
+    }
+    for _ in 0..=APPENDERS {
+        // A lost hand-over would leave a thread waiting forever: fail instead of hanging.
+        finishing
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("every appender and the replicated append finish");
+    }
+    let events = assert_contiguous_and_intact(&log);
+    assert_eq!(events.len(), 1 + APPENDERS * BATCHES * 3);
+}
