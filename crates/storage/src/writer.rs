@@ -486,7 +486,7 @@ impl Writer {
             unfinished.armed = false;
             for (reply, _) in accepted {
                 answer(
-                    &reply,
+                    reply,
                     Err(StorageError::Poisoned {
                         cause: cause.clone(),
                     }
