@@ -17,12 +17,15 @@
 #      back with the auditor's token (the other study's reader refused); metrics through the port;
 #   3. local mode again: the outcomes read back (STIR-DEMO with `myolog outcomes`, SMOKE-2 with the
 #      Python client on loopback) are identical to those before the restarts, and the demo cohort
-#      resent is acknowledged entirely as already in the log, the head unchanged;
+#      resent is acknowledged entirely as already in the log, the head unchanged; a read-only
+#      follower (`MYOLOG_FOLLOW`, its own volume) copies it, serves the same outcomes as of the same
+#      sequence, and refuses writes naming the primary;
 #   4. the operators' configuration with TLS (a CA and a server certificate for myolog.example made
 #      with openssl): SERVING over TLS from the host with the certificate verified against that
 #      name, refused against 127.0.0.1 and in plaintext, and the image's HEALTHCHECK healthy over
 #      TLS through MYOLOG_CLIENT_TLS_CA and MYOLOG_CLIENT_TLS_SERVER_NAME;
-# then `myolog verify --data /data` passes inside a container on the volume (every event of both).
+# then `myolog verify --data /data` passes inside a container on the volume (every event of both),
+# and on the follower's volume with the same events, head sequence and hash.
 # Every server container also archives to a directory (`MYOLOG_ARCHIVE=file:///archive`, a host
 # directory): at the end the drill (`myolog restore --verify-only`) passes, the log's volume is
 # deleted, `myolog restore` rebuilds it from the archive on a new volume, and `myolog verify` there
@@ -52,6 +55,7 @@ image=${SMOKE_IMAGE:-localhost/myolog:smoke}
 export BASE_IMAGE=${BASE_IMAGE:-localhost/debian-bookworm-min:latest}
 tag=smoke-$$
 volume=myolog-$tag
+follower_volume=myolog-$tag-follower
 work=$(mktemp -d /tmp/myolog-smoke.XXXXXX)
 
 step "tools: podman, buildah, runc, debootstrap, openssl"
@@ -80,10 +84,10 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     for name in "$tag-1" "$tag-2" "$tag-3" "$tag-4" "$tag-verify" "$tag-drill" "$tag-restore" \
-        "$tag-verify-restored"; do
+        "$tag-verify-restored" "$tag-follower" "$tag-verify-follower"; do
         "${podman[@]}" rm -f -v -t 5 "$name" > /dev/null 2>&1 || true
     done
-    "${podman[@]}" volume rm -f "$volume" > /dev/null 2>&1 || true
+    "${podman[@]}" volume rm -f "$volume" "$follower_volume" > /dev/null 2>&1 || true
     if [ "${SMOKE_KEEP_IMAGE:-1}" = 0 ]; then
         "${podman[@]}" rmi -f "$image" > /dev/null 2>&1 || true
     fi
@@ -155,8 +159,8 @@ mkdir -p "$archive"
 chown 10001:10001 "$archive"
 # The settings of deploy/k8s: read-only root with a /tmp, no capabilities, no privilege escalation;
 # every server archives its log in the background.
-hardened=(--read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges -v "$volume:/data"
-    -v "$archive:/archive" -e MYOLOG_ARCHIVE=file:///archive)
+locked_down=(--read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges)
+hardened=("${locked_down[@]}" -v "$volume:/data" -v "$archive:/archive" -e MYOLOG_ARCHIVE=file:///archive)
 
 # Local mode: the container shares the host's network namespace and binds 127.0.0.1 (no principals
 # file, so off-loopback addresses are refused by design). The image's HEALTHCHECK names port 50051;
@@ -341,6 +345,34 @@ echo "  resent:     $acked_3 events acknowledged, $dup_3 already in the log; $(h
 diff <(outcomes_of "$work/demo-1.txt") <(outcomes_of "$work/demo-3.txt") > "$work/demo.diff" \
     || { cat "$work/demo.diff"; fail "the demo's outcomes differ after the restarts"; }
 passed "cohort resent: all already in the log, head unchanged, outcomes identical"
+
+step "3b. a read-only follower of the third container, on its own volume"
+# A follower copies its primary and does not archive (the primary does): no MYOLOG_ARCHIVE here.
+follower_grpc_port=$(free_port)
+follower_addr=http://127.0.0.1:$follower_grpc_port
+"${podman[@]}" volume create "$follower_volume" > /dev/null
+quiet "${podman[@]}" run -d --name "$tag-follower" "${locked_down[@]}" -v "$follower_volume:/data" \
+    --network host --health-cmd "[\"myolog\", \"healthcheck\", \"--addr\", \"$follower_addr\"]" \
+    --health-interval disable -e MYOLOG_ADDR="127.0.0.1:$follower_grpc_port" \
+    -e MYOLOG_METRICS_ADDR="127.0.0.1:$(free_port)" -e MYOLOG_FOLLOW="$addr" -e MYOLOG_FOLLOW_POLL_MS=200 \
+    "$image" > /dev/null
+wait_serving "$tag-follower" --addr "$follower_addr"
+# Caught up once it answers the primary's outcomes as of the primary's head sequence.
+deadline=$(($(date +%s) + 90))
+until "$client" outcomes --addr "$follower_addr" --study "$study" --visit "$visit" \
+        > "$work/outcomes-follower.txt" 2>&1 \
+    && cmp -s "$work/outcomes-3.txt" "$work/outcomes-follower.txt"; do
+    [ "$(date +%s)" -lt "$deadline" ] || { diff "$work/outcomes-3.txt" "$work/outcomes-follower.txt"; fail "the follower did not catch up in 90 s"; }
+    sleep 1
+done
+passed "follower: caught up; the same outcomes as the primary, as of log sequence $smoke_head"
+if "$client" demo --addr "$follower_addr" > "$work/demo-follower.txt" 2>&1; then
+    fail "the follower took writes"
+fi
+grep -q "read-only follower of $addr" "$work/demo-follower.txt" \
+    || { tail -n 5 "$work/demo-follower.txt"; fail "the follower's refusal does not name its primary"; }
+passed "follower: writes refused, naming the primary $addr"
+stop_cleanly "$tag-follower"
 stop_cleanly "$tag-3"
 
 step "4. TLS: the operators' configuration with a server certificate, the image's HEALTHCHECK over TLS"
@@ -389,6 +421,12 @@ total=$((acked_1 + smoke_acked))
 grep -q "^ok: $total events verified; head sequence $smoke_head " "$work/verify.txt" \
     || fail "verify did not check the $total events ($acked_1 demo, $smoke_acked $smoke_study)"
 passed "myolog verify --data /data in a container ($total events)"
+"${podman[@]}" run --name "$tag-verify-follower" --no-healthcheck "${locked_down[@]}" \
+    -v "$follower_volume:/data" --network none "$image" \
+    verify --data /data > "$work/verify-follower.txt" 2>&1 || { cat "$work/verify-follower.txt"; fail "verify (follower)"; }
+diff "$work/verify.txt" "$work/verify-follower.txt" > "$work/follower.diff" \
+    || { cat "$work/follower.diff"; fail "the follower's log differs from the primary's"; }
+passed "the follower's volume verifies with the primary's events, head sequence and hash"
 
 step "lost volume: the archive's drill passes, then a restore on a new volume verifies as before"
 segments=$(find "$archive/segments" -name '*.seg' | wc -l)
@@ -397,7 +435,8 @@ segments=$(find "$archive/segments" -name '*.seg' | wc -l)
     restore --from file:///archive --verify-only > "$work/drill.txt" 2>&1 || { cat "$work/drill.txt"; fail "drill"; }
 sed 's/^/  /' "$work/drill.txt"
 passed "restore drill: $segments segments verified"
-"${podman[@]}" rm -f -v "$tag-1" "$tag-2" "$tag-3" "$tag-4" "$tag-verify" "$tag-drill" > /dev/null 2>&1 || true
+"${podman[@]}" rm -f -v "$tag-1" "$tag-2" "$tag-3" "$tag-4" "$tag-verify" "$tag-drill" "$tag-follower" \
+    "$tag-verify-follower" > /dev/null 2>&1 || true
 "${podman[@]}" volume rm -f "$volume" > /dev/null
 "${podman[@]}" volume create "$volume" > /dev/null
 "${podman[@]}" run --name "$tag-restore" --no-healthcheck "${hardened[@]}" --network none "$image" \
