@@ -60,25 +60,38 @@ pub struct ServeArgs {
     pub archive: crate::archive::ServeArchiveArgs,
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers at once and returns what resolves on either.
+/// They must exist before the server says it is serving: a signal that arrives before its handler
+/// is installed takes the default action, and the process dies without a graceful shutdown (a
+/// handler installed only when the future is first polled left that window open).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        async fn received(handler: Option<Signal>) {
+            match handler {
+                Some(mut handler) => {
+                    handler.recv().await;
+                }
+                // Without a handler the signal keeps its default action; nothing to wait for.
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+        let interrupt = received(signal(SignalKind::interrupt()).ok());
+        let terminate = received(signal(SignalKind::terminate()).ok());
+        async move {
+            tokio::select! {
+                () = interrupt => tracing::info!("SIGINT received"),
+                () = terminate => tracing::info!("SIGTERM received"),
+            }
+        }
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("Ctrl-C received");
+        }
     }
 }
 
@@ -127,6 +140,8 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve_inner(args: ServeArgs) -> Result<(), String> {
+    // First of all: a SIGTERM during start-up then stops the server as soon as it serves.
+    let signals = shutdown_signal();
     let auth = args
         .security
         .authenticator(args.addr, &args.principal)
@@ -277,7 +292,7 @@ async fn serve_inner(args: ServeArgs) -> Result<(), String> {
     let result =
         myolog_server::server::serve_secured(listener, Arc::clone(&app), auth, async move {
             tokio::select! {
-                () = shutdown_signal() => {}
+                () = signals => {}
                 () = fatal_wait.wait() => {}
             }
         })
