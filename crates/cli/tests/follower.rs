@@ -221,14 +221,7 @@ async fn a_promoted_follower_takes_over_the_archive_and_fences_the_old_primary()
     promoted.stop();
 
     // The old primary comes back with its old epoch: its archiver is fenced off and it stops.
-    let mut old = common::myolog(dir.path())
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
+    let mut old = common::serve_command(dir.path())
         .args(["--data", "primary", "--archive", &archive])
         .output()
         .expect("runs");

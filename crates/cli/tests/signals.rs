@@ -12,16 +12,8 @@ mod common;
 #[test]
 fn a_sigterm_during_start_up_stops_the_server_gracefully_once_it_serves() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = common::myolog(dir.path())
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--data",
-            "log",
-        ])
+    let mut child = common::serve_command(dir.path())
+        .args(["--data", "log"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

@@ -26,6 +26,19 @@ pub fn myolog(dir: &Path) -> Command {
     command
 }
 
+/// `myolog serve` on loopback with ports the kernel picks (its log names the gRPC address), in `dir`.
+pub fn serve_command(dir: &Path) -> Command {
+    let mut command = myolog(dir);
+    command.args([
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    command
+}
+
 /// Runs a command to its end; panics with its stderr unless it exits as `expect_success` says.
 pub fn run(dir: &Path, args: &[&str], expect_success: bool) -> Output {
     let output = myolog(dir).args(args).output().expect("myolog runs");
@@ -64,15 +77,8 @@ impl Server {
 
     /// [`Server::start`] with these environment variables set.
     pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Server {
-        let mut child = myolog(dir)
+        let mut child = serve_command(dir)
             .envs(env.iter().map(|(key, value)| (*key, value.as_str())))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--metrics-addr",
-                "127.0.0.1:0",
-            ])
             .args(args)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
