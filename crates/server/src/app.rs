@@ -216,6 +216,13 @@ impl App {
             ..LogOptions::default()
         };
         let log = EventLog::open(&config.data_dir, options)?;
+        if let Some(cut) = log.removed_cut_commit() {
+            tracing::warn!(
+                first_seq = cut.first_seq,
+                last_seq = cut.last_seq,
+                "removed a group commit cut by a crash before it was committed (never acknowledged)"
+            );
+        }
         // The start-up projection is the audit replay's: the same events applied in the same
         // order, but read and decoded on every core, which is most of the time to SERVING.
         let projection = myolog_audit::replay::project(

@@ -4,9 +4,10 @@
 //!
 //! # One tree, prefixed keys
 //!
-//! Everything lives in one sled tree named [`TREE_NAME`], because sled applies a `Batch` atomically
-//! only within one tree: one `apply_batch` then writes a whole group commit — its chunks and the
-//! head record — or nothing of it, without the cost of a cross-tree transaction.
+//! Everything lives in one sled tree named [`TREE_NAME`]. A group commit inserts its chunks and then
+//! the head record, which is its commit point: sled recovers its log as a prefix, so after a crash
+//! the chunks past the head record are a cut commit that opening removes (see `log::recover`).
+//! Replicated appends and the creation of a log write one atomic `apply_batch` instead.
 //!
 //! | key                               | value                                                   |
 //! |-----------------------------------|---------------------------------------------------------|
@@ -123,8 +124,8 @@ pub const META_MAGIC_KEY: &[u8] = b"mmagic";
 /// Meta key of the format version.
 pub const META_FORMAT_KEY: &[u8] = b"mformat";
 /// Meta key present (value `1`) while no value above [`SMALL_VALUE_LIMIT`] was ever stored in the
-/// tree. Written when a log is created and removed, in the same atomic batch, by the first group
-/// commit that stores a larger value; logs created before the key existed lack it. While it is
+/// tree. Written when a log is created and removed by the first group commit that stores a larger
+/// value, before that value; logs created before the key existed lack it. While it is
 /// present sled cannot have written a blob file (see [`crate::durability`]), so commits skip listing
 /// `<log>/blobs`. It is an optimisation only: a log without it is synced exactly as before.
 pub const META_SMALL_VALUES_KEY: &[u8] = b"msmall-values";
@@ -161,8 +162,8 @@ pub fn seq_from_chunk_key(key: &[u8]) -> Option<u64> {
     }
 }
 
-/// Meta key of the head record: the seq (u64 BE) and hash (32 bytes) of the last event, written in
-/// the same atomic batch as every commit's chunks. It is what lets `verify` notice that a whole
+/// Meta key of the head record: the seq (u64 BE) and hash (32 bytes) of the last event, written
+/// after every commit's chunks as its commit point. It is what lets `verify` notice that a whole
 /// trailing chunk was deleted.
 pub const META_HEAD_KEY: &[u8] = b"mhead";
 

@@ -35,6 +35,6 @@ pub use event::{
     Appended, Clock, ExpectedVersion, Hash, Head, MAX_NAME_BYTES, MAX_PAYLOAD_BYTES, NewEvent,
     RecordedEvent, SystemClock, system_time_from_unix_nanos, unix_nanos_from_system_time,
 };
-pub use log::{EventIter, EventLog, LogOptions, StoredEventIter, StreamIter};
+pub use log::{CutCommit, EventIter, EventLog, LogOptions, StoredEventIter, StreamIter};
 pub use replication::{Refusal, ReplicationError, StoredEvent, canonical_hash};
 pub use verify::{FailureReason, VerifyFailure, VerifyReport};

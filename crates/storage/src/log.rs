@@ -109,6 +109,8 @@ struct Inner {
     path: PathBuf,
     tree: sled::Tree,
     db: sled::Db,
+    /// A group commit cut by a crash, removed when this handle opened the log.
+    cut_commit: Option<CutCommit>,
     /// Appends waiting for the next group commit, and whether one is being applied.
     queue: Mutex<CommitQueue>,
     /// Signalled when an apply term ends while a replicated append waits for the role (queued
@@ -200,7 +202,16 @@ impl EventLog {
         let creating = creating || creation_was_cut;
         let db = open_sled_waiting_for_lock(&path, &options)?;
         let tree = open_myolog_tree(&path, &db)?;
-        let (head, index, damage) = recover(&tree)?;
+        let Recovered {
+            head,
+            index,
+            damage,
+            cut_commit,
+        } = recover(&tree)?;
+        if let Some((_, keys)) = &cut_commit {
+            remove_cut_commit(&path, &db, &tree, keys)?;
+        }
+        let cut_commit = cut_commit.map(|(cut, _)| cut);
         let index = Arc::new(RwLock::new(index));
         if creating {
             db.flush()?;
@@ -253,10 +264,17 @@ impl EventLog {
                 head_watch,
                 index,
                 max_batch_events: options.max_batch_events.max(1),
+                cut_commit,
                 _registration: registration,
                 _directory_lock: directory_lock,
             }),
         })
+    }
+
+    /// The group commit a crash had cut (chunks stored, head record not), which opening removed:
+    /// its events were never acknowledged. `None` when there was none.
+    pub fn removed_cut_commit(&self) -> Option<CutCommit> {
+        self.inner.cut_commit
     }
 
     /// The directory of the log.
@@ -498,7 +516,13 @@ impl EventLog {
 
     /// Walks the whole chain and the indexes and reports the first bad sequence and why.
     pub fn verify(&self) -> Result<VerifyReport, StorageError> {
-        verify::verify(&self.inner.tree)
+        // The apply leader holds the writer while it inserts a group, head record last; the walk
+        // itself needs no lock (it ends at the head record read here).
+        let recorded = {
+            let _no_group_in_flight = lock(&self.inner.writer);
+            self.inner.tree.get(format::META_HEAD_KEY)?
+        };
+        verify::verify(&self.inner.tree, recorded)
     }
 }
 
@@ -890,29 +914,80 @@ fn open_myolog_tree(path: &Path, db: &sled::Db) -> Result<sled::Tree, StorageErr
     Ok(tree)
 }
 
+/// What opening found: the head, the indexes, damage that refuses appends, and a cut group commit
+/// to remove.
+struct Recovered {
+    head: Head,
+    index: Index,
+    damage: Option<String>,
+    /// The cut commit and its chunks' keys.
+    cut_commit: Option<(CutCommit, Vec<sled::IVec>)>,
+}
+
+/// The chunks of a group commit that a crash cut before its head record was written: never
+/// acknowledged, removed when the log is opened (see [`recover`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CutCommit {
+    /// The first and last sequence number the cut commit's chunks held.
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
 /// Rebuilds the head and the in-memory indexes from the chunks' tables (ids and stream keys; the
 /// events are not decoded). A damaged or discontinuous chunk, or a head record that disagrees with
 /// the last chunk, does not stop the log from opening — reads and `verify` must still work on a
 /// damaged log — but it is returned as the reason to refuse appends.
-fn recover(tree: &sled::Tree) -> Result<(Head, Index, Option<String>), StorageError> {
+///
+/// The head record is a group commit's commit point (see [`crate::writer`]): a crash after some of
+/// a group's chunks reached sled's log but before its head record did leaves chunks past the
+/// recorded head, which nobody was told were stored. They are returned as a [`CutCommit`] only if
+/// they are exactly what a cut commit leaves — chunks that follow the recorded head without a gap,
+/// all with one commit time, the first event linking to the recorded head's hash; anything else
+/// past the head record is reported as damage, as before.
+fn recover(tree: &sled::Tree) -> Result<Recovered, StorageError> {
     let mut index = Index::default();
     let mut head = Head::default();
+    let (recorded, recorded_damage) = match tree.get(format::META_HEAD_KEY)? {
+        None => (None, None),
+        Some(bytes) => match format::decode_head(&bytes) {
+            Ok(recorded) => (Some(recorded), None),
+            Err(error) => (
+                None,
+                Some(format!("the head record is damaged ({error}); run verify")),
+            ),
+        },
+    };
+    // Chunks past this seq are not committed; with a damaged head record every chunk is indexed.
+    let committed_through = match (recorded, &recorded_damage) {
+        (_, Some(_)) => u64::MAX,
+        (Some((seq, _)), None) => seq,
+        (None, None) => 0,
+    };
+    let mut last_seq = 0u64;
+    let mut tail: Vec<(sled::IVec, Chunk)> = Vec::new();
+    let damaged = |head: Head, index: Index, problem: String| Recovered {
+        head,
+        index,
+        damage: Some(problem),
+        cut_commit: None,
+    };
     for entry in tree.range(format::chunk_key(0)..=format::chunk_key(u64::MAX)) {
         let (key, value) = entry?;
         let chunk = match parse_stored_chunk(&key, value) {
             Ok(chunk) => chunk,
-            Err(error) => {
-                let problem = format!("{error}; run verify");
-                return Ok((head, index, Some(problem)));
-            }
+            Err(error) => return Ok(damaged(head, index, format!("{error}; run verify"))),
         };
-        if Some(chunk.first_seq()) != head.seq.checked_add(1) {
+        if Some(chunk.first_seq()) != last_seq.checked_add(1) {
             let problem = format!(
-                "the chunk at seq {} does not follow seq {}; run verify",
+                "the chunk at seq {} does not follow seq {last_seq}; run verify",
                 chunk.first_seq(),
-                head.seq
             );
-            return Ok((head, index, Some(problem)));
+            return Ok(damaged(head, index, problem));
+        }
+        last_seq = chunk.last_seq();
+        if chunk.first_seq() > committed_through {
+            tail.push((key, chunk));
+            continue;
         }
         for at in 0..chunk.len() {
             if let (Some(event_id), Some(stream_key)) = (chunk.event_id(at), chunk.stream_key(at)) {
@@ -924,29 +999,61 @@ fn recover(tree: &sled::Tree) -> Result<(Head, Index, Option<String>), StorageEr
             hash: chunk.last_hash(),
         };
     }
-    let recorded = match tree.get(format::META_HEAD_KEY)? {
-        None => None,
-        Some(bytes) => match format::decode_head(&bytes) {
-            Ok(recorded) => Some(recorded),
-            Err(error) => {
-                let problem = format!("the head record is damaged ({error}); run verify");
-                return Ok((head, index, Some(problem)));
-            }
-        },
-    };
+    if let Some(problem) = recorded_damage {
+        return Ok(damaged(head, index, problem));
+    }
     let agrees = match recorded {
         None => head.seq == 0,
         Some((seq, hash)) => seq == head.seq && hash == head.hash,
     };
+    let disagreement = format!(
+        "the head record ({}) disagrees with the last chunk, which ends at seq {last_seq}; run verify",
+        recorded.map_or("missing".to_owned(), |(seq, _)| format!("seq {seq}")),
+    );
     if !agrees {
-        let problem = format!(
-            "the head record ({}) disagrees with the last chunk, which ends at seq {}; run verify",
-            recorded.map_or("missing".to_owned(), |(seq, _)| format!("seq {seq}")),
-            head.seq
-        );
-        return Ok((head, index, Some(problem)));
+        return Ok(damaged(head, index, disagreement));
     }
-    Ok((head, index, None))
+    let cut_commit = match tail.first() {
+        None => None,
+        Some((_, first)) => {
+            let one_commit = tail
+                .iter()
+                .all(|(_, chunk)| chunk.recorded_at_unix_nanos() == first.recorded_at_unix_nanos());
+            let links = first
+                .event(0)
+                .is_ok_and(|event| event.prev_hash == head.hash);
+            if !(one_commit && links) {
+                return Ok(damaged(head, index, disagreement));
+            }
+            let cut = CutCommit {
+                first_seq: first.first_seq(),
+                last_seq,
+            };
+            Some((cut, tail.into_iter().map(|(key, _)| key).collect()))
+        }
+    };
+    Ok(Recovered {
+        head,
+        index,
+        damage: None,
+        cut_commit,
+    })
+}
+
+/// Removes a cut group commit's chunks, durably, before anything else is appended after the head.
+fn remove_cut_commit(
+    path: &Path,
+    db: &sled::Db,
+    tree: &sled::Tree,
+    keys: &[sled::IVec],
+) -> Result<(), StorageError> {
+    let mut removal = sled::Batch::default();
+    for key in keys {
+        removal.remove(key.clone());
+    }
+    tree.apply_batch(removal)?;
+    db.flush()?;
+    DurableFiles::open(path)?.sync(true)
 }
 
 #[cfg(test)]

@@ -70,18 +70,14 @@ pub enum FailureReason {
     ChunkChecksumMismatch,
 }
 
-pub(crate) fn verify(tree: &sled::Tree) -> Result<VerifyReport, StorageError> {
-    // The head record fixes the end of the walk, so appends racing with it are ignored.
-    let mut recorded = tree.get(format::META_HEAD_KEY)?;
-    let mut has_chunks = false;
-    if recorded.is_none() {
-        has_chunks = first_chunk_seq(tree)?.is_some();
-        // An empty log's first commit may have landed between the two reads: its chunks and its
-        // head record are one atomic batch, so once chunks are seen a head record must be too.
-        if has_chunks {
-            recorded = tree.get(format::META_HEAD_KEY)?;
-        }
-    }
+/// Verifies the log in `tree` up to the head record `recorded`, read while no group commit was
+/// being written (see [`crate::EventLog::verify`]): a group's chunks are inserted before its head
+/// record, so a head record read mid-commit could miss chunks already present.
+pub(crate) fn verify(
+    tree: &sled::Tree,
+    recorded: Option<sled::IVec>,
+) -> Result<VerifyReport, StorageError> {
+    let has_chunks = recorded.is_none() && first_chunk_seq(tree)?.is_some();
     let head = match recorded.as_deref().map(format::decode_head) {
         Some(Ok((seq, hash))) => Head { seq, hash },
         None if !has_chunks => Head::default(),
