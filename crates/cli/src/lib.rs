@@ -8,6 +8,11 @@
 //! It holds no clinical rule and no service logic; each command parses, calls a library, and turns
 //! the result into output and an exit code.
 
+// jemalloc instead of the system allocator for the `myolog` binary (and everything else that links
+// this library): see `tikv-jemallocator` in the workspace manifest for the measurement.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 pub mod archive;
 pub mod audit;
 pub mod bridge;
