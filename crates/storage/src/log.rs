@@ -207,7 +207,10 @@ impl EventLog {
             index,
             damage,
             cut_commit,
-        } = recover(&tree)?;
+        } = recover(
+            &tree,
+            options.max_group_events.max(options.max_batch_events),
+        )?;
         if let Some((_, keys)) = &cut_commit {
             remove_cut_commit(&path, &db, &tree, keys)?;
         }
@@ -942,9 +945,11 @@ pub struct CutCommit {
 /// a group's chunks reached sled's log but before its head record did leaves chunks past the
 /// recorded head, which nobody was told were stored. They are returned as a [`CutCommit`] only if
 /// they are exactly what a cut commit leaves — chunks that follow the recorded head without a gap,
-/// all with one commit time, the first event linking to the recorded head's hash; anything else
-/// past the head record is reported as damage, as before.
-fn recover(tree: &sled::Tree) -> Result<Recovered, StorageError> {
+/// all with one commit time, the first event linking to the recorded head's hash, and no more events
+/// than one group commit can hold (`max_cut_events`: a group takes up to `max_group_events`, and a
+/// larger batch, of at most `max_batch_events`, goes alone); anything else past the head record is
+/// reported as damage, as before, and nothing is removed.
+fn recover(tree: &sled::Tree, max_cut_events: usize) -> Result<Recovered, StorageError> {
     let mut index = Index::default();
     let mut head = Head::default();
     let (recorded, recorded_damage) = match tree.get(format::META_HEAD_KEY)? {
@@ -1022,7 +1027,9 @@ fn recover(tree: &sled::Tree) -> Result<Recovered, StorageError> {
             let links = first
                 .event(0)
                 .is_ok_and(|event| event.prev_hash == head.hash);
-            if !(one_commit && links) {
+            let cut_events = last_seq - head.seq;
+            let one_group = cut_events <= max_cut_events as u64;
+            if !(one_commit && links && one_group) {
                 return Ok(damaged(head, index, disagreement));
             }
             let cut = CutCommit {

@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::{event, open, raw_sled, stored};
+use common::{event, open, options, raw_sled, stored};
 use myolog_storage::format;
-use myolog_storage::{CutCommit, ExpectedVersion, Hash};
+use myolog_storage::{CutCommit, EventLog, ExpectedVersion, Hash, LogOptions};
 
 /// Writes `commits` (sizes of one-batch commits) and returns the log's path; event ids `ev-<seq>`.
 fn log_of(dir: &tempfile::TempDir, commits: &[u64]) -> std::path::PathBuf {
@@ -114,4 +114,34 @@ fn a_cut_group_commit_is_removed_at_open_and_nothing_else_is() {
     // Two commits past the head record: not what one cut commit leaves, so damage.
     check(&[3, 3, 3], 3, Err(()));
     check(&[1, 1], 0, Err(()));
+}
+
+#[test]
+fn chunks_past_the_head_record_beyond_one_group_commit_are_damage_not_removed() {
+    // 500 events in one commit past the head record: more than a log whose groups and batches hold
+    // at most 100 events can have cut, so it is damage; and a log opened with the default limits
+    // (the same bytes) removes it as a cut commit.
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_of(&dir, &[2, 500]);
+    cut_back_to(&path, 2);
+    let small_groups = LogOptions {
+        max_group_events: 100,
+        max_batch_events: 100,
+        ..options()
+    };
+    let log = EventLog::open(&path, small_groups).unwrap();
+    assert_eq!(log.removed_cut_commit(), None);
+    assert_eq!(log.head().seq, 2);
+    let refused = log.append(
+        vec![event("after-the-damage", "study/s", ExpectedVersion::Any)],
+        "tester",
+    );
+    assert!(refused.is_err(), "{refused:?}");
+    drop(log);
+    let log = open(&path);
+    let cut = CutCommit {
+        first_seq: 3,
+        last_seq: 502,
+    };
+    assert_eq!(log.removed_cut_commit(), Some(cut));
 }
