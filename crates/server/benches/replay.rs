@@ -16,7 +16,12 @@
 //! migrated copy of the log another build wrote, to compare on-disk formats on the same events);
 //! `MYOLOG_BENCH_KEEP=<dir>` writes the log into `<dir>` and keeps it. A quick run:
 //! `MYOLOG_BENCH_REPLAY_EVENTS=50000 cargo bench -p myolog-server --bench replay`.
+
 #![allow(clippy::unwrap_used)] // A benchmark that cannot set itself up should stop loudly.
+
+// The allocator the `myolog` binary ships with, so memory and time are what `serve` would show.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::hint::black_box;
 use std::io::Write;

@@ -19,7 +19,12 @@
 //! Environment: `MYOLOG_BENCH_LOG=<dir>` (required: a format version 2 log, e.g. kept by the replay
 //! bench with `MYOLOG_BENCH_KEEP`, or migrated), `MYOLOG_BENCH_V1_LOG=<dir>` (optional),
 //! `MYOLOG_BENCH_ROUNDS` [3], `MYOLOG_BENCH_READ_ROUNDS` [5].
+
 #![allow(clippy::unwrap_used)] // A benchmark that cannot set itself up should stop loudly.
+
+// The allocator the `myolog` binary ships with, so memory and time are what `serve` would show.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 use std::hint::black_box;
 use std::io::BufRead;
