@@ -969,7 +969,7 @@ fn recover(tree: &sled::Tree, max_cut_events: usize) -> Result<Recovered, Storag
         (None, None) => 0,
     };
     let mut last_seq = 0u64;
-    let mut tail: Vec<(sled::IVec, Chunk)> = Vec::new();
+    let mut tail = Tail::default();
     let damaged = |head: Head, index: Index, problem: String| Recovered {
         head,
         index,
@@ -991,7 +991,7 @@ fn recover(tree: &sled::Tree, max_cut_events: usize) -> Result<Recovered, Storag
         }
         last_seq = chunk.last_seq();
         if chunk.first_seq() > committed_through {
-            tail.push((key, chunk));
+            tail.add(key, chunk, max_cut_events);
             continue;
         }
         for at in 0..chunk.len() {
@@ -1018,25 +1018,21 @@ fn recover(tree: &sled::Tree, max_cut_events: usize) -> Result<Recovered, Storag
     if !agrees {
         return Ok(damaged(head, index, disagreement));
     }
-    let cut_commit = match tail.first() {
+    let cut_commit = match tail.first {
         None => None,
-        Some((_, first)) => {
-            let one_commit = tail
-                .iter()
-                .all(|(_, chunk)| chunk.recorded_at_unix_nanos() == first.recorded_at_unix_nanos());
+        Some(first) => {
             let links = first
                 .event(0)
                 .is_ok_and(|event| event.prev_hash == head.hash);
-            let cut_events = last_seq - head.seq;
-            let one_group = cut_events <= max_cut_events as u64;
-            if !(one_commit && links && one_group) {
+            let one_group = tail.events <= max_cut_events as u64;
+            if !(tail.one_commit && links && one_group) {
                 return Ok(damaged(head, index, disagreement));
             }
             let cut = CutCommit {
                 first_seq: first.first_seq(),
                 last_seq,
             };
-            Some((cut, tail.into_iter().map(|(key, _)| key).collect()))
+            Some((cut, tail.keys))
         }
     };
     Ok(Recovered {
@@ -1045,6 +1041,33 @@ fn recover(tree: &sled::Tree, max_cut_events: usize) -> Result<Recovered, Storag
         damage: None,
         cut_commit,
     })
+}
+
+/// The chunks past the head record, as [`recover`] finds them: the first (for its link to the head),
+/// whether all share its commit time, how many events they hold, and their keys — collected only
+/// while they could still be one cut commit, so a long damaged tail costs no memory.
+#[derive(Default)]
+struct Tail {
+    first: Option<Chunk>,
+    one_commit: bool,
+    events: u64,
+    keys: Vec<sled::IVec>,
+}
+
+impl Tail {
+    fn add(&mut self, key: sled::IVec, chunk: Chunk, max_cut_events: usize) {
+        self.events += chunk.len() as u64;
+        match &self.first {
+            None => self.one_commit = true,
+            Some(first) => {
+                self.one_commit &= chunk.recorded_at_unix_nanos() == first.recorded_at_unix_nanos();
+            }
+        }
+        if self.events <= max_cut_events as u64 {
+            self.keys.push(key);
+        }
+        self.first.get_or_insert(chunk);
+    }
 }
 
 /// Removes a cut group commit's chunks, durably, before anything else is appended after the head.
