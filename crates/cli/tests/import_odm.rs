@@ -3,27 +3,17 @@
 //! stores nothing. The exit status says a partial import (the fixture's planted discrepancies) from a
 //! failure.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use myolog_proto::v1 as pb;
 use pb::audit_client::AuditClient;
 use pb::ingest_client::IngestClient;
 
-fn myolog(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_myolog"));
-    // The test's own environment must not configure the commands under test.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MYOLOG_") {
-            command.env_remove(key);
-        }
-    }
-    command.current_dir(dir);
-    command
-}
+mod common;
+
+use common::myolog;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,44 +29,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// `myolog serve` on an OS-chosen loopback port; its URL.
-fn serve(dir: &Path) -> (Killed, String) {
-    let mut child = myolog(dir)
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--data", "data"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("myolog serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (lines_tx, lines_rx) = mpsc::channel::<String>();
-    // Drain the log on a thread (a full pipe would block the server) and pick out the address.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr = loop {
-        let line = lines_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logs that it is serving");
-        if let Some((_, rest)) = line.split_once("serving addr=Some(")
-            && let Some((addr, _)) = rest.split_once(')')
-        {
-            break addr.to_string();
-        }
-    };
-    (Killed(child), format!("http://{addr}"))
 }
 
 /// The STIR-shaped export with its two records repeated `copies` times under other subject keys.
@@ -163,7 +115,8 @@ async fn an_import_killed_midway_resumes_without_loss_or_duplicates() {
         dir.path().join("stir.mapping.toml"),
     )
     .expect("mapping");
-    let (_server, url) = serve(dir.path());
+    let server = common::Server::start(dir.path(), &["--data", "data"]);
+    let url = server.url.clone();
     IngestClient::connect(url.clone())
         .await
         .expect("connects")

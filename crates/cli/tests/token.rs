@@ -3,27 +3,17 @@
 //! TLS configuration or an unreadable principals file; `myolog token issue` prints a token that a
 //! running server accepts once it has been sent SIGHUP, without a restart.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use myolog_proto::v1 as pb;
 use myolog_proto::v1::audit_client::AuditClient;
 use tonic::{Code, Request};
 
-fn myolog(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_myolog"));
-    // The test's own environment must not configure the server under test.
-    for (key, _) in std::env::vars() {
-        if key.starts_with("MYOLOG_") {
-            command.env_remove(key);
-        }
-    }
-    command.current_dir(dir);
-    command
-}
+mod common;
+
+use common::myolog;
 
 fn issue(dir: &Path, principal: &str, role: &str) -> String {
     let output = myolog(dir)
@@ -86,18 +76,6 @@ fn refuses_to_start_and_says_why() {
     }
 }
 
-/// Stops the server (SIGTERM) when the test ends, however it ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 async fn verify(url: &str, token: &str) -> Code {
     let mut client = match AuditClient::connect(url.to_string()).await {
         Ok(client) => client,
@@ -118,47 +96,17 @@ async fn verify(url: &str, token: &str) -> Code {
 async fn a_token_issued_while_running_works_after_sighup() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first = issue(dir.path(), "inspector", "auditor");
-    let mut child = myolog(dir.path())
-        .args([
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--data", "data", "--principals", "principals.toml"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("myolog serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let server = Server(child);
-    // Drain the log on a thread (a full pipe would block the server) and pick out the address.
-    let (lines_tx, lines_rx) = mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let addr = loop {
-        let line = lines_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server logs that it is serving");
-        if let Some((_, rest)) = line.split_once("serving addr=Some(")
-            && let Some((addr, _)) = rest.split_once(')')
-        {
-            break addr.to_string();
-        }
-    };
-    let url = format!("http://{addr}");
+    let server = common::Server::start(
+        dir.path(),
+        &["--data", "data", "--principals", "principals.toml"],
+    );
+    let url = server.url.clone();
     assert_eq!(verify(&url, &first).await, Code::Ok);
 
     let second = issue(dir.path(), "inspector-2", "auditor");
     assert_eq!(verify(&url, &second).await, Code::Unauthenticated);
     let sent = Command::new("kill")
-        .args(["-HUP", &server.0.id().to_string()])
+        .args(["-HUP", &server.child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(sent.success());

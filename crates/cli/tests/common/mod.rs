@@ -1,6 +1,6 @@
-//! What the process-level archive and follower tests share: the real `myolog` binary started as a
-//! server on loopback (its address read from its log), synthetic batches written through
-//! `Ingest.Append`, and the log's head read through `Audit.Verify`.
+//! What the process-level tests share (archive, follower, import, token, signals): the real
+//! `myolog` binary started as a server on loopback (its address read from its log), synthetic
+//! batches written through `Ingest.Append`, and the log's head read through `Audit.Verify`.
 
 #![allow(dead_code)]
 
