@@ -373,7 +373,7 @@ impl Writer {
     /// record, one sled insert each. Not one `apply_batch`: sled 0.34 seals and writes its current
     /// log buffer twice per batch (before and after reserving the batch manifest), two buffer
     /// writes, two `sync_file_range` calls and two thread-pool wake-ups per group commit on top of
-    /// the flush's own, which was a sixth of the server's CPU per event at 16 streams. sled's log
+    /// the flush's own, about an eighth of the server's CPU per event at 16 streams. sled's log
     /// is recovered as a prefix, so the head record, inserted last, is the commit point: a crash
     /// between the inserts leaves chunks past the recorded head, which opening removes (see
     /// `log::recover`); the group's appenders are answered only after the flush covering the head
